@@ -1,0 +1,71 @@
+# mediabot — developer entry points. `make test` and `make demo` work on a fresh
+# Debian/Ubuntu machine: they install what is missing (scripts/bootstrap.sh).
+
+PYTHON  ?= .venv/bin/python
+CC      ?= gcc
+MINGW   ?= x86_64-w64-mingw32-gcc
+CWARN   := -std=c11 -Wall -Wextra -Werror
+NATIVE_INC := -Inative/include -Inative/src
+RING_SRC := native/src/compat.c native/src/ring.c native/src/selftest.c native/src/status.c
+BUILD   := build/native
+
+.PHONY: all bootstrap build test pytest native-check native-werror native-asan native-tsan \
+        native-win bench bench-quick demo fuzz clean
+
+all: build
+
+bootstrap: .venv/.bootstrapped
+
+.venv/.bootstrapped: pyproject.toml scripts/bootstrap.sh
+	bash scripts/bootstrap.sh
+	touch $@
+
+build: bootstrap
+	$(PYTHON) native/build.py
+
+test: build native-check pytest
+
+pytest: build
+	$(PYTHON) -m pytest -q
+
+# ---- native checks (C level, no Python) ----------------------------------
+native-check: native-werror native-asan native-tsan native-win
+
+$(BUILD):
+	mkdir -p $(BUILD)
+
+native-werror: | $(BUILD)
+	$(CC) $(CWARN) -O2 $(NATIVE_INC) $(RING_SRC) native/tests/test_ring.c -o $(BUILD)/test_ring -lpthread
+	$(BUILD)/test_ring 500000
+
+native-asan: | $(BUILD)
+	$(CC) $(CWARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+	    $(NATIVE_INC) $(RING_SRC) native/tests/test_ring.c -o $(BUILD)/test_ring_asan -lpthread
+	$(BUILD)/test_ring_asan 300000
+
+native-tsan: | $(BUILD)
+	$(CC) $(CWARN) -O1 -g -fsanitize=thread $(NATIVE_INC) $(RING_SRC) native/tests/test_ring.c \
+	    -o $(BUILD)/test_ring_tsan -lpthread
+	TSAN_OPTIONS=halt_on_error=1 setarch -R $(BUILD)/test_ring_tsan 200000
+
+# Windows: compile with mingw-w64 -Werror (both atomics branches) and run under wine
+native-win: | $(BUILD)
+	$(MINGW) $(CWARN) -O2 $(NATIVE_INC) $(RING_SRC) native/tests/test_ring.c \
+	    -o $(BUILD)/test_ring.exe -lsynchronization -lws2_32
+	$(MINGW) $(CWARN) -O2 -DMC_ATOMICS_INTERLOCKED $(NATIVE_INC) $(RING_SRC) native/tests/test_ring.c \
+	    -o $(BUILD)/test_ring_interlocked.exe -lsynchronization -lws2_32
+	bash scripts/wine-run.sh $(BUILD)/test_ring.exe 200000
+	bash scripts/wine-run.sh $(BUILD)/test_ring_interlocked.exe 200000
+
+# ---- benchmarks, demo ----------------------------------------------------
+bench: build
+	$(PYTHON) -m benchmarks --json build/bench.json
+
+bench-quick: build
+	$(PYTHON) -m benchmarks --quick --json build/bench-quick.json
+
+demo: build
+	$(PYTHON) -m bot demo
+
+clean:
+	rm -rf build mediacore/_native*.so mediacore/_native*.pyd

@@ -1,0 +1,275 @@
+/*
+ * mediacore.h — the one public header of mediabot's native core.
+ *
+ * Conventions
+ *  - Every symbol carries the `mc_` prefix. Handles are opaque.
+ *  - Every function returns an `mc_status` (0 = success, > 0 = success with
+ *    information, < 0 = error) and writes its results through pointers.
+ *    `mc_status_name()` and `mc_status_message()` describe any status.
+ *  - Each function states which thread may call it:
+ *      [any]       any thread, at any time;
+ *      [control]   one control thread at a time (Python holds a lock per handle);
+ *      [producer]  the single producer thread of a ring;
+ *      [consumer]  the single consumer thread of a ring.
+ *  - Nothing here calls back into a host language. Data crosses threads
+ *    through rings and atomics only.
+ *
+ * The text between `@cdef-begin` and `@cdef-end` markers is also the cffi
+ * declaration of the Python binding (native/build.py extracts it), so those
+ * regions hold plain C declarations only: no macros, no inline functions.
+ */
+#ifndef MEDIACORE_H
+#define MEDIACORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && defined(MC_BUILD_DLL)
+#define MC_API __declspec(dllexport)
+#else
+#define MC_API
+#endif
+
+/* @cdef-begin status */
+typedef int32_t mc_status;
+
+enum {
+    MC_OK = 0,
+    MC_DROPPED = 1,            /* success: the record was dropped by the ring's policy (counted) */
+
+    MC_E_INVAL = -1,           /* an argument is out of range or a handle is NULL */
+    MC_E_NOMEM = -2,           /* allocation failed */
+    MC_E_FULL = -3,            /* ring full and its policy is to report it */
+    MC_E_EMPTY = -4,           /* nothing to read */
+    MC_E_TIMEOUT = -5,         /* a wait timed out */
+    MC_E_TOO_LARGE = -6,       /* record or packet larger than allowed */
+    MC_E_CLOSED = -7,          /* ring or engine closed and drained */
+    MC_E_BAD_MAGIC = -8,       /* attached memory is not a mediacore ring */
+    MC_E_BAD_VERSION = -9,     /* ring layout version not supported */
+    MC_E_BAD_SIZE = -10,       /* memory too small for the ring it describes, or capacity invalid */
+    MC_E_IO = -11,             /* socket or OS call failed (see mc_last_os_error) */
+    MC_E_CRYPTO = -12,         /* the crypto library failed */
+    MC_E_AUTH = -13,           /* SRTP authentication tag mismatch */
+    MC_E_REPLAY = -14,         /* SRTP replay detected */
+    MC_E_MALFORMED = -15,      /* packet or document does not parse */
+    MC_E_STATE = -16,          /* call not valid in the current state */
+    MC_E_UNSUPPORTED = -17,    /* feature, profile or codec not supported */
+    MC_E_NOT_FOUND = -18,      /* unknown session, stream or id */
+    MC_E_EXISTS = -19,         /* id already in use */
+    MC_E_CODEC = -20,          /* codec library failed */
+    MC_E_BUFFER = -21          /* output buffer too small */
+};
+
+/* [any] Stable identifier ("MC_E_FULL") and human message for a status. */
+MC_API const char *mc_status_name(mc_status status);
+MC_API const char *mc_status_message(mc_status status);
+/* [any] errno / GetLastError() of the last failed OS call on this thread. */
+MC_API int32_t mc_last_os_error(void);
+/* [any] Version of this library as 0xMMmmpp. */
+MC_API uint32_t mc_version(void);
+/* @cdef-end */
+
+/* @cdef-begin clock */
+/* [any] The media clock: monotonic nanoseconds (CLOCK_MONOTONIC on Linux,
+ * QueryPerformanceCounter on Windows). Its epoch is unspecified but shared by
+ * every thread and, on one host, every process. Python's
+ * time.monotonic_ns() reads the same clock on both platforms. */
+MC_API int64_t mc_now_ns(void);
+/* [any] Sleep at least `ns` nanoseconds. */
+MC_API void mc_sleep_ns(int64_t ns);
+/* @cdef-end */
+
+/* ------------------------------------------------------------------------
+ * Rings: single-producer / single-consumer, lock-free, variable-length
+ * records, usable between threads of one process or across processes over
+ * shared memory.
+ *
+ * Binary layout, version 1 (all integers little-endian, offsets in bytes;
+ * another process or language attaches by following this table):
+ *
+ *   offset size  field
+ *   ---- header line (read-only after init)
+ *   0      4     magic          0x4752434D, the bytes "MCRG"
+ *   4      2     version        1
+ *   6      2     header_size    256; record data starts here
+ *   8      8     capacity       data bytes, a power of two, 64 .. 2^40
+ *   16     4     flags          bit 0: MC_RING_DROP_NEWEST (else report FULL)
+ *                               bit 1: MC_RING_SHARED (waits use process-shared primitives)
+ *   20     4     max_record     largest payload accepted: capacity/2 - 8
+ *   24    40     reserved       zero
+ *   ---- producer line, written by the producer only
+ *   64     8     head           bytes ever committed (free-running, never wraps in practice)
+ *   72     8     records_written
+ *   80     8     records_dropped   records dropped by the DROP_NEWEST policy
+ *   88     8     bytes_dropped     payload bytes of those records
+ *   96     8     records_refused   writes refused with MC_E_FULL (report policy)
+ *   104    4     closed         1 once the producer closed the ring
+ *   108   20     reserved
+ *   ---- consumer line, written by the consumer only
+ *   128    8     tail           bytes ever released
+ *   136    8     records_read
+ *   144   48     reserved
+ *   ---- wake line
+ *   192    4     data_seq       incremented by the producer to wake a waiting consumer
+ *   196    4     consumer_waiting  1 while the consumer is (about to be) asleep
+ *   200    4     space_seq      incremented by the consumer to wake a waiting producer
+ *   204    4     producer_waiting  1 while the producer is (about to be) asleep
+ *   208   48     reserved
+ *   ---- data
+ *   256    capacity   records
+ *
+ * A record is an 8-byte header {u32 length; u32 type} followed by `length`
+ * payload bytes, padded to a multiple of 8. Records never straddle the end of
+ * the data area: when one does not fit, the producer writes a header with
+ * type 0xFFFFFFFF (padding) and the record starts again at offset 0.
+ * The byte offset of a record is (counter mod capacity).
+ *
+ * Memory ordering: the producer writes the record, then publishes `head` with
+ * a release store; the consumer reads `head` with an acquire load before
+ * touching the record. The consumer releases space by a release store of
+ * `tail`, which the producer reads with acquire before overwriting it.
+ * Sleep/wake is an event count: a waiter reads *_seq, sets its *_waiting
+ * word (seq_cst), re-checks the counter (seq_cst) and only then sleeps on
+ * *_seq; the other side publishes its counter (seq_cst), then reads the
+ * waiting word (seq_cst) and makes the wake syscall (after bumping *_seq) only
+ * if it is set — no syscall when nobody waits.
+ * ---------------------------------------------------------------------- */
+
+/* @cdef-begin ring */
+typedef struct mc_ring mc_ring;
+
+enum {
+    MC_RING_DROP_NEWEST = 1,   /* when full: drop the new record, count it, return MC_DROPPED */
+    MC_RING_SHARED = 2,         /* the ring lives in memory shared between processes */
+    MC_RING_HEADER_SIZE = 256,
+    MC_RING_VERSION = 1,
+    MC_RING_MAGIC = 0x4752434D,
+    MC_RING_TYPE_PAD = -1       /* record type reserved for padding (0xFFFFFFFF) */
+};
+
+typedef struct mc_ring_stats {
+    uint64_t capacity;
+    uint64_t used_bytes;        /* head - tail at the time of reading */
+    uint64_t records_written;
+    uint64_t records_read;
+    uint64_t records_dropped;
+    uint64_t bytes_dropped;
+    uint64_t records_refused;
+    uint32_t max_record;
+    uint32_t flags;
+    uint32_t closed;
+} mc_ring_stats;
+
+/* [any] Bytes of memory needed for a ring of `capacity` data bytes. */
+MC_API size_t mc_ring_memory_size(uint64_t capacity);
+/* [control] Initialise a ring in caller-provided memory (>= mc_ring_memory_size,
+ * 64-byte aligned) and return a handle. The memory must outlive the handle. */
+MC_API mc_status mc_ring_init(void *memory, size_t memory_size, uint64_t capacity,
+                              uint32_t flags, mc_ring **out);
+/* [control] Attach to a ring another party initialised. Validates magic,
+ * version, header size and capacity against `memory_size`. */
+MC_API mc_status mc_ring_attach(void *memory, size_t memory_size, mc_ring **out);
+/* [control] Allocate memory (64-byte aligned) and initialise a private ring. */
+MC_API mc_status mc_ring_new(uint64_t capacity, uint32_t flags, mc_ring **out);
+/* [control] Free a handle (and the memory, if mc_ring_new allocated it).
+ * Both sides must have stopped using the ring. */
+MC_API void mc_ring_free(mc_ring *ring);
+/* [any] Base address of the ring's memory (header included). */
+MC_API void *mc_ring_memory(mc_ring *ring);
+
+/* [producer] Copy one record in. MC_OK, MC_DROPPED (drop policy), MC_E_FULL
+ * (report policy), MC_E_TOO_LARGE, MC_E_CLOSED. */
+MC_API mc_status mc_ring_write(mc_ring *ring, uint32_t type, const void *data, uint32_t length);
+/* [producer] Copy `count` records laid out back to back in `data` with
+ * lengths `lengths[i]`; one publication and at most one wake for the lot.
+ * `*written` receives how many were accepted (in order); the rest are
+ * dropped (drop policy, counted) or left to the caller (report policy). */
+MC_API mc_status mc_ring_write_batch(mc_ring *ring, uint32_t type, const uint8_t *data,
+                                     const uint32_t *lengths, uint32_t count, uint32_t *written);
+/* [producer] Zero-copy write: reserve space for up to `length` bytes, fill
+ * *out, then mc_ring_commit with the length actually used (<= reserved).
+ * Same statuses as mc_ring_write; on MC_DROPPED *out is NULL and nothing is
+ * to be committed. */
+MC_API mc_status mc_ring_reserve(mc_ring *ring, uint32_t length, void **out);
+MC_API mc_status mc_ring_commit(mc_ring *ring, uint32_t type, uint32_t length);
+/* [producer] Wait until `length` bytes could be written, or timeout.
+ * timeout_ns < 0 waits forever; 0 polls. */
+MC_API mc_status mc_ring_wait_writable(mc_ring *ring, uint32_t length, int64_t timeout_ns);
+/* [producer] Mark the ring closed; the consumer drains it and then gets MC_E_CLOSED. */
+MC_API mc_status mc_ring_close(mc_ring *ring);
+
+/* [consumer] Copy the next record into `buffer`. MC_E_EMPTY when none;
+ * MC_E_BUFFER (record left in place, *length = its size) when `buffer` is too
+ * small; MC_E_CLOSED once closed and drained. */
+MC_API mc_status mc_ring_read(mc_ring *ring, void *buffer, uint32_t buffer_size,
+                              uint32_t *length, uint32_t *type);
+/* [consumer] Copy up to `max_records` records back to back into `buffer`
+ * (each at an 8-aligned offset), writing offsets[i], lengths[i] (and types[i]
+ * if not NULL). Stops early when the next record does not fit. */
+MC_API mc_status mc_ring_read_batch(mc_ring *ring, uint8_t *buffer, size_t buffer_size,
+                                    uint32_t *offsets, uint32_t *lengths, uint32_t *types,
+                                    uint32_t max_records, uint32_t *count);
+/* [consumer] Zero-copy: locate up to `max_records` records in the ring
+ * without consuming them; offsets are from the start of the data area
+ * (mc_ring_data). Records stay valid until mc_ring_release. */
+MC_API mc_status mc_ring_peek(mc_ring *ring, uint32_t *offsets, uint32_t *lengths,
+                              uint32_t *types, uint32_t max_records, uint32_t *count);
+/* [consumer] Consume the first `count` records returned by the last peek. */
+MC_API mc_status mc_ring_release(mc_ring *ring, uint32_t count);
+/* [consumer] Start of the data area. */
+MC_API uint8_t *mc_ring_data(mc_ring *ring);
+/* [consumer] Block until a record is available, the ring is closed, or the
+ * timeout passes (timeout_ns < 0: forever; 0: poll). Spins `spin_ns` first
+ * (0 = no spin, the default). MC_OK, MC_E_TIMEOUT, MC_E_CLOSED. */
+MC_API mc_status mc_ring_wait(mc_ring *ring, int64_t timeout_ns, int64_t spin_ns);
+
+/* [any] Counters; safe while both sides run (values are a consistent-enough snapshot). */
+MC_API mc_status mc_ring_get_stats(mc_ring *ring, mc_ring_stats *out);
+/* @cdef-end */
+
+/* ------------------------------------------------------------------------
+ * Self-test workers: native threads that drive a ring from the other side,
+ * for tests and benchmarks of the native <-> Python hand-off.
+ * Record format used by both: u64 sequence, u64 timestamp_ns (mc_now_ns at
+ * write), u32 checksum (mc_checksum32 of the payload after this header), u32
+ * payload length, then the payload (byte i = (seq + i) & 0xff).
+ * ---------------------------------------------------------------------- */
+
+/* @cdef-begin selftest */
+typedef struct mc_selftest mc_selftest;
+
+typedef struct mc_selftest_result {
+    uint64_t records;           /* producer: written (accepted); consumer: read */
+    uint64_t dropped;           /* producer: dropped or refused */
+    uint64_t errors;            /* consumer: bad checksum, gap, duplicate or reorder */
+    uint64_t last_sequence;
+    int64_t elapsed_ns;
+} mc_selftest_result;
+
+/* [control] Start a native producer thread writing `count` records of
+ * `record_length` bytes (>= 24). interval_ns > 0 paces the writes;
+ * batch > 1 publishes that many records per mc_ring_write_batch call.
+ * With block != 0 a full ring makes the producer wait instead of dropping. */
+MC_API mc_status mc_selftest_producer_start(mc_ring *ring, uint64_t count, uint32_t record_length,
+                                            int64_t interval_ns, uint32_t batch, int32_t block,
+                                            mc_selftest **out);
+/* [control] Start a native consumer thread that verifies every record and
+ * stops after `count` records, MC_E_CLOSED, or `timeout_ns` of idleness. */
+MC_API mc_status mc_selftest_consumer_start(mc_ring *ring, uint64_t count, int64_t timeout_ns,
+                                            mc_selftest **out);
+/* [control] Wait for the thread and collect its result; frees the handle. */
+MC_API mc_status mc_selftest_join(mc_selftest *worker, mc_selftest_result *result);
+/* [any] The self-test checksum: FNV-1a over little-endian 32-bit words
+ * (a trailing partial word is zero-padded). */
+MC_API uint32_t mc_checksum32(const uint8_t *data, size_t length);
+/* @cdef-end */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MEDIACORE_H */

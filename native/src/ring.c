@@ -1,0 +1,631 @@
+/*
+ * ring.c — single-producer / single-consumer lock-free ring of variable-length
+ * records. The binary layout and the ordering contract are in mediacore.h;
+ * this file follows them exactly.
+ *
+ * Thread roles: the producer owns `head` and the producer counters; the
+ * consumer owns `tail` and `records_read`. Each side also keeps a private,
+ * cached copy of the other side's counter in its handle and refreshes it only
+ * when the cached value says "full" / "empty" (the rigtorp/folly trick that
+ * keeps the two cache lines from bouncing on every record).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "compat.h"
+
+typedef struct ring_header {
+    /* header line: written once by mc_ring_init */
+    uint32_t magic;
+    uint16_t version;
+    uint16_t header_size;
+    uint64_t capacity;
+    uint32_t flags;
+    uint32_t max_record;
+    uint8_t reserved0[40];
+    /* producer line */
+    volatile uint64_t head;
+    volatile uint64_t records_written;
+    volatile uint64_t records_dropped;
+    volatile uint64_t bytes_dropped;
+    volatile uint64_t records_refused;
+    volatile uint32_t closed;
+    uint8_t reserved1[20];
+    /* consumer line */
+    volatile uint64_t tail;
+    volatile uint64_t records_read;
+    uint8_t reserved2[48];
+    /* wake line */
+    volatile uint32_t data_seq;
+    volatile uint32_t consumer_waiting;
+    volatile uint32_t space_seq;
+    volatile uint32_t producer_waiting;
+    uint8_t reserved3[48];
+} ring_header;
+
+MC_STATIC_ASSERT(sizeof(ring_header) == MC_RING_HEADER_SIZE, "ring header is 256 bytes");
+MC_STATIC_ASSERT(offsetof(ring_header, head) == 64, "producer line at 64");
+MC_STATIC_ASSERT(offsetof(ring_header, records_refused) == 96, "records_refused at 96");
+MC_STATIC_ASSERT(offsetof(ring_header, closed) == 104, "closed at 104");
+MC_STATIC_ASSERT(offsetof(ring_header, tail) == 128, "consumer line at 128");
+MC_STATIC_ASSERT(offsetof(ring_header, data_seq) == 192, "wake line at 192");
+MC_STATIC_ASSERT(offsetof(ring_header, producer_waiting) == 204, "producer_waiting at 204");
+
+typedef struct record_header {
+    uint32_t length;
+    uint32_t type;
+} record_header;
+
+#define REC_HDR ((uint64_t)sizeof(record_header))
+#define TYPE_PAD 0xFFFFFFFFu
+#define MIN_CAPACITY 64u
+#define MAX_CAPACITY (1ULL << 40)
+
+struct mc_ring {
+    ring_header *hdr;
+    uint8_t *data;
+    uint64_t capacity;
+    uint64_t mask;
+    uint32_t max_record;
+    uint32_t flags;
+    int shared;
+    void *owned_memory;
+    /* producer-private state (own cache line) */
+    MC_ALIGNED(64) uint64_t prod_head; /* head including unpublished records */
+    uint64_t prod_tail_cache;
+    uint64_t claim_pos;                /* counter where the claimed record starts */
+    uint32_t claim_length;
+    int claimed;
+    /* consumer-private state (own cache line) */
+    MC_ALIGNED(64) uint64_t cons_tail;
+    uint64_t cons_head_cache;
+};
+
+static inline uint64_t align8(uint64_t n) { return (n + 7u) & ~(uint64_t)7u; }
+
+/* Largest payload: half the ring minus a record header, so that a record
+ * always fits into an empty ring wherever the head happens to be. */
+static uint32_t max_record_for(uint64_t capacity)
+{
+    uint64_t m = capacity / 2 - REC_HDR;
+    return m > 0xFFFFFFF0u ? 0xFFFFFFF0u : (uint32_t)m;
+}
+
+MC_API size_t mc_ring_memory_size(uint64_t capacity)
+{
+    return (size_t)(MC_RING_HEADER_SIZE + capacity);
+}
+
+static int capacity_valid(uint64_t capacity)
+{
+    return capacity >= MIN_CAPACITY && capacity <= MAX_CAPACITY && (capacity & (capacity - 1)) == 0;
+}
+
+static mc_ring *handle_new(void *memory)
+{
+    mc_ring *r = (mc_ring *)mc_aligned_alloc(64, sizeof(mc_ring));
+    if (!r)
+        return NULL;
+    memset(r, 0, sizeof *r);
+    r->hdr = (ring_header *)memory;
+    r->data = (uint8_t *)memory + MC_RING_HEADER_SIZE;
+    r->capacity = r->hdr->capacity;
+    r->mask = r->capacity - 1;
+    r->max_record = r->hdr->max_record;
+    r->flags = r->hdr->flags;
+    r->shared = (r->flags & MC_RING_SHARED) != 0;
+    r->prod_head = mc_load_u64_acquire(&r->hdr->head);
+    r->prod_tail_cache = mc_load_u64_acquire(&r->hdr->tail);
+    r->cons_tail = r->prod_tail_cache;
+    r->cons_head_cache = r->prod_head;
+    return r;
+}
+
+MC_API mc_status mc_ring_init(void *memory, size_t memory_size, uint64_t capacity, uint32_t flags,
+                              mc_ring **out)
+{
+    if (!memory || !out || ((uintptr_t)memory & 63u) != 0)
+        return MC_E_INVAL;
+    if (!capacity_valid(capacity) || memory_size < mc_ring_memory_size(capacity))
+        return MC_E_BAD_SIZE;
+    if (flags & ~(uint32_t)(MC_RING_DROP_NEWEST | MC_RING_SHARED))
+        return MC_E_INVAL;
+    ring_header *h = (ring_header *)memory;
+    memset(h, 0, sizeof *h);
+    h->version = MC_RING_VERSION;
+    h->header_size = MC_RING_HEADER_SIZE;
+    h->capacity = capacity;
+    h->flags = flags;
+    h->max_record = max_record_for(capacity);
+    /* The magic goes last, with release, so an attacher that sees it sees the
+     * rest of the header. */
+    mc_store_u32_release(&h->magic, MC_RING_MAGIC);
+    mc_ring *r = handle_new(memory);
+    if (!r)
+        return MC_E_NOMEM;
+    *out = r;
+    return MC_OK;
+}
+
+MC_API mc_status mc_ring_attach(void *memory, size_t memory_size, mc_ring **out)
+{
+    if (!memory || !out || ((uintptr_t)memory & 7u) != 0)
+        return MC_E_INVAL;
+    if (memory_size < MC_RING_HEADER_SIZE)
+        return MC_E_BAD_SIZE;
+    ring_header *h = (ring_header *)memory;
+    if (mc_load_u32_acquire(&h->magic) != MC_RING_MAGIC)
+        return MC_E_BAD_MAGIC;
+    if (h->version != MC_RING_VERSION || h->header_size != MC_RING_HEADER_SIZE)
+        return MC_E_BAD_VERSION;
+    if (!capacity_valid(h->capacity) || memory_size < mc_ring_memory_size(h->capacity) ||
+        h->max_record != max_record_for(h->capacity))
+        return MC_E_BAD_SIZE;
+    mc_ring *r = handle_new(memory);
+    if (!r)
+        return MC_E_NOMEM;
+    *out = r;
+    return MC_OK;
+}
+
+MC_API mc_status mc_ring_new(uint64_t capacity, uint32_t flags, mc_ring **out)
+{
+    if (!out)
+        return MC_E_INVAL;
+    if (!capacity_valid(capacity))
+        return MC_E_BAD_SIZE;
+    size_t size = mc_ring_memory_size(capacity);
+    void *mem = mc_aligned_alloc(4096, size);
+    if (!mem)
+        return MC_E_NOMEM;
+    mc_status s = mc_ring_init(mem, size, capacity, flags, out);
+    if (s != MC_OK) {
+        mc_aligned_free(mem);
+        return s;
+    }
+    (*out)->owned_memory = mem;
+    return MC_OK;
+}
+
+MC_API void mc_ring_free(mc_ring *ring)
+{
+    if (!ring)
+        return;
+    if (ring->owned_memory)
+        mc_aligned_free(ring->owned_memory);
+    mc_aligned_free(ring);
+}
+
+MC_API void *mc_ring_memory(mc_ring *ring) { return ring ? (void *)ring->hdr : NULL; }
+
+MC_API uint8_t *mc_ring_data(mc_ring *ring) { return ring ? ring->data : NULL; }
+
+/* ---- producer ------------------------------------------------------------------ */
+
+static mc_status refuse(mc_ring *r, uint32_t length)
+{
+    ring_header *h = r->hdr;
+    if (r->flags & MC_RING_DROP_NEWEST) {
+        /* single writer: plain read-modify-write, relaxed publication for stats */
+        mc_store_u64_relaxed(&h->records_dropped, mc_load_u64_relaxed(&h->records_dropped) + 1);
+        mc_store_u64_relaxed(&h->bytes_dropped, mc_load_u64_relaxed(&h->bytes_dropped) + length);
+        return MC_DROPPED;
+    }
+    mc_store_u64_relaxed(&h->records_refused, mc_load_u64_relaxed(&h->records_refused) + 1);
+    return MC_E_FULL;
+}
+
+/* Find room for a record of `length` bytes at r->prod_head, writing a padding
+ * record first if it would straddle the end. Returns MC_OK with claim_pos set,
+ * or MC_E_FULL (nothing written). */
+static mc_status claim(mc_ring *r, uint32_t length)
+{
+    uint64_t need = align8(REC_HDR + length);
+    uint64_t head = r->prod_head;
+    uint64_t offset = head & r->mask;
+    uint64_t to_end = r->capacity - offset;
+    uint64_t total = need <= to_end ? need : to_end + need;
+    if (head + total - r->prod_tail_cache > r->capacity) {
+        /* acquire: pairs with the consumer's release of tail, so its reads of
+         * the space we are about to overwrite have completed */
+        r->prod_tail_cache = mc_load_u64_acquire(&r->hdr->tail);
+        if (head + total - r->prod_tail_cache > r->capacity)
+            return MC_E_FULL;
+    }
+    if (need > to_end) {
+        record_header *pad = (record_header *)(r->data + offset);
+        pad->length = (uint32_t)(to_end - REC_HDR);
+        pad->type = TYPE_PAD;
+        head += to_end;
+    }
+    r->claim_pos = head;
+    return MC_OK;
+}
+
+static inline void finish(mc_ring *r, uint32_t type, uint32_t length)
+{
+    record_header *rec = (record_header *)(r->data + (r->claim_pos & r->mask));
+    rec->length = length;
+    rec->type = type;
+    r->prod_head = r->claim_pos + align8(REC_HDR + length);
+}
+
+static void publish(mc_ring *r, uint64_t records)
+{
+    ring_header *h = r->hdr;
+    mc_store_u64_relaxed(&h->records_written, mc_load_u64_relaxed(&h->records_written) + records);
+    /* seq_cst (includes release: the records' bytes become visible before the
+     * new head). Event count, producer side: publish head, then look for a
+     * sleeper; both seq_cst, so the store cannot pass the load (store-load
+     * order), matching the consumer's seq_cst pair in mc_ring_wait. */
+    mc_store_u64_seq_cst(&h->head, r->prod_head);
+    if (mc_load_u32_seq_cst(&h->consumer_waiting)) {
+        mc_fetch_add_u32(&h->data_seq, 1);
+        mc_wake_u32(&h->data_seq, r->shared);
+    }
+}
+
+MC_API mc_status mc_ring_write(mc_ring *r, uint32_t type, const void *data, uint32_t length)
+{
+    if (MC_UNLIKELY(!r || (!data && length) || type == TYPE_PAD))
+        return MC_E_INVAL;
+    if (MC_UNLIKELY(length > r->max_record))
+        return MC_E_TOO_LARGE;
+    if (MC_UNLIKELY(mc_load_u32_relaxed(&r->hdr->closed)))
+        return MC_E_CLOSED;
+    if (MC_UNLIKELY(r->claimed))
+        return MC_E_STATE; /* a reserve is pending: commit it first */
+    if (claim(r, length) != MC_OK)
+        return refuse(r, length);
+    memcpy(r->data + (r->claim_pos & r->mask) + REC_HDR, data, length);
+    finish(r, type, length);
+    publish(r, 1);
+    return MC_OK;
+}
+
+MC_API mc_status mc_ring_write_batch(mc_ring *r, uint32_t type, const uint8_t *data,
+                                     const uint32_t *lengths, uint32_t count, uint32_t *written)
+{
+    if (!r || !written || (count && (!data || !lengths)) || type == TYPE_PAD)
+        return MC_E_INVAL;
+    *written = 0;
+    if (mc_load_u32_relaxed(&r->hdr->closed))
+        return MC_E_CLOSED;
+    if (r->claimed)
+        return MC_E_STATE;
+    mc_status status = MC_OK;
+    uint32_t n = 0;
+    for (; n < count; n++) {
+        uint32_t len = lengths[n];
+        if (len > r->max_record) {
+            status = MC_E_TOO_LARGE;
+            break;
+        }
+        if (claim(r, len) != MC_OK)
+            break;
+        memcpy(r->data + (r->claim_pos & r->mask) + REC_HDR, data, len);
+        finish(r, type, len);
+        data += len;
+    }
+    if (n)
+        publish(r, n);
+    *written = n;
+    if (status == MC_OK && n < count) {
+        if (r->flags & MC_RING_DROP_NEWEST) {
+            for (uint32_t i = n; i < count; i++)
+                refuse(r, lengths[i]);
+            status = MC_DROPPED;
+        } else {
+            refuse(r, lengths[n]);
+            status = MC_E_FULL;
+        }
+    }
+    return status;
+}
+
+MC_API mc_status mc_ring_reserve(mc_ring *r, uint32_t length, void **out)
+{
+    if (!r || !out)
+        return MC_E_INVAL;
+    *out = NULL;
+    if (length > r->max_record)
+        return MC_E_TOO_LARGE;
+    if (mc_load_u32_relaxed(&r->hdr->closed))
+        return MC_E_CLOSED;
+    if (r->claimed)
+        return MC_E_STATE;
+    if (claim(r, length) != MC_OK)
+        return refuse(r, length);
+    r->claimed = 1;
+    r->claim_length = length;
+    *out = r->data + (r->claim_pos & r->mask) + REC_HDR;
+    return MC_OK;
+}
+
+MC_API mc_status mc_ring_commit(mc_ring *r, uint32_t type, uint32_t length)
+{
+    if (!r || !r->claimed || length > r->claim_length || type == TYPE_PAD)
+        return MC_E_INVAL;
+    r->claimed = 0;
+    finish(r, type, length);
+    publish(r, 1);
+    return MC_OK;
+}
+
+MC_API mc_status mc_ring_wait_writable(mc_ring *r, uint32_t length, int64_t timeout_ns)
+{
+    if (!r)
+        return MC_E_INVAL;
+    if (length > r->max_record)
+        return MC_E_TOO_LARGE;
+    ring_header *h = r->hdr;
+    /* worst case: padding to the end plus the record */
+    uint64_t need = align8(REC_HDR + length);
+    int64_t deadline = timeout_ns < 0 ? INT64_MAX : mc_now_ns() + timeout_ns;
+    for (;;) {
+        uint64_t head = r->prod_head;
+        uint64_t offset = head & r->mask;
+        uint64_t to_end = r->capacity - offset;
+        uint64_t total = need <= to_end ? need : to_end + need;
+        uint32_t seq = mc_load_u32_acquire(&h->space_seq);
+        mc_store_u32_seq_cst(&h->producer_waiting, 1);
+        r->prod_tail_cache = mc_load_u64_seq_cst(&h->tail);
+        if (head + total - r->prod_tail_cache <= r->capacity) {
+            mc_store_u32_relaxed(&h->producer_waiting, 0);
+            return MC_OK;
+        }
+        int64_t now = mc_now_ns();
+        if (now >= deadline) {
+            mc_store_u32_relaxed(&h->producer_waiting, 0);
+            return MC_E_TIMEOUT;
+        }
+        mc_wait_u32(&h->space_seq, seq, deadline == INT64_MAX ? -1 : deadline - now, r->shared);
+    }
+}
+
+MC_API mc_status mc_ring_close(mc_ring *r)
+{
+    if (!r)
+        return MC_E_INVAL;
+    ring_header *h = r->hdr;
+    mc_store_u32_seq_cst(&h->closed, 1);
+    mc_fetch_add_u32(&h->data_seq, 1);
+    mc_wake_u32(&h->data_seq, r->shared);
+    return MC_OK;
+}
+
+/* ---- consumer ------------------------------------------------------------------ */
+
+/* Locate the record at counter `pos`, skipping a padding record. Returns
+ * MC_OK with *rec and *pos updated, MC_E_EMPTY, or MC_E_MALFORMED when the
+ * shared memory holds a record that cannot be right (a corrupted or hostile
+ * producer must not make us read out of bounds). */
+static mc_status locate(mc_ring *r, uint64_t *pos, record_header **rec)
+{
+    uint64_t p = *pos;
+    if (p == r->cons_head_cache) {
+        /* acquire: pairs with the producer's release of head */
+        r->cons_head_cache = mc_load_u64_acquire(&r->hdr->head);
+        if (p == r->cons_head_cache)
+            return MC_E_EMPTY;
+    }
+    record_header *h = (record_header *)(r->data + (p & r->mask));
+    if (h->type == TYPE_PAD) {
+        uint64_t to_end = r->capacity - (p & r->mask);
+        if (h->length != to_end - REC_HDR)
+            return MC_E_MALFORMED;
+        p += to_end;
+        if (p == r->cons_head_cache)
+            return MC_E_MALFORMED; /* padding is always followed by a record */
+        h = (record_header *)r->data;
+    }
+    if (h->length > r->max_record ||
+        p + align8(REC_HDR + h->length) - r->cons_tail > r->cons_head_cache - r->cons_tail ||
+        (p & r->mask) + REC_HDR + h->length > r->capacity)
+        return MC_E_MALFORMED;
+    *pos = p;
+    *rec = h;
+    return MC_OK;
+}
+
+static mc_status empty_or_closed(mc_ring *r)
+{
+    if (mc_load_u32_acquire(&r->hdr->closed)) {
+        /* re-check: records written before close are still to be drained */
+        if (mc_load_u64_acquire(&r->hdr->head) == r->cons_tail)
+            return MC_E_CLOSED;
+    }
+    return MC_E_EMPTY;
+}
+
+static void advance_tail(mc_ring *r, uint64_t new_tail, uint64_t records)
+{
+    ring_header *h = r->hdr;
+    r->cons_tail = new_tail;
+    mc_store_u64_relaxed(&h->records_read, mc_load_u64_relaxed(&h->records_read) + records);
+    /* seq_cst (includes release: our reads of the records complete before the
+     * producer may reuse the space), then look for a sleeping producer:
+     * store-load order, matching mc_ring_wait_writable */
+    mc_store_u64_seq_cst(&h->tail, new_tail);
+    if (mc_load_u32_seq_cst(&h->producer_waiting)) {
+        mc_fetch_add_u32(&h->space_seq, 1);
+        mc_wake_u32(&h->space_seq, r->shared);
+    }
+}
+
+MC_API mc_status mc_ring_read(mc_ring *r, void *buffer, uint32_t buffer_size, uint32_t *length,
+                              uint32_t *type)
+{
+    if (!r || !length || (!buffer && buffer_size))
+        return MC_E_INVAL;
+    uint64_t pos = r->cons_tail;
+    record_header *rec;
+    mc_status s = locate(r, &pos, &rec);
+    if (s == MC_E_EMPTY)
+        return empty_or_closed(r);
+    if (s != MC_OK)
+        return s;
+    *length = rec->length;
+    if (type)
+        *type = rec->type;
+    if (rec->length > buffer_size)
+        return MC_E_BUFFER;
+    memcpy(buffer, (uint8_t *)rec + REC_HDR, rec->length);
+    advance_tail(r, pos + align8(REC_HDR + rec->length), 1);
+    return MC_OK;
+}
+
+MC_API mc_status mc_ring_read_batch(mc_ring *r, uint8_t *buffer, size_t buffer_size,
+                                    uint32_t *offsets, uint32_t *lengths, uint32_t *types,
+                                    uint32_t max_records, uint32_t *count)
+{
+    if (!r || !count || !offsets || !lengths || (!buffer && buffer_size))
+        return MC_E_INVAL;
+    *count = 0;
+    uint64_t pos = r->cons_tail;
+    size_t used = 0;
+    uint32_t n = 0;
+    mc_status s = MC_OK;
+    while (n < max_records) {
+        record_header *rec;
+        uint64_t p = pos;
+        s = locate(r, &p, &rec);
+        if (s != MC_OK)
+            break;
+        if (used + rec->length > buffer_size) {
+            if (n == 0) {
+                lengths[0] = rec->length;
+                return MC_E_BUFFER;
+            }
+            break;
+        }
+        memcpy(buffer + used, (uint8_t *)rec + REC_HDR, rec->length);
+        offsets[n] = (uint32_t)used;
+        lengths[n] = rec->length;
+        if (types)
+            types[n] = rec->type;
+        used = (size_t)align8(used + rec->length);
+        pos = p + align8(REC_HDR + rec->length);
+        n++;
+    }
+    if (n) {
+        advance_tail(r, pos, n);
+        *count = n;
+        return MC_OK;
+    }
+    if (s == MC_E_EMPTY)
+        return empty_or_closed(r);
+    return s;
+}
+
+MC_API mc_status mc_ring_peek(mc_ring *r, uint32_t *offsets, uint32_t *lengths, uint32_t *types,
+                              uint32_t max_records, uint32_t *count)
+{
+    if (!r || !count || !offsets || !lengths)
+        return MC_E_INVAL;
+    *count = 0;
+    uint64_t pos = r->cons_tail;
+    uint32_t n = 0;
+    mc_status s = MC_OK;
+    while (n < max_records) {
+        record_header *rec;
+        s = locate(r, &pos, &rec);
+        if (s != MC_OK)
+            break;
+        offsets[n] = (uint32_t)((pos & r->mask) + REC_HDR);
+        lengths[n] = rec->length;
+        if (types)
+            types[n] = rec->type;
+        pos += align8(REC_HDR + rec->length);
+        n++;
+    }
+    *count = n;
+    if (n)
+        return MC_OK;
+    if (s == MC_E_EMPTY)
+        return empty_or_closed(r);
+    return s;
+}
+
+MC_API mc_status mc_ring_release(mc_ring *r, uint32_t count)
+{
+    if (!r)
+        return MC_E_INVAL;
+    uint64_t pos = r->cons_tail;
+    for (uint32_t i = 0; i < count; i++) {
+        record_header *rec;
+        mc_status s = locate(r, &pos, &rec);
+        if (s != MC_OK)
+            return s == MC_E_EMPTY ? MC_E_INVAL : s; /* releasing more than was peeked */
+        pos += align8(REC_HDR + rec->length);
+    }
+    if (count)
+        advance_tail(r, pos, count);
+    return MC_OK;
+}
+
+MC_API mc_status mc_ring_wait(mc_ring *r, int64_t timeout_ns, int64_t spin_ns)
+{
+    if (!r)
+        return MC_E_INVAL;
+    ring_header *h = r->hdr;
+    if (r->cons_tail != r->cons_head_cache)
+        return MC_OK;
+    int64_t start = mc_now_ns();
+    int64_t deadline = timeout_ns < 0 ? INT64_MAX : start + timeout_ns;
+    if (spin_ns > 0) {
+        int64_t spin_end = start + spin_ns;
+        do {
+            if (mc_load_u64_acquire(&h->head) != r->cons_tail)
+                return MC_OK;
+            mc_cpu_relax();
+        } while (mc_now_ns() < spin_end);
+    }
+    for (;;) {
+        /* Event count, consumer side: read the sequence, announce we are
+         * going to sleep (seq_cst store), re-check head (seq_cst load, which
+         * cannot pass that store), and sleep only if the sequence is still
+         * the one we read. */
+        uint32_t seq = mc_load_u32_acquire(&h->data_seq);
+        mc_store_u32_seq_cst(&h->consumer_waiting, 1);
+        if (mc_load_u64_seq_cst(&h->head) != r->cons_tail) {
+            mc_store_u32_relaxed(&h->consumer_waiting, 0);
+            return MC_OK;
+        }
+        if (mc_load_u32_acquire(&h->closed)) {
+            mc_store_u32_relaxed(&h->consumer_waiting, 0);
+            return MC_E_CLOSED;
+        }
+        int64_t now = mc_now_ns();
+        if (now >= deadline) {
+            mc_store_u32_relaxed(&h->consumer_waiting, 0);
+            return MC_E_TIMEOUT;
+        }
+        mc_status s = mc_wait_u32(&h->data_seq, seq, deadline == INT64_MAX ? -1 : deadline - now,
+                                  r->shared);
+        if (s == MC_E_IO) {
+            mc_store_u32_relaxed(&h->consumer_waiting, 0);
+            return s;
+        }
+    }
+}
+
+MC_API mc_status mc_ring_get_stats(mc_ring *r, mc_ring_stats *out)
+{
+    if (!r || !out)
+        return MC_E_INVAL;
+    ring_header *h = r->hdr;
+    uint64_t tail = mc_load_u64_acquire(&h->tail);
+    uint64_t head = mc_load_u64_acquire(&h->head);
+    out->capacity = r->capacity;
+    out->used_bytes = head - tail;
+    out->records_written = mc_load_u64_relaxed(&h->records_written);
+    out->records_read = mc_load_u64_relaxed(&h->records_read);
+    out->records_dropped = mc_load_u64_relaxed(&h->records_dropped);
+    out->bytes_dropped = mc_load_u64_relaxed(&h->bytes_dropped);
+    out->records_refused = mc_load_u64_relaxed(&h->records_refused);
+    out->max_record = r->max_record;
+    out->flags = r->flags;
+    out->closed = mc_load_u32_relaxed(&h->closed);
+    return MC_OK;
+}
