@@ -1,0 +1,4 @@
+"""Microsoft Graph cloud-communications: models, client, errors and token providers.
+
+Nothing here imports the media layer.
+"""
