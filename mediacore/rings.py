@@ -69,10 +69,12 @@ class RecordBatch:
     point into the ring and become invalid after :meth:`release`.
     """
 
-    __slots__ = ("_ring", "_base", "offsets", "lengths", "types", "_zero_copy", "_released")
+    __slots__ = ("_ring", "_base", "offsets", "lengths", "types", "_zero_copy", "_released",
+                 "_uniform")
 
     def __init__(self, ring: Ring | None, base: np.ndarray, offsets: np.ndarray,
-                 lengths: np.ndarray, types: np.ndarray, zero_copy: bool) -> None:
+                 lengths: np.ndarray, types: np.ndarray, zero_copy: bool,
+                 uniform: bool = False) -> None:
         self._ring = ring
         self._base = base
         self.offsets = offsets
@@ -80,6 +82,7 @@ class RecordBatch:
         self.types = types
         self._zero_copy = zero_copy
         self._released = False
+        self._uniform = uniform
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -101,19 +104,21 @@ class RecordBatch:
         ``uniform=True`` guarantees it).
         """
         n = len(self.offsets)
+        dtype = np.dtype(dtype)
         if n == 0:
             return np.empty((0, 0), dtype=dtype)
         length = int(self.lengths[0])
-        stride = int(self.offsets[1] - self.offsets[0]) if n > 1 else length
-        if n > 1 and (np.any(self.lengths != length) or np.any(np.diff(self.offsets) != stride)):
+        stride = int(self.offsets[1] - self.offsets[0]) if n > 1 else (length + 15) & ~7
+        if n > 1 and not self._uniform and (
+                np.any(self.lengths != length) or np.any(np.diff(self.offsets) != stride)):
             raise ValueError("records differ in length or stride; peek(uniform=True) first")
-        itemsize = np.dtype(dtype).itemsize
-        if length % itemsize or stride % itemsize:
-            raise ValueError(f"record length {length} is not a multiple of {np.dtype(dtype)}")
-        start = self._base[int(self.offsets[0]):]
-        view = np.lib.stride_tricks.as_strided(
-            start, shape=(n, length), strides=(stride, 1), writeable=False)
-        return view.view(dtype) if itemsize > 1 else view
+        if length % dtype.itemsize or stride % dtype.itemsize:
+            raise ValueError(f"record length {length} is not a multiple of {dtype}")
+        view = np.ndarray(shape=(n, length // dtype.itemsize), dtype=dtype, buffer=self._base,
+                          offset=int(self.offsets[0]), strides=(stride, dtype.itemsize))
+        if self._zero_copy:
+            view.flags.writeable = False
+        return view
 
     def release(self) -> None:
         """Give the records back to the producer (peeked batches only)."""
@@ -199,13 +204,7 @@ class Ring:
     def attach(cls, name: str) -> Ring:
         """Attach to a shared ring created elsewhere; :class:`BadSegment` if the
         segment is not a ring this version understands."""
-        if sys.version_info >= (3, 13):
-            shm = shared_memory.SharedMemory(name=name, track=False)
-        else:
-            shm = shared_memory.SharedMemory(name=name)
-            if _resource_tracker is not None and os.name == "posix":
-                # only the creator may unlink the segment (bpo-38119)
-                _resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
+        shm = _open_untracked(name)
         mem = ffi.from_buffer(shm.buf)
         out = ffi.new("mc_ring **")
         status = lib.mc_ring_attach(mem, len(shm.buf), out)
@@ -381,7 +380,7 @@ class Ring:
                     n = _uniform_prefix(offsets, lengths)
                     offsets, lengths = offsets[:n], lengths[:n]
                 return RecordBatch(self, self._data, offsets, lengths, self._types[:n],
-                                   zero_copy=True)
+                                   zero_copy=True, uniform=uniform)
             if status == lib.MC_E_EMPTY:
                 if timeout == 0 or not self.wait(timeout):
                     return RecordBatch(self, self._data, self._offsets[:0], self._lengths[:0],
@@ -469,11 +468,32 @@ class Ring:
         return self._copy_buf
 
 
+def _open_untracked(name: str) -> shared_memory.SharedMemory:
+    """Open an existing segment without registering it with the resource
+    tracker: only the creator may unlink it (bpo-38119). Before Python 3.13
+    SharedMemory registers every attach, and a spawned child shares its
+    parent's tracker, so unregistering afterwards would drop the creator's
+    registration; we suppress the registration instead."""
+    if sys.version_info >= (3, 13):
+        return shared_memory.SharedMemory(name=name, track=False)
+    if _resource_tracker is None or os.name != "posix":
+        return shared_memory.SharedMemory(name=name)
+    register = _resource_tracker.register
+    _resource_tracker.register = lambda *args, **kwargs: None
+    try:
+        return shared_memory.SharedMemory(name=name)
+    finally:
+        _resource_tracker.register = register
+
+
 def _uniform_prefix(offsets: np.ndarray, lengths: np.ndarray) -> int:
     """Length of the leading run of records with the first one's length and a
     constant stride (stops at a wrap-around)."""
     n = len(offsets)
-    length = lengths[0]
-    stride = (int(length) + 8 + 7) & ~7
+    length = int(lengths[0])
+    stride = (length + 8 + 7) & ~7
+    # fast path: first and last agree with a constant stride and every length matches
+    if int(offsets[n - 1]) - int(offsets[0]) == stride * (n - 1) and lengths.min() == lengths.max():
+        return n
     bad = np.flatnonzero((lengths[1:] != length) | (np.diff(offsets.astype(np.int64)) != stride))
     return int(bad[0]) + 1 if len(bad) else n
