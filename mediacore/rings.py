@@ -57,6 +57,7 @@ class RingStats:
     records_dropped: int
     bytes_dropped: int
     records_refused: int
+    wake_calls: int
     max_record: int
     policy: str
     closed: bool
@@ -404,7 +405,8 @@ class Ring:
             capacity=st.capacity, used_bytes=st.used_bytes,
             records_written=st.records_written, records_read=st.records_read,
             records_dropped=st.records_dropped, bytes_dropped=st.bytes_dropped,
-            records_refused=st.records_refused, max_record=st.max_record,
+            records_refused=st.records_refused, wake_calls=st.wake_calls,
+            max_record=st.max_record,
             policy=self._policy, closed=bool(st.closed))
 
     def close(self) -> None:

@@ -159,6 +159,7 @@ typedef struct mc_ring_stats {
     uint64_t records_dropped;
     uint64_t bytes_dropped;
     uint64_t records_refused;
+    uint64_t wake_calls;        /* wake syscalls made through this handle (0 when nobody waited) */
     uint32_t max_record;
     uint32_t flags;
     uint32_t closed;

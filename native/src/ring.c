@@ -74,11 +74,13 @@ struct mc_ring {
     MC_ALIGNED(64) uint64_t prod_head; /* head including unpublished records */
     uint64_t prod_tail_cache;
     uint64_t claim_pos;                /* counter where the claimed record starts */
+    volatile uint64_t wake_calls;      /* producer's wake syscalls (relaxed: read by stats) */
     uint32_t claim_length;
     int claimed;
     /* consumer-private state (own cache line) */
     MC_ALIGNED(64) uint64_t cons_tail;
     uint64_t cons_head_cache;
+    volatile uint64_t cons_wake_calls; /* consumer's wake syscalls (relaxed: read by stats) */
 };
 
 static inline uint64_t align8(uint64_t n) { return (n + 7u) & ~(uint64_t)7u; }
@@ -262,6 +264,7 @@ static void publish(mc_ring *r, uint64_t records)
     if (mc_load_u32_seq_cst(&h->consumer_waiting)) {
         mc_fetch_add_u32(&h->data_seq, 1);
         mc_wake_u32(&h->data_seq, r->shared);
+        mc_store_u64_relaxed(&r->wake_calls, mc_load_u64_relaxed(&r->wake_calls) + 1);
     }
 }
 
@@ -450,6 +453,7 @@ static void advance_tail(mc_ring *r, uint64_t new_tail, uint64_t records)
     if (mc_load_u32_seq_cst(&h->producer_waiting)) {
         mc_fetch_add_u32(&h->space_seq, 1);
         mc_wake_u32(&h->space_seq, r->shared);
+        mc_store_u64_relaxed(&r->cons_wake_calls, mc_load_u64_relaxed(&r->cons_wake_calls) + 1);
     }
 }
 
@@ -624,6 +628,7 @@ MC_API mc_status mc_ring_get_stats(mc_ring *r, mc_ring_stats *out)
     out->records_dropped = mc_load_u64_relaxed(&h->records_dropped);
     out->bytes_dropped = mc_load_u64_relaxed(&h->bytes_dropped);
     out->records_refused = mc_load_u64_relaxed(&h->records_refused);
+    out->wake_calls = mc_load_u64_relaxed(&r->wake_calls) + mc_load_u64_relaxed(&r->cons_wake_calls);
     out->max_record = r->max_record;
     out->flags = r->flags;
     out->closed = mc_load_u32_relaxed(&h->closed);

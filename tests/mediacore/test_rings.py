@@ -329,6 +329,23 @@ def test_blocking_wait_releases_the_gil():
         assert ticks > 10_000  # the other Python thread ran while we waited
 
 
+def test_no_wake_syscall_when_nobody_waits():
+    with Ring.create(1 << 16) as ring:
+        for _ in range(1000):
+            ring.write(b"x" * 100)
+            ring.read()
+        assert ring.stats().wake_calls == 0
+        # a consumer blocked in another thread is woken: exactly then a wake is made
+        got = []
+        t = threading.Thread(target=lambda: got.append(ring.wait(timeout=5)))
+        t.start()
+        time.sleep(0.2)
+        ring.write(b"wake up")
+        t.join()
+        assert got == [True]
+        assert ring.stats().wake_calls == 1
+
+
 def test_blocked_consumer_is_woken_by_native_producer():
     with Ring.create(1 << 12) as ring:
         worker = ffi.new("mc_selftest **")
