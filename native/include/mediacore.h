@@ -269,6 +269,134 @@ MC_API mc_status mc_selftest_join(mc_selftest *worker, mc_selftest_result *resul
 MC_API uint32_t mc_checksum32(const uint8_t *data, size_t length);
 /* @cdef-end */
 
+/* ------------------------------------------------------------------------
+ * SRTP / SRTCP (RFC 3711; AEAD AES-GCM per RFC 7714) on OpenSSL libcrypto.
+ *
+ * One context = one master key||salt and one direction (protect OR
+ * unprotect). It derives the session keys once (RFC 3711 4.3, KDR 0), keeps
+ * the AES key schedules and the HMAC-SHA1 inner/outer pad states, and per
+ * SSRC a stream (ROC and highest index, RFC 3711 Appendix A; a replay bitmap
+ * for SRTP and one for SRTCP). Streams are created on the first packet that
+ * authenticates (receive) or is protected (send), up to `max_streams`.
+ *
+ * Packets are transformed in place in the caller's buffer; nothing is
+ * allocated per packet. Per-packet failures return a status and bump a
+ * counter, they never abort:
+ *   MC_E_AUTH       tag mismatch (AES-CM: buffer untouched; AES-GCM: the
+ *                   payload bytes are unspecified afterwards)
+ *   MC_E_REPLAY     index already seen or older than the replay window
+ *   MC_E_MALFORMED  truncated packet, version != 2, CSRC list or header
+ *                   extension running past the end, no room for the tag
+ *   MC_E_BUFFER     protect: capacity < length + trailer (MC_SRTP_MAX_TRAILER)
+ *   MC_E_FULL       a new SSRC while `max_streams` streams exist
+ *   MC_E_STATE      protect on an inbound context or unprotect on an outbound one
+ *
+ * Profiles (RFC 4568 names; values = the DTLS-SRTP protection profile ids of
+ * RFC 5764 / RFC 7714):
+ *   AES_CM_128_HMAC_SHA1_80  key 16 + salt 14, tag 10 (SRTP and SRTCP)
+ *   AES_CM_128_HMAC_SHA1_32  key 16 + salt 14, SRTP tag 4, SRTCP tag 10 as in
+ *                            RFC 5764 and libsrtp; with MC_SRTP_SRTCP_TAG_32
+ *                            SRTCP gets a 4-byte tag too, as ffmpeg's suite
+ *                            "AES_CM_128_HMAC_SHA1_32" does (PEERS.md 6).
+ *   AEAD_AES_128_GCM         key 16 + salt 12, tag 16
+ *   AEAD_AES_256_GCM         key 32 + salt 12, tag 16
+ *
+ * Threads: a context is used by one thread at a time ([io]); only
+ * mc_srtp_get_stats may run concurrently with it ([any]: counters are
+ * single-writer words read with relaxed loads).
+ * ---------------------------------------------------------------------- */
+
+/* @cdef-begin srtp */
+typedef struct mc_srtp mc_srtp;
+
+enum {
+    MC_SRTP_AES_CM_128_HMAC_SHA1_80 = 1,
+    MC_SRTP_AES_CM_128_HMAC_SHA1_32 = 2,
+    MC_SRTP_AEAD_AES_128_GCM = 7,
+    MC_SRTP_AEAD_AES_256_GCM = 8,
+
+    /* flags of mc_srtp_create */
+    MC_SRTP_OUTBOUND = 1,        /* the context protects; without it, it unprotects */
+    MC_SRTP_SRTCP_TAG_32 = 2,    /* AES_CM_128_HMAC_SHA1_32: 4-byte SRTCP tag (ffmpeg's variant) */
+    MC_SRTP_SESSION_KEYS = 4,    /* key_salt holds session keys, no KDF (known-answer tests):
+                                    AES-CM: k_e(16) k_s(14) k_a(20); GCM: k_e k_s(12),
+                                    the same keys for SRTP and SRTCP */
+
+    MC_SRTP_DEFAULT_REPLAY_WINDOW = 128,
+    MC_SRTP_MAX_REPLAY_WINDOW = 32768,
+    MC_SRTP_DEFAULT_MAX_STREAMS = 16,
+    MC_SRTP_MAX_STREAMS = 4096,
+    MC_SRTP_MAX_TRAILER = 20     /* most bytes protect adds: SRTCP E+index (4) + tag (16) */
+};
+
+typedef struct mc_srtp_stats {
+    uint64_t rtp_packets;        /* SRTP packets protected / unprotected successfully */
+    uint64_t rtcp_packets;       /* SRTCP packets protected / unprotected successfully */
+    uint64_t auth_failures;      /* MC_E_AUTH */
+    uint64_t replays;            /* MC_E_REPLAY */
+    uint64_t malformed;          /* MC_E_MALFORMED */
+    uint64_t buffer_errors;      /* MC_E_BUFFER */
+    uint64_t streams_refused;    /* MC_E_FULL: new SSRC over max_streams */
+    uint32_t streams;            /* SSRCs with state */
+    uint32_t replay_window;      /* effective window (rounded up to a power of two, >= 64) */
+} mc_srtp_stats;
+
+/* [any] Master key||salt length for a profile (30, 28 or 44 bytes), and the
+ * SRTP / SRTCP tag lengths (flags: MC_SRTP_SRTCP_TAG_32). */
+MC_API mc_status mc_srtp_profile_info(int32_t profile, uint32_t flags, uint32_t *key_salt_length,
+                                      uint32_t *rtp_tag_length, uint32_t *rtcp_tag_length);
+/* [control] Create a context. replay_window 0 = MC_SRTP_DEFAULT_REPLAY_WINDOW
+ * (else 64 .. MC_SRTP_MAX_REPLAY_WINDOW, rounded up to a power of two);
+ * max_streams 0 = MC_SRTP_DEFAULT_MAX_STREAMS. MC_E_INVAL on a wrong key
+ * length, MC_E_UNSUPPORTED on an unknown profile, MC_E_CRYPTO if OpenSSL fails. */
+MC_API mc_status mc_srtp_create(int32_t profile, const uint8_t *key_salt, size_t key_salt_length,
+                                uint32_t replay_window, uint32_t max_streams, uint32_t flags,
+                                mc_srtp **out);
+/* [control] Free a context (NULL is ignored). No other call may be running on it. */
+MC_API void mc_srtp_free(mc_srtp *ctx);
+/* [io] RTP -> SRTP in place: `length` bytes of RTP in a buffer of `capacity`
+ * bytes; *out_length = length + tag. */
+MC_API mc_status mc_srtp_protect(mc_srtp *ctx, uint8_t *packet, size_t length, size_t capacity,
+                                 size_t *out_length);
+/* [io] SRTP -> RTP in place; *out_length = length - tag. */
+MC_API mc_status mc_srtp_unprotect(mc_srtp *ctx, uint8_t *packet, size_t length,
+                                   size_t *out_length);
+/* [io] RTCP (compound) -> SRTCP in place (E flag set, next SRTCP index of the
+ * sender SSRC); *out_length = length + 4 + tag. */
+MC_API mc_status mc_srtcp_protect(mc_srtp *ctx, uint8_t *packet, size_t length, size_t capacity,
+                                  size_t *out_length);
+/* [io] SRTCP -> RTCP in place (E flag clear: authenticated only). */
+MC_API mc_status mc_srtcp_unprotect(mc_srtp *ctx, uint8_t *packet, size_t length,
+                                    size_t *out_length);
+/* [any] Counters (relaxed snapshot). */
+MC_API mc_status mc_srtp_get_stats(mc_srtp *ctx, mc_srtp_stats *out);
+
+/* Benchmark helpers: loops in C so that no per-packet cffi crossing is timed.
+ * `packets` holds `count` SRTP packets at a stride of `stride` bytes, with
+ * lengths `lengths[i]` (rising sequence numbers, one SSRC). Each of the
+ * `iterations` rounds gets a fresh inbound context (created outside the
+ * timing) and writes its elapsed time to elapsed_ns[round].
+ * - bench_unprotect: copy each packet to a scratch buffer, mc_srtp_unprotect,
+ *   then read the RTP fields (seq, timestamp, ssrc, payload type, marker,
+ *   payload offset) as a receive path does. Fails on the first non-OK status.
+ * - bench_crypto_floor: the same copies and the bare OpenSSL work on the same
+ *   bytes with keys set up once: AES-CM: EVP AES-CTR IV reset + decrypt and
+ *   HMAC-SHA1 from precomputed pad states + tag compare; GCM: EVP GCM IV
+ *   reset + AAD + decrypt + tag check. No SRTP logic (no header walk, no
+ *   index/replay bookkeeping). */
+/* [control] */
+MC_API mc_status mc_srtp_bench_unprotect(int32_t profile, const uint8_t *key_salt,
+                                         size_t key_salt_length, const uint8_t *packets,
+                                         size_t stride, const uint32_t *lengths, uint32_t count,
+                                         uint32_t iterations, int64_t *elapsed_ns);
+/* [control] */
+MC_API mc_status mc_srtp_bench_crypto_floor(int32_t profile, const uint8_t *key_salt,
+                                            size_t key_salt_length, const uint8_t *packets,
+                                            size_t stride, const uint32_t *lengths,
+                                            uint32_t count, uint32_t iterations,
+                                            int64_t *elapsed_ns);
+/* @cdef-end */
+
 #ifdef __cplusplus
 }
 #endif

@@ -13,7 +13,7 @@ static const status_entry status_table[] = {
     {MC_DROPPED, "MC_DROPPED", "record dropped by the ring's full policy (counted)"},
     {MC_E_INVAL, "MC_E_INVAL", "invalid argument"},
     {MC_E_NOMEM, "MC_E_NOMEM", "out of memory"},
-    {MC_E_FULL, "MC_E_FULL", "ring is full"},
+    {MC_E_FULL, "MC_E_FULL", "ring or table is full"},
     {MC_E_EMPTY, "MC_E_EMPTY", "ring is empty"},
     {MC_E_TIMEOUT, "MC_E_TIMEOUT", "timed out"},
     {MC_E_TOO_LARGE, "MC_E_TOO_LARGE", "record larger than the ring accepts"},
