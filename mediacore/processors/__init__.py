@@ -1,0 +1,1 @@
+"""Built-in processors: live transcription per speaker and video analytics."""
