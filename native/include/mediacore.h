@@ -397,6 +397,258 @@ MC_API mc_status mc_srtp_bench_crypto_floor(int32_t profile, const uint8_t *key_
                                             int64_t *elapsed_ns);
 /* @cdef-end */
 
+/* ------------------------------------------------------------------------
+ * Engine: one UDP socket serving many media sessions (the way a Teams media
+ * endpoint uses one public port per host), RTP and RTCP multiplexed on it
+ * (RFC 5761), demultiplexed by SSRC and remote address. A native I/O thread
+ * receives batches, unprotects (SRTP), parses, keeps per-stream statistics,
+ * runs the jitter / reorder buffers and writes records into rings; it also
+ * drains send rings, packetizes, protects and sends, and runs RTCP.
+ *
+ * Threads: functions marked [control] are called by one thread at a time
+ * per engine (Python holds a lock per engine). Sessions and streams may be
+ * added and removed while the engine runs: the control thread publishes a
+ * new routing table and frees what it replaced only after the I/O thread has
+ * passed a quiescent point (RCU style), so no packet reaches a freed stream.
+ * Rings handed to the engine must outlive the stream that uses them.
+ *
+ * Receive ring records (record type MC_RECORD_RTP): an mc_rtp_record header
+ * (24 bytes, little-endian host layout) followed by the payload. A record
+ * with MC_RECORD_FLAG_LOST has no payload: the jitter buffer had nothing for
+ * that 20 ms slot, so the decoder should conceal.
+ * Send ring records (any type): an mc_send_record header (8 bytes) then the
+ * payload. Event ring records (type MC_RECORD_EVENT): an mc_engine_event.
+ * ---------------------------------------------------------------------- */
+
+/* @cdef-begin engine */
+typedef struct mc_engine mc_engine;
+
+enum {
+    MC_MEDIA_AUDIO = 0,
+    MC_MEDIA_VIDEO = 1,
+
+    MC_RECORD_RTP = 1,
+    MC_RECORD_EVENT = 2,
+    MC_RECORD_FLAG_LOST = 1,           /* no payload: conceal this slot */
+    MC_RECORD_FLAG_DISCONTINUITY = 2,  /* packets were given up just before this one */
+    MC_RTP_RECORD_SIZE = 24,
+    MC_SEND_RECORD_SIZE = 8,
+    MC_SEND_PT_DEFAULT = 255,          /* mc_send_record.payload_type: use the stream's */
+
+    MC_EVENT_PLI = 1,                  /* remote asked for a key frame (RFC 4585 PLI) */
+    MC_EVENT_FIR = 2,                  /* remote asked for a key frame (RFC 5104 FIR) */
+    MC_EVENT_NACK = 3,                 /* remote reported `count` lost packets */
+    MC_EVENT_BYE = 4,                  /* remote source left */
+    MC_EVENT_REMOTE_LATCHED = 5,       /* session learnt its remote address from traffic */
+
+    MC_ENGINE_NO_THREAD = 1,           /* engine_config.flags: no I/O thread (inject / poll only) */
+    MC_SESSION_STRICT_SOURCE = 1,      /* drop packets not from the remote address (counted) */
+    MC_SESSION_LATCH = 2,              /* learn the remote address from the first authentic packet */
+    MC_RECV_DIRECT = 1,                /* recv flags: no jitter/reorder buffer, arrival order */
+    MC_RECV_NACK = 2,                  /* video: send generic NACKs for gaps */
+    MC_RECV_PLI = 4                    /* video: send PLI when a gap cannot be repaired */
+};
+
+typedef struct mc_rtp_record {
+    int64_t arrival_ns;                /* mc_now_ns() when the datagram was received */
+    uint32_t ssrc;
+    uint32_t timestamp;
+    uint16_t sequence_number;
+    uint8_t payload_type;
+    uint8_t marker;
+    uint16_t flags;                    /* MC_RECORD_FLAG_* */
+    uint16_t lost_before;              /* packets given up just before this one */
+} mc_rtp_record;
+
+typedef struct mc_send_record {
+    uint32_t timestamp;                /* RTP timestamp relative to the stream start */
+    uint8_t marker;
+    uint8_t payload_type;              /* MC_SEND_PT_DEFAULT: the stream's payload type */
+    uint16_t flags;                    /* reserved, 0 */
+} mc_send_record;
+
+typedef struct mc_engine_event {
+    int64_t time_ns;
+    uint32_t kind;                     /* MC_EVENT_* */
+    uint32_t ssrc;                     /* our send SSRC concerned (PLI/FIR/NACK) or the remote one (BYE) */
+    uint32_t sender_ssrc;              /* RTCP sender */
+    uint32_t count;                    /* NACK: sequence numbers reported lost */
+} mc_engine_event;
+
+typedef struct mc_engine_config {
+    const char *bind_host;             /* numeric IPv4/IPv6 literal, e.g. "0.0.0.0", "::", "127.0.0.1" */
+    uint16_t bind_port;                /* 0: any free port */
+    uint16_t reserved;
+    int32_t rcvbuf_bytes;              /* 0: 4 MiB */
+    int32_t sndbuf_bytes;              /* 0: 4 MiB */
+    uint32_t rtcp_interval_ms;         /* mean RTCP report interval; 0: 1000 */
+    uint32_t flags;                    /* MC_ENGINE_* */
+} mc_engine_config;
+
+typedef struct mc_session_config {
+    const char *remote_host;           /* NULL: unknown until latched (MC_SESSION_LATCH) */
+    uint16_t remote_port;
+    uint16_t remote_rtcp_port;         /* 0: RTCP muxed on remote_port (RFC 5761) */
+    int32_t srtp_profile;              /* 0: plain RTP; else an MC_SRTP_* profile */
+    const uint8_t *tx_key;             /* master key || salt we protect with */
+    uint32_t tx_key_length;
+    const uint8_t *rx_key;             /* master key || salt the remote protects with */
+    uint32_t rx_key_length;
+    uint32_t replay_window;            /* 0: 128 */
+    uint32_t flags;                    /* MC_SESSION_* */
+    const char *cname;                 /* RTCP SDES CNAME; NULL: generated */
+    mc_ring *events;                   /* optional: mc_engine_event records */
+} mc_session_config;
+
+typedef struct mc_recv_stream_config {
+    uint32_t ssrc;
+    uint32_t media;                    /* MC_MEDIA_* */
+    uint32_t clock_rate;               /* Hz: 48000 Opus, 90000 video */
+    uint32_t flags;                    /* MC_RECV_* */
+    uint32_t frame_ms;                 /* audio: packet duration (jitter pop period), 0: 20 */
+    uint32_t jitter_min_ms;            /* audio jitter target range; 0: 20 / 200 */
+    uint32_t jitter_max_ms;
+    uint32_t reorder_wait_ms;          /* video: how long a gap may hold release; 0: 100 */
+    mc_ring *ring;                     /* records go here (may be shared by several streams) */
+} mc_recv_stream_config;
+
+typedef struct mc_send_stream_config {
+    uint32_t ssrc;
+    uint32_t media;                    /* MC_MEDIA_* */
+    uint32_t clock_rate;
+    uint8_t payload_type;
+    uint8_t reserved[3];
+    uint32_t initial_sequence;         /* > 0xFFFF: random */
+    uint32_t timestamp_offset;         /* added to every record's timestamp */
+    uint32_t history;                  /* packets kept for NACK retransmission (0: none) */
+    mc_ring *ring;                     /* mc_send_record + payload records, written by the host */
+} mc_send_stream_config;
+
+typedef struct mc_recv_stream_stats {
+    uint64_t packets;                  /* authentic RTP packets accepted (duplicates included) */
+    uint64_t bytes;                    /* payload bytes */
+    int64_t lost;                      /* RFC 3550 A.3 cumulative lost */
+    uint64_t duplicates;
+    uint64_t reordered;
+    uint64_t late;                     /* arrived after their slot was played or skipped */
+    uint64_t auth_failures;
+    uint64_t replays;
+    uint64_t malformed;
+    uint64_t records;                  /* records written to the ring */
+    uint64_t ring_dropped;             /* records the full ring dropped */
+    uint64_t concealed;                /* LOST records (audio slots without a packet) */
+    uint64_t nacks_sent;               /* sequence numbers NACKed */
+    uint64_t plis_sent;
+    uint64_t sr_received;
+    uint32_t extended_highest_seq;
+    uint32_t reserved;
+    double jitter_ms;                  /* RFC 3550 A.8 interarrival jitter */
+    double rtt_ms;                     /* from our SR and the remote's RR; -1 unknown */
+} mc_recv_stream_stats;
+
+typedef struct mc_send_stream_stats {
+    uint64_t packets;
+    uint64_t bytes;                    /* payload bytes */
+    uint64_t records_dropped;          /* records that could not be sent (no remote, too large) */
+    uint64_t send_errors;
+    uint64_t nacks_received;           /* sequence numbers the remote NACKed */
+    uint64_t retransmitted;
+    uint64_t plis_received;
+    uint64_t firs_received;
+    uint64_t rr_received;
+    uint32_t remote_fraction_lost;     /* last report block, /256 */
+    int32_t remote_cumulative_lost;
+    double remote_jitter_ms;
+    double rtt_ms;                     /* -1 unknown */
+} mc_send_stream_stats;
+
+typedef struct mc_engine_stats {
+    uint64_t datagrams_in;
+    uint64_t bytes_in;
+    uint64_t datagrams_out;
+    uint64_t bytes_out;
+    uint64_t rtp_in;
+    uint64_t rtcp_in;
+    uint64_t rtcp_out;
+    uint64_t unknown_ssrc;             /* authentic-looking packets for no known stream */
+    uint64_t unknown_source;           /* strict sessions: wrong remote address */
+    uint64_t malformed;                /* not RTP/RTCP, truncated, bad lengths */
+    uint64_t auth_failures;
+    uint64_t replays;
+    uint64_t send_errors;
+    uint64_t io_errors;
+    uint64_t loops;
+    uint32_t sessions;
+    uint32_t recv_streams;
+    uint32_t send_streams;
+    uint32_t running;
+} mc_engine_stats;
+
+/* [control] Create an engine and bind its socket. */
+MC_API mc_status mc_engine_new(const mc_engine_config *config, mc_engine **out);
+/* [control] Start the I/O thread (not with MC_ENGINE_NO_THREAD). */
+MC_API mc_status mc_engine_start(mc_engine *engine);
+/* [control] Stop the I/O thread (sessions stay; start again is allowed). */
+MC_API mc_status mc_engine_stop(mc_engine *engine);
+/* [control] Stop, remove every session and stream, close the socket, free. */
+MC_API void mc_engine_free(mc_engine *engine);
+/* [any] The bound local port. */
+MC_API mc_status mc_engine_local_port(mc_engine *engine, uint16_t *port);
+/* [control] Add / remove a session; ids are assigned by the engine. */
+MC_API mc_status mc_engine_add_session(mc_engine *engine, const mc_session_config *config,
+                                       uint32_t *session_id);
+MC_API mc_status mc_engine_remove_session(mc_engine *engine, uint32_t session_id);
+/* [control] Set or change where a session sends (e.g. after signaling). */
+MC_API mc_status mc_engine_set_remote(mc_engine *engine, uint32_t session_id,
+                                      const char *remote_host, uint16_t remote_port,
+                                      uint16_t remote_rtcp_port);
+MC_API mc_status mc_engine_add_recv_stream(mc_engine *engine, uint32_t session_id,
+                                           const mc_recv_stream_config *config);
+MC_API mc_status mc_engine_remove_recv_stream(mc_engine *engine, uint32_t session_id,
+                                              uint32_t ssrc);
+MC_API mc_status mc_engine_add_send_stream(mc_engine *engine, uint32_t session_id,
+                                           const mc_send_stream_config *config);
+MC_API mc_status mc_engine_remove_send_stream(mc_engine *engine, uint32_t session_id,
+                                              uint32_t ssrc);
+/* [any] Tell the I/O thread that send rings have new records (cheap when
+ * it is awake: a flag check; one datagram to its wake socket otherwise). */
+MC_API mc_status mc_engine_wake(mc_engine *engine);
+/* [control] Ask the remote of a receive stream for a key frame (PLI). */
+MC_API mc_status mc_engine_request_keyframe(mc_engine *engine, uint32_t session_id, uint32_t ssrc);
+/* [control] Statistics; while running they are at most ~20 ms old. */
+MC_API mc_status mc_engine_get_stats(mc_engine *engine, mc_engine_stats *out);
+MC_API mc_status mc_engine_get_recv_stats(mc_engine *engine, uint32_t session_id, uint32_t ssrc,
+                                          mc_recv_stream_stats *out);
+MC_API mc_status mc_engine_get_send_stats(mc_engine *engine, uint32_t session_id, uint32_t ssrc,
+                                          mc_send_stream_stats *out);
+/* [control] Run the exact receive path on `count` datagrams laid out back to
+ * back (lengths[i]) as if they came from from_host:from_port at now_ns
+ * (0: mc_now_ns()), without the socket. Only while the I/O thread is not
+ * running. For benchmarks and deterministic tests. */
+MC_API mc_status mc_engine_inject_batch(mc_engine *engine, const uint8_t *data,
+                                        const uint32_t *lengths, uint32_t count,
+                                        const char *from_host, uint16_t from_port, int64_t now_ns);
+/* [control] One pass of the timer and send work (jitter ticks, reorder,
+ * NACK/PLI, RTCP, send rings) at now_ns, without the I/O thread. */
+MC_API mc_status mc_engine_poll(mc_engine *engine, int64_t now_ns);
+
+/* [control] Benchmark baseline: a native thread that does nothing but
+ * recvmmsg batches on a UDP socket bound to host:port (port 0: any; the
+ * bound port is written back) and counts datagrams until stopped. */
+typedef struct mc_udp_sink mc_udp_sink;
+MC_API mc_status mc_udp_sink_start(const char *host, uint16_t *port, mc_udp_sink **out);
+MC_API mc_status mc_udp_sink_stop(mc_udp_sink *sink, uint64_t *datagrams, uint64_t *bytes,
+                                  int64_t *cpu_ns);
+/* [control] Benchmark sender: send `count` copies of the datagrams in
+ * `data` (round robin, lengths[i]) to host:port in sendmmsg batches, from a
+ * native thread; returns once done. *elapsed_ns is its wall time. */
+MC_API mc_status mc_udp_blast(const char *host, uint16_t port, const uint8_t *data,
+                              const uint32_t *lengths, uint32_t n_datagrams, uint64_t count,
+                              int64_t *elapsed_ns);
+/* [any] CPU time consumed by the engine's I/O thread so far (0 if unknown). */
+MC_API mc_status mc_engine_io_cpu_ns(mc_engine *engine, int64_t *cpu_ns);
+/* @cdef-end */
+
 #ifdef __cplusplus
 }
 #endif

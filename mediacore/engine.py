@@ -1,0 +1,734 @@
+"""The native media engine: one UDP port, many sessions, SRTP, RTP/RTCP.
+
+An :class:`Engine` owns one UDP socket (IPv4 or IPv6) and a native I/O thread
+that receives datagrams in batches, demultiplexes them by SSRC and remote
+address (RTP and RTCP on one port, RFC 5761), unprotects them (SRTP), keeps
+per-stream statistics, buffers them (audio jitter buffer, video reorder buffer
+with NACK/PLI) and writes records into rings. Sending works the other way:
+Python writes payloads into a :class:`SendStream`'s ring, and the I/O thread
+packetizes, protects and sends them.
+
+Sessions and streams can be added and removed while the engine runs. Python
+never sees a packet one at a time: receive streams are read in batches
+(:meth:`ReceiveStream.read_batch`), each batch being numpy arrays of the RTP
+metadata plus views of the payloads.
+
+Thread roles: an :class:`Engine` and its sessions and streams may be used
+from several Python threads; control calls are serialised by a per-engine
+lock. Reading one :class:`ReceiveStream` must stay on one thread at a time
+(its ring has a single consumer), and so must writing one :class:`SendStream`.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import threading
+from dataclasses import dataclass, fields
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from ._native import ffi, lib
+from .errors import InvalidArgument, InvalidState, check
+from .rings import Ring
+
+__all__ = [
+    "Engine",
+    "EngineEvent",
+    "EngineStats",
+    "PacketBatch",
+    "ReceiveStats",
+    "ReceiveStream",
+    "RTP_RECORD_DTYPE",
+    "SendStats",
+    "SendStream",
+    "Session",
+    "SRTP_PROFILES",
+]
+
+#: Layout of the header of every receive-ring record (``mc_rtp_record``).
+RTP_RECORD_DTYPE = np.dtype([
+    ("arrival_ns", "<i8"),
+    ("ssrc", "<u4"),
+    ("timestamp", "<u4"),
+    ("sequence_number", "<u2"),
+    ("payload_type", "u1"),
+    ("marker", "u1"),
+    ("flags", "<u2"),
+    ("lost_before", "<u2"),
+])
+assert RTP_RECORD_DTYPE.itemsize == lib.MC_RTP_RECORD_SIZE
+
+#: Layout of an event record (``mc_engine_event``).
+EVENT_DTYPE = np.dtype([
+    ("time_ns", "<i8"),
+    ("kind", "<u4"),
+    ("ssrc", "<u4"),
+    ("sender_ssrc", "<u4"),
+    ("count", "<u4"),
+])
+
+_SEND_HEADER = np.dtype([("timestamp", "<u4"), ("marker", "u1"), ("payload_type", "u1"),
+                         ("flags", "<u2")])
+assert _SEND_HEADER.itemsize == lib.MC_SEND_RECORD_SIZE
+
+#: SRTP profiles by their RFC 4568 / RFC 7714 names, with master key + salt
+#: lengths. The numeric values are the native ``MC_SRTP_*`` constants when the
+#: SRTP module is built in.
+SRTP_PROFILES: dict[str, int] = {}
+SRTP_KEY_LENGTHS = {
+    "AES_CM_128_HMAC_SHA1_80": 30,
+    "AES_CM_128_HMAC_SHA1_32": 30,
+    "AEAD_AES_128_GCM": 28,
+    "AEAD_AES_256_GCM": 44,
+}
+for _name, _const in (("AES_CM_128_HMAC_SHA1_80", "MC_SRTP_AES_CM_128_HMAC_SHA1_80"),
+                      ("AES_CM_128_HMAC_SHA1_32", "MC_SRTP_AES_CM_128_HMAC_SHA1_32"),
+                      ("AEAD_AES_128_GCM", "MC_SRTP_AEAD_AES_128_GCM"),
+                      ("AEAD_AES_256_GCM", "MC_SRTP_AEAD_AES_256_GCM")):
+    if hasattr(lib, _const):
+        SRTP_PROFILES[_name] = getattr(lib, _const)
+
+MEDIA = {"audio": lib.MC_MEDIA_AUDIO, "video": lib.MC_MEDIA_VIDEO}
+EVENT_KINDS = {
+    lib.MC_EVENT_PLI: "pli",
+    lib.MC_EVENT_FIR: "fir",
+    lib.MC_EVENT_NACK: "nack",
+    lib.MC_EVENT_BYE: "bye",
+    lib.MC_EVENT_REMOTE_LATCHED: "remote_latched",
+}
+
+
+def _key_bytes(key: bytes | str | None) -> bytes:
+    """Master key || salt as raw bytes; a str is the SDES inline base64 form."""
+    if key is None:
+        return b""
+    if isinstance(key, str):
+        try:
+            return base64.b64decode(key, validate=True)
+        except ValueError as exc:
+            raise InvalidArgument(f"SRTP key is not valid base64: {exc}") from None
+    return bytes(key)
+
+
+def _stats_from(cls, raw):
+    return cls(**{f.name: getattr(raw, f.name) for f in fields(cls)})
+
+
+# ---- statistics --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    datagrams_in: int
+    bytes_in: int
+    datagrams_out: int
+    bytes_out: int
+    rtp_in: int
+    rtcp_in: int
+    rtcp_out: int
+    unknown_ssrc: int
+    unknown_source: int
+    malformed: int
+    auth_failures: int
+    replays: int
+    send_errors: int
+    io_errors: int
+    loops: int
+    sessions: int
+    recv_streams: int
+    send_streams: int
+    running: int
+
+
+@dataclass(frozen=True)
+class ReceiveStats:
+    """Per receive stream (RFC 3550 names where they exist)."""
+
+    packets: int
+    bytes: int
+    lost: int
+    duplicates: int
+    reordered: int
+    late: int
+    auth_failures: int
+    replays: int
+    malformed: int
+    records: int
+    ring_dropped: int
+    concealed: int
+    nacks_sent: int
+    plis_sent: int
+    sr_received: int
+    extended_highest_seq: int
+    jitter_ms: float
+    rtt_ms: float
+
+
+@dataclass(frozen=True)
+class SendStats:
+    packets: int
+    bytes: int
+    records_dropped: int
+    send_errors: int
+    nacks_received: int
+    retransmitted: int
+    plis_received: int
+    firs_received: int
+    rr_received: int
+    remote_fraction_lost: int
+    remote_cumulative_lost: int
+    remote_jitter_ms: float
+    rtt_ms: float
+
+
+@dataclass(frozen=True)
+class EngineEvent:
+    """Something the remote asked for or told us (key-frame request, NACK, BYE)."""
+
+    kind: str
+    ssrc: int
+    sender_ssrc: int
+    count: int
+    time_ns: int
+
+
+# ---- received packets --------------------------------------------------------------------
+
+
+class PacketBatch:
+    """Received packets of one read: RTP metadata as numpy arrays, payloads as
+    views. The views point into a buffer that the next read reuses."""
+
+    __slots__ = ("headers", "_buf", "_payload_offsets", "_payload_lengths")
+
+    def __init__(self, headers: np.ndarray, buf: np.ndarray, payload_offsets: np.ndarray,
+                 payload_lengths: np.ndarray) -> None:
+        self.headers = headers
+        self._buf = buf
+        self._payload_offsets = payload_offsets
+        self._payload_lengths = payload_lengths
+
+    def __len__(self) -> int:
+        return len(self.headers)
+
+    # column views
+    @property
+    def ssrc(self) -> np.ndarray:
+        return self.headers["ssrc"]
+
+    @property
+    def sequence_number(self) -> np.ndarray:
+        return self.headers["sequence_number"]
+
+    @property
+    def timestamp(self) -> np.ndarray:
+        return self.headers["timestamp"]
+
+    @property
+    def marker(self) -> np.ndarray:
+        return self.headers["marker"]
+
+    @property
+    def payload_type(self) -> np.ndarray:
+        return self.headers["payload_type"]
+
+    @property
+    def arrival_ns(self) -> np.ndarray:
+        return self.headers["arrival_ns"]
+
+    @property
+    def lost(self) -> np.ndarray:
+        """True where the record is a concealment slot (no payload)."""
+        return (self.headers["flags"] & lib.MC_RECORD_FLAG_LOST) != 0
+
+    @property
+    def payload_lengths(self) -> np.ndarray:
+        return self._payload_lengths
+
+    def payload(self, i: int) -> memoryview:
+        o = int(self._payload_offsets[i])
+        return memoryview(self._buf[o:o + int(self._payload_lengths[i])])
+
+    def payloads(self) -> Iterator[memoryview]:
+        base = memoryview(self._buf)
+        for o, n in zip(self._payload_offsets.tolist(), self._payload_lengths.tolist()):
+            yield base[o:o + n]
+
+
+_HDR = lib.MC_RTP_RECORD_SIZE
+_HDR_INDEX = np.arange(_HDR, dtype=np.int64)
+
+
+def _batch_from_records(buf: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> PacketBatch:
+    n = len(offsets)
+    if n == 0:
+        return PacketBatch(np.empty(0, RTP_RECORD_DTYPE), buf, offsets, lengths)
+    offs = offsets.astype(np.int64)
+    # gather the n 24-byte headers into one contiguous array, in one numpy op
+    headers = buf[offs[:, None] + _HDR_INDEX].view(RTP_RECORD_DTYPE).reshape(n)
+    return PacketBatch(headers, buf, offs + _HDR, lengths.astype(np.int64) - _HDR)
+
+
+# ---- streams -----------------------------------------------------------------------------
+
+
+class ReceiveStream:
+    """One remote source (SSRC) of a session; its packets arrive in :attr:`ring`."""
+
+    def __init__(self, session: Session, ssrc: int, media: str, clock_rate: int,
+                 ring: Ring, owns_ring: bool) -> None:
+        self.session = session
+        self.ssrc = ssrc
+        self.media = media
+        self.clock_rate = clock_rate
+        self.ring = ring
+        self._owns_ring = owns_ring
+        self._closed = False
+
+    def read_batch(self, max_records: int = 256, timeout: float | None = 0.0) -> PacketBatch:
+        """Up to ``max_records`` packets with one native call (``timeout``: 0
+        polls, None waits forever). Views stay valid until the next read."""
+        rb = self.ring.read_batch(max_records, timeout)
+        return _batch_from_records(rb._base, rb.offsets, rb.lengths)
+
+    def __iter__(self) -> Iterator[tuple[np.void, bytes]]:
+        """Drain what is there now: (header, payload bytes) per packet."""
+        while True:
+            batch = self.read_batch()
+            if not len(batch):
+                return
+            for i, p in enumerate(batch.payloads()):
+                yield batch.headers[i], bytes(p)
+
+    def stats(self) -> ReceiveStats:
+        return self.session._recv_stats(self.ssrc)
+
+    def request_keyframe(self) -> None:
+        """Send a PLI for this source (RFC 4585 6.3.1)."""
+        eng = self.session.engine
+        with eng._lock:
+            check(lib.mc_engine_request_keyframe(eng._h(), self.session.id, self.ssrc),
+                  "request key frame")
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.session._remove_recv(self)
+        if self._owns_ring:
+            self.ring.close()
+
+
+class SendStream:
+    """One local source (SSRC). :meth:`send` queues payloads; the engine's I/O
+    thread adds the RTP header (sequence number, timestamp + offset, SSRC),
+    protects and sends them."""
+
+    def __init__(self, session: Session, ssrc: int, payload_type: int, media: str,
+                 clock_rate: int, ring: Ring) -> None:
+        self.session = session
+        self.ssrc = ssrc
+        self.payload_type = payload_type
+        self.media = media
+        self.clock_rate = clock_rate
+        self.ring = ring
+        self._closed = False
+        self._hdr = np.zeros(1, _SEND_HEADER)
+
+    def send(self, payload, timestamp: int, marker: bool = False,
+             payload_type: int | None = None, wake: bool = True) -> bool:
+        """Queue one packet. ``timestamp`` is in RTP clock units from the stream
+        start. Returns False if the send ring was full (the packet is dropped
+        and counted)."""
+        h = self._hdr
+        h["timestamp"] = timestamp & 0xFFFFFFFF
+        h["marker"] = 1 if marker else 0
+        h["payload_type"] = lib.MC_SEND_PT_DEFAULT if payload_type is None else payload_type
+        ok = self.ring.write(h.tobytes() + bytes(payload))
+        if wake:
+            self.session.engine.wake()
+        return ok
+
+    def send_batch(self, packets: Sequence[tuple[bytes, int, bool]]) -> int:
+        """Queue several (payload, timestamp, marker) packets with one
+        publication and one wake; returns how many were accepted."""
+        recs = []
+        for payload, timestamp, marker in packets:
+            h = np.zeros(1, _SEND_HEADER)
+            h["timestamp"] = timestamp & 0xFFFFFFFF
+            h["marker"] = 1 if marker else 0
+            h["payload_type"] = lib.MC_SEND_PT_DEFAULT
+            recs.append(h.tobytes() + bytes(payload))
+        n = self.ring.write_batch(recs)
+        self.session.engine.wake()
+        return n
+
+    def stats(self) -> SendStats:
+        return self.session._send_stats(self.ssrc)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.session._remove_send(self)
+        self.ring.close()
+
+
+# ---- sessions ----------------------------------------------------------------------------
+
+
+class Session:
+    """One media session: a remote address, SRTP keys per direction, streams."""
+
+    def __init__(self, engine: Engine, session_id: int, events: Ring | None,
+                 srtp_profile: str | None) -> None:
+        self.engine = engine
+        self.id = session_id
+        self.srtp_profile = srtp_profile
+        self._events = events
+        self._recv: dict[int, ReceiveStream] = {}
+        self._send: dict[int, SendStream] = {}
+        self._closed = False
+
+    @property
+    def receive_streams(self) -> dict[int, ReceiveStream]:
+        return dict(self._recv)
+
+    @property
+    def send_streams(self) -> dict[int, SendStream]:
+        return dict(self._send)
+
+    def add_receive_stream(self, ssrc: int, media: str = "audio", clock_rate: int | None = None,
+                           *, direct: bool = False, nack: bool = False, pli: bool = False,
+                           frame_ms: int = 20, jitter_min_ms: int = 0, jitter_max_ms: int = 0,
+                           reorder_wait_ms: int = 0, ring: Ring | None = None,
+                           ring_capacity: int = 1 << 20) -> ReceiveStream:
+        """Receive the remote source ``ssrc``. Audio goes through the adaptive
+        jitter buffer (one record per ``frame_ms``), video through the reorder
+        buffer (NACK / PLI when enabled); ``direct=True`` delivers in arrival
+        order without buffering. Records go to ``ring`` (which may be shared by
+        several streams) or a new private ring."""
+        if media not in MEDIA:
+            raise InvalidArgument(f"media must be 'audio' or 'video', not {media!r}")
+        if clock_rate is None:
+            clock_rate = 48000 if media == "audio" else 90000
+        owns = ring is None
+        if ring is None:
+            ring = Ring.create(ring_capacity, policy="drop")
+        cfg = ffi.new("mc_recv_stream_config *")
+        cfg.ssrc = ssrc & 0xFFFFFFFF
+        cfg.media = MEDIA[media]
+        cfg.clock_rate = clock_rate
+        cfg.flags = ((lib.MC_RECV_DIRECT if direct else 0) | (lib.MC_RECV_NACK if nack else 0)
+                     | (lib.MC_RECV_PLI if pli else 0))
+        cfg.frame_ms = frame_ms
+        cfg.jitter_min_ms = jitter_min_ms
+        cfg.jitter_max_ms = jitter_max_ms
+        cfg.reorder_wait_ms = reorder_wait_ms
+        cfg.ring = ring._h()
+        eng = self.engine
+        try:
+            with eng._lock:
+                check(lib.mc_engine_add_recv_stream(eng._h(), self.id, cfg),
+                      f"add receive stream {ssrc}")
+        except BaseException:
+            if owns:
+                ring.close()
+            raise
+        stream = ReceiveStream(self, cfg.ssrc, media, clock_rate, ring, owns)
+        self._recv[cfg.ssrc] = stream
+        return stream
+
+    def add_send_stream(self, ssrc: int, payload_type: int, media: str = "audio",
+                        clock_rate: int | None = None, *, initial_sequence: int | None = None,
+                        timestamp_offset: int | None = None, history: int = 0,
+                        ring_capacity: int = 1 << 20) -> SendStream:
+        """Send as ``ssrc``. The initial sequence number and timestamp offset are
+        random unless given (RFC 3550 5.1). ``history`` packets are kept for
+        retransmission on NACK."""
+        if media not in MEDIA:
+            raise InvalidArgument(f"media must be 'audio' or 'video', not {media!r}")
+        if clock_rate is None:
+            clock_rate = 48000 if media == "audio" else 90000
+        ring = Ring.create(ring_capacity, policy="drop")
+        cfg = ffi.new("mc_send_stream_config *")
+        cfg.ssrc = ssrc & 0xFFFFFFFF
+        cfg.media = MEDIA[media]
+        cfg.clock_rate = clock_rate
+        cfg.payload_type = payload_type
+        cfg.initial_sequence = 0x10000 if initial_sequence is None else initial_sequence & 0xFFFF
+        cfg.timestamp_offset = (secrets.randbits(32) if timestamp_offset is None
+                                else timestamp_offset & 0xFFFFFFFF)
+        cfg.history = history
+        cfg.ring = ring._h()
+        eng = self.engine
+        try:
+            with eng._lock:
+                check(lib.mc_engine_add_send_stream(eng._h(), self.id, cfg),
+                      f"add send stream {ssrc}")
+        except BaseException:
+            ring.close()
+            raise
+        stream = SendStream(self, cfg.ssrc, payload_type, media, clock_rate, ring)
+        self._send[cfg.ssrc] = stream
+        return stream
+
+    def set_remote(self, host: str, port: int, rtcp_port: int = 0) -> None:
+        eng = self.engine
+        with eng._lock:
+            check(lib.mc_engine_set_remote(eng._h(), self.id, host.encode(), port, rtcp_port),
+                  "set remote")
+
+    def events(self, max_events: int = 256) -> list[EngineEvent]:
+        """Events since the last call (key-frame requests, NACKs, BYE...)."""
+        if self._events is None:
+            return []
+        rb = self._events.read_batch(max_events)
+        out = []
+        for view in rb:
+            ev = np.frombuffer(view, EVENT_DTYPE, count=1)[0]
+            out.append(EngineEvent(kind=EVENT_KINDS.get(int(ev["kind"]), str(int(ev["kind"]))),
+                                   ssrc=int(ev["ssrc"]), sender_ssrc=int(ev["sender_ssrc"]),
+                                   count=int(ev["count"]), time_ns=int(ev["time_ns"])))
+        return out
+
+    def _recv_stats(self, ssrc: int) -> ReceiveStats:
+        eng = self.engine
+        raw = ffi.new("mc_recv_stream_stats *")
+        with eng._lock:
+            check(lib.mc_engine_get_recv_stats(eng._h(), self.id, ssrc, raw), "receive stats")
+        return _stats_from(ReceiveStats, raw)
+
+    def _send_stats(self, ssrc: int) -> SendStats:
+        eng = self.engine
+        raw = ffi.new("mc_send_stream_stats *")
+        with eng._lock:
+            check(lib.mc_engine_get_send_stats(eng._h(), self.id, ssrc, raw), "send stats")
+        return _stats_from(SendStats, raw)
+
+    def _remove_recv(self, stream: ReceiveStream) -> None:
+        self._recv.pop(stream.ssrc, None)
+        eng = self.engine
+        if eng._handle is not None and not self._closed:
+            with eng._lock:
+                check(lib.mc_engine_remove_recv_stream(eng._h(), self.id, stream.ssrc),
+                      "remove receive stream")
+
+    def _remove_send(self, stream: SendStream) -> None:
+        self._send.pop(stream.ssrc, None)
+        eng = self.engine
+        if eng._handle is not None and not self._closed:
+            with eng._lock:
+                check(lib.mc_engine_remove_send_stream(eng._h(), self.id, stream.ssrc),
+                      "remove send stream")
+
+    def close(self) -> None:
+        """Remove the session and its streams from the engine (the engine
+        stops using their rings before this returns), then free the rings."""
+        if self._closed:
+            return
+        eng = self.engine
+        if eng._handle is not None:
+            with eng._lock:
+                check(lib.mc_engine_remove_session(eng._h(), self.id), "remove session")
+        self._closed = True
+        eng._sessions.pop(self.id, None)
+        for s in list(self._recv.values()):
+            s.close()
+        for s in list(self._send.values()):
+            s.close()
+        if self._events is not None:
+            self._events.close()
+            self._events = None
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---- the engine --------------------------------------------------------------------------
+
+
+class Engine:
+    """One UDP socket and its native I/O thread.
+
+    ``Engine("127.0.0.1", 0)`` binds a free loopback port (see :attr:`port`);
+    ``thread=False`` creates an engine driven by :meth:`inject` and
+    :meth:`poll` only (benchmarks, deterministic tests).
+    """
+
+    def __init__(self, bind_host: str = "0.0.0.0", bind_port: int = 0, *,
+                 rcvbuf_bytes: int = 0, sndbuf_bytes: int = 0, rtcp_interval_ms: int = 1000,
+                 start: bool = True, thread: bool = True) -> None:
+        self._lock = threading.RLock()
+        self._handle = None
+        self._sessions: dict[int, Session] = {}
+        cfg = ffi.new("mc_engine_config *")
+        host = ffi.new("char[]", bind_host.encode())
+        cfg.bind_host = host
+        cfg.bind_port = bind_port
+        cfg.rcvbuf_bytes = rcvbuf_bytes
+        cfg.sndbuf_bytes = sndbuf_bytes
+        cfg.rtcp_interval_ms = rtcp_interval_ms
+        cfg.flags = 0 if thread else lib.MC_ENGINE_NO_THREAD
+        out = ffi.new("mc_engine **")
+        check(lib.mc_engine_new(cfg, out), f"create engine on {bind_host}:{bind_port}")
+        self._handle = out[0]
+        self.bind_host = bind_host
+        self._threaded = thread
+        port = ffi.new("uint16_t *")
+        check(lib.mc_engine_local_port(self._handle, port), "engine port")
+        self.port = int(port[0])
+        if start and thread:
+            self.start()
+
+    def _h(self):
+        if self._handle is None:
+            raise InvalidState("engine is closed")
+        return self._handle
+
+    @property
+    def sessions(self) -> dict[int, Session]:
+        return dict(self._sessions)
+
+    def start(self) -> None:
+        with self._lock:
+            check(lib.mc_engine_start(self._h()), "start engine")
+
+    def stop(self) -> None:
+        with self._lock:
+            check(lib.mc_engine_stop(self._h()), "stop engine")
+
+    def wake(self) -> None:
+        """Tell the I/O thread that send rings have new records."""
+        lib.mc_engine_wake(self._h())
+
+    def add_session(self, remote: tuple[str, int] | None = None, *,
+                    srtp_profile: str | None = None, tx_key: bytes | str | None = None,
+                    rx_key: bytes | str | None = None, replay_window: int = 128,
+                    remote_rtcp_port: int = 0, strict_source: bool = False,
+                    latch: bool = False, cname: str | None = None,
+                    event_capacity: int = 1 << 16) -> Session:
+        """A new session. ``remote`` is where we send (None: learn it from the
+        first authentic packet when ``latch``). ``tx_key`` protects what we
+        send, ``rx_key`` what the remote sends: raw master key || salt bytes
+        or the SDES inline base64 text (RFC 4568)."""
+        profile = 0
+        if srtp_profile is not None:
+            if srtp_profile not in SRTP_KEY_LENGTHS:
+                raise InvalidArgument(
+                    f"unknown SRTP profile {srtp_profile!r}; known: {sorted(SRTP_KEY_LENGTHS)}")
+            if srtp_profile not in SRTP_PROFILES:
+                raise InvalidArgument(f"SRTP profile {srtp_profile!r} is not built in")
+            profile = SRTP_PROFILES[srtp_profile]
+            need = SRTP_KEY_LENGTHS[srtp_profile]
+            for label, k in (("tx_key", tx_key), ("rx_key", rx_key)):
+                if len(_key_bytes(k)) != need:
+                    raise InvalidArgument(
+                        f"{label} for {srtp_profile} must be {need} bytes of master key || salt, "
+                        f"got {len(_key_bytes(k))}")
+        txk, rxk = _key_bytes(tx_key), _key_bytes(rx_key)
+        events = Ring.create(event_capacity, policy="drop")
+        keep = []
+        cfg = ffi.new("mc_session_config *")
+        if remote is not None:
+            h = ffi.new("char[]", remote[0].encode())
+            keep.append(h)
+            cfg.remote_host = h
+            cfg.remote_port = remote[1]
+        cfg.remote_rtcp_port = remote_rtcp_port
+        cfg.srtp_profile = profile
+        txb = ffi.new("uint8_t[]", txk or b"\0")
+        rxb = ffi.new("uint8_t[]", rxk or b"\0")
+        cfg.tx_key = txb
+        cfg.tx_key_length = len(txk)
+        cfg.rx_key = rxb
+        cfg.rx_key_length = len(rxk)
+        cfg.replay_window = replay_window
+        cfg.flags = ((lib.MC_SESSION_STRICT_SOURCE if strict_source else 0)
+                     | (lib.MC_SESSION_LATCH if latch else 0))
+        if cname:
+            c = ffi.new("char[]", cname.encode())
+            keep.append(c)
+            cfg.cname = c
+        cfg.events = events._h()
+        out = ffi.new("uint32_t *")
+        try:
+            with self._lock:
+                check(lib.mc_engine_add_session(self._h(), cfg, out), "add session")
+        except BaseException:
+            events.close()
+            raise
+        s = Session(self, int(out[0]), events, srtp_profile)
+        self._sessions[s.id] = s
+        return s
+
+    def stats(self) -> EngineStats:
+        raw = ffi.new("mc_engine_stats *")
+        with self._lock:
+            check(lib.mc_engine_get_stats(self._h(), raw), "engine stats")
+        return _stats_from(EngineStats, raw)
+
+    def inject(self, datagrams: Sequence[bytes], from_addr: tuple[str, int] = ("127.0.0.1", 9),
+               now_ns: int = 0) -> None:
+        """Run the receive path on ``datagrams`` as if received from
+        ``from_addr`` (only while the I/O thread is not running)."""
+        lengths = np.fromiter((len(d) for d in datagrams), dtype=np.uint32, count=len(datagrams))
+        blob = b"".join(datagrams)
+        self.inject_prepared(blob, lengths, from_addr, now_ns)
+
+    def inject_prepared(self, blob: bytes, lengths: np.ndarray,
+                        from_addr: tuple[str, int] = ("127.0.0.1", 9), now_ns: int = 0) -> None:
+        with self._lock:
+            check(lib.mc_engine_inject_batch(
+                self._h(), ffi.from_buffer(blob), ffi.from_buffer("uint32_t[]", lengths),
+                len(lengths), from_addr[0].encode(), from_addr[1], now_ns), "inject")
+
+    def poll(self, now_ns: int = 0) -> None:
+        """One pass of timers and sending (only while the I/O thread is not running)."""
+        with self._lock:
+            check(lib.mc_engine_poll(self._h(), now_ns), "poll")
+
+    def io_cpu_ns(self) -> int:
+        out = ffi.new("int64_t *")
+        check(lib.mc_engine_io_cpu_ns(self._h(), out), "io cpu")
+        return int(out[0])
+
+    def close(self) -> None:
+        """Stop the I/O thread, then free every session, stream and ring."""
+        with self._lock:
+            if self._handle is None:
+                return
+            check(lib.mc_engine_stop(self._handle), "stop engine")
+            handle, self._handle = self._handle, None
+            lib.mc_engine_free(handle)
+            sessions = list(self._sessions.values())
+            self._sessions.clear()
+        for s in sessions:
+            s._closed = True
+            for r in list(s._recv.values()):
+                r._closed = True
+                if r._owns_ring:
+                    r.ring.close()
+            for x in list(s._send.values()):
+                x._closed = True
+                x.ring.close()
+            if s._events is not None:
+                s._events.close()
+                s._events = None
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass

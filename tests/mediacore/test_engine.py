@@ -1,0 +1,213 @@
+"""The native engine on loopback: two engines exchanging RTP both ways,
+demultiplexing, statistics, garbage, control path while running, shutdown."""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import time
+
+import numpy as np
+import pytest
+
+from mediacore.engine import Engine, RTP_RECORD_DTYPE
+
+
+def wait_for(predicate, timeout: float = 5.0, interval: float = 0.005):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def rtp_packet(seq: int, ts: int, ssrc: int, payload: bytes, pt: int = 111,
+               marker: bool = False) -> bytes:
+    return struct.pack("!BBHII", 0x80, (0x80 if marker else 0) | pt, seq & 0xFFFF,
+                       ts & 0xFFFFFFFF, ssrc) + payload
+
+
+def drain(stream, want: int, timeout: float = 5.0):
+    """Read batches until `want` records arrived (or timeout): headers, payloads."""
+    headers, payloads = [], []
+    deadline = time.monotonic() + timeout
+    while sum(len(h) for h in headers) < want and time.monotonic() < deadline:
+        b = stream.read_batch(timeout=0.05)
+        if len(b):
+            headers.append(b.headers.copy())
+            payloads.extend(bytes(p) for p in b.payloads())
+    h = np.concatenate(headers) if headers else np.empty(0, RTP_RECORD_DTYPE)
+    return h, payloads
+
+
+def test_two_engines_exchange_rtp_both_ways():
+    with Engine("127.0.0.1") as a, Engine("127.0.0.1") as b:
+        sa = a.add_session(("127.0.0.1", b.port))
+        sb = b.add_session(("127.0.0.1", a.port))
+        a_tx = sa.add_send_stream(0x1111, payload_type=111, initial_sequence=65530,
+                                  timestamp_offset=0)
+        b_tx = sb.add_send_stream(0x2222, payload_type=96, media="video",
+                                  initial_sequence=100, timestamp_offset=1000)
+        b_rx = sb.add_receive_stream(0x1111, direct=True)
+        a_rx = sa.add_receive_stream(0x2222, media="video", direct=True)
+
+        n = 200
+        audio = [os.urandom(40 + i % 100) for i in range(n)]
+        video = [os.urandom(1000 + i) for i in range(n)]
+        for i in range(n):
+            assert a_tx.send(audio[i], timestamp=960 * i, marker=(i == 0))
+            assert b_tx.send(video[i], timestamp=3000 * (i // 5), marker=(i % 5 == 4))
+
+        hb, pb = drain(b_rx, n)
+        ha, pa = drain(a_rx, n)
+        assert pb == audio
+        assert pa == video
+        # RTP metadata of what A sent to B: seq wraps 65535 -> 0, timestamps, marker, PT
+        assert list(hb["sequence_number"]) == [(65530 + i) & 0xFFFF for i in range(n)]
+        assert list(hb["timestamp"]) == [960 * i for i in range(n)]
+        assert set(hb["ssrc"]) == {0x1111} and set(hb["payload_type"]) == {111}
+        assert hb["marker"][0] == 1 and not hb["marker"][1:].any()
+        assert list(ha["timestamp"]) == [1000 + 3000 * (i // 5) for i in range(n)]
+        assert list(ha["marker"]) == [1 if i % 5 == 4 else 0 for i in range(n)]
+        assert (np.diff(hb["arrival_ns"]) >= 0).all()
+
+        st = wait_for(lambda: (s := b_rx.stats()).packets == n and s)
+        assert st.packets == n and st.lost == 0 and st.duplicates == 0
+        assert st.extended_highest_seq == 65530 + n - 1
+        tx = wait_for(lambda: (s := a_tx.stats()).packets == n and s)
+        assert tx.packets == n and tx.bytes == sum(map(len, audio))
+
+
+def send_raw(port: int, datagrams, src: socket.socket | None = None):
+    s = src or socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for d in datagrams:
+        s.sendto(d, ("127.0.0.1", port))
+    return s
+
+
+def test_demux_by_ssrc_unknown_and_garbage_counted():
+    with Engine("127.0.0.1") as e:
+        s1 = e.add_session()
+        s2 = e.add_session()
+        r1 = s1.add_receive_stream(1, direct=True)
+        r2 = s2.add_receive_stream(2, direct=True)
+        rng = np.random.default_rng(7)
+        good1 = [rtp_packet(i, i * 960, 1, b"one%d" % i) for i in range(20)]
+        good2 = [rtp_packet(i, i * 960, 2, b"two%d" % i) for i in range(20)]
+        garbage = [bytes(rng.integers(0, 256, int(n), dtype=np.uint8))
+                   for n in rng.integers(0, 300, 200)]
+        garbage += [b"", b"\x80", b"\x80\x60\x00", b"\x40" + bytes(20),      # short, wrong version
+                    bytes([0x8F, 0x60]) + bytes(20),                           # CSRC count past end
+                    bytes([0x90, 0x60]) + bytes(10) + b"\x00\x01" + b"\xff\xff",  # huge extension
+                    bytes([0xA0, 0x60]) + bytes(10) + b"\x00\x01\x00",       # bad padding
+                    bytes([0x81, 200, 0xff, 0xff]) + bytes(8),               # RTCP length past end
+                    bytes([0x81, 201, 0x00, 0x00]),                          # RTCP too short
+                    ]
+        unknown = [rtp_packet(i, 0, 99, b"x") for i in range(5)]
+        sock = send_raw(e.port, good1 + garbage + unknown + good2)
+        sock.close()
+        h1, p1 = drain(r1, 20)
+        h2, p2 = drain(r2, 20)
+        assert p1 == [b"one%d" % i for i in range(20)]
+        assert p2 == [b"two%d" % i for i in range(20)]
+        st = wait_for(lambda: (s := e.stats()).datagrams_in >= 40 + len(garbage) + 5 and s)
+        assert st.datagrams_in == 40 + len(garbage) + 5
+        assert st.unknown_ssrc >= 5
+        assert st.malformed + st.unknown_ssrc + st.rtp_in + st.rtcp_in >= st.datagrams_in - 1
+        assert st.malformed >= 10
+        assert st.rtp_in >= 40
+
+
+def test_strict_source_drops_other_senders():
+    with Engine("127.0.0.1") as e:
+        legit = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        legit.bind(("127.0.0.1", 0))
+        other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s = e.add_session(("127.0.0.1", legit.getsockname()[1]), strict_source=True)
+        r = s.add_receive_stream(5, direct=True)
+        send_raw(e.port, [rtp_packet(i, 0, 5, b"bad") for i in range(3)], other)
+        send_raw(e.port, [rtp_packet(10 + i, 0, 5, b"good") for i in range(3)], legit)
+        _, p = drain(r, 3)
+        assert p == [b"good"] * 3
+        st = wait_for(lambda: (x := e.stats()).unknown_source == 3 and x)
+        assert st.unknown_source == 3
+        legit.close()
+        other.close()
+
+
+def test_latch_learns_remote_and_sends_there():
+    with Engine("127.0.0.1") as e:
+        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        peer.bind(("127.0.0.1", 0))
+        peer.settimeout(5)
+        s = e.add_session(latch=True)
+        r = s.add_receive_stream(7, direct=True)
+        tx = s.add_send_stream(8, payload_type=0, initial_sequence=1, timestamp_offset=0)
+        send_raw(e.port, [rtp_packet(1, 0, 7, b"hello")], peer)
+        drain(r, 1)
+        assert wait_for(lambda: any(ev.kind == "remote_latched" for ev in s.events()))
+        tx.send(b"reply", timestamp=160)
+        while True:
+            data, _ = peer.recvfrom(2048)
+            if 128 <= data[1] < 192 or data[1] < 128:  # skip RTCP
+                if not (192 <= data[1] <= 223):
+                    break
+        assert data[12:] == b"reply"
+        assert struct.unpack("!I", data[8:12])[0] == 8
+        peer.close()
+
+
+def test_inject_without_thread_runs_the_receive_path():
+    e = Engine("127.0.0.1", thread=False)
+    try:
+        s = e.add_session()
+        r = s.add_receive_stream(42, direct=True)
+        pkts = [rtp_packet(i, 160 * i, 42, bytes([i]) * 10) for i in range(100)]
+        e.inject(pkts[:50] + pkts[40:45] + pkts[50:])  # 5 duplicates
+        h, p = drain(r, 100, timeout=0.5)
+        assert list(h["sequence_number"]) == list(range(100))
+        assert p == [bytes([i]) * 10 for i in range(100)]
+        st = r.stats()
+        assert st.packets == 105 and st.duplicates == 5 and st.lost == 0
+    finally:
+        e.close()
+
+
+def test_sessions_added_and_removed_while_running():
+    with Engine("127.0.0.1") as e:
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sessions = []
+        for round_ in range(20):
+            s = e.add_session()
+            r = s.add_receive_stream(1000 + round_, direct=True)
+            sessions.append((s, r))
+            # traffic for every live session, including ones about to go
+            for k, (_, rr) in enumerate(sessions):
+                send_raw(e.port, [rtp_packet(round_, 0, rr.ssrc, b"p")], sender)
+            if round_ % 3 == 2:
+                gone, _ = sessions.pop(0)
+                gone.close()
+        st = wait_for(lambda: (x := e.stats()).sessions == len(sessions) and x)
+        assert st.sessions == len(sessions)
+        assert st.recv_streams == len(sessions)
+        sender.close()
+
+
+def test_close_with_active_traffic_is_clean():
+    e = Engine("127.0.0.1")
+    s = e.add_session(("127.0.0.1", 9))
+    r = s.add_receive_stream(1, direct=True)
+    tx = s.add_send_stream(2, payload_type=0)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for i in range(500):
+        sender.sendto(rtp_packet(i, 0, 1, b"z" * 100), ("127.0.0.1", e.port))
+        tx.send(b"y" * 100, timestamp=i * 160, wake=False)
+    e.wake()
+    e.close()
+    assert r._closed and tx._closed
+    e.close()  # idempotent
+    sender.close()
