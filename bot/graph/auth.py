@@ -1,0 +1,115 @@
+"""App-only tokens for Graph (OAuth2 client credentials through msal).
+
+msal is synchronous and does network I/O, so every msal call (including constructing the
+application, which discovers the authority) runs in an executor thread, never on the event
+loop. Tokens are cached until shortly before they expire; concurrent callers share one fetch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from typing import Any
+
+from .errors import TokenError
+
+log = logging.getLogger("bot.graph.auth")
+
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+
+
+class TokenProvider:
+    """Caching, single-flight async front of a blocking token source.
+
+    Subclasses implement :meth:`acquire_blocking`, which runs in ``executor`` (default: the
+    loop's default executor) and returns ``(access_token, expires_in_s)``.
+    """
+
+    def __init__(self, *, refresh_margin_s: float = 300.0, executor: Executor | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.refresh_margin_s = refresh_margin_s
+        self._executor = executor
+        self._clock = clock
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._lock: asyncio.Lock | None = None
+        self.fetch_count = 0
+
+    def acquire_blocking(self) -> tuple[str, float]:
+        raise NotImplementedError
+
+    def invalidate(self) -> None:
+        """Forget the cached token (e.g. after Graph answered 401)."""
+        self._token = None
+        self._expires_at = 0.0
+
+    async def get_token(self) -> str:
+        if self._token and self._clock() < self._expires_at - self.refresh_margin_s:
+            return self._token
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._token and self._clock() < self._expires_at - self.refresh_margin_s:
+                return self._token
+            loop = asyncio.get_running_loop()
+            token, expires_in_s = await loop.run_in_executor(self._executor, self.acquire_blocking)
+            self.fetch_count += 1
+            self._token = token
+            self._expires_at = self._clock() + float(expires_in_s)
+            return token
+
+
+class StaticTokenProvider(TokenProvider):
+    """A fixed token (tests, the local emulator)."""
+
+    def __init__(self, token: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._static = token
+
+    def acquire_blocking(self) -> tuple[str, float]:
+        return self._static, 3600.0
+
+
+class MsalTokenProvider(TokenProvider):
+    """Client-credentials tokens from Entra ID via msal, with a client secret or a certificate.
+
+    ``certificate_pem`` is the PEM private key (optionally followed by the certificate) and
+    ``certificate_thumbprint`` its SHA-1 thumbprint, as msal expects.
+    """
+
+    def __init__(self, *, app_id: str, tenant_id: str, client_secret: str | None = None,
+                 certificate_pem: str | None = None, certificate_thumbprint: str | None = None,
+                 authority_host: str = "https://login.microsoftonline.com",
+                 scopes: Sequence[str] = (GRAPH_SCOPE,), msal_options: dict[str, Any] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if bool(client_secret) == bool(certificate_pem):
+            raise ValueError("give exactly one of client_secret or certificate_pem")
+        if certificate_pem and not certificate_thumbprint:
+            raise ValueError("certificate_pem needs certificate_thumbprint")
+        self.app_id = app_id
+        self.authority = f"{authority_host.rstrip('/')}/{tenant_id}"
+        if client_secret:
+            self._credential: Any = client_secret
+        else:
+            self._credential = {"private_key": certificate_pem, "thumbprint": certificate_thumbprint}
+        self.scopes = list(scopes)
+        self._msal_options = dict(msal_options or {})
+        self._app: Any = None
+
+    def acquire_blocking(self) -> tuple[str, float]:
+        import msal  # imported lazily: only this provider needs it
+
+        if self._app is None:
+            self._app = msal.ConfidentialClientApplication(
+                self.app_id, client_credential=self._credential, authority=self.authority,
+                **self._msal_options)
+        result = self._app.acquire_token_for_client(scopes=self.scopes)
+        if "access_token" not in result:
+            raise TokenError(f"token request for app {self.app_id} failed: "
+                             f"{result.get('error')}: {result.get('error_description')}")
+        log.debug("token acquired for app %s (source %s)", self.app_id, result.get("token_source"))
+        return result["access_token"], float(result.get("expires_in", 3600))
