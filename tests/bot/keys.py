@@ -40,11 +40,27 @@ def self_signed(key: rsa.RSAPrivateKey, cn: str, *, ip: str | None = None) -> x5
     return builder.sign(key, hashes.SHA256())
 
 
+_POOL: list[rsa.RSAPrivateKey] = []
+_next = 0
+
+
+def _private_key() -> rsa.RSAPrivateKey:
+    """RSA-2048 keys are slow to make; tests draw distinct keys round-robin from a small pool."""
+    global _next
+    if len(_POOL) < 6:
+        _POOL.append(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        return _POOL[-1]
+    _next = (_next + 1) % len(_POOL)
+    return _POOL[_next]
+
+
 class SigningKey:
     """An RSA key with an X.509 cert, published as a JWKS entry (kid, x5t, x5c, n, e)."""
 
-    def __init__(self, kid: str | None = None) -> None:
-        self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    def __init__(self, kid: str | None = None, *, distinct_from: "SigningKey | None" = None) -> None:
+        self.private = _private_key()
+        while distinct_from is not None and self.private is distinct_from.private:
+            self.private = _private_key()
         self.cert = self_signed(self.private, "test callback signer")
         der = self.cert.public_bytes(serialization.Encoding.DER)
         self.kid = kid or uuid.uuid4().hex
