@@ -612,11 +612,13 @@ class Engine:
                     rx_key: bytes | str | None = None, replay_window: int = 128,
                     remote_rtcp_port: int = 0, strict_source: bool = False,
                     latch: bool = False, cname: str | None = None,
-                    event_capacity: int = 1 << 16) -> Session:
+                    srtcp_tag_32: bool = False, event_capacity: int = 1 << 16) -> Session:
         """A new session. ``remote`` is where we send (None: learn it from the
         first authentic packet when ``latch``). ``tx_key`` protects what we
         send, ``rx_key`` what the remote sends: raw master key || salt bytes
-        or the SDES inline base64 text (RFC 4568)."""
+        or the SDES inline base64 text (RFC 4568). ``srtcp_tag_32`` gives
+        AES_CM_128_HMAC_SHA1_32 a 4-byte SRTCP tag, as ffmpeg's suite of that
+        name does (RFC 5764 and libsrtp use 10 bytes)."""
         profile = 0
         if srtp_profile is not None:
             if srtp_profile not in SRTP_KEY_LENGTHS:
@@ -650,7 +652,8 @@ class Engine:
         cfg.rx_key_length = len(rxk)
         cfg.replay_window = replay_window
         cfg.flags = ((lib.MC_SESSION_STRICT_SOURCE if strict_source else 0)
-                     | (lib.MC_SESSION_LATCH if latch else 0))
+                     | (lib.MC_SESSION_LATCH if latch else 0)
+                     | (lib.MC_SESSION_SRTCP_TAG_32 if srtcp_tag_32 else 0))
         if cname:
             c = ffi.new("char[]", cname.encode())
             keep.append(c)

@@ -444,6 +444,7 @@ enum {
     MC_ENGINE_NO_THREAD = 1,           /* engine_config.flags: no I/O thread (inject / poll only) */
     MC_SESSION_STRICT_SOURCE = 1,      /* drop packets not from the remote address (counted) */
     MC_SESSION_LATCH = 2,              /* learn the remote address from the first authentic packet */
+    MC_SESSION_SRTCP_TAG_32 = 4,       /* AES_CM_128_HMAC_SHA1_32 with a 4-byte SRTCP tag (ffmpeg) */
     MC_RECV_DIRECT = 1,                /* recv flags: no jitter/reorder buffer, arrival order */
     MC_RECV_NACK = 2,                  /* video: send generic NACKs for gaps */
     MC_RECV_PLI = 4                    /* video: send PLI when a gap cannot be repaired */

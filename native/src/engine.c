@@ -720,7 +720,7 @@ static void drain_send(mc_engine *e, eng_send *s, int64_t now)
         for (uint32_t i = 0; i < count; i++) {
             const uint8_t *rec = data + offsets[i];
             uint32_t n = lengths[i];
-            if (n < MC_SEND_RECORD_SIZE || n - MC_SEND_RECORD_SIZE + 12 + 16 > ENG_MAX_DATAGRAM) {
+            if (n < MC_SEND_RECORD_SIZE || n - MC_SEND_RECORD_SIZE + 12 + MC_SRTP_MAX_TRAILER > ENG_MAX_DATAGRAM) {
                 s->c.records_dropped++;
                 continue;
             }
@@ -1129,7 +1129,8 @@ MC_API mc_status mc_engine_add_session(mc_engine *e, const mc_session_config *cf
     if (st == MC_OK)
         st = eng_crypto_init(&s->crypto, cfg->srtp_profile, cfg->tx_key, cfg->tx_key_length,
                              cfg->rx_key, cfg->rx_key_length,
-                             cfg->replay_window ? cfg->replay_window : 128);
+                             cfg->replay_window ? cfg->replay_window : 128,
+                             (cfg->flags & MC_SESSION_SRTCP_TAG_32) ? MC_SRTP_SRTCP_TAG_32 : 0);
     if (st != MC_OK) {
         session_free(s);
         return st;
@@ -1244,8 +1245,6 @@ MC_API mc_status mc_engine_add_recv_stream(mc_engine *e, uint32_t session_id,
     r->ring = cfg->ring;
     r->c.rtt_ms = -1.0;
     mc_status st = eng_rx_media_init(&r->m, cfg, e);
-    if (st == MC_OK)
-        st = eng_crypto_add_stream(&s->crypto, cfg->ssrc, 1);
     if (st != MC_OK || !grow((void **)&s->recv, &s->cap_recv, s->n_recv + 1, sizeof *s->recv)) {
         recv_free(r);
         return st != MC_OK ? st : MC_E_NOMEM;
@@ -1312,8 +1311,6 @@ MC_API mc_status mc_engine_add_send_stream(mc_engine *e, uint32_t session_id,
     x->ring = cfg->ring;
     x->c.rtt_ms = -1.0;
     mc_status st = eng_tx_media_init(&x->m, cfg->history);
-    if (st == MC_OK)
-        st = eng_crypto_add_stream(&s->crypto, cfg->ssrc, 0);
     if (st != MC_OK || !grow((void **)&s->send, &s->cap_send, s->n_send + 1, sizeof *s->send)) {
         send_free(x);
         return st != MC_OK ? st : MC_E_NOMEM;

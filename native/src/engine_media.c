@@ -3,6 +3,8 @@
  */
 #include "engine_media.h"
 
+#include "srtp.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,66 +26,81 @@ static inline void wr32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
-/* ---- SRTP ----------------------------------------------------------------------------- */
+/* ---- SRTP: one context per direction of a session (srtp.h) ---------------------------- */
+
+#define ENG_SRTP_MAX_SSRCS 64
 
 mc_status eng_crypto_init(eng_session_crypto *c, int32_t profile, const uint8_t *tx_key,
                           uint32_t tx_len, const uint8_t *rx_key, uint32_t rx_len,
-                          uint32_t replay_window)
+                          uint32_t replay_window, uint32_t flags)
 {
     memset(c, 0, sizeof *c);
     c->profile = profile;
     c->replay_window = replay_window;
     if (profile == 0)
         return MC_OK;
-    if (!tx_key || !rx_key || tx_len > sizeof c->tx_key || rx_len > sizeof c->rx_key)
+    if (!tx_key || !rx_key)
         return MC_E_INVAL;
-    return MC_E_UNSUPPORTED; /* SRTP arrives with srtp.h */
+    mc_status st = mc_srtp_create(profile, rx_key, rx_len, replay_window, ENG_SRTP_MAX_SSRCS, flags,
+                                  (mc_srtp **)&c->rx);
+    if (st == MC_OK)
+        st = mc_srtp_create(profile, tx_key, tx_len, replay_window, ENG_SRTP_MAX_SSRCS,
+                            flags | MC_SRTP_OUTBOUND, (mc_srtp **)&c->tx);
+    if (st != MC_OK)
+        eng_crypto_free(c);
+    return st;
 }
 
 void eng_crypto_free(eng_session_crypto *c)
 {
-    free(c->streams);
-    c->streams = NULL;
-    c->n_streams = 0;
-}
-
-mc_status eng_crypto_add_stream(eng_session_crypto *c, uint32_t ssrc, int rx)
-{
-    (void)ssrc;
-    (void)rx;
-    if (c->profile == 0)
-        return MC_OK;
-    return MC_E_UNSUPPORTED;
+    mc_srtp_free((mc_srtp *)c->rx);
+    mc_srtp_free((mc_srtp *)c->tx);
+    c->rx = NULL;
+    c->tx = NULL;
 }
 
 mc_status eng_crypto_rx_rtp(eng_session_crypto *c, uint8_t *buf, uint32_t *len)
 {
-    (void)buf;
-    (void)len;
-    return c->profile == 0 ? MC_OK : MC_E_UNSUPPORTED;
+    if (!c->rx)
+        return MC_OK;
+    size_t out = 0;
+    mc_status st = mc_srtp_unprotect((mc_srtp *)c->rx, buf, *len, &out);
+    if (st == MC_OK)
+        *len = (uint32_t)out;
+    return st;
 }
 
 mc_status eng_crypto_rx_rtcp(eng_session_crypto *c, uint8_t *buf, uint32_t *len)
 {
-    (void)buf;
-    (void)len;
-    return c->profile == 0 ? MC_OK : MC_E_UNSUPPORTED;
+    if (!c->rx)
+        return MC_OK;
+    size_t out = 0;
+    mc_status st = mc_srtcp_unprotect((mc_srtp *)c->rx, buf, *len, &out);
+    if (st == MC_OK)
+        *len = (uint32_t)out;
+    return st;
 }
 
 mc_status eng_crypto_tx_rtp(eng_session_crypto *c, uint8_t *buf, uint32_t *len, uint32_t cap)
 {
-    (void)buf;
-    (void)len;
-    (void)cap;
-    return c->profile == 0 ? MC_OK : MC_E_UNSUPPORTED;
+    if (!c->tx)
+        return MC_OK;
+    size_t out = 0;
+    mc_status st = mc_srtp_protect((mc_srtp *)c->tx, buf, *len, cap, &out);
+    if (st == MC_OK)
+        *len = (uint32_t)out;
+    return st;
 }
 
 mc_status eng_crypto_tx_rtcp(eng_session_crypto *c, uint8_t *buf, uint32_t *len, uint32_t cap)
 {
-    (void)buf;
-    (void)len;
-    (void)cap;
-    return c->profile == 0 ? MC_OK : MC_E_UNSUPPORTED;
+    if (!c->tx)
+        return MC_OK;
+    size_t out = 0;
+    mc_status st = mc_srtcp_protect((mc_srtp *)c->tx, buf, *len, cap, &out);
+    if (st == MC_OK)
+        *len = (uint32_t)out;
+    return st;
 }
 
 /* ---- RTP parse (RFC 3550 5.1) ------------------------------------------------------------ */

@@ -12,31 +12,18 @@
 
 /* ---- SRTP, one session's contexts --------------------------------------------------- */
 
-typedef struct eng_crypto_stream {
-    uint32_t ssrc;
-    int rx;
-    void *ctx;
-} eng_crypto_stream;
-
 typedef struct eng_session_crypto {
     int32_t profile;
-    uint8_t tx_key[64];
-    uint32_t tx_key_length;
-    uint8_t rx_key[64];
-    uint32_t rx_key_length;
     uint32_t replay_window;
-    eng_crypto_stream *streams; /* control adds; the I/O thread only reads the array it was given */
-    uint32_t n_streams, cap_streams;
-    void *rtcp_tx; /* SRTCP for our reports */
-    void *rtcp_rx; /* SRTCP from senders we have no receive stream for */
+    void *rx; /* mc_srtp, inbound: every SSRC the remote sends, SRTP and SRTCP */
+    void *tx; /* mc_srtp, outbound: our SSRCs */
 } eng_session_crypto;
 
+/* flags: MC_SRTP_SRTCP_TAG_32 or 0 */
 mc_status eng_crypto_init(eng_session_crypto *c, int32_t profile, const uint8_t *tx_key,
                           uint32_t tx_len, const uint8_t *rx_key, uint32_t rx_len,
-                          uint32_t replay_window);
+                          uint32_t replay_window, uint32_t flags);
 void eng_crypto_free(eng_session_crypto *c);
-mc_status eng_crypto_add_stream(eng_session_crypto *c, uint32_t ssrc, int rx);
-/* In place; *len in/out. MC_E_AUTH, MC_E_REPLAY, MC_E_MALFORMED on failure. */
 mc_status eng_crypto_rx_rtp(eng_session_crypto *c, uint8_t *buf, uint32_t *len);
 mc_status eng_crypto_rx_rtcp(eng_session_crypto *c, uint8_t *buf, uint32_t *len);
 mc_status eng_crypto_tx_rtp(eng_session_crypto *c, uint8_t *buf, uint32_t *len, uint32_t cap);

@@ -211,3 +211,114 @@ def test_close_with_active_traffic_is_clean():
     assert r._closed and tx._closed
     e.close()  # idempotent
     sender.close()
+
+
+# ---- SRTP ------------------------------------------------------------------------------
+
+import pylibsrtp  # noqa: E402
+
+from mediacore.engine import SRTP_KEY_LENGTHS  # noqa: E402
+
+PYLIBSRTP_PROFILES = {
+    "AES_CM_128_HMAC_SHA1_80": pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
+    "AES_CM_128_HMAC_SHA1_32": pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_32,
+    "AEAD_AES_128_GCM": pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM,
+    "AEAD_AES_256_GCM": pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_256_GCM,
+}
+
+
+def libsrtp_session(profile: str, key: bytes, inbound: bool) -> pylibsrtp.Session:
+    policy = pylibsrtp.Policy(
+        key=key, srtp_profile=PYLIBSRTP_PROFILES[profile],
+        ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND if inbound else pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+    policy.window_size = 1024
+    return pylibsrtp.Session(policy)
+
+
+@pytest.mark.parametrize("profile", sorted(SRTP_KEY_LENGTHS))
+def test_two_engines_exchange_srtp_both_ways(profile):
+    n_key = SRTP_KEY_LENGTHS[profile]
+    k_ab, k_ba = os.urandom(n_key), os.urandom(n_key)
+    with Engine("127.0.0.1") as a, Engine("127.0.0.1") as b:
+        sa = a.add_session(("127.0.0.1", b.port), srtp_profile=profile, tx_key=k_ab, rx_key=k_ba)
+        sb = b.add_session(("127.0.0.1", a.port), srtp_profile=profile, tx_key=k_ba, rx_key=k_ab)
+        a_tx = sa.add_send_stream(11, payload_type=111)
+        b_tx = sb.add_send_stream(22, payload_type=96, media="video")
+        b_rx = sb.add_receive_stream(11, direct=True)
+        a_rx = sa.add_receive_stream(22, media="video", direct=True)
+        audio = [os.urandom(160) for _ in range(100)]
+        video = [os.urandom(1100) for _ in range(100)]
+        for i in range(100):
+            a_tx.send(audio[i], timestamp=960 * i, wake=False)
+            b_tx.send(video[i], timestamp=3000 * i, wake=False)
+        a.wake()
+        b.wake()
+        _, pb = drain(b_rx, 100)
+        _, pa = drain(a_rx, 100)
+        assert pb == audio and pa == video
+        st = wait_for(lambda: (x := b.stats()).rtp_in == 100 and x)
+        assert st.auth_failures == 0 and st.replays == 0 and st.rtp_in == 100
+
+
+@pytest.mark.parametrize("profile", sorted(SRTP_KEY_LENGTHS))
+def test_engine_srtp_against_libsrtp_both_directions(profile):
+    """Engine -> capture socket -> libsrtp unprotect; libsrtp protect -> engine."""
+    key_out, key_in = os.urandom(SRTP_KEY_LENGTHS[profile]), os.urandom(SRTP_KEY_LENGTHS[profile])
+    cap = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    cap.bind(("127.0.0.1", 0))
+    cap.settimeout(5)
+    with Engine("127.0.0.1", rtcp_interval_ms=100) as e:
+        s = e.add_session(("127.0.0.1", cap.getsockname()[1]), srtp_profile=profile,
+                          tx_key=key_out, rx_key=key_in)
+        tx = s.add_send_stream(0xCAFE, payload_type=111, initial_sequence=65500)
+        rx = s.add_receive_stream(0xBEEF, direct=True)
+        payloads = [os.urandom(20 + i) for i in range(100)]
+        for i, p in enumerate(payloads):
+            tx.send(p, timestamp=960 * i, wake=False)
+        e.wake()
+        dec = libsrtp_session(profile, key_out, inbound=True)
+        got, rtcp_ok = [], 0
+        while len(got) < 100 or rtcp_ok == 0:
+            d, _ = cap.recvfrom(4096)
+            if 192 <= d[1] <= 223:
+                plain = dec.unprotect_rtcp(d)
+                assert plain[1] in (200, 201)
+                rtcp_ok += 1
+            else:
+                plain = dec.unprotect(d)
+                got.append(plain)
+        assert [g[12:] for g in got] == payloads
+        assert [struct.unpack("!H", g[2:4])[0] for g in got] == [(65500 + i) & 0xFFFF
+                                                                 for i in range(100)]
+        # libsrtp -> engine, across the ROC rollover
+        enc = libsrtp_session(profile, key_in, inbound=False)
+        sent = [os.urandom(50) for _ in range(100)]
+        for i, p in enumerate(sent):
+            cap.sendto(enc.protect(rtp_packet(65480 + i, 960 * i, 0xBEEF, p)),
+                       ("127.0.0.1", e.port))
+        _, pay = drain(rx, 100)
+        assert pay == sent
+    cap.close()
+
+
+def test_srtp_wrong_key_tampering_and_replay_are_counted():
+    profile = "AES_CM_128_HMAC_SHA1_80"
+    key = os.urandom(30)
+    e = Engine("127.0.0.1", thread=False)
+    try:
+        s = e.add_session(srtp_profile=profile, tx_key=os.urandom(30), rx_key=key)
+        r = s.add_receive_stream(5, direct=True)
+        enc = libsrtp_session(profile, key, inbound=False)
+        good = [enc.protect(rtp_packet(i, 0, 5, b"ok%d" % i)) for i in range(10)]
+        wrong = libsrtp_session(profile, os.urandom(30), inbound=False)
+        bad = [wrong.protect(rtp_packet(100 + i, 0, 5, b"no")) for i in range(4)]
+        tampered = bytearray(enc.protect(rtp_packet(10, 0, 5, b"tamper")))
+        tampered[14] ^= 1
+        e.inject(good[:5] + bad + [bytes(tampered)] + good[5:] + good[2:4])
+        h, p = drain(r, 10, timeout=0.3)
+        assert p == [b"ok%d" % i for i in range(10)]
+        st = r.stats()
+        assert st.auth_failures == 5 and st.replays == 2 and st.packets == 10
+        assert e.stats().auth_failures == 5
+    finally:
+        e.close()
