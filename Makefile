@@ -10,7 +10,7 @@ RING_SRC := native/src/compat.c native/src/ring.c native/src/selftest.c native/s
 BUILD   := build/native
 
 .PHONY: all bootstrap build test pytest native-check native-werror native-asan native-tsan \
-        native-win native-win-engine bench bench-quick demo fuzz clean
+        native-win native-win-engine native-srtp fuzz-srtp bench bench-quick demo fuzz clean
 
 all: build
 
@@ -29,7 +29,7 @@ pytest: build
 	$(PYTHON) -m pytest -q
 
 # ---- native checks (C level, no Python) ----------------------------------
-native-check: native-werror native-asan native-tsan native-win native-win-engine
+native-check: native-werror native-asan native-tsan native-win native-win-engine native-srtp fuzz-srtp
 
 $(BUILD):
 	mkdir -p $(BUILD)
@@ -82,6 +82,26 @@ native-win-engine: | $(BUILD)
 	    $(MINGW) $(CWARN) -O2 $(NATIVE_INC) -c $$f -o $(BUILD)/$$(basename $$f .c).win.o || exit 1; \
 	    $(MINGW) $(CWARN) -O2 -DMC_ATOMICS_INTERLOCKED $(NATIVE_INC) -c $$f -o $(BUILD)/$$(basename $$f .c).winil.o || exit 1; \
 	done
+
+# SRTP (srtp.c): C test with -Werror at -O2, then under ASan+UBSan; libFuzzer
+# target (clang) seeded from native/fuzz/corpus/srtp, bounded by FUZZ_TIME s.
+# Windows: srtp.c is compile-checked by native-win-compile; there is no mingw libcrypto to link it.
+SRTP_SRC := native/src/compat.c native/src/srtp.c native/src/status.c
+FUZZ_TIME ?= 20
+native-srtp: | $(BUILD)
+	$(CC) $(CWARN) -O2 $(NATIVE_INC) $(SRTP_SRC) native/tests/test_srtp.c -o $(BUILD)/test_srtp -lcrypto -lpthread
+	$(BUILD)/test_srtp 70000
+	$(CC) $(CWARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+	    $(NATIVE_INC) $(SRTP_SRC) native/tests/test_srtp.c -o $(BUILD)/test_srtp_asan -lcrypto -lpthread
+	$(BUILD)/test_srtp_asan 70000
+
+fuzz-srtp: | $(BUILD)
+	clang $(CWARN) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	    $(NATIVE_INC) $(SRTP_SRC) native/fuzz/srtp_fuzz.c -o $(BUILD)/srtp_fuzz -lcrypto -lpthread
+	rm -rf $(BUILD)/corpus-srtp && mkdir -p $(BUILD)/corpus-srtp && cp native/fuzz/corpus/srtp/* $(BUILD)/corpus-srtp/
+	$(BUILD)/srtp_fuzz -max_total_time=$(FUZZ_TIME) -rss_limit_mb=4096 -print_final_stats=1 \
+	    -artifact_prefix=$(BUILD)/ $(BUILD)/corpus-srtp
+
 
 # ---- benchmarks, demo ----------------------------------------------------
 bench: build

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "compat.h"
 #include "mediacore.h"
 
 #ifdef __cplusplus
@@ -38,7 +39,7 @@ mc_status mc_srtp_unprotect_rtp(mc_srtp *ctx, uint8_t *packet, size_t length, si
 /* [any] RFC 5761 section 4 demultiplexing of RTP and RTCP on one port: an
  * RTCP packet has a second byte (M bit + PT) of 192..223 (PT 64..95 with the
  * marker bit set never occurs for RTP payload types in use). */
-static inline int mc_srtp_is_rtcp(const uint8_t *packet, size_t length)
+MC_INLINE int mc_srtp_is_rtcp(const uint8_t *packet, size_t length)
 {
     return length >= 2 && packet[1] >= 192 && packet[1] <= 223;
 }

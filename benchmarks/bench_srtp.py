@@ -1,0 +1,114 @@
+"""SRTP unprotect benchmarks (issue 3, item 2), anchors from PERF-ANCHORS.md section 1.
+
+For each case (AES_CM_128_HMAC_SHA1_80 and AEAD_AES_128_GCM, 172-byte audio and
+1200-byte video packets) the same prebuilt SRTP packets with rising sequence
+numbers go through, rep by rep in one run:
+
+* subject: native ``mc_srtp_unprotect`` + reading the RTP fields, looped in C
+  (``mc_srtp_bench_unprotect``), so no cffi crossing is timed;
+* anchor "crypto floor": a C loop doing only the OpenSSL work on the same bytes,
+  keys set up once (AES-CTR IV reset + HMAC-SHA1 from precomputed pad states,
+  or the GCM IV reset + AAD + decrypt + tag check): ``mc_srtp_bench_crypto_floor``;
+* anchor "pylibsrtp": ``Session.unprotect`` called from Python per packet.
+
+Both C loops copy each packet into a scratch buffer first, as a receive path
+that keeps the datagram would. Figures are ns per packet, the median over reps;
+``ratio_per_rep_median`` is the median of the per-rep ratios.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import struct
+import time
+
+import pytest
+from pylibsrtp import Policy, Session
+
+from benchmarks._report import QUICK, record_comparison
+from mediacore._native import ffi, lib
+from mediacore.srtp import SrtpSession, key_salt_length, parse_profile
+
+N = 5_000 if QUICK else 20_000     # packets per rep
+REPS = 3 if QUICK else 7
+STRIDE = 2048
+
+CASES = [
+    ("cm80", "AES_CM_128_HMAC_SHA1_80", Policy.SRTP_PROFILE_AES128_CM_SHA1_80, 172),
+    ("cm80", "AES_CM_128_HMAC_SHA1_80", Policy.SRTP_PROFILE_AES128_CM_SHA1_80, 1200),
+    ("gcm128", "AEAD_AES_128_GCM", Policy.SRTP_PROFILE_AEAD_AES_128_GCM, 172),
+    ("gcm128", "AEAD_AES_128_GCM", Policy.SRTP_PROFILE_AEAD_AES_128_GCM, 1200),
+]
+
+
+def _packets(profile: str, key: bytes, size: int, n: int) -> list[bytes]:
+    """n SRTP packets of `size` bytes on the wire, seq 0..n-1, one SSRC."""
+    tx = SrtpSession(profile, key, "outbound")
+    tag = 16 if "GCM" in profile else 10
+    rng = random.Random(size)
+    payload = rng.randbytes(size - 12 - tag)
+    out = []
+    for seq in range(n):
+        rtp = struct.pack("!BBHII", 0x80, 111, seq, seq * 960, 0x5EED5EED) + payload
+        out.append(tx.protect(rtp))
+    assert all(len(p) == size for p in out)
+    return out
+
+
+def _native_loop(fn, profile: str, key: bytes, packets: list[bytes]) -> float:
+    n = len(packets)
+    buf = ffi.new("uint8_t[]", n * STRIDE)
+    lengths = ffi.new("uint32_t[]", [len(p) for p in packets])
+    for i, p in enumerate(packets):
+        ffi.memmove(buf + i * STRIDE, p, len(p))
+    elapsed = ffi.new("int64_t[]", 1)
+    status = fn(parse_profile(profile), key, len(key), buf, STRIDE, lengths, n, 1, elapsed)
+    assert status == 0, status
+    return elapsed[0] / n
+
+
+def _pylibsrtp_loop(srtp_profile: int, key: bytes, packets: list[bytes]) -> float:
+    policy = Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND, srtp_profile=srtp_profile)
+    rx = Session(policy)
+    unprotect = rx.unprotect
+    t0 = time.perf_counter_ns()
+    for p in packets:
+        unprotect(p)
+    return (time.perf_counter_ns() - t0) / len(packets)
+
+
+@pytest.mark.parametrize("tag,profile,libsrtp_profile,size", CASES,
+                         ids=[f"{c[0]}-{c[3]}B" for c in CASES])
+def test_srtp_unprotect(benchmark, tag, profile, libsrtp_profile, size):
+    key = random.Random(1).randbytes(key_salt_length(profile))
+    packets = _packets(profile, key, size, N)
+    py_packets = packets[: N // 4] if QUICK else packets[: N // 2]
+
+    def run():
+        native, floor, py = [], [], []
+        _native_loop(lib.mc_srtp_bench_unprotect, profile, key, packets)  # warm-up
+        for _ in range(REPS):
+            native.append(_native_loop(lib.mc_srtp_bench_unprotect, profile, key, packets))
+            floor.append(_native_loop(lib.mc_srtp_bench_crypto_floor, profile, key, packets))
+            py.append(_pylibsrtp_loop(libsrtp_profile, key, py_packets))
+        return native, floor, py
+
+    native, floor, py = benchmark.pedantic(run, rounds=1, iterations=1)
+    name = f"srtp-unprotect-{tag}-{size}B"
+    subject = f"native mc_srtp_unprotect + RTP field read, C loop ({profile}, {size} B)"
+    med = statistics.median
+    record_comparison(
+        name, subject=subject,
+        anchor="OpenSSL crypto floor: same EVP/SHA-1 work with keys set up once, C loop",
+        subject_ns=med(native), anchor_ns=med(floor),
+        ratio_per_rep_median=med(f / s for f, s in zip(floor, native)),
+        subject_spread_ns=[min(native), max(native)], anchor_spread_ns=[min(floor), max(floor)],
+        reps=REPS, packets=N, target="ratio >= 0.8 (subject <= 1.25x the floor)")
+    record_comparison(
+        name, subject=subject,
+        anchor="pylibsrtp Session.unprotect per packet from Python (libsrtp 2.7 + OpenSSL)",
+        subject_ns=med(native), anchor_ns=med(py),
+        ratio_per_rep_median=med(p / s for p, s in zip(py, native)),
+        subject_spread_ns=[min(native), max(native)], anchor_spread_ns=[min(py), max(py)],
+        reps=REPS, packets=N, target="ratio >= 8")
