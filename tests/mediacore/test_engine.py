@@ -322,3 +322,63 @@ def test_srtp_wrong_key_tampering_and_replay_are_counted():
         assert e.stats().auth_failures == 5
     finally:
         e.close()
+
+
+# ---- impairment through the relay, RTCP ------------------------------------------------
+
+from tests.support.relay import UdpRelay  # noqa: E402
+
+
+def paced_send(tx, n: int, interval_s: float, payload_len: int, ts_step: int) -> None:
+    t0 = time.monotonic()
+    for i in range(n):
+        tx.send(i.to_bytes(4, "big") + bytes(payload_len - 4), timestamp=ts_step * i)
+        delay = t0 + (i + 1) * interval_s - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
+def test_impairment_stats_match_what_the_relay_injected():
+    """Loss, reordering and jitter through the seeded relay (SRTP on). Stated
+    tolerances: lost == dropped exactly unless the tail was dropped (<= 2);
+    reordered within [held/2, 2*held + 5]; jitter in [0.4, 2.5] x the relay's
+    sigma (RFC 3550 A.8 converges to ~1.13 sigma for Gaussian delay)."""
+    key_ab, key_ba = os.urandom(30), os.urandom(30)
+    prof = "AES_CM_128_HMAC_SHA1_80"
+    n = 400
+    with Engine("127.0.0.1", rtcp_interval_ms=200) as a, \
+            Engine("127.0.0.1", rtcp_interval_ms=200) as b:
+        tee: list[bytes] = []
+        with UdpRelay(("127.0.0.1", b.port), seed=11, loss=0.03, delay_ms=15, jitter_ms=4,
+                      reorder=0.03, fifo=True, duration_s=20, tee=tee) as relay:
+            sa = a.add_session(relay.address, srtp_profile=prof, tx_key=key_ab, rx_key=key_ba)
+            sb = b.add_session(("127.0.0.1", a.port), srtp_profile=prof, tx_key=key_ba,
+                               rx_key=key_ab)
+            tx = sa.add_send_stream(0xA1, payload_type=96, media="video")
+            sa.add_receive_stream(0xB1, media="video", direct=True)
+            sb.add_send_stream(0xB1, payload_type=96, media="video")
+            rx = sb.add_receive_stream(0xA1, media="video", direct=True)
+            paced_send(tx, n, 0.005, 200, 450)
+            _, payloads = drain(rx, n - relay.counters.dropped, timeout=3)
+            time.sleep(0.5)  # one more RTCP round
+            c = relay.counters
+        st = rx.stats()
+        # the relay also carried A's RTCP: map its decisions to RTP sequence numbers
+        rtp = [(struct.unpack("!H", d[2:4])[0], dec) for d, dec in zip(tee, c.decisions)
+               if not 192 <= d[1] <= 223]
+        s0 = rtp[0][0]
+        dropped = {(seq - s0) & 0xFFFF for seq, dec in rtp if dec == "drop"}
+        held = sum(1 for _, dec in rtp if dec == "hold")
+        assert len(rtp) == n and dropped
+        seqs = [int.from_bytes(p[:4], "big") for p in payloads]
+        assert sorted(seqs) == sorted(set(range(n)) - dropped)
+        assert len(dropped) - 2 <= st.lost <= len(dropped)
+        assert held / 2 <= st.reordered <= 2 * held + 5
+        assert 0.4 * 4 <= st.jitter_ms <= 2.5 * 4
+        assert st.auth_failures == 0
+        # RTCP both ways: B saw A's SRs, A got B's RRs with the loss, both know the RTT
+        assert st.sr_received > 0
+        atx = tx.stats()
+        assert atx.rr_received > 0 and atx.remote_cumulative_lost > 0
+        assert 0 < atx.rtt_ms < 200
+        assert 0 < st.rtt_ms < 200 or st.rtt_ms == -1
