@@ -8,9 +8,14 @@ CWARN   := -std=c11 -Wall -Wextra -Werror
 NATIVE_INC := -Inative/include -Inative/src
 RING_SRC := native/src/compat.c native/src/ring.c native/src/selftest.c native/src/status.c
 BUILD   := build/native
+OPUS_CFLAGS := $(shell pkg-config --cflags opus 2>/dev/null)
+AUDIO_SRC := native/src/compat.c native/src/status.c native/src/mixer.c native/src/opus_codec.c \
+        native/src/g711.c native/src/resample.c native/src/audio_codec.c native/src/dtmf.c \
+        native/src/audiolevel.c
+AUDIO_LIBS := -lopus -lm -lpthread
 
 .PHONY: all bootstrap build test pytest native-check native-werror native-asan native-tsan \
-        native-win native-win-engine native-srtp fuzz-srtp bench bench-quick demo fuzz clean
+        native-win native-win-engine native-srtp fuzz-srtp bench bench-quick demo fuzz clean native-audio fuzz-audio
 
 all: build
 
@@ -29,7 +34,7 @@ pytest: build
 	$(PYTHON) -m pytest -q
 
 # ---- native checks (C level, no Python) ----------------------------------
-native-check: native-werror native-asan native-tsan native-win native-win-engine native-srtp fuzz-srtp
+native-check: native-werror native-asan native-tsan native-win native-win-engine native-srtp fuzz-srtp native-audio fuzz-audio
 
 $(BUILD):
 	mkdir -p $(BUILD)
@@ -102,6 +107,28 @@ fuzz-srtp: | $(BUILD)
 	$(BUILD)/srtp_fuzz -max_total_time=$(FUZZ_TIME) -rss_limit_mb=4096 -print_final_stats=1 \
 	    -artifact_prefix=$(BUILD)/ $(BUILD)/corpus-srtp
 
+# Audio (mixer, codecs, resampler, DTMF, levels): -Werror, then ASan/UBSan.
+# Windows: mixer.c, g711.c, resample.c, dtmf.c and audiolevel.c compile with
+# mingw -Werror (opus_codec.c/audio_codec.c need libopus headers: MSVC via vcpkg).
+native-audio: | $(BUILD)
+	$(CC) $(CWARN) -O2 $(NATIVE_INC) $(OPUS_CFLAGS) $(AUDIO_SRC) native/tests/test_audio.c \
+	    -o $(BUILD)/test_audio $(AUDIO_LIBS)
+	$(BUILD)/test_audio
+	$(CC) $(CWARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+	    $(NATIVE_INC) $(OPUS_CFLAGS) $(AUDIO_SRC) native/tests/test_audio.c -o $(BUILD)/test_audio_asan $(AUDIO_LIBS)
+	$(BUILD)/test_audio_asan
+	$(MINGW) $(CWARN) -O2 $(NATIVE_INC) -c native/src/mixer.c -o $(BUILD)/mixer_win.o
+	$(MINGW) $(CWARN) -O2 $(NATIVE_INC) -c native/src/g711.c -o $(BUILD)/g711_win.o
+	$(MINGW) $(CWARN) -O2 $(NATIVE_INC) -c native/src/resample.c -o $(BUILD)/resample_win.o
+	$(MINGW) $(CWARN) -O2 $(NATIVE_INC) -c native/src/dtmf.c -o $(BUILD)/dtmf_win.o
+	$(MINGW) $(CWARN) -O2 $(NATIVE_INC) -c native/src/audiolevel.c -o $(BUILD)/audiolevel_win.o
+
+# libFuzzer on the Opus/G.711/L16/DTMF depayloading, bounded time, seeded corpus
+fuzz-audio: | $(BUILD)
+	clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	    $(NATIVE_INC) $(OPUS_CFLAGS) $(AUDIO_SRC) native/fuzz/audio_fuzz.c -o $(BUILD)/audio_fuzz $(AUDIO_LIBS)
+	mkdir -p $(BUILD)/audio_corpus
+	$(BUILD)/audio_fuzz -max_total_time=20 -max_len=1600 $(BUILD)/audio_corpus native/fuzz/corpus/audio
 
 # ---- benchmarks, demo ----------------------------------------------------
 bench: build

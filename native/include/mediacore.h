@@ -650,6 +650,240 @@ MC_API mc_status mc_udp_blast(const char *host, uint16_t port, const uint8_t *da
 MC_API mc_status mc_engine_io_cpu_ns(mc_engine *engine, int64_t *cpu_ns);
 /* @cdef-end */
 
+/* ------------------------------------------------------------------------
+ * Audio: codecs, resampling, mixing, DTMF, levels (mixer.c, opus_codec.c,
+ * g711.c, resample.c, audio_codec.c, dtmf.c, audiolevel.c).
+ *
+ * The media format at every boundary is the Teams media SDK's Pcm16K:
+ * 16 kHz, mono, signed 16-bit native-endian (little-endian on every
+ * supported host), 20 ms = 320 samples = 640 bytes per frame.
+ * Codec objects are single-threaded: one thread at a time per handle
+ * ([owner]: the thread that owns the handle, e.g. the media thread).
+ * ---------------------------------------------------------------------- */
+
+/* @cdef-begin audio */
+enum {
+    MC_AUDIO_RATE_HZ = 16000,
+    MC_AUDIO_FRAME_SAMPLES = 320,
+    MC_AUDIO_FRAME_BYTES = 640,
+    MC_AUDIO_MAX_FRAME_SAMPLES = 1920,   /* 120 ms at 16 kHz: the longest Opus packet */
+    MC_OPUS_MAX_PACKET = 1275,
+
+    MC_MIX_AUTO = 0,                     /* best kernel this CPU supports */
+    MC_MIX_SCALAR = 1,
+    MC_MIX_SSE2 = 2,
+    MC_MIX_AVX2 = 3,
+    MC_MIX_MAX_SOURCES = 1024,
+
+    MC_CODEC_OPUS = 1,                   /* RTP clock 48000 (RFC 7587), decoded to 16 kHz */
+    MC_CODEC_PCMU = 2,                   /* G.711 mu-law, 8000 Hz */
+    MC_CODEC_PCMA = 3,                   /* G.711 A-law, 8000 Hz */
+    MC_CODEC_L16 = 4,                    /* RFC 3551 L16 (big-endian), mono, 8000 or 16000 Hz */
+
+    MC_OPUS_APPLICATION_VOIP = 0,
+    MC_OPUS_APPLICATION_AUDIO = 1,
+
+    MC_RESAMPLE_UP_8K_16K = 1,
+    MC_RESAMPLE_DOWN_16K_8K = 2,
+
+    MC_DTMF_PAYLOAD_BYTES = 4,
+    MC_DTMF_MAX_PACKETS_PER_TICK = 4,
+    MC_AUDIO_LEVEL_SILENT = 127          /* RFC 6464 level: -127 dBov and below */
+};
+
+/* ---- mixer: out[i] = saturate_int16(sum over sources of src[s][i]), int32
+ * accumulation, saturation once. count may be 0 (silence). */
+/* [any] Sources given as pointers (any order, any alignment). */
+MC_API mc_status mc_mix_i16(const int16_t *const *sources, uint32_t count, uint32_t samples,
+                            int16_t *out);
+/* [any] Sources back to back, `stride_samples` apart (>= samples). */
+MC_API mc_status mc_mix_i16_strided(const int16_t *frames, uint32_t count, uint32_t samples,
+                                    uint32_t stride_samples, int16_t *out);
+/* [any] Kernel in use (MC_MIX_SCALAR/SSE2/AVX2). */
+MC_API mc_status mc_mix_get_impl(uint32_t *impl);
+/* [control] Force a kernel (tests, benchmarks); MC_MIX_AUTO restores the best.
+ * MC_E_UNSUPPORTED when this CPU cannot run it. Process-wide. */
+MC_API mc_status mc_mix_set_impl(uint32_t impl);
+
+/* ---- codecs: one interface over Opus, G.711 and L16. PCM is always 16 kHz
+ * mono; `samples` counts 16 kHz samples. */
+typedef struct mc_audio_decoder mc_audio_decoder;
+typedef struct mc_audio_encoder mc_audio_encoder;
+
+typedef struct mc_audio_decoder_stats {
+    uint64_t frames;            /* payloads decoded */
+    uint64_t concealed;         /* frames synthesised by packet-loss concealment */
+    uint64_t fec_recovered;     /* lost frames rebuilt from the next packet's in-band FEC */
+    uint64_t errors;            /* payloads rejected (corrupt, oversized); counted, not fatal */
+    uint64_t samples_out;
+} mc_audio_decoder_stats;
+
+typedef struct mc_audio_encoder_config {
+    uint32_t codec;             /* MC_CODEC_* */
+    uint32_t clock_rate_hz;     /* RTP clock: 48000 Opus, 8000 G.711, 8000/16000 L16; 0 = default */
+    uint32_t application;       /* Opus: MC_OPUS_APPLICATION_VOIP or _AUDIO */
+    uint32_t bitrate_bps;       /* Opus: 6000..510000, 0 = libopus default */
+    uint32_t complexity;        /* Opus: 0..10 (values > 10 mean the default, 10) */
+    uint32_t inband_fec;        /* Opus: 1 = LBRR in-band FEC */
+    uint32_t dtx;               /* Opus: 1 = discontinuous transmission */
+    uint32_t packet_loss_pct;   /* Opus: expected loss 0..100 (drives FEC) */
+} mc_audio_encoder_config;
+
+/* [control] A decoder to 16 kHz mono. clock_rate_hz 0 = the codec's default. */
+MC_API mc_status mc_audio_decoder_new(uint32_t codec, uint32_t clock_rate_hz,
+                                      mc_audio_decoder **out);
+/* [owner] Decode one RTP payload. MC_E_MALFORMED / MC_E_CODEC / MC_E_TOO_LARGE
+ * for bad payloads (counted; the decoder stays usable); MC_E_BUFFER when
+ * max_samples is too small for this payload. */
+MC_API mc_status mc_audio_decode(mc_audio_decoder *dec, const uint8_t *payload, uint32_t length,
+                                 int16_t *pcm, uint32_t max_samples, uint32_t *samples);
+/* [owner] Conceal `samples` lost samples (Opus PLC; G.711/L16 fade the last
+ * frame out). Counted once per call. */
+MC_API mc_status mc_audio_decode_conceal(mc_audio_decoder *dec, uint32_t samples, int16_t *pcm);
+/* [owner] Rebuild the `samples` lost just before `next_payload` from the
+ * in-band FEC it carries (Opus decode_fec=1); falls back to concealment if it
+ * carries none (*recovered = 0). Decode `next_payload` normally afterwards. */
+MC_API mc_status mc_audio_decode_fec(mc_audio_decoder *dec, const uint8_t *next_payload,
+                                     uint32_t length, uint32_t samples, int16_t *pcm,
+                                     uint32_t *recovered);
+/* [owner] Samples (16 kHz) that `payload` decodes to, without decoding. */
+MC_API mc_status mc_audio_payload_samples(mc_audio_decoder *dec, const uint8_t *payload,
+                                          uint32_t length, uint32_t *samples);
+/* [any] Counters (plain reads; exact when read from the owner thread). */
+MC_API mc_status mc_audio_decoder_get_stats(mc_audio_decoder *dec, mc_audio_decoder_stats *out);
+/* [control] */
+MC_API void mc_audio_decoder_free(mc_audio_decoder *dec);
+
+/* [control] An encoder from 16 kHz mono. */
+MC_API mc_status mc_audio_encoder_new(const mc_audio_encoder_config *config,
+                                      mc_audio_encoder **out);
+/* [owner] Change bitrate, FEC, DTX, loss, complexity of a running Opus encoder. */
+MC_API mc_status mc_audio_encoder_configure(mc_audio_encoder *enc,
+                                            const mc_audio_encoder_config *config);
+/* [owner] Encode `samples` (a 16 kHz frame of 2.5..60 ms for Opus, a multiple
+ * of 2 for G.711) into out. With DTX, *length <= 2 means "nothing worth
+ * sending" (a DTX frame). */
+MC_API mc_status mc_audio_encode(mc_audio_encoder *enc, const int16_t *pcm, uint32_t samples,
+                                 uint8_t *out, uint32_t out_size, uint32_t *length);
+/* [owner] RTP timestamp ticks that `samples` 16 kHz samples span on this codec's clock. */
+MC_API mc_status mc_audio_encoder_ticks(mc_audio_encoder *enc, uint32_t samples, uint32_t *ticks);
+/* [control] */
+MC_API void mc_audio_encoder_free(mc_audio_encoder *enc);
+
+/* ---- G.711 sample conversion (8 kHz, no resampling) and resampler. */
+/* [any] law is MC_CODEC_PCMU or MC_CODEC_PCMA. */
+MC_API mc_status mc_g711_encode(uint32_t law, const int16_t *pcm, uint32_t samples, uint8_t *out);
+MC_API mc_status mc_g711_decode(uint32_t law, const uint8_t *in, uint32_t samples, int16_t *pcm);
+
+typedef struct mc_resampler mc_resampler;
+/* [control] A 2:1 polyphase half-band FIR resampler (63 taps, Kaiser window,
+ * ~70 dB stopband, passband to ~3.4 kHz); state carries across calls. */
+MC_API mc_status mc_resampler_new(uint32_t direction, mc_resampler **out);
+/* [owner] Up: out gets 2*in_samples. Down: in_samples must be even, out gets
+ * in_samples/2. in_samples <= 4096. */
+MC_API mc_status mc_resample(mc_resampler *rs, const int16_t *in, uint32_t in_samples,
+                             int16_t *out, uint32_t out_size, uint32_t *out_samples);
+/* [owner] Group delay in output samples. */
+MC_API mc_status mc_resampler_delay(mc_resampler *rs, uint32_t *delay_samples);
+/* [owner] Forget the history (a new talk spurt / stream). */
+MC_API mc_status mc_resampler_reset(mc_resampler *rs);
+/* [control] */
+MC_API void mc_resampler_free(mc_resampler *rs);
+
+/* ---- DTMF, RFC 4733 telephone-event payloads.
+ *  0                   1                   2                   3
+ *  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+ * +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ * |     event     |E|R| volume    |          duration             |
+ * +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ * Events 0-9 = digits, 10 = '*', 11 = '#', 12-15 = A-D (RFC 4733 §3.2). */
+typedef struct mc_dtmf_event {
+    uint8_t event;              /* 0..255 */
+    uint8_t end;                /* E bit */
+    uint8_t volume;             /* 0..63, -dBm0 */
+    uint16_t duration;          /* RTP clock ticks since the event's timestamp */
+} mc_dtmf_event;
+
+typedef struct mc_dtmf_digit {
+    uint32_t digit;             /* ASCII: '0'-'9', '*', '#', 'A'-'D', or '?' for other events */
+    uint32_t event;
+    uint32_t end;               /* 0: the event started; 1: it ended */
+    uint32_t duration_ticks;    /* so far (start) or total (end) */
+    uint32_t rtp_timestamp;     /* the event's RTP timestamp */
+    uint32_t volume;
+} mc_dtmf_digit;
+
+typedef struct mc_dtmf_packet {
+    uint8_t payload[4];
+    uint32_t rtp_timestamp;     /* the event's start timestamp (same for all its packets) */
+    uint32_t marker;            /* 1 on the first packet of an event */
+} mc_dtmf_packet;
+
+typedef struct mc_dtmf_receiver_stats {
+    uint64_t packets;
+    uint64_t digits;            /* events that ended */
+    uint64_t duplicates;        /* repeated end packets and stale updates ignored */
+    uint64_t malformed;
+} mc_dtmf_receiver_stats;
+
+typedef struct mc_dtmf_receiver mc_dtmf_receiver;
+typedef struct mc_dtmf_sender mc_dtmf_sender;
+
+/* [any] Parse/serialize one 4-byte event (a longer payload carries more
+ * events back to back only with RFC 2198 redundancy; we read the first). */
+MC_API mc_status mc_dtmf_parse(const uint8_t *payload, uint32_t length, mc_dtmf_event *out);
+MC_API mc_status mc_dtmf_build(const mc_dtmf_event *event, uint8_t *out, uint32_t out_size);
+/* [any] '0'..'9', '*', '#', 'A'..'D' (also lower case) <-> event code. */
+MC_API mc_status mc_dtmf_event_for_char(uint32_t ch, uint32_t *event);
+MC_API mc_status mc_dtmf_char_for_event(uint32_t event, uint32_t *ch);
+
+/* [control] */
+MC_API mc_status mc_dtmf_receiver_new(mc_dtmf_receiver **out);
+/* [owner] Feed one received telephone-event payload with its RTP timestamp
+ * and marker. Writes 0..2 digit events to out[0..*count) (an unfinished
+ * previous event is ended when a new one starts). Redundant end packets and
+ * stale or duplicated updates produce nothing. */
+MC_API mc_status mc_dtmf_receiver_push(mc_dtmf_receiver *rx, const uint8_t *payload,
+                                       uint32_t length, uint32_t rtp_timestamp, uint32_t marker,
+                                       mc_dtmf_digit *out, uint32_t *count);
+/* [owner] End an event whose end packets never came (call on a timeout). */
+MC_API mc_status mc_dtmf_receiver_flush(mc_dtmf_receiver *rx, mc_dtmf_digit *out,
+                                        uint32_t *count);
+MC_API mc_status mc_dtmf_receiver_get_stats(mc_dtmf_receiver *rx, mc_dtmf_receiver_stats *out);
+/* [control] */
+MC_API void mc_dtmf_receiver_free(mc_dtmf_receiver *rx);
+
+/* [control] A sender ticking every packet_ms (usually 20) on an RTP clock of
+ * clock_rate_hz (8000 or 48000). */
+MC_API mc_status mc_dtmf_sender_new(uint32_t clock_rate_hz, uint32_t packet_ms,
+                                    mc_dtmf_sender **out);
+/* [owner] Queue tones (like Graph's sendDtmfTones): each tone lasts tone_ms
+ * (>= packet_ms; capped at 65535 ticks), followed by gap_ms of silence.
+ * MC_E_INVAL on a character that is not a DTMF tone; MC_E_STATE while a
+ * previous string is still being sent. */
+MC_API mc_status mc_dtmf_sender_start(mc_dtmf_sender *tx, const char *tones, uint32_t tone_ms,
+                                      uint32_t gap_ms, uint32_t volume);
+/* [owner] One packet_ms tick at RTP timestamp `rtp_timestamp`: writes 0..4
+ * packets (the end packet goes out 3 times, RFC 4733 §2.5.1.4). *active = 1
+ * while tones occupy this tick (the audio stream must not send media then). */
+MC_API mc_status mc_dtmf_sender_tick(mc_dtmf_sender *tx, uint32_t rtp_timestamp,
+                                     mc_dtmf_packet *out, uint32_t *count, uint32_t *active);
+/* [owner] 1 once every queued tone and its end packets went out. */
+MC_API mc_status mc_dtmf_sender_idle(mc_dtmf_sender *tx, uint32_t *idle);
+/* [control] */
+MC_API void mc_dtmf_sender_free(mc_dtmf_sender *tx);
+
+/* ---- levels, for active-speaker detection. dBov as in RFC 6464: 0 is the
+ * RMS of a full-scale square wave, so a full-scale sine is -3 dBov. */
+/* [any] RMS level of pcm in dBov (-127 for digital silence). */
+MC_API mc_status mc_audio_level_dbov(const int16_t *pcm, uint32_t samples, float *dbov);
+/* [any] The RFC 6464 level (0..127 = -dBov, clamped) of pcm. */
+MC_API mc_status mc_audio_level_rfc6464(const int16_t *pcm, uint32_t samples, uint8_t *level);
+/* [any] Parse the one-byte RFC 6464 header-extension element (V bit, level). */
+MC_API mc_status mc_audio_level_parse(const uint8_t *data, uint32_t length, uint8_t *voice,
+                                      uint8_t *level);
+/* @cdef-end */
+
 #ifdef __cplusplus
 }
 #endif

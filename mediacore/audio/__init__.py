@@ -1,0 +1,27 @@
+"""mediacore.audio — 16 kHz mono PCM frames (20 ms, 320 samples, 640 bytes),
+native codecs (Opus, G.711, L16), the SIMD mixer, DTMF (RFC 4733) and
+RFC 6464 levels."""
+
+from .codecs import (
+    FRAME_BYTES,
+    FRAME_SAMPLES,
+    SAMPLE_RATE_HZ,
+    AudioDecoder,
+    AudioEncoder,
+    Codec,
+    DecoderStats,
+    OpusApplication,
+    Resampler,
+    g711_decode,
+    g711_encode,
+)
+from .dtmf import DtmfDigit, DtmfPacket, DtmfReceiver, DtmfSender, TelephoneEvent
+from .levels import level_dbov, parse_audio_level, rfc6464_level
+from .mixer import MixKernel, mix, mix_kernel, set_mix_kernel
+
+__all__ = [
+    "FRAME_BYTES", "FRAME_SAMPLES", "SAMPLE_RATE_HZ", "AudioDecoder", "AudioEncoder", "Codec",
+    "DecoderStats", "OpusApplication", "Resampler", "g711_decode", "g711_encode", "DtmfDigit",
+    "DtmfPacket", "DtmfReceiver", "DtmfSender", "TelephoneEvent", "level_dbov",
+    "parse_audio_level", "rfc6464_level", "MixKernel", "mix", "mix_kernel", "set_mix_kernel",
+]
