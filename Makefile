@@ -108,8 +108,7 @@ fuzz-srtp: | $(BUILD)
 	    -artifact_prefix=$(BUILD)/ $(BUILD)/corpus-srtp
 
 # Audio (mixer, codecs, resampler, DTMF, levels): -Werror, then ASan/UBSan.
-# Windows: mixer.c, g711.c, resample.c, dtmf.c and audiolevel.c compile with
-# mingw -Werror (opus_codec.c/audio_codec.c need libopus headers: MSVC via vcpkg).
+# (Windows: the audio sources are in native-win-compile.)
 native-audio: | $(BUILD)
 	$(CC) $(CWARN) -O2 $(NATIVE_INC) $(OPUS_CFLAGS) $(AUDIO_SRC) native/tests/test_audio.c \
 	    -o $(BUILD)/test_audio $(AUDIO_LIBS)
@@ -117,11 +116,6 @@ native-audio: | $(BUILD)
 	$(CC) $(CWARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
 	    $(NATIVE_INC) $(OPUS_CFLAGS) $(AUDIO_SRC) native/tests/test_audio.c -o $(BUILD)/test_audio_asan $(AUDIO_LIBS)
 	$(BUILD)/test_audio_asan
-	$(MINGW) $(CWARN) -O2 $(NATIVE_INC) -c native/src/mixer.c -o $(BUILD)/mixer_win.o
-	$(MINGW) $(CWARN) -O2 $(NATIVE_INC) -c native/src/g711.c -o $(BUILD)/g711_win.o
-	$(MINGW) $(CWARN) -O2 $(NATIVE_INC) -c native/src/resample.c -o $(BUILD)/resample_win.o
-	$(MINGW) $(CWARN) -O2 $(NATIVE_INC) -c native/src/dtmf.c -o $(BUILD)/dtmf_win.o
-	$(MINGW) $(CWARN) -O2 $(NATIVE_INC) -c native/src/audiolevel.c -o $(BUILD)/audiolevel_win.o
 
 # libFuzzer on the Opus/G.711/L16/DTMF depayloading, bounded time, seeded corpus
 fuzz-audio: | $(BUILD)
