@@ -312,6 +312,8 @@ class Call:
                 log.exception("%s handler failed for call %s", name, self.id)
             finally:
                 self._events.task_done()
+            if name == "call_ended":
+                return      # nothing follows the end of a call
 
     async def drain_events(self) -> None:
         if self._events is not None:

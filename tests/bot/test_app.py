@@ -1,0 +1,251 @@
+"""The Bot end to end: signed notifications into the webhook, Graph calls out to a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import urllib.parse
+
+import aiohttp
+import pytest
+
+from bot.app import Answer, Bot, Reject
+from bot.calls import RosterChange
+from bot.cli import main as cli_main
+from bot.config import config_from_mapping
+from bot.graph import models as m
+from bot.webhook import CallbackAuthenticator
+from tests.bot.conftest import example
+from tests.bot.fakegraph import FakeGraph, shape
+from tests.bot.keys import SigningKey, claims
+from tests.bot.test_webhook import KeyServer
+
+APP_ID = "2891555a-92ff-42e6-80fa-6e1300c6b5c6"
+TENANT = "86dc81db-c112-4228-9222-63f3esaa1edb"
+INCOMING_ID = "57DAB8B1894C409AB240BD8BEAE78896"
+
+
+class Platform:
+    """Plays Microsoft's side: signs and POSTs notifications, answers Graph requests."""
+
+    def __init__(self) -> None:
+        self.key = SigningKey()
+        self.keys = KeyServer(self.key)
+        self.graph = FakeGraph()
+        self.session: aiohttp.ClientSession | None = None
+        self.bot: Bot | None = None
+        self.tasks: list[asyncio.Task] = []
+
+    async def start(self, **config_overrides) -> Bot:
+        await self.keys.start()
+        await self.graph.start()
+        self.session = aiohttp.ClientSession()
+        data = {"bot": {"app_id": APP_ID, "tenant_id": TENANT},
+                "graph": {"base_url": self.graph.url("/v1.0"), "token_env": "TOKEN"},
+                "webhook": {"public_url": "https://bot.contoso.com/callback", "host": "127.0.0.1", "port": 0,
+                            "openid_configuration_url": self.keys.config_url},
+                "calls": {"keepalive_interval_s": 600, **config_overrides}}
+        config = config_from_mapping(data, env={"TOKEN": "graph-token"})
+        auth = CallbackAuthenticator(app_id=APP_ID, openid_configuration_url=self.keys.config_url)
+        self.bot = Bot(config, graph=self.graph.client, media=lambda call: "<Media Session Configuration Blob>",
+                       authenticator=auth)
+        await self.bot.start()
+        return self.bot
+
+    async def notify(self, body: dict, call_id: str | None = None) -> int:
+        body = copy.deepcopy(body)
+        if call_id:
+            for item in body["value"]:
+                for k in ("resourceUrl", "resource"):
+                    if k in item:
+                        parts = item[k].split("/")
+                        parts[3] = call_id
+                        item[k] = "/".join(parts)
+        token = self.key.sign(claims(APP_ID, tid=TENANT))
+        url = f"http://127.0.0.1:{self.bot.webhook.port}/api/calls"
+        async with self.session.post(url, json=body, headers={"Authorization": f"Bearer {token}"}) as resp:
+            return resp.status
+
+    def later(self, *bodies, call_id: str | None = None, delay_s: float = 0.02):
+        async def run():
+            await asyncio.sleep(delay_s)
+            for b in bodies:
+                assert await self.notify(b, call_id) == 202
+        self.tasks.append(asyncio.create_task(run()))
+
+    async def close(self) -> None:
+        for t in self.tasks:
+            await asyncio.gather(t, return_exceptions=True)
+        if self.bot is not None and not self.bot._stopping:
+            await self.bot.stop()
+        await self.session.close()
+        await self.graph.close()
+        await self.keys.server.close()
+
+
+@pytest.fixture
+async def platform():
+    p = Platform()
+    yield p
+    await p.close()
+
+
+async def until(predicate, timeout_s: float = 5.0):
+    async def poll():
+        while not predicate():
+            await asyncio.sleep(0.005)
+    await asyncio.wait_for(poll(), timeout_s)
+
+
+async def test_incoming_call_answered_established_roster_tone_prompt_and_shutdown(platform):
+    bot = await platform.start()
+    g = platform.graph
+    events: list = []
+    prompt_ops: list = []
+    g.on("POST", "/answer$", status=202, before=lambda req: _async(platform.later(
+        example("answer.appHosted.notification.established.json"),       # out of order on purpose
+        example("answer.appHosted.notification.establishing.json"))))
+    g.on("POST", "/playPrompt$", body=example("playPrompt.response.json"),
+         before=lambda req: _async(platform.later(example("playPrompt.notification.completed.json"))))
+    g.on("DELETE", f"/calls/{INCOMING_ID}$", status=204, before=lambda req: _async(platform.later(
+        example("delete.notification.terminating.json"), example("delete.notification.terminated.json"),
+        call_id=INCOMING_ID)))
+
+    @bot.on("call_established")
+    async def established(call):
+        events.append("established")
+        prompt_ops.append(await call.play_prompt(["https://cdn.contoso.com/beep.wav"]))
+
+    @bot.on("participants_changed")
+    async def roster(call, change: RosterChange):
+        events.append(("roster", len(change.added)))
+
+    @bot.on("tone_received")
+    async def tone(call, info):
+        events.append(("tone", info.tone))
+
+    @bot.on("call_ended")
+    async def ended(call):
+        events.append(("ended", call.result_info.code if call.result_info else None))
+
+    assert await platform.notify(example("incoming.appHosted.notification.json")) == 202
+    await until(lambda: prompt_ops)
+    answer = g.sent(f"/communications/calls/{INCOMING_ID}/answer")
+    assert answer["json"]["mediaConfig"] == {"@odata.type": "#microsoft.graph.appHostedMediaConfig",
+                                             "blob": "<Media Session Configuration Blob>"}
+    assert answer["json"]["callbackUri"] == "https://bot.contoso.com/callback"
+    assert answer["json"]["acceptedModalities"] == ["audio"]
+    call = bot.calls[m.id_key(INCOMING_ID)]
+    assert call.state == "established" and call.machine.invalid_transitions == 0
+    assert prompt_ops[0].status == "completed"
+
+    await platform.notify(example("joinMeeting.serviceHosted.notification.roster.json"), call_id=INCOMING_ID)
+    await platform.notify(example("tone.notification.json"), call_id=INCOMING_ID)
+    await until(lambda: ("tone", "tone1") in events)
+    assert ("roster", 2) in events
+    assert call.roster.participant_for_source("2").display_name == "John"
+
+    await bot.stop()                      # graceful: hangs up and waits for terminated
+    assert g.sent(f"/communications/calls/{INCOMING_ID}", method="DELETE")
+    assert events[-1] == ("ended", 0) and bot.calls == {}
+    assert events.index("established") < events.index(("roster", 2))
+
+
+async def _async(value):
+    return value
+
+
+async def test_incoming_policy_reject_and_unauthenticated_notifications_ignored(platform):
+    bot = await platform.start()
+    g = platform.graph
+    g.on("POST", "/reject$", status=202)
+
+    @bot.on("incoming_call")
+    async def policy(call):
+        assert call.resource.source.identity.user.display_name == "John" and call.state == "incoming"
+        return Reject("Busy")
+
+    # unsigned: refused, nothing happens
+    url = f"http://127.0.0.1:{bot.webhook.port}/api/calls"
+    async with platform.session.post(url, json=example("reject.notification.incoming.json")) as resp:
+        assert resp.status == 401
+    assert await platform.notify(example("reject.notification.incoming.json")) == 202
+    await until(lambda: any(r["path"].endswith("/reject") for r in g.requests))
+    assert g.sent("/reject")["json"] == {"reason": "busy"}
+    assert await platform.notify(example("reject.notification.deleted.json")) == 202
+    await until(lambda: not bot.calls)
+
+
+async def test_default_policy_from_config_and_rejects_while_stopping(platform):
+    bot = await platform.start(incoming="reject", reject_reason="forbidden")
+    platform.graph.on("POST", "/reject$", status=202)
+    await platform.notify(example("incoming.notification.json"))
+    await until(lambda: any(r["path"].endswith("/reject") for r in platform.graph.requests))
+    assert platform.graph.sent("/reject")["json"] == {"reason": "forbidden"}
+
+    bot.accepting = False
+    answered = []
+
+    @bot.on("incoming_call")
+    async def would_answer(call):
+        answered.append(call)
+        return Answer()
+
+    await platform.notify(example("redirect.notification.incoming.json"))
+    await until(lambda: len([r for r in platform.graph.requests if r["path"].endswith("/reject")]) == 2)
+    assert answered == []
+
+
+async def test_join_meeting_from_url_request_body(platform):
+    bot = await platform.start()
+    doc = example("joinMeeting.serviceHosted.request.json")
+    g = platform.graph
+    response = example("joinMeeting.serviceHosted.response.json")
+    call_id = response["id"]
+    g.on("POST", "/communications/calls$", status=201, body=response,
+         headers={"Location": f"https://graph.microsoft.com/v1.0/communications/calls/{call_id}"},
+         before=lambda req: _async(platform.later(
+             example("joinMeeting.serviceHosted.notification.establishing.json"),
+             example("joinMeeting.serviceHosted.notification.established.json"), call_id=call_id)))
+    ctx = json.dumps({"Tid": doc["tenantId"], "Oid": doc["meetingInfo"]["organizer"]["user"]["id"]})
+    url = ("https://teams.microsoft.com/l/meetup-join/" + urllib.parse.quote(doc["chatInfo"]["threadId"], safe="")
+           + "/0?context=" + urllib.parse.quote(ctx, safe=""))
+    call = await asyncio.wait_for(bot.join_meeting(url, media_config=m.MediaConfig.parse(doc["mediaConfig"])), 5)
+    assert call.state == "established" and call.id == call_id
+    sent = g.sent("/communications/calls")["json"]
+    expected = copy.deepcopy(doc)
+    del expected["meetingInfo"]["organizer"]["user"]["displayName"]   # not in a join URL
+    assert shape(sent) == shape(expected)
+    assert g.sent("/communications/calls")["headers"]["scenario-id"]
+
+
+async def test_join_meeting_by_id_and_p2p_call_bodies(platform):
+    bot = await platform.start()
+    g = platform.graph
+    g.on("POST", "/communications/calls$", status=201, body=example("createCall.p2p.appHosted.response.json"))
+    doc = example("joinMeeting.joinMeetingId.passcode.request.json")
+    await bot.join_meeting(join_meeting_id="1234567", passcode="psw123", tenant_id=doc["tenantId"],
+                           media_config=m.MediaConfig.parse(doc["mediaConfig"]), wait=False)
+    assert shape(g.sent("/communications/calls")["json"]) == shape(doc)
+
+    doc = example("createCall.p2p.appHosted.request.json")
+    req = m.Call.parse(doc)
+    call = await bot.create_call(req.targets, source=req.source, media_config=req.media_config, wait=False)
+    assert shape(g.sent("/communications/calls")["json"]) == shape(doc)
+    assert call.id == "2e1a0b00-2db4-4022-9570-243709c565ab"
+    assert call.my_participant_id == "499ff390-7a72-40e8-83a0-8fac6295ae7e"
+
+    doc = example("createCall.group.appHosted.request.json")
+    req = m.Call.parse(doc)
+    await bot.create_call(req.targets, group=True, subject=req.subject, source=req.source,
+                          media_config=req.media_config, wait=False)
+    assert shape(g.sent("/communications/calls")["json"]) == shape(doc)
+
+
+def test_cli_run_reports_config_errors(tmp_path, capsys):
+    bad = tmp_path / "bot.toml"
+    bad.write_text("[bot]\napp_id = \"a\"\n")
+    assert cli_main(["run", "--config", str(bad)]) == 2
+    assert "tenant_id is required" in capsys.readouterr().err
+    assert cli_main(["demo"]) == 0
