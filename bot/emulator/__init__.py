@@ -1,0 +1,29 @@
+"""Local emulator of the Graph calls service (and, later, of the Teams media side).
+
+``GraphEmulator`` serves the documented Graph calls endpoints, POSTs signed notifications to the
+bot, issues app tokens to msal, and lets tests and the demo drive simulated people. See
+server.py for the entry point and CONTRACT.md for the behaviour it reproduces.
+"""
+
+from .auth import AppRegistration, EmulatorAuth
+from .notify import Delivery, NotificationFaults
+from .server import GraphEmulator, HttpFault, RecordedRequest
+from .service import GraphError, MediaHandler, ServiceOptions
+from .state import Call, Meeting, Operation, Participant
+
+__all__ = [
+    "AppRegistration",
+    "Call",
+    "Delivery",
+    "EmulatorAuth",
+    "GraphEmulator",
+    "GraphError",
+    "HttpFault",
+    "MediaHandler",
+    "Meeting",
+    "NotificationFaults",
+    "Operation",
+    "Participant",
+    "RecordedRequest",
+    "ServiceOptions",
+]

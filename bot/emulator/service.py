@@ -1,0 +1,864 @@
+"""The calls service: what each Graph operation does to calls, participants and operations, and the
+notification sequence it produces (CONTRACT.md sections 3.2, 6, 7 and 8)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import math
+import secrets
+import struct
+import wave
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Protocol
+
+from .auth import AppRegistration
+from .notify import Notifier, envelope
+from .state import (
+    CALL_TYPE,
+    INVITATION_INFO_TYPE,
+    PARTICIPANT_INFO_TYPE,
+    RESULT_INFO_TYPE,
+    TONE_INFO_TYPE,
+    TONE_KEYS,
+    TONES,
+    Call,
+    Meeting,
+    MediaStream,
+    Operation,
+    Participant,
+    compact_id,
+    identity,
+    identity_key,
+    new_id,
+)
+
+log = logging.getLogger(__name__)
+
+REJECT_REASONS = ("none", "busy", "forbidden")
+SCREEN_SHARING_ROLES = ("viewer", "sharer")
+RECORDING_STATUSES = ("notRecording", "recording", "failed")
+RESULT_OK = (200, 0, "Action completed successfully.")
+RESULT_MAX_RECORD = (200, 8515, "Action completed, max record duration reached.")
+RESULT_CANCELED = (400, 8508, "Action failed, the operation was cancelled.")
+
+
+class GraphError(Exception):
+    """Becomes a Graph error body: ``{"error":{"code","message","innerError":{...}}}``."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+class MediaHandler(Protocol):
+    """Pluggable media side: receives a call's appHostedMediaConfig blob once the call is set up."""
+
+    async def call_started(self, call: Call, blob: str | None) -> None: ...
+
+    async def call_ended(self, call: Call) -> None: ...
+
+
+def result_info(code: Any, subcode: int | None, message: str | None, *, subcode_name: str = "subcode") -> dict:
+    body: dict[str, Any] = {"@odata.type": RESULT_INFO_TYPE, "code": code}
+    if subcode is not None:
+        body[subcode_name] = subcode
+    if message is not None:
+        body["message"] = message
+    return body
+
+
+def _enum(value: Any, allowed: tuple[str, ...], name: str) -> str:
+    """Case-insensitive enum check (the docs spell the same values Busy/busy)."""
+    if isinstance(value, str):
+        for option in allowed:
+            if option.lower() == value.lower():
+                return option
+    raise GraphError(400, "BadRequest", f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _require(body: dict, name: str) -> Any:
+    value = body.get(name)
+    if value is None:
+        raise GraphError(400, "BadRequest", f"missing required parameter {name!r}")
+    return value
+
+
+def wav_bytes(duration_s: float, frequency_hz: float = 440.0, sample_rate_hz: int = 16000) -> bytes:
+    """A mono 16-bit WAV (the documented prompt/recording format) holding a quiet tone."""
+    n = int(duration_s * sample_rate_hz)
+    amplitude = 3000
+    step = 2 * math.pi * frequency_hz / sample_rate_hz
+    frames = struct.pack(f"<{n}h", *(int(amplitude * math.sin(step * i)) for i in range(n)))
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate_hz)
+        w.writeframes(frames)
+    return out.getvalue()
+
+
+@dataclass
+class ServiceOptions:
+    time_scale: float = 0.01  # seconds of emulator time per documented second (prompts, records, DTMF)
+    prompt_duration_s: float = 1.0  # documented seconds each prompt plays
+    answer_timeout_s: float = 15.0  # real seconds an incoming call waits for answer/reject/redirect
+    establish_delay_s: float = 0.0  # real seconds between establishing and established
+    unreachable_ids: set[str] = field(default_factory=set)  # transfer/invite targets that fail
+    enforce_media_mode: bool = True  # playPrompt etc. need service-hosted media, screen sharing app-hosted
+
+
+@dataclass
+class _MediaQueue:
+    pending: list[Operation] = field(default_factory=list)
+    running: Operation | None = None
+    task: asyncio.Task | None = None
+    interrupt: asyncio.Event = field(default_factory=asyncio.Event)
+    stop_tone: str | None = None
+
+
+class CallsService:
+    """Every call the emulator knows, and what happens to it."""
+
+    def __init__(self, notifier: Notifier, apps: dict[str, AppRegistration], options: ServiceOptions,
+                 media_handler: MediaHandler | None = None) -> None:
+        self.notifier = notifier
+        self.apps = apps
+        self.options = options
+        self.media_handler = media_handler
+        self.calls: dict[str, Call] = {}
+        self.ended: dict[str, Call] = {}
+        self.meetings: dict[str, Meeting] = {}
+        self.recordings: dict[str, tuple[str, bytes]] = {}  # operation id -> (access token, wav)
+        self.recording_audio: bytes | None = None  # what recordResponse "hears"; a tone otherwise
+        self.public_base = ""  # set by the server once it listens (recordingLocation)
+        self._media: dict[str, _MediaQueue] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._answer_timers: dict[str, asyncio.TimerHandle] = {}
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("emulator task failed", exc_info=task.exception())
+
+    async def stop(self) -> None:
+        for timer in self._answer_timers.values():
+            timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def settle(self, timeout_s: float = 10.0) -> None:
+        """Wait until background sequences have run and every notification has been attempted."""
+        async def _settle() -> None:
+            while True:
+                current = [t for t in self._tasks if not t.done() and t not in self._media_tasks()]
+                if current:
+                    await asyncio.gather(*current, return_exceptions=True)
+                    continue
+                await self.notifier.drain(timeout_s)
+                if not [t for t in self._tasks if not t.done() and t not in self._media_tasks()]:
+                    return
+
+        await asyncio.wait_for(_settle(), timeout_s)
+
+    def _media_tasks(self) -> set[asyncio.Task]:
+        return {q.task for q in self._media.values() if q.task is not None}
+
+    def callback_url(self, call_id: str) -> str | None:
+        call = self.calls.get(call_id) or self.ended.get(call_id)
+        if call is None:
+            return None
+        if call.callback_uri:
+            return call.callback_uri
+        app = self.apps.get(call.app_id)
+        return app.webhook_url if app else None
+
+    def redirect_callback(self, call_id: str, location: str) -> None:
+        call = self.calls.get(call_id) or self.ended.get(call_id)
+        if call is not None:
+            call.callback_uri = location
+
+    def notify(self, call: Call, body: dict) -> None:
+        self.notifier.enqueue(call.id, body, app_id=call.app_id, tenant_id=call.tenant_id,
+                              scenario_id=call.scenario_id, chain_id=call.call_chain_id)
+
+    def get_call(self, call_id: str) -> Call:
+        call = self.calls.get(call_id)
+        if call is None:
+            for key, value in self.calls.items():
+                if key.lower() == call_id.lower():
+                    return value
+            raise GraphError(404, "ItemNotFound", f"call {call_id} was not found or has ended")
+        return call
+
+    def _sleep_doc(self, documented_s: float) -> Awaitable[None]:
+        return asyncio.sleep(max(0.0, documented_s * self.options.time_scale))
+
+    # -- state notifications -------------------------------------------------------------------
+    def _state_update(self, call: Call, state: str, *, etag: bool = False, **extra: Any) -> None:
+        call.state = state
+        data: dict[str, Any] = {"@odata.type": CALL_TYPE}
+        if etag:
+            data["@odata.id"] = call.resource_url
+            data["@odata.etag"] = 'W/"%d"' % (call.roster_sequence + 5445)
+        data["state"] = state
+        if call.kind == "meeting" and call.chat_info is not None:
+            data["chatInfo"] = call.chat_info
+            data["meetingInfo"] = call.meeting_info
+        data.update(extra)
+        data["id"] = call.id
+        self.notify(call, envelope("updated", call.resource_url, data, callback_uri=self._item_callback(call)))
+
+    def _item_callback(self, call: Call) -> str | None:
+        # Notifications of outgoing calls carry the callbackUri next to resourceUrl (createCall.*,
+        # joinMeeting.*); those of answered calls do not (answer.*).
+        return self.callback_url(call.id) if call.direction == "outgoing" else None
+
+    def _end(self, call: Call, data: dict) -> None:
+        """The final ``deleted`` notification, exactly once per call."""
+        if call.id not in self.calls:
+            return
+        call.state = "terminated"
+        del self.calls[call.id]
+        self.ended[call.id] = call
+        timer = self._answer_timers.pop(call.id, None)
+        if timer is not None:
+            timer.cancel()
+        queue = self._media.pop(call.id, None)
+        if queue is not None and queue.task is not None:
+            queue.task.cancel()
+        self.notify(call, envelope("deleted", call.resource_url, data))
+        if self.media_handler is not None and call.is_app_hosted:
+            self.spawn(self.media_handler.call_ended(call))
+
+    async def _establish(self, call: Call, *, etag: bool) -> None:
+        self._state_update(call, "establishing", etag=etag)
+        if self.options.establish_delay_s:
+            await asyncio.sleep(self.options.establish_delay_s)
+        if call.id not in self.calls:
+            return
+        self._state_update(call, "established", etag=etag)
+        if self.media_handler is not None and call.is_app_hosted:
+            await self.media_handler.call_started(call, (call.media_config or {}).get("blob"))
+        if call.has_roster:
+            self.send_roster(call, call.roster())
+
+    # -- roster --------------------------------------------------------------------------------
+    def send_roster(self, call: Call, changed: list[Participant], removed: list[Participant] | None = None,
+                    *, resource_suffix: str = "/participants", legacy_resource: bool = False) -> None:
+        if not call.has_roster or call.id not in self.calls:
+            return
+        call.roster_sequence += 1
+        if call.delta_roster:
+            people = [p.to_graph() for p in changed]
+            for p in removed or []:
+                gone = p.to_graph()
+                gone["removedState"] = {"@odata.type": "#microsoft.graph.removedState", "reason": "left"}
+                people.append(gone)
+            data: Any = [{
+                "@odata.type": "#microsoft.graph.deltaParticipants",
+                "sequenceNumber": call.roster_sequence,
+                "participants": people,
+            }]
+        else:
+            data = [p.to_graph() for p in (call.roster() if removed else changed)]
+        self.notify(call, envelope("updated", call.resource_url + resource_suffix, data,
+                                   callback_uri=self._item_callback(call), legacy_resource=legacy_resource))
+
+    def _bot_participant(self, call: Call, app: AppRegistration | None) -> Participant:
+        streams = [MediaStream("audio", call.meeting.next_source_id() if call.meeting else "10")]
+        if "video" in call.requested_modalities and call.meeting is not None:
+            streams.append(MediaStream("video", call.meeting.next_source_id(), "receiveOnly"))
+        return Participant(
+            id=call.my_participant_id,
+            identity=identity("application", call.app_id, app.display_name if app else None),
+            media_streams=streams,
+            language_id=None,
+            is_bot=True,
+        )
+
+    def _simulated(self, identity_set: dict, source_id: str, *, info_type: str = PARTICIPANT_INFO_TYPE,
+                   video_source_id: str | None = None) -> Participant:
+        streams = [MediaStream("audio", source_id)]
+        if video_source_id is not None:
+            streams.append(MediaStream("video", video_source_id, "sendOnly"))
+        return Participant(id=new_id(), identity=identity_set, media_streams=streams, info_type=info_type)
+
+    # -- create / incoming ---------------------------------------------------------------------
+    def create_call(self, body: dict, *, app_id: str, tenant_id: str, scenario_id: str | None) -> Call:
+        media_config = _require(body, "mediaConfig")
+        meeting_info = body.get("meetingInfo")
+        chat_info = body.get("chatInfo")
+        targets = body.get("targets") or []
+        callback_uri = body.get("callbackUri")
+        app = self.apps.get(app_id)
+        if not callback_uri and not (app and app.webhook_url):
+            raise GraphError(400, "BadRequest", "callbackUri is required (the bot has no registered webhook)")
+        modalities = body.get("requestedModalities") or []
+        if not modalities:
+            raise GraphError(400, "BadRequest", "requestedModalities must not be empty")
+        tenant = body.get("tenantId") or tenant_id
+        targets = [{**t, **{k: t.get(k) for k in ("endpointType", "region", "replacesCallId", "languageId")}}
+                   for t in targets]
+        call = Call(
+            id=new_id(), app_id=app_id, tenant_id=tenant, direction="outgoing", callback_uri=callback_uri,
+            source=body.get("source") or {
+                "@odata.type": PARTICIPANT_INFO_TYPE,
+                "identity": identity("application", app_id, app.display_name if app else None),
+                "countryCode": None, "endpointType": None, "region": None, "languageId": None,
+            },
+            targets=targets, requested_modalities=modalities, media_config=media_config,
+            subject=body.get("subject"), call_options=body.get("callOptions"), scenario_id=scenario_id,
+        )
+        if meeting_info is not None or chat_info is not None:
+            meeting = self._find_meeting(meeting_info, chat_info, tenant)
+            call.kind = "meeting"
+            call.meeting = meeting
+            call.chat_info = meeting.chat_info()
+            call.meeting_info = meeting_info or meeting.organizer_meeting_info()
+            call.participants = dict(meeting.participants)
+        elif not targets:
+            raise GraphError(400, "BadRequest", "targets are required unless joining a meeting")
+        elif len(targets) > 1 or str(body.get("direction", "")).lower() == "outgoing" and body.get("subject"):
+            if len(targets) > 5:
+                raise GraphError(400, "BadRequest", "a group call takes at most 5 targets")
+            call.kind = "group"
+            call.meeting = Meeting(id=new_id(), thread_id="", organizer_id=app_id, tenant_id=tenant)
+            for target in targets:
+                person = self._simulated(target.get("identity") or {}, call.meeting.next_source_id())
+                call.participants[person.id] = person  # type: ignore[index]
+        else:
+            target = targets[0]
+            remote = self._simulated(target.get("identity") or {}, "1")
+            call.participants[remote.id] = remote  # type: ignore[index]
+        call.bot = self._bot_participant(call, app)
+        self.calls[call.id] = call
+        self.spawn(self._establish(call, etag=False))
+        return call
+
+    def _find_meeting(self, meeting_info: dict | None, chat_info: dict | None, tenant_id: str) -> Meeting:
+        odata = str((meeting_info or {}).get("@odata.type", "")).lower()
+        for meeting in self.meetings.values():
+            if odata.endswith("joinmeetingidmeetinginfo"):
+                if meeting.join_meeting_id == str(meeting_info.get("joinMeetingId")):  # type: ignore[union-attr]
+                    if meeting.passcode and meeting.passcode != meeting_info.get("passcode"):  # type: ignore[union-attr]
+                        raise GraphError(403, "Forbidden", "wrong meeting passcode")
+                    return meeting
+            elif odata.endswith("tokenmeetinginfo"):
+                if meeting.token and meeting.token == meeting_info.get("token"):  # type: ignore[union-attr]
+                    return meeting
+            elif chat_info and meeting.thread_id == chat_info.get("threadId"):
+                return meeting
+        if odata.endswith("joinmeetingidmeetinginfo") or odata.endswith("tokenmeetinginfo"):
+            raise GraphError(404, "ItemNotFound", "no meeting matches the given meetingInfo")
+        if not chat_info or not chat_info.get("threadId"):
+            raise GraphError(400, "BadRequest", "chatInfo.threadId is required with organizerMeetingInfo")
+        organizer = identity_key((meeting_info or {}).get("organizer"))
+        meeting = Meeting(id=new_id(), thread_id=chat_info["threadId"],
+                          message_id=str(chat_info.get("messageId") or "0"),
+                          organizer_id=organizer[1] if organizer else new_id(), tenant_id=tenant_id)
+        self.meetings[meeting.id] = meeting
+        return meeting
+
+    def incoming_call(self, *, app_id: str, tenant_id: str, source: dict, modalities: list[str],
+                      meeting: Meeting | None = None, callback_uri: str | None = None) -> Call:
+        """The platform rings the bot: a ``created`` notification to its registered webhook."""
+        app = self.apps.get(app_id)
+        call = Call(
+            id=new_id(), app_id=app_id, tenant_id=tenant_id, direction="incoming", callback_uri=callback_uri,
+            source={"@odata.type": PARTICIPANT_INFO_TYPE, "identity": source, "region": "amer",
+                    "languageId": "en-US"},
+            targets=[{"@odata.type": INVITATION_INFO_TYPE,
+                      "identity": identity("application", app_id, app.display_name if app else None)}],
+            requested_modalities=modalities, media_config=None, state="incoming",
+        )
+        if meeting is not None:
+            call.kind = "meeting"
+            call.meeting = meeting
+            call.chat_info = meeting.chat_info()
+            call.meeting_info = meeting.organizer_meeting_info()
+            call.participants = dict(meeting.participants)
+        else:
+            caller = Participant(id=new_id(), identity=source, media_streams=[MediaStream("audio", "1")])
+            call.participants[caller.id] = caller  # type: ignore[index]
+        self.calls[call.id] = call
+        data = {
+            "@odata.type": CALL_TYPE,
+            "@odata.id": call.resource_url,
+            "@odata.etag": 'W/"5445"',
+            "state": "incoming",
+            "direction": "incoming",
+            "callbackUri": call.callback_uri,
+            "source": call.source,
+            "targets": call.targets,
+            "requestedModalities": modalities,
+            "tenantId": tenant_id,
+            "myParticipantId": call.my_participant_id,
+            "callChainId": call.call_chain_id,
+            "id": call.id,
+        }
+        if call.chat_info is not None:
+            data["chatInfo"] = call.chat_info
+            data["meetingInfo"] = call.meeting_info
+        self.notify(call, envelope("created", call.resource_url, data))
+        self._answer_timers[call.id] = asyncio.get_running_loop().call_later(
+            self.options.answer_timeout_s, self._unanswered, call.id)
+        return call
+
+    def _unanswered(self, call_id: str) -> None:
+        self._answer_timers.pop(call_id, None)
+        call = self.calls.get(call_id)
+        if call is not None and call.state == "incoming":
+            call.result_info = result_info(408, 0, "The call was not answered in time.")
+            self._end(call, {"@odata.type": CALL_TYPE, "state": "terminated", "resultInfo": call.result_info,
+                             "id": call.id})
+
+    def _require_incoming(self, call: Call, action: str) -> None:
+        if call.state != "incoming":
+            raise GraphError(400, "BadRequest", f"{action} is only valid for an incoming call (state {call.state})")
+        timer = self._answer_timers.pop(call.id, None)
+        if timer is not None:
+            timer.cancel()
+
+    # -- answer / reject / redirect ------------------------------------------------------------
+    def answer(self, call: Call, body: dict) -> None:
+        modalities = _require(body, "acceptedModalities")
+        media_config = _require(body, "mediaConfig")
+        if not isinstance(modalities, list) or not modalities:
+            raise GraphError(400, "BadRequest", "acceptedModalities must be a non-empty array")
+        self._require_incoming(call, "answer")
+        call.media_config = media_config
+        call.requested_modalities = modalities
+        call.callback_uri = body.get("callbackUri") or call.callback_uri
+        call.call_options = body.get("callOptions")
+        call.bot = self._bot_participant(call, self.apps.get(call.app_id))
+        call.state = "establishing"
+        self.spawn(self._establish(call, etag=True))
+
+    def reject(self, call: Call, body: dict) -> None:
+        _enum(body.get("reason", "none"), REJECT_REASONS, "reason")
+        self._require_incoming(call, "reject")
+        if body.get("callbackUri"):
+            call.callback_uri = body["callbackUri"]
+        self._end(call, {"@odata.type": CALL_TYPE, "@odata.id": call.resource_url})
+
+    def redirect(self, call: Call, body: dict) -> None:
+        targets = _require(body, "targets")
+        if not isinstance(targets, list) or not 1 <= len(targets) <= 25:
+            raise GraphError(400, "BadRequest", "redirect takes 1 to 25 targets")
+        timeout = body.get("timeout")
+        if timeout is not None and not (isinstance(timeout, int) and 15 <= timeout <= 90):
+            raise GraphError(400, "BadRequest", "timeout must be 15-90 seconds")
+        self._require_incoming(call, "redirect")
+        if body.get("callbackUri"):
+            call.callback_uri = body["callbackUri"]
+        data = {
+            "@odata.type": CALL_TYPE,
+            "state": "terminated",
+            "direction": call.direction,
+            "callbackUri": call.callback_uri,
+            "source": call.source,
+            "targets": call.targets,
+            "myParticipantId": call.my_participant_id,
+            "id": call.id,
+        }
+        if any("phone" in (t.get("identity") or {}) for t in targets):
+            data["answeredBy"] = {
+                "@odata.type": PARTICIPANT_INFO_TYPE,
+                "identity": identity("encrypted", secrets.token_hex(22)),
+                "endpointType": "default",
+            }
+        self._end(call, data)
+
+    # -- hang up / keepAlive / transfer --------------------------------------------------------
+    def hang_up(self, call: Call) -> None:
+        self.spawn(self._hang_up(call))
+
+    async def _hang_up(self, call: Call) -> None:
+        if call.id not in self.calls:
+            return
+        self._cancel_media(call, notify=True)
+        call.state = "terminating"
+        self.notify(call, envelope("updated", call.resource_url, {"@odata.type": CALL_TYPE, "state": "terminating"}))
+        call.result_info = result_info("0", None, None)
+        self._end(call, {"@odata.type": CALL_TYPE, "state": "terminated", "resultInfo": call.result_info})
+
+    def keep_alive(self, call_id: str) -> None:
+        self.get_call(call_id)  # 404 once the call has ended
+
+    def transfer(self, call: Call, body: dict) -> None:
+        target = _require(body, "transferTarget")
+        if call.state != "established":
+            raise GraphError(400, "BadRequest", f"transfer needs an established call (state {call.state})")
+        if call.kind != "p2p" and not body.get("transferee"):
+            raise GraphError(400, "BadRequest", "transferee is required when transferring out of a group call")
+        self.spawn(self._transfer(call, target))
+
+    async def _transfer(self, call: Call, target: dict) -> None:
+        replaces = target.get("replacesCallId")
+        consultative = bool(replaces) and replaces != "replacesCallId-value"
+        self._state_update(call, "transferring")
+        await self._sleep_doc(1.0)
+        key = identity_key(target.get("identity"))
+        if key is not None and key[1] in {i.lower() for i in self.options.unreachable_ids}:
+            call.result_info = result_info(500, 7700 if consultative else 7000, "Transfer target did not answer.",
+                                           subcode_name="subCode")
+            self._state_update(call, "established", resultInfo=call.result_info)
+            return
+        self._state_update(call, "transferAccepted")
+        await self._sleep_doc(1.0)
+        if consultative:
+            self._end(call, {"@odata.type": CALL_TYPE, "state": "terminated", "terminationReason": "AppTransferred"})
+            other = self.calls.get(str(replaces))
+            if other is not None:
+                await self._hang_up(other)
+        else:
+            call.result_info = result_info(0, 7015, "GracefulTransferCompleted")
+            self._end(call, {"@odata.type": CALL_TYPE, "state": "terminated", "resultInfo": call.result_info})
+
+    # -- operations that complete at once ------------------------------------------------------
+    def _completed(self, call: Call, kind: str, body: dict, **extra: Any) -> Operation:
+        op = Operation(kind=kind, call_id=call.id, client_context=body.get("clientContext"), status="completed",
+                       extra=extra, request=body)
+        call.operations[op.id] = op
+        return op
+
+    def mute(self, call: Call, body: dict, *, mute: bool) -> Operation:
+        op = self._completed(call, "mute" if mute else "unmute", body)
+        if call.bot is not None and call.bot.is_muted != mute:
+            call.bot.is_muted = mute
+            self.send_roster(call, [call.bot])
+        return op
+
+    def participant_mute(self, call: Call, participant_id: str, body: dict) -> Operation:
+        if call.kind == "p2p":
+            raise GraphError(400, "BadRequest", "participant mute is only available in group calls")
+        person = self._participant(call, participant_id)
+        op = self._completed(call, "mute", body)
+        if not person.is_muted:
+            person.is_muted = True
+            self.send_roster(call, [person])
+        return op
+
+    def mute_all(self, call: Call, body: dict) -> Operation:
+        op = self._completed(call, "muteAll", body)
+        ids = {str(i).lower() for i in body.get("participants") or [] if i}
+        changed = [p for p in call.participants.values()
+                   if (not ids or (p.id or "").lower() in ids) and not p.is_muted]
+        for person in changed:
+            person.is_muted = True
+        if changed:
+            self.send_roster(call, changed)
+        return op
+
+    def update_recording_status(self, call: Call, body: dict) -> Operation:
+        _enum(_require(body, "status"), RECORDING_STATUSES, "status")
+        return self._completed(call, "updateRecordingStatus", body, resultInfo=None)
+
+    def subscribe_to_tone(self, call: Call, body: dict) -> Operation:
+        self._service_hosted_only(call, "subscribeToTone")
+        call.tone_subscribed = True
+        return self._completed(call, "subscribeToTone", body)
+
+    def change_screen_sharing_role(self, call: Call, body: dict) -> None:
+        role = _enum(_require(body, "role"), SCREEN_SHARING_ROLES, "role")
+        if self.options.enforce_media_mode and not call.is_app_hosted:
+            raise GraphError(400, "BadRequest", "changeScreenSharingRole needs application-hosted media")
+        bot = call.bot
+        if bot is None:
+            return
+        stream = bot.stream("videoBasedScreenSharing")
+        if stream is None:
+            stream = MediaStream("videoBasedScreenSharing",
+                                 call.meeting.next_source_id() if call.meeting else "8", "receiveOnly")
+            bot.media_streams.append(stream)
+        stream.direction = "sendOnly" if role == "sharer" else "receiveOnly"
+        stream.label = "applicationsharing-video" if role == "sharer" else None
+        self.send_roster(call, [bot])
+
+    # -- participants --------------------------------------------------------------------------
+    def _participant(self, call: Call, participant_id: str) -> Participant:
+        person = call.find_participant(participant_id)
+        if person is None:
+            raise GraphError(404, "ItemNotFound", f"participant {participant_id} is not in call {call.id}")
+        return person
+
+    def delete_participant(self, call: Call, participant_id: str) -> None:
+        person = self._participant(call, participant_id)
+        if person.is_bot:
+            self.hang_up(call)
+            return
+        call.participants.pop(person.id, None)  # type: ignore[arg-type]
+        self.send_roster(call, [], removed=[person])
+
+    def invite(self, call: Call, body: dict) -> Operation:
+        people = _require(body, "participants")
+        if not isinstance(people, list) or not people:
+            raise GraphError(400, "BadRequest", "participants must be a non-empty array")
+        if call.kind == "p2p" and not any(p.get("replacesCallId") for p in people):
+            raise GraphError(400, "BadRequest", "invite needs a group call (or replacesCallId to escalate)")
+        if len(people) > 1 and call.chat_info is None:
+            raise GraphError(400, "BadRequest", "inviting several participants needs a call with chatInfo")
+        if len(people) > 5:
+            raise GraphError(400, "BadRequest", "invite takes at most 5 participants")
+        echoed = []
+        for p in people:
+            echoed.append({"endpointType": p.get("endpointType"), "id": p.get("participantId"),
+                           "replacesCallId": p.get("replacesCallId"), "identity": p.get("identity")})
+        op = Operation(kind="invite", call_id=call.id, client_context=body.get("clientContext"), status="Running",
+                       extra={"participants": echoed}, request=body)
+        call.operations[op.id] = op
+        self.spawn(self._invite(call, op, people))
+        return op
+
+    async def _invite(self, call: Call, op: Operation, people: list[dict]) -> None:
+        await self._sleep_doc(1.0)
+        if call.id not in self.calls:
+            return
+        unreachable = {i.lower() for i in self.options.unreachable_ids}
+        invited = [p for p in people if (identity_key(p.get("identity")) or ("", ""))[1] not in unreachable]
+        op.status = "completed" if invited else "failed"
+        if not invited:
+            op.result_info = result_info(408, 0, "The invited participant did not answer.")
+        final = {"@odata.type": op.odata_type,
+                 "participants": [{"@odata.type": INVITATION_INFO_TYPE, "identity": p.get("identity")} for p in people],
+                 "status": op.status, "clientContext": op.client_context, "id": op.id}
+        if op.result_info is not None:
+            final["resultInfo"] = op.result_info
+        self.notify(call, envelope("deleted", op.resource_url(), final, legacy_resource=True))
+        if not invited:
+            return
+        # First the invitation shows up (id still null), then the people join with ids.
+        pending = []
+        for p in invited:
+            source_id = call.meeting.next_source_id() if call.meeting else str(len(call.participants) + 2)
+            person = self._simulated(p.get("identity") or {}, source_id, info_type=INVITATION_INFO_TYPE)
+            person.endpoint_type = "default"
+            person.language_id = None
+            pending.append(person)
+        joined_id = [p.id for p in pending]
+        for person in pending:
+            person.id = None
+        call.kind = "group" if call.kind == "p2p" else call.kind
+        self.send_roster(call, pending, legacy_resource=True)
+        for person, pid in zip(pending, joined_id):
+            person.id = pid
+            call.participants[pid] = person  # type: ignore[index]
+        self.send_roster(call, pending, legacy_resource=True)
+        for p in people:
+            replaced = self.calls.get(str(p.get("replacesCallId")))
+            if replaced is not None and replaced is not call:
+                await self._hang_up(replaced)
+
+    # -- media operations (service-hosted media; queued and run in order) ----------------------
+    def _service_hosted_only(self, call: Call, action: str) -> None:
+        if self.options.enforce_media_mode and call.is_app_hosted:
+            raise GraphError(400, "BadRequest", f"{action} needs service-hosted media")
+
+    def _queue(self, call: Call) -> _MediaQueue:
+        queue = self._media.get(call.id)
+        if queue is None:
+            queue = self._media[call.id] = _MediaQueue()
+        return queue
+
+    def _enqueue_media(self, call: Call, op: Operation, *, barge_in: bool = False) -> None:
+        queue = self._queue(call)
+        if barge_in:
+            queue.pending.insert(0, op)
+        else:
+            queue.pending.append(op)
+        if queue.task is None or queue.task.done():
+            queue.task = self.spawn(self._media_worker(call, queue))
+
+    def play_prompt(self, call: Call, body: dict) -> Operation:
+        prompts = _require(body, "prompts")
+        if not isinstance(prompts, list) or not 1 <= len(prompts) <= 20:
+            raise GraphError(400, "BadRequest", "prompts must hold 1 to 20 mediaPrompt")
+        self._service_hosted_only(call, "playPrompt")
+        op = Operation(kind="playPrompt", call_id=call.id, client_context=body.get("clientContext"), request=body)
+        call.operations[op.id] = op
+        self._enqueue_media(call, op)
+        return op
+
+    def record_response(self, call: Call, body: dict) -> Operation:
+        self._service_hosted_only(call, "recordResponse")
+        if len(body.get("prompts") or []) > 1:
+            raise GraphError(400, "BadRequest", "recordResponse takes at most one prompt")
+        for name in ("initialSilenceTimeoutInSeconds", "maxSilenceTimeoutInSeconds", "maxRecordDurationInSeconds"):
+            value = body.get(name)
+            if value is not None and not (isinstance(value, int) and 1 <= value <= 120):
+                raise GraphError(400, "BadRequest", f"{name} must be 1-120")
+        op = Operation(kind="recordResponse", call_id=call.id, client_context=body.get("clientContext"),
+                       extra={"recordingLocation": None}, request=body)
+        call.operations[op.id] = op
+        self._enqueue_media(call, op, barge_in=bool(body.get("bargeInAllowed")))
+        return op
+
+    def send_dtmf_tones(self, call: Call, body: dict) -> Operation:
+        tones = _require(body, "tones")
+        if not isinstance(tones, list) or not tones:
+            raise GraphError(400, "BadRequest", "tones must be a non-empty array")
+        for tone in tones:
+            _enum(tone, TONES, "tone")
+        op = Operation(kind="sendDtmfTones", call_id=call.id, client_context=body.get("clientContext"), request=body)
+        call.operations[op.id] = op
+        self._enqueue_media(call, op)
+        return op
+
+    def cancel_media_processing(self, call: Call, body: dict) -> Operation:
+        op = self._completed(call, "cancelMediaProcessing", body)
+        self._cancel_media(call, notify=True)
+        return op
+
+    def _cancel_media(self, call: Call, *, notify: bool) -> None:
+        queue = self._media.get(call.id)
+        if queue is None:
+            return
+        canceled = ([queue.running] if queue.running is not None else []) + queue.pending
+        queue.pending = []
+        queue.running = None
+        if queue.task is not None:
+            queue.task.cancel()
+            queue.task = None
+        if not notify:
+            return
+        for op in canceled:
+            op.status = "failed"
+            op.result_info = result_info(*RESULT_CANCELED)
+            data = self._final(op)
+            if op.kind == "recordResponse":
+                data.update(recordingLocation="", recordingAccessToken="", completionReason="operationCanceled")
+            elif op.kind == "sendDtmfTones":
+                data.pop("resultInfo", None)
+                data.update(status="completed", completionReason="mediaOperationCanceled")
+            self.notify(call, envelope("deleted", op.resource_url(), data))
+
+    def _final(self, op: Operation) -> dict:
+        return {
+            "@odata.type": op.odata_type,
+            "@odata.id": op.resource_url(),
+            "@odata.etag": 'W/"54451"',
+            "id": op.id,
+            "clientContext": op.client_context,
+            "status": op.status,
+            "resultInfo": op.result_info,
+        }
+
+    async def _media_worker(self, call: Call, queue: _MediaQueue) -> None:
+        while queue.pending:
+            op = queue.pending.pop(0)
+            queue.running = op
+            queue.stop_tone = None
+            queue.interrupt.clear()
+            if op.kind == "playPrompt":
+                await self._sleep_doc(self.options.prompt_duration_s * len(op.request.get("prompts") or []))
+                op.status = "completed"
+                op.result_info = result_info(*RESULT_OK)
+                data = self._final(op)
+            elif op.kind == "sendDtmfTones":
+                delay_ms = op.request.get("delayBetweenTonesMs") or 0
+                await self._sleep_doc(len(op.request["tones"]) * max(0.1, delay_ms / 1000))
+                op.status = "completed"
+                data = self._final(op)
+                data.pop("resultInfo")
+                data["completionReason"] = "completedSuccessfully"
+            else:
+                data = await self._record(call, queue, op)
+            queue.running = None
+            self.notify(call, envelope("deleted", op.resource_url(), data))
+
+    async def _record(self, call: Call, queue: _MediaQueue, op: Operation) -> dict:
+        body = op.request
+        if body.get("prompts"):
+            await self._sleep_doc(self.options.prompt_duration_s)
+        max_s = body.get("maxRecordDurationInSeconds") or 5
+        started = asyncio.get_running_loop().time()
+        try:
+            await asyncio.wait_for(queue.interrupt.wait(), max_s * self.options.time_scale)
+            reason, result = "stopToneDetected", (200, 8514, "Action completed, stop tone detected.")
+        except asyncio.TimeoutError:
+            reason, result = "maxRecordDurationReached", RESULT_MAX_RECORD
+        elapsed = (asyncio.get_running_loop().time() - started) / max(self.options.time_scale, 1e-9)
+        audio = self.recording_audio or wav_bytes(min(max_s, elapsed, 10.0) or 0.1)
+        token = secrets.token_urlsafe(32)
+        self.recordings[op.id] = (token, audio)
+        op.status = "completed"
+        op.result_info = result_info(*result)
+        location = f"{self.public_base}/emulator/recordings/{op.id}"
+        op.extra.update(recordingLocation=location, recordingAccessToken=token)
+        data = self._final(op)
+        data.update(recordingLocation=location, recordingAccessToken=token, completionReason=reason)
+        return data
+
+    # -- simulated people ----------------------------------------------------------------------
+    def press_tones(self, call: Call, tones: list[str]) -> int:
+        """A participant presses keys; returns how many tone notifications were sent."""
+        sent = 0
+        for raw in tones:
+            tone = TONE_KEYS.get(raw, raw)
+            tone = _enum(tone, TONES, "tone")
+            queue = self._media.get(call.id)
+            if queue is not None and queue.running is not None and queue.running.kind == "recordResponse":
+                stops = {TONE_KEYS.get(t, t) for t in queue.running.request.get("stopTones") or []}
+                if tone in stops:
+                    queue.interrupt.set()
+            if not call.tone_subscribed:
+                continue
+            call.tone_sequence += 1
+            call.tone_info = {"@odata.type": TONE_INFO_TYPE, "sequenceId": call.tone_sequence, "tone": tone}
+            self.notify(call, envelope("updated", call.resource_url, {
+                "@odata.type": CALL_TYPE, "state": call.state, "toneInfo": call.tone_info}))
+            sent += 1
+        return sent
+
+    def meeting_calls(self, meeting: Meeting) -> list[Call]:
+        return [c for c in self.calls.values() if c.meeting is meeting and c.state not in ("incoming",)]
+
+    def join_meeting(self, meeting: Meeting, person: Participant) -> None:
+        meeting.participants[person.id] = person  # type: ignore[index]
+        for call in self.meeting_calls(meeting):
+            call.participants[person.id] = person  # type: ignore[index]
+            if call.state == "established":
+                self.send_roster(call, call.roster() if not call.delta_roster else [person])
+
+    def leave_meeting(self, meeting: Meeting, participant_id: str) -> Participant:
+        person = meeting.participants.pop(participant_id, None)
+        if person is None:
+            raise GraphError(404, "ItemNotFound", f"participant {participant_id} is not in the meeting")
+        for call in self.meeting_calls(meeting):
+            if call.participants.pop(participant_id, None) is not None and call.state == "established":
+                self.send_roster(call, [], removed=[person])
+        return person
+
+    def set_muted(self, meeting: Meeting, participant_id: str, muted: bool) -> None:
+        person = meeting.participants.get(participant_id)
+        if person is None:
+            raise GraphError(404, "ItemNotFound", f"participant {participant_id} is not in the meeting")
+        person.is_muted = muted
+        for call in self.meeting_calls(meeting):
+            if call.state == "established":
+                self.send_roster(call, [person])
+
+
+def find_operation(call: Call, operation_id: str) -> Operation:
+    wanted = compact_id(operation_id)
+    for op in call.operations.values():
+        if compact_id(op.id) == wanted:
+            return op
+    raise GraphError(404, "ItemNotFound", f"operation {operation_id} was not found")
+
+
+AsyncCallback = Callable[..., Awaitable[Any]]
