@@ -77,6 +77,15 @@ class SigningKey:
     kid: str
 
     @classmethod
+    def shared(cls, common_name: str) -> "SigningKey":
+        """One key per name and process: RSA generation costs ~0.1-0.5 s, and emulators are many in
+        a test run. ``generate`` makes a fresh one (key rotation)."""
+        key = _SHARED_KEYS.get(common_name)
+        if key is None:
+            key = _SHARED_KEYS[common_name] = cls.generate(common_name)
+        return key
+
+    @classmethod
     def generate(cls, common_name: str) -> "SigningKey":
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         cert = _self_signed_cert(key, common_name)
@@ -101,6 +110,9 @@ class SigningKey:
 
     def sign(self, claims: dict) -> str:
         return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": self.kid, "x5t": self.kid})
+
+
+_SHARED_KEYS: dict[str, SigningKey] = {}
 
 
 @dataclass
@@ -233,8 +245,8 @@ class EmulatorAuth:
     """Keys, app registrations, callback signing and access tokens of one emulator instance."""
 
     def __init__(self) -> None:
-        self.callback_keys: list[SigningKey] = [SigningKey.generate("mediabot emulator callbacks")]
-        self.aad_key = SigningKey.generate("mediabot emulator login")
+        self.callback_keys: list[SigningKey] = [SigningKey.shared("mediabot emulator callbacks")]
+        self.aad_key = SigningKey.shared("mediabot emulator login")
         self.apps: dict[str, AppRegistration] = {}
 
     # -- callback signing (platform -> bot) ---------------------------------------------------

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 ROOT = r"/{version:v1\.0|beta}/{root:communications|app}/calls"
 NAMESPACE = "microsoft.graph."
+TOKEN_CLAIMS = web.RequestKey("token_claims", dict)  # claims of the caller's access token
 
 # Application permissions each operation needs (CONTRACT.md section 2).
 CREATE_ROLES = {
@@ -54,7 +55,7 @@ async def _body(request: web.Request) -> dict:
 
 
 def _check_roles(request: web.Request, needed: tuple[str, ...]) -> None:
-    claims = request.get("token_claims")
+    claims = request.get(TOKEN_CLAIMS)
     if claims is None:
         return  # authentication switched off
     if not set(needed) & set(claims.get("roles", [])):
@@ -84,7 +85,7 @@ class GraphRoutes:
         return self.service.get_call(request.match_info["call_id"])
 
     def _identity(self, request: web.Request) -> tuple[str, str]:
-        claims = request.get("token_claims")
+        claims = request.get(TOKEN_CLAIMS)
         if claims is not None:
             return claims["appid"], claims["tid"]
         app = self.emu.app

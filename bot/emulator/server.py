@@ -24,7 +24,7 @@ from typing import Any, Callable
 from aiohttp import web
 
 from .auth import AppRegistration, EmulatorAuth, TlsMaterial, TokenError
-from .graph import GraphRoutes
+from .graph import TOKEN_CLAIMS, GraphRoutes
 from .login import CALLBACK_JWKS_PATH, CALLBACK_OPENID_PATH, LoginRoutes
 from .notify import Delivery, NotificationFaults, Notifier
 from .scenario import ControlRoutes, new_meeting, new_person
@@ -391,7 +391,7 @@ class GraphEmulator:
                                                 504: "GatewayTimeout"}.get(fault.status, "InternalServerError"),
                                  "Injected fault.")
             if is_graph and self.require_auth:
-                request["token_claims"] = self._authenticate(request)
+                request[TOKEN_CLAIMS] = self._authenticate(request)
             response = await handler(request)
         except GraphError as exc:
             extra_headers.update(exc.headers)

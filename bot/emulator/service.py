@@ -192,7 +192,10 @@ class CallsService:
             call.callback_uri = location
 
     def notify(self, call: Call, body: dict) -> None:
-        self.notifier.enqueue(call.id, body, app_id=call.app_id, tenant_id=call.tenant_id,
+        app = self.apps.get(call.app_id)
+        # tid: the tenant the bot's app lives in (and its calls are authorised for).
+        tenant_id = app.tenant_id if app is not None else call.tenant_id
+        self.notifier.enqueue(call.id, body, app_id=call.app_id, tenant_id=tenant_id,
                               scenario_id=call.scenario_id, chain_id=call.call_chain_id)
 
     def get_call(self, call_id: str) -> Call:
@@ -215,6 +218,8 @@ class CallsService:
             data["@odata.id"] = call.resource_url
             data["@odata.etag"] = 'W/"%d"' % (call.roster_sequence + 5445)
         data["state"] = state
+        if call.direction == "outgoing":
+            data["direction"] = call.direction
         if call.kind == "meeting" and call.chat_info is not None:
             data["chatInfo"] = call.chat_info
             data["meetingInfo"] = call.meeting_info
@@ -279,7 +284,8 @@ class CallsService:
                                    callback_uri=self._item_callback(call), legacy_resource=legacy_resource))
 
     def _bot_participant(self, call: Call, app: AppRegistration | None) -> Participant:
-        streams = [MediaStream("audio", call.meeting.next_source_id() if call.meeting else "10")]
+        streams = [MediaStream("audio", call.meeting.next_source_id() if call.meeting else "10",
+                               label="main-audio")]
         if "video" in call.requested_modalities and call.meeting is not None:
             streams.append(MediaStream("video", call.meeting.next_source_id(), "receiveOnly"))
         return Participant(
@@ -313,9 +319,12 @@ class CallsService:
         tenant = body.get("tenantId") or tenant_id
         targets = [{**t, **{k: t.get(k) for k in ("endpointType", "region", "replacesCallId", "languageId")}}
                    for t in targets]
+        source = body.get("source")
+        if source is not None:
+            source = {**source, **{k: source.get(k) for k in ("countryCode", "endpointType", "region", "languageId")}}
         call = Call(
             id=new_id(), app_id=app_id, tenant_id=tenant, direction="outgoing", callback_uri=callback_uri,
-            source=body.get("source") or {
+            source=source or {
                 "@odata.type": PARTICIPANT_INFO_TYPE,
                 "identity": identity("application", app_id, app.display_name if app else None),
                 "countryCode": None, "endpointType": None, "region": None, "languageId": None,
@@ -382,7 +391,8 @@ class CallsService:
             source={"@odata.type": PARTICIPANT_INFO_TYPE, "identity": source, "region": "amer",
                     "languageId": "en-US"},
             targets=[{"@odata.type": INVITATION_INFO_TYPE,
-                      "identity": identity("application", app_id, app.display_name if app else None)}],
+                      "identity": identity("application", app_id, app.display_name if app else None),
+                      "endpointType": "default", "region": None, "languageId": None}],
             requested_modalities=modalities, media_config=None, state="incoming",
         )
         if meeting is not None:
@@ -394,6 +404,7 @@ class CallsService:
         else:
             caller = Participant(id=new_id(), identity=source, media_streams=[MediaStream("audio", "1")])
             call.participants[caller.id] = caller  # type: ignore[index]
+        call.targets[0]["id"] = call.my_participant_id
         self.calls[call.id] = call
         data = {
             "@odata.type": CALL_TYPE,
@@ -472,6 +483,7 @@ class CallsService:
             "callbackUri": call.callback_uri,
             "source": call.source,
             "targets": call.targets,
+            "tenantId": call.tenant_id,
             "myParticipantId": call.my_participant_id,
             "id": call.id,
         }

@@ -92,9 +92,8 @@ class MediaStream:
             "sourceId": self.source_id,
             "direction": self.direction,
             "serverMuted": self.server_muted,
+            "label": self.label,
         }
-        if self.label is not None:
-            body["label"] = self.label
         return body
 
 
@@ -123,10 +122,8 @@ class Participant:
         info: dict[str, Any] = {"@odata.type": self.info_type, "identity": self.identity}
         if self.endpoint_type is not None:
             info["endpointType"] = self.endpoint_type
-        if self.region is not None:
-            info["region"] = self.region
-        if self.language_id is not None:
-            info["languageId"] = self.language_id
+        info["region"] = self.region
+        info["languageId"] = self.language_id
         return {
             "@odata.type": PARTICIPANT_TYPE,
             "info": info,
@@ -276,6 +273,8 @@ class Call:
         media_config = dict(self.media_config or {})
         if self.is_app_hosted:
             media_config.setdefault("blob", None)
+        elif media_config:
+            media_config.setdefault("preFetchMedia", [])
         return {
             "@odata.type": CALL_TYPE,
             "state": self.state,
