@@ -222,21 +222,26 @@ class GraphEmulator:
 
     def msal_kwargs(self) -> dict:
         """Keyword arguments for ``msal.ConfidentialClientApplication`` (besides client id and
-        credential) that make msal's real flow run against this emulator: an https authority on
-        the TLS listener (msal refuses http), instance discovery answered by the emulator itself,
-        and an HTTP client that trusts the emulator's CA.
+        credential) that make msal's real client-credentials flow run against this emulator.
 
-        msal's own ``verify=`` is not enough here: requests lets ``REQUESTS_CA_BUNDLE`` /
-        ``CURL_CA_BUNDLE`` from the environment override a session's ``verify``, so the client is a
-        ``requests.Session`` with ``trust_env=False``. msal does blocking discovery in its
-        constructor: build the application off the event loop."""
+        * ``authority``: msal accepts only an ``https`` authority, so it is the TLS listener.
+        * ``instance_discovery=False``: otherwise msal validates the (unknown) host and, on every
+          ``acquire_token_for_client``, looks up authority aliases at the hard-coded
+          ``https://login.microsoftonline.com/common/discovery/instance`` (a URL passed as
+          ``instance_discovery`` is used for validation only, not for that alias lookup). msal then
+          reads ``{authority}/v2.0/.well-known/openid-configuration`` from the emulator.
+        * ``http_client``: a ``requests.Session`` that trusts the emulator's CA. msal's own
+          ``verify=`` is not enough: requests lets ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` from the
+          environment override a session's ``verify``, so the session has ``trust_env=False``.
+
+        msal does blocking discovery in its constructor: build the application off the event loop.
+        """
         import requests  # msal's own HTTP dependency
 
         session = requests.Session()
         session.trust_env = False
         session.verify = self.ca_cert_path
-        return {"authority": self.authority, "instance_discovery": self.instance_discovery_url,
-                "http_client": session}
+        return {"authority": self.authority, "instance_discovery": False, "http_client": session}
 
     # -- bots, tokens, faults ------------------------------------------------------------------
     def register_bot(self, *, webhook_url: str | None = None, app_id: str | None = None,

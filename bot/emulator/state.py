@@ -186,12 +186,14 @@ class Meeting:
 
     @property
     def join_web_url(self) -> str:
+        import re
         from urllib.parse import quote
+
+        def q(text: str) -> str:  # Teams writes its escapes in lower case: 19%3ameeting_...%40thread.v2
+            return re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), quote(text, safe=""))
+
         context = '{"Tid":"%s","Oid":"%s"}' % (self.tenant_id, self.organizer_id)
-        return (
-            "https://teams.microsoft.com/l/meetup-join/"
-            f"{quote(self.thread_id, safe='')}/{self.message_id}?context={quote(context, safe='')}"
-        )
+        return f"https://teams.microsoft.com/l/meetup-join/{q(self.thread_id)}/{self.message_id}?context={q(context)}"
 
     def chat_info(self) -> dict:
         return {

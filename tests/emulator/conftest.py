@@ -82,6 +82,7 @@ class Receiver:
     emulator: GraphEmulator
     url: str = ""
     status: int = 202
+    redirect_to: str | None = None  # answer POSTs to /api/calls with 302 + Location
     received: list[Received] = field(default_factory=list)
     _jwks: jwt.PyJWKSet | None = None
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -109,6 +110,8 @@ class Receiver:
         async with self._changed:
             self.received.append(Received(request.path, dict(request.headers), body, claims, error))
             self._changed.notify_all()
+        if self.redirect_to is not None and request.path == "/api/calls":
+            return web.Response(status=302, headers={"Location": self.redirect_to})
         return web.Response(status=self.status)
 
     def items(self, call_id: str | None = None) -> list[dict]:
