@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import AsyncIterator
-from typing import Any
 
 from . import models as m
 from .client import GraphClient, GraphResponse

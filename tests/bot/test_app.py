@@ -12,7 +12,6 @@ import pytest
 
 from bot.app import Answer, Bot, Reject
 from bot.calls import RosterChange
-from bot.cli import main as cli_main
 from bot.config import config_from_mapping
 from bot.graph import models as m
 from bot.webhook import CallbackAuthenticator
@@ -241,11 +240,3 @@ async def test_join_meeting_by_id_and_p2p_call_bodies(platform):
     await bot.create_call(req.targets, group=True, subject=req.subject, source=req.source,
                           media_config=req.media_config, wait=False)
     assert shape(g.sent("/communications/calls")["json"]) == shape(doc)
-
-
-def test_cli_run_reports_config_errors(tmp_path, capsys):
-    bad = tmp_path / "bot.toml"
-    bad.write_text("[bot]\napp_id = \"a\"\n")
-    assert cli_main(["run", "--config", str(bad)]) == 2
-    assert "tenant_id is required" in capsys.readouterr().err
-    assert cli_main(["demo"]) == 0

@@ -6,6 +6,7 @@ import ssl
 import threading
 import urllib.parse
 
+import jwt
 import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
@@ -32,7 +33,7 @@ async def aad(tmp_path, monkeypatch):
                                            serialization.NoEncryption()))
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert_path, key_path)
-    state = {"token_posts": [], "threads": []}
+    state = {"token_posts": [], "threads": [], "assertions": []}
 
     async def openid(request: web.Request) -> web.Response:
         base = f"https://127.0.0.1:{state['port']}/{TENANT}"
@@ -43,6 +44,15 @@ async def aad(tmp_path, monkeypatch):
     async def token(request: web.Request) -> web.Response:
         form = dict(urllib.parse.parse_qsl((await request.read()).decode()))
         state["token_posts"].append(form)
+        if "client_assertion" in form:
+            try:
+                assertion = jwt.decode(form["client_assertion"], state["cert_public_key"],
+                                       algorithms=["RS256", "PS256"], audience=str(request.url),
+                                       options={"require": ["exp", "iss", "sub", "aud"]})
+            except jwt.PyJWTError as exc:
+                return web.json_response({"error": "invalid_client", "error_description": str(exc)}, status=401)
+            state["assertions"].append(assertion)
+            return web.json_response({"token_type": "Bearer", "expires_in": 3599, "access_token": "cert-access"})
         if form.get("client_secret") != "s3cret":
             return web.json_response({"error": "invalid_client",
                                       "error_description": "AADSTS7000215: Invalid client secret"},
@@ -104,3 +114,22 @@ def test_provider_needs_exactly_one_credential():
                           certificate_thumbprint="x")
     with pytest.raises(ValueError):
         MsalTokenProvider(app_id="a", tenant_id="t", certificate_pem="p")
+
+
+async def test_msal_certificate_credential(aad):
+    from tests.bot.keys import SigningKey
+
+    key = SigningKey()
+    aad["cert_public_key"] = key.cert.public_key()
+    thumbprint = key.cert.fingerprint(__import__("cryptography.hazmat.primitives.hashes",
+                                                 fromlist=["SHA1"]).SHA1()).hex()
+    p = MsalTokenProvider(app_id="2891555a-92ff-42e6-80fa-6e1300c6b5c6", tenant_id=TENANT,
+                          certificate_pem=key.pem, certificate_thumbprint=thumbprint,
+                          authority_host=aad["host"],
+                          msal_options={"verify": aad["ca"], "validate_authority": False,
+                                        "instance_discovery": False})
+    assert await p.get_token() == "cert-access"
+    post = aad["token_posts"][-1]
+    assert post["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    assert "client_secret" not in post
+    assert aad["assertions"][0]["iss"] == aad["assertions"][0]["sub"] == "2891555a-92ff-42e6-80fa-6e1300c6b5c6"

@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bot.graph import models as m
-from bot.webhook import CallbackAuthenticator, NotificationDispatcher, WebhookServer
+from bot.webhook import CallbackAuthenticator, CallbackAuthError, NotificationDispatcher, WebhookServer
 from tests.bot.conftest import example
 from tests.bot.keys import SigningKey, claims, jwks
 
@@ -175,7 +175,7 @@ async def test_unknown_kid_refetch_is_rate_limited():
                                      unknown_kid_refetch_interval_s=3600)
         await auth.validate("Bearer " + key.sign(claims(APP_ID)))
         for _ in range(5):
-            with pytest.raises(Exception):
+            with pytest.raises(CallbackAuthError):
                 await auth.validate("Bearer " + SigningKey(distinct_from=key).sign(claims(APP_ID)))
         assert ks.jwks_fetches == 2            # the initial fetch + one forced refetch
         await auth.close()
