@@ -80,6 +80,15 @@ class AudioDecoder:
                                   self._n), "audio decode")
         return self._buf[: self._n[0]].copy()
 
+    def decode_into(self, payload: bytes, out: np.ndarray) -> np.ndarray:
+        """Decode into ``out`` (contiguous int16, long enough) without
+        allocating; returns the view of the samples written."""
+        n = self._n
+        check(lib.mc_audio_decode(self._h, payload, len(payload),
+                                  ffi.from_buffer("int16_t[]", out, require_writable=True),
+                                  len(out), n), "audio decode")
+        return out[: n[0]]
+
     def conceal(self, samples: int = FRAME_SAMPLES) -> np.ndarray:
         """Samples standing in for a lost frame (Opus PLC, else a fade-out)."""
         check(lib.mc_audio_decode_conceal(self._h, samples, self._cbuf), "audio conceal")
