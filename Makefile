@@ -78,6 +78,28 @@ native-win: native-win-compile | $(BUILD)
 	bash scripts/wine-run.sh $(BUILD)/test_ring.exe 200000
 	bash scripts/wine-run.sh $(BUILD)/test_ring_interlocked.exe 200000
 
+# ---- H.264 RTP: C tests (-Werror, ASan/UBSan, mingw+wine) and bounded fuzzing
+.PHONY: native-h264 fuzz-h264
+H264_SRC := native/src/compat.c native/src/ring.c native/src/status.c native/src/h264_rtp.c
+FUZZ_CC ?= clang
+native-check: native-h264 fuzz-h264
+
+native-h264: | $(BUILD)
+	$(CC) $(CWARN) -O2 $(NATIVE_INC) $(H264_SRC) native/tests/test_h264_rtp.c -o $(BUILD)/test_h264_rtp -lpthread
+	$(BUILD)/test_h264_rtp 2000
+	$(CC) $(CWARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+	    $(NATIVE_INC) $(H264_SRC) native/tests/test_h264_rtp.c -o $(BUILD)/test_h264_rtp_asan -lpthread
+	$(BUILD)/test_h264_rtp_asan 600
+	$(MINGW) $(CWARN) -O2 $(NATIVE_INC) $(H264_SRC) native/tests/test_h264_rtp.c \
+	    -o $(BUILD)/test_h264_rtp.exe -lsynchronization -lws2_32
+	bash scripts/wine-run.sh $(BUILD)/test_h264_rtp.exe 300
+
+fuzz-h264: | $(BUILD)
+	$(FUZZ_CC) $(CWARN) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	    $(NATIVE_INC) $(H264_SRC) native/fuzz/h264_fuzz.c -o $(BUILD)/h264_fuzz -lpthread
+	rm -rf $(BUILD)/h264_corpus && mkdir -p $(BUILD)/h264_corpus && cp native/fuzz/corpus/h264/* $(BUILD)/h264_corpus/
+	$(BUILD)/h264_fuzz -max_total_time=20 -timeout=10 -rss_limit_mb=2048 $(BUILD)/h264_corpus
+
 # Engine and UDP layer: compile-only for Windows with mingw-w64 -Werror (both
 # atomics branches); they need no OpenSSL headers. Linking needs the SRTP and
 # RTP modules, whose OpenSSL dependency has no mingw build here.

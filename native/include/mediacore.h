@@ -197,6 +197,8 @@ MC_API mc_status mc_ring_write_batch(mc_ring *ring, uint32_t type, const uint8_t
  * to be committed. */
 MC_API mc_status mc_ring_reserve(mc_ring *ring, uint32_t length, void **out);
 MC_API mc_status mc_ring_commit(mc_ring *ring, uint32_t type, uint32_t length);
+/* [producer] Abandon the pending reservation; nothing is published. */
+MC_API mc_status mc_ring_cancel(mc_ring *ring);
 /* [producer] Wait until `length` bytes could be written, or timeout.
  * timeout_ns < 0 waits forever; 0 polls. */
 MC_API mc_status mc_ring_wait_writable(mc_ring *ring, uint32_t length, int64_t timeout_ns);
@@ -882,6 +884,183 @@ MC_API mc_status mc_audio_level_rfc6464(const int16_t *pcm, uint32_t samples, ui
 /* [any] Parse the one-byte RFC 6464 header-extension element (V bit, level). */
 MC_API mc_status mc_audio_level_parse(const uint8_t *data, uint32_t length, uint8_t *voice,
                                       uint8_t *level);
+/* @cdef-end */
+
+/* ------------------------------------------------------------------------
+ * H.264 over RTP (RFC 6184, packetization-mode 1).
+ *
+ * Depacketizer: RTP payloads of one stream, in sequence order (after the
+ * reorder buffer), become whole Annex-B access units (4-byte start codes).
+ * Single NAL unit packets, STAP-A and FU-A are understood; STAP-B, MTAP and
+ * FU-B (interleaved mode, never negotiated) are counted, dropped, and spoil
+ * their frame; NAL types 0, 30 and 31 (e.g. Lync's PACSI) are counted and
+ * skipped. An access unit closes on the marker bit or on a timestamp change.
+ *
+ * Every frame handed out is decodable: after a sequence gap, a malformed or
+ * unsupported payload, an oversized frame or a full output ring, the
+ * depacketizer drops the incomplete frame and every frame after it until a
+ * key frame, and raises a key-frame request (once per loss) that the owner
+ * turns into RTCP PLI/FIR. A key frame is an IDR access unit with SPS and PPS
+ * ahead of its first slice, or an IDR whose start is known (its first packet
+ * directly follows the previous frame's last) when SPS/PPS seen earlier are
+ * inserted (MC_H264_FRAME_PARAMS_INSERTED) — so a decoder reset just before
+ * any key frame still decodes it.
+ *
+ * Output: each frame is an mc_h264_frame_header followed by `length` bytes
+ * of Annex-B, either as one record (type MC_H264_RECORD_TYPE) of a ring the
+ * depacketizer produces into, assembled in place through mc_ring_reserve /
+ * mc_ring_commit (no copy), or in a caller buffer, one frame at a time.
+ *
+ * Packetizer: an Annex-B access unit becomes RTP packets of at most
+ * max_payload payload bytes: small NAL units aggregated into STAP-A (SPS and
+ * PPS always travel together), large ones fragmented into FU-A of balanced
+ * size, the marker bit on the last packet, and the cached SPS/PPS inserted
+ * before every IDR that lacks them. No allocation after creation.
+ * ---------------------------------------------------------------------- */
+
+/* @cdef-begin h264 */
+typedef struct mc_h264_depacketizer mc_h264_depacketizer;
+typedef struct mc_h264_packetizer mc_h264_packetizer;
+
+enum {
+    MC_H264_FRAME_KEY = 1,              /* decodable on its own: IDR with SPS/PPS ahead */
+    MC_H264_FRAME_HAS_SPS = 2,          /* an SPS is in the frame (received or inserted) */
+    MC_H264_FRAME_HAS_PPS = 4,
+    MC_H264_FRAME_PARAMS_INSERTED = 8,  /* cached SPS/PPS were inserted before the IDR */
+    MC_H264_FRAME_RESYNC = 16,          /* first frame after a start or a loss */
+    MC_H264_FRAME_NO_MARKER = 32,       /* closed by a timestamp change, not the marker bit */
+    MC_H264_RECORD_TYPE = 0x48323634,   /* ring record type of depacketized frames ("H264") */
+    MC_H264_DEFAULT_MAX_PAYLOAD = 1200,
+    MC_H264_DEFAULT_MAX_FRAME = 1048576
+};
+
+/* Header of every depacketized frame; the Annex-B bytes follow at offset 40. */
+typedef struct mc_h264_frame_header {
+    uint32_t rtp_timestamp;
+    uint32_t flags;                     /* MC_H264_FRAME_* */
+    uint32_t length;                    /* Annex-B bytes after this header */
+    uint32_t ssrc;                      /* as given to mc_h264_depacketizer_new */
+    uint16_t first_sequence;
+    uint16_t last_sequence;
+    uint32_t packets;
+    int64_t first_arrival_ns;
+    int64_t last_arrival_ns;
+} mc_h264_frame_header;
+
+/* One received RTP packet, already parsed and SRTP-unprotected. */
+typedef struct mc_h264_packet {
+    const uint8_t *payload;             /* RTP payload (padding removed) */
+    uint32_t payload_length;
+    uint32_t timestamp;                 /* RTP timestamp (90 kHz) */
+    int64_t arrival_ns;                 /* mc_now_ns() at receipt */
+    uint16_t sequence;
+    uint8_t marker;
+    uint8_t reserved[5];
+} mc_h264_packet;
+
+typedef struct mc_h264_depacketizer_stats {
+    uint64_t packets;                   /* packets pushed (late ones included) */
+    uint64_t payload_bytes;
+    uint64_t frames;                    /* access units handed out */
+    uint64_t key_frames;
+    uint64_t frames_dropped;            /* incomplete or undecodable, not handed out */
+    uint64_t sequence_gaps;
+    uint64_t packets_lost;              /* sum of gap sizes */
+    uint64_t packets_late;              /* older than expected: duplicates, late reorders */
+    uint64_t single_nal_packets;
+    uint64_t stap_a_packets;
+    uint64_t fu_a_packets;
+    uint64_t unsupported_packets;       /* STAP-B, MTAP16/24, FU-B, types 0/30/31 */
+    uint64_t malformed_packets;
+    uint64_t frames_too_large;
+    uint64_t ring_drops;                /* frames the output ring had no room for */
+    uint64_t key_frame_requests;        /* times a key frame was asked for */
+    uint64_t params_inserted;
+    uint32_t waiting_for_key_frame;     /* 1 until a key frame restores sync */
+    uint32_t key_frame_request_pending;
+} mc_h264_depacketizer_stats;
+
+typedef struct mc_h264_packetizer_config {
+    uint32_t max_payload;               /* RTP payload bytes per packet; 0: 1200 */
+    uint32_t ssrc;
+    uint32_t tail_room;                 /* bytes left free after each packet (SRTP tag) */
+    uint16_t first_sequence;
+    uint8_t payload_type;
+    uint8_t rtp_header;                 /* 1: each packet starts with a 12-byte RTP header */
+} mc_h264_packetizer_config;
+
+typedef struct mc_h264_packetizer_stats {
+    uint64_t access_units;
+    uint64_t packets;
+    uint64_t payload_bytes;
+    uint64_t single_nal_packets;
+    uint64_t stap_a_packets;
+    uint64_t fu_a_packets;
+    uint64_t idr_access_units;
+    uint64_t params_inserted;           /* IDRs that got the cached SPS/PPS */
+    uint64_t errors;                    /* access units refused (no NAL unit, buffer too small) */
+    uint32_t next_sequence;
+} mc_h264_packetizer_stats;
+
+/* [control] A depacketizer for one stream. max_frame_bytes bounds an access
+ * unit (0: MC_H264_DEFAULT_MAX_FRAME); larger frames are dropped and counted. */
+MC_API mc_status mc_h264_depacketizer_new(uint32_t max_frame_bytes, uint32_t ssrc,
+                                          mc_h264_depacketizer **out);
+/* [control] Free (cancels a pending ring reservation). */
+MC_API void mc_h264_depacketizer_free(mc_h264_depacketizer *depacketizer);
+/* [control] Hand frames out as records of `ring`; the depacketizer's thread
+ * becomes the ring's producer. Frames are assembled in place, so each frame
+ * start reserves min(40 + max_frame_bytes, ring max record) bytes. */
+MC_API mc_status mc_h264_depacketizer_set_ring(mc_h264_depacketizer *depacketizer, mc_ring *ring);
+/* [control] Hand frames out in `buffer` (>= 40 bytes, 8-byte aligned): header
+ * then Annex-B. Push stops after each frame until mc_h264_depacketizer_take_frame. */
+MC_API mc_status mc_h264_depacketizer_set_buffer(mc_h264_depacketizer *depacketizer,
+                                                 uint8_t *buffer, uint32_t size);
+/* [io] Feed packets in sequence order. *consumed: packets taken (all of them
+ * in ring mode; in buffer mode it stops at a finished frame); *frames: frames
+ * handed out by this call. Bad payloads are counted, never an error. */
+MC_API mc_status mc_h264_depacketizer_push(mc_h264_depacketizer *depacketizer,
+                                           const mc_h264_packet *packets, uint32_t count,
+                                           uint32_t *consumed, uint32_t *frames);
+/* [io] Buffer mode: MC_OK and the header of the frame now in the buffer, which
+ * is then free for the next frame once pushing resumes; MC_E_EMPTY if none. */
+MC_API mc_status mc_h264_depacketizer_take_frame(mc_h264_depacketizer *depacketizer,
+                                                 mc_h264_frame_header *out);
+/* [io] *requested = 1 (and the request is cleared) if a key frame should be
+ * asked for (PLI, FIR as fallback) since the last call. */
+MC_API mc_status mc_h264_depacketizer_take_key_frame_request(mc_h264_depacketizer *depacketizer,
+                                                             uint32_t *requested);
+/* [io] Forget the stream position (new SSRC, seek): drop the partial frame
+ * and wait for a key frame. */
+MC_API mc_status mc_h264_depacketizer_reset(mc_h264_depacketizer *depacketizer);
+/* [any] Counters (each read atomically; the set is a snapshot). */
+MC_API mc_status mc_h264_depacketizer_get_stats(mc_h264_depacketizer *depacketizer,
+                                                mc_h264_depacketizer_stats *out);
+
+/* [control] A packetizer for one stream (config NULL: defaults, no RTP header). */
+MC_API mc_status mc_h264_packetizer_new(const mc_h264_packetizer_config *config,
+                                        mc_h264_packetizer **out);
+/* [control] */
+MC_API void mc_h264_packetizer_free(mc_h264_packetizer *packetizer);
+/* [producer] Packetize one Annex-B access unit into `out`: packet i at
+ * offsets[i] (8-byte aligned), lengths[i] bytes, tail_room free bytes after
+ * it; the last packet carries the marker bit. MC_E_BUFFER (nothing written,
+ * sequence unchanged) if `out` or `max_packets` is too small; MC_E_MALFORMED
+ * if the access unit holds no NAL unit. */
+MC_API mc_status mc_h264_packetize(mc_h264_packetizer *packetizer, const uint8_t *access_unit,
+                                   uint32_t length, uint32_t rtp_timestamp, uint8_t *out,
+                                   size_t out_size, uint32_t *offsets, uint32_t *lengths,
+                                   uint32_t max_packets, uint32_t *count);
+/* [producer] The same, one ring record (of `record_type`) per packet, written
+ * in place; the ring needs room for header + max_payload per
+ * packet. A packet the ring refuses is dropped (counted by the ring). */
+MC_API mc_status mc_h264_packetize_to_ring(mc_h264_packetizer *packetizer,
+                                           const uint8_t *access_unit, uint32_t length,
+                                           uint32_t rtp_timestamp, mc_ring *ring,
+                                           uint32_t record_type, uint32_t *count);
+/* [any] Counters. */
+MC_API mc_status mc_h264_packetizer_get_stats(mc_h264_packetizer *packetizer,
+                                              mc_h264_packetizer_stats *out);
 /* @cdef-end */
 
 #ifdef __cplusplus

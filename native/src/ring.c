@@ -355,6 +355,17 @@ MC_API mc_status mc_ring_commit(mc_ring *r, uint32_t type, uint32_t length)
     return MC_OK;
 }
 
+/* Abandon a reservation: nothing was published, so forgetting the claim is
+ * enough (a padding header claim() may have written lies beyond head, where
+ * the consumer never looks). */
+MC_API mc_status mc_ring_cancel(mc_ring *r)
+{
+    if (!r || !r->claimed)
+        return MC_E_INVAL;
+    r->claimed = 0;
+    return MC_OK;
+}
+
 MC_API mc_status mc_ring_wait_writable(mc_ring *r, uint32_t length, int64_t timeout_ns)
 {
     if (!r)

@@ -1,0 +1,966 @@
+/*
+ * h264_rtp.c — H.264 RTP payload format (RFC 6184, packetization-mode 1):
+ * a depacketizer that turns in-order RTP payloads into whole, decodable
+ * Annex-B access units, and an MTU-aware packetizer.
+ *
+ * Packet formats are drawn in h264_rtp.h; the contract (what "decodable"
+ * means, output layout, thread roles) is in the `h264` section of
+ * mediacore.h.
+ *
+ * Depacketizer state per frame:
+ *   start_known  its first packet directly follows the previous frame's last
+ *                packet (marker bit seen, or a timestamp change without a
+ *                sequence gap), so nothing of its head can be missing;
+ *   broken       something inside it is missing or unusable: a sequence gap,
+ *                an FU-A without its start or end, a malformed or unsupported
+ *                payload, more bytes than max_frame.
+ * A frame is handed out when it is not broken and either it is a key frame
+ * (IDR with SPS/PPS ahead of its first slice, received, or inserted from the
+ * cache when its start is known), or the stream is in sync and its start is
+ * known. Anything else is dropped and, once per loss, a key frame requested.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "compat.h"
+#include "h264_rtp.h"
+#include "mediacore.h"
+
+MC_STATIC_ASSERT(sizeof(mc_h264_frame_header) == MC_H264_FRAME_HEADER_SIZE,
+                 "frame header layout is part of the ABI");
+MC_STATIC_ASSERT(sizeof(mc_h264_packet) == 32, "packet descriptor layout");
+
+static const uint8_t START_CODE[4] = {0, 0, 0, 1};
+
+/* Counters are written by the io thread only and read by any thread: relaxed
+ * single-word stores so readers see whole values (no read-modify-write race:
+ * one writer). */
+static inline void bump(uint64_t *counter, uint64_t n)
+{
+    mc_store_u64_relaxed(counter, mc_load_u64_relaxed(counter) + n);
+}
+
+/* Sequence-number distance b - a in the 16-bit circle, as a signed number.
+ * TODO(rtp): use seq.h from the rtp module once it lands. */
+static inline int32_t seq_diff(uint16_t a, uint16_t b) { return (int16_t)(uint16_t)(b - a); }
+
+/* ---- Annex-B scanning -------------------------------------------------- */
+
+size_t mc_h264_find_start_code(const uint8_t *p, size_t n, size_t i)
+{
+    /* Look at every third byte: a start code's 01 can only follow 00 00, so
+     * a byte > 1 at i+2 rules out start codes at i, i+1 and i+2. */
+    while (i + 2 < n) {
+        if (p[i + 2] > 1)
+            i += 3;
+        else if (p[i + 2] == 1 && p[i + 1] == 0 && p[i] == 0)
+            return i;
+        else
+            i++;
+    }
+    return n;
+}
+
+int mc_h264_next_nal(const uint8_t *p, size_t n, size_t *pos, size_t *start, size_t *size)
+{
+    size_t i = *pos;
+    for (;;) {
+        if (i >= n)
+            return 0;
+        size_t sc = mc_h264_find_start_code(p, n, i);
+        size_t begin;
+        if (sc == i) {
+            begin = i + 3; /* skip 00 00 01 */
+        } else if (i == 0 && sc > 0) {
+            /* bytes before the first start code: zeros of a 4-byte start code,
+             * or a bare NAL unit */
+            size_t z = 0;
+            while (z < sc && p[z] == 0)
+                z++;
+            if (z == sc) {
+                i = sc;
+                continue;
+            }
+            begin = 0;
+            sc = 0; /* the unit starts at 0; its end is the next start code */
+        } else {
+            return 0; /* only trailing bytes of a previous unit: cannot happen */
+        }
+        size_t end = mc_h264_find_start_code(p, n, begin);
+        size_t next = end;
+        /* trailing zero bytes belong to the next start code (or are
+         * trailing_zero_8bits / cabac_zero_words): not part of the unit */
+        while (end > begin && p[end - 1] == 0)
+            end--;
+        *pos = next;
+        if (end > begin) {
+            *start = begin;
+            *size = end - begin;
+            return 1;
+        }
+        i = next; /* empty unit between two start codes: skip */
+    }
+}
+
+/* ---- depacketizer ------------------------------------------------------- */
+
+struct mc_h264_depacketizer {
+    uint32_t max_frame;
+    uint32_t ssrc;
+
+    /* output: a ring, or a caller buffer holding one frame at a time */
+    mc_ring *ring;
+    uint32_t ring_max_record;
+    uint8_t *buffer;
+    uint32_t buffer_size;
+    int buffer_ready;
+
+    /* sequence */
+    int have_sequence;
+    uint16_t expected_sequence;
+    int boundary_ok; /* the next packet starts a frame whose head is complete */
+
+    /* sync */
+    int synced;
+    int need_announced; /* a key-frame request was raised for the current loss */
+    int resync_next;    /* flag the next handed-out frame as RESYNC */
+
+    /* current frame */
+    int in_frame;
+    mc_h264_frame_header head;
+    uint8_t *out;     /* Annex-B area (NULL: not written, e.g. ring refused) */
+    uint32_t cap;     /* bytes available at out */
+    uint32_t len;     /* bytes written */
+    int reserved;     /* a ring reservation is pending */
+    int broken;
+    int ring_refused;
+    int too_large;
+    int start_known;
+    int vcl_seen;
+    int idr;
+    int params_native; /* SPS and PPS received before the first slice */
+    int params_ok;     /* SPS and PPS (received or inserted) before the first IDR slice */
+    int has_sps, has_pps;
+    uint32_t nals;      /* NAL units begun */
+    uint8_t nal_type;   /* type of the unit being written */
+    uint32_t nal_begin; /* offset in out of the NAL unit being written (its header) */
+    int fu_active;
+    uint8_t fu_type;
+
+    /* parameter-set cache */
+    uint32_t sps_len, pps_len;
+    uint8_t sps[MC_H264_MAX_PARAM_SET];
+    uint8_t pps[MC_H264_MAX_PARAM_SET];
+
+    mc_h264_depacketizer_stats stats;
+};
+
+MC_API mc_status mc_h264_depacketizer_new(uint32_t max_frame_bytes, uint32_t ssrc,
+                                          mc_h264_depacketizer **out)
+{
+    if (!out)
+        return MC_E_INVAL;
+    *out = NULL;
+    mc_h264_depacketizer *d = (mc_h264_depacketizer *)calloc(1, sizeof *d);
+    if (!d)
+        return MC_E_NOMEM;
+    d->max_frame = max_frame_bytes ? max_frame_bytes : MC_H264_DEFAULT_MAX_FRAME;
+    d->ssrc = ssrc;
+    d->stats.waiting_for_key_frame = 1;
+    d->resync_next = 1;
+    *out = d;
+    return MC_OK;
+}
+
+static void abandon_output(mc_h264_depacketizer *d)
+{
+    if (d->reserved) {
+        mc_ring_cancel(d->ring);
+        d->reserved = 0;
+    }
+    d->out = NULL;
+}
+
+MC_API void mc_h264_depacketizer_free(mc_h264_depacketizer *d)
+{
+    if (!d)
+        return;
+    abandon_output(d);
+    free(d);
+}
+
+MC_API mc_status mc_h264_depacketizer_set_ring(mc_h264_depacketizer *d, mc_ring *ring)
+{
+    if (!d || !ring || d->in_frame)
+        return MC_E_INVAL;
+    mc_ring_stats rs;
+    mc_status st = mc_ring_get_stats(ring, &rs);
+    if (st != MC_OK)
+        return st;
+    if (rs.max_record <= MC_H264_FRAME_HEADER_SIZE)
+        return MC_E_TOO_LARGE;
+    d->ring = ring;
+    d->ring_max_record = rs.max_record;
+    d->buffer = NULL;
+    d->buffer_size = 0;
+    d->buffer_ready = 0;
+    return MC_OK;
+}
+
+MC_API mc_status mc_h264_depacketizer_set_buffer(mc_h264_depacketizer *d, uint8_t *buffer,
+                                                 uint32_t size)
+{
+    if (!d || !buffer || size < MC_H264_FRAME_HEADER_SIZE || ((uintptr_t)buffer & 7) ||
+        d->in_frame)
+        return MC_E_INVAL;
+    d->ring = NULL;
+    d->buffer = buffer;
+    d->buffer_size = size;
+    d->buffer_ready = 0;
+    return MC_OK;
+}
+
+static void need_key_frame(mc_h264_depacketizer *d)
+{
+    d->synced = 0;
+    mc_store_u32_relaxed(&d->stats.waiting_for_key_frame, 1);
+    if (!d->need_announced) {
+        d->need_announced = 1;
+        d->resync_next = 1;
+        bump(&d->stats.key_frame_requests, 1);
+        mc_store_u32_relaxed(&d->stats.key_frame_request_pending, 1);
+    }
+}
+
+static void begin_frame(mc_h264_depacketizer *d, const mc_h264_packet *p)
+{
+    d->in_frame = 1;
+    memset(&d->head, 0, sizeof d->head);
+    d->head.rtp_timestamp = p->timestamp;
+    d->head.ssrc = d->ssrc;
+    d->head.first_sequence = p->sequence;
+    d->head.first_arrival_ns = p->arrival_ns;
+    d->len = 0;
+    d->broken = d->ring_refused = d->too_large = 0;
+    d->vcl_seen = d->idr = d->params_native = d->params_ok = 0;
+    d->has_sps = d->has_pps = 0;
+    d->nals = 0;
+    d->fu_active = 0;
+    d->start_known = d->boundary_ok;
+    d->out = NULL;
+    d->cap = 0;
+    if (d->ring) {
+        uint64_t want = (uint64_t)MC_H264_FRAME_HEADER_SIZE + d->max_frame;
+        uint32_t len = want < d->ring_max_record ? (uint32_t)want : d->ring_max_record;
+        void *mem = NULL;
+        if (mc_ring_reserve(d->ring, len, &mem) == MC_OK && mem) {
+            d->reserved = 1;
+            d->out = (uint8_t *)mem + MC_H264_FRAME_HEADER_SIZE;
+            d->cap = len - MC_H264_FRAME_HEADER_SIZE;
+        } else {
+            d->ring_refused = 1;
+        }
+    } else if (d->buffer) {
+        d->out = d->buffer + MC_H264_FRAME_HEADER_SIZE;
+        d->cap = d->buffer_size - MC_H264_FRAME_HEADER_SIZE;
+        if (d->cap > d->max_frame)
+            d->cap = d->max_frame;
+    } else {
+        d->ring_refused = 1; /* no output configured: frames are counted as refused */
+    }
+}
+
+static inline void put(mc_h264_depacketizer *d, const uint8_t *src, uint32_t n)
+{
+    if (d->broken || !d->out)
+        return;
+    if (n > d->cap - d->len) {
+        d->broken = 1;
+        d->too_large = 1;
+        return;
+    }
+    memcpy(d->out + d->len, src, n);
+    d->len += n;
+}
+
+static void put_param_set(mc_h264_depacketizer *d, const uint8_t *nal, uint32_t n, uint32_t flag)
+{
+    put(d, START_CODE, 4);
+    put(d, nal, n);
+    d->head.flags |= flag;
+}
+
+/* A NAL unit with header byte `h` starts: write its start code and header,
+ * and before the first IDR slice of a frame that lacks SPS/PPS, insert the
+ * cached ones. */
+static void nal_begin(mc_h264_depacketizer *d, uint8_t h)
+{
+    uint8_t type = h & 0x1f;
+    if (type >= 1 && type <= 5 && !d->vcl_seen) {
+        d->vcl_seen = 1;
+        d->params_native = d->has_sps && d->has_pps;
+        if (type == MC_NAL_IDR) {
+            if ((!d->has_sps && d->sps_len) || (!d->has_pps && d->pps_len)) {
+                if (!d->has_sps && d->sps_len)
+                    put_param_set(d, d->sps, d->sps_len, MC_H264_FRAME_HAS_SPS);
+                if (!d->has_pps && d->pps_len)
+                    put_param_set(d, d->pps, d->pps_len, MC_H264_FRAME_HAS_PPS);
+                d->head.flags |= MC_H264_FRAME_PARAMS_INSERTED;
+                d->has_sps = d->has_sps || d->sps_len;
+                d->has_pps = d->has_pps || d->pps_len;
+            }
+            d->params_ok = d->has_sps && d->has_pps;
+        }
+    }
+    if (type == MC_NAL_IDR)
+        d->idr = 1;
+    d->nals++;
+    d->nal_type = type;
+    d->nal_begin = d->len + 4;
+    uint8_t b[5] = {0, 0, 0, 1, h};
+    put(d, b, 5);
+}
+
+/* The NAL unit started by nal_begin is complete: cache parameter sets. */
+static void nal_end(mc_h264_depacketizer *d)
+{
+    if (d->broken || (d->nal_type != MC_NAL_SPS && d->nal_type != MC_NAL_PPS))
+        return;
+    int sps = d->nal_type == MC_NAL_SPS;
+    if (sps) {
+        d->has_sps = 1;
+        d->head.flags |= MC_H264_FRAME_HAS_SPS;
+    } else {
+        d->has_pps = 1;
+        d->head.flags |= MC_H264_FRAME_HAS_PPS;
+    }
+    if (!d->out)
+        return; /* not written (ring refused the frame): nothing to cache */
+    uint32_t n = d->len - d->nal_begin;
+    if (n <= MC_H264_MAX_PARAM_SET) {
+        memcpy(sps ? d->sps : d->pps, d->out + d->nal_begin, n);
+        *(sps ? &d->sps_len : &d->pps_len) = n;
+    }
+}
+
+static void whole_nal(mc_h264_depacketizer *d, const uint8_t *nal, uint32_t n)
+{
+    nal_begin(d, nal[0]);
+    put(d, nal + 1, n - 1);
+    nal_end(d);
+}
+
+/* Close the current frame: hand it out if it is decodable, else drop it. */
+static uint32_t close_frame(mc_h264_depacketizer *d, int by_marker)
+{
+    d->in_frame = 0;
+    if (d->fu_active) { /* FU-A never ended */
+        d->broken = 1;
+        d->fu_active = 0;
+    }
+    if (d->too_large)
+        bump(&d->stats.frames_too_large, 1);
+    if (!d->broken && d->nals == 0) {
+        abandon_output(d); /* nothing but skipped units (e.g. PACSI): not a frame */
+        return 0;
+    }
+    int key = d->idr && d->params_ok && (d->start_known || d->params_native);
+    int decodable = !d->broken && (key || (d->synced && d->start_known));
+    if (decodable && d->ring_refused) {
+        /* the consumer misses a frame it would have decoded */
+        bump(&d->stats.ring_drops, 1);
+        bump(&d->stats.frames_dropped, 1);
+        abandon_output(d);
+        need_key_frame(d);
+        return 0;
+    }
+    if (!decodable) {
+        bump(&d->stats.frames_dropped, 1);
+        abandon_output(d);
+        need_key_frame(d);
+        return 0;
+    }
+    mc_h264_frame_header *h = &d->head;
+    if (key) {
+        h->flags |= MC_H264_FRAME_KEY;
+        bump(&d->stats.key_frames, 1);
+        d->synced = 1;
+        d->need_announced = 0;
+        mc_store_u32_relaxed(&d->stats.waiting_for_key_frame, 0);
+        mc_store_u32_relaxed(&d->stats.key_frame_request_pending, 0);
+    }
+    if (h->flags & MC_H264_FRAME_PARAMS_INSERTED)
+        bump(&d->stats.params_inserted, 1);
+    if (d->resync_next && key) {
+        h->flags |= MC_H264_FRAME_RESYNC;
+        d->resync_next = 0;
+    }
+    if (!by_marker)
+        h->flags |= MC_H264_FRAME_NO_MARKER;
+    h->length = d->len;
+    memcpy(d->out - MC_H264_FRAME_HEADER_SIZE, h, sizeof *h);
+    if (d->ring) {
+        mc_ring_commit(d->ring, MC_H264_RECORD_TYPE, MC_H264_FRAME_HEADER_SIZE + d->len);
+        d->reserved = 0;
+    } else {
+        d->buffer_ready = 1;
+    }
+    d->out = NULL;
+    bump(&d->stats.frames, 1);
+    return 1;
+}
+
+/* RFC 6184 section 5.7.1: check every aggregation unit before writing any. */
+static int stap_a_valid(const uint8_t *p, uint32_t n)
+{
+    uint32_t i = 1;
+    int units = 0;
+    while (i < n) {
+        if (n - i < 2)
+            return 0;
+        uint32_t size = ((uint32_t)p[i] << 8) | p[i + 1];
+        i += 2;
+        if (size == 0 || size > n - i)
+            return 0;
+        uint8_t type = p[i] & 0x1f;
+        if ((p[i] & 0x80) || type == 0 || type >= 24)
+            return 0;
+        i += size;
+        units++;
+    }
+    return units > 0;
+}
+
+static void payload(mc_h264_depacketizer *d, const uint8_t *p, uint32_t n)
+{
+    uint8_t type = p[0] & 0x1f;
+    if (type != MC_NAL_FU_A && d->fu_active) {
+        d->broken = 1; /* an FU-A was interrupted */
+        d->fu_active = 0;
+    }
+    if (p[0] & 0x80) { /* forbidden_zero_bit: RFC 6184 lets receivers discard */
+        bump(&d->stats.malformed_packets, 1);
+        d->broken = 1;
+        return;
+    }
+    if (type >= 1 && type <= 23) {
+        bump(&d->stats.single_nal_packets, 1);
+        whole_nal(d, p, n);
+    } else if (type == MC_NAL_STAP_A) {
+        if (!stap_a_valid(p, n)) {
+            bump(&d->stats.malformed_packets, 1);
+            d->broken = 1;
+            return;
+        }
+        bump(&d->stats.stap_a_packets, 1);
+        uint32_t i = 1;
+        while (i < n) {
+            uint32_t size = ((uint32_t)p[i] << 8) | p[i + 1];
+            whole_nal(d, p + i + 2, size);
+            i += 2 + size;
+        }
+    } else if (type == MC_NAL_FU_A) {
+        if (n < 3 || (p[1] & 0x1f) == 0 || (p[1] & 0x1f) >= 24) {
+            bump(&d->stats.malformed_packets, 1);
+            d->broken = 1;
+            d->fu_active = 0;
+            return;
+        }
+        bump(&d->stats.fu_a_packets, 1);
+        uint8_t fu = p[1];
+        uint8_t nal_type = fu & 0x1f;
+        if (fu & 0x80) { /* S */
+            if (d->fu_active)
+                d->broken = 1; /* the previous one lost its end */
+            nal_begin(d, (uint8_t)((p[0] & 0xe0) | nal_type));
+            d->fu_active = 1;
+            d->fu_type = nal_type;
+        } else if (!d->fu_active || d->fu_type != nal_type) {
+            d->broken = 1; /* its start is missing */
+            d->fu_active = 0;
+            return;
+        }
+        put(d, p + 2, n - 2);
+        if (fu & 0x40) { /* E */
+            d->fu_active = 0;
+            nal_end(d);
+        }
+    } else if (type == 0 || type >= 30) {
+        bump(&d->stats.unsupported_packets, 1); /* no slice data: skip, frame intact */
+    } else {
+        bump(&d->stats.unsupported_packets, 1); /* STAP-B, MTAP, FU-B: may hold slices */
+        d->broken = 1;
+    }
+}
+
+MC_API mc_status mc_h264_depacketizer_push(mc_h264_depacketizer *d, const mc_h264_packet *pk,
+                                           uint32_t count, uint32_t *consumed, uint32_t *frames)
+{
+    if (!d || (!pk && count))
+        return MC_E_INVAL;
+    uint32_t i = 0, made = 0;
+    for (; i < count; i++) {
+        const mc_h264_packet *p = &pk[i];
+        if (d->buffer_ready)
+            break;
+        if (!p->payload && p->payload_length) {
+            bump(&d->stats.malformed_packets, 1);
+            continue;
+        }
+        int gap = 0;
+        if (d->have_sequence) {
+            int32_t delta = seq_diff(d->expected_sequence, p->sequence);
+            if (delta < 0) {
+                bump(&d->stats.packets, 1);
+                bump(&d->stats.packets_late, 1);
+                continue;
+            }
+            if (delta > 0) {
+                gap = 1;
+                bump(&d->stats.sequence_gaps, 1);
+                bump(&d->stats.packets_lost, (uint64_t)delta);
+                if (d->in_frame)
+                    d->broken = 1;
+                d->boundary_ok = 0;
+                d->expected_sequence = p->sequence; /* the gap is accounted for once */
+                need_key_frame(d);
+            }
+        }
+        if (d->in_frame && p->timestamp != d->head.rtp_timestamp) {
+            made += close_frame(d, 0);
+            d->boundary_ok = !gap;
+            if (d->buffer_ready)
+                break; /* this packet starts the next frame: not consumed yet */
+        }
+        d->have_sequence = 1;
+        d->expected_sequence = (uint16_t)(p->sequence + 1);
+        bump(&d->stats.packets, 1);
+        bump(&d->stats.payload_bytes, p->payload_length);
+        if (p->payload_length == 0) { /* padding-only packet (bandwidth probe) */
+            if (p->marker && d->in_frame) {
+                made += close_frame(d, 1);
+                d->boundary_ok = 1;
+            }
+            continue;
+        }
+        if (!d->in_frame)
+            begin_frame(d, p);
+        d->head.last_sequence = p->sequence;
+        d->head.last_arrival_ns = p->arrival_ns;
+        d->head.packets++;
+        payload(d, p->payload, p->payload_length);
+        if (p->marker) {
+            made += close_frame(d, 1);
+            d->boundary_ok = 1;
+        }
+    }
+    if (consumed)
+        *consumed = i;
+    if (frames)
+        *frames = made;
+    return MC_OK;
+}
+
+MC_API mc_status mc_h264_depacketizer_take_frame(mc_h264_depacketizer *d, mc_h264_frame_header *out)
+{
+    if (!d || !out)
+        return MC_E_INVAL;
+    if (!d->buffer_ready)
+        return MC_E_EMPTY;
+    memcpy(out, d->buffer, sizeof *out);
+    d->buffer_ready = 0;
+    return MC_OK;
+}
+
+MC_API mc_status mc_h264_depacketizer_take_key_frame_request(mc_h264_depacketizer *d,
+                                                             uint32_t *requested)
+{
+    if (!d || !requested)
+        return MC_E_INVAL;
+    *requested = mc_load_u32_relaxed(&d->stats.key_frame_request_pending);
+    mc_store_u32_relaxed(&d->stats.key_frame_request_pending, 0);
+    return MC_OK;
+}
+
+MC_API mc_status mc_h264_depacketizer_reset(mc_h264_depacketizer *d)
+{
+    if (!d)
+        return MC_E_INVAL;
+    abandon_output(d);
+    d->in_frame = 0;
+    d->fu_active = 0;
+    d->have_sequence = 0;
+    d->boundary_ok = 0;
+    d->synced = 0;
+    d->need_announced = 0;
+    d->resync_next = 1;
+    mc_store_u32_relaxed(&d->stats.waiting_for_key_frame, 1);
+    return MC_OK;
+}
+
+MC_API mc_status mc_h264_depacketizer_get_stats(mc_h264_depacketizer *d,
+                                                mc_h264_depacketizer_stats *out)
+{
+    if (!d || !out)
+        return MC_E_INVAL;
+    const uint64_t *src = &d->stats.packets;
+    uint64_t *dst = &out->packets;
+    size_t n64 = (offsetof(mc_h264_depacketizer_stats, waiting_for_key_frame)) / sizeof(uint64_t);
+    for (size_t i = 0; i < n64; i++)
+        dst[i] = mc_load_u64_relaxed(&src[i]);
+    out->waiting_for_key_frame = mc_load_u32_relaxed(&d->stats.waiting_for_key_frame);
+    out->key_frame_request_pending = mc_load_u32_relaxed(&d->stats.key_frame_request_pending);
+    return MC_OK;
+}
+
+/* ---- packetizer --------------------------------------------------------- */
+
+#define MAX_AGGREGATE 64
+
+typedef struct nal_ref {
+    const uint8_t *data;
+    uint32_t size;
+} nal_ref;
+
+struct mc_h264_packetizer {
+    mc_h264_packetizer_config config;
+    uint16_t sequence;
+    uint32_t sps_len, pps_len;
+    uint8_t sps[MC_H264_MAX_PARAM_SET];
+    uint8_t pps[MC_H264_MAX_PARAM_SET];
+    mc_h264_packetizer_stats stats;
+};
+
+MC_API mc_status mc_h264_packetizer_new(const mc_h264_packetizer_config *config,
+                                        mc_h264_packetizer **out)
+{
+    if (!out)
+        return MC_E_INVAL;
+    *out = NULL;
+    mc_h264_packetizer_config c;
+    memset(&c, 0, sizeof c);
+    if (config)
+        c = *config;
+    if (c.max_payload == 0)
+        c.max_payload = MC_H264_DEFAULT_MAX_PAYLOAD;
+    /* an FU-A needs 2 header bytes and at least one byte of data; 65535 keeps
+     * STAP-A sizes within 16 bits */
+    if (c.max_payload < 3 || c.max_payload > 65535 || c.payload_type > 127 || c.tail_room > 65535)
+        return MC_E_INVAL;
+    mc_h264_packetizer *p = (mc_h264_packetizer *)calloc(1, sizeof *p);
+    if (!p)
+        return MC_E_NOMEM;
+    p->config = c;
+    p->sequence = c.first_sequence;
+    p->stats.next_sequence = p->sequence;
+    *out = p;
+    return MC_OK;
+}
+
+MC_API void mc_h264_packetizer_free(mc_h264_packetizer *p) { free(p); }
+
+/* Where packets go: a caller buffer or a ring. */
+typedef struct pkt_sink {
+    mc_h264_packetizer *pz;
+    uint32_t timestamp;
+    /* buffer */
+    uint8_t *out;
+    size_t out_size, used;
+    uint32_t *offsets, *lengths, max_packets;
+    /* ring */
+    mc_ring *ring;
+    uint32_t record_type;
+    uint32_t count;
+    int failed;
+    /* the packet being written */
+    uint8_t *cur;
+    uint32_t cur_len;
+} pkt_sink;
+
+static inline uint32_t rtp_header_len(const pkt_sink *s) { return s->pz->config.rtp_header ? 12u : 0u; }
+
+/* Start a packet with room for `payload_len` bytes; returns the payload area or NULL. */
+static uint8_t *sink_begin(pkt_sink *s, uint32_t payload_len, int marker)
+{
+    mc_h264_packetizer *pz = s->pz;
+    uint32_t hlen = rtp_header_len(s);
+    uint32_t total = hlen + payload_len;
+    s->cur = NULL;
+    if (s->failed)
+        return NULL;
+    if (s->ring) {
+        void *mem = NULL;
+        mc_status st = mc_ring_reserve(s->ring, total, &mem);
+        if (st != MC_OK || !mem)
+            return NULL; /* dropped by the ring's policy (counted there) */
+        s->cur = (uint8_t *)mem;
+    } else {
+        size_t off = (s->used + 7) & ~(size_t)7;
+        if (s->count >= s->max_packets || off > s->out_size ||
+            s->out_size - off < (size_t)total + pz->config.tail_room) {
+            s->failed = 1;
+            return NULL;
+        }
+        s->cur = s->out + off;
+        s->offsets[s->count] = (uint32_t)off;
+        s->lengths[s->count] = total;
+        s->used = off + total + pz->config.tail_room;
+    }
+    s->cur_len = total;
+    if (hlen) {
+        uint8_t *h = s->cur;
+        uint16_t seq = pz->sequence;
+        uint32_t ts = s->timestamp, ssrc = pz->config.ssrc;
+        h[0] = 0x80; /* V=2, P=0, X=0, CC=0 */
+        h[1] = (uint8_t)((marker ? 0x80 : 0) | pz->config.payload_type);
+        h[2] = (uint8_t)(seq >> 8);
+        h[3] = (uint8_t)seq;
+        h[4] = (uint8_t)(ts >> 24);
+        h[5] = (uint8_t)(ts >> 16);
+        h[6] = (uint8_t)(ts >> 8);
+        h[7] = (uint8_t)ts;
+        h[8] = (uint8_t)(ssrc >> 24);
+        h[9] = (uint8_t)(ssrc >> 16);
+        h[10] = (uint8_t)(ssrc >> 8);
+        h[11] = (uint8_t)ssrc;
+    }
+    return s->cur + hlen;
+}
+
+static void sink_end(pkt_sink *s, uint32_t payload_len)
+{
+    s->pz->sequence++;
+    s->count++;
+    bump(&s->pz->stats.packets, 1);
+    bump(&s->pz->stats.payload_bytes, payload_len);
+    if (s->ring && s->cur)
+        mc_ring_commit(s->ring, s->record_type, s->cur_len);
+}
+
+/* Packets the ring refused still consume a sequence number (the receiver
+ * sees a loss, as on the wire). */
+static void emit_single(pkt_sink *s, const nal_ref *n, int marker)
+{
+    uint8_t *dst = sink_begin(s, n->size, marker);
+    if (dst)
+        memcpy(dst, n->data, n->size);
+    if (!s->failed) {
+        bump(&s->pz->stats.single_nal_packets, 1);
+        sink_end(s, n->size);
+    }
+}
+
+static void emit_stap_a(pkt_sink *s, const nal_ref *units, uint32_t count, uint32_t size,
+                        int marker)
+{
+    uint8_t *dst = sink_begin(s, size, marker);
+    if (dst) {
+        uint8_t f = 0, nri = 0;
+        for (uint32_t i = 0; i < count; i++) {
+            f |= units[i].data[0] & 0x80;
+            if ((units[i].data[0] & 0x60) > nri)
+                nri = units[i].data[0] & 0x60;
+        }
+        dst[0] = (uint8_t)(f | nri | MC_NAL_STAP_A);
+        uint32_t o = 1;
+        for (uint32_t i = 0; i < count; i++) {
+            dst[o] = (uint8_t)(units[i].size >> 8);
+            dst[o + 1] = (uint8_t)units[i].size;
+            memcpy(dst + o + 2, units[i].data, units[i].size);
+            o += 2 + units[i].size;
+        }
+    }
+    if (!s->failed) {
+        bump(&s->pz->stats.stap_a_packets, 1);
+        sink_end(s, size);
+    }
+}
+
+static void emit_fu_a(pkt_sink *s, const nal_ref *n, int last_nal)
+{
+    uint32_t max_data = s->pz->config.max_payload - 2;
+    uint32_t data = n->size - 1; /* the NAL header travels in the FU indicator/header */
+    uint32_t frags = (data + max_data - 1) / max_data;
+    uint32_t base = data / frags, extra = data % frags; /* balanced fragments */
+    const uint8_t *src = n->data + 1;
+    uint8_t indicator = (uint8_t)((n->data[0] & 0xe0) | MC_NAL_FU_A);
+    uint8_t type = n->data[0] & 0x1f;
+    for (uint32_t k = 0; k < frags && !s->failed; k++) {
+        uint32_t chunk = base + (k < extra ? 1 : 0);
+        int end = k + 1 == frags;
+        uint8_t *dst = sink_begin(s, chunk + 2, end && last_nal);
+        if (dst) {
+            dst[0] = indicator;
+            dst[1] = (uint8_t)((k == 0 ? 0x80 : 0) | (end ? 0x40 : 0) | type);
+            memcpy(dst + 2, src, chunk);
+        }
+        if (!s->failed) {
+            bump(&s->pz->stats.fu_a_packets, 1);
+            sink_end(s, chunk + 2);
+        }
+        src += chunk;
+    }
+}
+
+typedef struct aggregator {
+    nal_ref units[MAX_AGGREGATE];
+    uint32_t count;
+    uint32_t size; /* STAP-A payload size if sent as one */
+} aggregator;
+
+static void flush(pkt_sink *s, aggregator *a, int marker)
+{
+    if (a->count == 1)
+        emit_single(s, &a->units[0], marker);
+    else if (a->count > 1)
+        emit_stap_a(s, a->units, a->count, a->size, marker);
+    a->count = 0;
+    a->size = 1;
+}
+
+/* Queue one NAL unit; `last` says no unit follows it in this access unit. */
+static void add_nal(pkt_sink *s, aggregator *a, const nal_ref *n, int last)
+{
+    uint32_t max = s->pz->config.max_payload;
+    if (n->size > max) {
+        flush(s, a, 0);
+        emit_fu_a(s, n, last);
+        return;
+    }
+    if (a->count == MAX_AGGREGATE || (a->count && a->size + 2 + n->size > max))
+        flush(s, a, 0);
+    a->units[a->count++] = *n;
+    a->size += 2 + n->size;
+    if (last)
+        flush(s, a, 1);
+}
+
+static void cache_param(uint8_t *cache, uint32_t *cache_len, const nal_ref *n)
+{
+    if (n->size <= MC_H264_MAX_PARAM_SET) {
+        memcpy(cache, n->data, n->size);
+        *cache_len = n->size;
+    }
+}
+
+static mc_status packetize(pkt_sink *s, const uint8_t *au, uint32_t length)
+{
+    mc_h264_packetizer *pz = s->pz;
+    if (!au && length)
+        return MC_E_INVAL;
+    uint16_t first_sequence = pz->sequence;
+    aggregator a;
+    a.count = 0;
+    a.size = 1;
+    int has_sps = 0, has_pps = 0, vcl_seen = 0, inserted = 0, idr = 0;
+    size_t pos = 0, start = 0, size = 0;
+    int have = mc_h264_next_nal(au, length, &pos, &start, &size);
+    if (!have) {
+        bump(&pz->stats.errors, 1);
+        return MC_E_MALFORMED;
+    }
+    while (have && !s->failed) {
+        nal_ref n = {au + start, (uint32_t)size};
+        size_t nstart = 0, nsize = 0;
+        int next = mc_h264_next_nal(au, length, &pos, &nstart, &nsize);
+        uint8_t type = n.data[0] & 0x1f;
+        if (type == MC_NAL_SPS) {
+            has_sps = 1;
+            cache_param(pz->sps, &pz->sps_len, &n);
+        } else if (type == MC_NAL_PPS) {
+            has_pps = 1;
+            cache_param(pz->pps, &pz->pps_len, &n);
+        } else if (type >= 1 && type <= 5 && !vcl_seen) {
+            vcl_seen = 1;
+            if (type == MC_NAL_IDR) {
+                idr = 1;
+                if (!has_sps && pz->sps_len) {
+                    nal_ref c = {pz->sps, pz->sps_len};
+                    add_nal(s, &a, &c, 0);
+                    inserted = 1;
+                }
+                if (!has_pps && pz->pps_len) {
+                    nal_ref c = {pz->pps, pz->pps_len};
+                    add_nal(s, &a, &c, 0);
+                    inserted = 1;
+                }
+            }
+        }
+        add_nal(s, &a, &n, !next);
+        have = next;
+        start = nstart;
+        size = nsize;
+    }
+    if (s->failed) {
+        pz->sequence = first_sequence;
+        bump(&pz->stats.errors, 1);
+        return MC_E_BUFFER;
+    }
+    bump(&pz->stats.access_units, 1);
+    if (idr)
+        bump(&pz->stats.idr_access_units, 1);
+    if (inserted)
+        bump(&pz->stats.params_inserted, 1);
+    mc_store_u32_relaxed(&pz->stats.next_sequence, pz->sequence);
+    return MC_OK;
+}
+
+MC_API mc_status mc_h264_packetize(mc_h264_packetizer *pz, const uint8_t *access_unit,
+                                   uint32_t length, uint32_t rtp_timestamp, uint8_t *out,
+                                   size_t out_size, uint32_t *offsets, uint32_t *lengths,
+                                   uint32_t max_packets, uint32_t *count)
+{
+    if (!pz || !out || !offsets || !lengths || !count)
+        return MC_E_INVAL;
+    *count = 0;
+    pkt_sink s;
+    memset(&s, 0, sizeof s);
+    s.pz = pz;
+    s.timestamp = rtp_timestamp;
+    s.out = out;
+    s.out_size = out_size;
+    s.offsets = offsets;
+    s.lengths = lengths;
+    s.max_packets = max_packets;
+    mc_status st = packetize(&s, access_unit, length);
+    if (st == MC_OK)
+        *count = s.count;
+    return st;
+}
+
+MC_API mc_status mc_h264_packetize_to_ring(mc_h264_packetizer *pz, const uint8_t *access_unit,
+                                           uint32_t length, uint32_t rtp_timestamp, mc_ring *ring,
+                                           uint32_t record_type, uint32_t *count)
+{
+    if (!pz || !ring || !count || record_type == 0xffffffffu)
+        return MC_E_INVAL;
+    *count = 0;
+    mc_ring_stats rs;
+    mc_status st0 = mc_ring_get_stats(ring, &rs);
+    if (st0 != MC_OK)
+        return st0;
+    if (rs.max_record < (pz->config.rtp_header ? 12u : 0u) + pz->config.max_payload)
+        return MC_E_TOO_LARGE;
+    pkt_sink s;
+    memset(&s, 0, sizeof s);
+    s.pz = pz;
+    s.timestamp = rtp_timestamp;
+    s.ring = ring;
+    s.record_type = record_type;
+    mc_status st = packetize(&s, access_unit, length);
+    *count = s.count;
+    return st;
+}
+
+MC_API mc_status mc_h264_packetizer_get_stats(mc_h264_packetizer *pz, mc_h264_packetizer_stats *out)
+{
+    if (!pz || !out)
+        return MC_E_INVAL;
+    const uint64_t *src = &pz->stats.access_units;
+    uint64_t *dst = &out->access_units;
+    size_t n64 = offsetof(mc_h264_packetizer_stats, next_sequence) / sizeof(uint64_t);
+    for (size_t i = 0; i < n64; i++)
+        dst[i] = mc_load_u64_relaxed(&src[i]);
+    out->next_sequence = mc_load_u32_relaxed(&pz->stats.next_sequence);
+    return MC_OK;
+}

@@ -1,0 +1,462 @@
+/*
+ * test_h264_rtp.c — C-level tests of the RFC 6184 packetizer and
+ * depacketizer: round trips over NAL sizes and payload sizes (buffer and ring
+ * output), SPS/PPS insertion, losses (nothing undecodable is handed out, a
+ * key-frame request is raised once, sync returns with the next IDR),
+ * malformed and unsupported payloads. Built with -Werror, ASan/UBSan and
+ * mingw-w64 (run under wine): no OpenSSL or opus needed.
+ *
+ * Usage: test_h264_rtp [rounds]   (default 300 for the randomized part)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compat.h"
+#include "h264_rtp.h"
+#include "mediacore.h"
+
+static int failures;
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
+            failures++;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+#define CHECK_STATUS(expr, want)                                                                   \
+    do {                                                                                           \
+        mc_status got_ = (expr);                                                                   \
+        if (got_ != (want)) {                                                                      \
+            fprintf(stderr, "%s:%d: %s = %s, want %s\n", __FILE__, __LINE__, #expr,                \
+                    mc_status_name(got_), mc_status_name(want));                                   \
+            failures++;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+static uint32_t rng_state = 12345;
+static uint32_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 17;
+    rng_state ^= rng_state << 5;
+    return rng_state;
+}
+
+/* An access unit built from NAL units; bodies avoid 00 00 0x sequences. */
+typedef struct au_builder {
+    uint8_t data[200000];
+    uint32_t len;
+} au_builder;
+
+static void au_add(au_builder *b, uint8_t header, uint32_t body)
+{
+    static const uint8_t sc[4] = {0, 0, 0, 1};
+    memcpy(b->data + b->len, sc, 4);
+    b->len += 4;
+    b->data[b->len++] = header;
+    for (uint32_t i = 0; i < body; i++)
+        b->data[b->len++] = (uint8_t)(1 + rnd() % 255);
+}
+
+#define MAX_PKTS 1024
+typedef struct packets {
+    uint8_t buf[MAX_PKTS * 1600];
+    uint32_t offsets[MAX_PKTS], lengths[MAX_PKTS];
+    uint32_t count;
+} packets;
+
+/* RTP packets (12-byte header) -> mc_h264_packet descriptors */
+static void describe(const packets *p, mc_h264_packet *out)
+{
+    for (uint32_t i = 0; i < p->count; i++) {
+        const uint8_t *h = p->buf + p->offsets[i];
+        memset(&out[i], 0, sizeof out[i]);
+        out[i].payload = h + 12;
+        out[i].payload_length = p->lengths[i] - 12;
+        out[i].sequence = (uint16_t)((h[2] << 8) | h[3]);
+        out[i].timestamp = ((uint32_t)h[4] << 24) | ((uint32_t)h[5] << 16) | ((uint32_t)h[6] << 8) | h[7];
+        out[i].marker = (h[1] & 0x80) ? 1 : 0;
+        out[i].arrival_ns = 1000 + i;
+    }
+}
+
+static uint8_t frame_buffer[MC_H264_FRAME_HEADER_SIZE + 300000] MC_ALIGNED(8);
+
+static void test_round_trip_buffer(uint32_t max_payload)
+{
+    static au_builder b;
+    static packets p;
+    static mc_h264_packet d[MAX_PKTS];
+    mc_h264_packetizer_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_payload = max_payload;
+    cfg.rtp_header = 1;
+    cfg.payload_type = 96;
+    cfg.ssrc = 0x1234;
+    cfg.first_sequence = 65530; /* wraps during the test */
+    mc_h264_packetizer *pz;
+    mc_h264_depacketizer *dp;
+    CHECK_STATUS(mc_h264_packetizer_new(&cfg, &pz), MC_OK);
+    CHECK_STATUS(mc_h264_depacketizer_new(250000, 0x1234, &dp), MC_OK);
+    CHECK_STATUS(mc_h264_depacketizer_set_buffer(dp, frame_buffer, sizeof frame_buffer), MC_OK);
+    /* NAL sizes scale with the payload size so that packets fit MAX_PKTS */
+    uint32_t big = (max_payload - 2) * 400 < 20000 ? (max_payload - 2) * 400 : 20000;
+    for (int f = 0; f < 40; f++) {
+        b.len = 0;
+        if (f % 10 == 0) {
+            au_add(&b, 0x67, 10 + rnd() % 30);
+            au_add(&b, 0x68, 3 + rnd() % 5);
+            au_add(&b, 0x65, rnd() % big);
+            if (rnd() & 1)
+                au_add(&b, 0x65, rnd() % (big / 4 + 1)); /* second slice */
+        } else {
+            if (rnd() & 1)
+                au_add(&b, 0x06, rnd() % 40); /* SEI */
+            au_add(&b, 0x41, rnd() % (f & 1 ? 200 : big / 3 + 1));
+        }
+        uint32_t ts = 90000u * (uint32_t)f / 30u;
+        CHECK_STATUS(mc_h264_packetize(pz, b.data, b.len, ts, p.buf, sizeof p.buf, p.offsets,
+                                       p.lengths, MAX_PKTS, &p.count),
+                     MC_OK);
+        CHECK(p.count > 0);
+        for (uint32_t i = 0; i < p.count; i++) {
+            CHECK(p.lengths[i] <= max_payload + 12);
+            CHECK((p.buf[p.offsets[i] + 1] & 0x80) == (i + 1 == p.count ? 0x80 : 0));
+        }
+        describe(&p, d);
+        uint32_t consumed = 0, frames = 0;
+        CHECK_STATUS(mc_h264_depacketizer_push(dp, d, p.count, &consumed, &frames), MC_OK);
+        CHECK(consumed == p.count);
+        CHECK(frames == 1);
+        mc_h264_frame_header h;
+        CHECK_STATUS(mc_h264_depacketizer_take_frame(dp, &h), MC_OK);
+        CHECK(h.rtp_timestamp == ts);
+        CHECK(h.length == b.len);
+        CHECK(h.packets == p.count);
+        CHECK(h.ssrc == 0x1234);
+        CHECK(memcmp(frame_buffer + MC_H264_FRAME_HEADER_SIZE, b.data, b.len) == 0);
+        CHECK(((h.flags & MC_H264_FRAME_KEY) != 0) == (f % 10 == 0));
+        CHECK_STATUS(mc_h264_depacketizer_take_frame(dp, &h), MC_E_EMPTY);
+    }
+    mc_h264_depacketizer_stats st;
+    CHECK_STATUS(mc_h264_depacketizer_get_stats(dp, &st), MC_OK);
+    CHECK(st.frames == 40 && st.key_frames == 4 && st.frames_dropped == 0);
+    CHECK(st.sequence_gaps == 0 && st.malformed_packets == 0 && st.key_frame_requests == 0);
+    mc_h264_depacketizer_free(dp);
+    mc_h264_packetizer_free(pz);
+}
+
+/* SPS/PPS travel in one STAP-A; an IDR without them gets the cached ones. */
+static void test_param_sets(void)
+{
+    static au_builder b;
+    static packets p;
+    mc_h264_packetizer *pz;
+    CHECK_STATUS(mc_h264_packetizer_new(NULL, &pz), MC_OK); /* payloads only, 1200 */
+    b.len = 0;
+    au_add(&b, 0x67, 20);
+    au_add(&b, 0x68, 4);
+    au_add(&b, 0x65, 3000);
+    CHECK_STATUS(mc_h264_packetize(pz, b.data, b.len, 0, p.buf, sizeof p.buf, p.offsets,
+                                   p.lengths, MAX_PKTS, &p.count),
+                 MC_OK);
+    CHECK(p.count == 4); /* STAP-A(SPS, PPS), then 3 FU-A */
+    CHECK((p.buf[p.offsets[0]] & 0x1f) == MC_NAL_STAP_A);
+    CHECK(p.lengths[0] == 1 + 2 + 21 + 2 + 5);
+    CHECK((p.buf[p.offsets[1]] & 0x1f) == MC_NAL_FU_A);
+    CHECK(p.buf[p.offsets[1] + 1] == (0x80 | 5));
+    CHECK(p.buf[p.offsets[3] + 1] == (0x40 | 5));
+    /* balanced fragments: 3000 bytes of data in 3 pieces of 1000 */
+    CHECK(p.lengths[1] == 1002 && p.lengths[2] == 1002 && p.lengths[3] == 1002);
+    b.len = 0;
+    au_add(&b, 0x65, 100);
+    CHECK_STATUS(mc_h264_packetize(pz, b.data, b.len, 3000, p.buf, sizeof p.buf, p.offsets,
+                                   p.lengths, MAX_PKTS, &p.count),
+                 MC_OK);
+    CHECK(p.count == 1);
+    CHECK((p.buf[p.offsets[0]] & 0x1f) == MC_NAL_STAP_A); /* SPS, PPS, IDR aggregated */
+    mc_h264_packetizer_stats st;
+    CHECK_STATUS(mc_h264_packetizer_get_stats(pz, &st), MC_OK);
+    CHECK(st.params_inserted == 1 && st.idr_access_units == 2 && st.access_units == 2);
+    /* too small an output buffer: nothing written, sequence unchanged */
+    CHECK_STATUS(mc_h264_packetize(pz, b.data, b.len, 3000, p.buf, 50, p.offsets, p.lengths,
+                                   MAX_PKTS, &p.count),
+                 MC_E_BUFFER);
+    CHECK_STATUS(mc_h264_packetizer_get_stats(pz, &st), MC_OK);
+    CHECK(st.next_sequence == 5);
+    uint8_t zeros[16] = {0};
+    CHECK_STATUS(mc_h264_packetize(pz, zeros, sizeof zeros, 0, p.buf, sizeof p.buf, p.offsets,
+                                   p.lengths, MAX_PKTS, &p.count),
+                 MC_E_MALFORMED);
+    mc_h264_packetizer_free(pz);
+}
+
+/* A stream of GOPs through the packetizer, with packets removed at random;
+ * every frame handed out must be an original access unit, key frames start
+ * each chain, and no frame after a loss is handed out before a key frame. */
+static void test_loss(int rounds, mc_ring *ring)
+{
+    static au_builder gop[30];
+    static packets p;
+    static mc_h264_packet d[MAX_PKTS];
+    mc_h264_packetizer_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_payload = 500;
+    cfg.rtp_header = 1;
+    mc_h264_packetizer *pz;
+    mc_h264_depacketizer *dp;
+    CHECK_STATUS(mc_h264_packetizer_new(&cfg, &pz), MC_OK);
+    CHECK_STATUS(mc_h264_depacketizer_new(100000, 7, &dp), MC_OK);
+    if (ring)
+        CHECK_STATUS(mc_h264_depacketizer_set_ring(dp, ring), MC_OK);
+    else
+        CHECK_STATUS(mc_h264_depacketizer_set_buffer(dp, frame_buffer, sizeof frame_buffer), MC_OK);
+    uint32_t expected_next = 0; /* index of the frame a chain may continue with */
+    int in_chain = 0;
+    uint64_t handed = 0, lost_packets = 0;
+    for (int r = 0; r < rounds; r++) {
+        int idx = r % 30;
+        au_builder *b = &gop[idx];
+        b->len = 0;
+        if (idx == 0) {
+            au_add(b, 0x67, 12);
+            au_add(b, 0x68, 4);
+            au_add(b, 0x65, 2000 + rnd() % 3000);
+        } else {
+            au_add(b, 0x41, 50 + rnd() % 1500);
+        }
+        CHECK_STATUS(mc_h264_packetize(pz, b->data, b->len, (uint32_t)r * 3000u, p.buf,
+                                       sizeof p.buf, p.offsets, p.lengths, MAX_PKTS, &p.count),
+                     MC_OK);
+        describe(&p, d);
+        /* drop packets with probability 3% */
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < p.count; i++) {
+            if (rnd() % 100 < 3) {
+                lost_packets++;
+                continue;
+            }
+            d[n++] = d[i];
+        }
+        uint32_t at = 0;
+        while (at < n) {
+            uint32_t consumed = 0, frames = 0;
+            CHECK_STATUS(mc_h264_depacketizer_push(dp, d + at, n - at, &consumed, &frames), MC_OK);
+            at += consumed;
+            for (;;) {
+                mc_h264_frame_header h;
+                const uint8_t *body;
+                if (ring) {
+                    uint32_t off, len, type, cnt = 0;
+                    mc_ring_peek(ring, &off, &len, &type, 1, &cnt);
+                    if (!cnt)
+                        break;
+                    CHECK(type == MC_H264_RECORD_TYPE);
+                    memcpy(&h, mc_ring_data(ring) + off, sizeof h);
+                    body = mc_ring_data(ring) + off + MC_H264_FRAME_HEADER_SIZE;
+                    CHECK(len == MC_H264_FRAME_HEADER_SIZE + h.length);
+                } else {
+                    if (mc_h264_depacketizer_take_frame(dp, &h) != MC_OK)
+                        break;
+                    body = frame_buffer + MC_H264_FRAME_HEADER_SIZE;
+                }
+                uint32_t fi = h.rtp_timestamp / 3000u;
+                CHECK(fi <= (uint32_t)r);
+                const au_builder *orig = &gop[fi % 30];
+                int key = (h.flags & MC_H264_FRAME_KEY) != 0;
+                if (!key)
+                    CHECK(in_chain && fi == expected_next);
+                else
+                    CHECK(fi % 30 == 0);
+                CHECK(h.length == orig->len && memcmp(body, orig->data, orig->len) == 0);
+                in_chain = 1;
+                expected_next = fi + 1;
+                handed++;
+                if (ring)
+                    mc_ring_release(ring, 1);
+            }
+        }
+        if (n < p.count)
+            in_chain = 0; /* a loss breaks the chain until the next key frame */
+    }
+    mc_h264_depacketizer_stats st;
+    CHECK_STATUS(mc_h264_depacketizer_get_stats(dp, &st), MC_OK);
+    CHECK(st.frames == handed);
+    CHECK(handed > (uint64_t)rounds / 4);
+    if (lost_packets) {
+        CHECK(st.key_frame_requests > 0);
+        CHECK(st.frames_dropped > 0);
+        CHECK(st.packets_lost >= st.sequence_gaps && st.sequence_gaps > 0);
+    }
+    uint32_t req = 0;
+    CHECK_STATUS(mc_h264_depacketizer_take_key_frame_request(dp, &req), MC_OK);
+    mc_h264_depacketizer_free(dp);
+    mc_h264_packetizer_free(pz);
+}
+
+static void push1(mc_h264_depacketizer *dp, const uint8_t *pl, uint32_t n, uint16_t seq,
+                  uint32_t ts, int marker, uint32_t *frames)
+{
+    mc_h264_packet pk;
+    memset(&pk, 0, sizeof pk);
+    pk.payload = pl;
+    pk.payload_length = n;
+    pk.sequence = seq;
+    pk.timestamp = ts;
+    pk.marker = (uint8_t)marker;
+    uint32_t consumed = 0;
+    CHECK_STATUS(mc_h264_depacketizer_push(dp, &pk, 1, &consumed, frames), MC_OK);
+}
+
+static void test_malformed_and_unsupported(void)
+{
+    mc_h264_depacketizer *dp;
+    CHECK_STATUS(mc_h264_depacketizer_new(4096, 0, &dp), MC_OK);
+    CHECK_STATUS(mc_h264_depacketizer_set_buffer(dp, frame_buffer, sizeof frame_buffer), MC_OK);
+    uint32_t frames = 0;
+    mc_h264_frame_header h;
+    /* a key frame in one STAP-A */
+    const uint8_t key[] = {0x78, 0, 3, 0x67, 1, 2, 0, 2, 0x68, 3, 0, 3, 0x65, 9, 9};
+    push1(dp, key, sizeof key, 1, 100, 1, &frames);
+    CHECK(frames == 1);
+    CHECK_STATUS(mc_h264_depacketizer_take_frame(dp, &h), MC_OK);
+    CHECK(h.flags & MC_H264_FRAME_KEY);
+    CHECK(h.length == 3 * 4 + 3 + 2 + 3);
+    /* PACSI (type 30) is skipped; the frame is still whole */
+    const uint8_t pacsi[] = {0x7e, 1, 2, 3};
+    const uint8_t p_slice[] = {0x41, 5, 6, 7};
+    push1(dp, pacsi, sizeof pacsi, 2, 200, 0, &frames);
+    push1(dp, p_slice, sizeof p_slice, 3, 200, 1, &frames);
+    CHECK(frames == 1);
+    CHECK_STATUS(mc_h264_depacketizer_take_frame(dp, &h), MC_OK);
+    CHECK(h.length == 8 && !(h.flags & MC_H264_FRAME_KEY));
+    /* a STAP-A whose unit overruns the packet spoils its frame */
+    const uint8_t bad_stap[] = {0x78, 0, 9, 0x41, 1};
+    push1(dp, bad_stap, sizeof bad_stap, 4, 300, 1, &frames);
+    CHECK(frames == 0);
+    CHECK_STATUS(mc_h264_depacketizer_take_frame(dp, &h), MC_E_EMPTY);
+    /* so are the frames after it, until a key frame */
+    push1(dp, p_slice, sizeof p_slice, 5, 400, 1, &frames);
+    CHECK(frames == 0);
+    uint32_t req = 0;
+    CHECK_STATUS(mc_h264_depacketizer_take_key_frame_request(dp, &req), MC_OK);
+    CHECK(req == 1);
+    CHECK_STATUS(mc_h264_depacketizer_take_key_frame_request(dp, &req), MC_OK);
+    CHECK(req == 0);
+    /* an IDR alone (start known, SPS/PPS cached) is a key frame with them inserted */
+    const uint8_t idr[] = {0x65, 7, 7, 7};
+    push1(dp, idr, sizeof idr, 6, 500, 1, &frames);
+    CHECK(frames == 1);
+    CHECK_STATUS(mc_h264_depacketizer_take_frame(dp, &h), MC_OK);
+    CHECK((h.flags & (MC_H264_FRAME_KEY | MC_H264_FRAME_PARAMS_INSERTED | MC_H264_FRAME_RESYNC)) ==
+          (MC_H264_FRAME_KEY | MC_H264_FRAME_PARAMS_INSERTED | MC_H264_FRAME_RESYNC));
+    CHECK(h.length == 4 + 3 + 4 + 2 + 4 + 4);
+    /* FU-A middle without a start; STAP-B; truncated FU-A; F bit; empty STAP-A */
+    const uint8_t fu_mid[] = {0x7c, 0x01, 1, 2};
+    const uint8_t stap_b[] = {0x79, 0, 0, 0, 2, 0x41, 1};
+    const uint8_t fu_short[] = {0x7c};
+    const uint8_t fbit[] = {0xc1, 1};
+    const uint8_t stap_empty[] = {0x78};
+    const uint8_t *bad[] = {fu_mid, stap_b, fu_short, fbit, stap_empty};
+    const uint32_t bad_len[] = {sizeof fu_mid, sizeof stap_b, sizeof fu_short, sizeof fbit,
+                                sizeof stap_empty};
+    uint16_t seq = 7;
+    for (int i = 0; i < 5; i++) {
+        push1(dp, idr, sizeof idr, seq++, 600u + 10u * (uint32_t)i, 1, &frames);
+        CHECK(frames == 1);
+        CHECK_STATUS(mc_h264_depacketizer_take_frame(dp, &h), MC_OK);
+        push1(dp, bad[i], bad_len[i], seq++, 605u + 10u * (uint32_t)i, 1, &frames);
+        CHECK(frames == 0);
+    }
+    /* duplicates and late packets are dropped and counted */
+    push1(dp, idr, sizeof idr, (uint16_t)(seq - 3), 900, 1, &frames);
+    CHECK(frames == 0);
+    /* a frame larger than max_frame_bytes is dropped */
+    static uint8_t big[5000];
+    memset(big, 0x11, sizeof big);
+    big[0] = 0x65;
+    push1(dp, big, sizeof big, seq++, 1000, 1, &frames);
+    CHECK(frames == 0);
+    mc_h264_depacketizer_stats st;
+    CHECK_STATUS(mc_h264_depacketizer_get_stats(dp, &st), MC_OK);
+    CHECK(st.malformed_packets == 4); /* bad STAP-A, truncated FU-A, F bit, empty STAP-A */
+    CHECK(st.unsupported_packets == 2); /* PACSI, STAP-B */
+    CHECK(st.packets_late == 1);
+    CHECK(st.frames_too_large == 1);
+    CHECK(st.params_inserted >= 1);
+    CHECK(st.waiting_for_key_frame == 1);
+    mc_h264_depacketizer_free(dp);
+}
+
+/* When the ring has no room, the frame is dropped, counted, and the chain
+ * waits for a key frame. */
+static void test_ring_full(void)
+{
+    mc_ring *ring;
+    CHECK_STATUS(mc_ring_new(1 << 14, MC_RING_DROP_NEWEST, &ring), MC_OK);
+    mc_h264_depacketizer *dp;
+    CHECK_STATUS(mc_h264_depacketizer_new(4000, 0, &dp), MC_OK);
+    CHECK_STATUS(mc_h264_depacketizer_set_ring(dp, ring), MC_OK);
+    const uint8_t key[] = {0x78, 0, 3, 0x67, 1, 2, 0, 2, 0x68, 3, 0, 3, 0x65, 9, 9};
+    static uint8_t p_slice[2000];
+    memset(p_slice, 0x22, sizeof p_slice);
+    p_slice[0] = 0x41;
+    uint32_t frames = 0, total = 0;
+    push1(dp, key, sizeof key, 0, 0, 1, &frames);
+    total += frames;
+    for (uint16_t s = 1; s < 10; s++) {
+        push1(dp, p_slice, sizeof p_slice, s, s * 10u, 1, &frames);
+        total += frames;
+    }
+    mc_h264_depacketizer_stats st;
+    CHECK_STATUS(mc_h264_depacketizer_get_stats(dp, &st), MC_OK);
+    /* each frame takes ~2 KiB of the 16 KiB ring and a reservation needs ~4 KiB */
+    CHECK(total >= 2 && total < 10);
+    CHECK(st.ring_drops == 1);
+    CHECK(st.frames + st.frames_dropped == 10);
+    CHECK(st.waiting_for_key_frame == 1);
+    mc_ring_stats rs;
+    mc_ring_get_stats(ring, &rs);
+    CHECK(rs.records_written == total);
+    mc_h264_depacketizer_free(dp);
+    mc_ring_free(ring);
+}
+
+static void test_annexb_scan(void)
+{
+    const uint8_t s[] = {0, 0, 0, 1, 0x67, 1, 0, 0, 1, 0x68, 2, 0, 0, 0, 0, 1, 0x65, 3, 0, 0};
+    size_t pos = 0, start = 0, size = 0;
+    CHECK(mc_h264_next_nal(s, sizeof s, &pos, &start, &size) == 1 && start == 4 && size == 2);
+    CHECK(mc_h264_next_nal(s, sizeof s, &pos, &start, &size) == 1 && start == 9 && size == 2);
+    CHECK(mc_h264_next_nal(s, sizeof s, &pos, &start, &size) == 1 && start == 16 && size == 2);
+    CHECK(mc_h264_next_nal(s, sizeof s, &pos, &start, &size) == 0);
+    const uint8_t bare[] = {0x41, 1, 2};
+    pos = 0;
+    CHECK(mc_h264_next_nal(bare, sizeof bare, &pos, &start, &size) == 1 && start == 0 && size == 3);
+}
+
+int main(int argc, char **argv)
+{
+    int rounds = argc > 1 ? atoi(argv[1]) : 300;
+    test_annexb_scan();
+    test_round_trip_buffer(1200);
+    test_round_trip_buffer(100);
+    test_round_trip_buffer(3);
+    test_param_sets();
+    test_malformed_and_unsupported();
+    test_ring_full();
+    test_loss(rounds, NULL);
+    mc_ring *ring;
+    CHECK_STATUS(mc_ring_new(1 << 20, MC_RING_DROP_NEWEST, &ring), MC_OK);
+    test_loss(rounds, ring);
+    mc_ring_free(ring);
+    if (failures) {
+        fprintf(stderr, "test_h264_rtp: %d failure(s)\n", failures);
+        return 1;
+    }
+    printf("test_h264_rtp: ok\n");
+    return 0;
+}
