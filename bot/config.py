@@ -189,8 +189,11 @@ def _check(cfg: BotConfig, env: Mapping[str, str], base_dir: Path) -> None:
                       ("webhook.openid_configuration_url", w.openid_configuration_url)):
         if not url.startswith(("https://", "http://")):
             raise ConfigError(f"{src}: {name} must be an http(s) URL, not {url!r}")
-    if w.public_url is not None and not w.public_url.startswith("https://"):
-        raise ConfigError(f"{src}: webhook.public_url must be https (Graph requires it for callbackUri)")
+    if w.public_url is not None and not (
+            w.public_url.startswith("https://")
+            or w.public_url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]"))):
+        raise ConfigError(f"{src}: webhook.public_url must be https (Graph requires it for callbackUri; "
+                          "plain http only to a loopback address, for the local emulator)")
     if not 0 <= w.port <= 65535:
         raise ConfigError(f"{src}: webhook.port must be 0-65535")
     if w.max_body_bytes < 1024:
