@@ -4,9 +4,11 @@
  *
  * Contract: mediacore.h, region `srtp`; engine notes: srtp.h.
  *
- * Cost model (PERF-ANCHORS.md section 1): per packet we only reset the AES
- * IV on an EVP_CIPHER_CTX whose key schedule was built at create time, and
- * run HMAC-SHA1 from SHA-1 states that already absorbed key^ipad and
+ * Cost model (PERF-ANCHORS.md section 1): every key schedule is built at
+ * create time. Per packet, AES-CM payloads up to 512 bytes get their counter
+ * blocks encrypted by one EVP ECB call (no IV reset, see ctr_xor), longer ones
+ * reset the IV of an EVP AES-CTR context; AES-GCM resets its IV. HMAC-SHA1
+ * runs from SHA-1 states that already absorbed key^ipad and
  * key^opad (copying a 96-byte SHA_CTX instead of re-keying an HMAC). The
  * EVP_MAC route re-initialises a provider context per packet and measured
  * about twice as slow here; it is kept as the fallback for OpenSSL builds
@@ -145,6 +147,7 @@ static int hmac_compute(const hmac_sha1 *h, const uint8_t *a, size_t a_length, c
 
 typedef struct srtp_keys {
     EVP_CIPHER_CTX *cipher; /* AES-CTR or AES-GCM, key schedule set once */
+    EVP_CIPHER_CTX *ecb;    /* AES-CM profiles: the same key in ECB, for short payloads */
     hmac_sha1 auth;         /* AES-CM profiles only */
     uint8_t salt[SRTP_SALT_CM];
     uint32_t tag_length;
@@ -309,13 +312,19 @@ static int keys_init(srtp_keys *k, const profile_desc *d, int outbound, const ui
     cipher = EVP_aes_128_ctr();
     if (EVP_CipherInit_ex(k->cipher, cipher, NULL, enc_key, NULL, 1) != 1)
         return 0;
+    k->ecb = EVP_CIPHER_CTX_new();
+    if (!k->ecb || EVP_EncryptInit_ex(k->ecb, EVP_aes_128_ecb(), NULL, enc_key, NULL) != 1 ||
+        EVP_CIPHER_CTX_set_padding(k->ecb, 0) != 1)
+        return 0;
     return hmac_init(&k->auth, auth_key, SRTP_AUTH_KEY);
 }
 
 static void keys_free(srtp_keys *k, int aead)
 {
     EVP_CIPHER_CTX_free(k->cipher);
+    EVP_CIPHER_CTX_free(k->ecb);
     k->cipher = NULL;
+    k->ecb = NULL;
     if (!aead)
         hmac_free(&k->auth);
 }
@@ -565,7 +574,52 @@ static void gcm_iv(uint8_t iv[12], const uint8_t salt[12], uint32_t ssrc, uint64
         iv[11 - i] ^= (uint8_t)(index >> (8 * i));
 }
 
-static int ctr_xor(EVP_CIPHER_CTX *c, const uint8_t iv[16], uint8_t *data, size_t length)
+/* AES-CM keystream XOR in place. Resetting the IV of an EVP AES-CTR context
+ * costs more than the cipher on an audio packet (PERF-ANCHORS.md 1b), so a
+ * payload of up to CM_ECB_MAX bytes instead gets its counter blocks (IV + i,
+ * i < 2^16 only touches the two zero bytes at the end of the IV) encrypted by
+ * one ECB call on a context keyed once, then XORed in. Longer payloads use
+ * the CTR context, whose fused counter/XOR loop is faster per byte. */
+#define CM_ECB_MAX 512
+
+static int ctr_xor_ecb(EVP_CIPHER_CTX *ecb, const uint8_t iv[16], uint8_t *data, size_t length)
+{
+    MC_ALIGNED(64) uint8_t blocks[CM_ECB_MAX];
+    size_t nblocks = (length + 15) / 16, i;
+    int n = 0;
+    for (i = 0; i < nblocks; i++) {
+        memcpy(blocks + 16 * i, iv, 14);
+        blocks[16 * i + 14] = (uint8_t)(i >> 8);
+        blocks[16 * i + 15] = (uint8_t)i;
+    }
+    if (EVP_EncryptUpdate(ecb, blocks, &n, blocks, (int)(16 * nblocks)) != 1)
+        return 0;
+    for (i = 0; i + 8 <= length; i += 8) {
+        uint64_t a, b;
+        memcpy(&a, data + i, 8);
+        memcpy(&b, blocks + i, 8);
+        a ^= b;
+        memcpy(data + i, &a, 8);
+    }
+    for (; i < length; i++)
+        data[i] ^= blocks[i];
+    return 1;
+}
+
+static int ctr_xor(const srtp_keys *k, const uint8_t iv[16], uint8_t *data, size_t length)
+{
+    int n = 0;
+    if (length == 0)
+        return 1;
+    if (length <= CM_ECB_MAX)
+        return ctr_xor_ecb(k->ecb, iv, data, length);
+    if (EVP_CipherInit_ex(k->cipher, NULL, NULL, NULL, iv, -1) != 1)
+        return 0;
+    return EVP_CipherUpdate(k->cipher, data, &n, data, (int)length) == 1;
+}
+
+/* The crypto-floor benchmark's route: EVP AES-CTR with an IV reset. */
+static int ctr_xor_evp(EVP_CIPHER_CTX *c, const uint8_t iv[16], uint8_t *data, size_t length)
 {
     int n = 0;
     if (EVP_CipherInit_ex(c, NULL, NULL, NULL, iv, -1) != 1)
@@ -638,7 +692,7 @@ MC_API mc_status mc_srtp_protect(mc_srtp *ctx, uint8_t *packet, size_t length, s
     } else {
         uint8_t iv[16], roc[4], mac[SHA1_LEN];
         cm_iv(iv, ctx->rtp.salt, ssrc, (uint64_t)index);
-        if (!ctr_xor(ctx->rtp.cipher, iv, packet + h, length - h))
+        if (!ctr_xor(&ctx->rtp, iv, packet + h, length - h))
             return MC_E_CRYPTO;
         put_be32(roc, (uint32_t)((uint64_t)index >> 16));
         if (!hmac_compute(&ctx->rtp.auth, packet, length, roc, 4, mac))
@@ -707,7 +761,7 @@ mc_status mc_srtp_unprotect_rtp(mc_srtp *ctx, uint8_t *packet, size_t length, si
         if (CRYPTO_memcmp(mac, packet + body, tag) != 0)
             return fail(ctx, MC_E_AUTH);
         cm_iv(iv, ctx->rtp.salt, ssrc, (uint64_t)index);
-        if (!ctr_xor(ctx->rtp.cipher, iv, packet + h, body - h))
+        if (!ctr_xor(&ctx->rtp, iv, packet + h, body - h))
             return MC_E_CRYPTO;
     }
     if (!s)
@@ -764,7 +818,7 @@ MC_API mc_status mc_srtcp_protect(mc_srtp *ctx, uint8_t *packet, size_t length, 
     } else {
         uint8_t iv[16], mac[SHA1_LEN];
         cm_iv(iv, ctx->rtcp.salt, ssrc, index);
-        if (!ctr_xor(ctx->rtcp.cipher, iv, packet + 8, length - 8))
+        if (!ctr_xor(&ctx->rtcp, iv, packet + 8, length - 8))
             return MC_E_CRYPTO;
         put_be32(packet + length, word);
         if (!hmac_compute(&ctx->rtcp.auth, packet, length + 4, NULL, 0, mac))
@@ -823,7 +877,7 @@ MC_API mc_status mc_srtcp_unprotect(mc_srtp *ctx, uint8_t *packet, size_t length
             return fail(ctx, MC_E_AUTH);
         if (encrypted) {
             cm_iv(iv, ctx->rtcp.salt, ssrc, index);
-            if (!ctr_xor(ctx->rtcp.cipher, iv, packet + 8, body - 8))
+            if (!ctr_xor(&ctx->rtcp, iv, packet + 8, body - 8))
                 return MC_E_CRYPTO;
         }
     }
@@ -932,7 +986,7 @@ MC_API mc_status mc_srtp_bench_crypto_floor(int32_t profile, const uint8_t *key_
                 iv[14] = iv[15] = 0;
                 iv[13] ^= scratch[3];
                 iv[12] ^= scratch[2];
-                sink += (uint32_t)ctr_xor(ctx->rtp.cipher, iv, scratch + 12, n - tag - 12);
+                sink += (uint32_t)ctr_xor_evp(ctx->rtp.cipher, iv, scratch + 12, n - tag - 12);
             }
         }
         elapsed_ns[it] = mc_now_ns() - t0;
