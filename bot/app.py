@@ -37,6 +37,7 @@ from .graph import models as m
 from .graph.api import CallsApi
 from .graph.auth import MsalTokenProvider, StaticTokenProvider, TokenProvider
 from .graph.client import GraphClient, RetryPolicy
+from .graph.errors import CallTerminated
 from .webhook import CallbackAuthenticator, NotificationContext, WebhookServer
 
 log = logging.getLogger("bot.app")
@@ -338,8 +339,14 @@ class Bot:
                       direction="outgoing" if group else None)
         call = await self._create(body)
         if wait:
-            await call.wait_for_state("established")
+            await self._established(call)
         return call
+
+    @staticmethod
+    async def _established(call: Call) -> None:
+        if await call.wait_for_state("established") != "established":
+            raise CallTerminated("the call ended before it was established",
+                                 result_info=call.result_info, call_id=call.id)
 
     async def join_meeting(self, join_url: str | None = None, *, join_meeting_id: str | None = None,
                            passcode: str | None = None, token: str | None = None,
@@ -361,7 +368,7 @@ class Bot:
                       tenant_id=tenant_id or self.config.tenant_id)
         call = await self._create(body)
         if wait:
-            await call.wait_for_state("established")
+            await self._established(call)
         return call
 
     # ---- lifecycle -----------------------------------------------------------------------------------

@@ -126,6 +126,7 @@ class Call:
         self.last_tone: m.ToneInfo | None = None
         self.content_sharing_sessions: dict[str, m.ContentSharingSession] = {}
         self.escalated = False
+        self._transfer_outcome: asyncio.Future[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._ops_by_id: dict[str, asyncio.Future[m.CommsOperation]] = {}
         self._ops_by_context: dict[str, asyncio.Future[m.CommsOperation]] = {}
@@ -249,6 +250,8 @@ class Call:
             if self.last_tone is None or self.last_tone.to_dict() != data.tone_info.to_dict():
                 self.last_tone = data.tone_info
                 self._emit("tone_received", data.tone_info)
+        if self._transfer_outcome is not None:
+            self._transfer_progress(data)
         if self.state == "terminated" and not self._terminated.is_set():
             self._finish()
 
@@ -463,15 +466,29 @@ class Call:
         self._require_alive("transfer")
         tgt = target if isinstance(target, m.InvitationParticipantInfo) else m.InvitationParticipantInfo(identity=target)
         self.result_info = None
-        await self.api.transfer(self.id, m.TransferRequest(transfer_target=tgt, transferee=transferee,
-                                                           client_context=client_context))
-        if not wait:
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[None] = loop.create_future()
+        self._transfer_outcome = outcome if wait else None
+        try:
+            await self.api.transfer(self.id, m.TransferRequest(transfer_target=tgt, transferee=transferee,
+                                                               client_context=client_context))
+            if wait:
+                await asyncio.wait_for(outcome, self.operation_timeout_s)
+        finally:
+            self._transfer_outcome = None
+            if not outcome.done():
+                outcome.cancel()
+
+    def _transfer_progress(self, data: m.Call) -> None:
+        """Success is the end of the call; failure is an update (back to, or still in,
+        ``established``) carrying a resultInfo — which can come before ``transferring``."""
+        fut = self._transfer_outcome
+        if fut is None or fut.done():
             return
-        await self.wait_for_state("transferring", "terminated")
-        while not self.is_terminated:
-            await self.wait_for_state("established", "terminated")
-            if self.state == "established":
-                raise OperationFailed("transfer failed", result_info=self.result_info, call_id=self.id)
+        if self.is_terminated:
+            fut.set_result(None)
+        elif self.state == "established" and isinstance(data.result_info, m.ResultInfo):
+            fut.set_exception(OperationFailed("transfer failed", result_info=data.result_info, call_id=self.id))
 
     async def hang_up(self, *, wait: bool = True, timeout_s: float | None = 30.0) -> None:
         """DELETE the call (only the bot's leg in a group call)."""

@@ -240,3 +240,19 @@ async def test_join_meeting_by_id_and_p2p_call_bodies(platform):
     await bot.create_call(req.targets, group=True, subject=req.subject, source=req.source,
                           media_config=req.media_config, wait=False)
     assert shape(g.sent("/communications/calls")["json"]) == shape(doc)
+
+
+async def test_create_call_that_fails_raises_with_result_info(platform):
+    from bot.graph.errors import CallTerminated
+
+    bot = await platform.start()
+    response = example("createCall.p2p.appHosted.response.json")
+    failed = {"value": [{"changeType": "deleted",
+                         "resourceUrl": f"/communications/calls/{response['id']}",
+                         "resourceData": {"@odata.type": "#microsoft.graph.call", "state": "terminated",
+                                          "resultInfo": {"code": 404, "subcode": 5006, "message": "not found"}}}]}
+    platform.graph.on("POST", "/communications/calls$", status=201, body=response,
+                      before=lambda req: _async(platform.later(failed)))
+    with pytest.raises(CallTerminated) as info:
+        await asyncio.wait_for(bot.create_call([m.IdentitySet.of_user("someone")]), 5)
+    assert info.value.result_info.subcode == 5006

@@ -457,3 +457,15 @@ async def test_p2p_escalated_to_group_refreshes_roster_by_get(graph):
     await call.drain_events()
     assert ("roster", 2, 0, 0) in call.listener.log
     await call.close()
+
+
+async def test_transfer_failure_before_transferring_is_reported(graph):
+    graph.on("POST", "/transfer$", status=202)
+    call = make_call(graph)
+    task = asyncio.create_task(call.transfer(m.IdentitySet.of_user("x")))
+    await asyncio.sleep(0.05)
+    for n in notes("transfer.consultative.notification.failed.json"):    # no transferring first
+        await call.handle_notification(n)
+    with pytest.raises(OperationFailed) as info:
+        await asyncio.wait_for(task, 5)
+    assert info.value.result_info.subcode == 7700
