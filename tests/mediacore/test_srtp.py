@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import base64
 import random
+import select
+import socket
 import struct
+import subprocess
+import time
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -550,3 +554,66 @@ def test_native_create_validates_arguments():
     assert lib.mc_srtp_create(1, key, 30, 0, 0, 0, out) == lib.MC_OK
     lib.mc_srtp_free(out[0])
     lib.mc_srtp_free(ffi.NULL)
+
+
+# ---- ffmpeg: the two spellings of the _32 suite (PEERS.md section 6) ----------------------
+
+def _udp_pair() -> tuple[socket.socket, socket.socket]:
+    """Two UDP sockets on 127.0.0.1 ports P and P+1 (ffmpeg sends SRTCP to P+1)."""
+    for _ in range(50):
+        rtp_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        rtp_sock.bind(("127.0.0.1", 0))
+        rtcp_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            rtcp_sock.bind(("127.0.0.1", rtp_sock.getsockname()[1] + 1))
+            return rtp_sock, rtcp_sock
+        except OSError:
+            rtp_sock.close()
+            rtcp_sock.close()
+    raise RuntimeError("no free UDP port pair")
+
+
+def _ffmpeg_srtp_capture(suite: str, key: bytes) -> tuple[list[bytes], list[bytes]]:
+    rtp_sock, rtcp_sock = _udp_pair()
+    port = rtp_sock.getsockname()[1]
+    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi",
+           "-i", "sine=frequency=440:sample_rate=8000", "-t", "1", "-c:a", "pcm_mulaw",
+           "-ar", "8000", "-ac", "1", "-ssrc", "1234", "-payload_type", "0", "-f", "rtp",
+           "-srtp_out_suite", suite, "-srtp_out_params", base64.b64encode(key).decode(),
+           f"srtp://127.0.0.1:{port}"]
+    rtp_in: list[bytes] = []
+    rtcp_in: list[bytes] = []
+    with rtp_sock, rtcp_sock, subprocess.Popen(cmd, stdout=subprocess.DEVNULL) as proc:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([rtp_sock, rtcp_sock], [], [], 0.3)
+            for s in ready:
+                (rtp_in if s is rtp_sock else rtcp_in).append(s.recv(4096))
+            if not ready and proc.poll() is not None:
+                break
+        proc.wait(timeout=10)
+        assert proc.returncode == 0
+    return rtp_in, rtcp_in
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("suite,tag_32", [("AES_CM_128_HMAC_SHA1_32", True),
+                                          ("SRTP_AES128_CM_HMAC_SHA1_32", False)])
+def test_ffmpeg_sha1_32_srtcp_tag_length(suite, tag_32):
+    """ffmpeg's AES_CM_128_HMAC_SHA1_32 tags SRTCP with 32 bits (srtcp_tag_32=True);
+    its SRTP_AES128_CM_HMAC_SHA1_32 with 80 bits (the RFC 5764 default)."""
+    key = random.Random(5).randbytes(30)
+    rtp_in, rtcp_in = _ffmpeg_srtp_capture(suite, key)
+    assert rtp_in and rtcp_in
+    right = SrtpSession("AES_CM_128_HMAC_SHA1_32", key, "inbound", srtcp_tag_32=tag_32)
+    wrong = SrtpSession("AES_CM_128_HMAC_SHA1_32", key, "inbound", srtcp_tag_32=not tag_32)
+    for datagram in rtp_in:
+        header = right.unprotect(datagram)[:12]
+        assert struct.unpack("!BBHII", header)[4] == 1234
+    for datagram in rtcp_in:
+        report = right.unprotect_rtcp(datagram)
+        assert report[1] == 200 and struct.unpack("!I", report[4:8])[0] == 1234  # SR
+        with pytest.raises(AuthenticationFailed):
+            wrong.unprotect_rtcp(datagram)
+    assert right.stats.auth_failures == 0
+    assert right.stats.rtp_packets == len(rtp_in) and right.stats.rtcp_packets == len(rtcp_in)
