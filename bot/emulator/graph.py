@@ -198,6 +198,12 @@ class GraphRoutes:
 
     async def participant_action(self, request: web.Request) -> web.Response:
         action = request.match_info["action"].removeprefix(NAMESPACE)
+        if action == "updateMetadata" and request.match_info["version"] == "beta":
+            # Beta, and not in CONTRACT.md: the path follows the participant-action pattern.
+            body = await _body(request)
+            call = self._call(request)
+            op = self.service.update_metadata(call, request.match_info["participant_id"], body)
+            return self._operation_response(request, call, op)
         if action != "mute":
             raise GraphError(400, "BadRequest", f"Resource not found for the segment '{action}'.")
         body = await _body(request)

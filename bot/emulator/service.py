@@ -576,6 +576,19 @@ class CallsService:
             self.send_roster(call, changed)
         return op
 
+    def update_metadata(self, call: Call, participant_id: str, body: dict) -> Operation:
+        """Beta: the bot sets its own participant's metadata; the roster shows it."""
+        person = self._participant(call, participant_id)
+        if not person.is_bot:
+            raise GraphError(403, "Forbidden", "an application can only set its own participant's metadata")
+        metadata = body.get("metadata")
+        if metadata is not None and not isinstance(metadata, str):
+            raise GraphError(400, "BadRequest", "metadata must be a string")
+        op = self._completed(call, "updateMetadata", body)
+        person.metadata = metadata
+        self.send_roster(call, [person])
+        return op
+
     def update_recording_status(self, call: Call, body: dict) -> Operation:
         _enum(_require(body, "status"), RECORDING_STATUSES, "status")
         return self._completed(call, "updateRecordingStatus", body, resultInfo=None)

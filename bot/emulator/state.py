@@ -30,6 +30,7 @@ OPERATION_TYPES = {
     "invite": "#microsoft.graph.inviteParticipantsOperation",
     "sendDtmfTones": "#microsoft.graph.sendDtmfTonesOperation",
     "muteAll": "#microsoft.graph.commsOperation",
+    "updateMetadata": "#microsoft.graph.commsOperation",  # beta; no documented subtype
 }
 
 TONES = ("tone0", "tone1", "tone2", "tone3", "tone4", "tone5", "tone6", "tone7", "tone8", "tone9",
