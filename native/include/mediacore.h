@@ -1063,6 +1063,388 @@ MC_API mc_status mc_h264_packetizer_get_stats(mc_h264_packetizer *packetizer,
                                               mc_h264_packetizer_stats *out);
 /* @cdef-end */
 
+/* ------------------------------------------------------------------------
+ * RTP / RTCP (RFC 3550), header extensions (RFC 8285), audio level
+ * (RFC 6464), feedback (RFC 4585, RFC 5104), and the receive buffers: an
+ * adaptive audio jitter buffer and a video reorder buffer (NACK / PLI).
+ *
+ * Parsers never allocate: they fill a caller struct whose offsets point into
+ * the caller's buffer. Writers serialize into a caller buffer and append at
+ * `*used` (so compound RTCP packets are consecutive calls). Untrusted input
+ * yields MC_E_MALFORMED, never a crash. The engine's I/O thread uses the
+ * same functions (internal extras: native/src/rtp.h, rtcp.h, seq.h,
+ * rtpstats.h, jitter.h, reorder.h).
+ *
+ * Buffers ([owner]): a jitter or reorder buffer belongs to one thread at a
+ * time (the engine's I/O thread, or a test); it has no internal locking.
+ * Every buffer function takes the current time `now_ns` (mc_now_ns() in
+ * production, a test clock in tests).
+ * ---------------------------------------------------------------------- */
+
+/* @cdef-begin rtp */
+enum {
+    MC_RTP_MAX_CSRC = 15,
+    MC_RTP_EXT_ONE_BYTE = 48862,       /* 0xBEDE, RFC 8285 4.2 */
+    MC_RTP_EXT_TWO_BYTE = 4096,        /* 0x1000 (low 4 bits: appbits), RFC 8285 4.3 */
+    MC_PACKET_OTHER = 0,               /* mc_rtp_classify: not RTP/RTCP (STUN, DTLS, junk) */
+    MC_PACKET_RTP = 1,
+    MC_PACKET_RTCP = 2                 /* RFC 5761 4: second byte 192..223 */
+};
+
+/* A parsed RTP header: a view of the caller's buffer (offsets from its start). */
+typedef struct mc_rtp_header {
+    uint8_t version;                   /* always 2 after a successful parse */
+    uint8_t padding;                   /* P bit */
+    uint8_t extension;                 /* X bit */
+    uint8_t csrc_count;                /* CC */
+    uint8_t marker;                    /* M bit */
+    uint8_t payload_type;              /* PT, 0..127 */
+    uint16_t sequence_number;
+    uint32_t timestamp;
+    uint32_t ssrc;
+    uint32_t csrc[15];
+    uint16_t extension_profile;        /* "defined by profile": 0xBEDE, 0x100X, or other */
+    uint16_t extension_words;          /* length of the extension data in 32-bit words */
+    uint32_t extension_offset;         /* start of the extension data (after its 4-byte header) */
+    uint32_t header_length;            /* = payload_offset */
+    uint32_t payload_offset;
+    uint32_t payload_length;           /* without padding */
+    uint8_t padding_length;            /* trailing padding bytes incl. the count byte (0 if P=0) */
+} mc_rtp_header;
+
+/* [any] Parse an RTP packet (RFC 3550 5.1). MC_OK or MC_E_MALFORMED (short,
+ * version != 2, CSRCs or extension past the end, bad padding). */
+MC_API mc_status mc_rtp_parse(const uint8_t *data, size_t length, mc_rtp_header *out);
+/* [any] Bytes mc_rtp_serialize will write for `header` and a payload. */
+MC_API mc_status mc_rtp_serialized_size(const mc_rtp_header *header, uint32_t payload_length,
+                                        uint32_t *size);
+/* [any] Write header (fixed part, CSRCs, extension from `extension_data`
+ * of header->extension_words words when header->extension), then the
+ * payload, then header->padding_length bytes of padding when header->padding
+ * (the last byte holds the count). `payload` may overlap `out` at the
+ * payload position. MC_E_BUFFER when out_size is too small (*written = the
+ * size needed), MC_E_INVAL for out-of-range fields. */
+MC_API mc_status mc_rtp_serialize(const mc_rtp_header *header, const uint8_t *extension_data,
+                                  const uint8_t *payload, uint32_t payload_length, uint8_t *out,
+                                  size_t out_size, size_t *written);
+/* [any] Wrap-around arithmetic of native/src/seq.h, for tests and tools:
+ * signed distance a - b and whether a is newer; and unwrapping of a
+ * sequence of values to 64 bits (first value = cycle 0). */
+MC_API mc_status mc_seq_compare(uint16_t a, uint16_t b, int32_t *diff, int32_t *newer);
+MC_API mc_status mc_ts_compare(uint32_t a, uint32_t b, int64_t *diff, int32_t *newer);
+MC_API mc_status mc_seq_unwrap_many(const uint16_t *seqs, uint32_t count, int64_t *out);
+MC_API mc_status mc_ts_unwrap_many(const uint32_t *timestamps, uint32_t count, int64_t *out);
+/* [any] RTP or RTCP on one port (RFC 5761 4), or other. */
+MC_API mc_status mc_rtp_classify(const uint8_t *data, size_t length, uint32_t *kind);
+
+/* [any] Iterate RFC 8285 elements of a parsed packet. Start with *cursor = 0;
+ * each MC_OK gives one element (id, offset of its data in `data`, length);
+ * MC_E_NOT_FOUND at the end; MC_E_MALFORMED for a bad element. Padding bytes
+ * are skipped. Profiles other than one-/two-byte give MC_E_UNSUPPORTED. */
+MC_API mc_status mc_rtp_ext_next(const uint8_t *data, const mc_rtp_header *header,
+                                 uint32_t *cursor, uint8_t *id, uint32_t *offset,
+                                 uint32_t *length);
+/* [any] Find element `id`: MC_OK, MC_E_NOT_FOUND, MC_E_MALFORMED. */
+MC_API mc_status mc_rtp_ext_find(const uint8_t *data, const mc_rtp_header *header, uint8_t id,
+                                 uint32_t *offset, uint32_t *length);
+/* [any] Append one element to extension data being built in `buffer` at
+ * *used. profile MC_RTP_EXT_ONE_BYTE: id 1..14, length 1..16;
+ * MC_RTP_EXT_TWO_BYTE: id 1..255, length 0..255. */
+MC_API mc_status mc_rtp_ext_append(uint8_t *buffer, uint32_t buffer_size, uint32_t *used,
+                                   uint16_t profile, uint8_t id, const uint8_t *element,
+                                   uint32_t length);
+/* [any] Zero-pad the extension data to a multiple of 4 bytes; *words gets
+ * its length in 32-bit words (for mc_rtp_header.extension_words). */
+MC_API mc_status mc_rtp_ext_finish(uint8_t *buffer, uint32_t buffer_size, uint32_t *used,
+                                   uint16_t *words);
+/* [any] RFC 6464 client-to-mixer audio level: voice activity flag and level
+ * in -dBov (0..127). read: MC_OK / MC_E_NOT_FOUND / MC_E_MALFORMED. */
+MC_API mc_status mc_rtp_audio_level_read(const uint8_t *data, const mc_rtp_header *header,
+                                         uint8_t id, uint8_t *voice, uint8_t *level_dbov);
+MC_API mc_status mc_rtp_audio_level_append(uint8_t *buffer, uint32_t buffer_size, uint32_t *used,
+                                           uint16_t profile, uint8_t id, uint8_t voice,
+                                           uint8_t level_dbov);
+
+/* ---- RTCP ------------------------------------------------------------- */
+enum {
+    MC_RTCP_SR = 200,
+    MC_RTCP_RR = 201,
+    MC_RTCP_SDES = 202,
+    MC_RTCP_BYE = 203,
+    MC_RTCP_APP = 204,
+    MC_RTCP_RTPFB = 205,               /* RFC 4585: FMT 1 = generic NACK */
+    MC_RTCP_PSFB = 206,                /* RFC 4585: FMT 1 = PLI; RFC 5104: FMT 4 = FIR */
+    MC_RTCP_FMT_NACK = 1,
+    MC_RTCP_FMT_PLI = 1,
+    MC_RTCP_FMT_FIR = 4,
+    MC_RTCP_SDES_CNAME = 1,
+    MC_RTCP_MAX_REPORTS = 31
+};
+
+/* One packet of a compound RTCP packet (RFC 3550 6.1). */
+typedef struct mc_rtcp_packet {
+    uint8_t packet_type;               /* PT */
+    uint8_t count;                     /* RC / SC / FMT (5 bits) */
+    uint8_t padding;                   /* P bit */
+    uint32_t offset;                   /* start of this packet in the compound buffer */
+    uint32_t length;                   /* bytes incl. the 4-byte header, (length field + 1) * 4 */
+} mc_rtcp_packet;
+
+typedef struct mc_rtcp_report_block {  /* RFC 3550 6.4.1 */
+    uint32_t ssrc;
+    uint8_t fraction_lost;             /* 8-bit fixed point, lost/expected * 256 */
+    int32_t cumulative_lost;           /* 24-bit signed */
+    uint32_t extended_highest_seq;
+    uint32_t jitter;                   /* timestamp units */
+    uint32_t lsr;                      /* middle 32 bits of the last SR's NTP timestamp */
+    uint32_t dlsr;                     /* delay since last SR, 1/65536 s */
+} mc_rtcp_report_block;
+
+typedef struct mc_rtcp_sender_info {   /* RFC 3550 6.4.1 */
+    uint32_t ssrc;
+    uint64_t ntp_timestamp;            /* 32.32 fixed point seconds since 1900 */
+    uint32_t rtp_timestamp;
+    uint32_t packet_count;
+    uint32_t octet_count;
+} mc_rtcp_sender_info;
+
+/* [any] Iterate a compound packet: start *cursor = 0; MC_OK gives the next
+ * packet, MC_E_NOT_FOUND at the end, MC_E_MALFORMED for a bad header or
+ * length (iteration stops there). */
+MC_API mc_status mc_rtcp_next(const uint8_t *data, size_t length, uint32_t *cursor,
+                              mc_rtcp_packet *out);
+/* [any] Parsers of one packet (`data`,`length` = that packet, as located by
+ * mc_rtcp_next). Report blocks beyond max_blocks are not copied; *count is
+ * the number in the packet. */
+MC_API mc_status mc_rtcp_parse_sr(const uint8_t *data, size_t length, mc_rtcp_sender_info *sender,
+                                  mc_rtcp_report_block *blocks, uint32_t max_blocks,
+                                  uint32_t *count);
+MC_API mc_status mc_rtcp_parse_rr(const uint8_t *data, size_t length, uint32_t *ssrc,
+                                  mc_rtcp_report_block *blocks, uint32_t max_blocks,
+                                  uint32_t *count);
+/* [any] SDES items: start *cursor = 0; MC_OK per item (chunk ssrc, item
+ * type, offset/length of its text in `data`), MC_E_NOT_FOUND at the end. */
+MC_API mc_status mc_rtcp_sdes_next(const uint8_t *data, size_t length, uint32_t *cursor,
+                                   uint32_t *ssrc, uint8_t *item_type, uint32_t *offset,
+                                   uint32_t *item_length);
+/* [any] BYE: up to max_ssrcs sources (*count = number in the packet) and the
+ * optional reason (reason_length 0 when absent). */
+MC_API mc_status mc_rtcp_parse_bye(const uint8_t *data, size_t length, uint32_t *ssrcs,
+                                   uint32_t max_ssrcs, uint32_t *count, uint32_t *reason_offset,
+                                   uint32_t *reason_length);
+/* [any] Generic NACK (RFC 4585 6.2.1): the lost sequence numbers, expanded
+ * from PID+BLP pairs in order; *count may exceed max_lost (rest not copied). */
+MC_API mc_status mc_rtcp_parse_nack(const uint8_t *data, size_t length, uint32_t *sender_ssrc,
+                                    uint32_t *media_ssrc, uint16_t *lost, uint32_t max_lost,
+                                    uint32_t *count);
+/* [any] PLI (RFC 4585 6.3.1). */
+MC_API mc_status mc_rtcp_parse_pli(const uint8_t *data, size_t length, uint32_t *sender_ssrc,
+                                   uint32_t *media_ssrc);
+/* [any] FIR (RFC 5104 4.3.1): FCI entries (ssrc, command sequence number). */
+MC_API mc_status mc_rtcp_parse_fir(const uint8_t *data, size_t length, uint32_t *sender_ssrc,
+                                   uint32_t *ssrcs, uint8_t *seq_nrs, uint32_t max_entries,
+                                   uint32_t *count);
+
+/* [any] Writers: append one packet to `buffer` at *used (MC_E_BUFFER when it
+ * does not fit; nothing written). */
+MC_API mc_status mc_rtcp_write_sr(uint8_t *buffer, size_t buffer_size, size_t *used,
+                                  const mc_rtcp_sender_info *sender,
+                                  const mc_rtcp_report_block *blocks, uint32_t count);
+MC_API mc_status mc_rtcp_write_rr(uint8_t *buffer, size_t buffer_size, size_t *used, uint32_t ssrc,
+                                  const mc_rtcp_report_block *blocks, uint32_t count);
+MC_API mc_status mc_rtcp_write_sdes_cname(uint8_t *buffer, size_t buffer_size, size_t *used,
+                                          uint32_t ssrc, const uint8_t *cname,
+                                          uint32_t cname_length);
+MC_API mc_status mc_rtcp_write_bye(uint8_t *buffer, size_t buffer_size, size_t *used,
+                                   const uint32_t *ssrcs, uint32_t count, const uint8_t *reason,
+                                   uint32_t reason_length);
+/* [any] Generic NACK from a list of lost sequence numbers (any order,
+ * duplicates allowed; wrap-around aware): packed into PID+BLP pairs. */
+MC_API mc_status mc_rtcp_write_nack(uint8_t *buffer, size_t buffer_size, size_t *used,
+                                    uint32_t sender_ssrc, uint32_t media_ssrc,
+                                    const uint16_t *lost, uint32_t count);
+MC_API mc_status mc_rtcp_write_pli(uint8_t *buffer, size_t buffer_size, size_t *used,
+                                   uint32_t sender_ssrc, uint32_t media_ssrc);
+MC_API mc_status mc_rtcp_write_fir(uint8_t *buffer, size_t buffer_size, size_t *used,
+                                   uint32_t sender_ssrc, const uint32_t *ssrcs,
+                                   const uint8_t *seq_nrs, uint32_t count);
+
+/* [any] Round-trip time from a report block received at NTP time
+ * `arrival_ntp` (RFC 3550 6.4.1: A - LSR - DLSR). MC_E_NOT_FOUND when
+ * lsr == 0 (no SR seen by the peer yet). */
+MC_API mc_status mc_rtcp_rtt_ns(uint64_t arrival_ntp, uint32_t lsr, uint32_t dlsr, int64_t *rtt_ns);
+/* [any] RTCP transmission interval (RFC 3550 6.3.1 and A.7, simplified: no
+ * timer reconsideration; see rtcp.c). random_factor in [0.5, 1.5] is the
+ * caller's random draw (injectable for tests). */
+MC_API mc_status mc_rtcp_interval_ns(uint32_t members, uint32_t senders, double rtcp_bw_bytes_per_s,
+                                     int32_t we_sent, double avg_rtcp_size_bytes, int32_t initial,
+                                     double random_factor, int64_t *interval_ns);
+
+/* ---- per-stream receive statistics (RFC 3550 A.1, A.3, A.8) ----------- */
+typedef struct mc_rtp_recv_stats {
+    uint64_t received;                 /* packets, duplicates included (RFC 3550 A.3) */
+    uint64_t bytes;                    /* payload bytes */
+    uint64_t expected;                 /* extended highest - base + 1 */
+    int64_t lost;                      /* expected - received (may be negative with duplicates) */
+    uint64_t duplicates;
+    uint64_t reordered;                /* arrived after a higher sequence number */
+    uint64_t late;                     /* arrived more than the duplicate window behind */
+    uint32_t extended_highest_seq;
+    uint32_t jitter;                   /* timestamp units (A.8) */
+    double jitter_ms;
+    uint8_t last_fraction_lost;        /* of the last report block generated */
+} mc_rtp_recv_stats;
+
+typedef struct mc_rtpstats mc_rtpstats;
+
+/* [control] A standalone statistics object (the engine embeds the same
+ * struct per receive stream, see rtpstats.h). clock_rate: RTP clock in Hz. */
+MC_API mc_status mc_rtpstats_new(uint32_t clock_rate, mc_rtpstats **out);
+MC_API void mc_rtpstats_free(mc_rtpstats *stats);
+/* [owner] Account one received packet (after SRTP authentication). */
+MC_API mc_status mc_rtpstats_update(mc_rtpstats *stats, int64_t arrival_ns,
+                                    uint16_t sequence_number, uint32_t timestamp,
+                                    uint32_t payload_bytes);
+/* [owner] Remember an SR from this source for LSR/DLSR (its NTP timestamp). */
+MC_API mc_status mc_rtpstats_sr_received(mc_rtpstats *stats, uint64_t ntp_timestamp,
+                                         int64_t arrival_ns);
+/* [owner] Fill a report block for `ssrc` (fraction lost since the previous
+ * report block, A.3) and start a new interval. MC_E_EMPTY before any packet. */
+MC_API mc_status mc_rtpstats_report_block(mc_rtpstats *stats, uint32_t ssrc, int64_t now_ns,
+                                          mc_rtcp_report_block *out);
+/* [any thread that owns it] Snapshot of the counters. */
+MC_API mc_status mc_rtpstats_get(const mc_rtpstats *stats, mc_rtp_recv_stats *out);
+
+/* ---- adaptive audio jitter buffer ------------------------------------ */
+enum {
+    MC_JITTER_FRAME = 0,               /* a packet for this slot: decode it */
+    MC_JITTER_LOST = 1,                /* its packet is missing; later ones are here: conceal */
+    MC_JITTER_UNDERRUN = 2,            /* buffer ran dry: conceal, the delay grows one slot */
+    MC_JITTER_BUFFERING = 3            /* not started yet (filling to the target delay) */
+};
+
+typedef struct mc_jitter_config {
+    uint32_t clock_rate;               /* RTP clock, e.g. 48000 for Opus */
+    uint32_t frame_ms;                 /* packet duration = pop period, e.g. 20 */
+    uint32_t min_delay_ms;
+    uint32_t max_delay_ms;
+    uint32_t capacity;                 /* slots, power of two, > max_delay_ms / frame_ms */
+    uint32_t max_payload;              /* bytes stored per packet */
+} mc_jitter_config;
+
+typedef struct mc_jitter_frame {
+    uint32_t kind;                     /* MC_JITTER_* */
+    uint16_t sequence_number;
+    uint8_t marker;
+    uint8_t payload_type;
+    uint32_t timestamp;
+    uint32_t payload_length;
+    int64_t arrival_ns;
+} mc_jitter_frame;
+
+typedef struct mc_jitter_stats {
+    uint64_t inserted;
+    uint64_t played;                   /* MC_JITTER_FRAME results */
+    uint64_t lost;                     /* MC_JITTER_LOST results */
+    uint64_t underruns;                /* MC_JITTER_UNDERRUN results */
+    uint64_t late;                     /* arrived after their slot was played or given up */
+    uint64_t early;                    /* too far ahead to store */
+    uint64_t duplicates;
+    uint64_t dropped_to_shrink;        /* skipped to bring the delay down to the target */
+    uint64_t resets;                   /* re-synchronisations after a sequence jump */
+    uint64_t too_large;                /* payload larger than max_payload */
+    uint32_t target_delay_ms;
+    uint32_t current_delay_ms;         /* buffered span ahead of the next slot */
+    double jitter_ms;                  /* interarrival jitter estimate (A.8 style) */
+} mc_jitter_stats;
+
+typedef struct mc_jitter mc_jitter;
+
+/* [control] Create / free. */
+MC_API mc_status mc_jitter_new(const mc_jitter_config *config, mc_jitter **out);
+MC_API void mc_jitter_free(mc_jitter *jitter);
+/* [owner] Insert a received packet (payload copied). MC_OK stored;
+ * MC_DROPPED for duplicate, late, early or oversize (counted). */
+MC_API mc_status mc_jitter_insert(mc_jitter *jitter, int64_t now_ns, uint16_t sequence_number,
+                                  uint32_t timestamp, uint8_t marker, uint8_t payload_type,
+                                  const uint8_t *payload, uint32_t payload_length);
+/* [owner] Called once per frame_ms tick: the packet for the next slot
+ * (MC_OK, kind FRAME, payload copied into `payload`), or MC_E_EMPTY with
+ * kind LOST / UNDERRUN / BUFFERING. MC_E_BUFFER if payload_size is too small
+ * (the packet stays). */
+MC_API mc_status mc_jitter_pop(mc_jitter *jitter, int64_t now_ns, uint8_t *payload,
+                               uint32_t payload_size, mc_jitter_frame *frame);
+MC_API mc_status mc_jitter_get_stats(const mc_jitter *jitter, mc_jitter_stats *out);
+
+/* ---- video reorder buffer with NACK and PLI decisions --------------- */
+typedef struct mc_reorder_config {
+    uint32_t capacity;                 /* slots, power of two (e.g. 512) */
+    uint32_t max_payload;              /* bytes stored per packet (e.g. 1500) */
+    uint32_t nack_max_retries;         /* NACKs per missing packet (e.g. 3) */
+    int64_t nack_min_interval_ns;      /* spacing floor between NACKs of one packet */
+    int64_t max_wait_ns;               /* how long a gap may hold back release before giving up */
+    int64_t pli_min_interval_ns;       /* at most one key-frame request per interval */
+} mc_reorder_config;
+
+typedef struct mc_reorder_packet {
+    uint16_t sequence_number;
+    uint8_t marker;
+    uint8_t payload_type;
+    uint32_t timestamp;
+    uint32_t payload_length;
+    uint32_t skipped_before;           /* packets given up just before this one (discontinuity) */
+    int64_t arrival_ns;
+} mc_reorder_packet;
+
+typedef struct mc_reorder_stats {
+    uint64_t inserted;
+    uint64_t released;
+    uint64_t duplicates;
+    uint64_t late;                     /* arrived after release moved past them */
+    uint64_t recovered;                /* arrived after being NACKed */
+    uint64_t lost;                     /* given up */
+    uint64_t nacks_sent;               /* sequence numbers handed out for NACK */
+    uint64_t pli_requests;
+    uint64_t overflow_dropped;         /* buffered packets dropped when a jump overran capacity */
+    uint64_t too_large;
+    int64_t rtt_ns;
+} mc_reorder_stats;
+
+typedef struct mc_reorder mc_reorder;
+
+MC_API mc_status mc_reorder_new(const mc_reorder_config *config, mc_reorder **out);
+MC_API void mc_reorder_free(mc_reorder *reorder);
+/* [owner] Insert a packet (payload copied). MC_OK stored; MC_DROPPED for a
+ * duplicate, late or oversize packet (counted). */
+MC_API mc_status mc_reorder_insert(mc_reorder *reorder, int64_t now_ns, uint16_t sequence_number,
+                                   uint32_t timestamp, uint8_t marker, uint8_t payload_type,
+                                   const uint8_t *payload, uint32_t payload_length);
+/* [owner] Release the next packet in sequence order (MC_OK), or MC_E_EMPTY
+ * when the next one is missing and its gap is still repairable. A gap that
+ * cannot be repaired in time is skipped (packet.skipped_before > 0). */
+MC_API mc_status mc_reorder_pop(mc_reorder *reorder, int64_t now_ns, uint8_t *payload,
+                                uint32_t payload_size, mc_reorder_packet *packet);
+/* [owner] Sequence numbers to NACK now (oldest first): missing, fewer than
+ * nack_max_retries NACKs so far, and the last one at least
+ * max(nack_min_interval_ns, rtt) ago. Marks them as NACKed. */
+MC_API mc_status mc_reorder_nack_list(mc_reorder *reorder, int64_t now_ns, uint16_t *seqs,
+                                      uint32_t max_seqs, uint32_t *count);
+/* [owner] *request = 1 when a key frame (PLI) should be requested now: a
+ * gap was given up (too old, retries exhausted, or overrun) since the last
+ * request and pli_min_interval_ns has passed. Clears the pending request. */
+MC_API mc_status mc_reorder_keyframe_needed(mc_reorder *reorder, int64_t now_ns, int32_t *request);
+/* [owner] RTT estimate for NACK spacing (from RTCP, mc_rtcp_rtt_ns). */
+MC_API mc_status mc_reorder_set_rtt(mc_reorder *reorder, int64_t rtt_ns);
+MC_API mc_status mc_reorder_get_stats(const mc_reorder *reorder, mc_reorder_stats *out);
+
+/* [any] Benchmark helper: for each of `count` packets laid out back to back
+ * (lengths[i]), mc_rtp_parse + mc_jitter_insert (and one pop per packet to
+ * keep the buffer steady), `rounds` times. *elapsed_ns is the time of the
+ * loop alone (no cffi in it). */
+MC_API mc_status mc_rtp_bench_parse_jitter(const uint8_t *packets, const uint32_t *lengths,
+                                           uint32_t count, uint32_t rounds, int64_t *elapsed_ns);
+/* @cdef-end */
+
 #ifdef __cplusplus
 }
 #endif
