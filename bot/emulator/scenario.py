@@ -81,6 +81,8 @@ class ControlRoutes:
         r.add_post("/emulator/meetings/{meeting_id}/participants", self.add_participant)
         r.add_delete("/emulator/meetings/{meeting_id}/participants/{participant_id}", self.remove_participant)
         r.add_post("/emulator/meetings/{meeting_id}/participants/{participant_id}/mute", self.mute_participant)
+        r.add_post("/emulator/meetings/{meeting_id}/participants/{participant_id}/screen-sharing",
+                   self.screen_sharing)
         r.add_post("/emulator/incoming-call", self.incoming_call)
         r.add_get("/emulator/calls", self.list_calls)
         r.add_post("/emulator/calls/{call_id}/tones", self.tones)
@@ -124,6 +126,12 @@ class ControlRoutes:
         self.emu.service.set_muted(self._meeting(request), request.match_info["participant_id"],
                                    bool(body.get("isMuted", True)))
         return web.Response(status=204)
+
+    async def screen_sharing(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        session_id = self.emu.share_screen(self._meeting(request).id, request.match_info["participant_id"],
+                                           bool(body.get("sharing", True)))
+        return _json({"contentSharingSessionId": session_id})
 
     async def incoming_call(self, request: web.Request) -> web.Response:
         body = await self._body(request)

@@ -309,6 +309,10 @@ class GraphEmulator:
     def remove_participant(self, meeting_id: str, participant_id: str) -> Participant:
         return self.service.leave_meeting(self._meeting(meeting_id), participant_id)
 
+    def share_screen(self, meeting_id: str, participant_id: str, sharing: bool = True) -> str | None:
+        """A simulated participant starts (or stops) sharing their screen; returns the session id."""
+        return self.service.share_screen(self._meeting(meeting_id), participant_id, sharing)
+
     def set_participant_muted(self, meeting_id: str, participant_id: str, muted: bool) -> None:
         self.service.set_muted(self._meeting(meeting_id), participant_id, muted)
 

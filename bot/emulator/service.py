@@ -111,6 +111,9 @@ class ServiceOptions:
     establish_delay_s: float = 0.0  # real seconds between establishing and established
     unreachable_ids: set[str] = field(default_factory=set)  # transfer/invite targets that fail
     enforce_media_mode: bool = True  # playPrompt etc. need service-hosted media, screen sharing app-hosted
+    # The documented limitation: after a P2P call is escalated (invite with replacesCallId) roster
+    # updates may be missing. False reproduces it (the bot must GET the participants).
+    roster_after_escalation: bool = False
 
 
 @dataclass
@@ -678,11 +681,15 @@ class CallsService:
         for person in pending:
             person.id = None
         call.kind = "group" if call.kind == "p2p" else call.kind
-        self.send_roster(call, pending, legacy_resource=True)
+        escalation = any(p.get("replacesCallId") for p in people)
+        roster = self.options.roster_after_escalation or not escalation
+        if roster:
+            self.send_roster(call, pending, legacy_resource=True)
         for person, pid in zip(pending, joined_id):
             person.id = pid
             call.participants[pid] = person  # type: ignore[index]
-        self.send_roster(call, pending, legacy_resource=True)
+        if roster:
+            self.send_roster(call, pending, legacy_resource=True)
         for p in people:
             replaced = self.calls.get(str(p.get("replacesCallId")))
             if replaced is not None and replaced is not call:
@@ -867,6 +874,38 @@ class CallsService:
             if call.participants.pop(participant_id, None) is not None and call.state == "established":
                 self.send_roster(call, [], removed=[person])
         return person
+
+    def share_screen(self, meeting: Meeting, participant_id: str, sharing: bool) -> str | None:
+        """A participant starts or stops sharing: a roster update with their screen-sharing
+        stream, and contentSharingSession notifications where the bot enabled them."""
+        person = meeting.participants.get(participant_id)
+        if person is None:
+            raise GraphError(404, "ItemNotFound", f"participant {participant_id} is not in the meeting")
+        stream = person.stream("videoBasedScreenSharing")
+        if stream is None:
+            stream = MediaStream("videoBasedScreenSharing", meeting.next_source_id(), "inactive")
+            person.media_streams.append(stream)
+        if (stream.direction == "sendOnly") == sharing:
+            return meeting.sharing_session_id
+        stream.direction = "sendOnly" if sharing else "inactive"
+        stream.label = "applicationsharing-video" if sharing else None
+        if sharing:
+            meeting.sharing_session_id = secrets.token_hex(32).upper()
+        session_id = meeting.sharing_session_id
+        for call in self.meeting_calls(meeting):
+            if call.state != "established":
+                continue
+            self.send_roster(call, [person])
+            if (call.call_options or {}).get("isContentSharingNotificationEnabled"):
+                change = "created" if sharing else "deleted"
+                if call.direction == "outgoing":  # createCall.notification.contentSharing*.json
+                    self.notify(call, envelope(change, call.resource_url + "/contentsharingsessions", [
+                        {"@odata.type": "#microsoft.graph.contentSharingSession", "id": session_id}]))
+                else:  # answer.appHosted.notification.contentSharing*.json
+                    self.notify(call, envelope(change, f"{call.resource_url}/contentsharingsessions/{session_id}"))
+        if not sharing:
+            meeting.sharing_session_id = None
+        return session_id
 
     def set_muted(self, meeting: Meeting, participant_id: str, muted: bool) -> None:
         person = meeting.participants.get(participant_id)

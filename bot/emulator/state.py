@@ -152,7 +152,10 @@ class Operation:
         return OPERATION_TYPES[self.kind]
 
     def resource_url(self) -> str:
-        return f"/communications/calls/{self.call_id}/operations/{compact_id(self.id)}"
+        # As documented: media operations' URLs carry the id upper case without dashes
+        # (playPrompt, recordResponse, cancelMediaProcessing), invite's carry it as is.
+        op_id = self.id if self.kind == "invite" else compact_id(self.id)
+        return f"/communications/calls/{self.call_id}/operations/{op_id}"
 
     def to_graph(self) -> dict:
         body: dict[str, Any] = {
@@ -180,6 +183,7 @@ class Meeting:
     token: str | None = None
     subject: str | None = None
     participants: dict[str, Participant] = field(default_factory=dict)  # simulated people by id
+    sharing_session_id: str | None = None  # the contentSharingSession while someone shares
     _source_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def next_source_id(self) -> str:

@@ -455,6 +455,12 @@ async def test_invite_with_replaces_call_escalates_and_ends_the_p2p_call(graph, 
     assert_shape(op, example("invite.response.json"))
     items = await receiver.wait(4, p2p_id)
     assert items[-1]["changeType"] == "deleted"
+    await emulator.settle()
+    group_items = receiver.items(group_id)
+    assert group_items[-1]["resourceUrl"].endswith(f"/operations/{op['id']}")  # no roster followed (documented)
+    status, _, listing = await graph.get(f"{CALLS}/{group_id}/participants")
+    invited = body["participants"][0]["identity"]["user"]["id"]
+    assert any(p["info"]["identity"].get("user", {}).get("id") == invited for p in listing["value"])
 
 
 async def test_mute_all_is_beta_only(graph, receiver, emulator):

@@ -139,3 +139,29 @@ async def test_join_url_of_a_meeting_decodes_to_its_thread(emulator):
     assert f"/meetup-join/{meeting.thread_id}/0?context=" in url
     assert f'"Tid":"{meeting.tenant_id}"' in url and f'"Oid":"{meeting.organizer_id}"' in url
     _ = join_meeting  # the graph tests' helper is shared
+
+
+async def test_screen_sharing_roster_and_content_sharing_sessions(graph, receiver, emulator):
+    meeting = emulator.create_meeting()
+    alice = emulator.add_participant(meeting.id, "Alice")
+    body = with_callback("joinMeeting.serviceHosted.request.json", receiver.url)
+    body["chatInfo"]["threadId"] = meeting.thread_id
+    body["callOptions"] = {"@odata.type": "#microsoft.graph.outgoingCallOptions",
+                           "isContentSharingNotificationEnabled": True}
+    status, _, call = await graph.post(CALLS, body)
+    assert status == 201
+    await receiver.wait(3, call["id"])
+    status, shared = await control(emulator, "POST",
+                                   f"/emulator/meetings/{meeting.id}/participants/{alice.id}/screen-sharing",
+                                   {"sharing": True})
+    assert status == 200 and shared["contentSharingSessionId"]
+    emulator.share_screen(meeting.id, alice.id, False)
+    items = await receiver.wait(7, call["id"])
+    (person,) = items[3]["resourceData"]
+    vbss = next(s for s in person["mediaStreams"] if s["mediaType"] == "videoBasedScreenSharing")
+    assert (vbss["direction"], vbss["label"]) == ("sendOnly", "applicationsharing-video")
+    assert [i["changeType"] for i in items[4:7:2]] == ["created", "deleted"]
+    from .conftest import assert_shape
+    assert_shape(items[4], example("createCall.notification.contentSharingStarted.json")["value"][0])
+    assert_shape(items[6], example("createCall.notification.contentSharingEnded.json")["value"][0])
+    assert items[4]["resourceData"][0]["id"] == shared["contentSharingSessionId"]
