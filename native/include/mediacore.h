@@ -1445,6 +1445,176 @@ MC_API mc_status mc_rtp_bench_parse_jitter(const uint8_t *packets, const uint32_
                                            uint32_t count, uint32_t rounds, int64_t *elapsed_ns);
 /* @cdef-end */
 
+/* ------------------------------------------------------------------------
+ * Audio graph (audiograph.c): per call, on a 20 ms media clock.
+ *
+ * An audio worker is one native thread that ticks every 20 ms on the media
+ * clock (mc_now_ns: CLOCK_MONOTONIC / QueryPerformanceCounter; absolute
+ * deadlines, so the frame rate never drifts) and runs every graph attached
+ * to it. Per tick a graph:
+ *   1. drains its input ring: the engine's receive records (mc_rtp_record +
+ *      payload, jitter-buffered per source, MC_RECORD_FLAG_LOST for slots
+ *      without a packet) for any number of remote sources (SSRCs);
+ *   2. per source: keeps `prebuffer_frames` records (default 2: one frame of
+ *      look-ahead, which lets a lost slot be rebuilt from the next packet's
+ *      Opus in-band FEC), decodes one 20 ms frame (conceals on loss or
+ *      underrun), measures its level (RFC 6464 dBov) and voice activity;
+ *   3. writes a mixed frame (all sources, saturating SIMD mix) and/or one
+ *      unmixed frame per source (no limit of 4), each an
+ *      mc_audio_frame_header + 640 bytes of PCM (16 kHz mono s16le), and
+ *      dominant-speaker / DTMF events;
+ *   4. send path: takes one 640-byte PCM record from `send_pcm` (or sends
+ *      silence / nothing with DTX when it is empty), encodes it, writes an
+ *      mc_send_record + payload to the engine's send ring and wakes the
+ *      engine; RFC 4733 DTMF replaces audio while tones play.
+ *
+ * Timestamps: `timestamp_100ns` = the tick's deadline on the media clock in
+ * 100-ns units (mc_now_ns() / 100; Python: time.monotonic_ns() // 100).
+ *
+ * Threads: graphs are created, changed and freed from a control thread
+ * ([control]) while the worker runs (a mutex per worker, held by the worker
+ * for one tick: control calls wait at most one tick). The worker is the
+ * consumer of `input` and `send_pcm`, the producer of `mixed`, `unmixed`,
+ * `events` and `send_out`.
+ * ---------------------------------------------------------------------- */
+
+/* @cdef-begin audiograph */
+typedef struct mc_audio_worker mc_audio_worker;
+typedef struct mc_audio_graph mc_audio_graph;
+
+enum {
+    MC_AUDIO_TICK_NS = 20000000,
+    MC_RECORD_AUDIO_MIXED = 16,          /* record types in the output rings */
+    MC_RECORD_AUDIO_UNMIXED = 17,
+    MC_RECORD_AUDIO_EVENT = 18,
+    MC_AUDIO_FRAME_HEADER_SIZE = 80,
+    MC_AUDIO_MAX_ACTIVE = 8,             /* active speaker ids carried per frame */
+    MC_AUDIO_GRAPH_MAX_SOURCES = 64,
+    MC_AUDIO_GRAPH_MAX_PAYLOAD_TYPES = 8,
+
+    MC_AUDIO_FLAG_SILENCE = 1,           /* no source is speaking in this frame */
+    MC_AUDIO_FLAG_CONCEALED = 2,         /* (part of) the frame is packet-loss concealment */
+    MC_AUDIO_FLAG_FEC = 4,               /* (part of) the frame was rebuilt from in-band FEC */
+    MC_AUDIO_FLAG_MIXED = 8,
+
+    MC_AUDIO_EVENT_DOMINANT_SPEAKER = 1, /* source_id = new dominant (0: none), value = previous */
+    MC_AUDIO_EVENT_DTMF = 2,             /* value = digit (ASCII), duration, end */
+    MC_AUDIO_EVENT_SEND_LOW_WATER = 3,   /* value = frames still queued */
+    MC_AUDIO_EVENT_SEND_STATE = 4,       /* value = MC_AUDIO_SEND_* */
+    MC_AUDIO_EVENT_SOURCE_ADDED = 5,
+    MC_AUDIO_EVENT_SOURCE_REMOVED = 6,
+
+    MC_AUDIO_SEND_INACTIVE = 0,          /* nothing queued: silence or DTX goes out */
+    MC_AUDIO_SEND_ACTIVE = 1,            /* frames from the host are going out */
+
+    MC_AUDIO_WORKER_NO_THREAD = 1        /* ticks only through mc_audio_worker_tick (tests) */
+};
+
+typedef struct mc_audio_frame_header {
+    int64_t timestamp_100ns;             /* the tick, media clock, 100-ns units */
+    int64_t arrival_100ns;               /* unmixed: arrival of the packet decoded; mixed: 0 */
+    uint64_t sequence;                   /* per output stream (mixed / each source), from 0 */
+    uint32_t source_id;                  /* unmixed: the source's SSRC; mixed: 0 */
+    uint32_t rtp_timestamp;              /* unmixed: sender's RTP timestamp of the first sample;
+                                            mixed: the graph's 16 kHz sample count */
+    uint16_t flags;                      /* MC_AUDIO_FLAG_* */
+    uint16_t active_count;               /* entries used in active_speakers */
+    uint16_t samples;                    /* 320 */
+    uint16_t level;                      /* RFC 6464 level of this frame (0..127) */
+    uint32_t active_speakers[8];         /* SSRCs of the active speakers, loudest first */
+    uint32_t reserved[2];
+} mc_audio_frame_header;
+
+typedef struct mc_audio_event {
+    int64_t timestamp_100ns;
+    uint32_t kind;                       /* MC_AUDIO_EVENT_* */
+    uint32_t source_id;
+    uint32_t value;
+    uint32_t duration;                   /* DTMF: RTP ticks */
+    uint32_t end;                        /* DTMF: 0 started, 1 ended */
+    uint32_t reserved;
+} mc_audio_event;
+
+typedef struct mc_audio_payload_map {
+    uint32_t payload_type;
+    uint32_t codec;                      /* MC_CODEC_* */
+    uint32_t clock_rate_hz;              /* 0: the codec's default */
+} mc_audio_payload_map;
+
+typedef struct mc_audio_graph_config {
+    mc_ring *input;                      /* receive records from the engine; NULL: send only */
+    mc_audio_payload_map payload_types[8];
+    uint32_t payload_type_count;
+    int32_t telephone_event_pt;          /* received RFC 4733 payload type; -1: none */
+    mc_ring *mixed;                      /* optional outputs (each may be NULL) */
+    mc_ring *unmixed;
+    mc_ring *events;
+    uint32_t prebuffer_frames;           /* 0: 2 */
+    int32_t activity_threshold_dbov;     /* 0: -50 */
+    uint32_t hangover_ms;                /* 0: 300 */
+    uint32_t source_timeout_ms;          /* 0: 1000; a silent source leaves the mix after this */
+    /* send path (send_pcm NULL: none) */
+    mc_ring *send_pcm;                   /* host -> native: 640-byte PCM records */
+    mc_ring *send_out;                   /* native -> engine: mc_send_record + payload */
+    mc_engine *engine;                   /* woken after a send; may be NULL */
+    mc_audio_encoder_config send_codec;
+    uint32_t send_payload_type;          /* 0..127 */
+    int32_t send_telephone_event_pt;     /* -1: no DTMF sending */
+    uint32_t low_water_frames;           /* 0: no low-water events */
+} mc_audio_graph_config;
+
+typedef struct mc_audio_graph_stats {
+    uint64_t ticks;
+    uint64_t records_in;
+    uint64_t decoded;                    /* frames decoded from payloads */
+    uint64_t concealed;                  /* frames concealed (loss or underrun) */
+    uint64_t fec_recovered;
+    uint64_t decode_errors;              /* corrupt / oversized payloads (concealed instead) */
+    uint64_t unknown_payload_type;
+    uint64_t underruns;                  /* a playing source had nothing for a tick */
+    uint64_t overflow_dropped;           /* records dropped because a source's queue was full */
+    uint64_t sources_refused;            /* more than MC_AUDIO_GRAPH_MAX_SOURCES */
+    uint64_t mixed_frames;
+    uint64_t unmixed_frames;
+    uint64_t output_dropped;             /* frames/events the full output rings dropped */
+    uint64_t dtmf_digits;
+    uint64_t dominant_changes;
+    uint64_t send_frames;                /* host frames encoded and sent */
+    uint64_t send_silence;               /* ticks with nothing queued */
+    uint64_t send_packets;
+    uint64_t send_dtx_skipped;
+    uint64_t send_dtmf_packets;
+    uint64_t send_dropped;               /* send_out full */
+    uint32_t sources;
+    uint32_t send_state;                 /* MC_AUDIO_SEND_* */
+    uint32_t dominant_source;            /* 0: none */
+    uint32_t reserved;
+} mc_audio_graph_stats;
+
+/* [control] A worker (its thread starts with mc_audio_worker_start). */
+MC_API mc_status mc_audio_worker_new(uint32_t flags, mc_audio_worker **out);
+MC_API mc_status mc_audio_worker_start(mc_audio_worker *worker);
+MC_API mc_status mc_audio_worker_stop(mc_audio_worker *worker);
+/* [control] Stops the thread; every graph must be freed first. */
+MC_API void mc_audio_worker_free(mc_audio_worker *worker);
+/* [control] One tick of every graph at now_ns (MC_AUDIO_WORKER_NO_THREAD). */
+MC_API mc_status mc_audio_worker_tick(mc_audio_worker *worker, int64_t now_ns);
+/* [any] Ticks run and ticks that started late by more than one period. */
+MC_API mc_status mc_audio_worker_get_ticks(mc_audio_worker *worker, uint64_t *ticks,
+                                           uint64_t *late_ticks, int64_t *busy_ns);
+
+/* [control] Create a graph and attach it to the worker (it runs from the next tick). */
+MC_API mc_status mc_audio_graph_new(mc_audio_worker *worker, const mc_audio_graph_config *config,
+                                    mc_audio_graph **out);
+/* [control] Detach and free (the rings stay the caller's). */
+MC_API void mc_audio_graph_free(mc_audio_graph *graph);
+/* [control] Queue DTMF tones on the send path (see mc_dtmf_sender_start). */
+MC_API mc_status mc_audio_graph_send_dtmf(mc_audio_graph *graph, const char *tones,
+                                          uint32_t tone_ms, uint32_t gap_ms, uint32_t volume);
+/* [control] Counters (taken under the worker's lock). */
+MC_API mc_status mc_audio_graph_get_stats(mc_audio_graph *graph, mc_audio_graph_stats *out);
+/* @cdef-end */
+
 #ifdef __cplusplus
 }
 #endif
