@@ -14,6 +14,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
+import msal
+import requests  # noqa: F401  msal's HTTP client; imported here so no import (and no
+#                  compile) happens in the executor thread, which trips a CPython 3.11 bug
+#                  ("AST constructor recursion depth mismatch") under concurrent compiles
+
 from .errors import TokenError
 
 log = logging.getLogger("bot.graph.auth")
@@ -101,8 +106,6 @@ class MsalTokenProvider(TokenProvider):
         self._app: Any = None
 
     def acquire_blocking(self) -> tuple[str, float]:
-        import msal  # imported lazily: only this provider needs it
-
         if self._app is None:
             self._app = msal.ConfidentialClientApplication(
                 self.app_id, client_credential=self._credential, authority=self.authority,
