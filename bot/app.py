@@ -101,6 +101,7 @@ class Bot:
         self._ended: collections.OrderedDict[str, None] = collections.OrderedDict()
         self.accepting = True
         self._stopping = False
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     def _token_provider(self) -> TokenProvider:
         g = self.config.graph
@@ -289,9 +290,32 @@ class Bot:
             call = self._new_call(call_id, resource, ctx.tenant_id if ctx else None)
             await call.handle_notification(note)
             if incoming:
+                call.owned = True
                 call._emit("incoming_call")
+            elif not call.is_terminated and self.config.calls.adopt_unknown_calls:
+                self._spawn(self._adopt(call), f"adopt:{call_id}")
             return
         await call.handle_notification(note)
+
+    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _adopt(self, call: Call, *, grace_s: float = 1.0) -> None:
+        """A notification for a call this process did not create or answer: unless a racing
+        create_call claims it within ``grace_s``, read it with GET (state, roster) so that it
+        is kept alive and handled — how a restarted or standby instance takes calls over."""
+        await asyncio.sleep(grace_s)
+        if call.owned or call.is_terminated or self.calls.get(m.id_key(call.id)) is not call:
+            return
+        try:
+            await call.refresh()
+            if call.is_group_call and not call.is_terminated:
+                await call.refresh_roster()
+            log.info("adopted call %s in state %s", call.id, call.state)
+        except Exception as exc:
+            log.warning("could not adopt call %s: %r", call.id, exc)
 
     # ---- outgoing calls ------------------------------------------------------------------------------
 
@@ -313,6 +337,7 @@ class Bot:
         call = self.calls.get(key)          # notifications may have raced the response
         if call is None:
             call = self._new_call(created.id, None, body.tenant_id)
+        call.owned = True
         for attr in ("my_participant_id", "call_chain_id", "chat_info", "meeting_info", "direction",
                      "tenant_id", "source", "targets", "subject"):
             value = getattr(created, attr) or getattr(body, attr, None)
@@ -385,8 +410,13 @@ class Bot:
             return
         self._stopping = True
         self.accepting = False
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         active = [c for c in self.calls.values() if not c.is_terminated]
-        if active:
+        if active and self.config.calls.on_shutdown == "keep":
+            log.info("shutting down: leaving %d call(s) to be adopted by another instance", len(active))
+        elif active:
             log.info("shutting down: hanging up %d call(s)", len(active))
             results = await asyncio.gather(
                 *(c.hang_up(timeout_s=self.config.calls.shutdown_timeout_s) for c in active),

@@ -126,6 +126,8 @@ class Call:
         self.last_tone: m.ToneInfo | None = None
         self.content_sharing_sessions: dict[str, m.ContentSharingSession] = {}
         self.escalated = False
+        #: created or answered by this process (False: adopted from notifications)
+        self.owned = False
         self._transfer_outcome: asyncio.Future[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._ops_by_id: dict[str, asyncio.Future[m.CommsOperation]] = {}
@@ -657,6 +659,15 @@ class Call:
 
     async def get_participant(self, participant_id: str) -> m.Participant:
         return await self.api.get_participant(self.id, participant_id)
+
+    async def refresh(self) -> m.Call:
+        """Re-read the call with ``GET`` and apply it as an update (state, myParticipantId …);
+        used to adopt a call this process did not create (after a restart or a hand-over)."""
+        current = await self.api.get_call(self.id)
+        note = m.CommsNotification(change_type="updated", resource_url=f"/communications/calls/{self.id}",
+                                   resource_data=current)
+        self._on_call_resource(note)
+        return current
 
     async def refresh_roster(self) -> RosterChange:
         """Re-read the roster with ``GET …/participants`` (roster notifications may be

@@ -94,6 +94,8 @@ class CallSettings:
     delta_roster: bool = False
     content_sharing_notifications: bool = False
     shutdown_timeout_s: float = 20.0
+    on_shutdown: str = "hang_up"            # hang_up | keep (another instance adopts the calls)
+    adopt_unknown_calls: bool = True
 
 
 @dataclass
@@ -204,6 +206,8 @@ def _check(cfg: BotConfig, env: Mapping[str, str], base_dir: Path) -> None:
         raise ConfigError(f"{src}: calls.incoming = \"redirect\" needs calls.redirect_to (user ids)")
     if c.reject_reason.lower() not in ("none", "busy", "forbidden"):
         raise ConfigError(f"{src}: calls.reject_reason must be none, busy or forbidden")
+    if c.on_shutdown not in ("hang_up", "keep"):
+        raise ConfigError(f"{src}: calls.on_shutdown must be hang_up or keep")
     if c.roster not in ("auto", "full", "partial"):
         raise ConfigError(f"{src}: calls.roster must be auto, full or partial")
     bad = [x for x in c.modalities if x not in ("audio", "video", "videoBasedScreenSharing")]

@@ -256,3 +256,29 @@ async def test_create_call_that_fails_raises_with_result_info(platform):
     with pytest.raises(CallTerminated) as info:
         await asyncio.wait_for(bot.create_call([m.IdentitySet.of_user("someone")]), 5)
     assert info.value.result_info.subcode == 5006
+
+
+async def test_unknown_call_is_adopted_and_kept_on_shutdown(platform):
+    bot = await platform.start(on_shutdown="keep")
+    g = platform.graph
+    got = example("call.get.group.response.json")
+    call_id = got["id"]
+    g.on("GET", f"/communications/calls/{call_id}$", body=got)
+    g.on("GET", f"/communications/calls/{call_id}/participants$", body=example("participants.list.response.json"))
+    g.on("POST", "/keepAlive$", status=200)
+    established = []
+
+    @bot.on("call_established")
+    async def on_established(call):
+        established.append(call.id)
+
+    assert await platform.notify(example("mute.notification.roster.json"), call_id=call_id) == 202
+    await until(lambda: established)
+    call = bot.calls[m.id_key(call_id)]
+    assert call.state == "established" and not call.owned
+    assert call.my_participant_id == "05491616-385f-44a8-9974-18cc5f9933c1"
+    assert call._keepalive_task is not None
+    await until(lambda: call.roster.get("a7ebfb2d-871e-419c-87af-27290b22e8db") is not None)
+    assert len(call.roster) == 2                      # GET gives the full roster
+    await bot.stop()
+    assert not any(r["method"] == "DELETE" for r in g.requests)
