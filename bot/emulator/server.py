@@ -122,6 +122,7 @@ class GraphEmulator:
         self.discovery_fetches = 0
         self.jwks_fetches = 0
         self._runner: web.AppRunner | None = None
+        self._http_clients: list[Any] = []  # requests sessions handed to msal (msal_kwargs)
         self.port = 0
         self.tls_port = 0
 
@@ -146,6 +147,9 @@ class GraphEmulator:
         return self
 
     async def stop(self) -> None:
+        for session in self._http_clients:
+            session.close()
+        self._http_clients.clear()
         await self.service.stop()
         await self.notifier.stop()
         if self._runner is not None:
@@ -235,12 +239,16 @@ class GraphEmulator:
           environment override a session's ``verify``, so the session has ``trust_env=False``.
 
         msal does blocking discovery in its constructor: build the application off the event loop.
+        The session is closed by ``stop()`` (left to the garbage collector, the finalizers of its
+        TLS sockets can run inside a later ``compile()``, which CPython 3.11.7 reports as
+        ``SystemError: AST constructor recursion depth mismatch``).
         """
         import requests  # msal's own HTTP dependency
 
         session = requests.Session()
         session.trust_env = False
         session.verify = self.ca_cert_path
+        self._http_clients.append(session)
         return {"authority": self.authority, "instance_discovery": False, "http_client": session}
 
     # -- bots, tokens, faults ------------------------------------------------------------------
