@@ -470,7 +470,9 @@ static srtp_stream *add_stream(mc_srtp *ctx, uint32_t ssrc)
 }
 
 /* RFC 3711 Appendix A: guess the ROC of `seq` from the highest index seen.
- * Returns ROC << 16 | seq, or -1 for a packet before index 0 (ROC -1). */
+ * Returns ROC << 16 | seq (-1 only past ROC 2^32 - 1). A guess of ROC -1 (the
+ * highest index is still below 32768 and seq is far above it) is taken as
+ * ROC 0, a forward jump, as libsrtp does: there is no packet before index 0. */
 static int64_t estimate_index(uint64_t highest, uint16_t seq)
 {
     int64_t roc = (int64_t)(highest >> 16);
@@ -482,7 +484,9 @@ static int64_t estimate_index(uint64_t highest, uint16_t seq)
     } else if (s_l - 32768 > (int32_t)seq) {
         v = roc + 1;
     }
-    if (v < 0 || v > 0xFFFFFFFFll)
+    if (v < 0)
+        v = 0;
+    if (v > 0xFFFFFFFFll)
         return -1;
     return v << 16 | seq;
 }

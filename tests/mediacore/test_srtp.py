@@ -12,6 +12,8 @@ import subprocess
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pylibsrtp import Error as LibsrtpError
 from pylibsrtp import Policy, Session
@@ -390,6 +392,21 @@ def test_roc_rollover_with_reordering_across_the_wrap(profile):
     assert rx.stats.rtp_packets == 12
 
 
+def test_a_forward_jump_from_the_first_roc_is_not_taken_for_roc_minus_one():
+    """RFC 3711 Appendix A would guess ROC -1 for seq 40001 after seq 0; there is no
+    packet before index 0, so (like libsrtp) it is a jump forward with ROC 0."""
+    profile = "AES_CM_128_HMAC_SHA1_80"
+    key = keys(profile)
+    tx = SrtpSession(profile, key, "outbound")
+    rx = SrtpSession(profile, key, "inbound")
+    first, far = tx.protect(rtp(0)), tx.protect(rtp(40001))
+    assert rx.unprotect(first) == rtp(0)
+    assert rx.unprotect(far) == rtp(40001)
+    # seq 0 now reads as ROC 1 (more than 32768 behind 40001): a ROC 0 packet fails
+    with pytest.raises(AuthenticationFailed):
+        rx.unprotect(first)
+
+
 def test_roc_state_is_per_ssrc():
     profile = "AES_CM_128_HMAC_SHA1_80"
     key = keys(profile)
@@ -617,3 +634,50 @@ def test_ffmpeg_sha1_32_srtcp_tag_length(suite, tag_32):
             wrong.unprotect_rtcp(datagram)
     assert right.stats.auth_failures == 0
     assert right.stats.rtp_packets == len(rtp_in) and right.stats.rtcp_packets == len(rtcp_in)
+
+
+# ---- differential: ROC estimation and the replay window against libsrtp -------------------
+
+@st.composite
+def _send_and_delivery(draw):
+    """Sequence numbers a sender uses (rising, with gaps, across the wrap) and the
+    order in which a receiver gets them (reordered, duplicated, lost)."""
+    start = draw(st.integers(0, 65535))
+    steps = draw(st.lists(st.sampled_from([1, 1, 1, 1, 2, 7, 100, 3000, 20000]),
+                          min_size=1, max_size=120))
+    seqs = [start]
+    for step in steps:
+        seqs.append(seqs[-1] + step)
+    n = len(seqs)
+    delivery = draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=3 * n))
+    return seqs, delivery
+
+
+@pytest.mark.interop
+@settings(max_examples=60, deadline=None)
+@given(case=_send_and_delivery(),
+       profile=st.sampled_from(["AES_CM_128_HMAC_SHA1_80", "AEAD_AES_128_GCM"]))
+def test_roc_and_replay_decisions_match_libsrtp(case, profile):
+    """Whatever order packets arrive in, we accept exactly the packets libsrtp accepts
+    (same 128-packet window), and return the same plaintext."""
+    seqs, delivery = case
+    key = keys(profile, seed=len(seqs))
+    tx = SrtpSession(profile, key, "outbound")
+    packets = [tx.protect(rtp(s & 0xFFFF, payload=struct.pack("!Q", s))) for s in seqs]
+    ours = SrtpSession(profile, key, "inbound", replay_window=128)
+    policy = Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND, srtp_profile=LIBSRTP[profile])
+    policy.window_size = 128
+    theirs = Session(policy)
+    accepted = 0
+    for i in delivery:
+        try:
+            mine = ours.unprotect(packets[i])
+        except (AuthenticationFailed, ReplayDetected):
+            mine = None
+        try:
+            reference = theirs.unprotect(packets[i])
+        except LibsrtpError:
+            reference = None
+        assert mine == reference, (i, seqs[i])
+        accepted += mine is not None
+    assert ours.stats.rtp_packets == accepted
