@@ -29,6 +29,7 @@ class GraphStats:
     unknown_payload_type: int
     underruns: int
     overflow_dropped: int
+    late: int
     sources_refused: int
     mixed_frames: int
     unmixed_frames: int

@@ -1573,6 +1573,7 @@ typedef struct mc_audio_graph_stats {
     uint64_t unknown_payload_type;
     uint64_t underruns;                  /* a playing source had nothing for a tick */
     uint64_t overflow_dropped;           /* records dropped because a source's queue was full */
+    uint64_t late;                       /* records for a slot already played, or duplicates */
     uint64_t sources_refused;            /* more than MC_AUDIO_GRAPH_MAX_SOURCES */
     uint64_t mixed_frames;
     uint64_t unmixed_frames;

@@ -31,6 +31,7 @@ typedef struct slot {
     int64_t arrival_ns;
     uint32_t rtp_timestamp;
     uint16_t length;
+    uint16_t sequence_number;
     uint8_t payload_type;
     uint8_t lost;
     uint8_t payload[SLOT_PAYLOAD];
@@ -41,6 +42,9 @@ typedef struct source {
     int playing;
     slot queue[QUEUE_SLOTS];
     uint32_t q_head, q_count;
+    int have_seq;              /* a record was queued: last_seq is valid */
+    uint16_t last_seq;         /* last sequence number queued */
+    uint16_t next_play_seq;    /* the slot playout needs next (valid once playing) */
     /* decoding */
     mc_audio_decoder *dec;
     int32_t dec_pt;
@@ -188,17 +192,55 @@ static void on_dtmf(mc_audio_graph *g, source *s, const mc_rtp_record *rec, cons
     }
 }
 
-static void enqueue(mc_audio_graph *g, source *s, const mc_rtp_record *rec, const uint8_t *payload,
-                    uint32_t length)
+static slot *push_slot(mc_audio_graph *g, source *s)
 {
     if (s->q_count == QUEUE_SLOTS) { /* a burst beyond the look-ahead: drop the oldest */
         s->q_head = (s->q_head + 1) % QUEUE_SLOTS;
         s->q_count--;
         g->stats.overflow_dropped++;
     }
-    slot *q = &s->queue[(s->q_head + s->q_count) % QUEUE_SLOTS];
+    return &s->queue[(s->q_head + s->q_count++) % QUEUE_SLOTS];
+}
+
+/* Sequence numbers order the slots: a record for a slot playout already
+ * passed (concealed on underrun) is late and dropped; a short gap since the
+ * last queued record becomes "lost" slots, so the frame can still be rebuilt
+ * from the next packet's FEC. (With the engine's jitter buffer the records
+ * already come one per slot, lost slots flagged, and this never triggers.) */
+static void enqueue(mc_audio_graph *g, source *s, const mc_rtp_record *rec, const uint8_t *payload,
+                    uint32_t length)
+{
+    uint16_t seq = rec->sequence_number;
+    if (s->playing && (int16_t)(uint16_t)(seq - s->next_play_seq) < 0) {
+        g->stats.late++;
+        return;
+    }
+    if (s->have_seq) {
+        int16_t gap = (int16_t)(uint16_t)(seq - s->last_seq);
+        if (gap <= 0) { /* duplicate or reordered behind what is queued */
+            g->stats.late++;
+            return;
+        }
+        if (gap > 1 && gap <= QUEUE_SLOTS / 2) {
+            for (uint16_t m = (uint16_t)(s->last_seq + 1); m != seq; m++) {
+                if (s->playing && (int16_t)(uint16_t)(m - s->next_play_seq) < 0)
+                    continue; /* already concealed */
+                slot *q = push_slot(g, s);
+                q->arrival_ns = rec->arrival_ns;
+                q->rtp_timestamp = rec->timestamp; /* unknown; only used for the carry stamp */
+                q->sequence_number = m;
+                q->payload_type = rec->payload_type;
+                q->lost = 1;
+                q->length = 0;
+            }
+        }
+    }
+    s->have_seq = 1;
+    s->last_seq = seq;
+    slot *q = push_slot(g, s);
     q->arrival_ns = rec->arrival_ns;
     q->rtp_timestamp = rec->timestamp;
+    q->sequence_number = seq;
     q->payload_type = rec->payload_type;
     q->lost = (rec->flags & MC_RECORD_FLAG_LOST) || length == 0;
     q->length = (uint16_t)(length > SLOT_PAYLOAD ? 0 : length);
@@ -208,7 +250,6 @@ static void enqueue(mc_audio_graph *g, source *s, const mc_rtp_record *rec, cons
     } else if (length) {
         memcpy(q->payload, payload, length);
     }
-    s->q_count++;
 }
 
 static void drain_input(mc_audio_graph *g, int64_t now_ns)
@@ -291,6 +332,7 @@ static void refill(mc_audio_graph *g, source *s)
     while (s->carry_len < FRAME) {
         if (s->q_count == 0) {
             g->stats.underruns++;
+            s->next_play_seq++; /* this slot is spent on concealment */
             if (s->carry_len == 0)
                 s->carry_rtp += (uint32_t)((uint64_t)FRAME * s->dec_clock / MC_AUDIO_RATE_HZ);
             conceal_into_carry(g, s, FRAME - s->carry_len);
@@ -299,6 +341,7 @@ static void refill(mc_audio_graph *g, source *s)
         slot *q = &s->queue[s->q_head];
         s->q_head = (s->q_head + 1) % QUEUE_SLOTS;
         s->q_count--;
+        s->next_play_seq = (uint16_t)(q->sequence_number + 1);
         if (s->carry_len == 0) {
             s->carry_rtp = q->rtp_timestamp;
             s->carry_arrival_ns = q->arrival_ns;

@@ -277,3 +277,30 @@ def test_many_sources_no_limit_of_four(rig_factory):
     assert unmixed_ids == set(range(100, 140))
     mixed = [f for f in frames if f.kind == "mixed"]
     assert len(mixed[-1].active_speakers) == lib.MC_AUDIO_MAX_ACTIVE
+
+
+def test_sequence_gaps_become_lost_slots_and_late_records_are_dropped(rig_factory):
+    """Records in arrival order without LOST flags (the engine's direct mode):
+    a gap in sequence numbers is a loss the next packet's FEC can repair; a
+    record for a slot already played is late."""
+    rig = rig_factory(mixed=True)
+    enc = AudioEncoder(Codec.OPUS, bitrate_bps=24000, inband_fec=True, packet_loss_pct=20)
+    t = np.arange(60 * 320) / 16000
+    pcm = (6000 * (0.55 + 0.45 * np.sin(2 * np.pi * 4 * t)) *
+           np.sin(2 * np.pi * 220 * t)).astype(np.int16)
+    payloads = [enc.encode(pcm[k * 320:(k + 1) * 320]) for k in range(60)]
+    dropped = {10, 25, 26, 40}
+    for k in range(60):
+        if k not in dropped:
+            rig.feed(rtp_record(3, 65530 + k, k * 960, payloads[k]))   # wraps 65535 -> 0
+        rig.tick()
+    rig.feed(rtp_record(3, 65530 + 10, 10 * 960, payloads[10]))      # far too late
+    rig.tick()
+    frames, _ = rig.drain()
+    st = rig.graph.stats()
+    assert len(frames) == 61
+    assert st.late == 1
+    assert st.underruns == 1                 # the 2-packet burst outlasts the 1-frame look-ahead
+    assert st.fec_recovered + st.concealed == len(dropped)
+    assert st.fec_recovered >= 2
+    assert st.decoded == 60 - len(dropped)
