@@ -1,0 +1,225 @@
+"""The Teams media side of emulated calls: a conference per call.
+
+A :class:`MediaServer` owns one native :class:`~mediacore.engine.Engine` (one
+UDP port, like a Teams media processor's public port) and a pacing thread on a
+20 ms clock. Each attached call gets a :class:`ConferenceMedia` that sends the
+bot every present participant's own audio (SSRC = the participant's audio
+source id, as in the roster's ``mediaStreams``), the conference mix (the
+mixer's source id), and the participants' video (SSRC = video source id),
+all pre-encoded (``simmedia``) and replayed; it receives the bot's audio
+(what the conference would play to the others) and honours key-frame
+requests (PLI/FIR) by switching a video stream to intra frames until the
+regular stream reaches its next key frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from mediacore.engine import Engine
+
+from .simmedia import (H264_CLOCK_RATE, H264_PAYLOAD_TYPE, MIXER_SOURCE_ID, OPUS_CLOCK_RATE,
+                       OPUS_PAYLOAD_TYPE, OPUS_TICKS_PER_FRAME, MeetingMedia, ParticipantMedia)
+
+log = logging.getLogger(__name__)
+SLOT_NS = 20_000_000
+
+
+@dataclass
+class ConferenceStats:
+    audio_packets: int = 0
+    video_frames: int = 0
+    video_packets: int = 0
+    keyframe_requests: int = 0
+    intra_frames: int = 0
+    bot_audio_packets: int = 0
+
+
+class _VideoSender:
+    def __init__(self, pm: ParticipantMedia, stream) -> None:
+        self.pm = pm
+        self.stream = stream
+        self.next_frame = 0
+        self.intra_until_key = False
+
+    def due(self, elapsed_s: float) -> int:
+        return min(len(self.pm.video.frames), int(elapsed_s * self.pm.video.fps) + 1)
+
+
+class ConferenceMedia:
+    """Media of one emulated call (see module doc). Driven by :meth:`tick`."""
+
+    def __init__(self, engine: Engine, media: MeetingMedia, remote: tuple[str, int], *,
+                 srtp_profile: str | None, tx_key: bytes | str | None, rx_key: bytes | str | None,
+                 bot_audio_ssrcs: tuple[int, ...] = (), loop: bool = False,
+                 send_video: bool = True, subscribed_video: set[int] | None = None) -> None:
+        self.media = media
+        self.loop = loop
+        self.stats = ConferenceStats()
+        self.session = engine.add_session(remote, srtp_profile=srtp_profile, tx_key=tx_key,
+                                          rx_key=rx_key)
+        self._audio = []
+        for pm in media.participants:
+            s = self.session.add_send_stream(pm.audio_source_id, OPUS_PAYLOAD_TYPE, "audio",
+                                             OPUS_CLOCK_RATE, ring_capacity=1 << 16)
+            self._audio.append((pm.audio, s))
+        self._mixed = self.session.add_send_stream(MIXER_SOURCE_ID, OPUS_PAYLOAD_TYPE, "audio",
+                                                   OPUS_CLOCK_RATE, ring_capacity=1 << 16)
+        self._video: dict[int, _VideoSender] = {}
+        self.subscribed_video = subscribed_video
+        if send_video:
+            for pm in media.participants:
+                if pm.video is not None:
+                    s = self.session.add_send_stream(pm.video_source_id, H264_PAYLOAD_TYPE, "video",
+                                                     H264_CLOCK_RATE, history=512,
+                                                     ring_capacity=1 << 20)
+                    self._video[pm.video_source_id] = _VideoSender(pm, s)
+        self._bot_rx = [self.session.add_receive_stream(ssrc, "audio", OPUS_CLOCK_RATE, direct=True,
+                                                        ring_capacity=1 << 16)
+                        for ssrc in bot_audio_ssrcs]
+        self.start_ns = time.monotonic_ns()
+        self._slot = 0
+        self.closed = False
+
+    # ---- pacing -------------------------------------------------------------
+
+    def tick(self, now_ns: int) -> None:
+        """Send everything due by ``now_ns`` (called every 20 ms by the server)."""
+        slots = self.media.slots
+        due = (now_ns - self.start_ns) // SLOT_NS + 1
+        while self._slot < due:
+            k = self._slot % slots if self.loop else self._slot
+            if k >= slots:
+                break
+            ts = self._slot * OPUS_TICKS_PER_FRAME
+            for packets, stream in self._audio:
+                payload = packets[k]
+                if payload is not None:
+                    stream.send(payload, ts, wake=False)
+                    self.stats.audio_packets += 1
+            mixed = self.media.mixed_audio[k]
+            if mixed is not None:
+                self._mixed.send(mixed, ts, wake=False)
+            self._slot += 1
+        self._handle_events()
+        elapsed_s = (now_ns - self.start_ns) / 1e9
+        for vs in self._video.values():
+            if self.subscribed_video is not None and vs.pm.video_source_id not in self.subscribed_video:
+                continue
+            self._send_video(vs, elapsed_s)
+        self.session.engine.wake()
+
+    def _send_video(self, vs: _VideoSender, elapsed_s: float) -> None:
+        video = vs.pm.video
+        n = len(video.frames)
+        period = n / video.fps
+        if self.loop:
+            total_due = int(elapsed_s * video.fps) + 1
+        else:
+            total_due = vs.due(elapsed_s)
+        while vs.next_frame < total_due:
+            i = vs.next_frame % n
+            if not self.loop and vs.next_frame >= n:
+                break
+            regular = video.frames[i]
+            if vs.intra_until_key and regular.key:
+                vs.intra_until_key = False
+            frame = video.intra[i] if vs.intra_until_key else regular
+            if vs.intra_until_key:
+                self.stats.intra_frames += 1
+            # continuous RTP time across loops
+            ts = regular.rtp_timestamp + int((vs.next_frame // n) * period * H264_CLOCK_RATE)
+            last = len(frame.payloads) - 1
+            for j, payload in enumerate(frame.payloads):
+                vs.stream.send(payload, ts, marker=(j == last), wake=False)
+            self.stats.video_frames += 1
+            self.stats.video_packets += len(frame.payloads)
+            vs.next_frame += 1
+
+    def _handle_events(self) -> None:
+        for ev in self.session.events():
+            if ev.kind in ("pli", "fir") and ev.ssrc in self._video:
+                self.stats.keyframe_requests += 1
+                self._video[ev.ssrc].intra_until_key = True
+        for rx in self._bot_rx:
+            self.stats.bot_audio_packets += len(rx.read_batch(256))
+
+    def request_keyframe_sent(self, video_source_id: int) -> None:
+        if video_source_id in self._video:
+            self._video[video_source_id].intra_until_key = True
+
+    @property
+    def finished(self) -> bool:
+        return not self.loop and self._slot >= self.media.slots
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.session.close()
+
+
+class MediaServer:
+    """One engine and one pacing thread for every emulated call's media."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.engine = Engine(host, port)
+        self.conferences: dict[str, ConferenceMedia] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.engine.bind_host, self.engine.port
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="emulator-media", daemon=True)
+        self._thread.start()
+
+    def attach(self, call_id: str, conference: ConferenceMedia) -> None:
+        with self._lock:
+            self.conferences[call_id] = conference
+
+    def detach(self, call_id: str) -> ConferenceMedia | None:
+        with self._lock:
+            conf = self.conferences.pop(call_id, None)
+        if conf is not None:
+            conf.close()
+        return conf
+
+    def _run(self) -> None:
+        nxt = time.monotonic_ns()
+        while not self._stop.is_set():
+            now = time.monotonic_ns()
+            with self._lock:
+                confs = list(self.conferences.values())
+            for c in confs:
+                try:
+                    if not c.closed:
+                        c.tick(now)
+                except Exception:  # one broken call must not stop the others
+                    log.exception("conference tick failed")
+            nxt += SLOT_NS
+            delay = nxt - time.monotonic_ns()
+            if delay > 0:
+                self._stop.wait(delay / 1e9)
+            else:
+                nxt = time.monotonic_ns()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        for call_id in list(self.conferences):
+            self.detach(call_id)
+        self.engine.close()
+
+    def __enter__(self) -> MediaServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,196 @@
+"""Pre-encoded media of simulated meeting participants.
+
+The emulator encodes each participant's scripted media once — speech to Opus
+packets (one per 20 ms slot of the meeting), the test pattern to H.264 access
+units split into RTP payloads — and then only replays packets, so that a demo
+or load test measures the bot, not the emulator. For key-frame requests it
+also keeps an intra-only encoding of every frame: after a PLI/FIR the
+conference sends intra frames until the regular stream reaches its next key
+frame, so the receiver can always decode what it gets.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from bot.demo.script import MeetingScript, Participant
+from bot.demo.synth import SAMPLE_RATE, PatternVideo, audio_track
+
+FRAME_SAMPLES = 320              # 20 ms at 16 kHz
+OPUS_PAYLOAD_TYPE = 111
+OPUS_CLOCK_RATE = 48000
+OPUS_TICKS_PER_FRAME = 960
+H264_PAYLOAD_TYPE = 96
+H264_CLOCK_RATE = 90000
+MAX_RTP_PAYLOAD = 1200
+AUDIO_SOURCE_BASE = 10000        # participant i: audio source id 10000 + 2i, video 10001 + 2i
+MIXER_SOURCE_ID = 9999           # the conference's mixed audio stream
+
+
+@dataclass
+class EncodedFrame:
+    """One video frame: RTP payloads (marker on the last), timestamp, key flag."""
+
+    rtp_timestamp: int
+    payloads: list[bytes]
+    key: bool
+
+
+@dataclass
+class EncodedVideo:
+    width: int
+    height: int
+    fps: float
+    frames: list[EncodedFrame]
+    intra: list[EncodedFrame]          # the same frames, every one an IDR
+
+    def frame_index_at(self, t_s: float) -> int:
+        return int(t_s * self.fps)
+
+
+@dataclass
+class ParticipantMedia:
+    participant: Participant
+    index: int
+    audio_source_id: int
+    video_source_id: int | None
+    pcm: np.ndarray                    # the whole 16 kHz track (for checks)
+    audio: list[bytes | None]          # Opus payload per 20 ms slot; None = not sending
+    video: EncodedVideo | None = None
+
+
+@dataclass
+class MeetingMedia:
+    script: MeetingScript
+    participants: list[ParticipantMedia]
+    mixed_audio: list[bytes | None] = field(default_factory=list)
+
+    @property
+    def slots(self) -> int:
+        return int(round(self.script.duration_s * 50))
+
+    def by_source(self) -> dict[int, ParticipantMedia]:
+        out = {}
+        for p in self.participants:
+            out[p.audio_source_id] = p
+            if p.video_source_id is not None:
+                out[p.video_source_id] = p
+        return out
+
+
+def source_ids(index: int) -> tuple[int, int]:
+    return AUDIO_SOURCE_BASE + 2 * index, AUDIO_SOURCE_BASE + 2 * index + 1
+
+
+def encode_audio(pcm: np.ndarray, present: np.ndarray, bitrate_bps: int = 32000) -> list[bytes | None]:
+    """Opus payloads (16 kHz mono input, in-band FEC on) per 20 ms slot."""
+    from mediacore.audio.codecs import AudioEncoder, Codec
+
+    enc = AudioEncoder(Codec.OPUS)
+    enc.configure(application="voip", bitrate_bps=bitrate_bps, inband_fec=True, dtx=False)
+    out: list[bytes | None] = []
+    for k in range(len(pcm) // FRAME_SAMPLES):
+        if not present[k]:
+            out.append(None)
+            continue
+        out.append(enc.encode(pcm[k * FRAME_SAMPLES:(k + 1) * FRAME_SAMPLES]))
+    return out
+
+
+def _x264(width: int, height: int, fps: float, gop: int, bitrate_bps: int):
+    import av
+
+    ctx = av.CodecContext.create("libx264", "w")
+    ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
+    ctx.time_base = Fraction(1, H264_CLOCK_RATE)
+    ctx.framerate = Fraction(fps).limit_denominator(1000)
+    ctx.bit_rate = bitrate_bps
+    ctx.thread_count = 1
+    ctx.options = {
+        "preset": "ultrafast", "tune": "zerolatency", "profile": "baseline",
+        # SPS/PPS in-band before every IDR, fixed GOP, no scene-cut IDRs
+        "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:repeat-headers=1:bframes=0",
+    }
+    return ctx
+
+
+def encode_video(p: Participant, duration_s: float, bitrate_bps: int = 400_000) -> EncodedVideo:
+    """H.264 of the participant's test pattern for the whole meeting, packetized."""
+    import av
+
+    from mediacore.video.h264_rtp import H264Packetizer
+
+    pattern = PatternVideo(p.name, p.width, p.height, p.fps)
+    n = int(duration_s * p.fps)
+    gop = max(1, int(round(p.fps)))
+    regular = _x264(p.width, p.height, p.fps, gop, bitrate_bps)
+    intra = _x264(p.width, p.height, p.fps, 1, bitrate_bps * 3)
+    pk = H264Packetizer(max_payload=MAX_RTP_PAYLOAD, rtp_header=False)
+    frames: list[EncodedFrame] = []
+    intras: list[EncodedFrame] = []
+    h = p.height
+    for i in range(n):
+        y, u, v = pattern.frame(i)
+        img = np.concatenate([y.reshape(-1), u.reshape(-1), v.reshape(-1)]).reshape(h * 3 // 2, p.width)
+        ts = int(round(i * H264_CLOCK_RATE / p.fps))
+        for ctx, sink in ((regular, frames), (intra, intras)):
+            frame = av.VideoFrame.from_ndarray(img, format="yuv420p")
+            frame.pts = ts
+            packets = ctx.encode(frame)
+            if len(packets) != 1:  # zerolatency, no B-frames: one access unit per frame
+                raise RuntimeError(f"encoder returned {len(packets)} packets for one frame")
+            au = bytes(packets[0])
+            sink.append(EncodedFrame(ts, pk.packetize(au, ts), bool(packets[0].is_keyframe)))
+    return EncodedVideo(p.width, p.height, p.fps, frames, intras)
+
+
+def presence(p: Participant, slots: int) -> np.ndarray:
+    t = np.arange(slots) * 0.02
+    present = t >= p.join_s
+    if p.leave_s is not None:
+        present &= t < p.leave_s
+    return present
+
+
+_CACHE: dict[tuple, MeetingMedia] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def prepare_meeting(script: MeetingScript, *, video: bool = True, seed: int = 0) -> MeetingMedia:
+    """Encode every participant's media once (cached per script and options)."""
+    key = (script, video, seed)
+    with _CACHE_LOCK:
+        cached = _CACHE.get(key)
+        if cached is not None:
+            return cached
+    slots = int(round(script.duration_s * 50))
+    parts = []
+    mix = np.zeros(slots * FRAME_SAMPLES, dtype=np.int32)
+    for i, p in enumerate(script.participants):
+        pcm = audio_track(p, script.duration_s, seed=seed + i)[: slots * FRAME_SAMPLES]
+        pcm = np.pad(pcm, (0, slots * FRAME_SAMPLES - len(pcm)))
+        mix += pcm
+        here = presence(p, slots)
+        audio_id, video_id = source_ids(i)
+        vid = encode_video(p, script.duration_s) if (video and p.has_video and p.video == "pattern") else None
+        parts.append(ParticipantMedia(p, i, audio_id, video_id if vid else None, pcm,
+                                      encode_audio(pcm, here), vid))
+    mixed = np.clip(mix, -32768, 32767).astype(np.int16)
+    anyone = np.zeros(slots, dtype=bool)
+    for p in script.participants:
+        anyone |= presence(p, slots)
+    media = MeetingMedia(script, parts, encode_audio(mixed, anyone))
+    with _CACHE_LOCK:
+        _CACHE[key] = media
+    return media
+
+
+__all__ = [
+    "AUDIO_SOURCE_BASE", "EncodedFrame", "EncodedVideo", "H264_CLOCK_RATE", "H264_PAYLOAD_TYPE",
+    "MIXER_SOURCE_ID", "MeetingMedia", "OPUS_CLOCK_RATE", "OPUS_PAYLOAD_TYPE",
+    "OPUS_TICKS_PER_FRAME", "ParticipantMedia", "SAMPLE_RATE", "prepare_meeting", "source_ids",
+]
