@@ -83,6 +83,10 @@ class MeetingReceiver:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="demo-media", daemon=True)
         self._t0_ns = time.monotonic_ns()
+        #: the meeting's time zero on the monotonic clock: frame timestamps
+        #: (100-ns units) count from here
+        self.epoch_ns = self._t0_ns
+        self._rtp_base: dict[int, tuple[int, int]] = {}
 
     def start(self) -> None:
         self._thread.start()
@@ -118,13 +122,28 @@ class MeetingReceiver:
                         for pkt in codec.parse(frame.data):
                             for vf in codec.decode(pkt):
                                 luma = vf.to_ndarray()[: vf.height]
-                                ts_100ns = frame.rtp_timestamp * 10_000_000 // 90000
+                                ts_100ns = self._media_time_100ns(
+                                    ssrc, frame.rtp_timestamp, frame.first_arrival_ns, 90000)
                                 self.analytics.push(name, luma, ts_100ns)
                                 self.stats.video_frames[name] += 1
                     except Exception:
                         self.stats.decode_errors += 1
                 if depack.take_key_frame_request():
                     stream.request_keyframe()
+
+    def _media_time_100ns(self, ssrc: int, rtp_ts: int, arrival_ns: int, clock_rate: int) -> int:
+        """Sender time of a frame on the meeting clock: the first packet's
+        arrival anchors the stream, later frames follow their RTP timestamps
+        (so jitter does not move them)."""
+        base = self._rtp_base.get(ssrc)
+        if base is None:
+            if not arrival_ns:
+                arrival_ns = time.monotonic_ns()
+            base = self._rtp_base[ssrc] = (rtp_ts, (arrival_ns - self.epoch_ns) // 100)
+        delta = (rtp_ts - base[0]) & 0xFFFFFFFF
+        if delta >= 1 << 31:
+            delta -= 1 << 32
+        return base[1] + delta * 10_000_000 // clock_rate
 
     def _on_audio(self, batch) -> None:
         lost = batch.lost
@@ -144,7 +163,8 @@ class MeetingReceiver:
                 self.stats.concealed[name] += 1
             else:
                 self.stats.latency_ns.append(now - int(batch.arrival_ns[i]))
-            ts_100ns = int(batch.timestamp[i]) * 10_000_000 // 48000
+            ts_100ns = self._media_time_100ns(int(ssrcs[i]), int(batch.timestamp[i]),
+                                              int(batch.arrival_ns[i]), 48000)
             self.transcriber.push(name, pcm, ts_100ns)
             self.stats.audio_frames[name] += 1
             if pcm.size and np.abs(pcm).mean() > 300:

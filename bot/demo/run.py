@@ -96,6 +96,7 @@ def run_demo(script: MeetingScript, *, video: bool = True, report_path: str | No
         receiver.start()
         conf = ConferenceMedia(server.engine, media, ("127.0.0.1", engine.port),
                                srtp_profile=SRTP_PROFILE, tx_key=down, rx_key=up)
+        receiver.epoch_ns = conf.start_ns
         server.attach("demo-call", conf)
         view.line(f"bot joined: media on udp 127.0.0.1:{engine.port}, conference on "
                   f"udp {server.address[0]}:{server.address[1]}, {SRTP_PROFILE}")
@@ -114,7 +115,6 @@ def run_demo(script: MeetingScript, *, video: bool = True, report_path: str | No
                 view.line(f"present: {', '.join(present)} | speaking: {', '.join(speaking) or '-'}"
                           + (f" | video: {vid}" if vid else ""))
         time.sleep(0.5)  # let the jitter buffers drain
-        receiver.stop()
         media_stats = {}
         for ssrc, name in names.items():
             try:
@@ -125,6 +125,7 @@ def run_demo(script: MeetingScript, *, video: bool = True, report_path: str | No
             kind = sources[ssrc].kind
             media_stats[f"{name}/{kind}"] = {"ssrc": ssrc, "packets": st.packets, "lost": st.lost,
                                              "jitter_ms": round(st.jitter_ms, 3)}
+        receiver.stop()
         server.detach("demo-call")
     segments = transcriber.close()
     if receiver.stats.decode_errors:

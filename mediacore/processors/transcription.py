@@ -12,9 +12,10 @@ timestamps of the utterance (100-ns units, the media clock of the frames).
 
 from __future__ import annotations
 
+import multiprocessing
 import queue
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -144,19 +145,45 @@ class PocketSphinx:
         return hyp.hypstr if hyp is not None else ""
 
 
+_worker_engine: PocketSphinx | None = None
+
+
+def _worker_init(grammar: list[str] | None) -> None:
+    global _worker_engine
+    _worker_engine = PocketSphinx(grammar)
+
+
+def _worker_decode(pcm: np.ndarray) -> str:
+    assert _worker_engine is not None
+    return _worker_engine.decode(pcm)
+
+
 class TranscriptionProcessor:
     """Per-speaker live transcription.
 
     Call :meth:`push` with each speaker's frames (from unmixed audio); finished
-    segments go to ``on_segment`` (called on a worker thread) and to
+    segments go to ``on_segment`` (called on a result thread) and to
     :attr:`segments`. ``close()`` flushes open utterances and waits.
+
+    Decoding runs in ``workers`` worker processes by default (pocketsphinx
+    holds the GIL while it decodes, which would stall the thread that hands
+    frames over); ``processes=False`` uses threads instead.
     """
 
     def __init__(self, on_segment: Callable[[TranscriptSegment], None] | None = None, *,
                  workers: int = 1, grammar_sentences: Iterable[str] | None = None,
-                 segmenter_factory: Callable[[], SpeechSegmenter] = SpeechSegmenter) -> None:
-        self._engine = PocketSphinx(grammar_sentences)
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="transcribe")
+                 segmenter_factory: Callable[[], SpeechSegmenter] = SpeechSegmenter,
+                 processes: bool = True) -> None:
+        grammar = list(grammar_sentences) if grammar_sentences else None
+        self._engine = PocketSphinx(grammar)
+        self._pool: Executor
+        if processes:
+            self._pool = ProcessPoolExecutor(max_workers=workers,
+                                             mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_worker_init, initargs=(grammar,))
+        else:
+            self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="transcribe")
+        self._processes = processes
         self._segmenters: dict[str, SpeechSegmenter] = {}
         self._factory = segmenter_factory
         self._on_segment = on_segment
@@ -174,10 +201,14 @@ class TranscriptionProcessor:
             self._submit(speaker, u)
 
     def _submit(self, speaker: str, u: Utterance) -> None:
-        self._pending.append(self._pool.submit(self._decode, speaker, u))
+        if self._processes:
+            fut = self._pool.submit(_worker_decode, u.pcm)
+            fut.add_done_callback(lambda f: self._deliver(speaker, u, f.result()))
+        else:
+            fut = self._pool.submit(lambda: self._deliver(speaker, u, self._engine.decode(u.pcm)))
+        self._pending.append(fut)
 
-    def _decode(self, speaker: str, u: Utterance) -> TranscriptSegment:
-        text = self._engine.decode(u.pcm)
+    def _deliver(self, speaker: str, u: Utterance, text: str) -> TranscriptSegment:
         s = TranscriptSegment(speaker, u.start_100ns, u.end_100ns, text)
         if text:
             with self._lock:
