@@ -55,28 +55,35 @@ class ConferenceMedia:
     def __init__(self, engine: Engine, media: MeetingMedia, remote: tuple[str, int], *,
                  srtp_profile: str | None, tx_key: bytes | str | None, rx_key: bytes | str | None,
                  bot_audio_ssrcs: tuple[int, ...] = (), loop: bool = False,
-                 send_video: bool = True, subscribed_video: set[int] | None = None) -> None:
+                 send_video: bool = True, subscribed_video: set[int] | None = None,
+                 ssrc_offset: int = 0, send_mixed: bool = True) -> None:
+        """``ssrc_offset`` shifts every source id of this call (load tests give
+        each call distinct SSRCs so one bot-side ring can carry them all)."""
         self.media = media
+        self.ssrc_offset = ssrc_offset
         self.loop = loop
         self.stats = ConferenceStats()
         self.session = engine.add_session(remote, srtp_profile=srtp_profile, tx_key=tx_key,
                                           rx_key=rx_key)
         self._audio = []
         for pm in media.participants:
-            s = self.session.add_send_stream(pm.audio_source_id, OPUS_PAYLOAD_TYPE, "audio",
-                                             OPUS_CLOCK_RATE, ring_capacity=1 << 16)
+            s = self.session.add_send_stream(pm.audio_source_id + ssrc_offset, OPUS_PAYLOAD_TYPE,
+                                             "audio", OPUS_CLOCK_RATE, ring_capacity=1 << 16)
             self._audio.append((pm.audio, s))
-        self._mixed = self.session.add_send_stream(MIXER_SOURCE_ID, OPUS_PAYLOAD_TYPE, "audio",
-                                                   OPUS_CLOCK_RATE, ring_capacity=1 << 16)
+        self._mixed = None
+        if send_mixed:
+            self._mixed = self.session.add_send_stream(MIXER_SOURCE_ID + ssrc_offset,
+                                                       OPUS_PAYLOAD_TYPE, "audio", OPUS_CLOCK_RATE,
+                                                       ring_capacity=1 << 16)
         self._video: dict[int, _VideoSender] = {}
         self.subscribed_video = subscribed_video
         if send_video:
             for pm in media.participants:
                 if pm.video is not None:
-                    s = self.session.add_send_stream(pm.video_source_id, H264_PAYLOAD_TYPE, "video",
-                                                     H264_CLOCK_RATE, history=512,
-                                                     ring_capacity=1 << 20)
-                    self._video[pm.video_source_id] = _VideoSender(pm, s)
+                    s = self.session.add_send_stream(pm.video_source_id + ssrc_offset,
+                                                     H264_PAYLOAD_TYPE, "video", H264_CLOCK_RATE,
+                                                     history=512, ring_capacity=1 << 20)
+                    self._video[pm.video_source_id + ssrc_offset] = _VideoSender(pm, s)
         self._bot_rx = [self.session.add_receive_stream(ssrc, "audio", OPUS_CLOCK_RATE, direct=True,
                                                         ring_capacity=1 << 16)
                         for ssrc in bot_audio_ssrcs]
@@ -100,14 +107,15 @@ class ConferenceMedia:
                 if payload is not None:
                     stream.send(payload, ts, wake=False)
                     self.stats.audio_packets += 1
-            mixed = self.media.mixed_audio[k]
+            mixed = self.media.mixed_audio[k] if self._mixed is not None else None
             if mixed is not None:
                 self._mixed.send(mixed, ts, wake=False)
             self._slot += 1
         self._handle_events()
         elapsed_s = (now_ns - self.start_ns) / 1e9
         for vs in self._video.values():
-            if self.subscribed_video is not None and vs.pm.video_source_id not in self.subscribed_video:
+            if (self.subscribed_video is not None
+                    and vs.pm.video_source_id not in self.subscribed_video):
                 continue
             self._send_video(vs, elapsed_s)
         self.session.engine.wake()
