@@ -7,6 +7,8 @@ import asyncio
 import logging
 import sys
 
+from .demo.cli import add_parsers as add_demo_parsers
+
 
 def _run(config_path: str, log_level: str | None) -> int:
     from .app import Bot
@@ -34,17 +36,14 @@ def _run(config_path: str, log_level: str | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mediabot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="run a simulated meeting end to end (emulator + bot)")
+    add_demo_parsers(sub)  # demo, load
     run = sub.add_parser("run", help="run the bot: serve the calling webhook and handle calls")
     run.add_argument("--config", required=True, metavar="FILE", help="TOML configuration file")
     run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default=None)
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        print("mediabot demo: not yet available (it lands with the local Teams emulator)")
-        return 0
     if args.command == "run":
         return _run(args.config, args.log_level)
-    return 2
+    return args.handler(args)
 
 
 if __name__ == "__main__":
