@@ -44,42 +44,25 @@ class ReceiverStats:
 
 
 class MeetingReceiver:
-    def __init__(self, session, sources: dict[int, SourceInfo], *,
+    def __init__(self, session, sources: dict[int, SourceInfo] | None = None, *,
                  transcriber: TranscriptionProcessor, analytics: VideoAnalyticsProcessor | None,
                  clock_rate_audio: int = 48000, clock_rate_video: int = 90000) -> None:
-        from mediacore.audio.codecs import AudioDecoder, Codec
-        from mediacore.video.h264_rtp import H264Depacketizer
-
-        import av
+        from mediacore.rings import Ring
 
         self.session = session
-        self.sources = sources
+        self.sources: dict[int, SourceInfo] = {}
         self.transcriber = transcriber
         self.analytics = analytics
         self.stats = ReceiverStats()
-        from mediacore.rings import Ring
-
+        self.clock_rate_audio = clock_rate_audio
+        self.clock_rate_video = clock_rate_video
         # one ring for all audio streams: the dispatcher blocks on it (GIL released)
         self._audio_ring = Ring.create(1 << 20, policy="drop")
         self._audio_reader = None
-        self._audio = {}
-        self._video = {}
-        for ssrc, info in sources.items():
-            if info.kind == "audio":
-                stream = session.add_receive_stream(ssrc, "audio", clock_rate_audio,
-                                                    jitter_min_ms=20, jitter_max_ms=200,
-                                                    ring=self._audio_ring)
-                self._audio_reader = self._audio_reader or stream
-                self._audio[ssrc] = (info.name, AudioDecoder(Codec.OPUS))
-                self.stats.audio_frames[info.name] = 0
-                self.stats.concealed[info.name] = 0
-            elif info.kind == "video" and analytics is not None:
-                stream = session.add_receive_stream(ssrc, "video", clock_rate_video, nack=True,
-                                                    pli=True, reorder_wait_ms=100)
-                codec = av.CodecContext.create("h264", "r")
-                codec.thread_count = 1
-                self._video[ssrc] = (info.name, stream, H264Depacketizer(ssrc=ssrc), codec)
-                self.stats.video_frames[info.name] = 0
+        self._audio: dict[int, tuple] = {}
+        self._video: dict[int, tuple] = {}
+        for ssrc, info in (sources or {}).items():
+            self.add_source(ssrc, info)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="demo-media", daemon=True)
         self._t0_ns = time.monotonic_ns()
@@ -87,6 +70,33 @@ class MeetingReceiver:
         #: (100-ns units) count from here
         self.epoch_ns = self._t0_ns
         self._rtp_base: dict[int, tuple[int, int]] = {}
+
+    def add_source(self, ssrc: int, info: SourceInfo) -> None:
+        """Start receiving a participant's audio or video (from the roster's
+        media source ids); safe while the dispatcher runs."""
+        from mediacore.audio.codecs import AudioDecoder, Codec
+        from mediacore.video.h264_rtp import H264Depacketizer
+
+        import av
+
+        if ssrc in self.sources:
+            return
+        self.sources[ssrc] = info
+        if info.kind == "audio":
+            stream = self.session.add_receive_stream(ssrc, "audio", self.clock_rate_audio,
+                                                     jitter_min_ms=20, jitter_max_ms=200,
+                                                     ring=self._audio_ring)
+            self.stats.audio_frames.setdefault(info.name, 0)
+            self.stats.concealed.setdefault(info.name, 0)
+            self._audio[ssrc] = (info.name, AudioDecoder(Codec.OPUS))
+            self._audio_reader = self._audio_reader or stream
+        elif info.kind == "video" and self.analytics is not None:
+            stream = self.session.add_receive_stream(ssrc, "video", self.clock_rate_video, nack=True,
+                                                     pli=True, reorder_wait_ms=100)
+            codec = av.CodecContext.create("h264", "r")
+            codec.thread_count = 1
+            self.stats.video_frames.setdefault(info.name, 0)
+            self._video[ssrc] = (info.name, stream, H264Depacketizer(ssrc=ssrc), codec)
 
     def start(self) -> None:
         self._thread.start()
@@ -110,7 +120,7 @@ class MeetingReceiver:
                 self._on_audio(batch)
             else:
                 self._stop.wait(0.01)
-            for ssrc, (name, stream, depack, codec) in self._video.items():
+            for ssrc, (name, stream, depack, codec) in list(self._video.items()):
                 batch = stream.read_batch(256)
                 if not len(batch):
                     continue

@@ -15,7 +15,6 @@ wire-to-processor; ``errors``.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -48,105 +47,154 @@ class LiveView:
             self.out.flush()
 
 
+def _free_tcp_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def run_demo(script: MeetingScript, *, video: bool = True, report_path: str | None = None,
              live: bool = True, grammar: bool = False, out: TextIO = sys.stdout) -> dict:
+    """Run the whole demo meeting (blocking) and return its report."""
+    import asyncio
+
+    return asyncio.run(_run_demo(script, video=video, report_path=report_path, live=live,
+                                 grammar=grammar, out=out))
+
+
+async def _run_demo(script: MeetingScript, *, video: bool, report_path: str | None, live: bool,
+                    grammar: bool, out: TextIO) -> dict:
+    import asyncio
+
+    import requests
+
     from mediacore.engine import Engine
     from mediacore.processors.transcription import TranscriptionProcessor
     from mediacore.processors.video_analytics import VideoAnalyticsProcessor
 
-    from bot.demo.receiver import MeetingReceiver, SourceInfo
-    from bot.emulator.conference import ConferenceMedia, MediaServer
+    from bot.app import Bot
+    from bot.config import BotConfig, CallSettings, GraphSettings, WebhookSettings
+    from bot.demo.botmedia import DemoBotMedia
+    from bot.emulator.conference import ConferenceHandler, MediaServer
+    from bot.emulator.scenario import new_person
+    from bot.emulator.server import GraphEmulator
     from bot.emulator.simmedia import prepare_meeting
+    from bot.graph.auth import MsalTokenProvider
 
     view = LiveView(out, live)
     errors: list[str] = []
     if not video:
         script = script.without_video()
+    loop = asyncio.get_running_loop()
     view.line(f"meeting {script.title!r}: {', '.join(p.name for p in script.participants)}; "
               f"{script.duration_s:.0f} s")
     t = time.monotonic()
-    media = prepare_meeting(script, video=video)
-    view.line(f"emulator: participants' media prepared in {time.monotonic() - t:.1f} s")
+    media = await loop.run_in_executor(None, lambda: prepare_meeting(script, video=video))
+    view.line(f"emulator: participants' speech and video prepared in {time.monotonic() - t:.1f} s")
 
     sentences = [u.text for p in script.participants for u in p.say if u.text]
-    transcript_lines: list[str] = []
 
     def on_segment(seg):
-        line = f"{seg.speaker}: {seg.text}   ({seg.start_s:.1f}-{seg.end_s:.1f} s)"
-        transcript_lines.append(line)
-        view.line("transcript  " + line)
+        view.line(f"transcript  {seg.speaker}: {seg.text}   ({seg.start_s:.1f}-{seg.end_s:.1f} s)")
 
     transcriber = TranscriptionProcessor(on_segment, workers=2,
                                          grammar_sentences=sentences if grammar else None)
-    analytics = VideoAnalyticsProcessor()
-    down, up = os.urandom(30), os.urandom(30)  # conference -> bot, bot -> conference
-    names = {}
-    with MediaServer("127.0.0.1") as server, Engine("127.0.0.1") as engine:
-        session = engine.add_session(server.address, srtp_profile=SRTP_PROFILE, tx_key=up,
-                                     rx_key=down)
-        sources = {}
-        for pm in media.participants:
-            sources[pm.audio_source_id] = SourceInfo(pm.participant.name, "audio")
-            names[pm.audio_source_id] = pm.participant.name
-            if pm.video_source_id is not None:
-                sources[pm.video_source_id] = SourceInfo(pm.participant.name, "video")
-                names[pm.video_source_id] = pm.participant.name
-        receiver = MeetingReceiver(session, sources, transcriber=transcriber,
-                                   analytics=analytics if video else None)
-        receiver.start()
-        conf = ConferenceMedia(server.engine, media, ("127.0.0.1", engine.port),
-                               srtp_profile=SRTP_PROFILE, tx_key=down, rx_key=up)
-        receiver.epoch_ns = conf.start_ns
-        server.attach("demo-call", conf)
-        view.line(f"bot joined: media on udp 127.0.0.1:{engine.port}, conference on "
-                  f"udp {server.address[0]}:{server.address[1]}, {SRTP_PROFILE}")
+    analytics = VideoAnalyticsProcessor() if video else None
+    server = MediaServer("127.0.0.1")
+    server.start()
+    engine = Engine("127.0.0.1")
+    botmedia = DemoBotMedia(engine, transcriber=transcriber, analytics=analytics)
+    handler = ConferenceHandler(server, media, on_answer=botmedia.accept_answer)
+    emu = GraphEmulator(media_handler=handler)
+    await emu.start()
+    bot = None
+    call = None
+    report: dict = {}
+    try:
+        meeting = emu.create_meeting(subject=script.title)
+        # everyone gets their media source ids now; they join the roster on their script's time
+        people = {p.name: new_person(meeting, p.name, tenant_id=meeting.tenant_id,
+                                     video=p.has_video) for p in script.participants}
+        handler.source_ids = {n: (int(pp.stream("audio").source_id),
+                                  int(pp.stream("video").source_id) if pp.stream("video") else None)
+                              for n, pp in people.items()}
+        for p in script.participants:
+            if p.join_s <= 0:
+                emu.service.join_meeting(meeting, people[p.name])
+
+        port = _free_tcp_port()
+        config = BotConfig(
+            app_id=emu.app_id, tenant_id=emu.tenant_id,
+            graph=GraphSettings(base_url=emu.graph_url, beta_base_url=emu.beta_url,
+                                authority_host=emu.tls_base_url, client_secret=emu.client_secret),
+            webhook=WebhookSettings(public_url=f"http://127.0.0.1:{port}/api/calls", host="127.0.0.1",
+                                    port=port, openid_configuration_url=emu.openid_configuration_url),
+            calls=CallSettings(modalities=["audio", "video"] if video else ["audio"]))
+        http = requests.Session()
+        http.trust_env = False
+        http.verify = emu.ca_cert_path
+        tokens = MsalTokenProvider(app_id=emu.app_id, tenant_id=emu.tenant_id,
+                                   client_secret=emu.client_secret, authority_host=emu.tls_base_url,
+                                   msal_options={"instance_discovery": False, "http_client": http})
+        bot = Bot(config, media=botmedia, token_provider=tokens)
+        await bot.start()
+        emu.register_bot(webhook_url=config.webhook.public_url)
+        view.line(f"bot: webhook on {config.webhook.public_url}, Graph at {emu.graph_url}, "
+                  f"media on udp 127.0.0.1:{engine.port}")
+        t_join = time.monotonic()
+        call = await bot.join_meeting(meeting.join_web_url)
+        conf = handler.conferences.get(call.id)
+        if conf is None:
+            raise RuntimeError("the emulator started no media for the call")
+        botmedia.epoch_ns = conf.start_ns
+        for r in botmedia.receivers.values():
+            r.epoch_ns = conf.start_ns
+        view.line(f"bot joined the meeting in {1000 * (time.monotonic() - t_join):.0f} ms "
+                  f"(call {call.id}); conference media on udp {server.address[0]}:{server.address[1]}")
+
+        async def scripted_presence():
+            events = sorted([(p.join_s, "join", p) for p in script.participants if p.join_s > 0]
+                            + [(p.leave_s, "leave", p) for p in script.participants
+                               if p.leave_s is not None])
+            for at, what, p in events:
+                delay = conf.start_ns / 1e9 + at - time.monotonic_ns() / 1e9
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if what == "join":
+                    emu.service.join_meeting(meeting, people[p.name])
+                else:
+                    emu.remove_participant(meeting.id, people[p.name].id)
+                view.line(f"roster: {p.name} {'joined' if what == 'join' else 'left'}")
+
+        presence = asyncio.create_task(scripted_presence())
         last = 0.0
         while not conf.finished:
-            time.sleep(0.1)
-            el = time.monotonic() - t
+            await asyncio.sleep(0.2)
+            el = time.monotonic() - t_join
             if el - last >= 1.0:
                 last = el
-                now_s = (time.monotonic_ns() - receiver._t0_ns) / 1e9
-                speaking = [n for n, ts in receiver.stats.speaking.items() if now_s - ts < 0.5]
-                vid = ", ".join(f"{n} {st.width}x{st.height}@{st.fps:.0f}"
-                                for n, st in analytics.streams.items())
-                present = [p.name for p in script.participants
-                           if p.present_at(conf._slot * 0.02)]
-                view.line(f"present: {', '.join(present)} | speaking: {', '.join(speaking) or '-'}"
-                          + (f" | video: {vid}" if vid else ""))
-        time.sleep(0.5)  # let the jitter buffers drain
-        media_stats = {}
-        for ssrc, name in names.items():
-            try:
-                st = session._recv_stats(ssrc)
-            except Exception as e:  # a stream that never got a packet
-                errors.append(f"stats for {name} ({ssrc}): {e}")
-                continue
-            kind = sources[ssrc].kind
-            media_stats[f"{name}/{kind}"] = {"ssrc": ssrc, "packets": st.packets, "lost": st.lost,
-                                             "jitter_ms": round(st.jitter_ms, 3)}
-        receiver.stop()
-        server.detach("demo-call")
-    segments = transcriber.close()
-    if receiver.stats.decode_errors:
-        errors.append(f"{receiver.stats.decode_errors} decode errors")
-    report = {
-        "meeting": script.title,
-        "duration_s": script.duration_s,
-        "participants": [p.name for p in script.participants],
-        "transcript": [{"speaker": s.speaker, "start": round(s.start_s, 2), "end": round(s.end_s, 2),
-                        "text": s.text} for s in segments],
-        "video": {n: {"frames": st.frames, "fps": round(st.mean_fps, 2), "width": st.width,
-                      "height": st.height, "motion_frames": st.motion_frames,
-                      "scene_changes": st.scene_changes, "faces": st.faces}
-                  for n, st in analytics.streams.items()},
-        "media": media_stats,
-        "audio_frames": receiver.stats.audio_frames,
-        "concealed_frames": receiver.stats.concealed,
-        "latency_ms": {"p50": _pct(receiver.stats.latency_ns, 50),
-                       "p99": _pct(receiver.stats.latency_ns, 99)},
-        "errors": errors,
-    }
+                view.line(_status(call, botmedia, analytics))
+        await asyncio.sleep(0.6)  # let the jitter buffers drain
+        presence.cancel()
+        report = _collect(script, call, botmedia, transcriber, analytics, errors)
+        await call.hang_up()
+    except Exception as e:  # the demo reports what broke instead of a traceback
+        errors.append(f"{type(e).__name__}: {e}")
+        raise
+    finally:
+        if bot is not None:
+            await bot.stop()
+        await emu.stop()
+        for r in botmedia.receivers.values():
+            r.stop()
+        server.stop()
+        engine.close()
+        segments = await loop.run_in_executor(None, transcriber.close)
+    report["transcript"] = [{"speaker": s.speaker, "start": round(s.start_s, 2),
+                             "end": round(s.end_s, 2), "text": s.text} for s in segments]
+    report["errors"] = errors
     _summary(report, out)
     if report_path:
         Path(report_path).parent.mkdir(parents=True, exist_ok=True)
@@ -155,22 +203,71 @@ def run_demo(script: MeetingScript, *, video: bool = True, report_path: str | No
     return report
 
 
+def _status(call, botmedia, analytics) -> str:
+    rec = botmedia.receiver
+    names = sorted(p.display_name or "?" for p in call.roster.participants.values()
+                   if p.id != call.resource.my_participant_id)
+    speaking = []
+    if rec is not None:
+        now_s = (time.monotonic_ns() - rec._t0_ns) / 1e9
+        speaking = [n for n, ts in rec.stats.speaking.items() if now_s - ts < 0.5]
+    vid = ""
+    if analytics is not None and analytics.streams:
+        vid = " | video: " + ", ".join(f"{n} {st.width}x{st.height}@{st.fps:.0f}"
+                                       for n, st in sorted(analytics.streams.items()))
+    return f"roster: {', '.join(names) or '-'} | speaking: {', '.join(speaking) or '-'}{vid}"
+
+
+def _collect(script, call, botmedia, transcriber, analytics, errors) -> dict:
+    rec = botmedia.receiver
+    media_stats = {}
+    if rec is not None:
+        for ssrc, info in rec.sources.items():
+            try:
+                st = rec.session._recv_stats(ssrc)
+            except Exception as e:
+                errors.append(f"stats for {info.name} {info.kind} ({ssrc}): {e}")
+                continue
+            media_stats[f"{info.name}/{info.kind}"] = {"ssrc": ssrc, "packets": st.packets,
+                                                       "lost": st.lost,
+                                                       "jitter_ms": round(st.jitter_ms, 3)}
+        if rec.stats.decode_errors:
+            errors.append(f"{rec.stats.decode_errors} decode errors")
+    roster = sorted(p.display_name or "?" for p in call.roster.participants.values()
+                    if p.id != call.resource.my_participant_id)
+    return {
+        "meeting": script.title,
+        "call_id": call.id,
+        "duration_s": script.duration_s,
+        "participants": roster,
+        "video": {n: {"frames": st.frames, "fps": round(st.mean_fps, 2), "width": st.width,
+                      "height": st.height, "motion_frames": st.motion_frames,
+                      "scene_changes": st.scene_changes, "faces": st.faces}
+                  for n, st in sorted((analytics.streams if analytics else {}).items())},
+        "media": media_stats,
+        "audio_frames": dict(rec.stats.audio_frames) if rec else {},
+        "concealed_frames": dict(rec.stats.concealed) if rec else {},
+        "latency_ms": {"p50": _pct(rec.stats.latency_ns, 50) if rec else None,
+                       "p99": _pct(rec.stats.latency_ns, 99) if rec else None},
+    }
+
+
 def _summary(r: dict, out: TextIO) -> None:
     out.write("\n=== summary ===\n")
-    out.write(f"participants: {', '.join(r['participants'])}\n")
+    out.write(f"participants: {', '.join(r.get('participants', []))}\n")
     out.write("transcript:\n")
-    for s in r["transcript"]:
+    for s in r.get("transcript", []):
         out.write(f"  [{s['start']:5.1f}-{s['end']:5.1f}] {s['speaker']}: {s['text']}\n")
-    if r["video"]:
+    if r.get("video"):
         out.write("video:\n")
         for n, v in r["video"].items():
             out.write(f"  {n}: {v['frames']} frames, {v['width']}x{v['height']} @ {v['fps']} fps, "
                       f"motion in {v['motion_frames']} frames\n")
     out.write("media:\n")
-    for n, m in r["media"].items():
+    for n, m in r.get("media", {}).items():
         out.write(f"  {n}: {m['packets']} packets, {m['lost']} lost, jitter {m['jitter_ms']} ms\n")
-    lat = r["latency_ms"]
-    if lat["p50"] is not None:
+    lat = r.get("latency_ms", {})
+    if lat.get("p50") is not None:
         out.write(f"wire-to-processor latency (audio, after the jitter buffer): p50 {lat['p50']:.3f} ms, "
                   f"p99 {lat['p99']:.3f} ms\n")
     out.write(f"errors: {r['errors'] or 'none'}\n")

@@ -56,18 +56,27 @@ class ConferenceMedia:
                  srtp_profile: str | None, tx_key: bytes | str | None, rx_key: bytes | str | None,
                  bot_audio_ssrcs: tuple[int, ...] = (), loop: bool = False,
                  send_video: bool = True, subscribed_video: set[int] | None = None,
-                 ssrc_offset: int = 0, send_mixed: bool = True) -> None:
-        """``ssrc_offset`` shifts every source id of this call (load tests give
-        each call distinct SSRCs so one bot-side ring can carry them all)."""
+                 ssrc_offset: int = 0, send_mixed: bool = True,
+                 source_ids: dict[str, tuple[int, int | None]] | None = None) -> None:
+        """``source_ids`` maps a participant's name to the (audio, video) media
+        source ids the roster announced for them (they become the SSRCs);
+        without it the ids prepared in ``media`` are used. ``ssrc_offset``
+        shifts every SSRC of this call (load tests give each call distinct
+        SSRCs so one bot-side ring can carry them all)."""
         self.media = media
         self.ssrc_offset = ssrc_offset
+        ids = {pm.participant.name: (pm.audio_source_id, pm.video_source_id)
+               for pm in media.participants}
+        ids.update(source_ids or {})
+        self.source_ids = ids
         self.loop = loop
         self.stats = ConferenceStats()
         self.session = engine.add_session(remote, srtp_profile=srtp_profile, tx_key=tx_key,
                                           rx_key=rx_key)
         self._audio = []
         for pm in media.participants:
-            s = self.session.add_send_stream(pm.audio_source_id + ssrc_offset, OPUS_PAYLOAD_TYPE,
+            audio_id = ids[pm.participant.name][0]
+            s = self.session.add_send_stream(audio_id + ssrc_offset, OPUS_PAYLOAD_TYPE,
                                              "audio", OPUS_CLOCK_RATE, ring_capacity=1 << 16)
             self._audio.append((pm.audio, s))
         self._mixed = None
@@ -79,11 +88,12 @@ class ConferenceMedia:
         self.subscribed_video = subscribed_video
         if send_video:
             for pm in media.participants:
-                if pm.video is not None:
-                    s = self.session.add_send_stream(pm.video_source_id + ssrc_offset,
+                video_id = ids[pm.participant.name][1]
+                if pm.video is not None and video_id is not None:
+                    s = self.session.add_send_stream(video_id + ssrc_offset,
                                                      H264_PAYLOAD_TYPE, "video", H264_CLOCK_RATE,
                                                      history=512, ring_capacity=1 << 20)
-                    self._video[pm.video_source_id + ssrc_offset] = _VideoSender(pm, s)
+                    self._video[video_id + ssrc_offset] = _VideoSender(pm, s)
         self._bot_rx = [self.session.add_receive_stream(ssrc, "audio", OPUS_CLOCK_RATE, direct=True,
                                                         ring_capacity=1 << 16)
                         for ssrc in bot_audio_ssrcs]
@@ -115,7 +125,7 @@ class ConferenceMedia:
         elapsed_s = (now_ns - self.start_ns) / 1e9
         for vs in self._video.values():
             if (self.subscribed_video is not None
-                    and vs.pm.video_source_id not in self.subscribed_video):
+                    and self.source_ids[vs.pm.participant.name][1] not in self.subscribed_video):
                 continue
             self._send_video(vs, elapsed_s)
         self.session.engine.wake()
@@ -231,3 +241,67 @@ class MediaServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class ConferenceHandler:
+    """The emulator's pluggable media handler (``GraphEmulator(media_handler=...)``).
+
+    When an app-hosted call is set up it reads the bot's media configuration
+    blob, makes the conference's own document (its endpoint and the SRTP key it
+    protects with), starts a :class:`ConferenceMedia` that plays the meeting's
+    participants under the source ids of the call's roster, and hands its
+    document to ``on_answer(bot_config, conference_config)``. (The Teams media
+    platform agrees keys with the bot in-band; the emulator has no such channel,
+    so whoever runs it passes the answer to the bot's media side.)
+    """
+
+    def __init__(self, server: MediaServer, media: MeetingMedia, on_answer=None, *,
+                 loop: bool = False) -> None:
+        self.server = server
+        self.media = media
+        self.on_answer = on_answer
+        self.loop = loop
+        self.conferences: dict[str, ConferenceMedia] = {}
+        #: name -> (audio, video) source ids known in advance (people who join later)
+        self.source_ids: dict[str, tuple[int, int | None]] = {}
+
+    def _source_ids(self, call) -> dict[str, tuple[int, int | None]]:
+        people = list(call.participants.values())
+        if call.meeting is not None:
+            people += [p for p in call.meeting.participants.values() if p.id not in call.participants]
+        ids: dict[str, tuple[int, int | None]] = dict(self.source_ids)
+        for p in people:
+            audio = p.stream("audio")
+            video = p.stream("video")
+            if p.display_name and audio is not None:
+                ids[p.display_name] = (int(audio.source_id),
+                                       int(video.source_id) if video is not None else None)
+        return ids
+
+    async def call_started(self, call, blob: str | None) -> None:
+        from mediacore.mediaconfig import MediaConfig
+
+        if not blob:
+            log.warning("call %s: app-hosted media without a blob", call.id)
+            return
+        bot_cfg = MediaConfig.from_blob(blob)
+        host, port = self.server.address
+        own = MediaConfig.generate(host, port, role="remote", kinds=("audio", "video"),
+                                   call_id=call.id, media_session_id=bot_cfg.media_session_id,
+                                   srtp_profile=bot_cfg.srtp.profile if bot_cfg.srtp else None)
+        bot_audio = bot_cfg.section("audio")
+        conf = ConferenceMedia(
+            self.server.engine, self.media, (bot_cfg.endpoint.address, bot_cfg.endpoint.port),
+            srtp_profile=bot_cfg.srtp.profile if bot_cfg.srtp else None,
+            tx_key=own.srtp.key_bytes if own.srtp else None,
+            rx_key=bot_cfg.srtp.key_bytes if bot_cfg.srtp else None,
+            bot_audio_ssrcs=tuple(bot_audio.ssrcs) if bot_audio else (),
+            loop=self.loop, source_ids=self._source_ids(call))
+        self.conferences[call.id] = conf
+        self.server.attach(call.id, conf)
+        if self.on_answer is not None:
+            self.on_answer(bot_cfg, own)
+
+    async def call_ended(self, call) -> None:
+        self.conferences.pop(call.id, None)
+        self.server.detach(call.id)
