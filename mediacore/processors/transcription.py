@@ -184,6 +184,9 @@ class TranscriptionProcessor:
         else:
             self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="transcribe")
         self._processes = processes
+        if processes:  # start the workers and load the model now, not at the first utterance
+            self._warm = [self._pool.submit(_worker_decode, np.zeros(1600, np.int16))
+                          for _ in range(workers)]
         self._segmenters: dict[str, SpeechSegmenter] = {}
         self._factory = segmenter_factory
         self._on_segment = on_segment
