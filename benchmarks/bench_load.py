@@ -1,0 +1,90 @@
+"""`mediabot load` figures in the benchmark report (issue: emulator and demo).
+
+* load-cpu-per-frame: the bot's CPU per received audio frame with N concurrent
+  calls (SRTP, RTP, decode to 16 kHz, hand-off to a processor), against an
+  aiortc-style Python receive path measured in the same run on the same
+  packets: pylibsrtp unprotect + aiortc ``RtpPacket.parse`` + PyAV Opus decode
+  + resample to 16 kHz + ``to_ndarray`` (a lower bound of aiortc's cost: no
+  sockets, no asyncio, no jitter buffer).
+* load-setup-p50 and load-latency-p50/p99: call set-up (the emulator starting
+  a call to the first frame in the bot's processor) and wire-to-processor
+  latency at N calls, next to the goals of the issue (anchors marked
+  ``anchor_kind = "goal"``: nothing to measure them against here).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+
+import pytest
+
+from benchmarks._report import QUICK, record_comparison
+from bot.demo.load import run_load_once
+
+CALLS = 30 if QUICK else 100
+DURATION_S = 6.0 if QUICK else 15.0
+
+
+def _aiortc_style_ns_per_frame(frames: int = 1000) -> float:
+    """Python receive path per 20 ms Opus frame, on SRTP packets made here."""
+    import av
+    import numpy as np
+    from aiortc.rtp import RtpPacket
+    from pylibsrtp import Policy, Session
+
+    key = os.urandom(30)
+    tx = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND,
+                        srtp_profile=Policy.SRTP_PROFILE_AES128_CM_SHA1_80))
+    rx = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND,
+                        srtp_profile=Policy.SRTP_PROFILE_AES128_CM_SHA1_80))
+    enc = av.CodecContext.create("libopus", "w")
+    enc.sample_rate, enc.layout, enc.format = 48000, "mono", "s16"
+    enc.bit_rate = 32000
+    t = np.arange(960 * frames) / 48000
+    pcm = (3000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
+    payloads = []
+    for i in range(frames):
+        f = av.AudioFrame.from_ndarray(pcm[None, i * 960:(i + 1) * 960], format="s16", layout="mono")
+        f.sample_rate, f.pts = 48000, i * 960
+        payloads += [bytes(p) for p in enc.encode(f)]
+    packets = [tx.protect(struct.pack("!BBHII", 0x80, 111, i & 0xFFFF, i * 960, 1234) + p)
+               for i, p in enumerate(payloads)]
+    dec = av.CodecContext.create("opus", "r")
+    dec.sample_rate, dec.layout = 48000, "mono"
+    res = av.AudioResampler(format="s16", layout="mono", rate=16000)
+    t0 = time.perf_counter_ns()
+    for data in packets:
+        pkt = RtpPacket.parse(rx.unprotect(data))
+        for frame in dec.decode(av.Packet(pkt.payload)):
+            for out in res.resample(frame):
+                out.to_ndarray()
+    return (time.perf_counter_ns() - t0) / len(packets)
+
+
+def test_load(benchmark):
+    def run():
+        return run_load_once(CALLS, DURATION_S), _aiortc_style_ns_per_frame(500 if QUICK else 2000)
+
+    r, anchor_ns = benchmark.pedantic(run, rounds=1, iterations=1)
+    frames_per_s = r["frames_per_s_per_call"] * r["calls"]
+    cpu_ns_per_frame = 1e3 * r["cpu_us_per_call_per_s"] * r["calls"] / max(1.0, frames_per_s)
+    common = dict(calls=r["calls"], duration_s=r["duration_s"], dropped_frames=r["dropped_frames"],
+                  calls_without_media=r["calls_without_media"],
+                  cpu_percent_of_one_core=r["cpu_percent_of_one_core"])
+    record_comparison("load-cpu-per-frame",
+                      subject=f"bot: {CALLS} concurrent SRTP Opus calls, decode + hand-off per frame",
+                      anchor="pylibsrtp + aiortc RtpPacket.parse + PyAV decode/resample per frame",
+                      subject_ns=cpu_ns_per_frame, anchor_ns=anchor_ns,
+                      calls_per_core_estimate=round(1e9 / (50 * cpu_ns_per_frame)), **common)
+    if r["setup_ms"]["p50"] is not None:
+        record_comparison("load-setup-p50", subject=f"call set-up to first frame, {CALLS} calls",
+                          anchor="goal: 300 ms", subject_ns=r["setup_ms"]["p50"] * 1e6,
+                          anchor_ns=300e6, anchor_kind="goal", **common)
+    for q, goal in (("p50", 1.0), ("p99", 5.0)):
+        if r["latency_ms"][q] is not None:
+            record_comparison(f"load-latency-{q}", subject=f"wire-to-processor, {CALLS} calls",
+                              anchor=f"goal: {goal} ms", subject_ns=r["latency_ms"][q] * 1e6,
+                              anchor_ns=goal * 1e6, anchor_kind="goal", **common)
+    assert r["calls_without_media"] == 0
