@@ -20,6 +20,8 @@
 
 #include "engine_media.h"
 
+#define ENG_RTCP_CACHE 256
+
 /* ---- counters (I/O-thread private; snapshotted under a mutex) ------------------- */
 
 typedef struct eng_session eng_session;
@@ -152,6 +154,10 @@ struct mc_engine {
     mc_mutex snap_lock;
     mc_engine_stats snap;
     volatile int64_t io_cpu_ns;
+    struct {
+        uint32_t ssrc;
+        uint32_t session_id;
+    } rtcp_cache[ENG_RTCP_CACHE]; /* I/O thread: RTCP sender SSRC -> session id */
 };
 
 /* ---- small helpers ---------------------------------------------------------------- */
@@ -536,6 +542,77 @@ static void process_datagram(mc_engine *e, const eng_table *t, uint8_t *buf, uin
 
 /* ---- RTCP receive ----------------------------------------------------------------- */
 
+/* Does this (decrypted) compound RTCP packet mention one of the session's
+ * send SSRCs (report block, feedback media SSRC)? */
+static int rtcp_mentions_session(const eng_table *t, const eng_session *s, const uint8_t *buf,
+                                 uint32_t len)
+{
+    uint32_t off = 0;
+    while (off + 8 <= len) {
+        const uint8_t *p = buf + off;
+        uint32_t bytes = (((uint32_t)p[2] << 8 | p[3]) + 1u) * 4u;
+        if (bytes > len - off)
+            return 0;
+        uint32_t first = 0, count = 0;
+        if (p[1] == 200) {
+            first = 28;
+            count = p[0] & 31;
+        } else if (p[1] == 201) {
+            first = 8;
+            count = p[0] & 31;
+        } else if ((p[1] == 205 || p[1] == 206) && bytes >= 12) {
+            const eng_route *r = route_lookup(t, rd32(p + 8), ROUTE_SEND, NULL);
+            if (r && r->session == s)
+                return 1;
+        }
+        for (uint32_t i = 0; i < count && first + 24 * i + 4 <= bytes; i++) {
+            const eng_route *r = route_lookup(t, rd32(p + first + 24 * i), ROUTE_SEND, NULL);
+            if (r && r->session == s)
+                return 1;
+        }
+        off += bytes;
+    }
+    return 0;
+}
+
+/* RTCP from a sender SSRC we do not receive (a receive-only remote): find
+ * its session by trying each session's inbound SRTCP context on a copy
+ * (the tag proves the key), or, for plain RTP sessions, by the send SSRCs
+ * the packet reports on. The answer is cached per sender SSRC. On success
+ * `buf` holds the unprotected packet and *len its length. */
+static eng_session *rtcp_find_session(mc_engine *e, const eng_table *t, uint8_t *buf,
+                                      uint32_t *len, uint32_t sender)
+{
+    uint32_t slot = route_hash(sender) & (ENG_RTCP_CACHE - 1);
+    if (e->rtcp_cache[slot].ssrc == sender && e->rtcp_cache[slot].session_id) {
+        for (uint32_t i = 0; i < t->n_sessions; i++) {
+            eng_session *c = t->sessions[i].s;
+            if (c->id != e->rtcp_cache[slot].session_id)
+                continue;
+            if (eng_crypto_rx_rtcp(&c->crypto, buf, len) == MC_OK)
+                return c;
+            break;
+        }
+    }
+    for (uint32_t i = 0; i < t->n_sessions; i++) {
+        eng_session *c = t->sessions[i].s;
+        if (!t->sessions[i].n_send)
+            continue;
+        uint32_t n = *len;
+        memcpy(e->scratch, buf, n);
+        if (eng_crypto_rx_rtcp(&c->crypto, e->scratch, &n) != MC_OK)
+            continue;
+        if (!rtcp_mentions_session(t, c, e->scratch, n))
+            continue;
+        memcpy(buf, e->scratch, n);
+        *len = n;
+        e->rtcp_cache[slot].ssrc = sender;
+        e->rtcp_cache[slot].session_id = c->id;
+        return c;
+    }
+    return NULL;
+}
+
 static void handle_rtcp(mc_engine *e, const eng_table *t, uint8_t *buf, uint32_t len,
                         const mc_netaddr *from, int64_t now)
 {
@@ -550,38 +627,29 @@ static void handle_rtcp(mc_engine *e, const eng_table *t, uint8_t *buf, uint32_t
     if (rt) {
         s = rt->session;
         r = (eng_recv *)rt->stream;
-    } else {
-        /* a receive-only remote: its SSRC is unknown to us; find the session by
-         * address (the first session whose remote sent this) */
-        for (uint32_t i = 0; i < t->n_sessions; i++) {
-            eng_session *c = t->sessions[i].s;
-            if (c->remote.family &&
-                (mc_netaddr_equal(&c->remote, from) || mc_netaddr_equal(&c->remote_rtcp, from))) {
-                s = c;
-                break;
+        if (!source_ok(e, s, from))
+            return;
+        mc_status st = eng_crypto_rx_rtcp(&s->crypto, buf, &len);
+        if (st != MC_OK) {
+            if (st == MC_E_REPLAY) {
+                e->c.replays++;
+                r->c.replays++;
+            } else if (st == MC_E_AUTH) {
+                e->c.auth_failures++;
+                r->c.auth_failures++;
+            } else {
+                e->c.malformed++;
             }
+            return;
         }
+    } else {
+        s = rtcp_find_session(e, t, buf, &len, sender);
         if (!s) {
             e->c.unknown_ssrc++;
             return;
         }
-    }
-    if (!source_ok(e, s, from))
-        return;
-    mc_status st = eng_crypto_rx_rtcp(&s->crypto, buf, &len);
-    if (st != MC_OK) {
-        if (st == MC_E_REPLAY) {
-            e->c.replays++;
-            if (r)
-                r->c.replays++;
-        } else if (st == MC_E_AUTH) {
-            e->c.auth_failures++;
-            if (r)
-                r->c.auth_failures++;
-        } else {
-            e->c.malformed++;
-        }
-        return;
+        if (!source_ok(e, s, from))
+            return;
     }
     eng_rtcp_ctx ctx;
     ctx.engine = e;

@@ -3,6 +3,7 @@
  */
 #include "engine_media.h"
 
+#include "rtpstats.h"
 #include "srtp.h"
 
 #include <stdlib.h>
@@ -103,150 +104,29 @@ mc_status eng_crypto_tx_rtcp(eng_session_crypto *c, uint8_t *buf, uint32_t *len,
     return st;
 }
 
-/* ---- RTP parse (RFC 3550 5.1) ------------------------------------------------------------ */
+/* ---- RTP parse (rtp.c) ---------------------------------------------------------------- */
 
 mc_status eng_rtp_parse(const uint8_t *buf, uint32_t len, eng_rtp_view *v)
 {
-    if (len < 12 || (buf[0] >> 6) != 2)
-        return MC_E_MALFORMED;
-    uint32_t cc = buf[0] & 0x0f;
-    uint32_t off = 12 + 4 * cc;
-    if (off > len)
-        return MC_E_MALFORMED;
-    if (buf[0] & 0x10) {
-        if (off + 4 > len)
-            return MC_E_MALFORMED;
-        uint32_t words = rd16(buf + off + 2);
-        off += 4 + 4 * words;
-        if (off > len)
-            return MC_E_MALFORMED;
-    }
-    uint32_t end = len;
-    if (buf[0] & 0x20) {
-        uint32_t pad = buf[len - 1];
-        if (pad == 0 || pad > len - off)
-            return MC_E_MALFORMED;
-        end -= pad;
-    }
-    v->marker = buf[1] >> 7;
-    v->payload_type = buf[1] & 0x7f;
-    v->sequence_number = rd16(buf + 2);
-    v->timestamp = rd32(buf + 4);
-    v->ssrc = rd32(buf + 8);
-    v->payload_offset = off;
-    v->payload_length = end - off;
+    mc_rtp_header h;
+    mc_status st = mc_rtp_parse(buf, len, &h);
+    if (st != MC_OK)
+        return st;
+    v->marker = h.marker;
+    v->payload_type = h.payload_type;
+    v->sequence_number = h.sequence_number;
+    v->timestamp = h.timestamp;
+    v->ssrc = h.ssrc;
+    v->payload_offset = h.payload_offset;
+    v->payload_length = h.payload_length;
     return MC_OK;
 }
 
-/* ---- receive statistics (RFC 3550 A.1, A.3, A.8) ------------------------------------------ */
+/* ---- receive side per stream: statistics (rtpstats.c), jitter (jitter.c) and
+ * reorder (reorder.c) buffers -------------------------------------------------------------- */
 
-typedef struct rx_stats {
-    int started;
-    int64_t base_ext;
-    int64_t max_ext;
-    uint64_t received;
-    uint64_t bytes;
-    uint64_t duplicates;
-    uint64_t reordered;
-    uint64_t expected_prior, received_prior;
-    double jitter; /* timestamp units */
-    int64_t last_transit;
-    int have_transit;
-    uint32_t lsr;
-    int64_t lsr_arrival_ns;
-    uint64_t window[16]; /* 1024 sequence numbers seen (duplicate detection) */
-    uint32_t clock_rate;
-} rx_stats;
-
-static int64_t unwrap16(int64_t ref, uint16_t seq)
-{
-    int32_t d = (int32_t)(uint16_t)(seq - (uint16_t)ref);
-    if (d >= 0x8000)
-        d -= 0x10000;
-    return ref + d;
-}
-
-static int window_test_set(rx_stats *s, int64_t ext)
-{
-    uint64_t bit = (uint64_t)ext & 1023u;
-    uint64_t mask = 1ULL << (bit & 63u);
-    int seen = (s->window[bit >> 6] & mask) != 0;
-    s->window[bit >> 6] |= mask;
-    return seen;
-}
-
-static void window_clear_range(rx_stats *s, int64_t from, int64_t to)
-{
-    if (to - from >= 1024) {
-        memset(s->window, 0, sizeof s->window);
-        return;
-    }
-    for (int64_t x = from; x < to; x++) {
-        uint64_t bit = (uint64_t)x & 1023u;
-        s->window[bit >> 6] &= ~(1ULL << (bit & 63u));
-    }
-}
-
-/* Returns 1 when the packet is new (not a duplicate). */
-static int rx_stats_update(rx_stats *s, uint16_t seq, uint32_t ts, uint32_t bytes, int64_t now)
-{
-    int64_t ext;
-    if (!s->started) {
-        s->started = 1;
-        ext = seq;
-        s->base_ext = ext;
-        s->max_ext = ext;
-    } else {
-        ext = unwrap16(s->max_ext, seq);
-        if (ext > s->max_ext) {
-            window_clear_range(s, s->max_ext + 1, ext + 1);
-            s->max_ext = ext;
-        } else if (s->max_ext - ext >= 1024) {
-            /* far behind the window: treat as old (counts as reordered) */
-            s->received++;
-            s->bytes += bytes;
-            s->reordered++;
-            return 1;
-        }
-    }
-    if (window_test_set(s, ext) && s->received) {
-        s->duplicates++;
-        s->received++; /* A.3 counts duplicates as received */
-        return 0;
-    }
-    if (ext < s->max_ext)
-        s->reordered++;
-    if (ext < s->base_ext)
-        s->base_ext = ext;
-    s->received++;
-    s->bytes += bytes;
-    /* A.8 interarrival jitter in timestamp units */
-    if (s->clock_rate) {
-        int64_t arrival = (int64_t)((double)now * s->clock_rate / 1e9);
-        int64_t transit = arrival - (int64_t)ts;
-        if (s->have_transit) {
-            int64_t d = transit - s->last_transit;
-            if (d < 0)
-                d = -d;
-            /* 32-bit wrap of ts shows up as a huge d: ignore such steps */
-            if (d < (int64_t)s->clock_rate * 10)
-                s->jitter += ((double)d - s->jitter) / 16.0;
-        }
-        s->last_transit = transit;
-        s->have_transit = 1;
-    }
-    return 1;
-}
-
-static int64_t rx_stats_lost(const rx_stats *s)
-{
-    if (!s->started)
-        return 0;
-    int64_t expected = s->max_ext - s->base_ext + 1;
-    return expected - (int64_t)(s->received - s->duplicates);
-}
-
-/* ---- receive side per stream ----------------------------------------------------------------- */
+#define ENG_IDLE_STOP_NS 1000000000LL  /* audio: stop ticking after 1 s without packets */
+#define ENG_VIDEO_TICK_NS 5000000LL
 
 mc_status eng_rx_media_init(eng_rx_media *m, const mc_recv_stream_config *cfg, mc_engine *e)
 {
@@ -257,28 +137,93 @@ mc_status eng_rx_media_init(eng_rx_media *m, const mc_recv_stream_config *cfg, m
     m->flags = cfg->flags;
     m->ssrc = cfg->ssrc;
     m->frame_ns = (int64_t)(cfg->frame_ms ? cfg->frame_ms : 20) * 1000000LL;
-    rx_stats *s = (rx_stats *)calloc(1, sizeof *s);
-    if (!s)
+    struct mc_rtpstats *st = (struct mc_rtpstats *)calloc(1, sizeof *st);
+    if (!st)
         return MC_E_NOMEM;
-    s->clock_rate = cfg->clock_rate;
-    m->stats = s;
-    return MC_OK;
+    mc_rtpstats_init(st, cfg->clock_rate);
+    m->stats = st;
+    m->payload_cap = ENG_MAX_DATAGRAM;
+    m->payload = (uint8_t *)malloc(m->payload_cap);
+    if (!m->payload)
+        return MC_E_NOMEM;
+    if (cfg->flags & MC_RECV_DIRECT)
+        return MC_OK;
+    if (cfg->media == MC_MEDIA_AUDIO) {
+        mc_jitter_config jc;
+        memset(&jc, 0, sizeof jc);
+        jc.clock_rate = cfg->clock_rate;
+        jc.frame_ms = cfg->frame_ms ? cfg->frame_ms : 20;
+        jc.min_delay_ms = cfg->jitter_min_ms ? cfg->jitter_min_ms : 2 * jc.frame_ms;
+        jc.max_delay_ms = cfg->jitter_max_ms ? cfg->jitter_max_ms : 200;
+        if (jc.max_delay_ms < jc.min_delay_ms)
+            return MC_E_INVAL;
+        uint32_t slots = 8;
+        while (slots <= 2 * (jc.max_delay_ms / jc.frame_ms + 2))
+            slots <<= 1;
+        jc.capacity = slots;
+        jc.max_payload = 1500;
+        return mc_jitter_new(&jc, (mc_jitter **)&m->jitter);
+    }
+    mc_reorder_config rc;
+    memset(&rc, 0, sizeof rc);
+    rc.capacity = 512;
+    rc.max_payload = ENG_MAX_DATAGRAM;
+    rc.nack_max_retries = 3;
+    rc.nack_min_interval_ns = 20000000LL;
+    rc.max_wait_ns = (int64_t)(cfg->reorder_wait_ms ? cfg->reorder_wait_ms : 100) * 1000000LL;
+    rc.pli_min_interval_ns = 500000000LL;
+    return mc_reorder_new(&rc, (mc_reorder **)&m->reorder);
 }
 
 void eng_rx_media_free(eng_rx_media *m)
 {
+    mc_jitter_free((mc_jitter *)m->jitter);
+    mc_reorder_free((mc_reorder *)m->reorder);
     free(m->stats);
     free(m->payload);
-    m->stats = NULL;
-    m->payload = NULL;
+    memset(m, 0, sizeof *m);
+}
+
+static void deliver_reordered(eng_rx_media *m, void *stream, int64_t now)
+{
+    mc_reorder_packet pk;
+    while (mc_reorder_pop((mc_reorder *)m->reorder, now, m->payload, m->payload_cap, &pk) == MC_OK) {
+        mc_rtp_record rec;
+        rec.arrival_ns = pk.arrival_ns;
+        rec.ssrc = m->ssrc;
+        rec.timestamp = pk.timestamp;
+        rec.sequence_number = pk.sequence_number;
+        rec.payload_type = pk.payload_type;
+        rec.marker = pk.marker;
+        rec.flags = pk.skipped_before ? MC_RECORD_FLAG_DISCONTINUITY : 0;
+        rec.lost_before = pk.skipped_before > 0xFFFF ? 0xFFFF : (uint16_t)pk.skipped_before;
+        eng_deliver(stream, &rec, m->payload, pk.payload_length);
+    }
 }
 
 void eng_rx_media_packet(eng_rx_media *m, void *stream, const eng_rtp_view *v, const uint8_t *buf,
                          int64_t now)
 {
-    rx_stats *s = (rx_stats *)m->stats;
-    if (!rx_stats_update(s, v->sequence_number, v->timestamp, v->payload_length, now))
-        return; /* duplicate: counted, not delivered */
+    if (mc_rtpstats_on_packet((struct mc_rtpstats *)m->stats, now, v->sequence_number,
+                              v->timestamp, v->payload_length) == MC_DROPPED)
+        return; /* duplicate: counted by the statistics, not delivered */
+    const uint8_t *payload = buf + v->payload_offset;
+    if (m->jitter) {
+        mc_jitter_insert((mc_jitter *)m->jitter, now, v->sequence_number, v->timestamp, v->marker,
+                         v->payload_type, payload, v->payload_length);
+        if (!m->next_tick_ns)
+            m->next_tick_ns = now + m->frame_ns;
+        m->last_insert_ns = now;
+        return;
+    }
+    if (m->reorder) {
+        mc_reorder_insert((mc_reorder *)m->reorder, now, v->sequence_number, v->timestamp,
+                          v->marker, v->payload_type, payload, v->payload_length);
+        deliver_reordered(m, stream, now);
+        if (!m->next_tick_ns)
+            m->next_tick_ns = now + ENG_VIDEO_TICK_NS;
+        return;
+    }
     mc_rtp_record rec;
     rec.arrival_ns = now;
     rec.ssrc = v->ssrc;
@@ -288,73 +233,112 @@ void eng_rx_media_packet(eng_rx_media *m, void *stream, const eng_rtp_view *v, c
     rec.marker = v->marker;
     rec.flags = 0;
     rec.lost_before = 0;
-    eng_deliver(stream, &rec, buf + v->payload_offset, v->payload_length);
+    eng_deliver(stream, &rec, payload, v->payload_length);
+}
+
+static void jitter_tick(eng_rx_media *m, void *stream, int64_t now)
+{
+    int n = 0;
+    while (m->next_tick_ns && now >= m->next_tick_ns) {
+        if (n++ > 10) { /* far behind (a stall): do not burst, resynchronise */
+            m->next_tick_ns = now + m->frame_ns;
+            break;
+        }
+        mc_jitter_frame f;
+        mc_status st = mc_jitter_pop((mc_jitter *)m->jitter, now, m->payload, m->payload_cap, &f);
+        if (st == MC_OK || f.kind == MC_JITTER_LOST || f.kind == MC_JITTER_UNDERRUN) {
+            mc_rtp_record rec;
+            rec.arrival_ns = st == MC_OK ? f.arrival_ns : now;
+            rec.ssrc = m->ssrc;
+            rec.timestamp = f.timestamp;
+            rec.sequence_number = f.sequence_number;
+            rec.payload_type = f.payload_type;
+            rec.marker = f.marker;
+            rec.flags = st == MC_OK ? 0 : MC_RECORD_FLAG_LOST;
+            rec.lost_before = 0;
+            eng_deliver(stream, &rec, m->payload, st == MC_OK ? f.payload_length : 0);
+        }
+        m->next_tick_ns += m->frame_ns;
+        if (now - m->last_insert_ns > ENG_IDLE_STOP_NS) {
+            m->next_tick_ns = 0; /* the source went quiet: stop concealing */
+            break;
+        }
+    }
 }
 
 int64_t eng_rx_media_tick(eng_rx_media *m, mc_engine *e, void *stream, int64_t now)
 {
-    (void)m;
-    (void)e;
-    (void)stream;
+    if (m->jitter) {
+        jitter_tick(m, stream, now);
+        return m->next_tick_ns ? m->next_tick_ns : now + 50000000LL;
+    }
+    if (m->reorder) {
+        if (!m->next_tick_ns || now < m->next_tick_ns)
+            return m->next_tick_ns ? m->next_tick_ns : now + 50000000LL;
+        mc_reorder *r = (mc_reorder *)m->reorder;
+        deliver_reordered(m, stream, now);
+        uint16_t lost[64];
+        uint32_t n = 0;
+        if (m->flags & MC_RECV_NACK)
+            mc_reorder_nack_list(r, now, lost, 64, &n);
+        int32_t pli = 0;
+        if (m->flags & MC_RECV_PLI)
+            mc_reorder_keyframe_needed(r, now, &pli);
+        if (n || pli)
+            eng_send_feedback(e, stream, lost, n, pli);
+        m->next_tick_ns = now + ENG_VIDEO_TICK_NS;
+        return m->next_tick_ns;
+    }
     return now + 50000000LL;
 }
 
 mc_status eng_rx_media_report(eng_rx_media *m, uint32_t ssrc, int64_t now, eng_report *out)
 {
-    rx_stats *s = (rx_stats *)m->stats;
-    if (!s->started)
-        return MC_E_EMPTY;
-    int64_t expected = s->max_ext - s->base_ext + 1;
-    uint64_t received = s->received - s->duplicates;
-    int64_t expected_interval = expected - (int64_t)s->expected_prior;
-    int64_t received_interval = (int64_t)received - (int64_t)s->received_prior;
-    s->expected_prior = (uint64_t)expected;
-    s->received_prior = received;
-    int64_t lost_interval = expected_interval - received_interval;
-    memset(out, 0, sizeof *out);
-    out->ssrc = ssrc;
-    out->fraction_lost = (expected_interval <= 0 || lost_interval <= 0)
-                             ? 0
-                             : (uint32_t)((lost_interval << 8) / expected_interval);
-    if (out->fraction_lost > 255)
-        out->fraction_lost = 255;
-    int64_t lost = rx_stats_lost(s);
-    if (lost > 0x7FFFFF)
-        lost = 0x7FFFFF;
-    if (lost < -0x800000)
-        lost = -0x800000;
-    out->cumulative_lost = (int32_t)lost;
-    out->extended_highest_seq = (uint32_t)s->max_ext;
-    out->jitter = (uint32_t)s->jitter;
-    if (s->lsr_arrival_ns) {
-        out->lsr = s->lsr;
-        out->dlsr = (uint32_t)(((now - s->lsr_arrival_ns) * 65536) / 1000000000LL);
-    }
+    mc_rtcp_report_block b;
+    mc_status st = mc_rtpstats_report_block((mc_rtpstats *)m->stats, ssrc, now, &b);
+    if (st != MC_OK)
+        return st;
+    out->ssrc = b.ssrc;
+    out->fraction_lost = b.fraction_lost;
+    out->cumulative_lost = b.cumulative_lost;
+    out->extended_highest_seq = b.extended_highest_seq;
+    out->jitter = b.jitter;
+    out->lsr = b.lsr;
+    out->dlsr = b.dlsr;
     out->rtt_ns = -1;
     return MC_OK;
 }
 
 void eng_rx_media_sr(eng_rx_media *m, uint64_t ntp, int64_t now)
 {
-    rx_stats *s = (rx_stats *)m->stats;
-    s->lsr = (uint32_t)(ntp >> 16);
-    s->lsr_arrival_ns = now;
+    mc_rtpstats_sr_received((mc_rtpstats *)m->stats, ntp, now);
 }
 
 void eng_rx_media_set_rtt(eng_rx_media *m, int64_t rtt_ns)
 {
-    (void)m;
-    (void)rtt_ns;
+    if (m->reorder)
+        mc_reorder_set_rtt((mc_reorder *)m->reorder, rtt_ns);
 }
 
 void eng_rx_media_fill_stats(eng_rx_media *m, mc_recv_stream_stats *out)
 {
-    rx_stats *s = (rx_stats *)m->stats;
-    out->lost = rx_stats_lost(s);
-    out->duplicates = s->duplicates;
-    out->reordered = s->reordered;
-    out->extended_highest_seq = (uint32_t)s->max_ext;
-    out->jitter_ms = s->clock_rate ? s->jitter * 1000.0 / s->clock_rate : 0.0;
+    mc_rtp_recv_stats s;
+    mc_rtpstats_get((const mc_rtpstats *)m->stats, &s);
+    out->lost = s.lost;
+    out->duplicates = s.duplicates;
+    out->reordered = s.reordered;
+    out->late = s.late;
+    out->extended_highest_seq = s.extended_highest_seq;
+    out->jitter_ms = s.jitter_ms;
+    if (m->jitter) {
+        mc_jitter_stats j;
+        mc_jitter_get_stats((const mc_jitter *)m->jitter, &j);
+        out->late += j.late;
+    } else if (m->reorder) {
+        mc_reorder_stats r;
+        mc_reorder_get_stats((const mc_reorder *)m->reorder, &r);
+        out->late += r.late;
+    }
 }
 
 /* ---- send side: retransmission history --------------------------------------------------------- */
@@ -550,75 +534,71 @@ void eng_rtcp_write_pli(uint8_t *buf, uint32_t cap, uint32_t *used, uint32_t ssr
     *used += 12;
 }
 
-static void read_block(const uint8_t *p, eng_report *b, int64_t now)
+static void to_report(const mc_rtcp_report_block *b, eng_report *r)
 {
-    b->ssrc = rd32(p);
-    b->fraction_lost = p[4];
-    uint32_t cl = rd32(p + 4) & 0xFFFFFF;
-    b->cumulative_lost = (cl & 0x800000) ? (int32_t)(cl | 0xFF000000u) : (int32_t)cl;
-    b->extended_highest_seq = rd32(p + 8);
-    b->jitter = rd32(p + 12);
-    b->lsr = rd32(p + 16);
-    b->dlsr = rd32(p + 20);
-    b->rtt_ns = -1;
-    if (b->lsr) {
-        (void)now;
-        uint32_t a = (uint32_t)(eng_ntp_now() >> 16);
-        uint32_t rtt = a - b->lsr - b->dlsr; /* 1/65536 s, wraps correctly */
-        if (rtt < 0x80000000u)
-            b->rtt_ns = (int64_t)(((uint64_t)rtt * 1000000000ULL) >> 16);
-    }
+    r->ssrc = b->ssrc;
+    r->fraction_lost = b->fraction_lost;
+    r->cumulative_lost = b->cumulative_lost;
+    r->extended_highest_seq = b->extended_highest_seq;
+    r->jitter = b->jitter;
+    r->lsr = b->lsr;
+    r->dlsr = b->dlsr;
+    r->rtt_ns = -1;
+    int64_t rtt;
+    if (b->lsr && mc_rtcp_rtt_ns(eng_ntp_now(), b->lsr, b->dlsr, &rtt) == MC_OK && rtt >= 0)
+        r->rtt_ns = rtt;
 }
 
+/* Walk a compound RTCP packet with the rtcp.c parsers (untrusted input). */
 mc_status eng_rtcp_receive(eng_rtcp_ctx *ctx, const uint8_t *buf, uint32_t len)
 {
-    uint32_t off = 0;
-    while (off + 4 <= len) {
-        const uint8_t *p = buf + off;
-        if ((p[0] >> 6) != 2)
-            return MC_E_MALFORMED;
-        uint32_t count = p[0] & 31;
-        uint32_t pt = p[1];
-        uint32_t bytes = (rd16(p + 2) + 1u) * 4u;
-        if (off + bytes > len)
-            return MC_E_MALFORMED;
-        if (pt == 200 && bytes >= 28 && 28 + 24 * count <= bytes) {
-            uint32_t ssrc = rd32(p + 4);
-            uint64_t ntp = ((uint64_t)rd32(p + 8) << 32) | rd32(p + 12);
-            eng_on_sender_report(ctx, ssrc, ntp);
-            for (uint32_t i = 0; i < count; i++) {
-                eng_report b;
-                read_block(p + 28 + 24 * i, &b, ctx->now);
-                eng_on_report_block(ctx, &b);
-            }
-        } else if (pt == 201 && bytes >= 8 && 8 + 24 * count <= bytes) {
-            for (uint32_t i = 0; i < count; i++) {
-                eng_report b;
-                read_block(p + 8 + 24 * i, &b, ctx->now);
-                eng_on_report_block(ctx, &b);
-            }
-        } else if (pt == 203) {
-            for (uint32_t i = 0; i < count && 8 + 4 * i <= bytes; i++)
-                eng_on_bye(ctx, rd32(p + 4 + 4 * i));
-        } else if (pt == 205 && count == 1 && bytes >= 12) {
+    uint32_t cursor = 0;
+    mc_rtcp_packet pk;
+    mc_status st;
+    while ((st = mc_rtcp_next(buf, len, &cursor, &pk)) == MC_OK) {
+        const uint8_t *p = buf + pk.offset;
+        size_t n = pk.length;
+        mc_rtcp_report_block blocks[MC_RTCP_MAX_REPORTS];
+        uint32_t count = 0;
+        if (pk.packet_type == MC_RTCP_SR) {
+            mc_rtcp_sender_info si;
+            if (mc_rtcp_parse_sr(p, n, &si, blocks, MC_RTCP_MAX_REPORTS, &count) != MC_OK)
+                return MC_E_MALFORMED;
+            eng_on_sender_report(ctx, si.ssrc, si.ntp_timestamp);
+        } else if (pk.packet_type == MC_RTCP_RR) {
+            uint32_t ssrc;
+            if (mc_rtcp_parse_rr(p, n, &ssrc, blocks, MC_RTCP_MAX_REPORTS, &count) != MC_OK)
+                return MC_E_MALFORMED;
+        } else if (pk.packet_type == MC_RTCP_BYE) {
+            uint32_t ssrcs[31], nb = 0, ro, rl;
+            if (mc_rtcp_parse_bye(p, n, ssrcs, 31, &nb, &ro, &rl) != MC_OK)
+                return MC_E_MALFORMED;
+            for (uint32_t i = 0; i < nb && i < 31; i++)
+                eng_on_bye(ctx, ssrcs[i]);
+        } else if (pk.packet_type == MC_RTCP_RTPFB && pk.count == MC_RTCP_FMT_NACK) {
+            uint32_t sender, media, nl = 0;
             uint16_t lost[256];
-            uint32_t n = 0;
-            for (uint32_t f = 12; f + 4 <= bytes && n + 17 <= 256; f += 4) {
-                uint16_t pid = rd16(p + f);
-                uint16_t blp = rd16(p + f + 2);
-                lost[n++] = pid;
-                for (uint32_t b = 0; b < 16; b++)
-                    if (blp & (1u << b))
-                        lost[n++] = (uint16_t)(pid + b + 1);
-            }
-            eng_on_feedback(ctx, MC_EVENT_NACK, rd32(p + 8), rd32(p + 4), lost, n);
-        } else if (pt == 206 && count == 1 && bytes >= 12) {
-            eng_on_feedback(ctx, MC_EVENT_PLI, rd32(p + 8), rd32(p + 4), NULL, 0);
-        } else if (pt == 206 && count == 4 && bytes >= 20) {
-            for (uint32_t f = 12; f + 8 <= bytes; f += 8)
-                eng_on_feedback(ctx, MC_EVENT_FIR, rd32(p + f), rd32(p + 4), NULL, 0);
+            if (mc_rtcp_parse_nack(p, n, &sender, &media, lost, 256, &nl) != MC_OK)
+                return MC_E_MALFORMED;
+            eng_on_feedback(ctx, MC_EVENT_NACK, media, sender, lost, nl > 256 ? 256 : nl);
+        } else if (pk.packet_type == MC_RTCP_PSFB && pk.count == MC_RTCP_FMT_PLI) {
+            uint32_t sender, media;
+            if (mc_rtcp_parse_pli(p, n, &sender, &media) != MC_OK)
+                return MC_E_MALFORMED;
+            eng_on_feedback(ctx, MC_EVENT_PLI, media, sender, NULL, 0);
+        } else if (pk.packet_type == MC_RTCP_PSFB && pk.count == MC_RTCP_FMT_FIR) {
+            uint32_t sender, ssrcs[16], nf = 0;
+            uint8_t seqs[16];
+            if (mc_rtcp_parse_fir(p, n, &sender, ssrcs, seqs, 16, &nf) != MC_OK)
+                return MC_E_MALFORMED;
+            for (uint32_t i = 0; i < nf && i < 16; i++)
+                eng_on_feedback(ctx, MC_EVENT_FIR, ssrcs[i], sender, NULL, 0);
         }
-        off += bytes;
+        for (uint32_t i = 0; i < count && i < MC_RTCP_MAX_REPORTS; i++) {
+            eng_report r;
+            to_report(&blocks[i], &r);
+            eng_on_report_block(ctx, &r);
+        }
     }
-    return off == len ? MC_OK : MC_E_MALFORMED;
+    return st == MC_E_NOT_FOUND ? MC_OK : MC_E_MALFORMED;
 }

@@ -57,7 +57,7 @@ typedef struct eng_rx_media {
     uint8_t *payload; /* pop buffer */
     uint32_t payload_cap;
     uint32_t ssrc;
-    uint32_t last_lost_before;
+    int64_t last_insert_ns;
 } eng_rx_media;
 
 typedef struct eng_report {

@@ -172,7 +172,8 @@ def test_inject_without_thread_runs_the_receive_path():
         assert list(h["sequence_number"]) == list(range(100))
         assert p == [bytes([i]) * 10 for i in range(100)]
         st = r.stats()
-        assert st.packets == 105 and st.duplicates == 5 and st.lost == 0
+        # RFC 3550 A.3: duplicates count as received, so cumulative lost goes negative
+        assert st.packets == 105 and st.duplicates == 5 and st.lost == -5
     finally:
         e.close()
 
@@ -359,16 +360,17 @@ def test_impairment_stats_match_what_the_relay_injected():
             sb.add_send_stream(0xB1, payload_type=96, media="video")
             rx = sb.add_receive_stream(0xA1, media="video", direct=True)
             paced_send(tx, n, 0.005, 200, 450)
-            _, payloads = drain(rx, n - relay.counters.dropped, timeout=3)
-            time.sleep(0.5)  # one more RTCP round
+            time.sleep(0.3)  # the relay's last delays
             c = relay.counters
+            # the relay also carried A's RTCP: map its decisions to RTP sequence numbers
+            rtp = [(struct.unpack("!H", d[2:4])[0], dec) for d, dec in zip(tee, c.decisions)
+                   if not 192 <= d[1] <= 223]
+            s0 = rtp[0][0]
+            dropped = {(seq - s0) & 0xFFFF for seq, dec in rtp if dec == "drop"}
+            held = sum(1 for _, dec in rtp if dec == "hold")
+            _, payloads = drain(rx, n - len(dropped), timeout=3)
+            time.sleep(0.5)  # one more RTCP round
         st = rx.stats()
-        # the relay also carried A's RTCP: map its decisions to RTP sequence numbers
-        rtp = [(struct.unpack("!H", d[2:4])[0], dec) for d, dec in zip(tee, c.decisions)
-               if not 192 <= d[1] <= 223]
-        s0 = rtp[0][0]
-        dropped = {(seq - s0) & 0xFFFF for seq, dec in rtp if dec == "drop"}
-        held = sum(1 for _, dec in rtp if dec == "hold")
         assert len(rtp) == n and dropped
         seqs = [int.from_bytes(p[:4], "big") for p in payloads]
         assert sorted(seqs) == sorted(set(range(n)) - dropped)
@@ -382,3 +384,74 @@ def test_impairment_stats_match_what_the_relay_injected():
         assert atx.rr_received > 0 and atx.remote_cumulative_lost > 0
         assert 0 < atx.rtt_ms < 200
         assert 0 < st.rtt_ms < 200 or st.rtt_ms == -1
+
+
+def impaired_pair(history: int, loss: float, seed: int, n: int = 300):
+    """A sends video to B through the relay; B runs the reorder buffer with
+    NACK and PLI, its feedback goes straight back to A."""
+    key_ab, key_ba = os.urandom(30), os.urandom(30)
+    prof = "AES_CM_128_HMAC_SHA1_80"
+    with Engine("127.0.0.1") as a, Engine("127.0.0.1") as b:
+        with UdpRelay(("127.0.0.1", b.port), seed=seed, loss=loss, delay_ms=10, jitter_ms=3,
+                      reorder=0.05, duration_s=20) as relay:
+            sa = a.add_session(relay.address, srtp_profile=prof, tx_key=key_ab, rx_key=key_ba)
+            sb = b.add_session(("127.0.0.1", a.port), srtp_profile=prof, tx_key=key_ba,
+                               rx_key=key_ab)
+            tx = sa.add_send_stream(0xA1, payload_type=96, media="video", history=history)
+            rx = sb.add_receive_stream(0xA1, media="video", nack=True, pli=True,
+                                       reorder_wait_ms=150)
+            paced_send(tx, n, 0.005, 300, 450)
+            time.sleep(0.5)
+            h, payloads = drain(rx, n, timeout=1.0)
+            events = sa.events()
+            return h, payloads, rx.stats(), tx.stats(), events, relay.counters
+
+
+def test_reorder_buffer_releases_in_order_and_sends_nack_and_pli():
+    """No retransmission history at the sender: gaps cannot be repaired, so
+    the receiver NACKs them, gives up, and asks for a key frame (PLI)."""
+    h, payloads, st, txst, events, c = impaired_pair(history=0, loss=0.04, seed=5)
+    seqs = [int.from_bytes(p[:4], "big") for p in payloads]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)   # in order, no duplicates
+    sn = [int(x) for x in h["sequence_number"]]
+    assert all(0 < ((b - a) & 0xFFFF) < 0x8000 for a, b in zip(sn, sn[1:]))  # RTP order, wrap-aware
+    assert c.dropped > 0 and c.held > 0
+    assert st.nacks_sent > 0 and st.plis_sent > 0
+    assert (h["flags"] & 2).any()  # a discontinuity was marked where a gap was given up
+    assert txst.nacks_received > 0 and txst.plis_received > 0
+    kinds = {e.kind for e in events}
+    assert {"nack", "pli"} <= kinds
+    assert all(e.ssrc == 0xA1 for e in events if e.kind in ("nack", "pli"))
+
+
+def test_nack_retransmission_repairs_losses():
+    h, payloads, st, txst, events, c = impaired_pair(history=512, loss=0.04, seed=9)
+    seqs = [int.from_bytes(p[:4], "big") for p in payloads]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert st.nacks_sent > 0 and txst.retransmitted > 0
+    rtp_drops = c.dropped  # includes a few RTCP datagrams at most
+    assert len(seqs) > 300 - rtp_drops  # some losses were repaired
+
+
+def test_audio_jitter_buffer_output_in_order_with_concealment():
+    key_ab, key_ba = os.urandom(30), os.urandom(30)
+    prof = "AES_CM_128_HMAC_SHA1_80"
+    n = 100
+    with Engine("127.0.0.1") as a, Engine("127.0.0.1") as b:
+        with UdpRelay(("127.0.0.1", b.port), seed=3, loss=0.05, delay_ms=20, jitter_ms=8,
+                      reorder=0.05, duration_s=20) as relay:
+            sa = a.add_session(relay.address, srtp_profile=prof, tx_key=key_ab, rx_key=key_ba)
+            sb = b.add_session(("127.0.0.1", a.port), srtp_profile=prof, tx_key=key_ba,
+                               rx_key=key_ab)
+            tx = sa.add_send_stream(0xAA, payload_type=111)
+            rx = sb.add_receive_stream(0xAA, jitter_min_ms=40, jitter_max_ms=200)
+            paced_send(tx, n, 0.02, 80, 960)
+            time.sleep(0.5)
+            h, payloads = drain(rx, n, timeout=1.0)
+            st = rx.stats()
+    lost = (h["flags"] & 1) != 0
+    real = [int.from_bytes(p[:4], "big") for p, l in zip(payloads, lost) if not l]
+    assert real == sorted(real) and len(set(real)) == len(real)
+    assert len(real) >= n - relay.counters.dropped - 10
+    assert st.concealed == int(lost.sum()) and st.concealed > 0
+    assert st.jitter_ms > 2
