@@ -77,6 +77,15 @@ class Roster:
             data = [data]
         if not isinstance(data, list):
             return RosterChange()
+        if any(isinstance(d, m.DeltaParticipants) for d in data):
+            # resourceData as a collection holding deltaParticipants batch(es)
+            total = RosterChange()
+            for d in data:
+                step = self.apply(d, my_participant_id=my_participant_id)
+                total.added += step.added
+                total.updated += step.updated
+                total.removed += step.removed
+            return total
         parts = [p for p in data if isinstance(p, m.Participant)]
         full = self.mode == "full" or (
             self.mode == "auto" and my_participant_id is not None

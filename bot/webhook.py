@@ -180,7 +180,12 @@ Handler = Callable[[m.CommsNotification, NotificationContext], Awaitable[None]]
 
 
 class NotificationDispatcher:
-    """One FIFO queue and worker per call; duplicates (same call, same content) dropped.
+    """One FIFO queue and worker per call; redelivered duplicates dropped.
+
+    A notification is a duplicate when it is identical to the previous one received for the
+    same resource (call, roster, operation …). Comparing with the previous one only — not with
+    everything ever seen — matters: a roster can legitimately return to an earlier content
+    (someone joins, then leaves), and that update must not be mistaken for a redelivery.
 
     A worker exits after ``idle_timeout_s`` without work, or when its call's ``deleted``
     notification has been handled and the queue is empty.
@@ -191,7 +196,7 @@ class NotificationDispatcher:
         self.idle_timeout_s = idle_timeout_s
         self._queues: dict[str, asyncio.Queue[tuple[m.CommsNotification, NotificationContext]]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
-        self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._last: collections.OrderedDict[str, str] = collections.OrderedDict()
         self._dedup_size = dedup_size
         self.duplicates = 0
         self.handler_errors = 0
@@ -206,13 +211,15 @@ class NotificationDispatcher:
         """Queue one notification; False if it was a duplicate."""
         call_key = m.id_key(note.call_id)
         fp = self._fingerprint(call_key, note)
-        if fp in self._seen:
+        resource_key = m.id_key(note.url.split("?")[0].rstrip("/"))
+        if self._last.get(resource_key) == fp:
             self.duplicates += 1
             log.debug("duplicate notification for call %s dropped", note.call_id)
             return False
-        self._seen[fp] = None
-        if len(self._seen) > self._dedup_size:
-            self._seen.popitem(last=False)
+        self._last[resource_key] = fp
+        self._last.move_to_end(resource_key)
+        if len(self._last) > self._dedup_size:
+            self._last.popitem(last=False)
         queue = self._queues.get(call_key)
         if queue is None:
             queue = self._queues[call_key] = asyncio.Queue()

@@ -6,6 +6,9 @@ import json
 import os
 from pathlib import Path
 
+import hypothesis  # noqa: F401  imported before any test runs threads: a lazy import of it in
+#                    the terminal summary trips CPython 3.11.7's "AST constructor recursion depth
+#                    mismatch" (gh-106905) after threaded tests
 import pytest
 
 

@@ -27,8 +27,8 @@ async def until(predicate, timeout_s: float = 10.0) -> None:
     await asyncio.wait_for(poll(), timeout_s)
 
 
-@pytest.fixture
-async def world():
+@pytest.fixture(params=[False, True], ids=["roster", "delta-roster"])
+async def world(request):
     emu = GraphEmulator()
     await emu.start()
     port = free_port()
@@ -39,7 +39,7 @@ async def world():
         "graph": {"base_url": emu.graph_url, "authority_host": emu.tls_base_url},
         "webhook": {"public_url": webhook, "host": "127.0.0.1", "port": port,
                     "openid_configuration_url": emu.openid_configuration_url},
-        "calls": {"keepalive_interval_s": 600},
+        "calls": {"keepalive_interval_s": 600, "delta_roster": request.param},
     }, env={"MEDIABOT_CLIENT_SECRET": emu.client_secret})
     kwargs = emu.msal_kwargs()
     kwargs.pop("authority")
@@ -75,8 +75,10 @@ async def test_join_meeting_roster_prompt_tones_record_and_leave(world):
     audio = [s for s in alice.to_graph()["mediaStreams"] if s["mediaType"] == "audio"][0]
     assert call.roster.participant_for_source(audio["sourceId"]).display_name == "Alice"
 
-    emu.add_participant(meeting.id, "Bob")
+    bob = emu.add_participant(meeting.id, "Bob")
     await until(lambda: any(p.display_name == "Bob" for p in call.participants))
+    emu.remove_participant(meeting.id, bob.id)
+    await until(lambda: not any(p.display_name == "Bob" for p in call.participants))
 
     op = await asyncio.wait_for(call.play_prompt(["https://cdn.contoso.com/beep.wav"]), 10)
     assert op.status == "completed" and op.result_info.code == 200

@@ -64,3 +64,16 @@ def test_delta_roster_sequence_and_removed_state():
     gone = m.DeltaParticipants.parse({"sequenceNumber": 2, "participants": [p | {"removedState": {"reason": "left"}}]})
     change = r.apply(gone)
     assert [x.id for x in change.removed] == ["p1"] and len(r) == 0 and r.source_map == {}
+
+
+
+def test_delta_batches_inside_a_collection():
+    r = Roster()
+    body = [{"@odata.type": "#microsoft.graph.deltaParticipants", "sequenceNumber": 7,
+             "participants": [{"@odata.type": "#microsoft.graph.participant", "id": "a"},
+                              {"@odata.type": "#microsoft.graph.participant", "id": "b"}]}]
+    note = m.CommsNotification.parse({"changeType": "updated",
+                                      "resourceUrl": "/communications/calls/c/participants",
+                                      "resourceData": body})
+    assert note.kind == "participants"
+    assert len(r.apply(note.resource_data).added) == 2 and r.sequence_number == 7

@@ -307,3 +307,22 @@ async def test_handler_exception_does_not_stop_the_queue():
     await disp.drain()
     assert handled == [1, 2] and disp.handler_errors == 1
     await disp.close()
+
+
+async def test_roster_returning_to_an_earlier_content_is_not_a_duplicate():
+    handled: list = []
+
+    async def handler(note, ctx):
+        handled.append(len(note.resource_data))
+
+    def roster(*ids):
+        return m.CommsNotification.parse({
+            "changeType": "updated", "resourceUrl": "/communications/calls/c1/participants",
+            "resourceData": [{"@odata.type": "#microsoft.graph.participant", "id": i} for i in ids]})
+
+    disp = NotificationDispatcher(handler)
+    for ids in (("a", "bot"), ("a", "b", "bot"), ("a", "bot"), ("a", "bot")):
+        disp.submit(roster(*ids), None)
+    await disp.drain()
+    assert handled == [2, 3, 2] and disp.duplicates == 1
+    await disp.close()
