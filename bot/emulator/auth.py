@@ -248,6 +248,10 @@ class EmulatorAuth:
         self.callback_keys: list[SigningKey] = [SigningKey.shared("mediabot emulator callbacks")]
         self.aad_key = SigningKey.shared("mediabot emulator login")
         self.apps: dict[str, AppRegistration] = {}
+        # (app id, tenant id) -> (issued at, token). A callback token is valid 65 min; like the
+        # platform, reuse it for a while instead of an RSA signature per notification.
+        self._callback_tokens: dict[tuple[str, str], tuple[float, str]] = {}
+        self.callback_token_reuse_s = 60.0
 
     # -- callback signing (platform -> bot) ---------------------------------------------------
     @property
@@ -258,6 +262,7 @@ class EmulatorAuth:
         """Start signing with a new key; the old one stays published only if ``keep_old``."""
         new = SigningKey.generate("mediabot emulator callbacks")
         self.callback_keys = ([*self.callback_keys] if keep_old else []) + [new]
+        self._callback_tokens.clear()
         return new
 
     def callback_jwks(self) -> dict:
@@ -274,7 +279,18 @@ class EmulatorAuth:
             "tid": tenant_id,
         }
 
+    def callback_token(self, app_id: str, tenant_id: str) -> str:
+        """The bearer token for a notification POST (reused for ``callback_token_reuse_s``)."""
+        now = time.time()
+        cached = self._callback_tokens.get((app_id, tenant_id))
+        if cached is not None and now - cached[0] < self.callback_token_reuse_s:
+            return cached[1]
+        token = self.sign_callback(app_id, tenant_id)
+        self._callback_tokens[(app_id, tenant_id)] = (now, token)
+        return token
+
     def sign_callback(self, app_id: str, tenant_id: str, **overrides) -> str:
+        """A freshly signed callback JWT; ``overrides`` replace claims (None removes one)."""
         claims = self.callback_claims(app_id, tenant_id)
         claims.update(overrides)
         for name in [k for k, v in claims.items() if v is None]:

@@ -86,6 +86,7 @@ class ControlRoutes:
         r.add_post("/emulator/incoming-call", self.incoming_call)
         r.add_get("/emulator/calls", self.list_calls)
         r.add_post("/emulator/calls/{call_id}/tones", self.tones)
+        r.add_post("/emulator/calls/{call_id}/hang-up", self.hang_up)
         r.add_post("/emulator/faults", self.set_faults)
         r.add_get("/emulator/requests", self.list_requests)
         r.add_get("/emulator/notifications", self.list_notifications)
@@ -152,6 +153,10 @@ class ControlRoutes:
         body = await self._body(request)
         sent = self.emu.press_tones(request.match_info["call_id"], body.get("tones") or [])
         return _json({"sent": sent})
+
+    async def hang_up(self, request: web.Request) -> web.Response:
+        self.emu.end_call(request.match_info["call_id"])
+        return web.Response(status=204)
 
     async def set_faults(self, request: web.Request) -> web.Response:
         body = await self._body(request)

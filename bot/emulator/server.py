@@ -339,6 +339,10 @@ class GraphEmulator:
         """A simulated participant presses DTMF keys (``"1"``, ``"#"`` or ``"tone1"``, ``"pound"``)."""
         return self.service.press_tones(self.service.get_call(call_id), tones)
 
+    def end_call(self, call_id: str) -> None:
+        """The remote side hangs up: the bot gets ``terminated`` (deleted)."""
+        self.service.end_by_remote(self.service.get_call(call_id))
+
     def call(self, call_id: str) -> Call:
         call = self.service.calls.get(call_id) or self.service.ended.get(call_id)
         if call is None:
@@ -374,7 +378,7 @@ class GraphEmulator:
 
     # -- notifier hooks ------------------------------------------------------------------------
     def _sign_callback(self, app_id: str, tenant_id: str) -> str:
-        return self.auth.sign_callback(app_id, tenant_id)
+        return self.auth.callback_token(app_id, tenant_id)
 
     def _callback_url(self, call_id: str) -> str | None:
         return self.service.callback_url(call_id)

@@ -511,6 +511,13 @@ class CallsService:
         call.result_info = result_info("0", None, None)
         self._end(call, {"@odata.type": CALL_TYPE, "state": "terminated", "resultInfo": call.result_info})
 
+    def end_by_remote(self, call: Call, message: str = "The call was ended by the remote party.") -> None:
+        """The other side hangs up (or the meeting ends): ``terminated`` (deleted) with a resultInfo.
+        No code for this is documented; 0 with this message is the emulator's own."""
+        self._cancel_media(call, notify=True)
+        call.result_info = result_info(0, 0, message)
+        self._end(call, {"@odata.type": CALL_TYPE, "state": "terminated", "resultInfo": call.result_info})
+
     def keep_alive(self, call_id: str) -> None:
         self.get_call(call_id)  # 404 once the call has ended
 

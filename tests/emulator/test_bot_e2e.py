@@ -263,3 +263,23 @@ async def test_duplicated_reordered_and_quirky_notifications_lose_nothing(platfo
     assert platform.count("tone_received", call.id) == 1  # the duplicate was dropped
     assert sum(1 for d in emu.deliveries if d.duplicate) > 0
     assert all(d.delivered for d in emu.deliveries)
+
+
+async def test_remote_hang_up_reaches_the_bot(platform):
+    call = await platform.bot.create_call([JOHN])
+    platform.emu.end_call(call.id)
+    await call.wait_terminated(5)
+    await platform.until(lambda: platform.count("call_ended", call.id) == 1)
+    assert call.result_info is not None and call.result_info.code == 0
+
+
+async def test_group_call_escalation_roster_read_back(platform):
+    meeting = platform.emu.create_meeting()
+    group = await platform.bot.join_meeting(meeting.join_web_url)
+    p2p = await platform.bot.create_call([JOHN])
+    target = m.InvitationParticipantInfo(identity=JOHN, replaces_call_id=p2p.id)
+    await group.invite([target])
+    await p2p.wait_terminated(5)
+    # No roster notification follows an escalation (documented); the bot reads the roster back.
+    assert any(p.info and p.info.identity and p.info.identity.user and p.info.identity.user.id == JOHN.user.id
+               for p in group.participants)

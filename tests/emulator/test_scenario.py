@@ -165,3 +165,31 @@ async def test_screen_sharing_roster_and_content_sharing_sessions(graph, receive
     assert_shape(items[4], example("createCall.notification.contentSharingStarted.json")["value"][0])
     assert_shape(items[6], example("createCall.notification.contentSharingEnded.json")["value"][0])
     assert items[4]["resourceData"][0]["id"] == shared["contentSharingSessionId"]
+
+
+async def test_incoming_group_invite_carries_meeting_and_answer_brings_the_roster(graph, receiver, emulator):
+    meeting = emulator.create_meeting()
+    alice = emulator.add_participant(meeting.id, "Alice")
+    call = emulator.incoming_call(meeting_id=meeting.id)
+    (created,) = await receiver.wait(1, call.id)
+    data = created["resourceData"]
+    assert data["chatInfo"]["threadId"] == meeting.thread_id
+    assert data["meetingInfo"]["@odata.type"] == "#microsoft.graph.organizerMeetingInfo"
+    status, _, _ = await graph.post(f"{CALLS}/{call.id}/answer", example("answer.serviceHosted.request.json") | {
+        "callbackUri": receiver.url})
+    assert status == 202
+    items = await receiver.wait(4, call.id)
+    assert {p["id"] for p in items[3]["resourceData"]} == {alice.id, call.my_participant_id}
+
+
+async def test_remote_hang_up_ends_the_call_once(graph, receiver, emulator):
+    status, _, call = await graph.post(CALLS, with_callback("createCall.p2p.serviceHosted.request.json", receiver.url))
+    await receiver.wait(2, call["id"])
+    status, _ = await control(emulator, "POST", f"/emulator/calls/{call['id']}/hang-up")
+    assert status == 204
+    items = await receiver.wait(3, call["id"])
+    assert (items[2]["changeType"], items[2]["resourceData"]["state"]) == ("deleted", "terminated")
+    status, _ = await control(emulator, "POST", f"/emulator/calls/{call['id']}/hang-up")
+    assert status == 404
+    await emulator.settle()
+    assert len(receiver.items(call["id"])) == 3
