@@ -34,37 +34,43 @@ class DemoBotMedia:
         self.address = address
         self.srtp_profile = srtp_profile
         self.local: dict[str, MediaConfig] = {}       # mpMediaSessionId -> our document
-        self.receivers: dict[str, MeetingReceiver] = {}
+        self.receivers: dict[str, MeetingReceiver] = {}  # mpMediaSessionId -> receiver
         self.sessions: dict[str, object] = {}
-        self._pending_sources: dict[int, SourceInfo] = {}
+        self.call_sessions: dict[str, str] = {}        # Graph call id -> mpMediaSessionId
+        self._pending_sources: dict[str, dict[int, SourceInfo]] = {}  # call id -> sources
         self._lock = threading.Lock()
         self.epoch_ns: int | None = None
 
     # ---- Bot media provider protocol -------------------------------------------------
 
     def media_config_blob(self, call) -> str:
+        call_id = getattr(call, "id", None) if call is not None else None
         doc = MediaConfig.generate(self.address, self.engine.port, role="bot",
                                    kinds=("audio", "video"), srtp_profile=self.srtp_profile,
-                                   call_id=getattr(call, "id", None) if call is not None else None)
+                                   call_id=call_id)
         with self._lock:
             self.local[doc.media_session_id] = doc
+            if call_id:
+                self.call_sessions[call_id] = doc.media_session_id
         return doc.to_blob()
 
     def participants_changed(self, call, change) -> None:
+        me = getattr(call.resource, "my_participant_id", None)
         for p in list(change.added) + list(change.updated):
+            if p.id is not None and p.id == me:
+                continue  # our own streams
             name = _display_name(p)
             for ms in p.media_streams or []:
                 kind = (ms.media_type or "").lower()
-                if kind not in ("audio", "video") or ms.source_id in (None, ""):
-                    continue
-                if p.id == getattr(call.resource, "my_participant_id", None):
-                    continue  # our own streams
-                self._add_source(int(ms.source_id), SourceInfo(name, kind))
+                if kind in ("audio", "video") and ms.source_id not in (None, ""):
+                    self._add_source(call.id, int(ms.source_id), SourceInfo(name, kind))
 
     def call_ended(self, call) -> None:
-        for sid, rec in list(self.receivers.items()):
-            rec.stop()
-            self.receivers.pop(sid, None)
+        with self._lock:
+            sid = self.call_sessions.get(call.id)
+            receiver = self.receivers.pop(sid, None) if sid else None
+        if receiver is not None:
+            receiver.stop()
 
     # ---- the remote side's answer (see bot.emulator.conference.ConferenceHandler) -----
 
@@ -78,24 +84,38 @@ class DemoBotMedia:
         receiver = MeetingReceiver(session, transcriber=self.transcriber, analytics=self.analytics)
         if self.epoch_ns is not None:
             receiver.epoch_ns = self.epoch_ns
+        call_id = theirs.call_id or local.call_id
         with self._lock:
-            self.sessions[local.media_session_id] = session
-            self.receivers[local.media_session_id] = receiver
-            pending = dict(self._pending_sources)
+            sid = local.media_session_id
+            if call_id:
+                self.call_sessions[call_id] = sid
+            self.sessions[sid] = session
+            self.receivers[sid] = receiver
+            pending = dict(self._pending_sources.get(call_id, {})) if call_id else {}
         for ssrc, info in pending.items():
             receiver.add_source(ssrc, info)
         receiver.start()
 
-    def _add_source(self, ssrc: int, info: SourceInfo) -> None:
+    def _add_source(self, call_id: str, ssrc: int, info: SourceInfo) -> None:
         with self._lock:
-            self._pending_sources[ssrc] = info
-            receivers = list(self.receivers.values())
-        for r in receivers:
-            r.add_source(ssrc, info)
+            self._pending_sources.setdefault(call_id, {})[ssrc] = info
+            sid = self.call_sessions.get(call_id)
+            receiver = self.receivers.get(sid) if sid else None
+        if receiver is not None:
+            receiver.add_source(ssrc, info)
+
+    def receiver_for(self, call_id: str) -> MeetingReceiver | None:
+        sid = self.call_sessions.get(call_id)
+        return self.receivers.get(sid) if sid else None
 
     @property
     def receiver(self) -> MeetingReceiver | None:
         return next(iter(self.receivers.values()), None)
+
+    def close(self) -> None:
+        for r in list(self.receivers.values()):
+            r.stop()
+        self.receivers.clear()
 
 
 def _display_name(p) -> str:

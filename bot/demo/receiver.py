@@ -40,6 +40,7 @@ class ReceiverStats:
     video_frames: dict[str, int] = field(default_factory=dict)
     decode_errors: int = 0
     latency_ns: list[int] = field(default_factory=list)
+    first_frame_ns: dict[str, int] = field(default_factory=dict)  # name -> first frame handed over
     speaking: dict[str, float] = field(default_factory=dict)  # name -> last time (s) with speech energy
 
 
@@ -176,6 +177,8 @@ class MeetingReceiver:
             ts_100ns = self._media_time_100ns(int(ssrcs[i]), int(batch.timestamp[i]),
                                               int(batch.arrival_ns[i]), 48000)
             self.transcriber.push(name, pcm, ts_100ns)
+            if not self.stats.audio_frames[name]:
+                self.stats.first_frame_ns[name] = time.monotonic_ns()
             self.stats.audio_frames[name] += 1
             if pcm.size and np.abs(pcm).mean() > 300:
                 self.stats.speaking[name] = (now - self._t0_ns) / 1e9

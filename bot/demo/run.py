@@ -187,8 +187,7 @@ async def _run_demo(script: MeetingScript, *, video: bool, report_path: str | No
         if bot is not None:
             await bot.stop()
         await emu.stop()
-        for r in botmedia.receivers.values():
-            r.stop()
+        botmedia.close()
         server.stop()
         engine.close()
         segments = await loop.run_in_executor(None, transcriber.close)

@@ -255,9 +255,12 @@ class ConferenceHandler:
     so whoever runs it passes the answer to the bot's media side.)
     """
 
-    def __init__(self, server: MediaServer, media: MeetingMedia, on_answer=None, *,
+    def __init__(self, server: MediaServer | None, media: MeetingMedia, on_answer=None, *,
                  loop: bool = False) -> None:
+        """``server=None`` gives every call a media server of its own (its own
+        UDP port, as calls land on different media processors in Teams)."""
         self.server = server
+        self._own_servers: dict[str, MediaServer] = {}
         self.media = media
         self.on_answer = on_answer
         self.loop = loop
@@ -285,23 +288,36 @@ class ConferenceHandler:
             log.warning("call %s: app-hosted media without a blob", call.id)
             return
         bot_cfg = MediaConfig.from_blob(blob)
-        host, port = self.server.address
+        server = self.server
+        if server is None:
+            server = self._own_servers[call.id] = MediaServer("127.0.0.1")
+            server.start()
+        host, port = server.address
         own = MediaConfig.generate(host, port, role="remote", kinds=("audio", "video"),
                                    call_id=call.id, media_session_id=bot_cfg.media_session_id,
                                    srtp_profile=bot_cfg.srtp.profile if bot_cfg.srtp else None)
         bot_audio = bot_cfg.section("audio")
         conf = ConferenceMedia(
-            self.server.engine, self.media, (bot_cfg.endpoint.address, bot_cfg.endpoint.port),
+            server.engine, self.media, (bot_cfg.endpoint.address, bot_cfg.endpoint.port),
             srtp_profile=bot_cfg.srtp.profile if bot_cfg.srtp else None,
             tx_key=own.srtp.key_bytes if own.srtp else None,
             rx_key=bot_cfg.srtp.key_bytes if bot_cfg.srtp else None,
             bot_audio_ssrcs=tuple(bot_audio.ssrcs) if bot_audio else (),
             loop=self.loop, source_ids=self._source_ids(call))
         self.conferences[call.id] = conf
-        self.server.attach(call.id, conf)
+        server.attach(call.id, conf)
         if self.on_answer is not None:
             self.on_answer(bot_cfg, own)
 
     async def call_ended(self, call) -> None:
         self.conferences.pop(call.id, None)
-        self.server.detach(call.id)
+        own = self._own_servers.pop(call.id, None)
+        if own is not None:
+            own.stop()
+        elif self.server is not None:
+            self.server.detach(call.id)
+
+    def close(self) -> None:
+        for own in self._own_servers.values():
+            own.stop()
+        self._own_servers.clear()

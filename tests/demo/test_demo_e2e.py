@@ -64,3 +64,11 @@ def test_load_50_audio_calls_30_s_without_dropped_frames():
     assert r["auth_failures"] == 0 and r["decode_errors"] == 0
     assert 49.0 < r["frames_per_s_per_call"] < 51.0
     assert all(c["frames"] > 0 and c["setup_ms"] is not None for c in r["per_call"])
+
+
+def test_setup_through_signaling_answers_every_call_with_media():
+    from bot.demo.load import measure_setup
+
+    r = measure_setup(3)
+    assert r["answered_with_media"] == 3
+    assert len(r["setup_ms"]) == 3 and all(s > 0 for s in r["setup_ms"])
