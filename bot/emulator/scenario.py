@@ -16,7 +16,7 @@ from .service import GraphError
 from .state import Meeting, MediaStream, Participant, identity, new_id
 
 if TYPE_CHECKING:
-    from .server import GraphEmulator, HttpFault
+    from .server import GraphEmulator
 
 
 def new_meeting(tenant_id: str, *, organizer_id: str | None = None, subject: str | None = None,
@@ -190,7 +190,3 @@ class ControlRoutes:
             await response.write(audio[offset:offset + 16384])
         await response.write_eof()
         return response
-
-
-def fault_dict(fault: "HttpFault") -> dict:
-    return asdict(fault)

@@ -11,7 +11,7 @@ import secrets
 import struct
 import wave
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Awaitable, Protocol
 
 from .auth import AppRegistration
 from .notify import Notifier, envelope
@@ -930,6 +930,3 @@ def find_operation(call: Call, operation_id: str) -> Operation:
         if compact_id(op.id) == wanted:
             return op
     raise GraphError(404, "ItemNotFound", f"operation {operation_id} was not found")
-
-
-AsyncCallback = Callable[..., Awaitable[Any]]

@@ -9,7 +9,7 @@ import wave
 
 import pytest
 
-from bot.app import Answer, Bot, Redirect, Reject
+from bot.app import Bot, Redirect, Reject
 from bot.calls import RosterChange
 from bot.config import BotConfig, CallSettings, GraphSettings, WebhookSettings
 from bot.emulator import GraphEmulator, NotificationFaults, ServiceOptions

@@ -113,3 +113,25 @@ async def test_failed_deliveries_are_recorded(graph, emulator):
     await emulator.settle()
     attempts = [d for d in emulator.deliveries if d.call_id == call.id]
     assert len(attempts) == 2 and all(d.error and d.status is None for d in attempts)
+
+
+async def test_fifty_concurrent_calls_each_in_order(graph, receiver, emulator):
+    async def one() -> str:
+        status, _, call = await graph.post(CALLS, with_callback("createCall.p2p.serviceHosted.request.json",
+                                                                receiver.url))
+        assert status == 201
+        await receiver.wait(2, call["id"], timeout_s=20)
+        status, _, _ = await graph.post(f"{CALLS}/{call['id']}/sendDtmfTones", example("sendDtmfTones.request.json"))
+        assert status == 200
+        await receiver.wait(3, call["id"], timeout_s=20)
+        status, _, _ = await graph.delete(f"{CALLS}/{call['id']}")
+        assert status == 204
+        return call["id"]
+
+    ids = await asyncio.gather(*(one() for _ in range(50)))
+    for call_id in ids:
+        items = await receiver.wait(5, call_id, timeout_s=20)
+        assert [i["resourceData"].get("state") or i["resourceData"].get("status") for i in items] == [
+            "establishing", "established", "completed", "terminating", "terminated"]
+    assert len(emulator.service.ended) == 50 and not emulator.service.calls
+    assert all(r.error is None for r in receiver.received)
