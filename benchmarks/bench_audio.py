@@ -193,3 +193,227 @@ def test_receive_pyav(benchmark):
     benchmark.extra_info.update(role="anchor", units=len(packets),
                                 label="PyAV libopus + AudioResampler + to_ndarray")
     benchmark.pedantic(_pyav_receive, args=(packets,), rounds=5 if QUICK else 15, iterations=1)
+
+
+# ---- receive path through the audio graph ------------------------------------
+
+def _engine_records(packets: list[bytes], ssrc: int = 0x5EED) -> list[bytes]:
+    from mediacore.engine import RTP_RECORD_DTYPE
+    out = []
+    for k, p in enumerate(packets):
+        h = np.zeros(1, RTP_RECORD_DTYPE)
+        h["ssrc"], h["timestamp"], h["sequence_number"] = ssrc, k * 960, k & 0xFFFF
+        h["payload_type"] = 111
+        out.append(h.tobytes() + p)
+    return out
+
+
+@pytest.mark.benchmark(group="audio receive per Opus frame through the graph vs PyAV")
+def test_receive_graph(benchmark):
+    """Engine-format records -> audio graph (queue, libopus to 16 kHz, frame
+    header, ring) -> Python batch read with a numpy view per frame. Ticks are
+    driven from Python here (one cffi call per tick); in production the
+    native worker ticks itself."""
+    from mediacore.audio import AudioWorker
+    from mediacore.audio.frames import FRAME_RECORD_DTYPE
+    from mediacore.audio.graph import AudioGraph
+    from mediacore.rings import Ring
+
+    records = _engine_records(opus_packets())
+    worker = AudioWorker(thread=False)
+    inp = Ring.create(1 << 20, policy="drop")
+    out = Ring.create(1 << 20, policy="drop")
+    graph = AudioGraph(worker, input=inp, output=out, mixed=False, unmixed=True, events=False)
+    state = {"k": 0, "now": 10**12}
+    chunk = 50
+
+    def one_round():
+        k = state["k"]
+        batch = records[k:k + chunk]
+        if len(batch) < chunk:
+            state["k"], batch = 0, records[:chunk]
+        state["k"] += chunk
+        inp.write_batch(batch, type=lib.MC_RECORD_RTP)
+        for _ in range(chunk):
+            worker.tick(state["now"])
+            state["now"] += 20_000_000
+        total = 0
+        rb = out.read_batch(256)
+        for rec in rb:
+            frame = np.frombuffer(rec, FRAME_RECORD_DTYPE, count=1)[0]
+            total += int(frame["pcm"][0])
+        return total
+
+    benchmark.extra_info.update(role="subject", units=chunk,
+                                label="graph: queue + libopus 16 kHz + ring + Python view")
+    benchmark.pedantic(one_round, rounds=10 if QUICK else 40, iterations=1, warmup_rounds=2)
+    st = graph.stats()
+    graph.close()
+    worker.close()
+    assert st.decode_errors == 0 and st.decoded > 0
+
+
+@pytest.mark.benchmark(group="audio receive per Opus frame through the graph vs PyAV")
+def test_receive_graph_anchor_pyav(benchmark):
+    packets = opus_packets()[:50]
+    benchmark.extra_info.update(role="anchor", units=len(packets),
+                                label="PyAV libopus + AudioResampler + to_ndarray")
+    benchmark.pedantic(_pyav_receive, args=(packets,), rounds=10 if QUICK else 40, iterations=1)
+
+
+# ---- density: receive-only calls per core -------------------------------------
+
+DENSITY_N = (50, 200) if QUICK else (100, 250, 500, 750)
+DENSITY_SECONDS = 2.0 if QUICK else 4.0
+
+
+def _density_sender(port: int, n: int, seconds: float, packets: list[bytes], ready, go) -> None:
+    """A separate process: engine B sends one Opus stream per call, paced at
+    50 packets/s, SRTP, all calls from one UDP port (as a Teams media relay)."""
+    import time as _time
+
+    from mediacore.engine import Engine
+    with Engine("127.0.0.1") as b:
+        b.start()
+        streams = []
+        for i in range(n):
+            key = bytes([i % 251 + 1]) * 30
+            s = b.add_session(("127.0.0.1", port), srtp_profile="AES_CM_128_HMAC_SHA1_80",
+                              tx_key=key, rx_key=key)
+            streams.append(s.add_send_stream(10_000 + i, payload_type=111,
+                                             timestamp_offset=0, initial_sequence=0))
+        ready.set()
+        go.wait()
+        t0 = _time.monotonic()
+        k = 0
+        while _time.monotonic() - t0 < seconds:
+            p = packets[k % len(packets)]
+            for st in streams:
+                st.send(p, k * 960, wake=False)
+            b.wake()
+            k += 1
+            _time.sleep(max(0.0, t0 + k * 0.02 - _time.monotonic()))
+
+
+def _density_run(n: int) -> dict:
+    import multiprocessing
+    import os
+    import threading
+    import time as _time
+
+    from mediacore.audio import AudioWorker
+    from mediacore.audio.frames import FRAME_RECORD_BYTES, FRAME_RECORD_DTYPE, MIXED, UNMIXED
+    from mediacore.audio.graph import AudioGraph
+    from mediacore.engine import Engine
+    from mediacore.rings import Ring
+
+    a = Engine("127.0.0.1")
+    a.start()
+    worker = AudioWorker()
+    output = Ring.create(1 << 24, policy="drop")
+    graphs, inputs = [], []
+    for i in range(n):
+        key = bytes([i % 251 + 1]) * 30
+        s = a.add_session(None, srtp_profile="AES_CM_128_HMAC_SHA1_80", tx_key=key, rx_key=key)
+        inp = Ring.create(1 << 15, policy="drop")
+        s.add_receive_stream(10_000 + i, "audio", 48000, ring=inp)
+        inputs.append(inp)
+        graphs.append(AudioGraph(worker, input=inp, output=output, mixed=True, unmixed=True,
+                                 events=False, tag=i))
+    counts = np.zeros((2, n), np.int64)
+    window = {"on": False}
+    stop = threading.Event()
+
+    def consume() -> None:
+        hdr_dtype = FRAME_RECORD_DTYPE
+        while not stop.is_set():
+            if not output.wait(0.05):
+                continue
+            rb = output.read_batch(4096)
+            if not window["on"]:
+                continue
+            if not len(rb):
+                continue
+            # one numpy view over the whole batch (all records are 720-byte frames)
+            frames = rb.array(np.uint8).view(hdr_dtype).reshape(-1)
+            tags = frames["header"]["tag"]
+            mixed = rb.types == MIXED
+            counts[0] += np.bincount(tags[mixed], minlength=n)
+            counts[1] += np.bincount(tags[~mixed], minlength=n)
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    worker.start()
+    ctx = multiprocessing.get_context("spawn")
+    ready, go = ctx.Event(), ctx.Event()
+    warm = 1.0
+    sender = ctx.Process(target=_density_sender,
+                         args=(a.port, n, warm + DENSITY_SECONDS + 0.5, opus_packets()[:100],
+                               ready, go), daemon=True)
+    sender.start()
+    ready.wait(60)
+    go.set()
+    _time.sleep(warm)
+    ticks0 = worker.ticks()
+    c0, w0 = os.times(), _time.monotonic()
+    window["on"] = True
+    _time.sleep(DENSITY_SECONDS)
+    window["on"] = False
+    c1, w1 = os.times(), _time.monotonic()
+    ticks1 = worker.ticks()
+    sender.join(30)
+    stop.set()
+    consumer.join()
+    stats = [g.stats() for g in graphs]
+    ring_dropped = output.stats().records_dropped
+    for g in graphs:
+        g.close()
+    worker.close()
+    a.close()
+    cpu = (c1.user + c1.system) - (c0.user + c0.system)
+    ticks = ticks1[0] - ticks0[0]
+    return {
+        "n": n, "cpu_cores": cpu / (w1 - w0), "ticks": ticks, "late_ticks": ticks1[1] - ticks0[1],
+        "min_mixed": int(counts[0].min()), "min_unmixed": int(counts[1].min()),
+        "frames_delivered": int(counts.sum()),
+        "worker_cpu_ns_per_call_frame": (ticks1[2] - ticks0[2]) / max(1, n * ticks),
+        "ring_dropped": int(ring_dropped),
+        "underruns": sum(s.underruns for s in stats),
+        "decoded": sum(s.decoded for s in stats),
+        "frames_per_call": ticks,
+    }
+
+
+def test_density_receive_only_calls_per_core(benchmark):
+    """Largest number of receive-only calls (one Opus stream in at 50 packets/s,
+    SRTP, mixed and unmixed frames out to one Python consumer) with no dropped
+    frames, and the CPU it took. Anchor: aiortc 1.16 as a transcription
+    bot's receive side, ~500 µs CPU per frame, ~30 calls per core
+    (PERF-ANCHORS.md density table; not re-run here: it needs ICE/DTLS peers)."""
+    from benchmarks._report import record_comparison
+
+    runs = []
+    benchmark.pedantic(lambda: runs.extend(_density_run(n) for n in DENSITY_N), rounds=1,
+                       iterations=1)
+    expected = int(DENSITY_SECONDS * 50)
+    for r in runs:   # drop-free: every call got every 20 ms frame of the window, nothing dropped
+        r["no_drops"] = (r["ring_dropped"] == 0 and r["min_mixed"] >= expected - 2
+                         and r["min_unmixed"] >= expected - 2)
+        # process CPU (engine I/O, audio worker, Python consumer) per call and
+        # 20 ms of audio delivered (a mixed and an unmixed frame)
+        r["cpu_ns_per_call_frame"] = (r["cpu_cores"] * DENSITY_SECONDS * 1e9 * 2
+                                      / max(1, r["frames_delivered"]))
+        r["calls_per_core_by_cpu"] = round(1e9 / (r["cpu_ns_per_call_frame"] * 50))
+    ok = [r for r in runs if r["no_drops"]]
+    best = max(ok, key=lambda r: r["n"]) if ok else min(runs, key=lambda r: r["n"])
+    per_frame_ns = best["cpu_ns_per_call_frame"]
+    calls_per_core = best["calls_per_core_by_cpu"]
+    benchmark.extra_info.update(runs=runs)
+    record_comparison("audio density: receive-only calls, CPU per call-frame",
+                      subject=f"mediabot engine + graph, {best['n']} calls"
+                              + (", no drops" if best["no_drops"] else ", DROPS (machine overloaded?)"),
+                      anchor="aiortc 1.16 receive (PERF-ANCHORS density, ~500 us/frame)",
+                      subject_ns=per_frame_ns, anchor_ns=500_000.0,
+                      calls_tested=best["n"], calls_per_core=calls_per_core,
+                      largest_no_drop=max((r["n"] for r in ok), default=0),
+                      cpu_cores=round(best["cpu_cores"], 3), runs=runs, quick=QUICK)

@@ -25,7 +25,8 @@ FRAME_HEADER_DTYPE = np.dtype([
     ("samples", "<u2"),
     ("level", "<u2"),
     ("active_speakers", "<u4", (lib.MC_AUDIO_MAX_ACTIVE,)),
-    ("reserved", "<u4", (2,)),
+    ("tag", "<u4"),
+    ("reserved", "<u4"),
 ])
 assert FRAME_HEADER_DTYPE.itemsize == lib.MC_AUDIO_FRAME_HEADER_SIZE
 
@@ -36,7 +37,7 @@ FRAME_RECORD_BYTES = FRAME_RECORD_DTYPE.itemsize
 
 EVENT_DTYPE = np.dtype([
     ("timestamp_100ns", "<i8"), ("kind", "<u4"), ("source_id", "<u4"), ("value", "<u4"),
-    ("duration", "<u4"), ("end", "<u4"), ("reserved", "<u4"),
+    ("duration", "<u4"), ("end", "<u4"), ("tag", "<u4"),
 ])
 assert EVENT_DTYPE.itemsize == 32
 
@@ -130,6 +131,11 @@ class AudioFrame:
         return int(self._h("level"))
 
     @property
+    def tag(self) -> int:
+        """The graph's tag: which call this frame belongs to on a shared ring."""
+        return int(self._h("tag"))
+
+    @property
     def active_speakers(self) -> list[int]:
         n = int(self._h("active_count"))
         return [int(x) for x in self._h("active_speakers")[:n]]
@@ -152,6 +158,7 @@ class AudioEvent:
     value: int
     duration: int
     end: bool
+    tag: int = 0
 
     @property
     def digit(self) -> str:
@@ -161,4 +168,5 @@ class AudioEvent:
     def from_bytes(cls, data) -> AudioEvent:
         e = np.frombuffer(bytes(data), EVENT_DTYPE, count=1)[0]
         return cls(int(e["timestamp_100ns"]), _EVENT_KINDS.get(int(e["kind"]), "unknown"),
-                   int(e["source_id"]), int(e["value"]), int(e["duration"]), bool(e["end"]))
+                   int(e["source_id"]), int(e["value"]), int(e["duration"]), bool(e["end"]),
+                   int(e["tag"]))

@@ -125,8 +125,9 @@ class AudioGraph:
                  send_telephone_event_pt: int = -1, bitrate_bps: int = 0,
                  application: OpusApplication | str = OpusApplication.VOIP,
                  inband_fec: bool = True, dtx: bool = False, packet_loss_pct: int = 10,
-                 low_water_frames: int = 0) -> None:
+                 low_water_frames: int = 0, tag: int = 0) -> None:
         cfg = ffi.new("mc_audio_graph_config *")
+        cfg.tag = tag
         self._keep = [input, output, send_pcm, send_out]
         cfg.input = input._h() if input is not None else ffi.NULL
         pts = payload_types if payload_types is not None else {111: "opus"}

@@ -1522,7 +1522,8 @@ typedef struct mc_audio_frame_header {
     uint16_t samples;                    /* 320 */
     uint16_t level;                      /* RFC 6464 level of this frame (0..127) */
     uint32_t active_speakers[8];         /* SSRCs of the active speakers, loudest first */
-    uint32_t reserved[2];
+    uint32_t tag;                        /* the graph's tag (mc_audio_graph_config.tag) */
+    uint32_t reserved;
 } mc_audio_frame_header;
 
 typedef struct mc_audio_event {
@@ -1532,7 +1533,7 @@ typedef struct mc_audio_event {
     uint32_t value;
     uint32_t duration;                   /* DTMF: RTP ticks */
     uint32_t end;                        /* DTMF: 0 started, 1 ended */
-    uint32_t reserved;
+    uint32_t tag;                        /* the graph's tag */
 } mc_audio_event;
 
 typedef struct mc_audio_payload_map {
@@ -1561,6 +1562,8 @@ typedef struct mc_audio_graph_config {
     uint32_t send_payload_type;          /* 0..127 */
     int32_t send_telephone_event_pt;     /* -1: no DTMF sending */
     uint32_t low_water_frames;           /* 0: no low-water events */
+    uint32_t tag;                        /* copied into every frame and event: lets many graphs of
+                                            one worker share one output ring (one consumer) */
 } mc_audio_graph_config;
 
 typedef struct mc_audio_graph_stats {
@@ -1600,7 +1603,8 @@ MC_API mc_status mc_audio_worker_stop(mc_audio_worker *worker);
 MC_API void mc_audio_worker_free(mc_audio_worker *worker);
 /* [control] One tick of every graph at now_ns (MC_AUDIO_WORKER_NO_THREAD). */
 MC_API mc_status mc_audio_worker_tick(mc_audio_worker *worker, int64_t now_ns);
-/* [any] Ticks run and ticks that started late by more than one period. */
+/* [any] Ticks run, ticks that started late by more than one period, and the
+ * CPU time (thread CPU clock) spent in ticks. */
 MC_API mc_status mc_audio_worker_get_ticks(mc_audio_worker *worker, uint64_t *ticks,
                                            uint64_t *late_ticks, int64_t *busy_ns);
 

@@ -14,6 +14,7 @@
 
 #include "audio_internal.h"
 #include "compat.h"
+#include "net.h"
 
 #define QUEUE_SLOTS 8
 #define SLOT_PAYLOAD 1500
@@ -115,6 +116,7 @@ static void put_event(mc_audio_graph *g, int64_t now_ns, uint32_t kind, uint32_t
     ev.value = value;
     ev.duration = duration;
     ev.end = end;
+    ev.tag = g->cfg.tag;
     if (mc_ring_write(g->cfg.events, MC_RECORD_AUDIO_EVENT, &ev, sizeof ev) != MC_OK)
         g->stats.output_dropped++;
 }
@@ -504,6 +506,7 @@ static void receive_tick(mc_audio_graph *g, int64_t now_ns)
     memset(&h, 0, sizeof h);
     h.timestamp_100ns = now_ns / 100;
     h.samples = FRAME;
+    h.tag = g->cfg.tag;
     h.active_count = (uint16_t)active_list(g, h.active_speakers);
     if (g->cfg.mixed) {
         h.sequence = g->mixed_sequence++;
@@ -663,14 +666,14 @@ MC_API mc_status mc_audio_worker_new(uint32_t flags, mc_audio_worker **out)
 
 static void run_tick(mc_audio_worker *w, int64_t now_ns)
 {
-    int64_t t0 = mc_now_ns();
+    int64_t t0 = mc_net_thread_cpu_ns();
     mc_mutex_lock(&w->lock);
     for (mc_audio_graph *g = w->graphs; g; g = g->next)
         graph_tick(g, now_ns);
     mc_mutex_unlock(&w->lock);
     mc_store_u64_relaxed(&w->ticks, mc_load_u64_relaxed(&w->ticks) + 1);
     mc_store_u64_relaxed(&w->busy_ns, mc_load_u64_relaxed(&w->busy_ns) +
-                                          (uint64_t)(mc_now_ns() - t0));
+                                          (uint64_t)(mc_net_thread_cpu_ns() - t0));
 }
 
 static void worker_main(void *arg)

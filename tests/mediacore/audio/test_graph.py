@@ -304,3 +304,25 @@ def test_sequence_gaps_become_lost_slots_and_late_records_are_dropped(rig_factor
     assert st.fec_recovered + st.concealed == len(dropped)
     assert st.fec_recovered >= 2
     assert st.decoded == 60 - len(dropped)
+
+
+def test_graphs_share_one_output_ring_by_tag():
+    """Many calls on one worker can feed one consumer: frames carry the tag."""
+    worker = AudioWorker(thread=False)
+    output = Ring.create(1 << 20, policy="drop")
+    inputs = [Ring.create(1 << 16, policy="drop") for _ in range(3)]
+    graphs = [AudioGraph(worker, input=r, output=output, tag=100 + i)
+              for i, r in enumerate(inputs)]
+    payload = AudioEncoder(Codec.OPUS).encode(tone(440, 0.02))
+    for k in range(4):
+        for i, r in enumerate(inputs):
+            r.write(rtp_record(50 + i, k, k * 960, payload), type=lib.MC_RECORD_RTP)
+        worker.tick(T0 + k * TICK)
+    tags = []
+    for rec, typ in zip(batch := output.read_batch(64), batch.types.tolist()):
+        if typ == MIXED:
+            tags.append(AudioFrame.from_bytes(rec, "mixed").tag)
+    assert sorted(tags) == sorted([100, 101, 102] * 4)
+    for g in graphs:
+        g.close()
+    worker.close()
