@@ -176,18 +176,17 @@ MC_API mc_status mc_reorder_insert(mc_reorder *rb, int64_t now_ns, uint16_t sequ
             return MC_DROPPED;
         }
     } else if (ext - rb->next >= cap) {
-        /* overrun: move the window so that ext fits, giving up what we pass */
-        int64_t new_next = ext - cap + 1;
-        int64_t stop = new_next - rb->next > cap ? rb->next + cap : new_next;
-        for (int64_t e = rb->next; e < stop; e++)
+        /* overrun: a jump wider than the buffer (a burst of loss or a
+         * stalled consumer). Give up everything before the new packet. */
+        int64_t stop = rb->highest < rb->next + cap - 1 ? rb->highest : rb->next + cap - 1;
+        uint64_t passed = 0;
+        for (int64_t e = rb->next; e <= stop; e++, passed++)
             pass(rb, e, 1);
-        if (new_next > stop) { /* a jump beyond a whole window: the rest were never seen */
-            rb->stats.lost += (uint64_t)(new_next - stop);
-            rb->skipped += (uint32_t)(new_next - stop);
-        }
-        rb->next = new_next;
-        if (rb->highest < new_next - 1)
-            rb->highest = new_next - 1;
+        uint64_t unseen = (uint64_t)(ext - rb->next) - passed;
+        rb->stats.lost += unseen;
+        rb->skipped += (uint32_t)unseen;
+        rb->next = ext;
+        rb->highest = ext - 1;
         rb->pli_pending = 1;
     }
     slot *s = at(rb, ext);

@@ -9,7 +9,10 @@
  * is given up — skipped, counted lost, and a key frame requested — when it
  * has held back release for max_wait_ns, when its retries are exhausted and
  * one more spacing interval has passed without a retransmission, or when
- * newer packets overrun the capacity.
+ * a newer packet lies a whole capacity or more ahead (then everything before
+ * it is given up). Only the gap at the head of the buffer is judged: gaps
+ * behind it are judged when release reaches them, so the consumer should pop
+ * regularly (the engine pops after every receive batch).
  */
 #ifndef MC_REORDER_H
 #define MC_REORDER_H
