@@ -38,7 +38,7 @@ HEADER_SIZE = _HEADER.size
 assert HEADER_SIZE == ffi.sizeof("mc_h264_frame_header")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EncodedVideoFrame:
     """One H.264 access unit in Annex-B form (4-byte start codes)."""
 
@@ -63,6 +63,23 @@ class EncodedVideoFrame:
         ts, flags, length, ssrc, first, last, packets, t0, t1 = _HEADER.unpack_from(record)
         body = memoryview(record)[HEADER_SIZE:HEADER_SIZE + length]
         return cls(bytes(body) if copy else body, ts, flags, ssrc, first, last, packets, t0, t1)
+
+
+def frames_from_batch(batch, *, copy: bool = False) -> list[EncodedVideoFrame]:
+    """Every depacketizer record of a ring batch (``Ring.peek``/``read_batch``)
+    as frames; with ``copy=False`` their data are views into the batch, valid
+    until it is released. One pass, no per-record numpy indexing."""
+    base = memoryview(batch._base)
+    unpack = _HEADER.unpack_from
+    out = []
+    for off, n, kind in zip(batch.offsets.tolist(), batch.lengths.tolist(), batch.types.tolist()):
+        if kind != RECORD_TYPE or n < HEADER_SIZE:
+            continue
+        ts, flags, length, ssrc, first, last, packets, t0, t1 = unpack(base, off)
+        body = base[off + HEADER_SIZE:off + HEADER_SIZE + length]
+        out.append(EncodedVideoFrame(body.tobytes() if copy else body, ts, flags, ssrc, first,
+                                     last, packets, t0, t1))
+    return out
 
 
 @dataclass(frozen=True)
@@ -190,12 +207,16 @@ class H264Depacketizer:
         """Ring mode: take the finished frames out of the ring (copied)."""
         if self.ring is None:
             raise InvalidArgument("this depacketizer has no ring")
-        frames = []
         with self.ring.peek(max_records=max_frames) as batch:
-            for i in range(len(batch)):
-                if int(batch.types[i]) == RECORD_TYPE:
-                    frames.append(EncodedVideoFrame.from_record(batch[i], copy=True))
-        return frames
+            return frames_from_batch(batch, copy=True)
+
+    def drain(self, rtp_ring: Ring, max_records: int = 1024) -> tuple[int, int]:
+        """Ring mode: depacketize up to ``max_records`` engine receive records
+        straight from ``rtp_ring`` (one native call, GIL released); returns
+        (records consumed, frames handed out)."""
+        check(lib.mc_h264_depacketizer_drain_ring(self._handle, rtp_ring._handle, max_records,
+                                                  self._consumed, self._frames), "drain")
+        return self._consumed[0], self._frames[0]
 
     def take_key_frame_request(self) -> bool:
         """True once per loss: time to send a PLI (or FIR)."""
@@ -217,23 +238,32 @@ class H264Packetizer:
     With ``rtp_header=True`` each packet is a whole RTP packet (V=2, the
     given payload type and SSRC, consecutive sequence numbers, marker bit on
     the last packet of an access unit); otherwise only payloads.
+    ``header="send_record"`` prefixes each payload with the engine's send
+    record instead, so :meth:`packetize_to_ring` can write straight into a
+    :class:`~mediacore.engine.SendStream`'s ring.
     """
 
     def __init__(self, *, max_payload: int = DEFAULT_MAX_PAYLOAD, ssrc: int = 0,
                  payload_type: int = 96, first_sequence: int = 0, rtp_header: bool = True,
-                 tail_room: int = 0, max_packets: int = 4096) -> None:
+                 header: str | None = None, tail_room: int = 0, max_packets: int = 4096) -> None:
+        if header is None:
+            header = "rtp" if rtp_header else "none"
+        modes = {"none": lib.MC_H264_HEADER_NONE, "rtp": lib.MC_H264_HEADER_RTP,
+                 "send_record": lib.MC_H264_HEADER_SEND_RECORD}
+        if header not in modes:
+            raise InvalidArgument(f"header must be one of {sorted(modes)}")
         config = ffi.new("mc_h264_packetizer_config *")
         config.max_payload = max_payload
         config.ssrc = ssrc & 0xFFFFFFFF
         config.payload_type = payload_type
         config.first_sequence = first_sequence & 0xFFFF
-        config.rtp_header = 1 if rtp_header else 0
+        config.rtp_header = modes[header]
         config.tail_room = tail_room
         out = ffi.new("mc_h264_packetizer **")
         check(lib.mc_h264_packetizer_new(config, out), "create packetizer")
         self._handle = ffi.gc(out[0], lib.mc_h264_packetizer_free)
         self.max_payload = max_payload
-        self._header_len = 12 if rtp_header else 0
+        self._header_len = {"none": 0, "rtp": 12, "send_record": 8}[header]
         self._max_packets = max_packets
         self._alloc(max_packets * (max_payload + self._header_len + tail_room + 8))
         self._offsets = ffi.new("uint32_t[]", max_packets)
@@ -317,6 +347,7 @@ __all__ = [
     "H264Packetizer",
     "PacketizerStats",
     "RtpPayload",
+    "frames_from_batch",
     "parse_rtp",
     "split_annexb",
 ]

@@ -931,7 +931,10 @@ enum {
     MC_H264_FRAME_NO_MARKER = 32,       /* closed by a timestamp change, not the marker bit */
     MC_H264_RECORD_TYPE = 0x48323634,   /* ring record type of depacketized frames ("H264") */
     MC_H264_DEFAULT_MAX_PAYLOAD = 1200,
-    MC_H264_DEFAULT_MAX_FRAME = 1048576
+    MC_H264_DEFAULT_MAX_FRAME = 1048576,
+    MC_H264_HEADER_NONE = 0,            /* packetizer output: payloads only */
+    MC_H264_HEADER_RTP = 1,             /* a 12-byte RTP header before each payload */
+    MC_H264_HEADER_SEND_RECORD = 2      /* an mc_send_record (engine send ring) before each payload */
 };
 
 /* Header of every depacketized frame; the Annex-B bytes follow at offset 40. */
@@ -986,7 +989,7 @@ typedef struct mc_h264_packetizer_config {
     uint32_t tail_room;                 /* bytes left free after each packet (SRTP tag) */
     uint16_t first_sequence;
     uint8_t payload_type;
-    uint8_t rtp_header;                 /* 1: each packet starts with a 12-byte RTP header */
+    uint8_t rtp_header;                 /* MC_H264_HEADER_*: what precedes each payload */
 } mc_h264_packetizer_config;
 
 typedef struct mc_h264_packetizer_stats {
@@ -1022,6 +1025,14 @@ MC_API mc_status mc_h264_depacketizer_set_buffer(mc_h264_depacketizer *depacketi
 MC_API mc_status mc_h264_depacketizer_push(mc_h264_depacketizer *depacketizer,
                                            const mc_h264_packet *packets, uint32_t count,
                                            uint32_t *consumed, uint32_t *frames);
+/* [io] Ring mode: feed up to `max_records` engine receive records (type
+ * MC_RECORD_RTP: mc_rtp_record + payload, the stream's ring) straight from
+ * `rtp_ring`, whose consumer this thread is; records without payload are
+ * skipped. One call per batch, no copy but the payload into the frame.
+ * *records: records consumed; *frames: frames handed out. */
+MC_API mc_status mc_h264_depacketizer_drain_ring(mc_h264_depacketizer *depacketizer,
+                                                 mc_ring *rtp_ring, uint32_t max_records,
+                                                 uint32_t *records, uint32_t *frames);
 /* [io] Buffer mode: MC_OK and the header of the frame now in the buffer, which
  * is then free for the next frame once pushing resumes; MC_E_EMPTY if none. */
 MC_API mc_status mc_h264_depacketizer_take_frame(mc_h264_depacketizer *depacketizer,

@@ -561,6 +561,53 @@ MC_API mc_status mc_h264_depacketizer_push(mc_h264_depacketizer *d, const mc_h26
     return MC_OK;
 }
 
+MC_API mc_status mc_h264_depacketizer_drain_ring(mc_h264_depacketizer *d, mc_ring *rtp_ring,
+                                                 uint32_t max_records, uint32_t *records,
+                                                 uint32_t *frames)
+{
+    enum { CHUNK = 64 };
+    if (!d || !rtp_ring || !d->ring)
+        return MC_E_INVAL;
+    uint32_t done = 0, made = 0;
+    uint32_t offsets[CHUNK], lengths[CHUNK], types[CHUNK];
+    mc_h264_packet pk[CHUNK];
+    while (done < max_records) {
+        uint32_t want = max_records - done < CHUNK ? max_records - done : CHUNK, n = 0;
+        mc_status st = mc_ring_peek(rtp_ring, offsets, lengths, types, want, &n);
+        if (st != MC_OK || n == 0)
+            break;
+        const uint8_t *base = mc_ring_data(rtp_ring);
+        uint32_t k = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            if (types[i] != MC_RECORD_RTP || lengths[i] <= sizeof(mc_rtp_record))
+                continue; /* events, concealment slots: nothing to depacketize */
+            mc_rtp_record rec;
+            memcpy(&rec, base + offsets[i], sizeof rec);
+            if (rec.flags & MC_RECORD_FLAG_LOST)
+                continue;
+            pk[k].payload = base + offsets[i] + sizeof rec;
+            pk[k].payload_length = lengths[i] - (uint32_t)sizeof rec;
+            pk[k].timestamp = rec.timestamp;
+            pk[k].arrival_ns = rec.arrival_ns;
+            pk[k].sequence = rec.sequence_number;
+            pk[k].marker = rec.marker;
+            k++;
+        }
+        uint32_t consumed = 0, f = 0;
+        mc_h264_depacketizer_push(d, pk, k, &consumed, &f);
+        made += f;
+        mc_ring_release(rtp_ring, n);
+        done += n;
+        if (n < want)
+            break;
+    }
+    if (records)
+        *records = done;
+    if (frames)
+        *frames = made;
+    return MC_OK;
+}
+
 MC_API mc_status mc_h264_depacketizer_take_frame(mc_h264_depacketizer *d, mc_h264_frame_header *out)
 {
     if (!d || !out)
@@ -645,7 +692,8 @@ MC_API mc_status mc_h264_packetizer_new(const mc_h264_packetizer_config *config,
         c.max_payload = MC_H264_DEFAULT_MAX_PAYLOAD;
     /* an FU-A needs 2 header bytes and at least one byte of data; 65535 keeps
      * STAP-A sizes within 16 bits */
-    if (c.max_payload < 3 || c.max_payload > 65535 || c.payload_type > 127 || c.tail_room > 65535)
+    if (c.max_payload < 3 || c.max_payload > 65535 || c.payload_type > 127 || c.tail_room > 65535 ||
+        c.rtp_header > MC_H264_HEADER_SEND_RECORD)
         return MC_E_INVAL;
     mc_h264_packetizer *p = (mc_h264_packetizer *)calloc(1, sizeof *p);
     if (!p)
@@ -677,7 +725,17 @@ typedef struct pkt_sink {
     uint32_t cur_len;
 } pkt_sink;
 
-static inline uint32_t rtp_header_len(const pkt_sink *s) { return s->pz->config.rtp_header ? 12u : 0u; }
+static inline uint32_t rtp_header_len(const pkt_sink *s)
+{
+    switch (s->pz->config.rtp_header) {
+    case MC_H264_HEADER_RTP:
+        return 12u;
+    case MC_H264_HEADER_SEND_RECORD:
+        return (uint32_t)sizeof(mc_send_record);
+    default:
+        return 0u;
+    }
+}
 
 /* Start a packet with room for `payload_len` bytes; returns the payload area or NULL. */
 static uint8_t *sink_begin(pkt_sink *s, uint32_t payload_len, int marker)
@@ -707,7 +765,14 @@ static uint8_t *sink_begin(pkt_sink *s, uint32_t payload_len, int marker)
         s->used = off + total + pz->config.tail_room;
     }
     s->cur_len = total;
-    if (hlen) {
+    if (pz->config.rtp_header == MC_H264_HEADER_SEND_RECORD) {
+        mc_send_record rec;
+        memset(&rec, 0, sizeof rec);
+        rec.timestamp = s->timestamp;
+        rec.marker = (uint8_t)(marker ? 1 : 0);
+        rec.payload_type = (uint8_t)MC_SEND_PT_DEFAULT;
+        memcpy(s->cur, &rec, sizeof rec);
+    } else if (hlen) {
         uint8_t *h = s->cur;
         uint16_t seq = pz->sequence;
         uint32_t ts = s->timestamp, ssrc = pz->config.ssrc;
@@ -939,7 +1004,7 @@ MC_API mc_status mc_h264_packetize_to_ring(mc_h264_packetizer *pz, const uint8_t
     mc_status st0 = mc_ring_get_stats(ring, &rs);
     if (st0 != MC_OK)
         return st0;
-    if (rs.max_record < (pz->config.rtp_header ? 12u : 0u) + pz->config.max_payload)
+    if (rs.max_record < 12u + pz->config.max_payload)
         return MC_E_TOO_LARGE;
     pkt_sink s;
     memset(&s, 0, sizeof s);

@@ -1,0 +1,362 @@
+"""Video and screen-share (VBSS) sockets on the media engine.
+
+Receive: a :class:`VideoSocket` subscribes to remote sources (a media source
+id is the sender's SSRC here) with a preferred resolution. Each subscription
+owns an engine receive stream (reorder buffer with NACK), a native
+depacketizer producing whole decodable access units into a ring, and one
+worker thread that waits in native code (GIL released), drains the stream's
+packets with one native call per batch, and either hands the access units on
+("encoded" mode: no decode cost) or decodes them with PyAV ("decoded" mode)
+on that same thread. Key frames are asked for (RTCP PLI through the engine)
+whenever the depacketizer lost sync, and again every ``pli_interval_s`` until
+one arrives. There is no fixed limit of 10 per call: ``max_subscriptions``
+is a configurable cap.
+
+Send: a :class:`VideoSendSocket` encodes raw frames (PyAV libx264, zero
+latency) or takes encoded access units, and packetizes them natively straight
+into the engine's send ring. Key frames go out on request and when the
+remote asks (PLI/FIR events of the session, see :meth:`handle_events`).
+:class:`VbssSendSocket` and :class:`VbssSocket` are the screen-share
+variants with their own low-frame-rate ladder.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import av
+import numpy as np
+
+from .._native import ffi, lib
+from ..errors import InvalidArgument, InvalidState, check
+from ..rings import Ring
+from .codecs import (
+    SEND_LADDER,
+    VBSS_LADDER,
+    H264Decoder,
+    H264Encoder,
+    VideoLayer,
+    VideoStatsCounter,
+    VideoStreamStats,
+    fit_size,
+)
+from .frames import DecodedVideoFrame
+from .h264_rtp import (
+    DEFAULT_MAX_FRAME,
+    DepacketizerStats,
+    EncodedVideoFrame,
+    H264Depacketizer,
+    H264Packetizer,
+    frames_from_batch,
+)
+
+log = logging.getLogger(__name__)
+
+MODES = ("encoded", "decoded")
+H264_PAYLOAD_TYPE = 96
+
+
+@dataclass
+class Subscription:
+    source_id: int
+    preferred_resolution: tuple[int, int] | None
+    stream: object
+    depacketizer: H264Depacketizer
+    frames_ring: Ring
+    decoder: H264Decoder | None
+    stats: VideoStatsCounter
+    thread: threading.Thread
+    stop: threading.Event
+    plis_requested: int = 0
+    last_pli_ns: int = 0
+
+
+class VideoSocket:
+    """Receives H.264 video of chosen sources of one engine session.
+
+    ``on_frame`` is called on the subscription's worker thread with an
+    :class:`EncodedVideoFrame` ("encoded") or a :class:`DecodedVideoFrame`
+    ("decoded"; scaled to fit the preferred resolution when one is given).
+    """
+
+    ladder = SEND_LADDER
+
+    def __init__(self, session, on_frame: Callable, *, mode: str = "decoded",
+                 max_subscriptions: int = 32, socket_id: int = 0,
+                 max_frame_bytes: int = DEFAULT_MAX_FRAME, pli_interval_s: float = 0.5,
+                 reorder_wait_ms: int = 0, decoder_threads: int = 1) -> None:
+        if mode not in MODES:
+            raise InvalidArgument(f"mode must be one of {MODES}, not {mode!r}")
+        if max_subscriptions < 1:
+            raise InvalidArgument("max_subscriptions must be >= 1")
+        self.session = session
+        self.on_frame = on_frame
+        self.mode = mode
+        self.max_subscriptions = max_subscriptions
+        self.socket_id = socket_id
+        self.max_frame_bytes = max_frame_bytes
+        self.pli_interval_ns = int(pli_interval_s * 1e9)
+        self.reorder_wait_ms = reorder_wait_ms
+        self.decoder_threads = decoder_threads
+        self._subs: dict[int, Subscription] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # ---- subscriptions -------------------------------------------------------
+
+    @property
+    def subscriptions(self) -> list[int]:
+        with self._lock:
+            return list(self._subs)
+
+    def subscribe(self, source_id: int, preferred_resolution: tuple[int, int] | None = None) -> None:
+        """Start receiving ``source_id`` (its SSRC)."""
+        with self._lock:
+            if self._closed:
+                raise InvalidState("socket closed")
+            if source_id in self._subs:
+                self._subs[source_id].preferred_resolution = preferred_resolution
+                return
+            if len(self._subs) >= self.max_subscriptions:
+                raise InvalidState(f"at most {self.max_subscriptions} subscriptions on this socket")
+            stream = self.session.add_receive_stream(
+                source_id, media="video", clock_rate=90000, nack=True,
+                reorder_wait_ms=self.reorder_wait_ms, ring_capacity=1 << 22)
+            frames_ring = Ring.create(max(1 << 22, _pow2(4 * (self.max_frame_bytes + 64))))
+            depacketizer = H264Depacketizer(ring=frames_ring, max_frame_bytes=self.max_frame_bytes,
+                                            ssrc=source_id)
+            stats = VideoStatsCounter()
+            decoder = None
+            if self.mode == "decoded":
+                decoder = H264Decoder(thread_count=self.decoder_threads, source_id=source_id,
+                                      socket_id=self.socket_id, stats=stats)
+            stop = threading.Event()
+            sub = Subscription(source_id, preferred_resolution, stream, depacketizer, frames_ring,
+                               decoder, stats, None, stop)  # type: ignore[arg-type]
+            sub.thread = threading.Thread(target=self._run, args=(sub,), daemon=True,
+                                          name=f"video-rx-{source_id:08x}")
+            self._subs[source_id] = sub
+            sub.thread.start()
+
+    def unsubscribe(self, source_id: int) -> None:
+        with self._lock:
+            sub = self._subs.pop(source_id, None)
+        if sub is not None:
+            self._stop(sub)
+
+    def _stop(self, sub: Subscription) -> None:
+        sub.stop.set()
+        sub.thread.join(5)
+        sub.stream.close()
+        sub.frames_ring.close()
+
+    def request_key_frame(self, source_id: int) -> None:
+        """Ask the sender of ``source_id`` for a key frame now (RTCP PLI)."""
+        sub = self._sub(source_id)
+        self._pli(sub, time.monotonic_ns())
+
+    def stats(self, source_id: int) -> VideoStreamStats:
+        return self._sub(source_id).stats.snapshot()
+
+    def depacketizer_stats(self, source_id: int) -> DepacketizerStats:
+        return self._sub(source_id).depacketizer.stats()
+
+    def plis_requested(self, source_id: int) -> int:
+        return self._sub(source_id).plis_requested
+
+    def _sub(self, source_id: int) -> Subscription:
+        with self._lock:
+            try:
+                return self._subs[source_id]
+            except KeyError:
+                raise InvalidArgument(f"not subscribed to {source_id}") from None
+
+    # ---- the worker ----------------------------------------------------------------
+
+    def _pli(self, sub: Subscription, now: int) -> None:
+        sub.last_pli_ns = now
+        sub.plis_requested += 1
+        try:
+            sub.stream.request_keyframe()
+        except Exception:  # the stream may be closing
+            log.debug("PLI for %s failed", sub.source_id, exc_info=True)
+
+    def _run(self, sub: Subscription) -> None:
+        rtp_ring = sub.stream.ring
+        depacketizer = sub.depacketizer
+        while not sub.stop.is_set():
+            try:
+                rtp_ring.wait(timeout=0.05)          # native wait, GIL released
+            except Exception:
+                if sub.stop.is_set():
+                    return
+                raise
+            depacketizer.drain(rtp_ring)
+            now = time.monotonic_ns()
+            if depacketizer.take_key_frame_request():
+                self._pli(sub, now)
+            elif now - sub.last_pli_ns > self.pli_interval_ns and \
+                    depacketizer.stats().waiting_for_key_frame and \
+                    depacketizer.stats().packets:
+                self._pli(sub, now)                  # still waiting: ask again
+            with sub.frames_ring.peek(max_records=256) as batch:
+                units = frames_from_batch(batch, copy=self.mode == "encoded")
+                for unit in units:
+                    self._deliver(sub, unit)
+
+    def _deliver(self, sub: Subscription, unit: EncodedVideoFrame) -> None:
+        try:
+            if sub.decoder is None:
+                sub.stats.on_frame(len(unit.data), key=unit.key_frame)
+                self.on_frame(unit)
+                return
+            for frame in sub.decoder.decode(unit):
+                if sub.preferred_resolution:
+                    w, h = fit_size(frame.width, frame.height,
+                                    VideoLayer(*sub.preferred_resolution, 30))
+                    if (w, h) != (frame.width, frame.height):
+                        frame = DecodedVideoFrame(
+                            sub.decoder.converter.reformat(frame.frame, w, h), frame.rtp_timestamp,
+                            frame.source_id, frame.socket_id, frame.key_frame, frame.arrival_ns,
+                            sub.decoder.converter)
+                self.on_frame(frame)
+            if sub.decoder.needs_key_frame and not sub.depacketizer.stats().waiting_for_key_frame:
+                self._pli(sub, time.monotonic_ns())  # the decoder failed: start a new chain
+        except Exception:
+            log.exception("video frame processor failed (source %s)", sub.source_id)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            subs = list(self._subs.values())
+            self._subs.clear()
+        for sub in subs:
+            self._stop(sub)
+
+    def __enter__(self) -> VideoSocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class VbssSocket(VideoSocket):
+    """Screen-share receive socket: one source at a time."""
+
+    ladder = VBSS_LADDER
+
+    def __init__(self, session, on_frame: Callable, **options) -> None:
+        options.setdefault("max_subscriptions", 1)
+        super().__init__(session, on_frame, **options)
+
+
+class VideoSendSocket:
+    """Sends H.264 as ``ssrc`` on an engine session.
+
+    :meth:`send_frame` encodes (scaling into ``layer``, pacing to its frame
+    rate); :meth:`send_encoded` passes access units through. Packets are
+    written by the native packetizer straight into the engine's send ring.
+    """
+
+    ladder = SEND_LADDER
+
+    def __init__(self, session, ssrc: int, *, payload_type: int = H264_PAYLOAD_TYPE,
+                 layer: VideoLayer | None = None, bitrate: int | None = None,
+                 profile: str = "baseline", preset: str = "ultrafast",
+                 key_frame_interval_s: float = 2.0, max_payload: int = 1200,
+                 history: int = 512, ring_capacity: int = 1 << 23,
+                 timestamp_offset: int | None = None) -> None:
+        self.session = session
+        self.ssrc = ssrc
+        self.layer = layer or self.ladder[1 if self.ladder is SEND_LADDER else 0]
+        self.stream = session.add_send_stream(ssrc, payload_type, media="video", clock_rate=90000,
+                                              history=history, ring_capacity=ring_capacity,
+                                              timestamp_offset=timestamp_offset)
+        self.encoder = H264Encoder(self.layer, bitrate=bitrate, profile=profile, preset=preset,
+                                   key_frame_interval_s=key_frame_interval_s)
+        self.packetizer = H264Packetizer(max_payload=max_payload, header="send_record")
+        self.key_frame_requests = 0
+        self._t0_ns: int | None = None
+        self._count = ffi.new("uint32_t *")
+
+    def set_layer(self, layer: VideoLayer) -> None:
+        self.layer = layer
+        self.encoder.set_layer(layer)
+
+    def request_key_frame(self) -> None:
+        self.key_frame_requests += 1
+        self.encoder.request_key_frame()
+
+    def handle_events(self, events=None) -> int:
+        """Act on the session's PLI/FIR events for this SSRC (reads them from
+        the session when ``events`` is None); returns how many asked for a
+        key frame."""
+        if events is None:
+            events = self.session.events()
+        n = 0
+        for ev in events:
+            if ev.kind in ("pli", "fir") and ev.ssrc == self.ssrc:
+                n += 1
+        if n:
+            self.request_key_frame()
+        return n
+
+    def send_frame(self, frame: av.VideoFrame | np.ndarray, *, now_ns: int | None = None,
+                   format: str = "rgb24") -> list[EncodedVideoFrame]:
+        """Encode and send one frame; returns the access units sent ([] if
+        paced out), their ``rtp_timestamp`` set to what goes on the wire
+        (before the stream's timestamp offset)."""
+        now = time.monotonic_ns() if now_ns is None else now_ns
+        units = self.encoder.encode(frame, now_ns=now, format=format)
+        for unit in units:
+            unit.rtp_timestamp = self._timestamp(now)
+            self._send(unit.data, unit.rtp_timestamp)
+        return units
+
+    def send_encoded(self, access_unit: bytes | memoryview, rtp_timestamp: int) -> int:
+        """Send one Annex-B access unit as it is (passthrough)."""
+        return self._send(access_unit, rtp_timestamp)
+
+    def _timestamp(self, now_ns: int) -> int:
+        if self._t0_ns is None:
+            self._t0_ns = now_ns
+        return ((now_ns - self._t0_ns) * 90_000 // 1_000_000_000) & 0xFFFFFFFF
+
+    def _send(self, data, rtp_timestamp: int) -> int:
+        src = ffi.from_buffer(data)
+        check(lib.mc_h264_packetize_to_ring(self.packetizer._handle, src, len(src),
+                                            rtp_timestamp & 0xFFFFFFFF, self.stream.ring._h(),
+                                            1, self._count), "packetize")
+        self.session.engine.wake()
+        return self._count[0]
+
+    def stats(self) -> VideoStreamStats:
+        return self.encoder.stats.snapshot()
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+class VbssSendSocket(VideoSendSocket):
+    """Screen-share (VBSS) send socket: the VBSS ladder, down to 1.875 fps."""
+
+    ladder = VBSS_LADDER
+
+    def __init__(self, session, ssrc: int, **options) -> None:
+        options.setdefault("layer", VBSS_LADDER[0])
+        options.setdefault("key_frame_interval_s", 4.0)
+        super().__init__(session, ssrc, **options)
+
+
+def _pow2(n: int) -> int:
+    p = 1
+    while p < n:
+        p <<= 1
+    return p
+
+
+__all__ = ["VbssSendSocket", "VbssSocket", "VideoSendSocket", "VideoSocket"]

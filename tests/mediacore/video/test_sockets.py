@@ -1,0 +1,285 @@
+"""Video sockets on the engine: ffmpeg sends H.264 over SRTP and every frame
+decodes as ffmpeg's own decode; mediabot encodes and sends over SRTP and
+ffmpeg and GStreamer decode it; loss through the impairment relay never
+delivers a corrupt frame and recovers through PLI; two senders, subscribe /
+unsubscribe while running, resolution change, encoded mode, the cap."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+
+import av
+import numpy as np
+import pytest
+
+from mediacore.engine import Engine
+from mediacore.errors import InvalidState
+from mediacore.video.codecs import H264Decoder, VideoLayer
+from mediacore.video.h264_rtp import EncodedVideoFrame, split_annexb
+from mediacore.video.sockets import VbssSendSocket, VbssSocket, VideoSendSocket, VideoSocket
+from tests.interop._peers import b64, relay_with_rtcp_sink, wait_udp_bound
+from tests.interop.test_ffmpeg_srtp import free_even_pair, sdp
+from tests.support.relay import UdpRelay
+
+from .conftest import ffmpeg_h264, load_stream
+
+PROFILE = "AES_CM_128_HMAC_SHA1_80"
+
+
+def make_testsrc(width: int, height: int, count: int) -> np.ndarray:
+    raw = subprocess.run(
+        ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-f", "lavfi",
+         "-i", f"testsrc2=size={width}x{height}:rate=30", "-frames:v", str(count),
+         "-pix_fmt", "rgb24", "-f", "rawvideo", "-"], check=True, capture_output=True,
+        timeout=60).stdout
+    return np.frombuffer(raw, np.uint8).reshape(count, height, width, 3)
+
+
+class Collector:
+    def __init__(self, expected: int = 0) -> None:
+        self.frames: list = []
+        self.threads: set[str] = set()
+        self.expected = expected
+        self.done = threading.Event()
+
+    def __call__(self, frame) -> None:
+        if isinstance(frame, EncodedVideoFrame):
+            frame = EncodedVideoFrame(bytes(frame.data), frame.rtp_timestamp, frame.flags)
+            self.frames.append(frame)
+        else:
+            self.frames.append((frame.rtp_timestamp, frame.width, frame.height,
+                                frame.to_ndarray("yuv420p").copy(), time.monotonic_ns()))
+        self.threads.add(threading.current_thread().name)
+        if self.expected and len(self.frames) >= self.expected:
+            self.done.set()
+
+
+def paced_send(sender: VideoSendSocket, images, fps: float = 30.0, on_each=None) -> list:
+    sent = []
+    t0 = time.monotonic()
+    for i, img in enumerate(images):
+        sent += sender.send_frame(img)
+        if on_each:
+            on_each(i)
+        time.sleep(max(0.0, t0 + (i + 1) / fps - time.monotonic()))
+    return sent
+
+
+# ---- ffmpeg -> mediabot ----------------------------------------------------------------
+
+
+@pytest.mark.interop
+def test_ffmpeg_sends_srtp_h264_and_every_frame_decodes(tmp_path):
+    path = tmp_path / "src.h264"
+    ffmpeg_h264(path, 640, 360, 45, 15)
+    reference = load_stream(path).reference
+    key = os.urandom(30)
+    got = Collector(expected=len(reference))
+    with Engine("127.0.0.1") as engine:
+        session = engine.add_session(srtp_profile=PROFILE, tx_key=os.urandom(30), rx_key=key)
+        with VideoSocket(session, got, mode="decoded") as sock:
+            sock.subscribe(5678)
+            relay, rtcp_sink = relay_with_rtcp_sink(("127.0.0.1", engine.port), [])
+            with relay:
+                proc = subprocess.run(
+                    ["timeout", "30", "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error",
+                     "-re", "-r", "30", "-f", "h264", "-i", str(path), "-c", "copy",
+                     "-ssrc", "5678", "-payload_type", "96", "-f", "rtp",
+                     "-srtp_out_suite", PROFILE, "-srtp_out_params", b64(key),
+                     f"srtp://127.0.0.1:{relay.address[1]}"], capture_output=True, text=True)
+                assert proc.returncode == 0, proc.stderr
+                assert got.done.wait(10)
+            rtcp_sink.close()
+            stats = sock.depacketizer_stats(5678)
+            assert sock.stats(5678).decode_errors == 0
+    assert stats.frames == len(reference) and stats.frames_dropped == 0
+    decoded = [f[3] for f in got.frames]
+    assert len(decoded) == len(reference)
+    assert all(np.array_equal(a, b) for a, b in zip(decoded, reference))
+    assert {(f[1], f[2]) for f in got.frames} == {(640, 360)}
+    assert got.threads == {"video-rx-0000162e"}
+
+
+# ---- mediabot -> ffmpeg / GStreamer -----------------------------------------------------
+
+
+@pytest.mark.interop
+def test_mediabot_sends_srtp_h264_that_ffmpeg_decodes(tmp_path):
+    key = os.urandom(30)
+    port = free_even_pair()
+    sdp_file = tmp_path / "rx.sdp"
+    sdp_file.write_text(sdp("video", port, key))
+    y4m = tmp_path / "rx.y4m"
+    proc = subprocess.Popen(
+        ["timeout", "30", "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "warning",
+         "-protocol_whitelist", "file,udp,rtp,srtp", "-i", str(sdp_file), "-t", "1.5",
+         "-pix_fmt", "yuv420p", "-y", str(y4m)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    wait_udp_bound(port)
+    images = make_testsrc(1280, 720, 75)                    # scaled into the 640x360 layer
+    with Engine("127.0.0.1") as engine:
+        session = engine.add_session(("127.0.0.1", port), remote_rtcp_port=port + 1,
+                                     srtp_profile=PROFILE, tx_key=key, rx_key=os.urandom(30))
+        sender = VideoSendSocket(session, 0x5EED1, layer=VideoLayer(640, 360, 30),
+                                 key_frame_interval_s=0.5)
+        sent = paced_send(sender, images)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert "HMAC" not in err
+        assert len(sent) == 75 and sender.stream.stats().packets > 75
+    probe = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries",
+                            "stream=width,height,nb_read_frames", "-of", "csv=p=0", str(y4m)],
+                           capture_output=True, text=True, timeout=30)
+    width, height, frames = probe.stdout.strip().split(",")
+    assert (width, height) == ("640", "360")
+    assert int(frames) >= 30          # ffmpeg joins late (SDP probing): 1.5 s of what it got
+
+
+@pytest.mark.interop
+def test_mediabot_sends_srtp_h264_that_gstreamer_decodes(tmp_path):
+    key = os.urandom(30)
+    port = free_even_pair()
+    ssrc = 0x2222
+    caps = ("application/x-srtp,media=(string)video,clock-rate=(int)90000,"
+            "encoding-name=(string)H264,payload=(int)96,ssrc=(uint)%d,srtp-key=(buffer)%s,"
+            "srtp-cipher=(string)aes-128-icm,srtp-auth=(string)hmac-sha1-80,"
+            "srtcp-cipher=(string)aes-128-icm,srtcp-auth=(string)hmac-sha1-80" % (ssrc, key.hex()))
+    out = tmp_path / "png"
+    out.mkdir()
+    proc = subprocess.Popen(
+        ["timeout", "-s", "INT", "8", "gst-launch-1.0", "-q", "-e", "udpsrc", "address=127.0.0.1",
+         f"port={port}", f"caps={caps}", "!", "srtpdec", "!", "rtpjitterbuffer", "!",
+         "rtph264depay", "!", "h264parse", "!", "avdec_h264", "!", "videoconvert", "!", "pngenc",
+         "!", "multifilesink", f"location={out}/f%04d.png"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_udp_bound(port)
+    images = make_testsrc(640, 360, 60)
+    with Engine("127.0.0.1") as engine:
+        session = engine.add_session(("127.0.0.1", port), remote_rtcp_port=port + 1,
+                                     srtp_profile=PROFILE, tx_key=key, rx_key=os.urandom(30))
+        sender = VideoSendSocket(session, ssrc, layer=VideoLayer(424, 240, 15))
+        sent = paced_send(sender, images)
+        proc.communicate(timeout=30)
+    pngs = sorted(out.glob("*.png"))
+    assert len(sent) == 30                                   # 2 s at 15 fps
+    assert len(pngs) >= 25
+    frame = av.open(str(pngs[-1])).decode(video=0).__next__()
+    assert (frame.width, frame.height) == (424, 240)
+
+
+# ---- loss through the relay ---------------------------------------------------------------
+
+
+def test_loss_never_delivers_a_corrupt_frame_and_pli_recovers():
+    images = make_testsrc(320, 180, 150)
+    got = Collector()
+    with Engine("127.0.0.1") as rx_engine, Engine("127.0.0.1") as tx_engine:
+        relay = UdpRelay(("127.0.0.1", rx_engine.port), loss=0.03, seed=7, duration_s=30)
+        with relay:
+            # RTP through the lossy relay; RTCP both ways direct (the PLI's source
+            # address is the sender session's remote RTCP address)
+            tx_session = tx_engine.add_session(relay.address, remote_rtcp_port=rx_engine.port)
+            rx_session = rx_engine.add_session(("127.0.0.1", tx_engine.port))
+            sock = VideoSocket(rx_session, got, mode="decoded", pli_interval_s=0.3)
+            sock.subscribe(0xF00D)
+            # history=0: no retransmission, so losses must be repaired by a key frame
+            sender = VideoSendSocket(tx_session, 0xF00D, layer=VideoLayer(320, 180, 30),
+                                     key_frame_interval_s=1000, history=0, timestamp_offset=0)
+            sent = paced_send(sender, images, on_each=lambda i: sender.handle_events())
+            time.sleep(0.5)
+            dropped = relay.counters.dropped
+            plis = sock.plis_requested(0xF00D)
+            dstats = sock.depacketizer_stats(0xF00D)
+            sock.close()
+    assert dropped > 0 and dstats.sequence_gaps > 0
+    assert plis >= 1 and sender.key_frame_requests >= 1
+    # every delivered frame is exactly what a decoder fed the whole stream produces
+    reference = {}
+    decoder = H264Decoder()
+    for unit in sent:
+        for frame in decoder.decode(unit):
+            reference[unit.rtp_timestamp] = frame.to_ndarray("yuv420p").copy()
+    assert len(got.frames) > len(sent) // 3
+    for ts, _w, _h, picture, _t in got.frames:
+        assert np.array_equal(picture, reference[ts])
+    # recovery: no stretch of media time over 1 s without a delivered frame
+    stamps = [ts for ts, *_ in got.frames]
+    gaps = np.diff([sent[0].rtp_timestamp] + stamps + [sent[-1].rtp_timestamp])
+    assert gaps.max() <= 90_000
+
+
+# ---- several senders, subscribe/unsubscribe, resolution change, encoded mode, cap -----------
+
+
+def test_two_senders_subscribe_unsubscribe_and_resolution_change():
+    images = make_testsrc(640, 360, 120)
+    got = Collector()
+    with Engine("127.0.0.1") as rx_engine, Engine("127.0.0.1") as tx_engine:
+        tx_session = tx_engine.add_session(("127.0.0.1", rx_engine.port))
+        rx_session = rx_engine.add_session(("127.0.0.1", tx_engine.port))
+        sock = VideoSocket(rx_session, got, mode="decoded", max_subscriptions=2)
+        sock.subscribe(1)
+        sock.subscribe(2, preferred_resolution=(160, 90))
+        a = VideoSendSocket(tx_session, 1, layer=VideoLayer(640, 360, 30))
+        b = VideoSendSocket(tx_session, 2, layer=VideoLayer(320, 180, 30))
+
+        def step(i):
+            a.handle_events()
+            b.handle_events()
+            b.send_frame(images[i])
+            if i == 40:
+                sock.unsubscribe(2)
+            if i == 60:
+                sock.subscribe(2)                        # back, at full size: a PLI brings a key frame
+                a.set_layer(VideoLayer(320, 180, 30))    # and source 1 changes resolution
+
+        paced_send(a, images, on_each=step)
+        time.sleep(0.4)
+        with pytest.raises(InvalidState):
+            sock.subscribe(3)
+        stats1 = sock.stats(1)
+        sock.close()
+    sizes = {(f[1], f[2]) for f in got.frames}
+    assert {(640, 360), (320, 180), (160, 90)} <= sizes
+    assert stats1.resolution_changes == 1
+    assert got.threads == {"video-rx-00000001", "video-rx-00000002"}
+
+
+def test_encoded_mode_hands_out_decodable_access_units():
+    images = make_testsrc(320, 180, 30)
+    got = Collector()
+    with Engine("127.0.0.1") as rx_engine, Engine("127.0.0.1") as tx_engine:
+        tx_session = tx_engine.add_session(("127.0.0.1", rx_engine.port))
+        rx_session = rx_engine.add_session(("127.0.0.1", tx_engine.port))
+        with VideoSocket(rx_session, got, mode="encoded") as sock:
+            sock.subscribe(9)
+            sender = VideoSendSocket(tx_session, 9, layer=VideoLayer(320, 180, 30))
+            sent = paced_send(sender, images)
+            time.sleep(0.3)
+    assert [split_annexb(f.data) for f in got.frames] == [split_annexb(u.data) for u in sent]
+    assert got.frames[0].key_frame
+    decoder = H264Decoder()
+    assert sum(len(decoder.decode(f)) for f in got.frames) == 30
+
+
+def test_vbss_sockets_low_frame_rate_full_resolution():
+    images = make_testsrc(1920, 1080, 1)
+    got = Collector()
+    with Engine("127.0.0.1") as rx_engine, Engine("127.0.0.1") as tx_engine:
+        tx_session = tx_engine.add_session(("127.0.0.1", rx_engine.port))
+        rx_session = rx_engine.add_session(("127.0.0.1", tx_engine.port))
+        with VbssSocket(rx_session, got) as sock:
+            sock.subscribe(77)
+            with pytest.raises(InvalidState):
+                sock.subscribe(78)                    # one screen share at a time
+            sender = VbssSendSocket(tx_session, 77)
+            sender.set_layer(sender.ladder[3])        # 1920x1080 @ 1.875 fps
+            t0 = time.monotonic_ns()
+            for i in range(32):                       # ~1.1 s of 30 fps input
+                sender.send_frame(images[0], now_ns=t0 + i * 33_333_334)
+            time.sleep(0.5)
+    assert len(got.frames) == 3
+    assert {(f[1], f[2]) for f in got.frames} == {(1920, 1080)}
