@@ -389,8 +389,10 @@ class H264Encoder:
         if self._next_due_ns is not None and now < self._next_due_ns - period_ns // 4:
             self.frames_dropped += 1
             return []
-        self._next_due_ns = now + period_ns if self._next_due_ns is None or \
-            now - self._next_due_ns > period_ns else self._next_due_ns + period_ns
+        # keep to the frame-rate grid; only when more than a period behind it
+        # (a stall), restart the grid from now
+        due = (now if self._next_due_ns is None else self._next_due_ns) + period_ns
+        self._next_due_ns = now + period_ns if now - due > period_ns else due
         if isinstance(frame, np.ndarray):
             frame = av.VideoFrame.from_ndarray(frame, format=format)
         target = fit_size(frame.width, frame.height, self.layer)
