@@ -40,6 +40,32 @@ def envelope(change_type: str, resource_url: str, resource_data: Any = None, *,
     return {"@odata.type": NOTIFICATIONS_TYPE, "value": [item]}
 
 
+def legacy_body(body: dict) -> dict | None:
+    """The legacy (Skype) shape of a call notification, as a user report shows it (top-level id,
+    participants, isMultiparty, presentedModalityTypes, callState, tenantId; no @odata.type).
+    None for notifications that are not about the call resource."""
+    item = body["value"][0]
+    data = item.get("resourceData")
+    if not isinstance(data, dict) or "call" not in str(data.get("@odata.type", "")).lower():
+        return None
+    call_id = item["resourceUrl"].rstrip("/").rsplit("/", 1)[-1]
+    participants = []
+    source = data.get("source") or {}
+    if source.get("identity"):
+        participants.append({"identity": source["identity"], "languageId": source.get("languageId"),
+                             "originator": True})
+    for target in data.get("targets") or []:
+        participants.append({"identity": target.get("identity"), "originator": False})
+    return {
+        "id": data.get("id") or call_id,
+        "participants": participants,
+        "isMultiparty": data.get("chatInfo") is not None,
+        "presentedModalityTypes": data.get("requestedModalities") or ["audio"],
+        "callState": data.get("state") or ("terminated" if item.get("changeType") == "deleted" else None),
+        "tenantId": data.get("tenantId"),
+    }
+
+
 def _pascal_odata(value: str) -> str:
     # "#microsoft.graph.playPromptOperation" -> "#Microsoft.Graph.PlayPromptOperation"
     prefix = "#" if value.startswith("#") else ""
@@ -74,6 +100,9 @@ class NotificationFaults:
     reorder_wait_s: float = 0.05  # how long to wait to fill a reorder batch
     pascal_odata_type: bool = False  # "#Microsoft.Graph.Call" instead of "#microsoft.graph.call"
     enum_case: bool = False  # "Established", "Completed", "Running"
+    # Send call notifications first in the legacy (Skype) format; a 204 reply asks for the Graph
+    # format, which then follows (CONTRACT.md 8.1).
+    legacy_first: bool = False
     seed: int = 0
 
 
@@ -92,7 +121,15 @@ class Delivery:
     time_s: float = field(default_factory=time.monotonic)
 
     @property
+    def legacy(self) -> bool:
+        return "value" not in self.body
+
+    @property
     def notification(self) -> dict:
+        """The (Graph-format) notification item; for a legacy body, a stand-in with its state."""
+        if self.legacy:
+            return {"changeType": "legacy", "resourceUrl": f"/communications/calls/{self.body.get('id')}",
+                    "resourceData": {"legacyState": self.body.get("callState")}}
         return self.body["value"][0]
 
     @property
@@ -226,6 +263,17 @@ class Notifier:
             body = apply_quirks(body, pascal_odata_type=self.faults.pascal_odata_type,
                                 enum_case=self.faults.enum_case)
         data = json.dumps(body).encode()
+        legacy = legacy_body(body) if self.faults.legacy_first else None
+        if legacy is not None:
+            status = await self._post(pending, legacy, duplicate)
+            if status != 204:  # the bot took the legacy body (or failed): nothing more is sent
+                return
+        await self._post(pending, body, duplicate, data)
+
+    async def _post(self, pending: _Pending, body: dict, duplicate: bool, data: bytes | None = None) -> int | None:
+        """POST one body (following 302s, retrying connection errors); returns the last status."""
+        assert self._session is not None, "Notifier not started"
+        data = data if data is not None else json.dumps(body).encode()
         redirects = 0
         attempt = 0
         while True:
@@ -233,7 +281,7 @@ class Notifier:
             if url is None:
                 await self._record(Delivery(pending.call_id, "", copy.deepcopy(body), {}, None,
                                             "no callbackUri", pending.sequence, duplicate))
-                return
+                return None
             headers = {
                 "Content-Type": "application/json",
                 "Authorization": "Bearer " + self._sign(pending.app_id, pending.tenant_id),
@@ -264,7 +312,7 @@ class Notifier:
                 attempt += 1
                 await asyncio.sleep(0.05 * 2 ** attempt)
                 continue
-            return
+            return status
 
     async def _record(self, delivery: Delivery) -> None:
         async with self._changed:

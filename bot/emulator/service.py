@@ -114,6 +114,9 @@ class ServiceOptions:
     # The documented limitation: after a P2P call is escalated (invite with replacesCallId) roster
     # updates may be missing. False reproduces it (the bot must GET the participants).
     roster_after_escalation: bool = False
+    # invite.multiple.notification.*: inviting several people, the operation and roster
+    # notifications come on ".../operations/participants" and the operation id is null.
+    invite_multiple_quirk: bool = False
 
 
 @dataclass
@@ -668,12 +671,15 @@ class CallsService:
         op.status = "completed" if invited else "failed"
         if not invited:
             op.result_info = result_info(408, 0, "The invited participant did not answer.")
+        quirk = self.options.invite_multiple_quirk and len(people) > 1
         final = {"@odata.type": op.odata_type,
                  "participants": [{"@odata.type": INVITATION_INFO_TYPE, "identity": p.get("identity")} for p in people],
-                 "status": op.status, "clientContext": op.client_context, "id": op.id}
+                 "status": op.status, "clientContext": op.client_context, "id": None if quirk else op.id}
         if op.result_info is not None:
             final["resultInfo"] = op.result_info
-        self.notify(call, envelope("deleted", op.resource_url(), final, legacy_resource=True))
+        op_url = f"{call.resource_url}/operations/participants" if quirk else op.resource_url()
+        suffix = "/operations/participants" if quirk else "/participants"
+        self.notify(call, envelope("deleted", op_url, final, legacy_resource=True))
         if not invited:
             return
         # First the invitation shows up (id still null), then the people join with ids.
@@ -691,12 +697,12 @@ class CallsService:
         escalation = any(p.get("replacesCallId") for p in people)
         roster = self.options.roster_after_escalation or not escalation
         if roster:
-            self.send_roster(call, pending, legacy_resource=True)
+            self.send_roster(call, pending, resource_suffix=suffix, legacy_resource=True)
         for person, pid in zip(pending, joined_id):
             person.id = pid
             call.participants[pid] = person  # type: ignore[index]
         if roster:
-            self.send_roster(call, pending, legacy_resource=True)
+            self.send_roster(call, pending, resource_suffix=suffix, legacy_resource=True)
         for p in people:
             replaced = self.calls.get(str(p.get("replacesCallId")))
             if replaced is not None and replaced is not call:

@@ -83,6 +83,7 @@ class Receiver:
     url: str = ""
     status: int = 202
     redirect_to: str | None = None  # answer POSTs to /api/calls with 302 + Location
+    legacy_status: int = 204  # the answer to a legacy (Skype) body: 204 asks for the Graph format
     received: list[Received] = field(default_factory=list)
     _jwks: jwt.PyJWKSet | None = None
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -110,6 +111,8 @@ class Receiver:
         async with self._changed:
             self.received.append(Received(request.path, dict(request.headers), body, claims, error))
             self._changed.notify_all()
+        if "value" not in body:
+            return web.Response(status=self.legacy_status)
         if self.redirect_to is not None and request.path == "/api/calls":
             return web.Response(status=302, headers={"Location": self.redirect_to})
         return web.Response(status=self.status)
@@ -117,6 +120,8 @@ class Receiver:
     def items(self, call_id: str | None = None) -> list[dict]:
         out = []
         for r in self.received:
+            if "value" not in r.body:
+                continue  # a legacy (Skype) body
             item = r.body["value"][0]
             if call_id is None or f"/calls/{call_id}" in item["resourceUrl"]:
                 out.append(item)

@@ -283,3 +283,23 @@ async def test_group_call_escalation_roster_read_back(platform):
     # No roster notification follows an escalation (documented); the bot reads the roster back.
     assert any(p.info and p.info.identity and p.info.identity.user and p.info.identity.user.id == JOHN.user.id
                for p in group.participants)
+
+
+async def test_legacy_format_first_is_refused_with_204_and_resent(platform):
+    platform.emu.notification_faults = NotificationFaults(legacy_first=True)
+    incoming = platform.emu.incoming_call()
+    await platform.until(lambda: platform.count("call_established", incoming.id) == 1)
+    legacy = [d for d in platform.emu.deliveries if d.legacy]
+    assert legacy and all(d.status == 204 for d in legacy)
+    assert all(d.delivered for d in platform.emu.deliveries if not d.legacy)
+
+
+async def test_invite_several_with_the_documented_operations_participants_quirk(platform):
+    platform.emu.service.options.invite_multiple_quirk = True
+    meeting = platform.emu.create_meeting()
+    call = await platform.bot.join_meeting(meeting.join_web_url)
+    op = await call.invite([JOHN, HEIDI])
+    assert op.status == "completed"
+    ids = {JOHN.user.id, HEIDI.user.id}
+    await platform.until(lambda: ids <= {p.info.identity.user.id for p in call.participants
+                                         if p.info and p.info.identity and p.info.identity.user})

@@ -135,3 +135,38 @@ async def test_fifty_concurrent_calls_each_in_order(graph, receiver, emulator):
             "establishing", "established", "completed", "terminating", "terminated"]
     assert len(emulator.service.ended) == 50 and not emulator.service.calls
     assert all(r.error is None for r in receiver.received)
+
+
+async def test_legacy_format_first_then_graph_format_after_204(graph, receiver, emulator):
+    emulator.notification_faults = NotificationFaults(legacy_first=True)
+    call = emulator.incoming_call(display_name="Carol")
+    items = await receiver.wait(1, call.id)
+    assert items[0]["changeType"] == "created"
+    legacy = receiver.received[0].body
+    assert "@odata.type" not in legacy and legacy["id"] == call.id and legacy["callState"] == "incoming"
+    assert legacy["participants"][0]["identity"]["user"]["displayName"] == "Carol"
+    assert receiver.received[0].error is None  # signed like any notification
+    assert [d.status for d in emulator.deliveries] == [204, 202]
+    receiver.legacy_status = 202  # a bot that takes the legacy body gets no Graph one
+    status, _, _ = await graph.post(f"{CALLS}/{call.id}/reject", {"reason": "busy"})
+    await emulator.settle()
+    assert [d.legacy for d in emulator.deliveries] == [True, False, True]
+    assert len(receiver.items(call.id)) == 1
+
+
+async def test_invite_multiple_quirk_uses_operations_participants(graph, receiver, emulator):
+    emulator.service.options.invite_multiple_quirk = True
+    from .test_graph import join_meeting
+    call_id, _ = await join_meeting(graph, receiver, emulator)
+    body = example("invite.multiple.request.json")
+    for p in body["participants"]:
+        p.pop("replacesCallId")
+    status, _, op = await graph.post(f"{CALLS}/{call_id}/participants/invite", body)
+    assert status == 200
+    items = await receiver.wait(6, call_id)
+    from .conftest import assert_shape
+    assert_shape(items[3], example("invite.multiple.notification.operationCompleted.json")["value"][0])
+    assert_shape(items[4], example("invite.multiple.notification.roster.json")["value"][0])
+    assert items[3]["resourceUrl"].endswith("/operations/participants") and items[3]["resourceData"]["id"] is None
+    assert items[3]["resourceData"]["clientContext"] == body["clientContext"]
+    assert items[4]["resourceUrl"].endswith("/operations/participants")
