@@ -263,13 +263,22 @@ class Call:
         self.escalated = True
         log.info("call %s escalated to a group call; refreshing the roster", self.id)
 
-        async def refresh() -> None:
-            try:
-                await self.refresh_roster()
-            except Exception:
-                log.exception("call %s: roster refresh after escalation failed", self.id)
+        self._refresh_roster_soon()
 
-        task = asyncio.get_running_loop().create_task(refresh(), name=f"escalation:{self.id}")
+    def _refresh_roster_soon(self, delays_s: Sequence[float] = (0.0, 1.0, 3.0, 10.0)) -> None:
+        """Re-read the roster a few times in the background: after an escalation the roster
+        may lag the operation's completion, and no notification will tell us when it settles."""
+        async def refresh() -> None:
+            for delay in delays_s:
+                await asyncio.sleep(delay)
+                if self.is_terminated:
+                    return
+                try:
+                    await self.refresh_roster()
+                except Exception as exc:
+                    log.warning("call %s: roster refresh after escalation failed: %r", self.id, exc)
+
+        task = asyncio.get_running_loop().create_task(refresh(), name=f"roster-refresh:{self.id}")
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -319,6 +328,8 @@ class Call:
 
     def _finish(self) -> None:
         self._terminated.set()
+        for task in list(self._background):
+            task.cancel()
         if self._keepalive_task is not None:
             self._keepalive_task.cancel()
         err_args = dict(result_info=self.result_info, call_id=self.id)
@@ -689,10 +700,8 @@ class Call:
             lambda ctx: self.api.invite(self.id, m.InviteParticipantsRequest(participants=infos, client_context=ctx)),
             client_context, "invite")
         if any(i.replaces_call_id for i in infos):
-            try:
-                await self.refresh_roster()
-            except Exception:
-                log.exception("call %s: roster refresh after escalation failed", self.id)
+            self.escalated = True
+            self._refresh_roster_soon()
         return op
 
     async def mute_participant(self, participant_id: str, *, client_context: str | None = None) -> m.CommsOperation:

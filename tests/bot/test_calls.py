@@ -338,9 +338,14 @@ async def test_invite_bodies_and_completion(graph, prefix):
     op = await asyncio.wait_for(task, 5)
     assert op.status == "completed"
     assert shape(graph.sent("/participants/invite")["json"]) == shape(doc)
-    if prefix == "invite.replacesCall":     # escalation: roster re-read by GET
+    if prefix == "invite.replacesCall":     # escalation: roster re-read by GET, in the background
+        for _ in range(500):
+            if len(call.roster) == 2:
+                break
+            await asyncio.sleep(0.01)
         assert len(call.roster) == 2
         assert call.roster.participant_for_source("3") is not None
+    await call.close()
 
 
 async def test_participants_get_list_mute_delete(graph):

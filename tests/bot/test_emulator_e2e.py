@@ -119,3 +119,18 @@ async def test_incoming_call_answered_and_ended_by_shutdown(world):
     assert ours.resource.source.identity.user.display_name == "Carol"
     await bot.stop()
     assert emu.call(emu_call.id).state == "terminated"
+
+
+async def test_p2p_call_escalated_into_a_group_call(world):
+    emu, bot = world
+    from bot.graph import models as m
+
+    p2p = await asyncio.wait_for(bot.create_call([m.IdentitySet.of_user(str(__import__("uuid").uuid4()), "Dave")]), 10)
+    group = await asyncio.wait_for(bot.create_call([m.IdentitySet.of_user(str(__import__("uuid").uuid4()), "Erin")],
+                                                   group=True, subject="escalation"), 10)
+    dave = p2p.resource.targets[0].identity
+    op = await asyncio.wait_for(group.invite([m.InvitationParticipantInfo(identity=dave, replaces_call_id=p2p.id)]), 10)
+    assert op.status == "completed"
+    await asyncio.wait_for(p2p.wait_terminated(), 10)          # the replaced call ends
+    # no roster notification follows an escalation: the bot re-reads it
+    await until(lambda: any(p.display_name == "Dave" for p in group.participants))
