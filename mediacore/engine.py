@@ -677,19 +677,22 @@ class Engine:
         return _stats_from(EngineStats, raw)
 
     def inject(self, datagrams: Sequence[bytes], from_addr: tuple[str, int] = ("127.0.0.1", 9),
-               now_ns: int = 0) -> None:
+               now_ns: int = 0, step_ns: int = 0) -> None:
         """Run the receive path on ``datagrams`` as if received from
-        ``from_addr`` (only while the I/O thread is not running)."""
+        ``from_addr`` (only while the I/O thread is not running). With
+        ``step_ns`` datagram i arrives at ``now_ns + i * step_ns`` and the
+        buffers' timers run between datagrams (a simulated real-time stream)."""
         lengths = np.fromiter((len(d) for d in datagrams), dtype=np.uint32, count=len(datagrams))
         blob = b"".join(datagrams)
-        self.inject_prepared(blob, lengths, from_addr, now_ns)
+        self.inject_prepared(blob, lengths, from_addr, now_ns, step_ns)
 
     def inject_prepared(self, blob: bytes, lengths: np.ndarray,
-                        from_addr: tuple[str, int] = ("127.0.0.1", 9), now_ns: int = 0) -> None:
+                        from_addr: tuple[str, int] = ("127.0.0.1", 9), now_ns: int = 0,
+                        step_ns: int = 0) -> None:
         with self._lock:
             check(lib.mc_engine_inject_batch(
                 self._h(), ffi.from_buffer(blob), ffi.from_buffer("uint32_t[]", lengths),
-                len(lengths), from_addr[0].encode(), from_addr[1], now_ns), "inject")
+                len(lengths), from_addr[0].encode(), from_addr[1], now_ns, step_ns), "inject")
 
     def poll(self, now_ns: int = 0) -> None:
         """One pass of timers and sending (only while the I/O thread is not running)."""

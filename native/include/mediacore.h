@@ -626,11 +626,15 @@ MC_API mc_status mc_engine_get_send_stats(mc_engine *engine, uint32_t session_id
                                           mc_send_stream_stats *out);
 /* [control] Run the exact receive path on `count` datagrams laid out back to
  * back (lengths[i]) as if they came from from_host:from_port at now_ns
- * (0: mc_now_ns()), without the socket. Only while the I/O thread is not
- * running. For benchmarks and deterministic tests. */
+ * (0: mc_now_ns()), without the socket. With step_ns > 0 datagram i arrives
+ * at now_ns + i * step_ns and the receive streams' timers (jitter-buffer
+ * pops, reorder release) run after each one, as on the I/O thread with
+ * real-time arrivals. Only while the I/O thread is not running. For
+ * benchmarks and deterministic tests. */
 MC_API mc_status mc_engine_inject_batch(mc_engine *engine, const uint8_t *data,
                                         const uint32_t *lengths, uint32_t count,
-                                        const char *from_host, uint16_t from_port, int64_t now_ns);
+                                        const char *from_host, uint16_t from_port, int64_t now_ns,
+                                        int64_t step_ns);
 /* [control] One pass of the timer and send work (jitter ticks, reorder,
  * NACK/PLI, RTCP, send rings) at now_ns, without the I/O thread. */
 MC_API mc_status mc_engine_poll(mc_engine *engine, int64_t now_ns);

@@ -1520,9 +1520,9 @@ MC_API mc_status mc_engine_io_cpu_ns(mc_engine *e, int64_t *cpu_ns)
 
 MC_API mc_status mc_engine_inject_batch(mc_engine *e, const uint8_t *data, const uint32_t *lengths,
                                         uint32_t count, const char *from_host, uint16_t from_port,
-                                        int64_t now_ns)
+                                        int64_t now_ns, int64_t step_ns)
 {
-    if (!e || (count && (!data || !lengths)))
+    if (!e || (count && (!data || !lengths)) || step_ns < 0)
         return MC_E_INVAL;
     if (is_running(e))
         return MC_E_STATE;
@@ -1532,10 +1532,10 @@ MC_API mc_status mc_engine_inject_batch(mc_engine *e, const uint8_t *data, const
     const eng_table *t = e->table;
     size_t off = 0;
     uint32_t i = 0;
+    int64_t base = now_ns ? now_ns : mc_now_ns();
     while (i < count) {
         /* copy into the receive buffers, as recvmmsg would, a batch at a time */
         uint32_t n = count - i < ENG_BATCH ? count - i : ENG_BATCH;
-        int64_t now = now_ns ? now_ns : mc_now_ns();
         for (uint32_t k = 0; k < n; k++) {
             uint32_t len = lengths[i + k];
             uint32_t copy = len > ENG_MAX_DATAGRAM ? ENG_MAX_DATAGRAM : len;
@@ -1544,9 +1544,14 @@ MC_API mc_status mc_engine_inject_batch(mc_engine *e, const uint8_t *data, const
             e->rx_msgs[k].length = len;
             e->rx_msgs[k].addr = from;
         }
-        for (uint32_t k = 0; k < n; k++)
+        for (uint32_t k = 0; k < n; k++) {
+            int64_t now = base + (int64_t)(i + k) * step_ns;
             process_datagram(e, t, e->rx_msgs[k].data, e->rx_msgs[k].length, ENG_MAX_DATAGRAM,
                              &e->rx_msgs[k].addr, now);
+            if (step_ns)
+                for (uint32_t r = 0; r < t->n_recv; r++)
+                    eng_rx_media_tick(&t->recv[r]->m, e, t->recv[r], now);
+        }
         i += n;
     }
     flush_tx(e);
