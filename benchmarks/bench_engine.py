@@ -1,0 +1,219 @@
+"""Engine receive-path benchmarks (issue 3, performance), anchors from
+PERF-ANCHORS.md sections 2 and 7.
+
+1. ``engine-receive-path-vs-aiortc``: sockets excluded on both sides, the same
+   SRTP datagrams (AES_CM_128_HMAC_SHA1_80, 172-byte Opus-sized packets, 20 ms
+   apart, one SSRC) go through
+   * subject: ``Engine.inject_prepared`` (the I/O thread's exact receive path
+     minus recvmmsg: demux -> SRTP unprotect -> RTP parse -> stats -> audio
+     jitter buffer, popped every 20 ms of simulated time -> ring) followed by
+     the Python batch read of every record (``ReceiveStream.read_batch``);
+   * anchor: aiortc's receive path per packet in Python: pylibsrtp
+     ``Session.unprotect`` + ``RtpPacket.parse`` + ``JitterBuffer.add``
+     (capacity 16, prefetch 4), the inline chain of PERF-ANCHORS section 2
+     (11.4 us there; aiortc's full ``_handle_rtp_data`` is ~20 us).
+   Goal: ratio >= 20 (against the full aiortc path; the inline chain used here
+   is about half of it, so the ratio reported is conservative).
+2. ``engine-loopback-receive-vs-recvmmsg``: real loopback sockets. A native
+   sender (``mc_udp_blast``, sendmmsg batches) sends the same stream of
+   distinct SRTP datagrams to
+   * subject: the engine's I/O thread (recvmmsg -> SRTP -> parse -> stats ->
+     video reorder buffer (in order: released at once) -> ring);
+   * anchor: a bare C recvmmsg(64) loop (``mc_udp_sink_*``) that only counts.
+   Figure: receiver thread CPU per received datagram (on loopback the kernel's
+   receive work runs on the sending core, PERF-ANCHORS section 7, so receiver
+   CPU is the comparable number); packets/s per core = 1e9 / that.
+   Goal: ratio >= 0.8.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import struct
+import threading
+import time
+
+import numpy as np
+import pytest
+from aiortc.codecs import depayload
+from aiortc.jitterbuffer import JitterBuffer
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RtpPacket
+from pylibsrtp import Policy, Session
+
+from benchmarks._report import QUICK, record_comparison
+from mediacore._native import ffi, lib
+from mediacore.engine import Engine
+from mediacore.srtp import SrtpSession
+
+PROFILE = "AES_CM_128_HMAC_SHA1_80"
+SSRC = 0x5EED5EED
+
+
+def _srtp_stream(key: bytes, n: int, size: int = 172, start_seq: int = 0) -> list[bytes]:
+    tx = SrtpSession(PROFILE, key, "outbound")
+    payload = random.Random(size).randbytes(size - 12 - 10)
+    return [tx.protect(struct.pack("!BBHII", 0x80, 111, (start_seq + i) & 0xFFFF, 960 * i, SSRC)
+                       + payload) for i in range(n)]
+
+
+# ---- 1. receive path, sockets excluded ------------------------------------------------------
+
+N_PATH = 2_000
+REPS_PATH = 5 if QUICK else 15
+
+
+def _subject_once(key: bytes, blob: bytes, lengths: np.ndarray) -> float:
+    e = Engine("127.0.0.1", thread=False)
+    try:
+        s = e.add_session(srtp_profile=PROFILE, tx_key=bytes(30), rx_key=key)
+        rx = s.add_receive_stream(SSRC, jitter_min_ms=40, jitter_max_ms=200,
+                                  ring_capacity=1 << 22)
+        t0 = time.perf_counter_ns()
+        e.inject_prepared(blob, lengths, now_ns=10**12, step_ns=20_000_000)
+        got = 0
+        while True:
+            b = rx.read_batch(1024)
+            if not len(b):
+                break
+            got += len(b)
+            _ = b.sequence_number  # the metadata a consumer looks at
+        elapsed = time.perf_counter_ns() - t0
+        st = rx.stats()
+        assert st.packets == len(lengths) and st.auth_failures == 0, st
+        assert got >= len(lengths) - 5
+        return elapsed / len(lengths)
+    finally:
+        e.close()
+
+
+def _aiortc_once(key: bytes, packets: list[bytes]) -> float:
+    policy = Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND,
+                    srtp_profile=Policy.SRTP_PROFILE_AES128_CM_SHA1_80)
+    rx = Session(policy)
+    jb = JitterBuffer(capacity=16, prefetch=4)
+    codec = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2,
+                                  payloadType=111)
+    unprotect, parse, add = rx.unprotect, RtpPacket.parse, jb.add
+    frames = 0
+    t0 = time.perf_counter_ns()
+    for d in packets:
+        p = parse(unprotect(d))
+        p._data = depayload(codec, p.payload)  # as RTCRtpReceiver._handle_rtp_packet does
+        _, frame = add(p)
+        if frame is not None:
+            frames += 1
+    elapsed = time.perf_counter_ns() - t0
+    assert frames > 0
+    return elapsed / len(packets)
+
+
+@pytest.mark.benchmark(group="engine-receive-path-vs-aiortc")
+def test_engine_receive_path_vs_aiortc(benchmark):
+    key = random.Random(7).randbytes(30)
+    packets = _srtp_stream(key, N_PATH)
+    blob = b"".join(packets)
+    lengths = np.array([len(p) for p in packets], dtype=np.uint32)
+
+    def run():
+        subj, anch = [], []
+        _subject_once(key, blob, lengths)  # warm-up
+        for _ in range(REPS_PATH):
+            subj.append(_subject_once(key, blob, lengths))
+            anch.append(_aiortc_once(key, packets))
+        return subj, anch
+
+    subj, anch = benchmark.pedantic(run, rounds=1, iterations=1)
+    med = statistics.median
+    record_comparison(
+        "engine-receive-path-vs-aiortc",
+        subject="engine inject: SRTP -> RTP -> stats -> audio jitter buffer -> ring -> Python "
+                "batch read (172 B, AES_CM_128_HMAC_SHA1_80)",
+        anchor="aiortc per packet in Python: pylibsrtp unprotect + RtpPacket.parse + "
+               "depayload + JitterBuffer.add",
+        subject_ns=med(subj), anchor_ns=med(anch),
+        ratio_per_rep_median=med(a / s for a, s in zip(anch, subj)),
+        subject_spread_ns=[min(subj), max(subj)], anchor_spread_ns=[min(anch), max(anch)],
+        subject_min_ns=min(subj), anchor_min_ns=min(anch), ratio_of_mins=min(anch) / min(subj),
+        reps=REPS_PATH, packets=N_PATH,
+        target="ratio >= 20 vs aiortc's full path (~20 us); this anchor is its inline chain")
+
+
+# ---- 2. loopback sockets, receiver CPU per datagram -------------------------------------------
+
+N_SOCK = 50_000 if QUICK else 200_000
+REPS_SOCK = 3 if QUICK else 5
+
+
+def _blast(port: int, blob, lengths, n: int) -> int:
+    elapsed = ffi.new("int64_t *")
+    st = lib.mc_udp_blast(b"127.0.0.1", port, blob, lengths, n, n, elapsed)
+    assert st == 0, st
+    return int(elapsed[0])
+
+
+def _sink_once(blob, lengths, n: int) -> tuple[float, int]:
+    port = ffi.new("uint16_t *", 0)
+    sink = ffi.new("mc_udp_sink **")
+    assert lib.mc_udp_sink_start(b"127.0.0.1", port, sink) == 0
+    time.sleep(0.02)
+    _blast(port[0], blob, lengths, n)
+    time.sleep(0.1)
+    dg, by, cpu = ffi.new("uint64_t *"), ffi.new("uint64_t *"), ffi.new("int64_t *")
+    assert lib.mc_udp_sink_stop(sink[0], dg, by, cpu) == 0
+    return cpu[0] / max(1, dg[0]), int(dg[0])
+
+
+def _engine_once(key: bytes, blob, lengths, n: int) -> tuple[float, int, int]:
+    with Engine("127.0.0.1", rtcp_interval_ms=1000) as e:
+        s = e.add_session(srtp_profile=PROFILE, tx_key=bytes(30), rx_key=key, replay_window=1024)
+        rx = s.add_receive_stream(SSRC, media="video", clock_rate=48000,
+                                  ring_capacity=1 << 26)
+        time.sleep(0.12)  # the I/O thread has sampled its CPU clock at least once
+        cpu0, dg0 = e.io_cpu_ns(), e.stats().datagrams_in
+        _blast(e.port, blob, lengths, n)
+        last = -1
+        while True:  # until the engine has taken everything that arrived
+            time.sleep(0.1)
+            st = e.stats()
+            if st.datagrams_in == last:
+                break
+            last = st.datagrams_in
+        cpu1 = e.io_cpu_ns()
+        rs = rx.stats()
+        got = st.datagrams_in - dg0
+        assert rs.auth_failures == 0 and rs.replays == 0
+        return (cpu1 - cpu0) / max(1, got), int(got), int(rs.records)
+
+
+@pytest.mark.benchmark(group="engine-loopback-receive-vs-recvmmsg")
+def test_engine_loopback_receive_vs_recvmmsg(benchmark):
+    key = random.Random(8).randbytes(30)
+    packets = _srtp_stream(key, N_SOCK)
+    blob = ffi.from_buffer(b"".join(packets))
+    lengths = ffi.new("uint32_t[]", [len(p) for p in packets])
+
+    def run():
+        subj, anch, got_s, got_a = [], [], [], []
+        for _ in range(REPS_SOCK):
+            ns, dg = _sink_once(blob, lengths, N_SOCK)
+            anch.append(ns)
+            got_a.append(dg)
+            ns, dg, _records = _engine_once(key, blob, lengths, N_SOCK)
+            subj.append(ns)
+            got_s.append(dg)
+        return subj, anch, got_s, got_a
+
+    subj, anch, got_s, got_a = benchmark.pedantic(run, rounds=1, iterations=1)
+    med = statistics.median
+    record_comparison(
+        "engine-loopback-receive-vs-recvmmsg",
+        subject="engine I/O thread: recvmmsg -> SRTP -> RTP -> stats -> reorder buffer -> ring "
+                "(receiver CPU per datagram, 172 B SRTP)",
+        anchor="bare C recvmmsg(64) loop counting datagrams (receiver CPU per datagram)",
+        subject_ns=med(subj), anchor_ns=med(anch),
+        ratio_per_rep_median=med(a / s for a, s in zip(anch, subj)),
+        subject_pkts_per_core_s=1e9 / med(subj), anchor_pkts_per_core_s=1e9 / med(anch),
+        subject_received=got_s, anchor_received=got_a, sent_per_rep=N_SOCK, reps=REPS_SOCK,
+        target="ratio >= 0.8")
