@@ -146,6 +146,36 @@ fuzz-audio: | $(BUILD)
 	mkdir -p $(BUILD)/audio_corpus
 	$(BUILD)/audio_fuzz -max_total_time=20 -max_len=1600 $(BUILD)/audio_corpus native/fuzz/corpus/audio
 
+# ---- RTP/RTCP, receive statistics, jitter and reorder buffers (rtp.c, rtcp.c,
+# rtpstats.c, jitter.c, reorder.c): C test with -Werror, ASan/UBSan, and
+# mingw-w64 run under wine (no OpenSSL/opus needed); libFuzzer on both parsers
+# (and the buffers fed by the RTP one), seeded from native/fuzz/corpus/{rtp,rtcp}
+# (regenerate with native/fuzz/make_rtp_corpus.py), RTP_FUZZ_TIME s each.
+.PHONY: native-rtp fuzz-rtp
+RTP_SRC := native/src/compat.c native/src/status.c native/src/rtp.c native/src/rtcp.c \
+        native/src/rtpstats.c native/src/jitter.c native/src/reorder.c
+RTP_FUZZ_TIME ?= 15
+native-check: native-rtp fuzz-rtp
+
+native-rtp: | $(BUILD)
+	$(CC) $(CWARN) -O2 $(NATIVE_INC) $(RTP_SRC) native/tests/test_rtp.c -o $(BUILD)/test_rtp -lpthread
+	$(BUILD)/test_rtp 50000
+	$(CC) $(CWARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+	    $(NATIVE_INC) $(RTP_SRC) native/tests/test_rtp.c -o $(BUILD)/test_rtp_asan -lpthread
+	$(BUILD)/test_rtp_asan 20000
+	$(MINGW) $(CWARN) -O2 $(NATIVE_INC) $(RTP_SRC) native/tests/test_rtp.c \
+	    -o $(BUILD)/test_rtp.exe -lsynchronization -lws2_32
+	bash scripts/wine-run.sh $(BUILD)/test_rtp.exe 20000
+
+fuzz-rtp: | $(BUILD)
+	set -e; for t in rtp rtcp; do \
+	    clang $(CWARN) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	        $(NATIVE_INC) $(RTP_SRC) native/fuzz/$${t}_fuzz.c -o $(BUILD)/$${t}_fuzz -lpthread; \
+	    rm -rf $(BUILD)/corpus-$$t && mkdir -p $(BUILD)/corpus-$$t && cp native/fuzz/corpus/$$t/* $(BUILD)/corpus-$$t/; \
+	    $(BUILD)/$${t}_fuzz -max_total_time=$(RTP_FUZZ_TIME) -rss_limit_mb=2048 -artifact_prefix=$(BUILD)/ \
+	        $(BUILD)/corpus-$$t; \
+	done
+
 # ---- benchmarks, demo ----------------------------------------------------
 bench: build
 	$(PYTHON) -m benchmarks --json build/bench.json

@@ -1407,7 +1407,7 @@ typedef struct mc_reorder_packet {
     uint8_t payload_type;
     uint32_t timestamp;
     uint32_t payload_length;
-    uint32_t skipped_before;           /* packets given up just before this one (discontinuity) */
+    uint32_t skipped_before;           /* packets given up just before this one; 1 after a sequence restart */
     int64_t arrival_ns;
 } mc_reorder_packet;
 

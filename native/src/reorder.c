@@ -171,6 +171,7 @@ MC_API mc_status mc_reorder_insert(mc_reorder *rb, int64_t now_ns, uint16_t sequ
         } else if (rb->next - ext >= cap && ++rb->jump_run >= JUMP_RESET_RUN) {
             reset_to(rb, ext); /* the sender restarted its numbering */
             rb->pli_pending = 1;
+            rb->skipped += 1; /* flag the discontinuity on the next release */
         } else {
             rb->stats.late++;
             return MC_DROPPED;
