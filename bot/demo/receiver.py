@@ -71,6 +71,7 @@ class MeetingReceiver:
         #: (100-ns units) count from here
         self.epoch_ns = self._t0_ns
         self._rtp_base: dict[int, tuple[int, int]] = {}
+        self._last_rtp: dict[int, int] = {}
 
     def add_source(self, ssrc: int, info: SourceInfo) -> None:
         """Start receiving a participant's audio or video (from the roster's
@@ -174,8 +175,12 @@ class MeetingReceiver:
                 self.stats.concealed[name] += 1
             else:
                 self.stats.latency_ns.append(now - int(batch.arrival_ns[i]))
-            ts_100ns = self._media_time_100ns(int(ssrcs[i]), int(batch.timestamp[i]),
-                                              int(batch.arrival_ns[i]), 48000)
+            ssrc = int(ssrcs[i])
+            rtp_ts = int(batch.timestamp[i])
+            if lost[i]:  # a concealment slot: the next 20 ms after the last frame
+                rtp_ts = (self._last_rtp.get(ssrc, rtp_ts) + 960) & 0xFFFFFFFF
+            self._last_rtp[ssrc] = rtp_ts
+            ts_100ns = self._media_time_100ns(ssrc, rtp_ts, int(batch.arrival_ns[i]), 48000)
             self.transcriber.push(name, pcm, ts_100ns)
             if not self.stats.audio_frames[name]:
                 self.stats.first_frame_ns[name] = time.monotonic_ns()

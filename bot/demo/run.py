@@ -106,7 +106,7 @@ async def _run_demo(script: MeetingScript, *, video: bool, report_path: str | No
     server.start()
     engine = Engine("127.0.0.1")
     botmedia = DemoBotMedia(engine, transcriber=transcriber, analytics=analytics)
-    handler = ConferenceHandler(server, media, on_answer=botmedia.accept_answer)
+    handler = ConferenceHandler(server, media, on_answer=botmedia.accept_answer, lead_in_s=1.0)
     emu = GraphEmulator(media_handler=handler)
     await emu.start()
     bot = None
@@ -267,6 +267,6 @@ def _summary(r: dict, out: TextIO) -> None:
         out.write(f"  {n}: {m['packets']} packets, {m['lost']} lost, jitter {m['jitter_ms']} ms\n")
     lat = r.get("latency_ms", {})
     if lat.get("p50") is not None:
-        out.write(f"wire-to-processor latency (audio, after the jitter buffer): p50 {lat['p50']:.3f} ms, "
+        out.write(f"wire-to-processor latency (audio, jitter-buffer delay included): p50 {lat['p50']:.3f} ms, "
                   f"p99 {lat['p99']:.3f} ms\n")
     out.write(f"errors: {r['errors'] or 'none'}\n")

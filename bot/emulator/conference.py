@@ -57,7 +57,8 @@ class ConferenceMedia:
                  bot_audio_ssrcs: tuple[int, ...] = (), loop: bool = False,
                  send_video: bool = True, subscribed_video: set[int] | None = None,
                  ssrc_offset: int = 0, send_mixed: bool = True,
-                 source_ids: dict[str, tuple[int, int | None]] | None = None) -> None:
+                 source_ids: dict[str, tuple[int, int | None]] | None = None,
+                 lead_in_s: float = 0.0) -> None:
         """``source_ids`` maps a participant's name to the (audio, video) media
         source ids the roster announced for them (they become the SSRCs);
         without it the ids prepared in ``media`` are used. ``ssrc_offset``
@@ -97,7 +98,9 @@ class ConferenceMedia:
         self._bot_rx = [self.session.add_receive_stream(ssrc, "audio", OPUS_CLOCK_RATE, direct=True,
                                                         ring_capacity=1 << 16)
                         for ssrc in bot_audio_ssrcs]
-        self.start_ns = time.monotonic_ns()
+        #: the meeting script's time zero (after ``lead_in_s``: the time a joining bot
+        #: needs to learn the roster and open its receive streams)
+        self.start_ns = time.monotonic_ns() + int(lead_in_s * 1e9)
         self._slot = 0
         self.closed = False
 
@@ -106,6 +109,8 @@ class ConferenceMedia:
     def tick(self, now_ns: int) -> None:
         """Send everything due by ``now_ns`` (called every 20 ms by the server)."""
         slots = self.media.slots
+        if now_ns < self.start_ns:
+            return
         due = (now_ns - self.start_ns) // SLOT_NS + 1
         while self._slot < due:
             k = self._slot % slots if self.loop else self._slot
@@ -256,7 +261,7 @@ class ConferenceHandler:
     """
 
     def __init__(self, server: MediaServer | None, media: MeetingMedia, on_answer=None, *,
-                 loop: bool = False) -> None:
+                 loop: bool = False, lead_in_s: float = 0.0) -> None:
         """``server=None`` gives every call a media server of its own (its own
         UDP port, as calls land on different media processors in Teams)."""
         self.server = server
@@ -264,6 +269,7 @@ class ConferenceHandler:
         self.media = media
         self.on_answer = on_answer
         self.loop = loop
+        self.lead_in_s = lead_in_s
         self.conferences: dict[str, ConferenceMedia] = {}
         #: name -> (audio, video) source ids known in advance (people who join later)
         self.source_ids: dict[str, tuple[int, int | None]] = {}
@@ -303,7 +309,7 @@ class ConferenceHandler:
             tx_key=own.srtp.key_bytes if own.srtp else None,
             rx_key=bot_cfg.srtp.key_bytes if bot_cfg.srtp else None,
             bot_audio_ssrcs=tuple(bot_audio.ssrcs) if bot_audio else (),
-            loop=self.loop, source_ids=self._source_ids(call))
+            loop=self.loop, source_ids=self._source_ids(call), lead_in_s=self.lead_in_s)
         self.conferences[call.id] = conf
         server.attach(call.id, conf)
         if self.on_answer is not None:

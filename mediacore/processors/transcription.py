@@ -75,7 +75,19 @@ class SpeechSegmenter:
         return max(self.min_rms, self.noise_rms * self.ratio)
 
     def push(self, pcm: np.ndarray, timestamp_100ns: int) -> Utterance | None:
-        """Feed one frame; returns an utterance when one has just ended."""
+        """Feed one frame; returns an utterance when one has just ended.
+
+        Frames need not be contiguous: unmixed audio carries a speaker's frames
+        only while they speak, so a gap in the timestamps longer than the
+        hangover ends the open utterance, like that much silence would."""
+        if (self._start is not None and self._last_ts
+                and timestamp_100ns - self._last_ts >= self.hangover_frames * FRAME_100NS):
+            self._silence_run = 0
+            done = self._close()
+            self._pre = [(timestamp_100ns, pcm)]
+            self._speech_run = 0
+            self._last_ts = timestamp_100ns + FRAME_100NS
+            return done
         rms = float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) if len(pcm) else 0.0
         speech = rms > self.threshold()
         if not speech:

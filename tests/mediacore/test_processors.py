@@ -57,3 +57,14 @@ def test_video_analytics_fps_motion_scene_and_resolution():
     va.push("cam", np.zeros((360, 640), np.uint8), 31 * 666_667)
     assert st.resolution_changes == 1 and (st.width, st.height) == (640, 360)
     assert st.summary()["frames"] == 32
+
+
+def test_segmenter_closes_an_utterance_at_a_gap_in_unmixed_frames():
+    p = Participant("A", say=(Utterance(0.5, "first sentence here"), Utterance(4.0, "and another")))
+    track = audio_track(p, 7.0)
+    seg = SpeechSegmenter()
+    loud = [(pcm, ts) for pcm, ts in frames(track) if np.abs(pcm).mean() > 300]  # speech only
+    found = [u for pcm, ts in loud if (u := seg.push(pcm, ts))]
+    last = seg.flush()
+    assert len(found) == 1 and last is not None
+    assert found[0].end_100ns / 1e7 < 3.5 and abs(last.start_100ns / 1e7 - 4.0) < 0.3
