@@ -379,8 +379,7 @@ MC_API mc_status mc_srtp_get_stats(mc_srtp *ctx, mc_srtp_stats *out);
  * `iterations` rounds gets a fresh inbound context (created outside the
  * timing) and writes its elapsed time to elapsed_ns[round].
  * - bench_unprotect: copy each packet to a scratch buffer, mc_srtp_unprotect,
- *   then read the RTP fields (seq, timestamp, ssrc, payload type, marker,
- *   payload offset) as a receive path does. Fails on the first non-OK status.
+ *   then mc_rtp_parse, as a receive path does. Fails on the first non-OK status.
  * - bench_crypto_floor: the same copies and the bare OpenSSL work on the same
  *   bytes with keys set up once: AES-CM: EVP AES-CTR IV reset + decrypt and
  *   HMAC-SHA1 from precomputed pad states + tag compare; GCM: EVP GCM IV

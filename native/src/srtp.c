@@ -931,48 +931,9 @@ MC_API mc_status mc_srtp_get_stats(mc_srtp *ctx, mc_srtp_stats *out)
     return MC_OK;
 }
 
-/* ---- benchmark helpers (see mediacore.h) --------------------------------- */
+/* ---- benchmark helper (see mediacore.h; mc_srtp_bench_unprotect: srtp_bench.c) */
 
 #define BENCH_SCRATCH 2048
-
-MC_API mc_status mc_srtp_bench_unprotect(int32_t profile, const uint8_t *key_salt,
-                                         size_t key_salt_length, const uint8_t *packets,
-                                         size_t stride, const uint32_t *lengths, uint32_t count_,
-                                         uint32_t iterations, int64_t *elapsed_ns)
-{
-    MC_ALIGNED(64) uint8_t scratch[BENCH_SCRATCH];
-    volatile uint32_t sink = 0;
-    uint32_t it, i;
-    if (!packets || !lengths || !elapsed_ns || stride > BENCH_SCRATCH)
-        return MC_E_INVAL;
-    for (it = 0; it < iterations; it++) {
-        mc_srtp *ctx;
-        int64_t t0;
-        mc_status st = mc_srtp_create(profile, key_salt, key_salt_length, 0, 0, 0, &ctx);
-        if (st != MC_OK)
-            return st;
-        t0 = mc_now_ns();
-        for (i = 0; i < count_; i++) {
-            size_t n, h;
-            const uint8_t *p;
-            memcpy(scratch, packets + (size_t)i * stride, lengths[i]);
-            st = mc_srtp_unprotect_rtp(ctx, scratch, lengths[i], &n, &h);
-            if (st != MC_OK) {
-                mc_srtp_free(ctx);
-                return st;
-            }
-            /* what a receive path reads next: the RTP fixed header fields */
-            p = scratch;
-            sink += (uint32_t)(p[1] & 0x7F) + (uint32_t)(p[1] >> 7) +
-                    (uint32_t)(p[2] << 8 | p[3]) + be32(p + 4) + be32(p + 8) + (uint32_t)h +
-                    (uint32_t)n;
-        }
-        elapsed_ns[it] = mc_now_ns() - t0;
-        mc_srtp_free(ctx);
-    }
-    (void)sink;
-    return MC_OK;
-}
 
 MC_API mc_status mc_srtp_bench_crypto_floor(int32_t profile, const uint8_t *key_salt,
                                             size_t key_salt_length, const uint8_t *packets,
@@ -995,6 +956,10 @@ MC_API mc_status mc_srtp_bench_crypto_floor(int32_t profile, const uint8_t *key_
         int64_t t0 = mc_now_ns();
         for (i = 0; i < count_; i++) {
             uint32_t n = lengths[i], tag = ctx->rtp.tag_length;
+            if (n > stride || n < 12 + tag) {
+                mc_srtp_free(ctx);
+                return MC_E_INVAL;
+            }
             memcpy(scratch, packets + (size_t)i * stride, n);
             if (ctx->aead) {
                 uint8_t iv[12];
