@@ -681,3 +681,57 @@ def test_roc_and_replay_decisions_match_libsrtp(case, profile):
         assert mine == reference, (i, seqs[i])
         accepted += mine is not None
     assert ours.stats.rtp_packets == accepted
+
+
+# ---- a pure-Python reference (tests only): KDF, AES-CM SRTCP with and without E --------------
+
+def _ref_kdf(master_key: bytes, master_salt: bytes, label: int, length: int) -> bytes:
+    """RFC 3711 4.3.3 with key_derivation_rate 0: AES-CM(master_key, (salt ^ label<<48) * 2^16)."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    x = bytearray(master_salt.ljust(14, b"\0"))
+    x[7] ^= label
+    enc = Cipher(algorithms.AES(master_key), modes.CTR(bytes(x) + b"\0\0")).encryptor()
+    return enc.update(bytes(length)) + enc.finalize()
+
+
+def _ref_cm_xor(key: bytes, salt: bytes, ssrc: int, index: int, data: bytes) -> bytes:
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    iv = int.from_bytes(salt, "big") << 16 ^ ssrc << 64 ^ index << 16
+    enc = Cipher(algorithms.AES(key), modes.CTR(iv.to_bytes(16, "big"))).encryptor()
+    return enc.update(data) + enc.finalize()
+
+
+def test_rfc3711_b3_reference_kdf_matches_the_rfc():
+    assert _ref_kdf(rfc3711.B3_MASTER_KEY, rfc3711.B3_MASTER_SALT, 0, 16) == rfc3711.B3_CIPHER_KEY
+    assert _ref_kdf(rfc3711.B3_MASTER_KEY, rfc3711.B3_MASTER_SALT, 2, 14) == rfc3711.B3_CIPHER_SALT
+    assert _ref_kdf(rfc3711.B3_MASTER_KEY, rfc3711.B3_MASTER_SALT, 1, 94) == rfc3711.B3_AUTH_KEY
+
+
+def test_srtcp_aes_cm_against_the_reference():
+    """SRTCP keys (labels 3, 4, 5), IV, E flag and index layout, independently of libsrtp:
+    our first SRTCP packet equals the reference's, and an authenticated-only (E=0) packet
+    built by the reference is accepted and left as it was."""
+    import hashlib
+    import hmac
+    master_key, master_salt = rfc3711.B3_MASTER_KEY, rfc3711.B3_MASTER_SALT
+    k_e, k_a, k_s = (_ref_kdf(master_key, master_salt, 3, 16),
+                     _ref_kdf(master_key, master_salt, 4, 20),
+                     _ref_kdf(master_key, master_salt, 5, 14))
+    report = rtcp_sr(ssrc=0xDECAFBAD, extra=bytes(range(24)))
+    body = report[:8] + _ref_cm_xor(k_e, k_s, 0xDECAFBAD, 0, report[8:]) + struct.pack("!I", 0x80000000)
+    expected = body + hmac.new(k_a, body, hashlib.sha1).digest()[:10]
+    tx = SrtpSession("AES_CM_128_HMAC_SHA1_80", master_key + master_salt, "outbound")
+    assert tx.protect_rtcp(report) == expected
+
+    plain = report + struct.pack("!I", 7)  # E = 0, index 7
+    tagged = plain + hmac.new(k_a, plain, hashlib.sha1).digest()[:10]
+    rx = SrtpSession("AES_CM_128_HMAC_SHA1_80", master_key + master_salt, "inbound")
+    assert rx.unprotect_rtcp(tagged) == report
+    with pytest.raises(ReplayDetected):
+        rx.unprotect_rtcp(tagged)
+    forged = bytearray(tagged)
+    forged[-14] ^= 0x80  # set E on a packet that was not encrypted: the tag covers E
+    fresh = SrtpSession("AES_CM_128_HMAC_SHA1_80", master_key + master_salt, "inbound")
+    with pytest.raises(AuthenticationFailed):
+        fresh.unprotect_rtcp(bytes(forged))
+    assert fresh.unprotect_rtcp(tagged) == report
