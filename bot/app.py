@@ -262,11 +262,13 @@ class Bot:
 
     # ---- notifications -------------------------------------------------------------------------------
 
-    def _new_call(self, call_id: str, resource: m.Call | None, tenant_id: str | None) -> Call:
+    def _new_call(self, call_id: str, resource: m.Call | None, tenant_id: str | None,
+                  scenario_id: str | None = None) -> Call:
         c = self.config.calls
         call = Call(self.api, call_id, resource=resource, listener=self,
                     operation_timeout_s=c.operation_timeout_s, keepalive_interval_s=c.keepalive_interval_s,
-                    roster_mode=c.roster, tenant_id=tenant_id)
+                    roster_mode=c.roster, tenant_id=tenant_id,
+                    scenario_id=scenario_id or str(uuid.uuid4()))
         self.calls[m.id_key(call_id)] = call
         return call
 
@@ -287,7 +289,8 @@ class Bot:
             resource = m.Call.parse(data.to_dict()) if incoming and data is not None else m.Call(id=call_id)
             resource.id = resource.id or call_id
             resource.state = None
-            call = self._new_call(call_id, resource, ctx.tenant_id if ctx else None)
+            call = self._new_call(call_id, resource, ctx.tenant_id if ctx else None,
+                                  ctx.scenario_id if ctx else None)
             await call.handle_notification(note)
             if incoming:
                 call.owned = True
@@ -330,13 +333,14 @@ class Bot:
             body.media_config = await self.media_config(None)
         if body.call_options is None:
             body.call_options = self._outgoing_options()
-        created = await self.api.create_call(body, scenario_id=str(uuid.uuid4()))
+        scenario_id = str(uuid.uuid4())
+        created = await self.api.create_call(body, scenario_id=scenario_id)
         if not created.id:
             raise ValueError("create call answered without a call id")
         key = m.id_key(created.id)
         call = self.calls.get(key)          # notifications may have raced the response
         if call is None:
-            call = self._new_call(created.id, None, body.tenant_id)
+            call = self._new_call(created.id, None, body.tenant_id, scenario_id)
         call.owned = True
         for attr in ("my_participant_id", "call_chain_id", "chat_info", "meeting_info", "direction",
                      "tenant_id", "source", "targets", "subject"):

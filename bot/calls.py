@@ -112,8 +112,9 @@ class Call:
     def __init__(self, api: CallsApi, call_id: str, *, resource: m.Call | None = None,
                  listener: CallListener | None = None, operation_timeout_s: float | None = 300.0,
                  keepalive_interval_s: float | None = KEEPALIVE_INTERVAL_S, roster_mode: str = "auto",
-                 tenant_id: str | None = None) -> None:
-        self.api = api
+                 tenant_id: str | None = None, scenario_id: str | None = None) -> None:
+        self.scenario_id = scenario_id
+        self.api = api.for_scenario(scenario_id) if scenario_id else api
         self.id = call_id
         self.resource = resource or m.Call(id=call_id)
         self.listener = listener

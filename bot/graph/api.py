@@ -35,8 +35,24 @@ def _operation(resp: GraphResponse, default: type[m.CommsOperation] = m.CommsOpe
 
 
 class CallsApi:
-    def __init__(self, client: GraphClient) -> None:
+    """``scenario_id`` (the Graph SDK's ``Scenario-Id``) goes on every request of this object;
+    a call uses ``for_scenario`` so that all of its requests share one id."""
+
+    def __init__(self, client: GraphClient, *, scenario_id: str | None = None) -> None:
         self.client = client
+        self.scenario_id = scenario_id
+
+    def for_scenario(self, scenario_id: str | None) -> CallsApi:
+        return CallsApi(self.client, scenario_id=scenario_id or self.scenario_id)
+
+    async def _post(self, path: str, body: object = None, **kw: object) -> GraphResponse:
+        return await self.client.post(path, body, scenario_id=self.scenario_id, **kw)  # type: ignore[arg-type]
+
+    async def _get(self, path: str) -> GraphResponse:
+        return await self.client.get(path, scenario_id=self.scenario_id)
+
+    async def _delete(self, path: str) -> GraphResponse:
+        return await self.client.delete(path, scenario_id=self.scenario_id)
 
     def _call(self, call_id: str, *rest: str) -> str:
         return "/".join([CALLS, _q(call_id), *rest])
@@ -44,98 +60,98 @@ class CallsApi:
     # ---- calls --------------------------------------------------------------------------
 
     async def create_call(self, call: m.Call, *, scenario_id: str | None = None) -> m.Call:
-        resp = await self.client.post(CALLS, call.to_dict(), scenario_id=scenario_id)
+        resp = await self.client.post(CALLS, call.to_dict(), scenario_id=scenario_id or self.scenario_id)
         created = m.Call.parse(resp.body if isinstance(resp.body, dict) else {})
         if created.id is None and resp.location:
             created.id = resp.location.rstrip("/").rsplit("/", 1)[-1]
         return created  # type: ignore[return-value]
 
     async def get_call(self, call_id: str) -> m.Call:
-        resp = await self.client.get(self._call(call_id))
+        resp = await self._get(self._call(call_id))
         return m.Call.parse(resp.body)  # type: ignore[return-value]
 
     async def delete_call(self, call_id: str) -> None:
-        await self.client.delete(self._call(call_id))
+        await self._delete(self._call(call_id))
 
     async def answer(self, call_id: str, body: m.AnswerRequest) -> None:
-        await self.client.post(self._call(call_id, "answer"), body.to_dict())
+        await self._post(self._call(call_id, "answer"), body.to_dict())
 
     async def reject(self, call_id: str, body: m.RejectRequest) -> None:
-        await self.client.post(self._call(call_id, "reject"), body.to_dict())
+        await self._post(self._call(call_id, "reject"), body.to_dict())
 
     async def redirect(self, call_id: str, body: m.RedirectRequest) -> None:
-        await self.client.post(self._call(call_id, "redirect"), body.to_dict())
+        await self._post(self._call(call_id, "redirect"), body.to_dict())
 
     async def transfer(self, call_id: str, body: m.TransferRequest) -> None:
-        await self.client.post(self._call(call_id, "transfer"), body.to_dict())
+        await self._post(self._call(call_id, "transfer"), body.to_dict())
 
     async def keep_alive(self, call_id: str) -> None:
-        await self.client.post(self._call(call_id, "keepAlive"))
+        await self._post(self._call(call_id, "keepAlive"))
 
     async def mute(self, call_id: str, body: m.ClientContextRequest) -> m.CommsOperation | None:
-        resp = await self.client.post(self._call(call_id, "mute"), body.to_dict())
+        resp = await self._post(self._call(call_id, "mute"), body.to_dict())
         return _operation(resp, m.MuteParticipantOperation)
 
     async def unmute(self, call_id: str, body: m.ClientContextRequest) -> m.CommsOperation | None:
-        resp = await self.client.post(self._call(call_id, "unmute"), body.to_dict())
+        resp = await self._post(self._call(call_id, "unmute"), body.to_dict())
         return _operation(resp, m.UnmuteParticipantOperation)
 
     async def update_recording_status(self, call_id: str,
                                       body: m.UpdateRecordingStatusRequest) -> m.CommsOperation | None:
-        resp = await self.client.post(self._call(call_id, "updateRecordingStatus"), body.to_dict())
+        resp = await self._post(self._call(call_id, "updateRecordingStatus"), body.to_dict())
         return _operation(resp, m.UpdateRecordingStatusOperation)
 
     async def change_screen_sharing_role(self, call_id: str, body: m.ChangeScreenSharingRoleRequest) -> None:
-        await self.client.post(self._call(call_id, "changeScreenSharingRole"), body.to_dict())
+        await self._post(self._call(call_id, "changeScreenSharingRole"), body.to_dict())
 
     async def play_prompt(self, call_id: str, body: m.PlayPromptRequest) -> m.CommsOperation | None:
-        resp = await self.client.post(self._call(call_id, "playPrompt"), body.to_dict())
+        resp = await self._post(self._call(call_id, "playPrompt"), body.to_dict())
         return _operation(resp, m.PlayPromptOperation)
 
     async def record_response(self, call_id: str, body: m.RecordResponseRequest) -> m.CommsOperation | None:
-        resp = await self.client.post(self._call(call_id, "recordResponse"), body.to_dict())
+        resp = await self._post(self._call(call_id, "recordResponse"), body.to_dict())
         return _operation(resp, m.RecordOperation)
 
     async def subscribe_to_tone(self, call_id: str, body: m.ClientContextRequest) -> m.CommsOperation | None:
-        resp = await self.client.post(self._call(call_id, "subscribeToTone"), body.to_dict())
+        resp = await self._post(self._call(call_id, "subscribeToTone"), body.to_dict())
         return _operation(resp, m.SubscribeToToneOperation)
 
     async def cancel_media_processing(self, call_id: str,
                                       body: m.ClientContextRequest) -> m.CommsOperation | None:
-        resp = await self.client.post(self._call(call_id, "cancelMediaProcessing"), body.to_dict())
+        resp = await self._post(self._call(call_id, "cancelMediaProcessing"), body.to_dict())
         return _operation(resp, m.CancelMediaProcessingOperation)
 
     async def send_dtmf_tones(self, call_id: str, body: m.SendDtmfTonesRequest) -> m.CommsOperation | None:
-        resp = await self.client.post(self._call(call_id, "sendDtmfTones"), body.to_dict())
+        resp = await self._post(self._call(call_id, "sendDtmfTones"), body.to_dict())
         return _operation(resp, m.SendDtmfTonesOperation)
 
     # ---- participants ---------------------------------------------------------------------
 
     async def list_participants(self, call_id: str) -> list[m.Participant]:
-        resp = await self.client.get(self._call(call_id, "participants"))
+        resp = await self._get(self._call(call_id, "participants"))
         coll = m.ParticipantCollection.parse(resp.body if isinstance(resp.body, dict) else {})
         return [p for p in (coll.value or []) if isinstance(p, m.Participant)]
 
     async def get_participant(self, call_id: str, participant_id: str) -> m.Participant:
-        resp = await self.client.get(self._call(call_id, "participants", _q(participant_id)))
+        resp = await self._get(self._call(call_id, "participants", _q(participant_id)))
         return m.Participant.parse(resp.body)  # type: ignore[return-value]
 
     async def delete_participant(self, call_id: str, participant_id: str) -> None:
-        await self.client.delete(self._call(call_id, "participants", _q(participant_id)))
+        await self._delete(self._call(call_id, "participants", _q(participant_id)))
 
     async def invite(self, call_id: str, body: m.InviteParticipantsRequest) -> m.CommsOperation | None:
-        resp = await self.client.post(self._call(call_id, "participants", "invite"), body.to_dict())
+        resp = await self._post(self._call(call_id, "participants", "invite"), body.to_dict())
         return _operation(resp, m.InviteParticipantsOperation)
 
     async def mute_participant(self, call_id: str, participant_id: str,
                                body: m.ClientContextRequest) -> m.CommsOperation | None:
-        resp = await self.client.post(self._call(call_id, "participants", _q(participant_id), "mute"),
+        resp = await self._post(self._call(call_id, "participants", _q(participant_id), "mute"),
                                       body.to_dict())
         return _operation(resp, m.MuteParticipantOperation)
 
     async def mute_all(self, call_id: str, body: m.MuteAllRequest) -> m.CommsOperation | None:
         """Beta only, deprecated (CONTRACT 7.18)."""
-        resp = await self.client.post(self._call(call_id, "participants", "muteAll"), body.to_dict(),
+        resp = await self._post(self._call(call_id, "participants", "muteAll"), body.to_dict(),
                                       beta=True)
         return _operation(resp)
 
@@ -143,7 +159,7 @@ class CallsApi:
                               body: m.UpdateMetadataRequest) -> m.CommsOperation | None:
         """Beta: set the bot's own participant metadata. The path is not in CONTRACT.md;
         it follows the participant-action pattern (``…/participants/{id}/updateMetadata``)."""
-        resp = await self.client.post(
+        resp = await self._post(
             self._call(call_id, "participants", _q(participant_id), "updateMetadata"),
             body.to_dict(), beta=True)
         return _operation(resp)

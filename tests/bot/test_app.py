@@ -52,7 +52,7 @@ class Platform:
         await self.bot.start()
         return self.bot
 
-    async def notify(self, body: dict, call_id: str | None = None) -> int:
+    async def notify(self, body: dict, call_id: str | None = None, headers: dict | None = None) -> int:
         body = copy.deepcopy(body)
         if call_id:
             for item in body["value"]:
@@ -63,7 +63,8 @@ class Platform:
                         item[k] = "/".join(parts)
         token = self.key.sign(claims(APP_ID, tid=TENANT))
         url = f"http://127.0.0.1:{self.bot.webhook.port}/api/calls"
-        async with self.session.post(url, json=body, headers={"Authorization": f"Bearer {token}"}) as resp:
+        async with self.session.post(url, json=body, headers={"Authorization": f"Bearer {token}",
+                                                             **(headers or {})}) as resp:
             return resp.status
 
     def later(self, *bodies, call_id: str | None = None, delay_s: float = 0.02):
@@ -128,8 +129,11 @@ async def test_incoming_call_answered_established_roster_tone_prompt_and_shutdow
     async def ended(call):
         events.append(("ended", call.result_info.code if call.result_info else None))
 
-    assert await platform.notify(example("incoming.appHosted.notification.json")) == 202
+    assert await platform.notify(example("incoming.appHosted.notification.json"),
+                                 headers={"Scenario-ID": "scen-incoming-1"}) == 202
     await until(lambda: prompt_ops)
+    # the platform's scenario id is propagated on every request of the call
+    assert {r["headers"].get("scenario-id") for r in g.requests} == {"scen-incoming-1"}
     answer = g.sent(f"/communications/calls/{INCOMING_ID}/answer")
     assert answer["json"]["mediaConfig"] == {"@odata.type": "#microsoft.graph.appHostedMediaConfig",
                                              "blob": "<Media Session Configuration Blob>"}
@@ -222,17 +226,21 @@ async def test_join_meeting_from_url_request_body(platform):
 async def test_join_meeting_by_id_and_p2p_call_bodies(platform):
     bot = await platform.start()
     g = platform.graph
-    g.on("POST", "/communications/calls$", status=201, body=example("createCall.p2p.appHosted.response.json"))
+    g.on("POST", "/communications/calls$", status=201, body=example("joinMeeting.joinMeetingId.passcode.response.json"))
     doc = example("joinMeeting.joinMeetingId.passcode.request.json")
     await bot.join_meeting(join_meeting_id="1234567", passcode="psw123", tenant_id=doc["tenantId"],
                            media_config=m.MediaConfig.parse(doc["mediaConfig"]), wait=False)
     assert shape(g.sent("/communications/calls")["json"]) == shape(doc)
 
+    g.on("POST", "/communications/calls$", status=201, body=example("createCall.p2p.appHosted.response.json"))
     doc = example("createCall.p2p.appHosted.request.json")
     req = m.Call.parse(doc)
     call = await bot.create_call(req.targets, source=req.source, media_config=req.media_config, wait=False)
     assert shape(g.sent("/communications/calls")["json"]) == shape(doc)
     assert call.id == "2e1a0b00-2db4-4022-9570-243709c565ab"
+    g.on("POST", "/mute$", body=example("mute.response.json"))
+    await call.mute()
+    assert g.sent("/mute")["headers"]["scenario-id"] == g.sent("/communications/calls")["headers"]["scenario-id"]
     assert call.my_participant_id == "499ff390-7a72-40e8-83a0-8fac6295ae7e"
 
     doc = example("createCall.group.appHosted.request.json")
