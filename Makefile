@@ -188,3 +188,24 @@ demo: build
 
 clean:
 	rm -rf build mediacore/_native*.so mediacore/_native*.pyd
+
+# ---- engine: C test with real sockets and the I/O thread (ASan/UBSan, TSan)
+# and a bounded libFuzzer run of the whole receive path (inject entry point)
+.PHONY: native-engine fuzz-engine
+ENGINE_SRC := native/src/compat.c native/src/ring.c native/src/status.c native/src/net.c \
+              native/src/engine.c native/src/engine_media.c native/src/srtp.c native/src/rtp.c \
+              native/src/rtcp.c native/src/rtpstats.c native/src/jitter.c native/src/reorder.c
+native-check: native-engine fuzz-engine
+native-engine: | $(BUILD)
+	$(CC) $(CWARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+	    $(NATIVE_INC) $(ENGINE_SRC) native/tests/test_engine.c -o $(BUILD)/test_engine_asan -lcrypto -lpthread
+	timeout 300 $(BUILD)/test_engine_asan 150
+	$(CC) $(CWARN) -O1 -g -fsanitize=thread $(NATIVE_INC) $(ENGINE_SRC) native/tests/test_engine.c \
+	    -o $(BUILD)/test_engine_tsan -lcrypto -lpthread
+	TSAN_OPTIONS=halt_on_error=1 timeout 300 setarch -R $(BUILD)/test_engine_tsan 60
+
+fuzz-engine: | $(BUILD)
+	clang $(CWARN) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	    $(NATIVE_INC) $(ENGINE_SRC) native/fuzz/engine_fuzz.c -o $(BUILD)/engine_fuzz -lcrypto -lpthread
+	rm -rf $(BUILD)/engine_corpus && mkdir -p $(BUILD)/engine_corpus
+	$(BUILD)/engine_fuzz -max_total_time=20 -rss_limit_mb=2048 $(BUILD)/engine_corpus native/fuzz/corpus/engine

@@ -142,6 +142,7 @@ struct mc_engine {
     uint64_t rng;
 
     /* I/O-thread state */
+    uint64_t io_rng;
     uint8_t *rx_mem;
     uint8_t *tx_mem;
     mc_net_msg rx_msgs[ENG_BATCH];
@@ -162,7 +163,6 @@ struct mc_engine {
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
-static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
 static inline uint32_t rd32(const uint8_t *p)
 {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
@@ -180,14 +180,18 @@ static inline void wr32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
-static uint64_t rng_next(mc_engine *e)
+/* splitmix64 over a caller-owned state: the control thread uses e->rng
+ * (SSRCs, initial sequence numbers), the I/O thread e->io_rng (RTCP
+ * interval randomisation) — never the same word from two threads. */
+static uint64_t rng_step(uint64_t *state)
 {
-    /* splitmix64: SSRCs, initial sequence numbers, RTCP interval jitter */
-    uint64_t z = (e->rng += 0x9E3779B97F4A7C15ULL);
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
     return z ^ (z >> 31);
 }
+
+static uint64_t rng_next(mc_engine *e) { return rng_step(&e->rng); }
 
 static inline uint32_t route_hash(uint32_t ssrc) { return (ssrc * 2654435761u) ^ (ssrc >> 16); }
 
@@ -953,7 +957,7 @@ static int64_t run_timers(mc_engine *e, const eng_table *t, int64_t now)
             session_rtcp(e, ts, now);
             /* RFC 3550 6.3.1 simplified: fixed mean interval, randomised
              * in [0.5, 1.5] to avoid synchronisation; no reconsideration */
-            double f = 0.5 + (double)(rng_next(e) >> 11) / 9007199254740992.0;
+            double f = 0.5 + (double)(rng_step(&e->io_rng) >> 11) / 9007199254740992.0;
             s->next_rtcp_ns = now + (int64_t)((double)e->rtcp_interval_ns * f);
         }
         if (s->next_rtcp_ns < next)
@@ -1056,6 +1060,7 @@ MC_API mc_status mc_engine_new(const mc_engine_config *config, mc_engine **out)
     e->flags = config->flags;
     e->rtcp_interval_ns = (int64_t)(config->rtcp_interval_ms ? config->rtcp_interval_ms : 1000) * 1000000LL;
     e->rng = (uint64_t)mc_now_ns() ^ ((uint64_t)(uintptr_t)e << 16);
+    e->io_rng = rng_next(e);
     e->next_session_id = 1;
     mc_status st = mc_udp_open(&bind_addr, config->rcvbuf_bytes, config->sndbuf_bytes, &e->sock);
     if (st == MC_OK) {
