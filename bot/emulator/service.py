@@ -109,6 +109,7 @@ class ServiceOptions:
     prompt_duration_s: float = 1.0  # documented seconds each prompt plays
     answer_timeout_s: float = 15.0  # real seconds an incoming call waits for answer/reject/redirect
     establish_delay_s: float = 0.0  # real seconds between establishing and established
+    keepalive_timeout_s: float = 45 * 60.0  # a call with no keepAlive for this long is ended
     unreachable_ids: set[str] = field(default_factory=set)  # transfer/invite targets that fail
     enforce_media_mode: bool = True  # playPrompt etc. need service-hosted media, screen sharing app-hosted
     # The documented limitation: after a P2P call is escalated (invite with replacesCallId) roster
@@ -146,6 +147,7 @@ class CallsService:
         self._media: dict[str, _MediaQueue] = {}
         self._tasks: set[asyncio.Task] = set()
         self._answer_timers: dict[str, asyncio.TimerHandle] = {}
+        self._keepalive_timers: dict[str, asyncio.TimerHandle] = {}
 
     # -- plumbing ------------------------------------------------------------------------------
     def spawn(self, coro: Awaitable[Any]) -> asyncio.Task:
@@ -160,7 +162,7 @@ class CallsService:
             log.error("emulator task failed", exc_info=task.exception())
 
     async def stop(self) -> None:
-        for timer in self._answer_timers.values():
+        for timer in [*self._answer_timers.values(), *self._keepalive_timers.values()]:
             timer.cancel()
         for task in list(self._tasks):
             task.cancel()
@@ -245,9 +247,10 @@ class CallsService:
         call.state = "terminated"
         del self.calls[call.id]
         self.ended[call.id] = call
-        timer = self._answer_timers.pop(call.id, None)
-        if timer is not None:
-            timer.cancel()
+        for timers in (self._answer_timers, self._keepalive_timers):
+            timer = timers.pop(call.id, None)
+            if timer is not None:
+                timer.cancel()
         queue = self._media.pop(call.id, None)
         if queue is not None and queue.task is not None:
             queue.task.cancel()
@@ -255,7 +258,21 @@ class CallsService:
         if self.media_handler is not None and call.is_app_hosted:
             self.spawn(self.media_handler.call_ended(call))
 
+    def _arm_keepalive(self, call: Call) -> None:
+        timer = self._keepalive_timers.pop(call.id, None)
+        if timer is not None:
+            timer.cancel()
+        self._keepalive_timers[call.id] = asyncio.get_running_loop().call_later(
+            self.options.keepalive_timeout_s, self._keepalive_expired, call.id)
+
+    def _keepalive_expired(self, call_id: str) -> None:
+        self._keepalive_timers.pop(call_id, None)
+        call = self.calls.get(call_id)
+        if call is not None:
+            self.end_by_remote(call, "The call was ended: no keepAlive was received in time.")
+
     async def _establish(self, call: Call, *, etag: bool) -> None:
+        self._arm_keepalive(call)
         self._state_update(call, "establishing", etag=etag)
         if self.options.establish_delay_s:
             await asyncio.sleep(self.options.establish_delay_s)
@@ -522,7 +539,9 @@ class CallsService:
         self._end(call, {"@odata.type": CALL_TYPE, "state": "terminated", "resultInfo": call.result_info})
 
     def keep_alive(self, call_id: str) -> None:
-        self.get_call(call_id)  # 404 once the call has ended
+        call = self.get_call(call_id)  # 404 once the call has ended
+        if call.state != "incoming":
+            self._arm_keepalive(call)
 
     def transfer(self, call: Call, body: dict) -> None:
         target = _require(body, "transferTarget")

@@ -3,6 +3,7 @@ headers, and body and notification shapes compared with the documented examples.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import wave
 
@@ -371,7 +372,11 @@ async def test_record_response_stops_on_stop_tone(graph, receiver, emulator):
     body = example("recordResponse.request.json") | {"maxRecordDurationInSeconds": 120, "prompts": []}
     status, _, op = await graph.post(f"{CALLS}/{call_id}/recordResponse", body)
     assert status == 200
-    await emulator.wait_for_notification(lambda d: True, 1)  # the worker is running
+    for _ in range(500):  # until the record is the running media operation
+        queue = emulator.service._media.get(call_id)
+        if queue is not None and queue.running is not None:
+            break
+        await asyncio.sleep(0.01)
     emulator.press_tones(call_id, ["#"])
     items = await receiver.wait(3, call_id)
     assert items[2]["resourceData"]["completionReason"] == "stopToneDetected"

@@ -193,3 +193,19 @@ async def test_remote_hang_up_ends_the_call_once(graph, receiver, emulator):
     assert status == 404
     await emulator.settle()
     assert len(receiver.items(call["id"])) == 3
+
+
+async def test_a_call_without_keepalive_ends_and_keepalive_extends_it(graph, receiver, emulator):
+    emulator.service.options.keepalive_timeout_s = 1.5
+    status, _, kept = await graph.post(CALLS, with_callback("createCall.p2p.serviceHosted.request.json", receiver.url))
+    status, _, idle = await graph.post(CALLS, with_callback("createCall.p2p.serviceHosted.request.json", receiver.url))
+    import asyncio
+    for _ in range(8):  # 2 s of keepAlives every 0.25 s: longer than the 1.5 s limit
+        await asyncio.sleep(0.25)
+        status, _, _ = await graph.post(f"{CALLS}/{kept['id']}/keepAlive", None)
+        assert status == 200
+    items = await receiver.wait(3, idle["id"])
+    assert items[2]["changeType"] == "deleted" and "keepAlive" in items[2]["resourceData"]["resultInfo"]["message"]
+    assert kept["id"] in emulator.service.calls
+    status, _, _ = await graph.post(f"{CALLS}/{idle['id']}/keepAlive", None)
+    assert status == 404
