@@ -13,6 +13,7 @@ AUDIO_SRC := native/src/compat.c native/src/status.c native/src/mixer.c native/s
         native/src/g711.c native/src/resample.c native/src/audio_codec.c native/src/dtmf.c \
         native/src/audiolevel.c
 AUDIO_LIBS := -lopus -lm -lpthread
+AUDIOGRAPH_SRC := $(AUDIO_SRC) native/src/ring.c native/src/net.c native/src/audiograph.c
 
 .PHONY: all bootstrap build test pytest native-check native-werror native-asan native-tsan \
         native-win native-win-engine native-srtp fuzz-srtp bench bench-quick demo fuzz clean native-audio fuzz-audio
@@ -138,6 +139,16 @@ native-audio: | $(BUILD)
 	$(CC) $(CWARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
 	    $(NATIVE_INC) $(OPUS_CFLAGS) $(AUDIO_SRC) native/tests/test_audio.c -o $(BUILD)/test_audio_asan $(AUDIO_LIBS)
 	$(BUILD)/test_audio_asan
+	$(CC) $(CWARN) -O2 $(NATIVE_INC) $(OPUS_CFLAGS) $(AUDIOGRAPH_SRC) native/tests/test_audiograph.c \
+	    -o $(BUILD)/test_audiograph $(AUDIO_LIBS)
+	$(BUILD)/test_audiograph
+	$(CC) $(CWARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+	    $(NATIVE_INC) $(OPUS_CFLAGS) $(AUDIOGRAPH_SRC) native/tests/test_audiograph.c \
+	    -o $(BUILD)/test_audiograph_asan $(AUDIO_LIBS)
+	$(BUILD)/test_audiograph_asan
+	$(CC) $(CWARN) -O1 -g -fsanitize=thread $(NATIVE_INC) $(OPUS_CFLAGS) $(AUDIOGRAPH_SRC) \
+	    native/tests/test_audiograph.c -o $(BUILD)/test_audiograph_tsan $(AUDIO_LIBS)
+	TSAN_OPTIONS=halt_on_error=1 setarch -R $(BUILD)/test_audiograph_tsan
 
 # libFuzzer on the Opus/G.711/L16/DTMF depayloading, bounded time, seeded corpus
 fuzz-audio: | $(BUILD)

@@ -85,16 +85,20 @@ class ProcessorRunner:
         return self.processor.result()
 
 
-def _process_main(processor: Processor, ring_name: str, stop, results) -> None:
+def _process_main(processor: Processor, ring_name: str, ready, stop, results) -> None:
     ring = Ring.attach(ring_name)
     processor.on_start()
+    ready.set()
     try:
-        while not stop.is_set():
+        while True:
+            stopping = stop.is_set()          # after a stop, drain what is queued, then leave
             try:
-                if not ring.wait(0.1):
+                if not stopping and not ring.wait(0.1):
                     continue
                 batch = ring.read_batch(256)
             except RingClosed:
+                break
+            if stopping and not len(batch):
                 break
             for rec, typ in zip(batch, batch.types.tolist()):
                 if typ == EVENT:
@@ -114,18 +118,22 @@ class ProcessRunner:
     (the socket must be created with ``shared=True``; this is its only
     consumer)."""
 
-    def __init__(self, processor: Processor, socket) -> None:
+    def __init__(self, processor: Processor, socket, start_timeout: float = 60.0) -> None:
         if not socket.shared or socket.output.name is None:
             raise ValueError("run_in_process needs AudioSocket(shared=True)")
         ctx = multiprocessing.get_context("spawn")
         self._stop = ctx.Event()
+        ready = ctx.Event()
         self._results = ctx.Queue()
         self._proc = ctx.Process(target=_process_main,
-                                 args=(processor, socket.output.name, self._stop, self._results),
-                                 daemon=True)
+                                 args=(processor, socket.output.name, ready, self._stop,
+                                       self._results), daemon=True)
         self._proc.start()
+        if not ready.wait(start_timeout):      # attached to the ring: nothing is missed from here
+            self._proc.kill()
+            raise TimeoutError("processor process did not start")
 
-    def stop(self, timeout: float = 10.0) -> Any:
+    def stop(self, timeout: float = 60.0) -> Any:
         self._stop.set()
         result = self._results.get(timeout=timeout)
         self._proc.join(timeout)

@@ -69,15 +69,22 @@ class Consumer:
                     self._queue.popleft()
                 self._queue.append(item)
             self._cond.notify()
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wake_async)
+        self._notify_loop()
+
+    def _notify_loop(self) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self._wake_async)
+        except RuntimeError:  # the loop closed meanwhile: nobody is waiting any more
+            pass
 
     def close(self) -> None:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._wake_async)
+        self._notify_loop()
 
     # thread side
     def get(self, timeout: float | None = None):

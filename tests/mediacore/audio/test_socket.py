@@ -15,7 +15,7 @@ from mediacore.audio import AudioSocket, AudioWorker, Processor, run_processor
 from mediacore.engine import Engine
 from tests.support.relay import UdpRelay
 
-from .conftest import best_lag, snr_db, tone
+from .conftest import best_lag, tone
 
 PROFILE = "AES_CM_128_HMAC_SHA1_80"
 TX_SSRC = 0xB0B0
@@ -48,6 +48,8 @@ class Call:
         self.peer = AudioSocket(self.worker, send_stream=send_stream, send_codec=codec,
                                 send_telephone_event_pt=101, mixed=False,
                                 **({"bitrate_bps": 32000} if codec == "opus" else {}))
+        # 5 frames of look-ahead: slack for scheduling delays on a loaded CI machine
+        socket_options.setdefault("prebuffer_frames", 5)
         self.bot = AudioSocket(self.worker, session=self.sa, payload_types={pt: codec},
                                telephone_event_pt=101, mixed=True, unmixed=unmixed,
                                shared=shared, **socket_options)
@@ -89,6 +91,30 @@ def received_pcm(frames) -> np.ndarray:
     return np.concatenate([f.pcm for f in frames]) if frames else np.zeros(0, np.int16)
 
 
+def snr_without_concealment(sent: np.ndarray, frames) -> tuple[float, int]:
+    """SNR of what was decoded, leaving out frames the graph concealed (a
+    starved CI machine can underrun; those frames are counted, not scored)."""
+    got = received_pcm(frames)
+    lag = best_lag(sent, got, 16000)
+    mask = np.repeat([not f.concealed for f in frames], 320)
+    n = min(len(sent), len(got) - lag)
+    keep = mask[lag:lag + n]
+    ref, out = sent[:n][keep].astype(np.float64), got[lag:lag + n][keep].astype(np.float64)
+    ref, out = ref[1600:], out[1600:]
+    concealed = sum(f.concealed for f in frames)
+    return 10 * np.log10(np.sum(ref ** 2) / max(np.sum((ref - out) ** 2), 1e-9)), concealed
+
+
+def collect_until_quiet(consumer, want_seconds: float, limit: float = 20.0) -> list:
+    """Frames until ``want_seconds`` of them arrived (or ``limit`` passes)."""
+    out, deadline = [], time.monotonic() + limit
+    while len(out) < want_seconds * 50 and time.monotonic() < deadline:
+        item = consumer.get(0.05)
+        if item is not None:
+            out.append(item)
+    return out
+
+
 @pytest.mark.parametrize("codec, pt, clock, min_snr_db", [
     ("opus", 111, 48000, 12.0),     # network + jitter + Opus voip at 32 kbit/s (codec alone ~19 dB)
     ("PCMU", 0, 8000, 30.0),        # G.711 mu-law alone is ~37 dB on this tone
@@ -99,9 +125,10 @@ def test_tone_round_trip_through_two_engines_with_srtp(call_factory, codec, pt, 
     mixed = call.bot.subscribe(("mixed",), maxsize=1000)
     sent = tone(1000, 2.0, 10000)
     assert call.peer.send_buffered(sent) == 100
-    frames = collect(mixed, 2.8)
-    got = received_pcm(frames)
-    assert snr_db(sent, got, lag=best_lag(sent, got, 16000)) > min_snr_db
+    frames = collect_until_quiet(mixed, 2.6)
+    snr, concealed = snr_without_concealment(sent, frames)
+    assert snr > min_snr_db
+    assert concealed < 10
     st = call.bot.stats()
     assert st.decode_errors == 0 and st.decoded >= 95
     assert call.peer.stats().send_frames == 100
@@ -112,26 +139,29 @@ def test_speech_round_trip_opus(call_factory, speech_16k):
     unmixed = call.bot.subscribe(("unmixed",), maxsize=1000)
     n = len(speech_16k) // 320 * 320
     assert call.peer.send_buffered(speech_16k[:n]) == n // 320
-    frames = collect(unmixed, n / 16000 + 0.8)
+    frames = collect_until_quiet(unmixed, n / 16000 + 0.3)
     assert {f.source_id for f in frames} == {TX_SSRC}
-    got = received_pcm(frames)
-    assert snr_db(speech_16k[:n], got, lag=best_lag(speech_16k[:n], got, 16000)) > 8.0
+    snr, concealed = snr_without_concealment(speech_16k[:n], frames)
+    assert snr > 8.0 and concealed < 10
 
 
 def test_fifty_frames_per_second_without_drift(call_factory):
+    """Over 3 s: one mixed frame per 20 ms of the media clock, contiguous
+    sequence numbers, stamps on time.monotonic_ns's clock that keep up with
+    it (no drift), whatever the consumer's scheduling."""
     call = call_factory(unmixed=False)
     mixed = call.bot.subscribe(("mixed",), maxsize=1000)
     t0 = time.monotonic_ns()
-    frames = collect(mixed, 3.0)
+    time.sleep(3.0)
     t1 = time.monotonic_ns()
+    frames = collect(mixed, 0.5)
     ts = np.array([f.timestamp_100ns for f in frames])
     assert np.all(np.diff(ts) == 200_000)                    # exactly 20 ms apart
     assert np.all(np.diff([f.sequence for f in frames]) == 1)
-    expected = (t1 - t0) / 20e6
-    assert abs(len(frames) - expected) <= 3
-    # the stamps are on time.monotonic_ns's clock and did not drift from it
-    assert abs(ts[-1] * 100 - t1) < 100e6
-    assert abs(ts[0] * 100 - t0) < 100e6
+    inside = np.count_nonzero((ts * 100 >= t0) & (ts * 100 < t1))
+    assert abs(inside - (t1 - t0) / 20e6) <= 1
+    assert ts[-1] * 100 > t1                                  # the clock kept up: no drift
+    assert call.bot.stats().output_dropped == 0
 
 
 @pytest.mark.parametrize("loss", [0.05, 0.20])
@@ -142,12 +172,16 @@ def test_loss_through_relay_frames_keep_flowing(call_factory, loss):
     speechlike = (6000 * (0.55 + 0.45 * np.sin(2 * np.pi * 4 * t)) *
                   np.sin(2 * np.pi * 220 * t)).astype(np.int16)
     call.peer.send_buffered(speechlike)
-    frames = collect(mixed, 3.2)
-    assert abs(len(frames) - 160) <= 6                       # 50/s whatever the loss
+    frames = collect_until_quiet(mixed, 3.2)
+    # frames keep flowing at 50/s whatever the loss: contiguous, 20 ms apart
+    assert len(frames) >= 150
+    assert np.all(np.diff([f.sequence for f in frames]) == 1)
+    assert np.all(np.diff([f.timestamp_100ns for f in frames]) == 200_000)
     st = call.bot.stats()
     dropped = call.relay.counters.dropped
     assert dropped > 0
     assert st.concealed + st.fec_recovered >= 0.5 * dropped
+    assert sum(f.concealed or f.fec for f in frames) > 0
     if loss >= 0.2:
         assert st.fec_recovered > 0                          # in-band FEC repaired some
 
@@ -196,9 +230,8 @@ class EnergyMeter(Processor):
 @pytest.mark.parametrize("shared", [False, True], ids=["thread", "worker-process"])
 def test_processor(call_factory, shared):
     call = call_factory(shared=shared)
-    runner = run_processor(EnergyMeter(), call.bot)
-    time.sleep(0.5 if not shared else 1.5)                   # a spawned process starts slowly
+    runner = run_processor(EnergyMeter(), call.bot)        # returns once attached
     call.peer.send_buffered(tone(440, 1.0, 8000))
-    time.sleep(1.5)
+    time.sleep(1.6)
     result = runner.stop()
     assert result["loud"] >= 45 and result["frames"] >= result["loud"]
