@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 ROOT = r"/{version:v1\.0|beta}/{root:communications|app}/calls"
 NAMESPACE = "microsoft.graph."
-TOKEN_CLAIMS = web.RequestKey("token_claims", dict)  # claims of the caller's access token
+# Claims of the caller's access token (a typed request key where aiohttp has them, 3.11+).
+TOKEN_CLAIMS: Any = web.RequestKey("token_claims", dict) if hasattr(web, "RequestKey") else "token_claims"
 
 # Application permissions each operation needs (CONTRACT.md section 2).
 CREATE_ROLES = {
