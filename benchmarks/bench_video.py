@@ -13,8 +13,10 @@ aiortc's H.264 depayloader.
   (demux + decode). Goal: >= 0.95x, i.e. the path around the codec costs
   almost nothing.
 * h264-passthrough: encoded mode, access units per second per core —
-  subject: native packetize -> native depacketize -> ring -> Python gets the
-  access unit; anchor: aiortc's ``H264Encoder._packetize`` + ``h264_depayload``.
+  subject: CPU per access unit (all threads) through two engines on loopback
+  (native packetize into the send ring, UDP, reorder buffer, native
+  depacketize, ring, VideoSocket in encoded mode); anchor: the same trip in
+  plain Python (aiortc packetize + RtpPacket, UDP sockets, parse, depayload).
 """
 
 from __future__ import annotations
@@ -188,6 +190,7 @@ def _decode_anchor(benchmark, width, height):
 
     def run():
         codec = av.CodecContext.create("h264", "r")
+        codec.thread_count = 1            # as H264Decoder: one thread per stream
         n = 0
         with av.open(str(path), format="h264") as container:
             for packet in container.demux(video=0):
@@ -223,59 +226,99 @@ def test_decode_1080p_anchor(benchmark):
 # ---- encoded passthrough ------------------------------------------------------------
 
 
-@pytest.mark.benchmark(group="h264-passthrough")
-def test_passthrough_native(benchmark, packets_720p):
-    units, _ = packets_720p
-    ring = Ring.create(1 << 22)
-    packet_ring = Ring.create(1 << 22)
-    count = ffi.new("uint32_t *")
+def _passthrough_engine_cpu_ns(units: list[bytes]) -> float:
+    """CPU time of the whole process (both engines' I/O threads, the socket
+    worker, the sender) per access unit sent through two engines on loopback."""
+    import threading
+    import time
 
-    def run():
-        packetizer = H264Packetizer(max_payload=1200, rtp_header=False)
-        depacketizer = H264Depacketizer(ring=ring)
-        got = seq = 0
-        consumed = ffi.new("uint32_t *")
-        frames = ffi.new("uint32_t *")
-        arr = ffi.new("mc_h264_packet[]", 512)
-        for i, au in enumerate(units):
-            lib.mc_h264_packetize_to_ring(packetizer._handle, au, len(au), 3000 * i,
-                                          packet_ring._handle, 1, count)
-            # the packets go back in as the engine would hand them over
-            with packet_ring.peek(max_records=512) as batch:
-                n = len(batch)
-                data = lib.mc_ring_data(packet_ring._handle)
-                for k in range(n):
-                    a = arr[k]
-                    a.payload = data + int(batch.offsets[k])
-                    a.payload_length = int(batch.lengths[k])
-                    a.sequence = (seq + k) & 0xFFFF
-                    a.timestamp = 3000 * i
-                    a.marker = k == n - 1
-                lib.mc_h264_depacketizer_push(depacketizer._handle, arr, n, consumed, frames)
-                seq += n
-            with ring.peek(max_records=16) as out:
-                got += sum(len(f.data) > 0 for f in frames_from_batch(out))
-        assert got == len(units)
+    from mediacore.engine import Engine
+    from mediacore.video.sockets import VideoSendSocket, VideoSocket
 
-    benchmark.extra_info.update(role="subject", units=len(units),
-                                label="native packetize + depacketize, ring hand-off")
-    benchmark.pedantic(run, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+    got = [0]
+    done = threading.Event()
+
+    def on_frame(frame):
+        got[0] += 1
+        if got[0] == len(units):
+            done.set()
+
+    with Engine("127.0.0.1") as rx_engine, Engine("127.0.0.1") as tx_engine:
+        tx_session = tx_engine.add_session(("127.0.0.1", rx_engine.port))
+        rx_session = rx_engine.add_session(("127.0.0.1", tx_engine.port))
+        with VideoSocket(rx_session, on_frame, mode="encoded") as sock:
+            sock.subscribe(0xB0B)
+            sender = VideoSendSocket(tx_session, 0xB0B)
+            cpu0 = time.process_time_ns()
+            for i, au in enumerate(units):
+                sender.send_encoded(au, 3000 * i)
+                time.sleep(0.0005)          # ~2000 AU/s: no socket-buffer overflow
+            assert done.wait(10), f"{got[0]} of {len(units)} access units arrived"
+            cpu = time.process_time_ns() - cpu0
+    return cpu / len(units)
 
 
-@pytest.mark.benchmark(group="h264-passthrough")
-def test_passthrough_aiortc(benchmark, packets_720p):
+def _python_udp_passthrough_cpu_ns(units: list[bytes]) -> float:
+    """The same trip in plain Python: aiortc packetizes and builds RTP
+    packets, a UDP socket sends them on loopback, another receives, parses
+    (aiortc RtpPacket) and depayloads them into access units."""
+    import socket
+    import threading
+    import time
+
     from aiortc.codecs.h264 import H264Encoder, h264_depayload
+    from aiortc.rtp import RtpPacket
+
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    dest = rx.getsockname()
+    got = [0]
+
+    def receive():
+        parts = []
+        while got[0] < len(units):
+            packet = RtpPacket.parse(rx.recv(2048))
+            parts.append(h264_depayload(packet.payload))
+            if packet.marker:
+                got[0] += len(b"".join(parts)) > 0
+                parts = []
+
+    thread = threading.Thread(target=receive)
+    thread.start()
+    cpu0 = time.process_time_ns()
+    seq = 0
+    for i, au in enumerate(units):
+        payloads = H264Encoder._packetize(H264Encoder._split_bitstream(au))
+        for k, payload in enumerate(payloads):
+            packet = RtpPacket(payload_type=96, marker=int(k == len(payloads) - 1),
+                               sequence_number=seq & 0xFFFF, timestamp=3000 * i, ssrc=0xB0B)
+            packet.payload = payload
+            tx.sendto(packet.serialize(), dest)
+            seq += 1
+        time.sleep(0.0005)
+    thread.join(10)
+    cpu = time.process_time_ns() - cpu0
+    rx.close()
+    tx.close()
+    assert got[0] == len(units), f"{got[0]} of {len(units)} access units arrived"
+    return cpu / len(units)
+
+
+def test_passthrough_access_units_per_core(benchmark, packets_720p):
+    """Encoded mode: CPU per access unit through the real engine path (packetize,
+    UDP send/receive, reorder buffer, depacketize, ring, Python) — access
+    units per second per core = 1e9 / subject_ns. Anchor: aiortc's packetize +
+    depayload over plain Python UDP sockets (the same trip, same pacing)."""
+    from benchmarks._report import record_comparison
 
     units, _ = packets_720p
-
-    def run():
-        got = 0
-        for au in units:
-            payloads = H264Encoder._packetize(H264Encoder._split_bitstream(au))
-            got += len(b"".join(h264_depayload(p) for p in payloads)) > 0
-        assert got == len(units)
-
-    benchmark.extra_info.update(role="anchor", units=len(units),
-                                label="aiortc _packetize + h264_depayload")
-    benchmark.pedantic(run, rounds=ROUNDS, iterations=1, warmup_rounds=1)
-
+    subject = min(_passthrough_engine_cpu_ns(units) for _ in range(2 if QUICK else 3))
+    anchor = min(_python_udp_passthrough_cpu_ns(units) for _ in range(2 if QUICK else 3))
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    record_comparison("h264-passthrough-per-core",
+                      subject="engine -> UDP -> engine -> VideoSocket(encoded), CPU per AU",
+                      anchor="aiortc packetize/RtpPacket -> Python UDP -> parse/depayload, CPU per AU",
+                      subject_ns=subject, anchor_ns=anchor,
+                      access_units_per_core_s=1e9 / subject, quick=QUICK)

@@ -199,10 +199,12 @@ class VideoSocket:
             now = time.monotonic_ns()
             if depacketizer.take_key_frame_request():
                 self._pli(sub, now)
-            elif now - sub.last_pli_ns > self.pli_interval_ns and \
-                    depacketizer.stats().waiting_for_key_frame and \
-                    depacketizer.stats().packets:
-                self._pli(sub, now)                  # still waiting: ask again
+            elif now - sub.last_pli_ns > self.pli_interval_ns:
+                st = depacketizer.stats()
+                if st.waiting_for_key_frame and st.packets:
+                    self._pli(sub, now)              # still waiting: ask again
+                else:
+                    sub.last_pli_ns = now            # look again one interval later
             with sub.frames_ring.peek(max_records=256) as batch:
                 units = frames_from_batch(batch, copy=self.mode == "encoded")
                 for unit in units:
