@@ -24,7 +24,13 @@ from .h264_rtp import (
     RtpPayload,
     split_annexb,
 )
-from .sockets import VbssSendSocket, VbssSocket, VideoSendSocket, VideoSocket
+from .sockets import (
+    SimulcastSendSocket,
+    VbssSendSocket,
+    VbssSocket,
+    VideoSendSocket,
+    VideoSocket,
+)
 
 __all__ = [
     "SEND_LADDER",
@@ -38,6 +44,7 @@ __all__ = [
     "H264Packetizer",
     "RtpPayload",
     "SimulcastEncoder",
+    "SimulcastSendSocket",
     "VbssSendSocket",
     "VbssSocket",
     "VideoLayer",

@@ -343,6 +343,41 @@ class VideoSendSocket:
         self.stream.close()
 
 
+class SimulcastSendSocket:
+    """Up to three layers of one source, each on its own SSRC (its own
+    :class:`VideoSendSocket` and encoder); one input frame feeds every layer
+    whose frame rate wants it. A PLI/FIR for one SSRC renews that layer only."""
+
+    MAX_LAYERS = 3
+
+    def __init__(self, session, layers: dict[int, VideoLayer], **options) -> None:
+        if not 1 <= len(layers) <= self.MAX_LAYERS:
+            raise InvalidArgument(f"simulcast takes 1 to {self.MAX_LAYERS} layers")
+        self.session = session
+        self.layers = {ssrc: VideoSendSocket(session, ssrc, layer=layer, **options)
+                       for ssrc, layer in layers.items()}
+
+    def send_frame(self, frame: av.VideoFrame | np.ndarray, *, now_ns: int | None = None,
+                   format: str = "rgb24") -> dict[int, list[EncodedVideoFrame]]:
+        now = time.monotonic_ns() if now_ns is None else now_ns
+        if isinstance(frame, np.ndarray):
+            frame = av.VideoFrame.from_ndarray(frame, format=format)
+        return {ssrc: sock.send_frame(frame, now_ns=now) for ssrc, sock in self.layers.items()}
+
+    def handle_events(self, events=None) -> int:
+        if events is None:
+            events = self.session.events()
+        return sum(sock.handle_events(events) for sock in self.layers.values())
+
+    def request_key_frame(self) -> None:
+        for sock in self.layers.values():
+            sock.request_key_frame()
+
+    def close(self) -> None:
+        for sock in self.layers.values():
+            sock.close()
+
+
 class VbssSendSocket(VideoSendSocket):
     """Screen-share (VBSS) send socket: the VBSS ladder, down to 1.875 fps."""
 
@@ -361,4 +396,5 @@ def _pow2(n: int) -> int:
     return p
 
 
-__all__ = ["VbssSendSocket", "VbssSocket", "VideoSendSocket", "VideoSocket"]
+__all__ = ["SimulcastSendSocket", "VbssSendSocket", "VbssSocket", "VideoSendSocket",
+           "VideoSocket"]

@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 
 from mediacore.engine import Engine
-from mediacore.errors import InvalidState
+from mediacore.errors import InvalidArgument, InvalidState
 from mediacore.video.codecs import H264Decoder, VideoLayer
 from mediacore.video.h264_rtp import EncodedVideoFrame, split_annexb
-from mediacore.video.sockets import VbssSendSocket, VbssSocket, VideoSendSocket, VideoSocket
+from mediacore.video.sockets import (SimulcastSendSocket, VbssSendSocket, VbssSocket,
+                                     VideoSendSocket, VideoSocket)
 from tests.interop._peers import b64, relay_with_rtcp_sink, wait_udp_bound
 from tests.interop.test_ffmpeg_srtp import free_even_pair, sdp
 from tests.support.relay import UdpRelay
@@ -47,7 +48,7 @@ class Collector:
 
     def __call__(self, frame) -> None:
         if isinstance(frame, EncodedVideoFrame):
-            frame = EncodedVideoFrame(bytes(frame.data), frame.rtp_timestamp, frame.flags)
+            frame = EncodedVideoFrame(bytes(frame.data), frame.rtp_timestamp, frame.flags, frame.ssrc)
             self.frames.append(frame)
         else:
             self.frames.append((frame.rtp_timestamp, frame.width, frame.height,
@@ -284,3 +285,36 @@ def test_vbss_sockets_low_frame_rate_full_resolution():
             time.sleep(0.5)
     assert len(got.frames) == 3
     assert {(f[1], f[2]) for f in got.frames} == {(1920, 1080)}
+
+
+def test_simulcast_send_socket_three_layers_on_three_ssrcs():
+    images = make_testsrc(1280, 720, 30)
+    got = Collector()
+    layers = {11: VideoLayer(1280, 720, 30), 12: VideoLayer(640, 360, 15),
+              13: VideoLayer(320, 180, 7.5)}
+    with Engine("127.0.0.1") as rx_engine, Engine("127.0.0.1") as tx_engine:
+        tx_session = tx_engine.add_session(("127.0.0.1", rx_engine.port))
+        rx_session = rx_engine.add_session(("127.0.0.1", tx_engine.port))
+        with VideoSocket(rx_session, got, mode="encoded") as sock:
+            for ssrc in layers:
+                sock.subscribe(ssrc)
+            simulcast = SimulcastSendSocket(tx_session, layers)
+            t0 = time.monotonic_ns()
+            sent = {ssrc: 0 for ssrc in layers}
+            for i, img in enumerate(images):
+                for ssrc, units in simulcast.send_frame(img, now_ns=t0 + i * 33_333_334).items():
+                    sent[ssrc] += len(units)
+                time.sleep(0.01)
+            time.sleep(0.4)
+            received = {ssrc: sock.stats(ssrc).frames for ssrc in layers}
+            with pytest.raises(InvalidArgument):
+                SimulcastSendSocket(tx_session, {21: layers[11], 22: layers[12], 23: layers[13],
+                                                 24: layers[13]})
+    assert sent == {11: 30, 12: 15, 13: 8}
+    assert received == sent
+    sizes = set()
+    decoders: dict[int, H264Decoder] = {}
+    for frame in got.frames:
+        for picture in decoders.setdefault(frame.ssrc, H264Decoder()).decode(frame):
+            sizes.add((picture.width, picture.height))
+    assert sizes == {(1280, 720), (640, 360), (320, 180)}
