@@ -14,6 +14,7 @@ from .codecs import (
     Resampler,
     g711_decode,
     g711_encode,
+    payload_types_from,
 )
 from .dtmf import DtmfDigit, DtmfPacket, DtmfReceiver, DtmfSender, TelephoneEvent
 from .levels import level_dbov, parse_audio_level, rfc6464_level
@@ -25,7 +26,8 @@ from .socket import AudioSocket
 
 __all__ = [
     "FRAME_BYTES", "FRAME_SAMPLES", "SAMPLE_RATE_HZ", "AudioDecoder", "AudioEncoder", "Codec",
-    "DecoderStats", "OpusApplication", "Resampler", "g711_decode", "g711_encode", "DtmfDigit",
+    "DecoderStats", "OpusApplication", "Resampler", "g711_decode", "g711_encode",
+    "payload_types_from", "DtmfDigit",
     "DtmfPacket", "DtmfReceiver", "DtmfSender", "TelephoneEvent", "level_dbov",
     "parse_audio_level", "rfc6464_level", "MixKernel", "mix", "mix_kernel", "set_mix_kernel",
     "AudioEvent", "AudioFrame", "AudioGraph", "AudioWorker", "GraphStats", "Processor",

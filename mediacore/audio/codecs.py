@@ -219,3 +219,30 @@ def g711_decode(codes: bytes, law: Codec = Codec.PCMU) -> np.ndarray:
     check(lib.mc_g711_decode(int(law), codes, len(codes), ffi.from_buffer("int16_t[]", out)),
           "G.711 decode")
     return out
+
+
+def payload_types_from(codecs) -> tuple[dict[int, tuple[Codec, int]], int]:
+    """The audio graph's payload-type map from a media configuration's codec
+    list (``mediacore.mediaconfig.MediaSection.codecs``: objects with
+    ``payload_type``, ``name``, ``clock_rate``): ``({pt: (codec, clock)},
+    telephone_event_pt or -1)``. Codecs the native core does not decode are
+    left out."""
+    table: dict[int, tuple[Codec, int]] = {}
+    telephone_event = -1
+    for c in codecs:
+        name = c.name.lower()
+        if name == "telephone-event":
+            telephone_event = c.payload_type
+            continue
+        try:
+            codec = Codec.from_name(name)
+        except ValueError:
+            continue
+        if codec is Codec.OPUS and c.clock_rate != 48000:
+            continue                                # RFC 7587: always 48000
+        if codec in (Codec.PCMU, Codec.PCMA) and c.clock_rate != 8000:
+            continue
+        if codec is Codec.L16 and c.clock_rate not in (8000, 16000):
+            continue
+        table[c.payload_type] = (codec, c.clock_rate)
+    return table, telephone_event

@@ -216,3 +216,23 @@ def test_resampler_passband_and_stopband():
     assert snr_db(pcm, out, lag=down.delay_samples * 2 + up.delay_samples) > 40
     alias = Resampler("down").resample(tone(6000, 1.0, 12000))[800:]
     assert np.sqrt(np.mean(alias.astype(np.float64) ** 2)) < 12000 / np.sqrt(2) / 1000  # -60 dB
+
+
+def test_payload_types_from_media_configuration():
+    from mediacore.audio import payload_types_from
+    from mediacore.mediaconfig import MediaConfig
+    cfg = MediaConfig.generate("127.0.0.1", 5004)
+    table, dtmf = payload_types_from(cfg.section("audio").codecs)
+    assert table[111] == (Codec.OPUS, 48000) and table[0] == (Codec.PCMU, 8000)
+    from mediacore.mediaconfig import Codec as ConfigCodec
+    extra = [ConfigCodec(101, "telephone-event", 8000), ConfigCodec(8, "PCMA", 8000),
+             ConfigCodec(100, "G722", 8000), ConfigCodec(99, "opus", 16000)]
+    table, dtmf = payload_types_from(extra)
+    assert dtmf == 101 and table == {8: (Codec.PCMA, 8000)}
+    # and the graph accepts the map as it is
+    from mediacore.audio import AudioWorker
+    from mediacore.audio.graph import AudioGraph
+    worker = AudioWorker(thread=False)
+    graph = AudioGraph(worker, payload_types=payload_types_from(cfg.section("audio").codecs)[0])
+    graph.close()
+    worker.close()
