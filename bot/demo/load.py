@@ -237,8 +237,6 @@ async def _measure_setup(calls: int, timeout_s: float = 30.0) -> dict:
     import asyncio
     import socket
 
-    import requests
-
     from mediacore.engine import Engine
 
     from bot.app import Bot
@@ -269,9 +267,7 @@ async def _measure_setup(calls: int, timeout_s: float = 30.0) -> dict:
         webhook=WebhookSettings(public_url=f"http://127.0.0.1:{port}/api/calls", host="127.0.0.1",
                                 port=port, openid_configuration_url=emu.openid_configuration_url),
         calls=CallSettings(incoming="answer", modalities=["audio"]))
-    http = requests.Session()
-    http.trust_env = False
-    http.verify = emu.ca_cert_path
+    http = emu.msal_kwargs()["http_client"]  # trusts the emulator's CA; closed by emu.stop()
     tokens = MsalTokenProvider(
         app_id=emu.app_id, tenant_id=emu.tenant_id, client_secret=emu.client_secret,
         authority_host=emu.tls_base_url,

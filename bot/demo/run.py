@@ -68,8 +68,6 @@ async def _run_demo(script: MeetingScript, *, video: bool, report_path: str | No
                     grammar: bool, out: TextIO) -> dict:
     import asyncio
 
-    import requests
-
     from mediacore.engine import Engine
     from mediacore.processors.transcription import TranscriptionProcessor
     from mediacore.processors.video_analytics import VideoAnalyticsProcessor
@@ -132,9 +130,7 @@ async def _run_demo(script: MeetingScript, *, video: bool, report_path: str | No
             webhook=WebhookSettings(public_url=f"http://127.0.0.1:{port}/api/calls", host="127.0.0.1",
                                     port=port, openid_configuration_url=emu.openid_configuration_url),
             calls=CallSettings(modalities=["audio", "video"] if video else ["audio"]))
-        http = requests.Session()
-        http.trust_env = False
-        http.verify = emu.ca_cert_path
+        http = emu.msal_kwargs()["http_client"]  # trusts the emulator's CA; closed by emu.stop()
         tokens = MsalTokenProvider(app_id=emu.app_id, tenant_id=emu.tenant_id,
                                    client_secret=emu.client_secret, authority_host=emu.tls_base_url,
                                    msal_options={"instance_discovery": False, "http_client": http})
