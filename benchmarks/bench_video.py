@@ -12,6 +12,11 @@ aiortc's H.264 depayloader.
   anchor: PyAV decoding the same access units straight from the file
   (demux + decode). Goal: >= 0.95x, i.e. the path around the codec costs
   almost nothing.
+* video-decode-720p/1080p-engine-cpu: the same question through the whole
+  receive path, measured as CPU per delivered frame: ffmpeg (another
+  process) sends the file over RTP to the engine, a VideoSocket in decoded
+  mode hands frames to a processor; anchor: PyAV decoding the file, CPU per
+  frame. Goal >= 0.95x.
 * h264-passthrough: encoded mode, access units per second per core —
   subject: CPU per access unit (all threads) through two engines on loopback
   (native packetize into the send ring, UDP, reorder buffer, native
@@ -322,3 +327,78 @@ def test_passthrough_access_units_per_core(benchmark, packets_720p):
                       anchor="aiortc packetize/RtpPacket -> Python UDP -> parse/depayload, CPU per AU",
                       subject_ns=subject, anchor_ns=anchor,
                       access_units_per_core_s=1e9 / subject, quick=QUICK)
+
+
+# ---- decoded frames through the real receive path -------------------------------------------
+
+
+def _engine_decode_cpu_ns(path: Path, count: int) -> float:
+    """CPU of this process (engine I/O thread, socket worker with the PyAV
+    decoder, processor) per frame while ffmpeg, another process, sends the
+    file over RTP at 4x real time."""
+    import threading
+    import time
+
+    from mediacore.engine import Engine
+    from mediacore.video.sockets import VideoSocket
+
+    got = [0]
+    done = threading.Event()
+
+    def processor(frame):
+        got[0] += 1
+        if got[0] == count:
+            done.set()
+
+    with Engine("127.0.0.1") as engine:
+        session = engine.add_session()
+        with VideoSocket(session, processor, mode="decoded") as sock:
+            sock.subscribe(0xCAFE)
+            cpu0 = time.process_time_ns()
+            proc = subprocess.Popen(
+                ["timeout", "60", "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error",
+                 "-readrate", "4", "-r", "30", "-f", "h264", "-i", str(path), "-c", "copy",
+                 "-ssrc", str(0xCAFE), "-payload_type", "96", "-f", "rtp",
+                 f"rtp://127.0.0.1:{engine.port}?pkt_size=1200"], stdout=subprocess.DEVNULL)
+            ok = done.wait(60)
+            cpu = time.process_time_ns() - cpu0
+            proc.wait(30)
+            assert ok, f"{got[0]} of {count} frames delivered"
+    return cpu / count
+
+
+def _file_decode_cpu_ns(path: Path, count: int) -> float:
+    import time
+
+    cpu0 = time.process_time_ns()
+    codec = av.CodecContext.create("h264", "r")
+    codec.thread_count = 1
+    n = 0
+    with av.open(str(path), format="h264") as container:
+        for packet in container.demux(video=0):
+            if packet.size:
+                n += len(codec.decode(packet))
+    n += len(codec.decode(None))
+    assert n == count
+    return (time.process_time_ns() - cpu0) / count
+
+
+@pytest.mark.parametrize("width,height", [(1280, 720), (1920, 1080)])
+def test_decode_through_engine_per_core(benchmark, width, height):
+    """Decoded frames per core-second delivered to a Python processor through
+    the whole receive path (UDP, engine, reorder, depacketizer, ring, PyAV),
+    with an independent sender (ffmpeg) in another process, against PyAV
+    decoding the same file. Goal >= 0.95x."""
+    from benchmarks._report import record_comparison
+
+    path = stream(width, height, 60 if QUICK else 150)
+    count = len(access_units(path))
+    reps = 2 if QUICK else 3
+    subject = min(_engine_decode_cpu_ns(path, count) for _ in range(reps))
+    anchor = min(_file_decode_cpu_ns(path, count) for _ in range(reps))
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    record_comparison(f"video-decode-{height}p-engine-cpu",
+                      subject="ffmpeg RTP -> engine -> VideoSocket(decoded) -> processor, CPU/frame",
+                      anchor="PyAV demux + decode from file, CPU/frame",
+                      subject_ns=subject, anchor_ns=anchor,
+                      frames_per_core_s=1e9 / subject, quick=QUICK)
