@@ -185,7 +185,7 @@ def test_loss_never_delivers_a_corrupt_frame_and_pli_recovers():
             # address is the sender session's remote RTCP address)
             tx_session = tx_engine.add_session(relay.address, remote_rtcp_port=rx_engine.port)
             rx_session = rx_engine.add_session(("127.0.0.1", tx_engine.port))
-            sock = VideoSocket(rx_session, got, mode="decoded", pli_interval_s=0.3)
+            sock = VideoSocket(rx_session, got, mode="decoded", pli_interval_s=0.2)
             sock.subscribe(0xF00D)
             # history=0: no retransmission, so losses must be repaired by a key frame
             sender = VideoSendSocket(tx_session, 0xF00D, layer=VideoLayer(320, 180, 30),
