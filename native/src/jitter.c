@@ -229,13 +229,6 @@ MC_API mc_status mc_jitter_pop(mc_jitter *jb, int64_t now_ns, uint8_t *payload,
          * has waited as long as the target delay asks */
         if (!first)
             return no_frame(frame, MC_JITTER_BUFFERING, jb->next);
-        if (first->ext > jb->next && jb->stats.played + jb->stats.lost > 0) {
-            /* refilling after an underrun: the slots before the oldest packet
-             * held are long past their time; count them lost and skip them */
-            jb->stats.lost += (uint64_t)(first->ext - jb->next);
-            jb->next = first->ext;
-            level = jb->highest - jb->next + 1;
-        }
         int64_t waited_ms = (now_ns - first->arrival_ns) / 1000000;
         if (level < target_frames && waited_ms + (int64_t)frame_ms < (int64_t)t_ms)
             return no_frame(frame, MC_JITTER_BUFFERING, jb->next);

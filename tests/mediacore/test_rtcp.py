@@ -235,3 +235,20 @@ def test_writer_reports_small_buffer_and_leaves_used_unchanged():
     used[0] = 0
     assert lib.mc_rtcp_write_nack(buf, 20, used, 1, 2, lost, 3) == lib.MC_E_BUFFER
     assert used[0] == 0
+
+
+def test_stats_late_packets_and_restart_after_a_large_jump():
+    stats = rtp.RtpReceiveStats(8000)
+    for s in range(65000, 65000 + 1200):                      # crosses 65535 -> 0
+        stats.update(0, s & 0xFFFF, 0)
+    assert stats.update(0, (65000 + 100) & 0xFFFF, 0)        # 1100 behind: too old to tell
+    s = stats.stats()
+    assert s["late"] == 1 and s["duplicates"] == 0
+    assert s["extended_highest_seq"] == 65000 + 1199
+    # A.1: a jump of more than MAX_DROPOUT is not counted ...
+    assert not stats.update(0, 20000, 0)
+    assert stats.stats()["received"] == 1201
+    # ... until the next packet follows it: then the source restarted
+    assert stats.update(0, 20001, 0)
+    s = stats.stats()
+    assert s["received"] == 1 and s["expected"] == 1 and s["extended_highest_seq"] == 20001
