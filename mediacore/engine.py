@@ -258,7 +258,7 @@ class PacketBatch:
 
 
 _HDR = lib.MC_RTP_RECORD_SIZE
-_HDR_INDEX = np.arange(_HDR, dtype=np.int64)
+_HDR_WORDS = np.arange(_HDR // 8, dtype=np.int64)
 
 
 def _batch_from_records(buf: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> PacketBatch:
@@ -266,8 +266,13 @@ def _batch_from_records(buf: np.ndarray, offsets: np.ndarray, lengths: np.ndarra
     if n == 0:
         return PacketBatch(np.empty(0, RTP_RECORD_DTYPE), buf, offsets, lengths)
     offs = offsets.astype(np.int64)
-    # gather the n 24-byte headers into one contiguous array, in one numpy op
-    headers = buf[offs[:, None] + _HDR_INDEX].view(RTP_RECORD_DTYPE).reshape(n)
+    # Records start 8-byte aligned in the batch buffer: gather the n 24-byte
+    # headers as 3 u64 words each (one numpy op, 8x fewer indices than bytes)
+    if buf.ctypes.data % 8 == 0 and len(buf) % 8 == 0 and not (offs % 8).any():
+        words = buf.view(np.uint64)
+        headers = words[(offs // 8)[:, None] + _HDR_WORDS].view(RTP_RECORD_DTYPE).reshape(n)
+    else:
+        headers = buf[offs[:, None] + np.arange(_HDR)].view(RTP_RECORD_DTYPE).reshape(n)
     return PacketBatch(headers, buf, offs + _HDR, lengths.astype(np.int64) - _HDR)
 
 
