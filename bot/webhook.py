@@ -129,6 +129,8 @@ class CallbackAuthenticator:
                     if not self._keys:
                         raise
                     log.exception("keeping the previous signing keys")
+                    # try again in a minute, not on every request while the endpoint is down
+                    self._fetched_at = self._clock() - self.refresh_interval_s + 60.0
 
     async def validate(self, authorization: str | None) -> dict[str, Any]:
         """Return the token's claims, or raise CallbackAuthError / SigningKeysUnavailable."""

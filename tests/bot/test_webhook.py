@@ -27,6 +27,7 @@ class KeyServer:
     def __init__(self, *keys: SigningKey) -> None:
         self.keys = list(keys)
         self.jwks_fetches = 0
+        self.down = False
         self.server: TestServer | None = None
 
     async def start(self) -> None:
@@ -47,6 +48,8 @@ class KeyServer:
 
     async def _jwks(self, request):
         self.jwks_fetches += 1
+        if self.down:
+            return web.Response(status=500)
         return web.Response(text=jwks(*self.keys), content_type="application/json")
 
 
@@ -326,3 +329,45 @@ async def test_roster_returning_to_an_earlier_content_is_not_a_duplicate():
     await disp.drain()
     assert handled == [2, 3, 2] and disp.duplicates == 1
     await disp.close()
+
+
+async def test_keys_kept_when_refresh_fails_and_refresh_backs_off():
+    key = SigningKey()
+    ks = KeyServer(key)
+    await ks.start()
+    now = [0.0]
+    try:
+        auth = CallbackAuthenticator(app_id=APP_ID, openid_configuration_url=ks.config_url,
+                                     refresh_interval_s=100.0, clock=lambda: now[0])
+        await auth.validate("Bearer " + key.sign(claims(APP_ID)))
+        ks.down = True
+        now[0] = 150.0                                   # stale: refresh attempted, fails
+        assert (await auth.validate("Bearer " + key.sign(claims(APP_ID))))["aud"] == APP_ID
+        fetches = ks.jwks_fetches
+        now[0] = 160.0                                   # within the back-off: no new attempt
+        await auth.validate("Bearer " + key.sign(claims(APP_ID)))
+        assert ks.jwks_fetches == fetches
+        now[0] = 215.0                                   # a minute later: tried again
+        await auth.validate("Bearer " + key.sign(claims(APP_ID)))
+        assert ks.jwks_fetches == fetches + 1
+        await auth.close()
+    finally:
+        await ks.server.close()
+
+
+async def test_no_keys_at_all_is_503():
+    key = SigningKey()
+    ks = KeyServer(key)
+    ks.down = True
+    await ks.start()
+    try:
+        server = WebhookServer(authenticator=CallbackAuthenticator(app_id=APP_ID, openid_configuration_url=ks.config_url),
+                               handler=lambda n, c: None, host="127.0.0.1", port=0)
+        await server.start()
+        async with aiohttp.ClientSession() as s:
+            async with s.post(f"http://127.0.0.1:{server.port}/api/calls", json=BODY,
+                              headers={"Authorization": "Bearer " + key.sign(claims(APP_ID))}) as resp:
+                assert resp.status == 503
+        await server.stop()
+    finally:
+        await ks.server.close()
