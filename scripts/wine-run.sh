@@ -14,7 +14,9 @@ if [ "${1:-}" != --inner ] && [ "$(id -u)" = 0 ] && command -v ip >/dev/null; th
 fi
 [ "${1:-}" = --inner ] && shift
 exe=$(readlink -f "$1"); shift
-export WINEPREFIX=${WINEPREFIX:-$PWD/build/wineprefix} WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+# The prefix lives outside the source tree: its dosdevices/z: links to / and a
+# build tool walking the tree would follow it.
+export WINEPREFIX=${WINEPREFIX:-${XDG_CACHE_HOME:-$HOME/.cache}/mediabot/wineprefix} WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
 mkdir -p "$WINEPREFIX"
 # first use of a prefix sets it up (about 10 s); later runs reuse it
 [ -f "$WINEPREFIX/system.reg" ] || wineboot -i >/dev/null 2>&1 || true
