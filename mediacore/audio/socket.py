@@ -141,7 +141,9 @@ class AudioSocket:
     ``input``: the ring the engine writes this call's audio receive records to
     (see :meth:`add_source`); ``send_out``: the engine send stream's ring.
     ``shared=True`` puts the output ring in shared memory so a worker process
-    can consume it (then attach exactly one consumer: :meth:`attach_process`).
+    can consume it (``run_processor``; then it is the ring's only consumer).
+    The output ring holds ``output_capacity`` bytes (720 per frame: the
+    default is ~3.6 s of one mixed and one unmixed stream).
     """
 
     def __init__(self, worker: AudioWorker, *, input: Ring | None = None,
@@ -151,12 +153,15 @@ class AudioSocket:
                  send_codec: str = "opus", send_payload_type: int | None = None,
                  send_telephone_event_pt: int = -1, bitrate_bps: int = 0, dtx: bool = False,
                  low_water_frames: int = 0, send_queue_frames: int = 500,
-                 output_capacity: int = 1 << 20, shared: bool = False,
+                 output_capacity: int = 1 << 18, input_capacity: int = 1 << 16,
+                 shared: bool = False,
                  **graph_options) -> None:
         self.worker = worker
         self.session = session
         if input is None and session is not None:
-            input = Ring.create(1 << 20, policy="drop")
+            # records of ~100-1500 bytes, drained every 20 ms: 64 KiB is ample,
+            # and hundreds of calls per process keep their memory small
+            input = Ring.create(input_capacity, policy="drop")
         self.input = input
         self.output = (Ring.create(output_capacity, name=_shm_name(), policy="drop") if shared
                        else Ring.create(output_capacity, policy="drop"))
@@ -227,7 +232,7 @@ class AudioSocket:
 
     def _add(self, consumer: Consumer) -> Consumer:
         if self.shared:
-            raise ValueError("a shared socket is consumed by a worker process (attach_process)")
+            raise ValueError("a shared socket is consumed by a worker process (run_processor)")
         with self._lock:
             self._consumers.append(consumer)
         return consumer
