@@ -72,10 +72,11 @@ def _aiortc_style_ns_per_frame(frames: int = 1000) -> float:
 
 def test_load(benchmark):
     def run():
+        singles = [measure_setup(1)["setup_ms"][0] for _ in range(3 if QUICK else 5)]
         return (run_load_once(CALLS, DURATION_S), _aiortc_style_ns_per_frame(1500 if QUICK else 4500),
-                measure_setup(10))
+                measure_setup(10), singles)
 
-    r, anchor_ns, setup = benchmark.pedantic(run, rounds=1, iterations=1)
+    r, anchor_ns, setup, singles = benchmark.pedantic(run, rounds=1, iterations=1)
     frames_per_s = r["frames_per_s_per_call"] * r["calls"]
     cpu_ns_per_frame = 1e3 * r["cpu_us_per_call_per_s"] * r["calls"] / max(1.0, frames_per_s)
     common = dict(calls=r["calls"], duration_s=r["duration_s"], dropped_frames=r["dropped_frames"],
@@ -86,14 +87,19 @@ def test_load(benchmark):
                       anchor="pylibsrtp + aiortc RtpPacket.parse + PyAV decode/resample per frame",
                       subject_ns=cpu_ns_per_frame, anchor_ns=anchor_ns,
                       calls_per_core_estimate=round(1e9 / (50 * cpu_ns_per_frame)), **common)
+    singles.sort()
+    record_comparison("load-setup-p50",
+                      subject="incoming-call notification -> first audio frame in a processor "
+                              "(Graph emulator, webhook + JWT, answer, roster, SRTP), one call",
+                      anchor="goal: 300 ms", subject_ns=singles[len(singles) // 2] * 1e6,
+                      anchor_ns=300e6, anchor_kind="goal", runs_ms=singles,
+                      media_only_setup_p50_ms=r["setup_ms"]["p50"])
     if setup["p50_ms"] is not None:
-        record_comparison("load-setup-p50",
-                          subject="incoming-call notification -> first audio frame in a processor "
-                                  "(Graph emulator, webhook + JWT, answer, roster, SRTP), 10 calls at once",
+        record_comparison("load-setup-10-at-once-p50",
+                          subject="the same, 10 incoming calls ringing at once",
                           anchor="goal: 300 ms", subject_ns=setup["p50_ms"] * 1e6, anchor_ns=300e6,
                           anchor_kind="goal", max_ms=setup["max_ms"],
-                          answered_with_media=setup["answered_with_media"],
-                          media_only_setup_p50_ms=r["setup_ms"]["p50"])
+                          answered_with_media=setup["answered_with_media"])
     for q, goal in (("p50", 1.0), ("p99", 5.0)):
         if r["latency_ms"][q] is not None:
             record_comparison(f"load-latency-{q}", subject=f"wire-to-processor, {CALLS} calls",
