@@ -8,12 +8,28 @@ PERF-ANCHORS.md sections 2 and 7.
      minus recvmmsg: demux -> SRTP unprotect -> RTP parse -> stats -> audio
      jitter buffer, popped every 20 ms of simulated time -> ring) followed by
      the Python batch read of every record (``ReceiveStream.read_batch``);
-   * anchor: aiortc's receive path per packet in Python: pylibsrtp
-     ``Session.unprotect`` + ``RtpPacket.parse`` + ``JitterBuffer.add``
-     (capacity 16, prefetch 4), the inline chain of PERF-ANCHORS section 2
-     (11.4 us there; aiortc's full ``_handle_rtp_data`` is ~20 us).
-   Goal: ratio >= 20 (against the full aiortc path; the inline chain used here
-   is about half of it, so the ratio reported is conservative).
+   * anchor: aiortc 1.16's own receive path, driven through its real objects
+     with the same datagrams: ``RTCDtlsTransport._recv_next`` (everything it
+     does after ``RTCIceTransport._recv`` returns a datagram: rx counters,
+     first-byte demux, ``is_rtcp``, arrival clock, pylibsrtp
+     ``Session.unprotect``) -> ``_handle_rtp_data`` (``RtpPacket.parse`` with
+     the header-extension map, ``RtpRouter.route_rtp``) -> a real
+     ``RTCRtpReceiver._handle_rtp_packet`` (active-SSRC map, codec lookup,
+     ``StreamStatistics.add``, Opus depayload, ``JitterBuffer.add`` with
+     capacity 16 / prefetch 4, timestamp mapping, hand-off of each complete
+     frame to the decoder queue) and the decoder thread's ``Queue.get`` of
+     each frame, run on the calling thread. Left out on purpose: the socket
+     and ICE layer (the datagram comes from an ``_recv`` that pops a list,
+     as the subject's come from memory), asyncio scheduling between
+     datagrams (the coroutine never suspends), the RTCP task and decoding.
+     PERF-ANCHORS section 2 measured ``unprotect + await _handle_rtp_data``
+     at ~20 us; ``_recv_next`` and the frame hand-off add a little on top.
+   * second anchor, reported beside it (``anchor_inline_chain_ns``): the
+     inline chain of PERF-ANCHORS section 2 without aiortc's objects
+     (pylibsrtp unprotect + ``RtpPacket.parse`` + ``StreamStatistics.add`` +
+     depayload + ``JitterBuffer.add``), a lower bound for any aiortc-based
+     receiver.
+   Goal: ratio >= 20 against aiortc's path.
 2. ``engine-loopback-receive-vs-recvmmsg``: real loopback sockets. A native
    sender (``mc_udp_blast``, sendmmsg batches) sends the same stream of
    distinct SRTP datagrams to
@@ -34,11 +50,17 @@ import struct
 import threading
 import time
 
+import asyncio
+import queue
+
 import numpy as np
 import pytest
+from aiortc import (RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport,
+                    RTCRtpReceiver)
 from aiortc.codecs import depayload
 from aiortc.jitterbuffer import JitterBuffer
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpparameters import (RTCRtpCodecParameters, RTCRtpDecodingParameters,
+                                     RTCRtpReceiveParameters)
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import RtpPacket
 from pylibsrtp import Policy, Session
@@ -102,26 +124,94 @@ class _Subject:
         self.e.close()
 
 
+OPUS = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2,
+                             payloadType=111)
+
+
+def _libsrtp_rx(key: bytes) -> Session:
+    return Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND,
+                          srtp_profile=Policy.SRTP_PROFILE_AES128_CM_SHA1_80))
+
+
 class _Aiortc:
+    """aiortc's receive path through its real objects (see the module doc).
+    The DTLS handshake is replaced by installing the SRTP session it would
+    derive; the receiver is registered as ``RTCRtpReceiver.receive`` does,
+    minus starting the decoder thread and the RTCP task."""
+
     def __init__(self, key: bytes) -> None:
-        policy = Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND,
-                        srtp_profile=Policy.SRTP_PROFILE_AES128_CM_SHA1_80)
-        self.rx = Session(policy)
+        self.loop = asyncio.new_event_loop()
+
+        async def make():
+            ice = RTCIceTransport(RTCIceGatherer())
+            dtls = RTCDtlsTransport(ice, [RTCCertificate.generateCertificate()])
+            return ice, dtls, RTCRtpReceiver("audio", dtls)
+
+        ice, self.dtls, self.receiver = self.loop.run_until_complete(make())
+        self.dtls._rx_srtp = _libsrtp_rx(key)
+        self.dtls._RTCDtlsTransport__handshake_done = True
+        self.dtls.encrypted = True
+        # what RTCRtpReceiver.receive() does besides starting threads/tasks
+        self.receiver._RTCRtpReceiver__codecs[OPUS.payloadType] = OPUS
+        self.dtls._register_rtp_receiver(self.receiver, RTCRtpReceiveParameters(
+            codecs=[OPUS], encodings=[RTCRtpDecodingParameters(ssrc=SSRC,
+                                                               payloadType=OPUS.payloadType)]))
+        # frames are queued for the decoder thread only while one exists; the
+        # queue is drained below as that thread would
+        self.receiver._RTCRtpReceiver__decoder_thread = True
+        self.decoder_queue: queue.Queue = self.receiver._RTCRtpReceiver__decoder_queue
+        self._pending = iter(())
+
+        async def recv() -> bytes:  # RTCIceTransport._recv without the socket
+            return next(self._pending)
+
+        ice._recv = recv
+
+    def run(self, packets: list[bytes]) -> float:
+        self._pending = iter(packets)
+        recv_next, get, empty = (self.dtls._recv_next, self.decoder_queue.get_nowait,
+                                 self.decoder_queue.empty)
+
+        async def drive(n: int) -> int:
+            frames = 0
+            for _ in range(n):
+                await recv_next()
+                while not empty():
+                    get()
+                    frames += 1
+            return frames
+
+        t0 = _clock()
+        frames = self.loop.run_until_complete(drive(len(packets)))
+        elapsed = _clock() - t0
+        assert frames >= len(packets) - 5, frames
+        return elapsed / len(packets)
+
+    def close(self) -> None:
+        st = self.receiver._RTCRtpReceiver__remote_streams[SSRC]
+        assert st.packets_received > 0
+        self.loop.close()
+
+
+class _AiortcInline:
+    """The inline chain of PERF-ANCHORS section 2: aiortc's per-packet calls
+    without its transport and receiver objects (a lower bound)."""
+
+    def __init__(self, key: bytes) -> None:
+        self.rx = _libsrtp_rx(key)
         self.jb = JitterBuffer(capacity=16, prefetch=4)
         self.stats = StreamStatistics(48000)
-        self.codec = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2,
-                                           payloadType=111)
 
     def run(self, packets: list[bytes]) -> float:
         unprotect, parse, add, account = (self.rx.unprotect, RtpPacket.parse, self.jb.add,
                                           self.stats.add)
-        codec = self.codec
+        codec = OPUS
         frames = 0
         t0 = _clock()
         for d in packets:
             p = parse(unprotect(d))
-            account(p)  # RTCP receive statistics, as RTCRtpReceiver._handle_rtp_packet
-            p._data = depayload(codec, p.payload)  # as RTCRtpReceiver._handle_rtp_packet does
+            account(p)
+            p._data = depayload(codec, p.payload)
             _, frame = add(p)
             if frame is not None:
                 frames += 1
@@ -138,33 +228,41 @@ def test_engine_receive_path_vs_aiortc(benchmark):
     prepared = [(b"".join(sl), np.array([len(p) for p in sl], dtype=np.uint32)) for sl in slices]
 
     def run():
-        subj, anch = [], []
-        subject, anchor = _Subject(key), _Aiortc(key)
+        subj, anch, inline = [], [], []
+        subject, anchor, chain = _Subject(key), _Aiortc(key), _AiortcInline(key)
         try:
             subject.run(*prepared[0])  # warm-up
             anchor.run(slices[0])
+            chain.run(slices[0])
             for r in range(1, REPS_PATH + 1):
                 subj.append(subject.run(*prepared[r]))
                 anch.append(anchor.run(slices[r]))
+                inline.append(chain.run(slices[r]))
         finally:
             subject.close()
-        return subj, anch
+            anchor.close()
+        return subj, anch, inline
 
-    subj, anch = benchmark.pedantic(run, rounds=1, iterations=1)
+    subj, anch, inline = benchmark.pedantic(run, rounds=1, iterations=1)
     med = statistics.median
     record_comparison(
         "engine-receive-path-vs-aiortc",
         subject="engine inject: SRTP -> RTP -> stats -> audio jitter buffer -> ring -> Python "
                 "batch read (172 B, AES_CM_128_HMAC_SHA1_80)",
-        anchor="aiortc per packet in Python: pylibsrtp unprotect + RtpPacket.parse + "
-               "StreamStatistics.add + depayload + JitterBuffer.add",
+        anchor="aiortc 1.16 receive path through its objects: RTCDtlsTransport._recv_next "
+               "(pylibsrtp unprotect) -> _handle_rtp_data (RtpPacket.parse, RtpRouter) -> "
+               "RTCRtpReceiver._handle_rtp_packet (stats, depayload, JitterBuffer.add) -> "
+               "decoder queue; no socket/ICE, no asyncio scheduling, no decoding",
         subject_ns=med(subj), anchor_ns=med(anch),
         ratio_per_rep_median=med(a / s for a, s in zip(anch, subj)),
         subject_spread_ns=[min(subj), max(subj)], anchor_spread_ns=[min(anch), max(anch)],
         subject_min_ns=min(subj), anchor_min_ns=min(anch), ratio_of_mins=min(anch) / min(subj),
+        anchor_inline_chain_ns=med(inline),
+        ratio_vs_inline_chain=med(inline) / med(subj),
         reps=REPS_PATH, packets=N_PATH, clock="thread CPU time (time.thread_time_ns)",
-        target="ratio >= 20 vs aiortc's full path (~20 us incl. routing/asyncio); this "
-               "anchor leaves those layers out, so it is a lower bound for aiortc")
+        target="ratio >= 20 vs aiortc's receive path (anchor_inline_chain_ns: pylibsrtp "
+               "unprotect + RtpPacket.parse + StreamStatistics.add + depayload + "
+               "JitterBuffer.add inline, a lower bound for aiortc)")
 
 
 # ---- 2. loopback sockets, receiver CPU per datagram -------------------------------------------

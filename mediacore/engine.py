@@ -258,22 +258,62 @@ class PacketBatch:
 
 
 _HDR = lib.MC_RTP_RECORD_SIZE
-_HDR_WORDS = np.arange(_HDR // 8, dtype=np.int64)
+_EMPTY_HEADERS = np.empty(0, RTP_RECORD_DTYPE)
+_EMPTY_I64 = np.empty(0, np.int64)
 
 
-def _batch_from_records(buf: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> PacketBatch:
-    n = len(offsets)
-    if n == 0:
-        return PacketBatch(np.empty(0, RTP_RECORD_DTYPE), buf, offsets, lengths)
-    offs = offsets.astype(np.int64)
-    # Records start 8-byte aligned in the batch buffer: gather the n 24-byte
-    # headers as 3 u64 words each (one numpy op, 8x fewer indices than bytes)
-    if buf.ctypes.data % 8 == 0 and len(buf) % 8 == 0 and not (offs % 8).any():
-        words = buf.view(np.uint64)
-        headers = words[(offs // 8)[:, None] + _HDR_WORDS].view(RTP_RECORD_DTYPE).reshape(n)
-    else:
-        headers = buf[offs[:, None] + np.arange(_HDR)].view(RTP_RECORD_DTYPE).reshape(n)
-    return PacketBatch(headers, buf, offs + _HDR, lengths.astype(np.int64) - _HDR)
+class _RecordReader:
+    """Batch reads of one receive ring with ``mc_engine_read_records``: the
+    native side writes the record headers into one array and the payloads
+    back to back into a reused buffer, so a batch costs one native call and
+    a few array copies, whatever its size."""
+
+    __slots__ = ("ring", "_cap", "_headers", "_c_headers", "_offsets", "_c_offsets",
+                 "_lengths", "_c_lengths", "_buf", "_c_buf", "_count")
+
+    def __init__(self, ring: Ring) -> None:
+        self.ring = ring
+        self._cap = 0
+        size = max(1 << 16, ring.capacity)
+        raw = np.empty(size + 64, dtype=np.uint8)
+        start = (-raw.ctypes.data) % 64
+        self._buf = raw[start:start + size]
+        self._c_buf = ffi.from_buffer(self._buf)
+        self._count = ffi.new("uint32_t *")
+
+    def _alloc(self, n: int) -> None:
+        if n <= self._cap:
+            return
+        if n > 1 << 20:
+            raise InvalidArgument("max_records too large")
+        self._cap = n
+        self._headers = np.empty(n, RTP_RECORD_DTYPE)
+        self._c_headers = ffi.from_buffer("mc_rtp_record[]", self._headers)
+        self._offsets = np.empty(n, np.uint32)
+        self._c_offsets = ffi.from_buffer("uint32_t[]", self._offsets)
+        self._lengths = np.empty(n, np.uint32)
+        self._c_lengths = ffi.from_buffer("uint32_t[]", self._lengths)
+
+    def read(self, max_records: int, timeout: float | None) -> PacketBatch:
+        self._alloc(max_records)
+        ring = self.ring
+        h = ring._h()
+        while True:
+            status = lib.mc_engine_read_records(h, self._c_headers, self._c_buf, len(self._buf),
+                                                self._c_offsets, self._c_lengths, max_records,
+                                                self._count)
+            if status == 0:
+                n = self._count[0]
+                # headers and lengths are copied out (the arrays are reused);
+                # payload views point into the buffer until the next read
+                return PacketBatch(self._headers[:n].copy(), self._buf,
+                                   self._offsets[:n].astype(np.int64),
+                                   self._lengths[:n].astype(np.int64))
+            if status == lib.MC_E_EMPTY:
+                if timeout == 0 or not ring.wait(timeout):
+                    return PacketBatch(_EMPTY_HEADERS, self._buf, _EMPTY_I64, _EMPTY_I64)
+                continue
+            check(status, "receive ring read")
 
 
 # ---- streams -----------------------------------------------------------------------------
@@ -291,12 +331,15 @@ class ReceiveStream:
         self.ring = ring
         self._owns_ring = owns_ring
         self._closed = False
+        self._reader: _RecordReader | None = None
 
     def read_batch(self, max_records: int = 256, timeout: float | None = 0.0) -> PacketBatch:
         """Up to ``max_records`` packets with one native call (``timeout``: 0
-        polls, None waits forever). Views stay valid until the next read."""
-        rb = self.ring.read_batch(max_records, timeout)
-        return _batch_from_records(rb._base, rb.offsets, rb.lengths)
+        polls, None waits forever). Payload views stay valid until the next
+        read; the metadata arrays are the batch's own."""
+        if self._reader is None:
+            self._reader = _RecordReader(self.ring)
+        return self._reader.read(max_records, timeout)
 
     def __iter__(self) -> Iterator[tuple[np.void, bytes]]:
         """Drain what is there now: (header, payload bytes) per packet."""

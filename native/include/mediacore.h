@@ -653,6 +653,17 @@ MC_API mc_status mc_udp_blast(const char *host, uint16_t port, const uint8_t *da
                               int64_t *elapsed_ns);
 /* [any] CPU time consumed by the engine's I/O thread so far (0 if unknown). */
 MC_API mc_status mc_engine_io_cpu_ns(mc_engine *engine, int64_t *cpu_ns);
+/* [consumer] Read up to `max_records` records of a receive ring, split:
+ * headers[i] gets record i's mc_rtp_record and its payload is copied to
+ * payloads + payload_offsets[i] (8-aligned), payload_lengths[i] bytes. Stops
+ * early when the next payload does not fit in payloads_size. A record shorter
+ * than a header gets a zeroed header and no payload. MC_E_EMPTY when none,
+ * MC_E_CLOSED once closed and drained, MC_E_BUFFER if the first payload does
+ * not fit. One call per batch: Python gets the headers as one array. */
+MC_API mc_status mc_engine_read_records(mc_ring *ring, mc_rtp_record *headers, uint8_t *payloads,
+                                        size_t payloads_size, uint32_t *payload_offsets,
+                                        uint32_t *payload_lengths, uint32_t max_records,
+                                        uint32_t *count);
 /* @cdef-end */
 
 /* ------------------------------------------------------------------------

@@ -1577,6 +1577,50 @@ MC_API mc_status mc_engine_poll(mc_engine *e, int64_t now_ns)
     return MC_OK;
 }
 
+/* ---- split read of a receive ring (Python's batch read) --------------------------------- */
+
+MC_API mc_status mc_engine_read_records(mc_ring *ring, mc_rtp_record *headers, uint8_t *payloads,
+                                        size_t payloads_size, uint32_t *payload_offsets,
+                                        uint32_t *payload_lengths, uint32_t max_records,
+                                        uint32_t *count)
+{
+    if (!ring || !headers || !payload_offsets || !payload_lengths || !count ||
+        (!payloads && payloads_size))
+        return MC_E_INVAL;
+    *count = 0;
+    /* peek into the caller's offset/length arrays, then rewrite them in place */
+    uint32_t n = 0;
+    mc_status s = mc_ring_peek(ring, payload_offsets, payload_lengths, NULL, max_records, &n);
+    if (s != MC_OK)
+        return s;
+    const uint8_t *data = mc_ring_data(ring);
+    size_t used = 0;
+    uint32_t i = 0;
+    for (; i < n; i++) {
+        const uint8_t *rec = data + payload_offsets[i];
+        uint32_t len = payload_lengths[i];
+        uint32_t plen = len >= sizeof(mc_rtp_record) ? len - (uint32_t)sizeof(mc_rtp_record) : 0;
+        if (used + plen > payloads_size)
+            break;
+        if (len >= sizeof(mc_rtp_record)) {
+            memcpy(&headers[i], rec, sizeof(mc_rtp_record));
+            memcpy(payloads + used, rec + sizeof(mc_rtp_record), plen);
+        } else {
+            memset(&headers[i], 0, sizeof(mc_rtp_record));
+        }
+        payload_offsets[i] = (uint32_t)used;
+        payload_lengths[i] = plen;
+        used = (used + plen + 7u) & ~(size_t)7u;
+    }
+    if (i == 0)
+        return MC_E_BUFFER;
+    s = mc_ring_release(ring, i);
+    if (s != MC_OK)
+        return s;
+    *count = i;
+    return MC_OK;
+}
+
 /* ---- benchmark baseline: a bare recvmmsg loop and a sendmmsg blaster ------------------- */
 
 struct mc_udp_sink {
