@@ -187,6 +187,20 @@ fuzz-rtp: | $(BUILD)
 	        $(BUILD)/corpus-$$t; \
 	done
 
+# ---- outgoing RTCP (rtcp.c builders and the RFC 3550 6.3 timer): C test with
+# -Werror, ASan/UBSan and mingw-w64 under wine (no OpenSSL needed)
+.PHONY: native-rtcp
+native-check: native-rtcp
+native-rtcp: | $(BUILD)
+	$(CC) $(CWARN) -O2 $(NATIVE_INC) $(RTP_SRC) native/tests/test_rtcp.c -o $(BUILD)/test_rtcp -lpthread -lm
+	$(BUILD)/test_rtcp 2000
+	$(CC) $(CWARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+	    $(NATIVE_INC) $(RTP_SRC) native/tests/test_rtcp.c -o $(BUILD)/test_rtcp_asan -lpthread -lm
+	$(BUILD)/test_rtcp_asan 500
+	$(MINGW) $(CWARN) -O2 $(NATIVE_INC) $(RTP_SRC) native/tests/test_rtcp.c \
+	    -o $(BUILD)/test_rtcp.exe -lsynchronization -lws2_32
+	bash scripts/wine-run.sh $(BUILD)/test_rtcp.exe 500
+
 # ---- benchmarks, demo ----------------------------------------------------
 bench: build
 	$(PYTHON) -m benchmarks --json build/bench.json

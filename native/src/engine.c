@@ -19,8 +19,11 @@
 #include <string.h>
 
 #include "engine_media.h"
+#include "rtcp.h"
 
 #define ENG_RTCP_CACHE 256
+/* session bandwidth floor for the RTCP interval (RFC 3550 6.2): 64 kbit/s, in bytes/s */
+#define ENG_SESSION_BW_MIN 8000.0
 
 /* ---- counters (I/O-thread private; snapshotted under a mutex) ------------------- */
 
@@ -71,7 +74,11 @@ struct eng_session {
     char cname[64];
     uint32_t rtcp_ssrc; /* RTCP sender SSRC when the session sends no media */
     mc_ring *events;
-    int64_t next_rtcp_ns;
+    /* RTCP transmission timer (RFC 3550 6.3, rtcp.c), I/O thread */
+    mc_rtcp_timer rtcp_timer;
+    int rtcp_timer_ready;
+    uint64_t rtcp_bytes_mark; /* payload bytes in + out at the last report */
+    int64_t rtcp_mark_ns;
     /* control-owned lists */
     eng_recv **recv;
     uint32_t n_recv, cap_recv;
@@ -856,43 +863,61 @@ static uint32_t session_rtcp_ssrc(const eng_tsess *ts)
     return ts->n_send ? ts->send[0]->ssrc : ts->s->rtcp_ssrc;
 }
 
-static void session_rtcp(mc_engine *e, const eng_tsess *ts, int64_t now)
+static void to_block(const eng_report *r, mc_rtcp_report_block *b)
+{
+    b->ssrc = r->ssrc;
+    b->fraction_lost = (uint8_t)r->fraction_lost;
+    b->cumulative_lost = r->cumulative_lost;
+    b->extended_highest_seq = r->extended_highest_seq;
+    b->jitter = r->jitter;
+    b->lsr = r->lsr;
+    b->dlsr = r->dlsr;
+}
+
+static void sender_info(const eng_send *o, uint64_t ntp, int64_t now, mc_rtcp_sender_info *si)
+{
+    uint32_t ts = o->last_rtp_ts;
+    if (o->clock_rate)
+        ts += (uint32_t)((now - o->last_send_ns) * (int64_t)o->clock_rate / 1000000000LL);
+    si->ssrc = o->ssrc;
+    si->ntp_timestamp = ntp;
+    si->rtp_timestamp = ts;
+    si->packet_count = o->packet_count;
+    si->octet_count = o->octet_count;
+}
+
+/* The regular compound report (rtcp.c builds it): SR of the first sending
+ * stream with the report blocks, SRs of other sending streams, or an RR when
+ * nothing was sent; then SDES CNAME. Returns the bytes sent (0: none). */
+static uint32_t session_rtcp(mc_engine *e, const eng_tsess *ts, int64_t now)
 {
     uint8_t pkt[1200];
-    uint32_t used = 0;
+    size_t used = 0;
     eng_session *s = ts->s;
     uint32_t ssrc = session_rtcp_ssrc(ts);
-    eng_report blocks[31];
+    mc_rtcp_report_block blocks[MC_RTCP_MAX_REPORTS];
     uint32_t nb = 0;
-    for (uint32_t k = 0; k < ts->n_recv && nb < 31; k++)
-        if (eng_rx_media_report(&ts->recv[k]->m, ts->recv[k]->ssrc, now, &blocks[nb]) == MC_OK)
-            nb++;
-    eng_send *sender = NULL;
+    for (uint32_t k = 0; k < ts->n_recv && nb < MC_RTCP_MAX_REPORTS; k++) {
+        eng_report r;
+        if (eng_rx_media_report(&ts->recv[k]->m, ts->recv[k]->ssrc, now, &r) == MC_OK)
+            to_block(&r, &blocks[nb++]);
+    }
+    mc_rtcp_sender_info senders[8];
+    uint32_t ns = 0;
+    uint64_t ntp = eng_ntp_now();
     for (uint32_t k = 0; k < ts->n_send; k++)
         if (ts->send[k]->ssrc == ssrc && ts->send[k]->sent_any)
-            sender = ts->send[k];
-    if (sender) {
-        uint32_t rtp_ts = sender->last_rtp_ts;
-        if (sender->clock_rate)
-            rtp_ts += (uint32_t)((now - sender->last_send_ns) * (int64_t)sender->clock_rate / 1000000000LL);
-        eng_rtcp_write_sr(pkt, sizeof pkt, &used, ssrc, eng_ntp_now(), rtp_ts, sender->packet_count,
-                          sender->octet_count, blocks, nb);
-        /* other sending streams report SRs of their own */
-        for (uint32_t k = 0; k < ts->n_send; k++) {
-            eng_send *o = ts->send[k];
-            if (o == sender || !o->sent_any)
-                continue;
-            uint32_t ots = o->last_rtp_ts;
-            if (o->clock_rate)
-                ots += (uint32_t)((now - o->last_send_ns) * (int64_t)o->clock_rate / 1000000000LL);
-            eng_rtcp_write_sr(pkt, sizeof pkt, &used, o->ssrc, eng_ntp_now(), ots, o->packet_count,
-                              o->octet_count, NULL, 0);
-        }
-    } else {
-        eng_rtcp_write_rr(pkt, sizeof pkt, &used, ssrc, blocks, nb);
+            sender_info(ts->send[k], ntp, now, &senders[ns++]);
+    for (uint32_t k = 0; ns && k < ts->n_send && ns < 8; k++) {
+        const eng_send *o = ts->send[k];
+        if (o->ssrc != ssrc && o->sent_any)
+            sender_info(o, ntp, now, &senders[ns++]);
     }
-    eng_rtcp_write_cname(pkt, sizeof pkt, &used, ssrc, s->cname);
-    send_rtcp_buffer(e, s, pkt, used);
+    if (mc_rtcp_build_report(pkt, sizeof pkt, &used, ssrc, senders, ns, blocks, nb,
+                             (const uint8_t *)s->cname, (uint32_t)strlen(s->cname)) != MC_OK)
+        return 0;
+    send_rtcp_buffer(e, s, pkt, (uint32_t)used);
+    return (uint32_t)used;
 }
 
 /* Feedback (NACK / PLI) from a receive stream's buffer decisions. */
@@ -901,21 +926,100 @@ void eng_send_feedback(mc_engine *e, void *stream, const uint16_t *lost, uint32_
     eng_recv *r = (eng_recv *)stream;
     eng_session *s = r->session;
     uint8_t pkt[1200];
-    uint32_t used = 0;
-    uint32_t ssrc = s->rtcp_ssrc;
-    if (s->n_send) /* the session's lists are control-owned; rtcp_ssrc is set at creation */
-        ssrc = s->rtcp_ssrc;
-    /* RFC 4585: feedback goes in a compound packet that starts with an RR */
-    eng_rtcp_write_rr(pkt, sizeof pkt, &used, ssrc, NULL, 0);
-    if (n_lost) {
-        eng_rtcp_write_nack(pkt, sizeof pkt, &used, ssrc, r->ssrc, lost, n_lost);
+    size_t used = 0;
+    /* RFC 4585: feedback goes in a compound packet: RR, SDES CNAME, then
+     * the NACK / PLI (rtcp.c builds it) */
+    if (mc_rtcp_build_feedback(pkt, sizeof pkt, &used, s->rtcp_ssrc, (const uint8_t *)s->cname,
+                               (uint32_t)strlen(s->cname), r->ssrc, lost, n_lost, pli,
+                               -1) != MC_OK)
+        return;
+    if (n_lost)
         r->c.nacks_sent += n_lost;
-    }
-    if (pli) {
-        eng_rtcp_write_pli(pkt, sizeof pkt, &used, ssrc, r->ssrc);
+    if (pli)
         r->c.plis_sent++;
+    send_rtcp_buffer(e, s, pkt, (uint32_t)used);
+}
+
+/* Membership for the RTCP timer from the session's tables: our sending
+ * SSRCs (or the RTCP-only one) plus every remote source heard from. */
+static void session_members(const eng_tsess *ts, uint32_t *members, uint32_t *senders,
+                            int32_t *we_sent, uint64_t *bytes)
+{
+    uint32_t ours = 0, heard = 0;
+    uint64_t b = 0;
+    for (uint32_t k = 0; k < ts->n_send; k++) {
+        b += ts->send[k]->c.bytes;
+        if (ts->send[k]->sent_any)
+            ours++;
     }
-    send_rtcp_buffer(e, s, pkt, used);
+    for (uint32_t k = 0; k < ts->n_recv; k++) {
+        b += ts->recv[k]->c.bytes;
+        if (ts->recv[k]->c.packets)
+            heard++;
+    }
+    *we_sent = ours > 0;
+    *members = (ours ? ours : 1) + heard;
+    *senders = ours + heard;
+    *bytes = b;
+}
+
+static void session_rtcp_timer(mc_engine *e, const eng_tsess *ts, int64_t now)
+{
+    eng_session *s = ts->s;
+    uint32_t members, senders;
+    int32_t we_sent;
+    uint64_t bytes;
+    session_members(ts, &members, &senders, &we_sent, &bytes);
+    if (!s->rtcp_timer_ready) {
+        mc_rtcp_timer_init(&s->rtcp_timer, now, ENG_SESSION_BW_MIN, e->rtcp_interval_ns, 0,
+                           rng_step(&e->io_rng));
+        s->rtcp_timer_ready = 1;
+        s->rtcp_bytes_mark = bytes;
+        s->rtcp_mark_ns = now;
+    }
+    mc_rtcp_timer_members(&s->rtcp_timer, now, members, senders, we_sent);
+    if (!mc_rtcp_timer_expired(&s->rtcp_timer, now))
+        return;
+    /* session bandwidth (6.2): the media rate seen since the last report,
+     * payload bytes in both directions, at least ENG_SESSION_BW_MIN */
+    if (now > s->rtcp_mark_ns) {
+        double bw = (double)(bytes - s->rtcp_bytes_mark) * 1e9 / (double)(now - s->rtcp_mark_ns);
+        s->rtcp_timer.rtcp_bw = 0.05 * (bw > ENG_SESSION_BW_MIN ? bw : ENG_SESSION_BW_MIN);
+    }
+    s->rtcp_bytes_mark = bytes;
+    s->rtcp_mark_ns = now;
+    uint32_t sent = session_rtcp(e, ts, now);
+    mc_rtcp_timer_sent(&s->rtcp_timer, now, sent ? sent : 100);
+}
+
+/* BYE (RFC 3550 6.6) when a session is removed or the engine closes, from
+ * the control thread once the I/O thread no longer sees the session (after
+ * the table swap) or is not running. 6.3.7: sessions here have a handful of
+ * members, so the BYE goes at once. */
+static void session_bye(mc_engine *e, eng_session *s)
+{
+    if (!e->sock || s->remote.family == 0)
+        return;
+    if (s->rtcp_timer_ready && !mc_rtcp_timer_bye_now(&s->rtcp_timer))
+        return;
+    uint32_t ssrcs[31];
+    uint32_t n = 0;
+    for (uint32_t k = 0; k < s->n_send && n < 31; k++)
+        if (s->send[k]->sent_any)
+            ssrcs[n++] = s->send[k]->ssrc;
+    if (n == 0)
+        ssrcs[n++] = s->rtcp_ssrc;
+    uint8_t pkt[ENG_MAX_DATAGRAM];
+    size_t used = 0;
+    static const char reason[] = "session closed";
+    if (mc_rtcp_build_bye(pkt, 1200, &used, ssrcs, n, (const uint8_t *)s->cname,
+                          (uint32_t)strlen(s->cname), (const uint8_t *)reason,
+                          (uint32_t)sizeof reason - 1) != MC_OK)
+        return;
+    uint32_t len = (uint32_t)used;
+    if (eng_crypto_tx_rtcp(&s->crypto, pkt, &len, sizeof pkt) != MC_OK)
+        return;
+    (void)mc_udp_send_to(e->sock, pkt, len, s->remote_rtcp.family ? &s->remote_rtcp : &s->remote);
 }
 
 /* ---- timers ------------------------------------------------------------------------- */
@@ -951,17 +1055,9 @@ static int64_t run_timers(mc_engine *e, const eng_table *t, int64_t now)
         }
         for (uint32_t k = 0; k < ts->n_send; k++)
             drain_send(e, ts->send[k], now);
-        if (s->next_rtcp_ns == 0)
-            s->next_rtcp_ns = now + e->rtcp_interval_ns / 2;
-        if (now >= s->next_rtcp_ns) {
-            session_rtcp(e, ts, now);
-            /* RFC 3550 6.3.1 simplified: fixed mean interval, randomised
-             * in [0.5, 1.5] to avoid synchronisation; no reconsideration */
-            double f = 0.5 + (double)(rng_step(&e->io_rng) >> 11) / 9007199254740992.0;
-            s->next_rtcp_ns = now + (int64_t)((double)e->rtcp_interval_ns * f);
-        }
-        if (s->next_rtcp_ns < next)
-            next = s->next_rtcp_ns;
+        session_rtcp_timer(e, ts, now);
+        if (s->rtcp_timer.tn_ns < next)
+            next = s->rtcp_timer.tn_ns;
     }
     if (now >= e->next_publish_ns) {
         publish_snapshots(e, t);
@@ -1140,8 +1236,10 @@ MC_API void mc_engine_free(mc_engine *e)
     if (!e)
         return;
     mc_engine_stop(e);
-    for (uint32_t i = 0; i < e->n_sessions; i++)
+    for (uint32_t i = 0; i < e->n_sessions; i++) {
+        session_bye(e, e->sessions[i]);
         session_free(e->sessions[i]);
+    }
     free(e->sessions);
     table_free(e->table);
     mc_udp_close(e->sock);
@@ -1249,6 +1347,7 @@ MC_API mc_status mc_engine_remove_session(mc_engine *e, uint32_t session_id)
     eng_table *old = table_publish(e, t);
     if (old || !is_running(e)) {
         table_free(old);
+        session_bye(e, s);
         session_free(s);
     }
     return MC_OK;

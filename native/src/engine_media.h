@@ -115,17 +115,6 @@ typedef struct eng_rtcp_ctx {
 
 mc_status eng_rtcp_receive(eng_rtcp_ctx *ctx, const uint8_t *buf, uint32_t len);
 uint64_t eng_ntp_now(void);
-void eng_rtcp_write_sr(uint8_t *buf, uint32_t cap, uint32_t *used, uint32_t ssrc, uint64_t ntp,
-                       uint32_t rtp_ts, uint32_t packets, uint32_t octets, const eng_report *blocks,
-                       uint32_t n);
-void eng_rtcp_write_rr(uint8_t *buf, uint32_t cap, uint32_t *used, uint32_t ssrc,
-                       const eng_report *blocks, uint32_t n);
-void eng_rtcp_write_cname(uint8_t *buf, uint32_t cap, uint32_t *used, uint32_t ssrc,
-                          const char *cname);
-void eng_rtcp_write_nack(uint8_t *buf, uint32_t cap, uint32_t *used, uint32_t ssrc,
-                         uint32_t media_ssrc, const uint16_t *lost, uint32_t n);
-void eng_rtcp_write_pli(uint8_t *buf, uint32_t cap, uint32_t *used, uint32_t ssrc,
-                        uint32_t media_ssrc);
 
 /* ---- callbacks into engine.c ------------------------------------------------------------------ */
 

@@ -561,3 +561,212 @@ MC_API mc_status mc_rtcp_interval_ns(uint32_t members, uint32_t senders, double 
     *interval_ns = (int64_t)(t * 1e9);
     return MC_OK;
 }
+
+/* ---- compound packets ------------------------------------------------------ */
+
+static mc_status put_blocks_rr(uint8_t *buffer, size_t buffer_size, size_t *used, uint32_t ssrc,
+                               const mc_rtcp_report_block *blocks, uint32_t n)
+{
+    /* report blocks past the first packet's 31 continue in RRs (6.4.2) */
+    while (n) {
+        uint32_t k = n > MC_RTCP_MAX_REPORTS ? MC_RTCP_MAX_REPORTS : n;
+        mc_status st = mc_rtcp_write_rr(buffer, buffer_size, used, ssrc, blocks, k);
+        if (st != MC_OK)
+            return st;
+        blocks += k;
+        n -= k;
+    }
+    return MC_OK;
+}
+
+mc_status mc_rtcp_build_report(uint8_t *buffer, size_t buffer_size, size_t *used, uint32_t ssrc,
+                               const mc_rtcp_sender_info *senders, uint32_t n_senders,
+                               const mc_rtcp_report_block *blocks, uint32_t n_blocks,
+                               const uint8_t *cname, uint32_t cname_length)
+{
+    if (!buffer || !used || *used > buffer_size || (n_senders && !senders) ||
+        (n_blocks && !blocks) || (n_senders && senders[0].ssrc != ssrc))
+        return MC_E_INVAL;
+    size_t at = *used;
+    uint32_t first = n_blocks > MC_RTCP_MAX_REPORTS ? MC_RTCP_MAX_REPORTS : n_blocks;
+    mc_status st = n_senders
+        ? mc_rtcp_write_sr(buffer, buffer_size, used, &senders[0], blocks, first)
+        : mc_rtcp_write_rr(buffer, buffer_size, used, ssrc, blocks, first);
+    if (st == MC_OK)
+        st = put_blocks_rr(buffer, buffer_size, used, ssrc, blocks + first, n_blocks - first);
+    for (uint32_t i = 1; st == MC_OK && i < n_senders; i++)
+        st = mc_rtcp_write_sr(buffer, buffer_size, used, &senders[i], NULL, 0);
+    if (st == MC_OK)
+        st = mc_rtcp_write_sdes_cname(buffer, buffer_size, used, ssrc, cname, cname_length);
+    if (st != MC_OK)
+        *used = at;
+    return st;
+}
+
+mc_status mc_rtcp_build_feedback(uint8_t *buffer, size_t buffer_size, size_t *used, uint32_t ssrc,
+                                 const uint8_t *cname, uint32_t cname_length, uint32_t media_ssrc,
+                                 const uint16_t *lost, uint32_t n_lost, int pli, int32_t fir_seq)
+{
+    if (!buffer || !used || *used > buffer_size || (n_lost && !lost) ||
+        (!n_lost && !pli && fir_seq < 0))
+        return MC_E_INVAL;
+    size_t at = *used;
+    mc_status st = mc_rtcp_write_rr(buffer, buffer_size, used, ssrc, NULL, 0);
+    if (st == MC_OK)
+        st = mc_rtcp_write_sdes_cname(buffer, buffer_size, used, ssrc, cname, cname_length);
+    if (st == MC_OK && n_lost)
+        st = mc_rtcp_write_nack(buffer, buffer_size, used, ssrc, media_ssrc, lost, n_lost);
+    if (st == MC_OK && pli)
+        st = mc_rtcp_write_pli(buffer, buffer_size, used, ssrc, media_ssrc);
+    if (st == MC_OK && fir_seq >= 0) {
+        uint8_t seq = (uint8_t)fir_seq;
+        st = mc_rtcp_write_fir(buffer, buffer_size, used, ssrc, &media_ssrc, &seq, 1);
+    }
+    if (st != MC_OK)
+        *used = at;
+    return st;
+}
+
+mc_status mc_rtcp_build_bye(uint8_t *buffer, size_t buffer_size, size_t *used,
+                            const uint32_t *ssrcs, uint32_t n_ssrcs, const uint8_t *cname,
+                            uint32_t cname_length, const uint8_t *reason, uint32_t reason_length)
+{
+    if (!buffer || !used || *used > buffer_size || !ssrcs || n_ssrcs == 0 || n_ssrcs > 31)
+        return MC_E_INVAL;
+    size_t at = *used;
+    mc_status st = mc_rtcp_write_rr(buffer, buffer_size, used, ssrcs[0], NULL, 0);
+    if (st == MC_OK)
+        st = mc_rtcp_write_sdes_cname(buffer, buffer_size, used, ssrcs[0], cname, cname_length);
+    if (st == MC_OK)
+        st = mc_rtcp_write_bye(buffer, buffer_size, used, ssrcs, n_ssrcs, reason, reason_length);
+    if (st != MC_OK)
+        *used = at;
+    return st;
+}
+
+/* ---- transmission timer (RFC 3550 6.3, A.7) ---------------------------------
+ *
+ * Implemented as in A.7: Td from members/senders/rtcp_bw/avg_rtcp_size with
+ * the 25% sender share; the minimum interval (5 s, halved before the first
+ * report); randomisation of T over [0.5, 1.5] Td and the division by
+ * e - 3/2 = 1.21828 that compensates timer reconsideration's bias to lower
+ * rates; timer reconsideration on expiry (OnExpire: if tp + T > now the
+ * report is not sent, tn becomes tp + T); reverse reconsideration when
+ * members drop (6.3.4); avg_rtcp_size smoothed with gain 1/16 over packet
+ * size + 28 bytes of UDP/IPv4 header; we_sent/senders/members supplied by
+ * the caller from its source tables.
+ *
+ * Simplified, on purpose:
+ *  - The minimum interval is configurable (the engine's rtcp_interval_ms):
+ *    RFC 3550 6.2 fixes 5 s but allows a smaller minimum for sessions that
+ *    want faster reports, and AVPF sessions (RFC 4585 3.4, which the NACK/PLI
+ *    feedback relies on) drop the 5 s floor. With reduced_minimum the
+ *    6.2 "360 / session bandwidth in kbit/s" value is used when smaller.
+ *  - Membership is counted from the caller's tables each pass, not kept as
+ *    a member table of its own with 5-interval timeouts (6.3.5): an engine
+ *    session has one remote peer and knows its sources.
+ *  - BYE (6.3.7): with fewer than 50 members BYE is sent at once, which the
+ *    RFC permits; the BYE back-off for larger groups is not implemented (the
+ *    caller sends no BYE then).
+ */
+
+#define RTCP_E_MINUS_1_5 1.21828182845904523536 /* e - 3/2 */
+#define RTCP_UDP_IP_OVERHEAD 28.0
+
+static double timer_uniform(mc_rtcp_timer *t)
+{
+    /* xorshift64*: top 53 bits as a double in [0, 1) */
+    uint64_t x = t->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    t->rng = x;
+    return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0;
+}
+
+void mc_rtcp_timer_init(mc_rtcp_timer *t, int64_t now_ns, double session_bw_bytes_per_s,
+                        int64_t tmin_ns, int reduced_minimum, uint64_t seed)
+{
+    memset(t, 0, sizeof *t);
+    if (!(session_bw_bytes_per_s > 0))
+        session_bw_bytes_per_s = 8000.0; /* 64 kbit/s */
+    t->rtcp_bw = 0.05 * session_bw_bytes_per_s;
+    t->tmin_s = tmin_ns > 0 ? (double)tmin_ns / 1e9 : 5.0;
+    if (reduced_minimum) {
+        double reduced = 360.0 / (session_bw_bytes_per_s * 8.0 / 1000.0);
+        if (reduced < t->tmin_s)
+            t->tmin_s = reduced;
+    }
+    t->avg_rtcp_size = 100.0; /* a typical first guess: RR + SDES + headers */
+    t->members = t->pmembers = 1;
+    t->senders = 0;
+    t->initial = 1;
+    t->rng = seed ? seed : 0x9E3779B97F4A7C15ULL;
+    t->tp_ns = now_ns;
+    t->tn_ns = now_ns + mc_rtcp_timer_draw_ns(t);
+}
+
+double mc_rtcp_timer_td_s(const mc_rtcp_timer *t)
+{
+    double tmin = t->initial ? t->tmin_s / 2.0 : t->tmin_s;
+    double bw = t->rtcp_bw;
+    double n = t->members ? (double)t->members : 1.0;
+    if (t->senders <= t->members * 0.25) {
+        if (t->we_sent) {
+            bw *= 0.25;
+            n = t->senders ? (double)t->senders : 1.0;
+        } else {
+            bw *= 0.75;
+            n = t->members > t->senders ? (double)(t->members - t->senders) : 1.0;
+        }
+    }
+    double td = t->avg_rtcp_size * n / bw;
+    return td < tmin ? tmin : td;
+}
+
+int64_t mc_rtcp_timer_draw_ns(mc_rtcp_timer *t)
+{
+    double f = 0.5 + timer_uniform(t);
+    return (int64_t)(mc_rtcp_timer_td_s(t) * f / RTCP_E_MINUS_1_5 * 1e9);
+}
+
+void mc_rtcp_timer_members(mc_rtcp_timer *t, int64_t now_ns, uint32_t members, uint32_t senders,
+                           int32_t we_sent)
+{
+    if (members == 0)
+        members = 1;
+    if (senders > members)
+        senders = members;
+    t->senders = senders;
+    t->we_sent = we_sent ? 1 : 0;
+    if (members < t->pmembers) {
+        /* 6.3.4 reverse reconsideration */
+        double r = (double)members / (double)t->pmembers;
+        t->tn_ns = now_ns + (int64_t)(r * (double)(t->tn_ns - now_ns));
+        t->tp_ns = now_ns - (int64_t)(r * (double)(now_ns - t->tp_ns));
+        t->pmembers = members;
+    }
+    t->members = members;
+}
+
+int mc_rtcp_timer_expired(mc_rtcp_timer *t, int64_t now_ns)
+{
+    if (now_ns < t->tn_ns)
+        return 0;
+    int64_t tt = mc_rtcp_timer_draw_ns(t);
+    if (t->tp_ns + tt <= now_ns)
+        return 1;
+    t->tn_ns = t->tp_ns + tt; /* reconsidered: not yet */
+    return 0;
+}
+
+void mc_rtcp_timer_sent(mc_rtcp_timer *t, int64_t now_ns, uint32_t bytes)
+{
+    t->avg_rtcp_size = ((double)bytes + RTCP_UDP_IP_OVERHEAD) / 16.0 + t->avg_rtcp_size * 15.0 / 16.0;
+    t->tp_ns = now_ns;
+    t->initial = 0;
+    t->pmembers = t->members;
+    t->tn_ns = now_ns + mc_rtcp_timer_draw_ns(t);
+}
+
+int mc_rtcp_timer_bye_now(const mc_rtcp_timer *t) { return t->members < 50; }

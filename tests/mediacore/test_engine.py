@@ -161,6 +161,54 @@ def test_latch_learns_remote_and_sends_there():
         peer.close()
 
 
+def _rtcp_from(peer: socket.socket, want, timeout: float = 5.0):
+    """The first compound RTCP datagram at `peer` whose packet types satisfy
+    `want` (RTP datagrams skipped): list of (packet type, parsed)."""
+    from mediacore import rtp
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        peer.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            data, _ = peer.recvfrom(2048)
+        except socket.timeout:
+            break
+        if not 192 <= data[1] <= 223:
+            continue
+        pkts = [(p.packet_type, p.parse()) for p in rtp.iter_compound(data)]
+        if want([t for t, _ in pkts]):
+            return pkts
+    raise AssertionError("no such RTCP packet")
+
+
+def test_outgoing_rtcp_compounds_and_bye_on_close():
+    """Reports are SR + SDES CNAME compounds, key-frame requests RR + SDES +
+    PLI, and removing a session sends RR + SDES + BYE (RFC 3550 6.1, 6.6)."""
+    with Engine("127.0.0.1", rtcp_interval_ms=100) as e:
+        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        peer.bind(("127.0.0.1", 0))
+        s = e.add_session(peer.getsockname(), cname="bot@mediabot")
+        tx = s.add_send_stream(0x51, payload_type=0, initial_sequence=1, timestamp_offset=0)
+        rx = s.add_receive_stream(0x52, media="video")
+        for i in range(5):
+            tx.send(b"x" * 160, timestamp=160 * i)
+        pkts = _rtcp_from(peer, lambda ts: ts[:1] == [200])
+        assert [t for t, _ in pkts] == [200, 202]
+        sender, _blocks = pkts[0][1]
+        assert sender.ssrc == 0x51 and sender.packet_count == 5
+        assert pkts[1][1] == [(0x51, 1, b"bot@mediabot")]
+
+        rx.request_keyframe()
+        pkts = _rtcp_from(peer, lambda ts: 206 in ts)
+        assert [t for t, _ in pkts] == [201, 202, 206]
+        assert pkts[2][1][1] == 0x52  # PLI about the remote source
+
+        s.close()
+        pkts = _rtcp_from(peer, lambda ts: 203 in ts)
+        assert [t for t, _ in pkts] == [201, 202, 203]
+        assert pkts[2][1] == ([0x51], b"session closed")
+        peer.close()
+
+
 def test_inject_without_thread_runs_the_receive_path():
     e = Engine("127.0.0.1", thread=False)
     try:
