@@ -160,6 +160,7 @@ class ReceiveStats:
     concealed: int
     nacks_sent: int
     plis_sent: int
+    firs_sent: int
     sr_received: int
     extended_highest_seq: int
     jitter_ms: float
@@ -319,6 +320,10 @@ class _RecordReader:
 # ---- streams -----------------------------------------------------------------------------
 
 
+_KEYFRAME_METHODS = {"pli": lib.MC_KEYFRAME_PLI, "fir": lib.MC_KEYFRAME_FIR,
+                     "pli+fir": lib.MC_KEYFRAME_PLI | lib.MC_KEYFRAME_FIR}
+
+
 class ReceiveStream:
     """One remote source (SSRC) of a session; its packets arrive in :attr:`ring`."""
 
@@ -353,12 +358,18 @@ class ReceiveStream:
     def stats(self) -> ReceiveStats:
         return self.session._recv_stats(self.ssrc)
 
-    def request_keyframe(self) -> None:
-        """Send a PLI for this source (RFC 4585 6.3.1)."""
+    def request_keyframe(self, method: str = "pli") -> None:
+        """Ask this source for a key frame: ``"pli"`` (RFC 4585 6.3.1),
+        ``"fir"`` (RFC 5104 4.3.1, a new command sequence number each call) or
+        ``"pli+fir"`` (both in one compound RTCP packet)."""
+        try:
+            methods = _KEYFRAME_METHODS[method]
+        except KeyError:
+            raise InvalidArgument(f"method must be one of {sorted(_KEYFRAME_METHODS)}") from None
         eng = self.session.engine
         with eng._lock:
-            check(lib.mc_engine_request_keyframe(eng._h(), self.session.id, self.ssrc),
-                  "request key frame")
+            check(lib.mc_engine_request_keyframe_methods(eng._h(), self.session.id, self.ssrc,
+                                                         methods), "request key frame")
 
     def close(self) -> None:
         if self._closed:

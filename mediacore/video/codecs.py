@@ -119,6 +119,8 @@ class VideoStreamStats:
     decode_errors: int
     frames_skipped: int          # not decoded while waiting for a key frame after an error
     resolution_changes: int
+    plis_sent: int = 0           # key-frame requests on the wire (receive sockets: from the
+    firs_sent: int = 0           # engine's stream counters), RFC 4585 PLI / RFC 5104 FIR
 
 
 class VideoStatsCounter:

@@ -32,6 +32,9 @@ RECORD_TYPE = lib.MC_H264_RECORD_TYPE
 DEFAULT_MAX_PAYLOAD = lib.MC_H264_DEFAULT_MAX_PAYLOAD
 DEFAULT_MAX_FRAME = lib.MC_H264_DEFAULT_MAX_FRAME
 
+_METHOD_NAMES = {0: None, lib.MC_KEYFRAME_PLI: "pli", lib.MC_KEYFRAME_FIR: "fir",
+                 lib.MC_KEYFRAME_PLI | lib.MC_KEYFRAME_FIR: "pli+fir"}
+
 # mc_h264_frame_header, little-endian as on every supported host
 _HEADER = struct.Struct("<IIIIHHIqq")
 HEADER_SIZE = _HEADER.size
@@ -101,6 +104,8 @@ class DepacketizerStats:
     ring_drops: int
     key_frame_requests: int
     params_inserted: int
+    plis_requested: int
+    firs_requested: int
     waiting_for_key_frame: bool
     key_frame_request_pending: bool
 
@@ -217,6 +222,24 @@ class H264Depacketizer:
         check(lib.mc_h264_depacketizer_drain_ring(self._handle, rtp_ring._handle, max_records,
                                                   self._consumed, self._frames), "drain")
         return self._consumed[0], self._frames[0]
+
+    def poll_key_frame(self, now_ns: int, rtt_ns: int = -1) -> str | None:
+        """The key-frame request to send now under the FIR-fallback policy
+        (PLI at once, FIR if no key frame came within max(timeout, 2 RTT),
+        then both with backoff until one comes): ``None``, ``"pli"``,
+        ``"fir"`` or ``"pli+fir"`` (a :meth:`ReceiveStream.request_keyframe`
+        method)."""
+        check(lib.mc_h264_depacketizer_poll_key_frame(self._handle, now_ns, rtt_ns, self._flag))
+        return _METHOD_NAMES[self._flag[0]]
+
+    def request_key_frame(self) -> None:
+        """Start a key-frame request under that policy (any thread)."""
+        check(lib.mc_h264_depacketizer_request_key_frame(self._handle))
+
+    def set_key_frame_timing(self, timeout_s: float = 0.0, max_interval_s: float = 0.0) -> None:
+        """The policy's first timeout and its backoff cap (0: defaults 0.5 s, 2 s)."""
+        check(lib.mc_h264_depacketizer_set_key_frame_timing(
+            self._handle, int(timeout_s * 1e9), int(max_interval_s * 1e9)), "key-frame timing")
 
     def take_key_frame_request(self) -> bool:
         """True once per loss: time to send a PLI (or FIR)."""

@@ -7,10 +7,13 @@ depacketizer producing whole decodable access units into a ring, and one
 worker thread that waits in native code (GIL released), drains the stream's
 packets with one native call per batch, and either hands the access units on
 ("encoded" mode: no decode cost) or decodes them with PyAV ("decoded" mode)
-on that same thread. Key frames are asked for (RTCP PLI through the engine)
-whenever the depacketizer lost sync, and again every ``pli_interval_s`` until
-one arrives. There is no fixed limit of 10 per call: ``max_subscriptions``
-is a configurable cap.
+on that same thread. Key frames are asked for whenever the depacketizer lost
+sync (or the decoder failed): RTCP PLI at once, FIR (RFC 5104) if no key frame
+came within ``key_frame_timeout_s`` (or two RTTs, whichever is longer), then
+both again with doubling intervals up to ``key_frame_max_interval_s`` until
+one arrives (the depacketizer's policy, ``mc_h264_depacketizer_poll_key_frame``).
+There is no fixed limit of 10 per call: ``max_subscriptions`` is a
+configurable cap.
 
 Send: a :class:`VideoSendSocket` encodes raw frames (PyAV libx264, zero
 latency) or takes encoded access units, and packetizes them natively straight
@@ -22,6 +25,7 @@ variants with their own low-frame-rate ladder.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -72,7 +76,9 @@ class Subscription:
     thread: threading.Thread
     stop: threading.Event
     plis_requested: int = 0
-    last_pli_ns: int = 0
+    firs_requested: int = 0
+    rtt_ns: int = -1
+    rtt_checked_ns: int = 0
 
 
 class VideoSocket:
@@ -87,8 +93,9 @@ class VideoSocket:
 
     def __init__(self, session, on_frame: Callable, *, mode: str = "decoded",
                  max_subscriptions: int = 32, socket_id: int = 0,
-                 max_frame_bytes: int = DEFAULT_MAX_FRAME, pli_interval_s: float = 0.5,
-                 reorder_wait_ms: int = 0, decoder_threads: int = 1) -> None:
+                 max_frame_bytes: int = DEFAULT_MAX_FRAME, key_frame_timeout_s: float = 0.5,
+                 key_frame_max_interval_s: float = 2.0, reorder_wait_ms: int = 0,
+                 decoder_threads: int = 1) -> None:
         if mode not in MODES:
             raise InvalidArgument(f"mode must be one of {MODES}, not {mode!r}")
         if max_subscriptions < 1:
@@ -99,7 +106,8 @@ class VideoSocket:
         self.max_subscriptions = max_subscriptions
         self.socket_id = socket_id
         self.max_frame_bytes = max_frame_bytes
-        self.pli_interval_ns = int(pli_interval_s * 1e9)
+        self.key_frame_timeout_s = key_frame_timeout_s
+        self.key_frame_max_interval_s = key_frame_max_interval_s
         self.reorder_wait_ms = reorder_wait_ms
         self.decoder_threads = decoder_threads
         self._subs: dict[int, Subscription] = {}
@@ -129,6 +137,8 @@ class VideoSocket:
             frames_ring = Ring.create(max(1 << 22, _pow2(4 * (self.max_frame_bytes + 64))))
             depacketizer = H264Depacketizer(ring=frames_ring, max_frame_bytes=self.max_frame_bytes,
                                             ssrc=source_id)
+            depacketizer.set_key_frame_timing(self.key_frame_timeout_s,
+                                              self.key_frame_max_interval_s)
             stats = VideoStatsCounter()
             decoder = None
             if self.mode == "decoded":
@@ -154,19 +164,39 @@ class VideoSocket:
         sub.stream.close()
         sub.frames_ring.close()
 
-    def request_key_frame(self, source_id: int) -> None:
-        """Ask the sender of ``source_id`` for a key frame now (RTCP PLI)."""
+    def request_key_frame(self, source_id: int, method: str = "auto") -> None:
+        """Ask the sender of ``source_id`` for a key frame. ``"auto"``: the
+        socket's policy (PLI now — sent by the worker within ~50 ms — FIR as
+        the fallback, retried until a key frame arrives); ``"pli"``, ``"fir"``
+        or ``"pli+fir"``: that, once, right away."""
         sub = self._sub(source_id)
-        self._pli(sub, time.monotonic_ns())
+        if method == "auto":
+            sub.depacketizer.request_key_frame()
+            return
+        sub.stream.request_keyframe(method)
+        self._count_request(sub, method)
 
     def stats(self, source_id: int) -> VideoStreamStats:
-        return self._sub(source_id).stats.snapshot()
+        """fps, bitrate, size, freezes, decode errors of the frames delivered,
+        and the PLIs/FIRs sent for this source."""
+        sub = self._sub(source_id)
+        snap = sub.stats.snapshot()
+        try:
+            rx = sub.stream.stats()
+        except Exception:  # the stream may be closing
+            return snap
+        return dataclasses.replace(snap, plis_sent=rx.plis_sent, firs_sent=rx.firs_sent)
 
     def depacketizer_stats(self, source_id: int) -> DepacketizerStats:
         return self._sub(source_id).depacketizer.stats()
 
     def plis_requested(self, source_id: int) -> int:
+        """PLIs this socket asked the engine to send for ``source_id``."""
         return self._sub(source_id).plis_requested
+
+    def firs_requested(self, source_id: int) -> int:
+        """FIRs this socket asked the engine to send for ``source_id``."""
+        return self._sub(source_id).firs_requested
 
     def _sub(self, source_id: int) -> Subscription:
         with self._lock:
@@ -177,13 +207,27 @@ class VideoSocket:
 
     # ---- the worker ----------------------------------------------------------------
 
-    def _pli(self, sub: Subscription, now: int) -> None:
-        sub.last_pli_ns = now
-        sub.plis_requested += 1
+    @staticmethod
+    def _count_request(sub: Subscription, method: str) -> None:
+        sub.plis_requested += "pli" in method
+        sub.firs_requested += "fir" in method
+
+    def _key_frame_request(self, sub: Subscription, now: int) -> None:
+        if now - sub.rtt_checked_ns > 1_000_000_000:     # RTT (from RTCP) once a second
+            sub.rtt_checked_ns = now
+            try:
+                rtt_ms = sub.stream.stats().rtt_ms
+                sub.rtt_ns = int(rtt_ms * 1e6) if rtt_ms >= 0 else -1
+            except Exception:  # the stream may be closing
+                pass
+        method = sub.depacketizer.poll_key_frame(now, sub.rtt_ns)
+        if method is None:
+            return
+        self._count_request(sub, method)
         try:
-            sub.stream.request_keyframe()
+            sub.stream.request_keyframe(method)
         except Exception:  # the stream may be closing
-            log.debug("PLI for %s failed", sub.source_id, exc_info=True)
+            log.debug("key-frame request for %s failed", sub.source_id, exc_info=True)
 
     def _run(self, sub: Subscription) -> None:
         rtp_ring = sub.stream.ring
@@ -196,15 +240,7 @@ class VideoSocket:
                     return
                 raise
             depacketizer.drain(rtp_ring)
-            now = time.monotonic_ns()
-            if depacketizer.take_key_frame_request():
-                self._pli(sub, now)
-            elif now - sub.last_pli_ns > self.pli_interval_ns:
-                st = depacketizer.stats()
-                if st.waiting_for_key_frame and st.packets:
-                    self._pli(sub, now)              # still waiting: ask again
-                else:
-                    sub.last_pli_ns = now            # look again one interval later
+            self._key_frame_request(sub, time.monotonic_ns())
             with sub.frames_ring.peek(max_records=256) as batch:
                 units = frames_from_batch(batch, copy=self.mode == "encoded")
                 for unit in units:
@@ -226,8 +262,8 @@ class VideoSocket:
                             frame.source_id, frame.socket_id, frame.key_frame, frame.arrival_ns,
                             sub.decoder.converter)
                 self.on_frame(frame)
-            if sub.decoder.needs_key_frame and not sub.depacketizer.stats().waiting_for_key_frame:
-                self._pli(sub, time.monotonic_ns())  # the decoder failed: start a new chain
+            if sub.decoder.needs_key_frame and not unit.key_frame:
+                sub.depacketizer.request_key_frame()  # the decoder failed: start a new chain
         except Exception:
             log.exception("video frame processor failed (source %s)", sub.source_id)
 

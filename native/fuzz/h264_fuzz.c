@@ -94,7 +94,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             drain_ring(ring);
         }
         uint32_t req;
-        mc_h264_depacketizer_take_key_frame_request(buf_dp, &req);
+        if (control & 32)
+            mc_h264_depacketizer_take_key_frame_request(buf_dp, &req);
+        if (control & 64)
+            mc_h264_depacketizer_request_key_frame(ring_dp);
+        /* the FIR-fallback policy: time moves 100 ms per packet */
+        mc_h264_depacketizer_poll_key_frame(buf_dp, (int64_t)i * 100000000LL, -1, &req);
+        if (req & ~(uint32_t)(MC_KEYFRAME_PLI | MC_KEYFRAME_FIR))
+            abort();
+        mc_h264_depacketizer_poll_key_frame(ring_dp, (int64_t)i * 100000000LL,
+                                            (int64_t)(control >> 7) * 400000000LL, &req);
     }
 
     /* the whole input as one access unit, through the packetizer and back */

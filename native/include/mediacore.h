@@ -541,6 +541,7 @@ typedef struct mc_recv_stream_stats {
     uint64_t concealed;                /* LOST records (audio slots without a packet) */
     uint64_t nacks_sent;               /* sequence numbers NACKed */
     uint64_t plis_sent;
+    uint64_t firs_sent;                /* RFC 5104 FIR commands sent */
     uint64_t sr_received;
     uint32_t extended_highest_seq;
     uint32_t reserved;
@@ -617,6 +618,17 @@ MC_API mc_status mc_engine_remove_send_stream(mc_engine *engine, uint32_t sessio
 MC_API mc_status mc_engine_wake(mc_engine *engine);
 /* [control] Ask the remote of a receive stream for a key frame (PLI). */
 MC_API mc_status mc_engine_request_keyframe(mc_engine *engine, uint32_t session_id, uint32_t ssrc);
+/* Key-frame request methods (a bit set). */
+enum {
+    MC_KEYFRAME_PLI = 1,               /* RTCP PLI (RFC 4585 6.3.1) */
+    MC_KEYFRAME_FIR = 2                /* RTCP FIR (RFC 5104 4.3.1); each one a new command:
+                                        * the stream's FIR sequence number goes up by one */
+};
+/* [control] Ask the remote of a receive stream for a key frame with the
+ * given methods (MC_KEYFRAME_PLI | MC_KEYFRAME_FIR); the I/O thread sends
+ * them in one compound RTCP packet and counts them (plis_sent, firs_sent). */
+MC_API mc_status mc_engine_request_keyframe_methods(mc_engine *engine, uint32_t session_id,
+                                                    uint32_t ssrc, uint32_t methods);
 /* [control] Statistics; while running they are at most ~20 ms old. */
 MC_API mc_status mc_engine_get_stats(mc_engine *engine, mc_engine_stats *out);
 MC_API mc_status mc_engine_get_recv_stats(mc_engine *engine, uint32_t session_id, uint32_t ssrc,
@@ -993,6 +1005,8 @@ typedef struct mc_h264_depacketizer_stats {
     uint64_t ring_drops;                /* frames the output ring had no room for */
     uint64_t key_frame_requests;        /* times a key frame was asked for */
     uint64_t params_inserted;
+    uint64_t plis_requested;            /* PLIs / FIRs the key-frame policy asked the */
+    uint64_t firs_requested;            /* owner to send (mc_h264_depacketizer_poll_key_frame) */
     uint32_t waiting_for_key_frame;     /* 1 until a key frame restores sync */
     uint32_t key_frame_request_pending;
 } mc_h264_depacketizer_stats;
@@ -1055,6 +1069,25 @@ MC_API mc_status mc_h264_depacketizer_take_frame(mc_h264_depacketizer *depacketi
  * asked for (PLI, FIR as fallback) since the last call. */
 MC_API mc_status mc_h264_depacketizer_take_key_frame_request(mc_h264_depacketizer *depacketizer,
                                                              uint32_t *requested);
+/* [io] Key-frame requests with FIR as the fallback (RFC 5104 4.3.1): call
+ * after each batch; *methods is 0 (nothing to send now) or a set of
+ * MC_KEYFRAME_PLI / MC_KEYFRAME_FIR bits for the owner to send (e.g. with
+ * mc_engine_request_keyframe_methods). A need for a key frame (a loss, a
+ * start mid-stream, mc_h264_depacketizer_request_key_frame) is answered with
+ * a PLI at once; if no key frame has been handed out T later, a FIR; then
+ * PLI and FIR together after 2T, 4T, ... (each interval capped at
+ * max_interval), until a key frame is handed out. T = max(timeout, 2 * RTT);
+ * rtt_ns < 0: unknown. Defaults: timeout 500 ms, max_interval 2 s. */
+MC_API mc_status mc_h264_depacketizer_poll_key_frame(mc_h264_depacketizer *depacketizer,
+                                                     int64_t now_ns, int64_t rtt_ns,
+                                                     uint32_t *methods);
+/* [control] The timing of the policy above (0: the default). */
+MC_API mc_status mc_h264_depacketizer_set_key_frame_timing(mc_h264_depacketizer *depacketizer,
+                                                           int64_t timeout_ns,
+                                                           int64_t max_interval_ns);
+/* [any] Start a key-frame request (the policy above) even while in sync,
+ * e.g. after a decoder error or when the application wants one. */
+MC_API mc_status mc_h264_depacketizer_request_key_frame(mc_h264_depacketizer *depacketizer);
 /* [io] Forget the stream position (new SSRC, seek): drop the partial frame
  * and wait for a key frame. */
 MC_API mc_status mc_h264_depacketizer_reset(mc_h264_depacketizer *depacketizer);

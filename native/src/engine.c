@@ -42,7 +42,8 @@ typedef struct eng_recv {
     mc_mutex snap_lock;
     mc_recv_stream_stats snap;
     int64_t pli_request_ns; /* control asked for a key frame (set via table swap-free flag) */
-    volatile uint32_t keyframe_request;
+    volatile uint32_t keyframe_request; /* MC_KEYFRAME_* bits from control, taken by I/O */
+    uint8_t fir_seq;                    /* RFC 5104 FIR command sequence number (I/O thread) */
 } eng_recv;
 
 typedef struct eng_send {
@@ -920,7 +921,8 @@ static uint32_t session_rtcp(mc_engine *e, const eng_tsess *ts, int64_t now)
     return (uint32_t)used;
 }
 
-/* Feedback (NACK / PLI) from a receive stream's buffer decisions. */
+/* Feedback (NACK / PLI / FIR) from a receive stream's buffer decisions or a
+ * key-frame request from control. */
 void eng_send_feedback(mc_engine *e, void *stream, const uint16_t *lost, uint32_t n_lost, int pli)
 {
     eng_recv *r = (eng_recv *)stream;
@@ -928,15 +930,23 @@ void eng_send_feedback(mc_engine *e, void *stream, const uint16_t *lost, uint32_
     uint8_t pkt[1200];
     size_t used = 0;
     /* RFC 4585: feedback goes in a compound packet: RR, SDES CNAME, then
-     * the NACK / PLI (rtcp.c builds it) */
+     * the NACK / PLI / FIR (rtcp.c builds it). `pli` is a set of
+     * MC_KEYFRAME_* bits; every FIR is a new command (RFC 5104 4.3.1.1: its
+     * sequence number goes up by one) */
+    uint8_t fir_seq = (uint8_t)(r->fir_seq + 1);
     if (mc_rtcp_build_feedback(pkt, sizeof pkt, &used, s->rtcp_ssrc, (const uint8_t *)s->cname,
-                               (uint32_t)strlen(s->cname), r->ssrc, lost, n_lost, pli,
-                               -1) != MC_OK)
+                               (uint32_t)strlen(s->cname), r->ssrc, lost, n_lost,
+                               pli & MC_KEYFRAME_PLI,
+                               (pli & MC_KEYFRAME_FIR) ? (int32_t)fir_seq : -1) != MC_OK)
         return;
     if (n_lost)
         r->c.nacks_sent += n_lost;
-    if (pli)
+    if (pli & MC_KEYFRAME_PLI)
         r->c.plis_sent++;
+    if (pli & MC_KEYFRAME_FIR) {
+        r->fir_seq = fir_seq;
+        r->c.firs_sent++;
+    }
     send_rtcp_buffer(e, s, pkt, (uint32_t)used);
 }
 
@@ -1045,9 +1055,11 @@ static int64_t run_timers(mc_engine *e, const eng_table *t, int64_t now)
         adopt_pending_remote(s);
         for (uint32_t k = 0; k < ts->n_recv; k++) {
             eng_recv *r = ts->recv[k];
-            if (mc_load_u32_relaxed(&r->keyframe_request)) {
-                mc_store_u32_relaxed(&r->keyframe_request, 0);
-                eng_send_feedback(e, r, NULL, 0, 1);
+            uint32_t kf = mc_load_u32_relaxed(&r->keyframe_request);
+            if (kf) {
+                while (!mc_cas_u32(&r->keyframe_request, kf, 0))
+                    kf = mc_load_u32_relaxed(&r->keyframe_request);
+                eng_send_feedback(e, r, NULL, 0, (int)kf);
             }
             int64_t d = eng_rx_media_tick(&r->m, e, r, now);
             if (d < next)
@@ -1529,14 +1541,23 @@ MC_API mc_status mc_engine_remove_send_stream(mc_engine *e, uint32_t session_id,
 
 MC_API mc_status mc_engine_request_keyframe(mc_engine *e, uint32_t session_id, uint32_t ssrc)
 {
-    if (!e)
+    return mc_engine_request_keyframe_methods(e, session_id, ssrc, MC_KEYFRAME_PLI);
+}
+
+MC_API mc_status mc_engine_request_keyframe_methods(mc_engine *e, uint32_t session_id,
+                                                    uint32_t ssrc, uint32_t methods)
+{
+    if (!e || !methods || (methods & ~(uint32_t)(MC_KEYFRAME_PLI | MC_KEYFRAME_FIR)))
         return MC_E_INVAL;
     eng_session *s = find_session(e, session_id, NULL);
     if (!s)
         return MC_E_NOT_FOUND;
     for (uint32_t i = 0; i < s->n_recv; i++)
         if (s->recv[i]->ssrc == ssrc) {
-            mc_store_u32_relaxed(&s->recv[i]->keyframe_request, 1);
+            volatile uint32_t *flag = &s->recv[i]->keyframe_request;
+            uint32_t cur = mc_load_u32_relaxed(flag);
+            while (!mc_cas_u32(flag, cur, cur | methods))
+                cur = mc_load_u32_relaxed(flag);
             wake_io(e);
             return MC_OK;
         }

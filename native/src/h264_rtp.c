@@ -25,6 +25,7 @@
 #include "compat.h"
 #include "h264_rtp.h"
 #include "mediacore.h"
+#include "seq.h"
 
 MC_STATIC_ASSERT(sizeof(mc_h264_frame_header) == MC_H264_FRAME_HEADER_SIZE,
                  "frame header layout is part of the ABI");
@@ -39,10 +40,6 @@ static inline void bump(uint64_t *counter, uint64_t n)
 {
     mc_store_u64_relaxed(counter, mc_load_u64_relaxed(counter) + n);
 }
-
-/* Sequence-number distance b - a in the 16-bit circle, as a signed number.
- * TODO(rtp): use seq.h from the rtp module once it lands. */
-static inline int32_t seq_diff(uint16_t a, uint16_t b) { return (int16_t)(uint16_t)(b - a); }
 
 /* ---- Annex-B scanning -------------------------------------------------- */
 
@@ -152,8 +149,19 @@ struct mc_h264_depacketizer {
     uint8_t sps[MC_H264_MAX_PARAM_SET];
     uint8_t pps[MC_H264_MAX_PARAM_SET];
 
+    /* key-frame request policy (FIR fallback), io thread */
+    int kf_active;       /* a request is outstanding: no key frame handed out since */
+    uint32_t kf_attempt; /* requests sent for it */
+    int64_t kf_next_ns;  /* when to send the next one */
+    int64_t kf_timeout_ns;
+    int64_t kf_max_interval_ns;
+    volatile uint32_t kf_user; /* mc_h264_depacketizer_request_key_frame, any thread */
+
     mc_h264_depacketizer_stats stats;
 };
+
+#define KF_DEFAULT_TIMEOUT_NS 500000000LL
+#define KF_DEFAULT_MAX_INTERVAL_NS 2000000000LL
 
 MC_API mc_status mc_h264_depacketizer_new(uint32_t max_frame_bytes, uint32_t ssrc,
                                           mc_h264_depacketizer **out)
@@ -168,6 +176,8 @@ MC_API mc_status mc_h264_depacketizer_new(uint32_t max_frame_bytes, uint32_t ssr
     d->ssrc = ssrc;
     d->stats.waiting_for_key_frame = 1;
     d->resync_next = 1;
+    d->kf_timeout_ns = KF_DEFAULT_TIMEOUT_NS;
+    d->kf_max_interval_ns = KF_DEFAULT_MAX_INTERVAL_NS;
     *out = d;
     return MC_OK;
 }
@@ -388,6 +398,7 @@ static uint32_t close_frame(mc_h264_depacketizer *d, int by_marker)
         d->need_announced = 0;
         mc_store_u32_relaxed(&d->stats.waiting_for_key_frame, 0);
         mc_store_u32_relaxed(&d->stats.key_frame_request_pending, 0);
+        d->kf_active = 0; /* the request is answered */
     }
     if (h->flags & MC_H264_FRAME_PARAMS_INSERTED)
         bump(&d->stats.params_inserted, 1);
@@ -509,7 +520,7 @@ MC_API mc_status mc_h264_depacketizer_push(mc_h264_depacketizer *d, const mc_h26
         }
         int gap = 0;
         if (d->have_sequence) {
-            int32_t delta = seq_diff(d->expected_sequence, p->sequence);
+            int32_t delta = mc_seq_diff(p->sequence, d->expected_sequence);
             if (delta < 0) {
                 bump(&d->stats.packets, 1);
                 bump(&d->stats.packets_late, 1);
@@ -626,6 +637,72 @@ MC_API mc_status mc_h264_depacketizer_take_key_frame_request(mc_h264_depacketize
         return MC_E_INVAL;
     *requested = mc_load_u32_relaxed(&d->stats.key_frame_request_pending);
     mc_store_u32_relaxed(&d->stats.key_frame_request_pending, 0);
+    return MC_OK;
+}
+
+static uint32_t exchange_u32(volatile uint32_t *p, uint32_t v)
+{
+    uint32_t cur = mc_load_u32_relaxed(p);
+    while (!mc_cas_u32(p, cur, v))
+        cur = mc_load_u32_relaxed(p);
+    return cur;
+}
+
+MC_API mc_status mc_h264_depacketizer_request_key_frame(mc_h264_depacketizer *d)
+{
+    if (!d)
+        return MC_E_INVAL;
+    exchange_u32(&d->kf_user, 1);
+    return MC_OK;
+}
+
+MC_API mc_status mc_h264_depacketizer_set_key_frame_timing(mc_h264_depacketizer *d,
+                                                           int64_t timeout_ns,
+                                                           int64_t max_interval_ns)
+{
+    if (!d || timeout_ns < 0 || max_interval_ns < 0)
+        return MC_E_INVAL;
+    d->kf_timeout_ns = timeout_ns ? timeout_ns : KF_DEFAULT_TIMEOUT_NS;
+    d->kf_max_interval_ns = max_interval_ns ? max_interval_ns : KF_DEFAULT_MAX_INTERVAL_NS;
+    return MC_OK;
+}
+
+MC_API mc_status mc_h264_depacketizer_poll_key_frame(mc_h264_depacketizer *d, int64_t now_ns,
+                                                     int64_t rtt_ns, uint32_t *methods)
+{
+    if (!d || !methods)
+        return MC_E_INVAL;
+    *methods = 0;
+    int user = mc_load_u32_relaxed(&d->kf_user) && exchange_u32(&d->kf_user, 0);
+    int loss = mc_load_u32_relaxed(&d->stats.key_frame_request_pending) != 0;
+    if (loss)
+        mc_store_u32_relaxed(&d->stats.key_frame_request_pending, 0);
+    if ((user || loss) && !d->kf_active) {
+        d->kf_active = 1; /* a new request: PLI first */
+        d->kf_attempt = 0;
+        d->kf_next_ns = now_ns;
+    }
+    if (!d->kf_active || now_ns < d->kf_next_ns)
+        return MC_OK;
+    int64_t t = d->kf_timeout_ns;
+    if (rtt_ns > 0 && 2 * rtt_ns > t)
+        t = 2 * rtt_ns;
+    int64_t cap = d->kf_max_interval_ns > t ? d->kf_max_interval_ns : t;
+    uint32_t k = d->kf_attempt;
+    uint32_t m = k == 0 ? MC_KEYFRAME_PLI
+                        : k == 1 ? MC_KEYFRAME_FIR : (MC_KEYFRAME_PLI | MC_KEYFRAME_FIR);
+    int64_t wait = t;
+    for (uint32_t i = 0; i < k && wait < cap; i++)
+        wait *= 2; /* T after the PLI, 2T after the FIR, then 4T, ... */
+    if (wait > cap)
+        wait = cap;
+    d->kf_next_ns = now_ns + wait;
+    d->kf_attempt = k + 1;
+    if (m & MC_KEYFRAME_PLI)
+        bump(&d->stats.plis_requested, 1);
+    if (m & MC_KEYFRAME_FIR)
+        bump(&d->stats.firs_requested, 1);
+    *methods = m;
     return MC_OK;
 }
 

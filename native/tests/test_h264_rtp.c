@@ -500,6 +500,93 @@ static void test_engine_records(void)
     mc_ring_free(send_ring);
 }
 
+/* FIR fallback (RFC 5104 4.3.1): PLI at once, FIR after T, then both with
+ * doubling intervals up to the cap, until a key frame is handed out; T grows
+ * to 2 RTT; a request while in sync starts the same sequence. */
+static void test_key_frame_policy(void)
+{
+    const int64_t ms = 1000000;
+    mc_h264_depacketizer *dp;
+    CHECK_STATUS(mc_h264_depacketizer_new(4096, 0, &dp), MC_OK);
+    CHECK_STATUS(mc_h264_depacketizer_set_buffer(dp, frame_buffer, sizeof frame_buffer), MC_OK);
+    CHECK_STATUS(mc_h264_depacketizer_set_key_frame_timing(dp, 100 * ms, 500 * ms), MC_OK);
+    CHECK_STATUS(mc_h264_depacketizer_set_key_frame_timing(dp, -1, 0), MC_E_INVAL);
+    uint32_t m = 99, frames = 0;
+    mc_h264_frame_header h;
+    CHECK_STATUS(mc_h264_depacketizer_poll_key_frame(dp, 0, -1, &m), MC_OK);
+    CHECK(m == 0); /* nothing lost yet */
+    const uint8_t slice[] = {0x41, 0x9a, 0x11, 0x22, 0x33};
+    const uint8_t sps[] = {0x67, 0x42, 0xc0, 0x1e, 0x8c};
+    const uint8_t pps[] = {0x68, 0xce, 0x3c, 0x80};
+    const uint8_t idr[] = {0x65, 0x88, 0x84, 0x21, 0x44};
+    /* a start mid-stream: a P frame cannot be decoded -> a need */
+    push1(dp, slice, sizeof slice, 10, 3000, 1, &frames);
+    CHECK(frames == 0);
+    int64_t t = 1000 * ms;
+    CHECK_STATUS(mc_h264_depacketizer_poll_key_frame(dp, t, -1, &m), MC_OK);
+    CHECK(m == MC_KEYFRAME_PLI);
+    CHECK_STATUS(mc_h264_depacketizer_poll_key_frame(dp, t + 99 * ms, -1, &m), MC_OK);
+    CHECK(m == 0);
+    CHECK_STATUS(mc_h264_depacketizer_poll_key_frame(dp, t + 100 * ms, -1, &m), MC_OK);
+    CHECK(m == MC_KEYFRAME_FIR);
+    CHECK_STATUS(mc_h264_depacketizer_poll_key_frame(dp, t + 299 * ms, -1, &m), MC_OK);
+    CHECK(m == 0);
+    CHECK_STATUS(mc_h264_depacketizer_poll_key_frame(dp, t + 300 * ms, -1, &m), MC_OK);
+    CHECK(m == (MC_KEYFRAME_PLI | MC_KEYFRAME_FIR)); /* +2T */
+    CHECK_STATUS(mc_h264_depacketizer_poll_key_frame(dp, t + 699 * ms, -1, &m), MC_OK);
+    CHECK(m == 0);
+    CHECK_STATUS(mc_h264_depacketizer_poll_key_frame(dp, t + 700 * ms, -1, &m), MC_OK);
+    CHECK(m == (MC_KEYFRAME_PLI | MC_KEYFRAME_FIR)); /* +4T */
+    CHECK_STATUS(mc_h264_depacketizer_poll_key_frame(dp, t + 1199 * ms, -1, &m), MC_OK);
+    CHECK(m == 0);
+    CHECK_STATUS(mc_h264_depacketizer_poll_key_frame(dp, t + 1200 * ms, -1, &m), MC_OK);
+    CHECK(m == (MC_KEYFRAME_PLI | MC_KEYFRAME_FIR)); /* +8T capped at 500 ms */
+    CHECK_STATUS(mc_h264_depacketizer_poll_key_frame(dp, t + 1700 * ms, -1, &m), MC_OK);
+    CHECK(m == (MC_KEYFRAME_PLI | MC_KEYFRAME_FIR));
+    /* more lost P frames while waiting: still the same request */
+    push1(dp, slice, sizeof slice, 12, 6000, 1, &frames);
+    CHECK_STATUS(mc_h264_depacketizer_poll_key_frame(dp, t + 1800 * ms, -1, &m), MC_OK);
+    CHECK(m == 0);
+    /* the key frame ends it */
+    push1(dp, sps, sizeof sps, 13, 9000, 0, &frames);
+    push1(dp, pps, sizeof pps, 14, 9000, 0, &frames);
+    push1(dp, idr, sizeof idr, 15, 9000, 1, &frames);
+    CHECK(frames == 1);
+    CHECK_STATUS(mc_h264_depacketizer_take_frame(dp, &h), MC_OK);
+    CHECK(h.flags & MC_H264_FRAME_KEY);
+    CHECK_STATUS(mc_h264_depacketizer_poll_key_frame(dp, t + 5000 * ms, -1, &m), MC_OK);
+    CHECK(m == 0);
+    mc_h264_depacketizer_stats st;
+    CHECK_STATUS(mc_h264_depacketizer_get_stats(dp, &st), MC_OK);
+    CHECK(st.plis_requested == 5 && st.firs_requested == 5);
+    /* in sync, the application asks: PLI now; with an RTT of 300 ms, T = 600 ms */
+    t = 10000 * ms;
+    CHECK_STATUS(mc_h264_depacketizer_request_key_frame(dp), MC_OK);
+    CHECK_STATUS(mc_h264_depacketizer_poll_key_frame(dp, t, 300 * ms, &m), MC_OK);
+    CHECK(m == MC_KEYFRAME_PLI);
+    CHECK_STATUS(mc_h264_depacketizer_request_key_frame(dp), MC_OK); /* same request */
+    CHECK_STATUS(mc_h264_depacketizer_poll_key_frame(dp, t + 599 * ms, 300 * ms, &m), MC_OK);
+    CHECK(m == 0);
+    CHECK_STATUS(mc_h264_depacketizer_poll_key_frame(dp, t + 600 * ms, 300 * ms, &m), MC_OK);
+    CHECK(m == MC_KEYFRAME_FIR);
+    /* a P frame in sync does not answer it; the next IDR does */
+    push1(dp, slice, sizeof slice, 16, 12000, 1, &frames);
+    CHECK(frames == 1);
+    CHECK_STATUS(mc_h264_depacketizer_take_frame(dp, &h), MC_OK);
+    CHECK(!(h.flags & MC_H264_FRAME_KEY));
+    CHECK_STATUS(mc_h264_depacketizer_poll_key_frame(dp, t + 1800 * ms, 300 * ms, &m), MC_OK);
+    CHECK(m == (MC_KEYFRAME_PLI | MC_KEYFRAME_FIR));
+    push1(dp, idr, sizeof idr, 17, 15000, 1, &frames); /* SPS/PPS inserted from the cache */
+    CHECK(frames == 1);
+    CHECK_STATUS(mc_h264_depacketizer_take_frame(dp, &h), MC_OK);
+    CHECK(h.flags & MC_H264_FRAME_KEY);
+    CHECK_STATUS(mc_h264_depacketizer_poll_key_frame(dp, t + 9000 * ms, 300 * ms, &m), MC_OK);
+    CHECK(m == 0);
+    CHECK_STATUS(mc_h264_depacketizer_poll_key_frame(NULL, 0, 0, &m), MC_E_INVAL);
+    CHECK_STATUS(mc_h264_depacketizer_request_key_frame(NULL), MC_E_INVAL);
+    mc_h264_depacketizer_free(dp);
+}
+
 int main(int argc, char **argv)
 {
     int rounds = argc > 1 ? atoi(argv[1]) : 300;
@@ -511,6 +598,7 @@ int main(int argc, char **argv)
     test_malformed_and_unsupported();
     test_ring_full();
     test_engine_records();
+    test_key_frame_policy();
     test_loss(rounds, NULL);
     mc_ring *ring;
     CHECK_STATUS(mc_ring_new(1 << 20, MC_RING_DROP_NEWEST, &ring), MC_OK);

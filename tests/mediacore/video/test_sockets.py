@@ -1,12 +1,15 @@
 """Video sockets on the engine: ffmpeg sends H.264 over SRTP and every frame
 decodes as ffmpeg's own decode; mediabot encodes and sends over SRTP and
 ffmpeg and GStreamer decode it; loss through the impairment relay never
-delivers a corrupt frame and recovers through PLI; two senders, subscribe /
+delivers a corrupt frame and recovers through PLI, or through FIR when the
+sender ignores PLI; PLI/FIR bytes on the wire; two senders, subscribe /
 unsubscribe while running, resolution change, encoded mode, the cap."""
 
 from __future__ import annotations
 
 import os
+import socket
+import struct
 import subprocess
 import threading
 import time
@@ -15,6 +18,7 @@ import av
 import numpy as np
 import pytest
 
+from mediacore._native import ffi, lib
 from mediacore.engine import Engine
 from mediacore.errors import InvalidArgument, InvalidState
 from mediacore.video.codecs import H264Decoder, VideoLayer
@@ -185,7 +189,7 @@ def test_loss_never_delivers_a_corrupt_frame_and_pli_recovers():
             # address is the sender session's remote RTCP address)
             tx_session = tx_engine.add_session(relay.address, remote_rtcp_port=rx_engine.port)
             rx_session = rx_engine.add_session(("127.0.0.1", tx_engine.port))
-            sock = VideoSocket(rx_session, got, mode="decoded", pli_interval_s=0.2)
+            sock = VideoSocket(rx_session, got, mode="decoded", key_frame_timeout_s=0.2)
             sock.subscribe(0xF00D)
             # history=0: no retransmission, so losses must be repaired by a key frame
             sender = VideoSendSocket(tx_session, 0xF00D, layer=VideoLayer(320, 180, 30),
@@ -211,6 +215,136 @@ def test_loss_never_delivers_a_corrupt_frame_and_pli_recovers():
     stamps = [ts for ts, *_ in got.frames]
     gaps = np.diff([sent[0].rtp_timestamp] + stamps + [sent[-1].rtp_timestamp])
     assert gaps.max() <= 90_000
+
+
+def test_peer_that_ignores_pli_recovers_through_fir():
+    """The sender honours FIR only and makes no periodic key frames, so every
+    recovery after a loss is the answer to a FIR the socket sent when its PLI
+    brought nothing (RFC 5104 4.3.1 fallback)."""
+    images = make_testsrc(320, 180, 150)
+    got = Collector()
+    ignored_plis = []
+    firs_handled = []
+    with Engine("127.0.0.1") as rx_engine, Engine("127.0.0.1") as tx_engine:
+        relay = UdpRelay(("127.0.0.1", rx_engine.port), loss=0.04, seed=11, duration_s=30)
+        with relay:
+            tx_session = tx_engine.add_session(relay.address, remote_rtcp_port=rx_engine.port)
+            rx_session = rx_engine.add_session(("127.0.0.1", tx_engine.port))
+            sock = VideoSocket(rx_session, got, mode="decoded", key_frame_timeout_s=0.15,
+                               key_frame_max_interval_s=0.3)
+            sock.subscribe(0xF1F1)
+            sender = VideoSendSocket(tx_session, 0xF1F1, layer=VideoLayer(320, 180, 30),
+                                     key_frame_interval_s=1000, history=0, timestamp_offset=0)
+
+            def on_each(_i):
+                events = tx_session.events()
+                ignored_plis.extend(e for e in events if e.kind == "pli")
+                firs = [e for e in events if e.kind == "fir"]
+                firs_handled.extend(firs)
+                sender.handle_events(firs)
+
+            sent = paced_send(sender, images, on_each=on_each)
+            time.sleep(0.5)
+            dropped = relay.counters.dropped
+            stats = sock.stats(0xF1F1)
+            dstats = sock.depacketizer_stats(0xF1F1)
+            firs_requested = sock.firs_requested(0xF1F1)
+            sock.close()
+    assert dropped > 0 and dstats.sequence_gaps > 0
+    assert ignored_plis and firs_handled
+    assert stats.plis_sent >= 1 and stats.firs_sent >= 1 and firs_requested >= 1
+    assert dstats.firs_requested >= 1
+    # key frames after the first exist only because of FIRs
+    key_stamps = [u.rtp_timestamp for u in sent if u.key_frame]
+    assert len(key_stamps) >= 2 and sender.key_frame_requests >= len(key_stamps) - 1
+    reference = {}
+    decoder = H264Decoder()
+    for unit in sent:
+        for frame in decoder.decode(unit):
+            reference[unit.rtp_timestamp] = frame.to_ndarray("yuv420p").copy()
+    stamps = [ts for ts, *_ in got.frames]
+    for ts, _w, _h, picture, _t in got.frames:
+        assert np.array_equal(picture, reference[ts])    # never a corrupt frame
+    # recovered: a FIR-made key frame was delivered, and frames after it
+    recovered = [ts for ts in key_stamps[1:] if ts in stamps]
+    assert recovered and stamps[-1] > recovered[0]
+
+
+def test_key_frame_requests_on_the_wire_pli_and_fir_match_rfc_layouts():
+    """PLI and FIR as the peer receives them, against byte strings built here
+    from RFC 4585 6.3.1 / RFC 5104 4.3.1.1, and parsed back by rtcp.c; each
+    FIR is a new command (sequence number + 1)."""
+    media_ssrc = 0xCAFE0001
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+        peer.bind(("127.0.0.1", 0))
+        peer.settimeout(0.2)
+        port = peer.getsockname()[1]
+        with Engine("127.0.0.1") as engine:
+            session = engine.add_session(("127.0.0.1", port), remote_rtcp_port=port)
+            stream = session.add_receive_stream(media_ssrc, media="video", clock_rate=90000)
+            seen = []                                          # (sender ssrc, [(pt, fmt, bytes)])
+            for method in ("fir", "pli", "fir", "pli+fir"):
+                stream.request_keyframe(method)
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline:
+                    try:
+                        data = peer.recv(2048)
+                    except TimeoutError:
+                        continue
+                    packets = _rtcp_packets(data)
+                    if any(pt == 206 for pt, _fmt, _b in packets):
+                        seen.append((struct.unpack_from("!I", data, 4)[0], packets))
+                        break
+            with pytest.raises(InvalidArgument):
+                stream.request_keyframe("sli")
+            deadline = time.monotonic() + 2
+            while stream.stats().firs_sent < 3 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            stats = stream.stats()
+    assert len(seen) == 4
+    assert (stats.plis_sent, stats.firs_sent) == (2, 3)
+    firs, plis = [], []
+    for sender, packets in seen:
+        assert packets[0][0] == 201                            # RFC 4585: starts with an RR
+        for pt, fmt, raw in packets[1:]:
+            if pt == 202:                                      # SDES CNAME
+                continue
+            assert pt == 206
+            if fmt == 1:
+                assert raw == struct.pack("!BBHII", 0x80 | 1, 206, 2, sender, media_ssrc)
+                plis.append(raw)
+            else:
+                assert fmt == 4
+                seq = raw[16]
+                # V=2 P=0 FMT=4, PT=206, length 4 words - 1; sender SSRC; media
+                # source SSRC 0 (unused); FCI: target SSRC, seq nr, 24 reserved bits
+                assert raw == struct.pack("!BBHIIIB3x", 0x80 | 4, 206, 4, sender, 0,
+                                          media_ssrc, seq)
+                firs.append(raw)
+    assert [sum(pt == 206 for pt, _f, _b in p) for _s, p in seen] == [1, 1, 1, 2]
+    assert len(plis) == 2 and len(firs) == 3
+    seqs = []
+    for raw in firs:
+        sender_ssrc = ffi.new("uint32_t *")
+        ssrcs = ffi.new("uint32_t[4]")
+        seq_nrs = ffi.new("uint8_t[4]")
+        count = ffi.new("uint32_t *")
+        assert lib.mc_rtcp_parse_fir(raw, len(raw), sender_ssrc, ssrcs, seq_nrs, 4,
+                                     count) == lib.MC_OK
+        assert count[0] == 1 and ssrcs[0] == media_ssrc
+        seqs.append(seq_nrs[0])
+    assert [(b - a) % 256 for a, b in zip(seqs, seqs[1:])] == [1, 1]
+
+
+def _rtcp_packets(data: bytes) -> list[tuple[int, int, bytes]]:
+    """(packet type, count/FMT, bytes) of each packet of a compound RTCP packet."""
+    out, i = [], 0
+    while i + 4 <= len(data):
+        first, pt, words = struct.unpack_from("!BBH", data, i)
+        size = 4 * (words + 1)
+        out.append((pt, first & 0x1F, data[i:i + size]))
+        i += size
+    return out
 
 
 # ---- several senders, subscribe/unsubscribe, resolution change, encoded mode, cap -----------
