@@ -6,7 +6,9 @@ we protect with — it becomes ``appHostedMediaConfig.blob``), opens the media
 session once the remote side's document arrives (``accept_answer``), and
 follows the roster: every participant's audio and video media source id
 (``mediaStreams[].sourceId``) becomes a receive stream whose frames reach the
-processors under that participant's display name.
+processors under that participant's display name. All calls' audio runs on
+one native audio path (``bot.demo.audiopath``): a graph per call on a
+staggered audio worker, finished frames handed over in batches.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ from __future__ import annotations
 import logging
 import threading
 
+import numpy as np
+
 from mediacore.engine import Engine
 from mediacore.mediaconfig import MediaConfig
 from mediacore.processors.transcription import TranscriptionProcessor
 from mediacore.processors.video_analytics import VideoAnalyticsProcessor
 
+from .audiopath import NativeAudioPath
 from .receiver import MeetingReceiver, SourceInfo
 
 log = logging.getLogger(__name__)
@@ -40,6 +45,30 @@ class DemoBotMedia:
         self._pending_sources: dict[str, dict[int, SourceInfo]] = {}  # call id -> sources
         self._lock = threading.Lock()
         self.epoch_ns: int | None = None
+        self._by_tag: dict[int, MeetingReceiver] = {}
+        self._next_tag = 1
+        self.audio = NativeAudioPath(self._on_frames, self._on_event, workers=1)
+
+    # ---- the native audio path's reader thread: frames and events by call (tag) -------
+
+    def _on_frames(self, frames, kinds, seen_ns: int) -> None:
+        tags = frames["header"]["tag"]
+        first = int(tags[0])
+        if (tags == first).all():
+            r = self._by_tag.get(first)
+            if r is not None:
+                r.on_frames(frames, kinds, seen_ns)
+            return
+        for tag in np.unique(tags).tolist():
+            r = self._by_tag.get(int(tag))
+            if r is not None:
+                sel = tags == tag
+                r.on_frames(frames[sel], kinds[sel], seen_ns)
+
+    def _on_event(self, event) -> None:
+        r = self._by_tag.get(event.tag)
+        if r is not None:
+            r.on_event(event)
 
     # ---- Bot media provider protocol -------------------------------------------------
 
@@ -81,7 +110,12 @@ class DemoBotMedia:
             (ep.address, ep.port), srtp_profile=local.srtp.profile if local.srtp else None,
             tx_key=local.srtp.key_bytes if local.srtp else None,
             rx_key=theirs.srtp.key_bytes if theirs.srtp else None)
-        receiver = MeetingReceiver(session, transcriber=self.transcriber, analytics=self.analytics)
+        with self._lock:
+            tag = self._next_tag
+            self._next_tag += 1
+        receiver = MeetingReceiver(session, transcriber=self.transcriber, analytics=self.analytics,
+                                   audio=self.audio, tag=tag)
+        self._by_tag[tag] = receiver
         if self.epoch_ns is not None:
             receiver.epoch_ns = self.epoch_ns
         call_id = theirs.call_id or local.call_id
@@ -116,6 +150,7 @@ class DemoBotMedia:
         for r in list(self.receivers.values()):
             r.stop()
         self.receivers.clear()
+        self.audio.close()
 
 
 def _display_name(p) -> str:

@@ -1,15 +1,22 @@
 """The demo bot's media side: receive every participant's audio and video
-from one engine session, decode, and hand frames to the processors.
+from one engine session and hand them to the processors.
 
-Audio: each participant's stream goes through the engine's jitter buffer (one
-record per 20 ms, concealment slots flagged), is decoded to 16 kHz and handed
-to the transcription processor under the speaker's name; video: each
-participant's packets go through the reorder buffer and the RFC 6184
-depacketizer (only decodable frames come out), are decoded with PyAV and
-their luma plane goes to the video analytics processor. One dispatcher thread
-waits on the rings (GIL released) and does all of it; wire-to-processor latency
-is measured from each packet's arrival time (the engine's monotonic clock) to
-the moment its frame reaches a processor.
+Audio runs on the native path (``bot.demo.audiopath``): each participant's
+packets go, in arrival order, into the call's audio graph, which orders
+them, keeps one frame of look-ahead (Opus FEC), decodes to 16 kHz and writes
+one 20 ms frame per participant and tick into its worker's output ring;
+a reader thread hands the finished frames to the transcription processor
+under the speaker's name (no decoding and no per-frame queue in Python, so
+nothing is dropped when the processor's host is busy: a late packet plays
+late, after concealment). RFC 4733 telephone events on a participant's audio
+stream come out of the graph as DTMF events. Video: each participant's
+packets go through the reorder buffer and the RFC 6184 depacketizer (only
+decodable frames come out), are decoded with PyAV and their luma plane goes
+to the video analytics processor, on a thread of its own.
+
+Latency (``stats.latency``): see ``bot.demo.audiopath`` — from a frame's
+playout tick to the moment the processor gets it, beside the buffering
+before the tick (``playout_delay_ms``).
 """
 
 from __future__ import annotations
@@ -39,16 +46,23 @@ class ReceiverStats:
     concealed: dict[str, int] = field(default_factory=dict)
     video_frames: dict[str, int] = field(default_factory=dict)
     decode_errors: int = 0
-    latency_ns: list[int] = field(default_factory=list)
     first_frame_ns: dict[str, int] = field(default_factory=dict)  # name -> first frame handed over
     speaking: dict[str, float] = field(default_factory=dict)  # name -> last time (s) with speech energy
+    dtmf: list[tuple[str, str, float]] = field(default_factory=list)  # (name, digit, meeting time s)
+
+
+TELEPHONE_EVENT_PT = 101
 
 
 class MeetingReceiver:
+    """One call's media. ``audio``: the bot's :class:`NativeAudioPath` (one
+    per process); the receiver registers the call under ``tag``."""
+
     def __init__(self, session, sources: dict[int, SourceInfo] | None = None, *,
                  transcriber: TranscriptionProcessor, analytics: VideoAnalyticsProcessor | None,
-                 clock_rate_audio: int = 48000, clock_rate_video: int = 90000) -> None:
-        from mediacore.rings import Ring
+                 audio=None, tag: int = 0, clock_rate_audio: int = 48000,
+                 clock_rate_video: int = 90000) -> None:
+        from bot.demo.audiopath import NativeAudioPath
 
         self.session = session
         self.sources: dict[int, SourceInfo] = {}
@@ -57,48 +71,55 @@ class MeetingReceiver:
         self.stats = ReceiverStats()
         self.clock_rate_audio = clock_rate_audio
         self.clock_rate_video = clock_rate_video
-        # one ring for all audio streams: the dispatcher blocks on it (GIL released)
-        self._audio_ring = Ring.create(1 << 20, policy="drop")
-        self._audio_reader = None
-        self._audio: dict[int, tuple] = {}
+        self._own_audio = audio is None
+        if audio is None:
+            audio = NativeAudioPath(self.on_frames, self.on_event, workers=1)
+        self.audio = audio
+        self.tag = tag
+        self.call_audio = audio.add_call(tag, unmixed=True, mixed=False, events=True,
+                                         payload_types={111: "opus"},
+                                         telephone_event_pt=TELEPHONE_EVENT_PT)
         self._video: dict[int, tuple] = {}
+        self._lock = threading.Lock()
         for ssrc, info in (sources or {}).items():
             self.add_source(ssrc, info)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="demo-media", daemon=True)
+        self._thread = threading.Thread(target=self._run_video, name="demo-video", daemon=True)
         self._t0_ns = time.monotonic_ns()
         #: the meeting's time zero on the monotonic clock: frame timestamps
         #: (100-ns units) count from here
         self.epoch_ns = self._t0_ns
         self._rtp_base: dict[int, tuple[int, int]] = {}
         self._last_rtp: dict[int, int] = {}
+        self.final_audio_stats = None
+
+    @property
+    def latency(self):
+        return self.audio.latency
 
     def add_source(self, ssrc: int, info: SourceInfo) -> None:
         """Start receiving a participant's audio or video (from the roster's
-        media source ids); safe while the dispatcher runs."""
-        from mediacore.audio.codecs import AudioDecoder, Codec
-        from mediacore.video.h264_rtp import H264Depacketizer
-
+        media source ids); safe while the media flows."""
         import av
 
-        if ssrc in self.sources:
-            return
-        self.sources[ssrc] = info
+        from mediacore.video.h264_rtp import H264Depacketizer
+
+        with self._lock:
+            if ssrc in self.sources:
+                return
+            self.sources[ssrc] = info
         if info.kind == "audio":
-            stream = self.session.add_receive_stream(ssrc, "audio", self.clock_rate_audio,
-                                                     jitter_min_ms=20, jitter_max_ms=200,
-                                                     ring=self._audio_ring)
             self.stats.audio_frames.setdefault(info.name, 0)
             self.stats.concealed.setdefault(info.name, 0)
-            self._audio[ssrc] = (info.name, AudioDecoder(Codec.OPUS))
-            self._audio_reader = self._audio_reader or stream
+            self.call_audio.add_source(self.session, ssrc, self.clock_rate_audio, direct=True)
         elif info.kind == "video" and self.analytics is not None:
             stream = self.session.add_receive_stream(ssrc, "video", self.clock_rate_video, nack=True,
                                                      pli=True, reorder_wait_ms=100)
             codec = av.CodecContext.create("h264", "r")
             codec.thread_count = 1
             self.stats.video_frames.setdefault(info.name, 0)
-            self._video[ssrc] = (info.name, stream, H264Depacketizer(ssrc=ssrc), codec)
+            with self._lock:
+                self._video[ssrc] = (info.name, stream, H264Depacketizer(ssrc=ssrc), codec)
 
     def start(self) -> None:
         self._thread.start()
@@ -106,23 +127,58 @@ class MeetingReceiver:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
-        for ssrc in list(self._audio):
-            stream = self.session.receive_streams.get(ssrc)
-            if stream is not None:
-                stream.close()
-        self._audio_ring.close()
+        self.final_audio_stats = self.audio.remove_call(self.tag)
+        if self._own_audio:
+            self.audio.close()
 
-    def _run(self) -> None:
+    # ---- audio (reader thread of the native path) ------------------------------------
+
+    def on_frames(self, frames: np.ndarray, kinds: np.ndarray, seen_ns: int) -> None:
+        from mediacore._native import lib
+
+        h = frames["header"]
+        for i in range(len(frames)):
+            ssrc = int(h["source_id"][i])
+            info = self.sources.get(ssrc)
+            if info is None:
+                continue
+            name = info.name
+            pcm = np.array(frames["pcm"][i])   # the ring's memory is reused after this batch
+            flags = int(h["flags"][i])
+            rtp_ts = int(h["rtp_timestamp"][i])
+            if flags & lib.MC_AUDIO_FLAG_CONCEALED:
+                self.stats.concealed[name] += 1
+                rtp_ts = (self._last_rtp.get(ssrc, rtp_ts) + 960) & 0xFFFFFFFF
+            self._last_rtp[ssrc] = rtp_ts
+            ts_100ns = self._media_time_100ns(ssrc, rtp_ts, int(h["arrival_100ns"][i]) * 100,
+                                              self.clock_rate_audio)
+            self.transcriber.push(name, pcm, ts_100ns)
+            if not self.stats.audio_frames[name]:
+                self.stats.first_frame_ns[name] = seen_ns
+            self.stats.audio_frames[name] += 1
+            if np.abs(pcm).mean() > 300:
+                self.stats.speaking[name] = (seen_ns - self._t0_ns) / 1e9
+
+    def on_event(self, event) -> None:
+        if event.kind == "dtmf" and event.end:
+            info = self.sources.get(event.source_id)
+            name = info.name if info is not None else str(event.source_id)
+            self.stats.dtmf.append((name, event.digit,
+                                    (event.timestamp_100ns * 100 - self.epoch_ns) / 1e9))
+
+    # ---- video -----------------------------------------------------------------------
+
+    def _run_video(self) -> None:
         from mediacore.video.h264_rtp import RtpPayload
 
         while not self._stop.is_set():
-            if self._audio_reader is not None:
-                self._audio_ring.wait(timeout=0.01)
-                batch = self._audio_reader.read_batch(256)
-                self._on_audio(batch)
-            else:
+            with self._lock:
+                video = list(self._video.items())
+            if not video:
                 self._stop.wait(0.01)
-            for ssrc, (name, stream, depack, codec) in list(self._video.items()):
+                continue
+            video[0][1][1].ring.wait(timeout=0.01)
+            for ssrc, (name, stream, depack, codec) in video:
                 batch = stream.read_batch(256)
                 if not len(batch):
                     continue
@@ -156,34 +212,3 @@ class MeetingReceiver:
         if delta >= 1 << 31:
             delta -= 1 << 32
         return base[1] + delta * 10_000_000 // clock_rate
-
-    def _on_audio(self, batch) -> None:
-        lost = batch.lost
-        ssrcs = batch.ssrc
-        for i in range(len(batch)):
-            entry = self._audio.get(int(ssrcs[i]))
-            if entry is None:
-                continue
-            name, decoder = entry
-            try:
-                pcm = decoder.conceal() if lost[i] else decoder.decode(bytes(batch.payload(i)))
-            except Exception:
-                self.stats.decode_errors += 1
-                continue
-            now = time.monotonic_ns()
-            if lost[i]:
-                self.stats.concealed[name] += 1
-            else:
-                self.stats.latency_ns.append(now - int(batch.arrival_ns[i]))
-            ssrc = int(ssrcs[i])
-            rtp_ts = int(batch.timestamp[i])
-            if lost[i]:  # a concealment slot: the next 20 ms after the last frame
-                rtp_ts = (self._last_rtp.get(ssrc, rtp_ts) + 960) & 0xFFFFFFFF
-            self._last_rtp[ssrc] = rtp_ts
-            ts_100ns = self._media_time_100ns(ssrc, rtp_ts, int(batch.arrival_ns[i]), 48000)
-            self.transcriber.push(name, pcm, ts_100ns)
-            if not self.stats.audio_frames[name]:
-                self.stats.first_frame_ns[name] = time.monotonic_ns()
-            self.stats.audio_frames[name] += 1
-            if pcm.size and np.abs(pcm).mean() > 300:
-                self.stats.speaking[name] = (now - self._t0_ns) / 1e9

@@ -25,13 +25,6 @@ from bot.demo.script import MeetingScript, load_script
 SRTP_PROFILE = "AES_CM_128_HMAC_SHA1_80"
 
 
-def _pct(values: list[int], q: float) -> float | None:
-    if not values:
-        return None
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q / 100 * len(s)))] / 1e6
-
-
 class LiveView:
     """Plain-text live view: one status line per second, transcript lines as
     they arrive (works in CI logs as well as in a terminal)."""
@@ -242,9 +235,37 @@ def _collect(script, call, botmedia, transcriber, analytics, errors) -> dict:
         "media": media_stats,
         "audio_frames": dict(rec.stats.audio_frames) if rec else {},
         "concealed_frames": dict(rec.stats.concealed) if rec else {},
-        "latency_ms": {"p50": _pct(rec.stats.latency_ns, 50) if rec else None,
-                       "p99": _pct(rec.stats.latency_ns, 99) if rec else None},
+        "latency_ms": _latency(rec),
+        "dtmf": [{"speaker": n, "digit": d, "at": round(t, 2)} for n, d, t in rec.stats.dtmf]
+        if rec else [],
+        "audio_path": _audio_path(rec, errors),
     }
+
+
+def _latency(rec) -> dict:
+    """Wire-to-processor latency of audio frames beyond the jitter-buffer
+    delay (playout tick -> processor), and the buffering before the tick."""
+    if rec is None:
+        return {"p50": None, "p99": None}
+    s = rec.latency.summary()
+    return {"p50": s["p50"], "p99": s["p99"], "max": s["max"],
+            "playout_delay": s["playout_delay_ms"]}
+
+
+def _audio_path(rec, errors: list[str]) -> dict:
+    if rec is None:
+        return {}
+    st = rec.call_audio.stats()
+    out = {"decoded": st.decoded, "concealed": st.concealed, "fec_recovered": st.fec_recovered,
+           "stretched": st.underruns, "late": st.late, "overflow_dropped": st.overflow_dropped,
+           "output_dropped": st.output_dropped + rec.audio.output_dropped(),
+           "decode_errors": st.decode_errors, "dtmf_digits": st.dtmf_digits}
+    if st.decode_errors:
+        errors.append(f"{st.decode_errors} audio decode errors")
+    if out["output_dropped"]:
+        errors.append(f"{out['output_dropped']} audio frames dropped: the processor fell behind")
+    errors.extend(rec.audio.errors)
+    return out
 
 
 def _summary(r: dict, out: TextIO) -> None:
@@ -261,8 +282,12 @@ def _summary(r: dict, out: TextIO) -> None:
     out.write("media:\n")
     for n, m in r.get("media", {}).items():
         out.write(f"  {n}: {m['packets']} packets, {m['lost']} lost, jitter {m['jitter_ms']} ms\n")
+    if r.get("dtmf"):
+        out.write("DTMF: " + ", ".join(f"{d['speaker']} {d['digit']} ({d['at']:.1f} s)"
+                                       for d in r["dtmf"]) + "\n")
     lat = r.get("latency_ms", {})
     if lat.get("p50") is not None:
-        out.write(f"wire-to-processor latency (audio, jitter-buffer delay included): p50 {lat['p50']:.3f} ms, "
-                  f"p99 {lat['p99']:.3f} ms\n")
+        out.write(f"wire-to-processor latency of audio frames beyond the jitter-buffer delay: "
+                  f"p50 {lat['p50']:.3f} ms, p99 {lat['p99']:.3f} ms (buffered before playout: "
+                  f"p50 {lat['playout_delay']['p50']:.1f} ms)\n")
     out.write(f"errors: {r['errors'] or 'none'}\n")

@@ -51,10 +51,14 @@ class AudioWorker:
     """A native 20 ms ticker. ``thread=False`` makes ticks explicit
     (:meth:`tick`), for deterministic tests."""
 
-    def __init__(self, *, thread: bool = True) -> None:
+    def __init__(self, *, thread: bool = True, stagger: bool = False) -> None:
+        """``stagger=True`` ticks each graph on its own phase of the 20 ms
+        period (2 ms steps, round robin): many calls' decoding does not
+        queue behind one deadline."""
         out = ffi.new("mc_audio_worker **")
-        check(lib.mc_audio_worker_new(0 if thread else lib.MC_AUDIO_WORKER_NO_THREAD, out),
-              "audio worker")
+        flags = (0 if thread else lib.MC_AUDIO_WORKER_NO_THREAD) | (
+            lib.MC_AUDIO_WORKER_STAGGER if stagger else 0)
+        check(lib.mc_audio_worker_new(flags, out), "audio worker")
         self._h = out[0]
         self._lock = threading.Lock()
         self._graphs: set[AudioGraph] = set()

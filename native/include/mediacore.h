@@ -1565,7 +1565,9 @@ enum {
     MC_AUDIO_SEND_INACTIVE = 0,          /* nothing queued: silence or DTX goes out */
     MC_AUDIO_SEND_ACTIVE = 1,            /* frames from the host are going out */
 
-    MC_AUDIO_WORKER_NO_THREAD = 1        /* ticks only through mc_audio_worker_tick (tests) */
+    MC_AUDIO_WORKER_NO_THREAD = 1,       /* ticks only through mc_audio_worker_tick (tests) */
+    MC_AUDIO_WORKER_STAGGER = 2,         /* spread the graphs' ticks over the 20 ms period (below) */
+    MC_AUDIO_WORKER_STAGGER_SLOTS = 10   /* phases of a staggering worker, 2 ms apart */
 };
 
 typedef struct mc_audio_frame_header {
@@ -1653,7 +1655,13 @@ typedef struct mc_audio_graph_stats {
     uint32_t reserved;
 } mc_audio_graph_stats;
 
-/* [control] A worker (its thread starts with mc_audio_worker_start). */
+/* [control] A worker (its thread starts with mc_audio_worker_start).
+ * flags: MC_AUDIO_WORKER_NO_THREAD, MC_AUDIO_WORKER_STAGGER. A staggering
+ * worker gives each new graph the next of MC_AUDIO_WORKER_STAGGER_SLOTS
+ * phases (round robin) and ticks each graph on its own 20 ms clock at
+ * deadline + phase * 2 ms, so the decoding of many calls is spread over the
+ * period instead of queueing behind one deadline (a frame's timestamp_100ns
+ * is its own graph's deadline). mc_audio_worker_tick still ticks every graph. */
 MC_API mc_status mc_audio_worker_new(uint32_t flags, mc_audio_worker **out);
 MC_API mc_status mc_audio_worker_start(mc_audio_worker *worker);
 MC_API mc_status mc_audio_worker_stop(mc_audio_worker *worker);

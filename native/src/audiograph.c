@@ -16,7 +16,7 @@
 #include "compat.h"
 #include "net.h"
 
-#define QUEUE_SLOTS 8
+#define QUEUE_SLOTS 16 /* 320 ms: room for the delay an underrun adds */
 #define SLOT_PAYLOAD 1500
 #define CARRY_MAX (MC_AUDIO_MAX_FRAME_SAMPLES + MC_AUDIO_FRAME_SAMPLES)
 #define FRAME MC_AUDIO_FRAME_SAMPLES
@@ -86,6 +86,7 @@ struct mc_audio_graph {
     uint32_t dtmf_clock;
     int send_marker;
     uint32_t low_water_armed;
+    uint32_t phase;            /* staggering worker: the 2 ms phase this graph ticks at */
     mc_audio_graph_stats stats;
 };
 
@@ -96,6 +97,7 @@ struct mc_audio_worker {
     volatile uint32_t running;
     int thread_started;
     mc_audio_graph *graphs;
+    uint32_t next_phase;       /* staggering: the phase the next graph gets */
     volatile uint64_t ticks;
     volatile uint64_t late_ticks;
     volatile uint64_t busy_ns;
@@ -333,8 +335,13 @@ static void refill(mc_audio_graph *g, source *s)
 {
     while (s->carry_len < FRAME) {
         if (s->q_count == 0) {
+            /* nothing queued: conceal this tick without giving up the next
+             * slot, so a record that is only late (a stalled sender, network
+             * or engine thread) still plays after the concealment: the
+             * source's delay grows by one frame instead of a frame being
+             * dropped. A slot that never comes is filled from the gap when
+             * a later record arrives (enqueue). */
             g->stats.underruns++;
-            s->next_play_seq++; /* this slot is spent on concealment */
             if (s->carry_len == 0)
                 s->carry_rtp += (uint32_t)((uint64_t)FRAME * s->dec_clock / MC_AUDIO_RATE_HZ);
             conceal_into_carry(g, s, FRAME - s->carry_len);
@@ -664,14 +671,17 @@ MC_API mc_status mc_audio_worker_new(uint32_t flags, mc_audio_worker **out)
     return MC_OK;
 }
 
-static void run_tick(mc_audio_worker *w, int64_t now_ns)
+/* phase < 0: every graph; otherwise the graphs of that stagger phase. */
+static void run_tick(mc_audio_worker *w, int64_t now_ns, int phase)
 {
     int64_t t0 = mc_net_thread_cpu_ns();
     mc_mutex_lock(&w->lock);
     for (mc_audio_graph *g = w->graphs; g; g = g->next)
-        graph_tick(g, now_ns);
+        if (phase < 0 || g->phase == (uint32_t)phase)
+            graph_tick(g, now_ns);
     mc_mutex_unlock(&w->lock);
-    mc_store_u64_relaxed(&w->ticks, mc_load_u64_relaxed(&w->ticks) + 1);
+    if (phase <= 0)
+        mc_store_u64_relaxed(&w->ticks, mc_load_u64_relaxed(&w->ticks) + 1);
     mc_store_u64_relaxed(&w->busy_ns, mc_load_u64_relaxed(&w->busy_ns) +
                                           (uint64_t)(mc_net_thread_cpu_ns() - t0));
 }
@@ -679,6 +689,10 @@ static void run_tick(mc_audio_worker *w, int64_t now_ns)
 static void worker_main(void *arg)
 {
     mc_audio_worker *w = (mc_audio_worker *)arg;
+    const int stagger = (w->flags & MC_AUDIO_WORKER_STAGGER) != 0;
+    const int64_t step = stagger ? MC_AUDIO_TICK_NS / MC_AUDIO_WORKER_STAGGER_SLOTS
+                                 : MC_AUDIO_TICK_NS;
+    int phase = 0;
     int64_t next = mc_now_ns();
     while (mc_load_u32_acquire(&w->running)) {
         int64_t now = mc_now_ns();
@@ -688,10 +702,14 @@ static void worker_main(void *arg)
         }
         if (now - next > MC_AUDIO_TICK_NS)
             mc_store_u64_relaxed(&w->late_ticks, mc_load_u64_relaxed(&w->late_ticks) + 1);
-        if (now - next > 10 * (int64_t)MC_AUDIO_TICK_NS) /* stalled (suspend, debugger): resync */
-            next = now;
-        run_tick(w, next);
-        next += MC_AUDIO_TICK_NS; /* absolute deadlines: no drift */
+        if (now - next > 10 * (int64_t)MC_AUDIO_TICK_NS) { /* stalled (suspend, debugger) */
+            next = now;                                    /* resync */
+            phase = 0;
+        }
+        run_tick(w, next, stagger ? phase : -1);
+        next += step; /* absolute deadlines: no drift */
+        if (stagger)
+            phase = (phase + 1) % MC_AUDIO_WORKER_STAGGER_SLOTS;
     }
 }
 
@@ -738,7 +756,7 @@ MC_API mc_status mc_audio_worker_tick(mc_audio_worker *w, int64_t now_ns)
 {
     if (!w || w->thread_started)
         return w ? MC_E_STATE : MC_E_INVAL;
-    run_tick(w, now_ns);
+    run_tick(w, now_ns, -1);
     return MC_OK;
 }
 
@@ -801,6 +819,8 @@ MC_API mc_status mc_audio_graph_new(mc_audio_worker *w, const mc_audio_graph_con
         g->cfg.send_codec.clock_rate_hz = g->send_ticks * 50;
     }
     mc_mutex_lock(&w->lock);
+    if (w->flags & MC_AUDIO_WORKER_STAGGER)
+        g->phase = w->next_phase++ % MC_AUDIO_WORKER_STAGGER_SLOTS;
     g->next = w->graphs;
     w->graphs = g;
     mc_mutex_unlock(&w->lock);

@@ -301,9 +301,36 @@ def test_sequence_gaps_become_lost_slots_and_late_records_are_dropped(rig_factor
     assert len(frames) == 61
     assert st.late == 1
     assert st.underruns == 1                 # the 2-packet burst outlasts the 1-frame look-ahead
-    assert st.fec_recovered + st.concealed == len(dropped)
+    # the underrun inserts one concealed frame (the delay grows by a frame; no slot is used up)
+    assert st.fec_recovered + st.concealed == len(dropped) + st.underruns
     assert st.fec_recovered >= 2
-    assert st.decoded == 60 - len(dropped)
+    assert st.decoded == 60 - len(dropped) - st.underruns   # the last one waits behind it
+
+
+def test_a_stalled_sender_delays_frames_instead_of_dropping_them(rig_factory):
+    """Records in arrival order (direct mode) with a 120 ms stall and then a
+    burst: every frame still plays, in order, after concealment for the stall."""
+    rig = rig_factory(unmixed=True, mixed=False)
+    enc = AudioEncoder(Codec.OPUS)
+    payloads = [enc.encode(tone(300 + 10 * k, 0.02)) for k in range(40)]
+    k = 0
+    for tick in range(50):
+        if 10 <= tick < 16:
+            pass                                 # the sender stalls: nothing arrives
+        elif tick == 16:
+            while k <= 16:                       # ... then everything it owed at once
+                rig.feed(rtp_record(4, k, k * 960, payloads[k]))
+                k += 1
+        elif k < 40:
+            rig.feed(rtp_record(4, k, k * 960, payloads[k]))
+            k += 1
+        rig.tick()
+    frames, _ = rig.drain()
+    st = rig.graph.stats()
+    assert st.late == 0 and st.overflow_dropped == 0
+    assert st.decoded == 40
+    played = [f.rtp_timestamp // 960 for f in frames if not f.concealed]
+    assert played == list(range(40))
 
 
 def test_graphs_share_one_output_ring_by_tag():
