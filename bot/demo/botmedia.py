@@ -6,13 +6,18 @@ we protect with — it becomes ``appHostedMediaConfig.blob``), opens the media
 session once the remote side's document arrives (``accept_answer``), and
 follows the roster: every participant's audio and video media source id
 (``mediaStreams[].sourceId``) becomes a receive stream whose frames reach the
-processors under that participant's display name. All calls' audio runs on
+processors under that participant's display name; a participant's
+video-based screen-sharing stream is received while they share. The video
+subscriptions are published to the conference in the bot's media
+configuration document (``media[].subscriptions``, docs/media-config.md)
+through ``media_update(call_id, blob)``. All calls' audio runs on
 one native audio path (``bot.demo.audiopath``): a graph per call on a
 staggered audio worker, finished frames handed over in batches.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 
@@ -46,6 +51,9 @@ class DemoBotMedia:
         self._lock = threading.Lock()
         self.epoch_ns: int | None = None
         self._by_tag: dict[int, MeetingReceiver] = {}
+        #: where updated media configuration documents go: ``(call_id, blob)``
+        #: (the emulator's ``ConferenceHandler.update_media``)
+        self.media_update = None
         self._next_tag = 1
         self.audio = NativeAudioPath(self._on_frames, self._on_event, workers=1)
 
@@ -85,14 +93,37 @@ class DemoBotMedia:
 
     def participants_changed(self, call, change) -> None:
         me = getattr(call.resource, "my_participant_id", None)
+        changed = False
         for p in list(change.added) + list(change.updated):
             if p.id is not None and p.id == me:
                 continue  # our own streams
             name = _display_name(p)
             for ms in p.media_streams or []:
-                kind = (ms.media_type or "").lower()
-                if kind in ("audio", "video") and ms.source_id not in (None, ""):
-                    self._add_source(call.id, int(ms.source_id), SourceInfo(name, kind))
+                kind = _KINDS.get((ms.media_type or "").lower())
+                if kind is None or ms.source_id in (None, ""):
+                    continue
+                ssrc = int(ms.source_id)
+                if kind == "vbss" and (ms.direction or "") not in ("sendOnly", "sendReceive"):
+                    changed |= self._remove_source(call.id, ssrc)   # stopped sharing
+                    continue
+                changed |= self._add_source(call.id, ssrc, SourceInfo(name, kind))
+        for p in change.removed:
+            for ms in p.media_streams or []:
+                if ms.source_id not in (None, ""):
+                    changed |= self._remove_source(call.id, int(ms.source_id))
+        if changed:
+            self.publish_subscriptions(call.id)
+
+    def publish_subscriptions(self, call_id: str) -> None:
+        """Send the conference our media configuration document with the
+        call's current video subscriptions."""
+        with self._lock:
+            sid = self.call_sessions.get(call_id)
+            doc = self.local.get(sid) if sid else None
+            receiver = self.receivers.get(sid) if sid else None
+        if doc is None or receiver is None or self.media_update is None:
+            return
+        self.media_update(call_id, subscription_blob(doc, receiver.video_subscriptions()))
 
     def call_ended(self, call) -> None:
         with self._lock:
@@ -129,14 +160,31 @@ class DemoBotMedia:
         for ssrc, info in pending.items():
             receiver.add_source(ssrc, info)
         receiver.start()
+        if call_id and any(i.kind != "audio" for i in pending.values()):
+            self.publish_subscriptions(call_id)
 
-    def _add_source(self, call_id: str, ssrc: int, info: SourceInfo) -> None:
+    def _add_source(self, call_id: str, ssrc: int, info: SourceInfo) -> bool:
         with self._lock:
-            self._pending_sources.setdefault(call_id, {})[ssrc] = info
+            pending = self._pending_sources.setdefault(call_id, {})
+            if pending.get(ssrc) == info:
+                return False
+            pending[ssrc] = info
             sid = self.call_sessions.get(call_id)
             receiver = self.receivers.get(sid) if sid else None
         if receiver is not None:
             receiver.add_source(ssrc, info)
+        return info.kind != "audio"
+
+    def _remove_source(self, call_id: str, ssrc: int) -> bool:
+        with self._lock:
+            info = self._pending_sources.get(call_id, {}).pop(ssrc, None)
+            sid = self.call_sessions.get(call_id)
+            receiver = self.receivers.get(sid) if sid else None
+        if info is None or info.kind == "audio":
+            return False
+        if receiver is not None:
+            receiver.remove_source(ssrc)
+        return True
 
     def receiver_for(self, call_id: str) -> MeetingReceiver | None:
         sid = self.call_sessions.get(call_id)
@@ -153,5 +201,28 @@ class DemoBotMedia:
         self.audio.close()
 
 
+_KINDS = {"audio": "audio", "video": "video", "videobasedscreensharing": "vbss"}
+
+
 def _display_name(p) -> str:
     return p.display_name or p.id or "unknown"
+
+
+def subscription_blob(doc: MediaConfig, subscriptions: dict) -> str:
+    """``doc`` with ``media[].subscriptions`` set from ``{source id: (kind,
+    (width, height) | None)}`` (screen shares go in the ``vbss`` section
+    when the document has one, else in ``video``)."""
+    d = doc.to_json()
+    sections = {m["kind"]: m for m in d["media"]}
+    for m in d["media"]:
+        if m["kind"] in ("video", "vbss"):
+            m["subscriptions"] = []
+    for ssrc, (kind, pref) in sorted(subscriptions.items()):
+        section = sections.get(kind) or sections.get("video")
+        if section is None:
+            continue
+        sub = {"sourceId": ssrc}
+        if pref is not None:
+            sub["width"], sub["height"] = pref
+        section["subscriptions"].append(sub)
+    return json.dumps(d, separators=(",", ":"))

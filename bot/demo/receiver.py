@@ -9,10 +9,13 @@ a reader thread hands the finished frames to the transcription processor
 under the speaker's name (no decoding and no per-frame queue in Python, so
 nothing is dropped when the processor's host is busy: a late packet plays
 late, after concealment). RFC 4733 telephone events on a participant's audio
-stream come out of the graph as DTMF events. Video: each participant's
-packets go through the reorder buffer and the RFC 6184 depacketizer (only
-decodable frames come out), are decoded with PyAV and their luma plane goes
-to the video analytics processor, on a thread of its own.
+stream come out of the graph as DTMF events. Video: a ``VideoSocket``
+subscribes to each participant's camera (preferred resolution
+``VIDEO_PREFERRED``) and a ``VbssSocket`` to a sharer's screen; each
+subscription's native depacketizer and PyAV decoder run on a thread of their
+own and the luma plane goes to the video analytics processor (screens as
+``"<name>/screen"``). The subscriptions are what the bot tells the
+conference (``DemoBotMedia`` publishes them in its media configuration).
 
 Latency (``stats.latency``): see ``bot.demo.audiopath`` — from a frame's
 playout tick to the moment the processor gets it, beside the buffering
@@ -37,7 +40,17 @@ log = logging.getLogger(__name__)
 @dataclass
 class SourceInfo:
     name: str
-    kind: str  # "audio" | "video"
+    kind: str  # "audio" | "video" | "vbss"
+
+    @property
+    def label(self) -> str:
+        """The name the processors see (a screen share: ``"<name>/screen"``)."""
+        return f"{self.name}/screen" if self.kind == "vbss" else self.name
+
+
+#: the camera resolution the demo bot subscribes with (the conference sends
+#: the largest simulcast layer within it)
+VIDEO_PREFERRED = (640, 360)
 
 
 @dataclass
@@ -79,12 +92,11 @@ class MeetingReceiver:
         self.call_audio = audio.add_call(tag, unmixed=True, mixed=False, events=True,
                                          payload_types={111: "opus"},
                                          telephone_event_pt=TELEPHONE_EVENT_PT)
-        self._video: dict[int, tuple] = {}
         self._lock = threading.Lock()
+        self._video_sock = None
+        self._vbss_sock = None
         for ssrc, info in (sources or {}).items():
             self.add_source(ssrc, info)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run_video, name="demo-video", daemon=True)
         self._t0_ns = time.monotonic_ns()
         #: the meeting's time zero on the monotonic clock: frame timestamps
         #: (100-ns units) count from here
@@ -98,11 +110,9 @@ class MeetingReceiver:
         return self.audio.latency
 
     def add_source(self, ssrc: int, info: SourceInfo) -> None:
-        """Start receiving a participant's audio or video (from the roster's
-        media source ids); safe while the media flows."""
-        import av
-
-        from mediacore.video.h264_rtp import H264Depacketizer
+        """Start receiving a participant's audio, video or screen (from the
+        roster's media source ids); safe while the media flows."""
+        from mediacore.video.sockets import VbssSocket, VideoSocket
 
         with self._lock:
             if ssrc in self.sources:
@@ -112,24 +122,66 @@ class MeetingReceiver:
             self.stats.audio_frames.setdefault(info.name, 0)
             self.stats.concealed.setdefault(info.name, 0)
             self.call_audio.add_source(self.session, ssrc, self.clock_rate_audio, direct=True)
-        elif info.kind == "video" and self.analytics is not None:
-            stream = self.session.add_receive_stream(ssrc, "video", self.clock_rate_video, nack=True,
-                                                     pli=True, reorder_wait_ms=100)
-            codec = av.CodecContext.create("h264", "r")
-            codec.thread_count = 1
-            self.stats.video_frames.setdefault(info.name, 0)
+        elif info.kind in ("video", "vbss") and self.analytics is not None:
+            self.stats.video_frames.setdefault(info.label, 0)
             with self._lock:
-                self._video[ssrc] = (info.name, stream, H264Depacketizer(ssrc=ssrc), codec)
+                if info.kind == "video":
+                    if self._video_sock is None:
+                        self._video_sock = VideoSocket(self.session, self._on_video,
+                                                       reorder_wait_ms=100)
+                    sock, pref = self._video_sock, VIDEO_PREFERRED
+                else:
+                    if self._vbss_sock is None:
+                        self._vbss_sock = VbssSocket(self.session, self._on_video,
+                                                     reorder_wait_ms=100)
+                    sock, pref = self._vbss_sock, None
+            sock.subscribe(ssrc, pref)
+
+    def remove_source(self, ssrc: int) -> None:
+        """Stop receiving a video or screen source (left, or stopped sharing)."""
+        with self._lock:
+            info = self.sources.get(ssrc)
+            if info is None or info.kind == "audio":
+                return
+            del self.sources[ssrc]
+            sock = self._video_sock if info.kind == "video" else self._vbss_sock
+        if sock is not None and ssrc in sock.subscriptions:
+            sock.unsubscribe(ssrc)
+
+    def video_subscriptions(self) -> dict[int, tuple[str, tuple[int, int] | None]]:
+        """source id -> (kind, preferred resolution) of this call's video sockets."""
+        out = {}
+        for kind, sock in (("video", self._video_sock), ("vbss", self._vbss_sock)):
+            if sock is not None:
+                for ssrc in sock.subscriptions:
+                    out[ssrc] = (kind, VIDEO_PREFERRED if kind == "video" else None)
+        return out
 
     def start(self) -> None:
-        self._thread.start()
+        pass
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+        for sock in (self._video_sock, self._vbss_sock):
+            if sock is not None:
+                sock.close()
         self.final_audio_stats = self.audio.remove_call(self.tag)
         if self._own_audio:
             self.audio.close()
+
+    def _on_video(self, frame) -> None:
+        """A decoded camera or screen frame (on its subscription's thread)."""
+        info = self.sources.get(frame.source_id)
+        if info is None:
+            return
+        try:
+            luma = np.array(frame.planes()[0])   # the decoder reuses its buffers
+            ts_100ns = self._media_time_100ns(frame.source_id, frame.rtp_timestamp,
+                                              frame.arrival_ns, self.clock_rate_video)
+            self.analytics.push(info.label, luma, ts_100ns)
+            self.stats.video_frames[info.label] += 1
+        except Exception:
+            self.stats.decode_errors += 1
+            log.exception("video analytics failed")
 
     # ---- audio (reader thread of the native path) ------------------------------------
 
@@ -165,39 +217,6 @@ class MeetingReceiver:
             name = info.name if info is not None else str(event.source_id)
             self.stats.dtmf.append((name, event.digit,
                                     (event.timestamp_100ns * 100 - self.epoch_ns) / 1e9))
-
-    # ---- video -----------------------------------------------------------------------
-
-    def _run_video(self) -> None:
-        from mediacore.video.h264_rtp import RtpPayload
-
-        while not self._stop.is_set():
-            with self._lock:
-                video = list(self._video.items())
-            if not video:
-                self._stop.wait(0.01)
-                continue
-            video[0][1][1].ring.wait(timeout=0.01)
-            for ssrc, (name, stream, depack, codec) in video:
-                batch = stream.read_batch(256)
-                if not len(batch):
-                    continue
-                pkts = [RtpPayload(bytes(p), int(batch.sequence_number[i]), int(batch.timestamp[i]),
-                                   bool(batch.marker[i]), int(batch.arrival_ns[i]))
-                        for i, p in enumerate(batch.payloads())]
-                for frame in depack.push(pkts):
-                    try:
-                        for pkt in codec.parse(frame.data):
-                            for vf in codec.decode(pkt):
-                                luma = vf.to_ndarray()[: vf.height]
-                                ts_100ns = self._media_time_100ns(
-                                    ssrc, frame.rtp_timestamp, frame.first_arrival_ns, 90000)
-                                self.analytics.push(name, luma, ts_100ns)
-                                self.stats.video_frames[name] += 1
-                    except Exception:
-                        self.stats.decode_errors += 1
-                if depack.take_key_frame_request():
-                    stream.request_keyframe()
 
     def _media_time_100ns(self, ssrc: int, rtp_ts: int, arrival_ns: int, clock_rate: int) -> int:
         """Sender time of a frame on the meeting clock: the first packet's

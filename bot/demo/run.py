@@ -72,6 +72,7 @@ async def _run_demo(script: MeetingScript, *, video: bool, report_path: str | No
     from bot.emulator.scenario import new_person
     from bot.emulator.server import GraphEmulator
     from bot.emulator.simmedia import prepare_meeting
+    from bot.emulator.state import MediaStream
     from bot.graph.auth import MsalTokenProvider
 
     view = LiveView(out, live)
@@ -98,6 +99,7 @@ async def _run_demo(script: MeetingScript, *, video: bool, report_path: str | No
     engine = Engine("127.0.0.1")
     botmedia = DemoBotMedia(engine, transcriber=transcriber, analytics=analytics)
     handler = ConferenceHandler(server, media, on_answer=botmedia.accept_answer, lead_in_s=1.0)
+    botmedia.media_update = handler.update_media   # the bot's video subscriptions
     emu = GraphEmulator(media_handler=handler)
     await emu.start()
     bot = None
@@ -111,6 +113,11 @@ async def _run_demo(script: MeetingScript, *, video: bool, report_path: str | No
         handler.source_ids = {n: (int(pp.stream("audio").source_id),
                                   int(pp.stream("video").source_id) if pp.stream("video") else None)
                               for n, pp in people.items()}
+        for p in script.participants:   # sharers' screen-sharing streams, inactive until they share
+            if p.screen_share and video:
+                stream = MediaStream("videoBasedScreenSharing", meeting.next_source_id(), "inactive")
+                people[p.name].media_streams.append(stream)
+                handler.screen_ids[p.name] = int(stream.source_id)
         for p in script.participants:
             if p.join_s <= 0:
                 emu.service.join_meeting(meeting, people[p.name])
@@ -144,18 +151,39 @@ async def _run_demo(script: MeetingScript, *, video: bool, report_path: str | No
                   f"(call {call.id}); conference media on udp {server.address[0]}:{server.address[1]}")
 
         async def scripted_presence():
-            events = sorted([(p.join_s, "join", p) for p in script.participants if p.join_s > 0]
-                            + [(p.leave_s, "leave", p) for p in script.participants
-                               if p.leave_s is not None])
-            for at, what, p in events:
+            """Roster side of the script: joins, leaves, screen sharing, key
+            presses (their media is in the conference's pre-encoded streams)."""
+            events = sorted(
+                [(p.join_s, 0, "join", p, None) for p in script.participants if p.join_s > 0]
+                + [(p.leave_s, 1, "leave", p, None) for p in script.participants
+                   if p.leave_s is not None]
+                + [(sh.start_s, 2, "share", p, None) for p in script.participants
+                   for sh in p.screen_share if video]
+                + [(sh.end_s, 3, "unshare", p, None) for p in script.participants
+                   for sh in p.screen_share if video]
+                + [(d.at_s, 4, "dtmf", p, d.digits) for p in script.participants for d in p.dtmf],
+                key=lambda e: (e[0], e[1]))
+            for at, _, what, p, digits in events:
                 delay = conf.start_ns / 1e9 + at - time.monotonic_ns() / 1e9
                 if delay > 0:
                     await asyncio.sleep(delay)
+                pid = people[p.name].id
                 if what == "join":
                     emu.service.join_meeting(meeting, people[p.name])
+                    view.line(f"roster: {p.name} joined")
+                elif what == "leave":
+                    emu.remove_participant(meeting.id, pid)
+                    view.line(f"roster: {p.name} left")
+                elif what in ("share", "unshare"):
+                    if pid in meeting.participants:
+                        emu.share_screen(meeting.id, pid, what == "share")
+                        view.line(f"screen: {p.name} {'started' if what == 'share' else 'stopped'}"
+                                  " sharing")
                 else:
-                    emu.remove_participant(meeting.id, people[p.name].id)
-                view.line(f"roster: {p.name} {'joined' if what == 'join' else 'left'}")
+                    # the tones go in-band (RFC 4733 on their audio stream); the Graph tone
+                    # notification only follows subscribeToTone, a service-hosted operation
+                    emu.press_tones(call.id, list(digits))
+                    view.line(f"DTMF: {p.name} pressed {digits}")
 
         presence = asyncio.create_task(scripted_presence())
         last = 0.0
@@ -228,10 +256,12 @@ def _collect(script, call, botmedia, transcriber, analytics, errors) -> dict:
         "call_id": call.id,
         "duration_s": script.duration_s,
         "participants": roster,
-        "video": {n: {"frames": st.frames, "fps": round(st.mean_fps, 2), "width": st.width,
-                      "height": st.height, "motion_frames": st.motion_frames,
-                      "scene_changes": st.scene_changes, "faces": st.faces}
-                  for n, st in sorted((analytics.streams if analytics else {}).items())},
+        "video": {n: _video_entry(st)
+                  for n, st in sorted((analytics.streams if analytics else {}).items())
+                  if not n.endswith("/screen")},
+        "screen_share": {n[:-len("/screen")]: _video_entry(st)
+                         for n, st in sorted((analytics.streams if analytics else {}).items())
+                         if n.endswith("/screen")},
         "media": media_stats,
         "audio_frames": dict(rec.stats.audio_frames) if rec else {},
         "concealed_frames": dict(rec.stats.concealed) if rec else {},
@@ -240,6 +270,12 @@ def _collect(script, call, botmedia, transcriber, analytics, errors) -> dict:
         if rec else [],
         "audio_path": _audio_path(rec, errors),
     }
+
+
+def _video_entry(st) -> dict:
+    return {"frames": st.frames, "fps": round(st.mean_fps, 2), "width": st.width,
+            "height": st.height, "motion_frames": st.motion_frames,
+            "scene_changes": st.scene_changes, "faces": st.faces}
 
 
 def _latency(rec) -> dict:
@@ -279,6 +315,10 @@ def _summary(r: dict, out: TextIO) -> None:
         for n, v in r["video"].items():
             out.write(f"  {n}: {v['frames']} frames, {v['width']}x{v['height']} @ {v['fps']} fps, "
                       f"motion in {v['motion_frames']} frames\n")
+    if r.get("screen_share"):
+        out.write("screen sharing:\n")
+        for n, v in r["screen_share"].items():
+            out.write(f"  {n}: {v['frames']} frames, {v['width']}x{v['height']}\n")
     out.write("media:\n")
     for n, m in r.get("media", {}).items():
         out.write(f"  {n}: {m['packets']} packets, {m['lost']} lost, jitter {m['jitter_ms']} ms\n")

@@ -5,48 +5,98 @@ UDP port, like a Teams media processor's public port) and a pacing thread on a
 20 ms clock. Each attached call gets a :class:`ConferenceMedia` that sends the
 bot every present participant's own audio (SSRC = the participant's audio
 source id, as in the roster's ``mediaStreams``), the conference mix (the
-mixer's source id), and the participants' video (SSRC = video source id),
+mixer's source id), scripted DTMF as RFC 4733 telephone events on the
+presser's audio stream, and the video the bot subscribed to (SSRC = video
+source id; a sharer's screen as their video-based screen-sharing source),
 all pre-encoded (``simmedia``) and replayed; it receives the bot's audio
-(what the conference would play to the others) and honours key-frame
-requests (PLI/FIR) by switching a video stream to intra frames until the
-regular stream reaches its next key frame.
+(what the conference would play to the others).
+
+Video subscriptions are what the bot asks for in its media configuration
+document (``media[kind=video|vbss].subscriptions``: ``[{sourceId, width,
+height}]``, see docs/media-config.md), at answer time and in every updated
+document the bot sends later (``ConferenceHandler.update_media``): only
+subscribed sources are forwarded, each in the largest simulcast layer within
+the preferred resolution (the smallest when none fits), starting with an
+intra frame; a key-frame request (PLI/FIR) switches the stream to intra
+frames until the regular stream reaches its next key frame.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mediacore.engine import Engine
 
 from .simmedia import (H264_CLOCK_RATE, H264_PAYLOAD_TYPE, MIXER_SOURCE_ID, OPUS_CLOCK_RATE,
-                       OPUS_PAYLOAD_TYPE, OPUS_TICKS_PER_FRAME, MeetingMedia, ParticipantMedia)
+                       OPUS_PAYLOAD_TYPE, OPUS_TICKS_PER_FRAME, TELEPHONE_EVENT_PAYLOAD_TYPE,
+                       EncodedVideo, MeetingMedia, ParticipantMedia)
 
 log = logging.getLogger(__name__)
 SLOT_NS = 20_000_000
 
 
+#: source id -> preferred (width, height), or None for no preference
+Subscriptions = dict[int, "tuple[int, int] | None"]
+
+
+def subscriptions_from_config(doc: dict | str) -> Subscriptions:
+    """The video and screen-sharing subscriptions of a bot's media
+    configuration document (``media[].subscriptions``; absent: none)."""
+    if isinstance(doc, str):
+        doc = json.loads(doc)
+    out: Subscriptions = {}
+    for section in doc.get("media") or []:
+        if not isinstance(section, dict) or section.get("kind") not in ("video", "vbss"):
+            continue
+        for i, sub in enumerate(section.get("subscriptions") or []):
+            where = f"media[{section.get('kind')}].subscriptions[{i}]"
+            if not isinstance(sub, dict) or not isinstance(sub.get("sourceId"), (int, str)):
+                raise ValueError(f"{where}: needs a sourceId")
+            w, h = sub.get("width"), sub.get("height")
+            pref = None
+            if w is not None or h is not None:
+                if not (isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0):
+                    raise ValueError(f"{where}: width and height must be positive integers")
+                pref = (w, h)
+            out[int(sub["sourceId"])] = pref
+    return out
+
+
 @dataclass
 class ConferenceStats:
     audio_packets: int = 0
+    dtmf_packets: int = 0
     video_frames: int = 0
     video_packets: int = 0
     keyframe_requests: int = 0
     intra_frames: int = 0
     bot_audio_packets: int = 0
+    layer_switches: int = 0
+    frames_by_source: dict[int, int] = field(default_factory=dict)
+    #: source id -> (width, height) of the last frame sent
+    size_by_source: dict[int, tuple[int, int]] = field(default_factory=dict)
 
 
 class _VideoSender:
-    def __init__(self, pm: ParticipantMedia, stream) -> None:
+    """One video or screen-sharing source of a participant towards the bot."""
+
+    def __init__(self, pm: ParticipantMedia, stream, source_id: int, kind: str) -> None:
         self.pm = pm
         self.stream = stream
+        self.source_id = source_id
+        self.kind = kind                 # "video" | "vbss"
+        self.layer: EncodedVideo | None = None   # None: not subscribed
+        self.preferred: tuple[int, int] | None = None
         self.next_frame = 0
         self.intra_until_key = False
+        self.was_live = False
 
-    def due(self, elapsed_s: float) -> int:
-        return min(len(self.pm.video.frames), int(elapsed_s * self.pm.video.fps) + 1)
+    def choose(self, preferred: tuple[int, int] | None) -> EncodedVideo | None:
+        return self.pm.screen if self.kind == "vbss" else self.pm.layer_for(preferred)
 
 
 class ConferenceMedia:
@@ -55,21 +105,26 @@ class ConferenceMedia:
     def __init__(self, engine: Engine, media: MeetingMedia, remote: tuple[str, int], *,
                  srtp_profile: str | None, tx_key: bytes | str | None, rx_key: bytes | str | None,
                  bot_audio_ssrcs: tuple[int, ...] = (), loop: bool = False,
-                 send_video: bool = True, subscribed_video: set[int] | None = None,
+                 send_video: bool = True, subscribed_video: Subscriptions | None = None,
                  ssrc_offset: int = 0, send_mixed: bool = True,
                  source_ids: dict[str, tuple[int, int | None]] | None = None,
+                 screen_ids: dict[str, int] | None = None,
                  lead_in_s: float = 0.0) -> None:
         """``source_ids`` maps a participant's name to the (audio, video) media
         source ids the roster announced for them (they become the SSRCs);
-        without it the ids prepared in ``media`` are used. ``ssrc_offset``
+        without it the ids prepared in ``media`` are used; ``screen_ids`` maps
+        a sharer's name to their screen-sharing source id. ``ssrc_offset``
         shifts every SSRC of this call (load tests give each call distinct
-        SSRCs so one bot-side ring can carry them all)."""
+        SSRCs so one bot-side ring can carry them all). ``subscribed_video``:
+        the bot's video subscriptions (source id -> preferred size or None);
+        None forwards every video source at its top layer (a plain test peer)."""
         self.media = media
         self.ssrc_offset = ssrc_offset
         ids = {pm.participant.name: (pm.audio_source_id, pm.video_source_id)
                for pm in media.participants}
         ids.update(source_ids or {})
         self.source_ids = ids
+        self.screen_ids = dict(screen_ids or {})
         self.loop = loop
         self.stats = ConferenceStats()
         self.session = engine.add_session(remote, srtp_profile=srtp_profile, tx_key=tx_key,
@@ -79,22 +134,27 @@ class ConferenceMedia:
             audio_id = ids[pm.participant.name][0]
             s = self.session.add_send_stream(audio_id + ssrc_offset, OPUS_PAYLOAD_TYPE,
                                              "audio", OPUS_CLOCK_RATE, ring_capacity=1 << 16)
-            self._audio.append((pm.audio, s))
+            self._audio.append((pm, s))
         self._mixed = None
         if send_mixed:
             self._mixed = self.session.add_send_stream(MIXER_SOURCE_ID + ssrc_offset,
                                                        OPUS_PAYLOAD_TYPE, "audio", OPUS_CLOCK_RATE,
                                                        ring_capacity=1 << 16)
-        self._video: dict[int, _VideoSender] = {}
-        self.subscribed_video = subscribed_video
+        self._video: dict[int, _VideoSender] = {}     # by SSRC (source id + offset)
         if send_video:
             for pm in media.participants:
                 video_id = ids[pm.participant.name][1]
                 if pm.video is not None and video_id is not None:
-                    s = self.session.add_send_stream(video_id + ssrc_offset,
-                                                     H264_PAYLOAD_TYPE, "video", H264_CLOCK_RATE,
-                                                     history=512, ring_capacity=1 << 20)
-                    self._video[video_id + ssrc_offset] = _VideoSender(pm, s)
+                    self._add_video(pm, video_id, "video")
+                screen_id = self.screen_ids.get(pm.participant.name)
+                if pm.screen is not None and screen_id is not None:
+                    self._add_video(pm, screen_id, "vbss")
+        self._sub_lock = threading.Lock()
+        self._pending_subs: Subscriptions | None = None
+        self.subscriptions: Subscriptions = {}
+        self._subscribe_all = subscribed_video is None
+        if subscribed_video is not None:
+            self._pending_subs = dict(subscribed_video)
         self._bot_rx = [self.session.add_receive_stream(ssrc, "audio", OPUS_CLOCK_RATE, direct=True,
                                                         ring_capacity=1 << 16)
                         for ssrc in bot_audio_ssrcs]
@@ -103,6 +163,47 @@ class ConferenceMedia:
         self.start_ns = time.monotonic_ns() + int(lead_in_s * 1e9)
         self._slot = 0
         self.closed = False
+
+    def _add_video(self, pm: ParticipantMedia, source_id: int, kind: str) -> None:
+        s = self.session.add_send_stream(source_id + self.ssrc_offset, H264_PAYLOAD_TYPE, "video",
+                                         H264_CLOCK_RATE, history=512, ring_capacity=1 << 20)
+        self._video[source_id + self.ssrc_offset] = _VideoSender(pm, s, source_id, kind)
+
+    # ---- subscriptions ------------------------------------------------------
+
+    def set_subscriptions(self, subscriptions: Subscriptions) -> None:
+        """The bot's current video subscriptions (any thread; applied on the next tick)."""
+        with self._sub_lock:
+            self._pending_subs = dict(subscriptions)
+            self._subscribe_all = False
+
+    def _apply_subscriptions(self, elapsed_s: float) -> None:
+        with self._sub_lock:
+            subs, self._pending_subs = self._pending_subs, None
+        if subs is None and not self._subscribe_all:
+            return
+        if subs is not None:
+            self.subscriptions = subs
+        for vs in self._video.values():
+            if self._subscribe_all:
+                wanted, pref = True, None
+            else:
+                wanted = vs.source_id in self.subscriptions
+                pref = self.subscriptions.get(vs.source_id)
+            layer = vs.choose(pref) if wanted else None
+            if layer is vs.layer:
+                vs.preferred = pref
+                continue
+            if layer is not None:
+                if vs.layer is not None:
+                    self.stats.layer_switches += 1
+                # start (or switch) at the frame due now, with an intra frame
+                vs.next_frame = int(elapsed_s * layer.fps)
+                vs.intra_until_key = True
+            vs.layer, vs.preferred = layer, pref
+        if self._subscribe_all:
+            self._subscribe_all = False
+            self.subscriptions = {vs.source_id: None for vs in self._video.values()}
 
     # ---- pacing -------------------------------------------------------------
 
@@ -116,9 +217,14 @@ class ConferenceMedia:
             k = self._slot % slots if self.loop else self._slot
             if k >= slots:
                 break
+            base = (self._slot - k) * OPUS_TICKS_PER_FRAME   # later loops of a looping meeting
             ts = self._slot * OPUS_TICKS_PER_FRAME
-            for packets, stream in self._audio:
-                payload = packets[k]
+            for pm, stream in self._audio:
+                for ev in pm.dtmf.get(k, ()):
+                    stream.send(ev.payload, base + ev.rtp_timestamp, marker=ev.marker,
+                                payload_type=TELEPHONE_EVENT_PAYLOAD_TYPE, wake=False)
+                    self.stats.dtmf_packets += 1
+                payload = pm.audio[k]
                 if payload is not None:
                     stream.send(payload, ts, wake=False)
                     self.stats.audio_packets += 1
@@ -126,23 +232,32 @@ class ConferenceMedia:
             if mixed is not None:
                 self._mixed.send(mixed, ts, wake=False)
             self._slot += 1
-        self._handle_events()
         elapsed_s = (now_ns - self.start_ns) / 1e9
+        self._apply_subscriptions(elapsed_s)
+        self._handle_events()
         for vs in self._video.values():
-            if (self.subscribed_video is not None
-                    and self.source_ids[vs.pm.participant.name][1] not in self.subscribed_video):
-                continue
-            self._send_video(vs, elapsed_s)
+            if vs.layer is not None:
+                self._send_video(vs, elapsed_s)
         self.session.engine.wake()
 
     def _send_video(self, vs: _VideoSender, elapsed_s: float) -> None:
-        video = vs.pm.video
+        video = vs.layer
         n = len(video.frames)
         period = n / video.fps
+        if vs.kind == "vbss":
+            t = elapsed_s % self.media.script.duration_s if self.loop else elapsed_s
+            live = vs.pm.sharing_at(t)
+            if not live:
+                vs.was_live = False
+                vs.next_frame = int(elapsed_s * video.fps) + 1
+                return
+            if not vs.was_live:              # a share starts: with an intra frame
+                vs.was_live = True
+                vs.intra_until_key = True
         if self.loop:
             total_due = int(elapsed_s * video.fps) + 1
         else:
-            total_due = vs.due(elapsed_s)
+            total_due = min(n, int(elapsed_s * video.fps) + 1)
         while vs.next_frame < total_due:
             i = vs.next_frame % n
             if not self.loop and vs.next_frame >= n:
@@ -160,6 +275,9 @@ class ConferenceMedia:
                 vs.stream.send(payload, ts, marker=(j == last), wake=False)
             self.stats.video_frames += 1
             self.stats.video_packets += len(frame.payloads)
+            self.stats.frames_by_source[vs.source_id] = (
+                self.stats.frames_by_source.get(vs.source_id, 0) + 1)
+            self.stats.size_by_source[vs.source_id] = (video.width, video.height)
             vs.next_frame += 1
 
     def _handle_events(self) -> None:
@@ -273,19 +391,46 @@ class ConferenceHandler:
         self.conferences: dict[str, ConferenceMedia] = {}
         #: name -> (audio, video) source ids known in advance (people who join later)
         self.source_ids: dict[str, tuple[int, int | None]] = {}
+        #: name -> video-based screen-sharing source id known in advance
+        self.screen_ids: dict[str, int] = {}
+        self._pending_subs: dict[str, dict] = {}
 
-    def _source_ids(self, call) -> dict[str, tuple[int, int | None]]:
+    def _people(self, call) -> list:
         people = list(call.participants.values())
         if call.meeting is not None:
             people += [p for p in call.meeting.participants.values() if p.id not in call.participants]
+        return people
+
+    def _source_ids(self, call) -> dict[str, tuple[int, int | None]]:
         ids: dict[str, tuple[int, int | None]] = dict(self.source_ids)
-        for p in people:
+        for p in self._people(call):
             audio = p.stream("audio")
             video = p.stream("video")
             if p.display_name and audio is not None:
                 ids[p.display_name] = (int(audio.source_id),
                                        int(video.source_id) if video is not None else None)
         return ids
+
+    def _screen_ids(self, call) -> dict[str, int]:
+        ids = dict(self.screen_ids)
+        for p in self._people(call):
+            vbss = p.stream("videoBasedScreenSharing")
+            if p.display_name and vbss is not None:
+                ids[p.display_name] = int(vbss.source_id)
+        return ids
+
+    def update_media(self, call_id: str, blob: str) -> None:
+        """The bot's updated media configuration document for a running call
+        (same ``mpMediaSessionId``): its video subscriptions take effect on
+        the next 20 ms tick. (Teams carries subscriptions in-band; the
+        emulator takes the bot's document through this call, like the
+        answer in ``on_answer``.)"""
+        subs = subscriptions_from_config(blob)
+        conf = self.conferences.get(call_id)
+        if conf is None:  # before the media started: taken up when it does
+            self._pending_subs[call_id] = subs
+            return
+        conf.set_subscriptions(subs)
 
     async def call_started(self, call, blob: str | None) -> None:
         from mediacore.mediaconfig import MediaConfig
@@ -309,7 +454,11 @@ class ConferenceHandler:
             tx_key=own.srtp.key_bytes if own.srtp else None,
             rx_key=bot_cfg.srtp.key_bytes if bot_cfg.srtp else None,
             bot_audio_ssrcs=tuple(bot_audio.ssrcs) if bot_audio else (),
-            loop=self.loop, source_ids=self._source_ids(call), lead_in_s=self.lead_in_s)
+            loop=self.loop, source_ids=self._source_ids(call), screen_ids=self._screen_ids(call),
+            subscribed_video=subscriptions_from_config(blob), lead_in_s=self.lead_in_s)
+        pending = self._pending_subs.pop(call.id, None)
+        if pending is not None:
+            conf.set_subscriptions(pending)
         self.conferences[call.id] = conf
         server.attach(call.id, conf)
         if self.on_answer is not None:

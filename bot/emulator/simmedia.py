@@ -7,6 +7,14 @@ or load test measures the bot, not the emulator. For key-frame requests it
 also keeps an intra-only encoding of every frame: after a PLI/FIR the
 conference sends intra frames until the regular stream reaches its next key
 frame, so the receiver can always decode what it gets.
+
+Video is offered in layers (simulcast, as Teams senders do): the scripted
+size and half of it, so a subscription's preferred resolution picks one.
+Scripted DTMF presses become RFC 4733 telephone-event packets on the
+participant's audio stream (the tone replaces the audio while it sounds,
+RFC 4733 2.5.1.1); scripted screen sharing is a screen-content video (a
+slide with the presenter's name, 1280x720 at 5 fps) sent as the
+participant's video-based screen-sharing (VBSS) stream while they share.
 """
 
 from __future__ import annotations
@@ -29,6 +37,10 @@ H264_CLOCK_RATE = 90000
 MAX_RTP_PAYLOAD = 1200
 AUDIO_SOURCE_BASE = 10000        # participant i: audio source id 10000 + 2i, video 10001 + 2i
 MIXER_SOURCE_ID = 9999           # the conference's mixed audio stream
+TELEPHONE_EVENT_PAYLOAD_TYPE = 101
+SCREEN_SIZE = (1280, 720)
+SCREEN_FPS = 5.0
+MIN_LAYER_HEIGHT = 72            # no simulcast layer below this
 
 
 @dataclass
@@ -53,6 +65,15 @@ class EncodedVideo:
 
 
 @dataclass
+class DtmfRtp:
+    """One RFC 4733 packet: payload, RTP timestamp (from the stream start), marker."""
+
+    payload: bytes
+    rtp_timestamp: int
+    marker: bool
+
+
+@dataclass
 class ParticipantMedia:
     participant: Participant
     index: int
@@ -60,7 +81,26 @@ class ParticipantMedia:
     video_source_id: int | None
     pcm: np.ndarray                    # the whole 16 kHz track (for checks)
     audio: list[bytes | None]          # Opus payload per 20 ms slot; None = not sending
-    video: EncodedVideo | None = None
+    video: EncodedVideo | None = None  # the top layer (the scripted size)
+    layers: list[EncodedVideo] = field(default_factory=list)   # largest first
+    dtmf: dict[int, list[DtmfRtp]] = field(default_factory=dict)  # slot -> telephone events
+    screen: EncodedVideo | None = None  # screen-share content (sent while sharing)
+
+    def layer_for(self, preferred: tuple[int, int] | None) -> EncodedVideo | None:
+        """The largest layer within ``preferred`` (width, height); the
+        smallest when none fits; the top layer without a preference."""
+        if not self.layers:
+            return self.video
+        if preferred is None:
+            return self.layers[0]
+        w, h = preferred
+        for layer in self.layers:
+            if layer.width <= w and layer.height <= h:
+                return layer
+        return self.layers[-1]
+
+    def sharing_at(self, t_s: float) -> bool:
+        return any(s.start_s <= t_s < s.end_s for s in self.participant.screen_share)
 
 
 @dataclass
@@ -118,25 +158,30 @@ def _x264(width: int, height: int, fps: float, gop: int, bitrate_bps: int):
     return ctx
 
 
-def encode_video(p: Participant, duration_s: float, bitrate_bps: int = 400_000) -> EncodedVideo:
-    """H.264 of the participant's test pattern for the whole meeting, packetized."""
+def encode_video(p: Participant, duration_s: float, bitrate_bps: int = 400_000, *,
+                 size: tuple[int, int] | None = None, fps: float | None = None,
+                 label: str | None = None) -> EncodedVideo:
+    """H.264 of the participant's test pattern (or ``label``'s) for the whole
+    meeting, at ``size`` (default the scripted one), packetized."""
     import av
 
     from mediacore.video.h264_rtp import H264Packetizer
 
-    pattern = PatternVideo(p.name, p.width, p.height, p.fps)
-    n = int(duration_s * p.fps)
-    gop = max(1, int(round(p.fps)))
-    regular = _x264(p.width, p.height, p.fps, gop, bitrate_bps)
-    intra = _x264(p.width, p.height, p.fps, 1, bitrate_bps * 3)
+    width, height = size or (p.width, p.height)
+    fps = fps or p.fps
+    pattern = PatternVideo(label or p.name, width, height, fps)
+    n = int(duration_s * fps)
+    gop = max(1, int(round(fps)))
+    regular = _x264(width, height, fps, gop, bitrate_bps)
+    intra = _x264(width, height, fps, 1, bitrate_bps * 3)
     pk = H264Packetizer(max_payload=MAX_RTP_PAYLOAD, rtp_header=False)
     frames: list[EncodedFrame] = []
     intras: list[EncodedFrame] = []
-    h = p.height
+    h = height
     for i in range(n):
         y, u, v = pattern.frame(i)
-        img = np.concatenate([y.reshape(-1), u.reshape(-1), v.reshape(-1)]).reshape(h * 3 // 2, p.width)
-        ts = int(round(i * H264_CLOCK_RATE / p.fps))
+        img = np.concatenate([y.reshape(-1), u.reshape(-1), v.reshape(-1)]).reshape(h * 3 // 2, width)
+        ts = int(round(i * H264_CLOCK_RATE / fps))
         for ctx, sink in ((regular, frames), (intra, intras)):
             frame = av.VideoFrame.from_ndarray(img, format="yuv420p")
             frame.pts = ts
@@ -145,7 +190,39 @@ def encode_video(p: Participant, duration_s: float, bitrate_bps: int = 400_000) 
                 raise RuntimeError(f"encoder returned {len(packets)} packets for one frame")
             au = bytes(packets[0])
             sink.append(EncodedFrame(ts, pk.packetize(au, ts), bool(packets[0].is_keyframe)))
-    return EncodedVideo(p.width, p.height, p.fps, frames, intras)
+    return EncodedVideo(width, height, fps, frames, intras)
+
+
+def layer_sizes(p: Participant) -> list[tuple[int, int]]:
+    """The simulcast layers offered for a participant: the scripted size and
+    half of it (even dimensions), largest first."""
+    sizes = [(p.width, p.height)]
+    hw, hh = (p.width // 2) & ~1, (p.height // 2) & ~1
+    if hh >= MIN_LAYER_HEIGHT:
+        sizes.append((hw, hh))
+    return sizes
+
+
+def encode_dtmf(p: Participant, slots: int, audio: list[bytes | None]) -> dict[int, list[DtmfRtp]]:
+    """RFC 4733 packets (48 kHz, the Opus stream's clock) of the scripted
+    presses, per 20 ms slot; the audio of the slots a tone occupies is
+    removed from ``audio``."""
+    from mediacore.audio.dtmf import DtmfSender
+
+    out: dict[int, list[DtmfRtp]] = {}
+    for press in p.dtmf:
+        tx = DtmfSender(OPUS_CLOCK_RATE, 20)
+        tx.start(press.digits, tone_ms=120, gap_ms=100)
+        k = int(round(press.at_s * 50))
+        while not tx.idle and k < slots:
+            packets, active = tx.tick(k * OPUS_TICKS_PER_FRAME)
+            if packets:
+                out.setdefault(k, []).extend(DtmfRtp(q.payload, q.rtp_timestamp, q.marker)
+                                             for q in packets)
+            if active:
+                audio[k] = None
+            k += 1
+    return out
 
 
 def presence(p: Participant, slots: int) -> np.ndarray:
@@ -176,9 +253,17 @@ def prepare_meeting(script: MeetingScript, *, video: bool = True, seed: int = 0)
         mix += pcm
         here = presence(p, slots)
         audio_id, video_id = source_ids(i)
-        vid = encode_video(p, script.duration_s) if (video and p.has_video and p.video == "pattern") else None
-        parts.append(ParticipantMedia(p, i, audio_id, video_id if vid else None, pcm,
-                                      encode_audio(pcm, here), vid))
+        layers = ([encode_video(p, script.duration_s, size=sz,
+                                bitrate_bps=400_000 if sz == (p.width, p.height) else 150_000)
+                   for sz in layer_sizes(p)]
+                  if (video and p.has_video and p.video == "pattern") else [])
+        screen = (encode_video(p, script.duration_s, 300_000, size=SCREEN_SIZE, fps=SCREEN_FPS,
+                               label=f"{p.name} - slide")
+                  if video and p.screen_share else None)
+        audio = encode_audio(pcm, here)
+        dtmf = encode_dtmf(p, slots, audio)
+        parts.append(ParticipantMedia(p, i, audio_id, video_id if layers else None, pcm, audio,
+                                      layers[0] if layers else None, layers, dtmf, screen))
     mixed = np.clip(mix, -32768, 32767).astype(np.int16)
     anyone = np.zeros(slots, dtype=bool)
     for p in script.participants:
@@ -192,5 +277,6 @@ def prepare_meeting(script: MeetingScript, *, video: bool = True, seed: int = 0)
 __all__ = [
     "AUDIO_SOURCE_BASE", "EncodedFrame", "EncodedVideo", "H264_CLOCK_RATE", "H264_PAYLOAD_TYPE",
     "MIXER_SOURCE_ID", "MeetingMedia", "OPUS_CLOCK_RATE", "OPUS_PAYLOAD_TYPE",
-    "OPUS_TICKS_PER_FRAME", "ParticipantMedia", "SAMPLE_RATE", "prepare_meeting", "source_ids",
+    "OPUS_TICKS_PER_FRAME", "ParticipantMedia", "SAMPLE_RATE", "TELEPHONE_EVENT_PAYLOAD_TYPE",
+    "DtmfRtp", "layer_sizes", "prepare_meeting", "source_ids",
 ]

@@ -41,6 +41,17 @@ def test_demo_meeting_report(tmp_path):
         assert abs(v["fps"] - p.fps) < 1.0
         assert v["frames"] >= 0.9 * p.fps * (script.duration_s - p.join_s)
         assert v["motion_frames"] > 0.8 * v["frames"]
+    # scripted key presses reach the bot as RFC 4733 events on the presser's audio stream
+    pressed = [(p.name, d) for p in script.participants for press in p.dtmf for d in press.digits]
+    assert [(d["speaker"], d["digit"]) for d in report["dtmf"]] == pressed
+    # scripted screen sharing reaches the bot as a VBSS stream of the sharer
+    sharers = [p for p in script.participants if p.screen_share]
+    assert sharers and set(report["screen_share"]) == {p.name for p in sharers}
+    for p in sharers:
+        v = report["screen_share"][p.name]
+        assert (v["width"], v["height"]) == (1280, 720)
+        shared_s = sum(s.end_s - s.start_s for s in p.screen_share)
+        assert v["frames"] >= 0.6 * 5 * shared_s
     for name, m in report["media"].items():
         assert m["packets"] > 0 and m["lost"] == 0, name
     assert report["latency_ms"]["p50"] is not None
@@ -60,7 +71,7 @@ def test_load_50_audio_calls_30_s_without_dropped_frames():
     r = run_load_once(50, 30.0)
     assert r["calls"] == 50
     assert r["calls_without_media"] == 0
-    assert r["dropped_frames"] == 0
+    assert r["dropped_frames"] == 0, r["dropped_by_cause"]
     assert r["auth_failures"] == 0 and r["decode_errors"] == 0
     assert 49.0 < r["frames_per_s_per_call"] < 51.0
     assert all(c["frames"] > 0 and c["setup_ms"] is not None for c in r["per_call"])

@@ -120,3 +120,132 @@ def test_keyframe_request_switches_to_intra_until_next_key(meeting):
         assert _drain_until(lambda: conf.stats.keyframe_requests >= 1)
         assert _drain_until(lambda: conf.stats.intra_frames >= 1)
         server.detach("c")
+
+
+@pytest.fixture(scope="module")
+def two_cameras():
+    script = MeetingScript("subs", 4.0, (
+        Participant("Ann", say=(Utterance(0.2, "hi"),), width=320, height=180, fps=10),
+        Participant("Ben", say=(Utterance(0.3, "hello"),), width=160, height=96, fps=10),
+    ))
+    return prepare_meeting(script)
+
+
+class _VideoSink:
+    """Bot-side video receive streams: depacketize and decode per SSRC."""
+
+    def __init__(self, session, ssrcs) -> None:
+        self.rx = {s: session.add_receive_stream(s, "video", H264_CLOCK_RATE, direct=True)
+                   for s in ssrcs}
+        self.depack = {s: H264Depacketizer() for s in ssrcs}
+        self.codec = {s: av.CodecContext.create("h264", "r") for s in ssrcs}
+        self.sizes: dict[int, list[tuple[int, int]]] = {s: [] for s in ssrcs}
+        self.packets = {s: 0 for s in ssrcs}
+
+    def pump(self) -> None:
+        for s, stream in self.rx.items():
+            b = stream.read_batch()
+            self.packets[s] += len(b)
+            pkts = [RtpPayload(bytes(p), int(b.sequence_number[i]), int(b.timestamp[i]),
+                               bool(b.marker[i])) for i, p in enumerate(b.payloads())]
+            for fr in self.depack[s].push(pkts) if pkts else []:
+                for pkt in self.codec[s].parse(fr.data):
+                    self.sizes[s].extend((f.width, f.height) for f in self.codec[s].decode(pkt))
+
+
+def test_only_subscribed_video_is_forwarded_in_the_preferred_layer(two_cameras):
+    ann, ben = two_cameras.participants
+    assert [(v.width, v.height) for v in ann.layers] == [(320, 180), (160, 90)]
+    assert [(v.width, v.height) for v in ben.layers] == [(160, 96)]     # no layer below 72 lines
+    k_down, k_up = os.urandom(30), os.urandom(30)
+    with MediaServer() as server, Engine("127.0.0.1") as bot:
+        session = bot.add_session(server.address, srtp_profile=PROFILE, tx_key=k_up, rx_key=k_down)
+        sink = _VideoSink(session, (ann.video_source_id, ben.video_source_id))
+        audio = session.add_receive_stream(ann.audio_source_id, "audio", OPUS_CLOCK_RATE, direct=True)
+        conf = ConferenceMedia(server.engine, two_cameras, ("127.0.0.1", bot.port),
+                               srtp_profile=PROFILE, tx_key=k_down, rx_key=k_up,
+                               subscribed_video={})
+        server.attach("c", conf)
+        got_audio = []
+        assert _drain_until(lambda: got_audio.extend(audio.read_batch().payloads()) or
+                            len(got_audio) >= 20)
+        sink.pump()
+        assert sink.packets == {ann.video_source_id: 0, ben.video_source_id: 0}  # nothing subscribed
+        assert conf.stats.video_frames == 0
+
+        # Ann in the layer that fits 200x120: the half-size one, decodable from its first frame
+        conf.set_subscriptions({ann.video_source_id: (200, 120)})
+        assert _drain_until(lambda: sink.pump() or len(sink.sizes[ann.video_source_id]) >= 5)
+        assert set(sink.sizes[ann.video_source_id]) == {(160, 90)}
+        assert sink.depack[ann.video_source_id].stats().frames_dropped == 0
+        assert sink.packets[ben.video_source_id] == 0
+
+        # no preference: the top layer (switched at an intra frame); Ben too
+        conf.set_subscriptions({ann.video_source_id: None, ben.video_source_id: (640, 360)})
+        assert _drain_until(lambda: sink.pump() or (
+            (320, 180) in sink.sizes[ann.video_source_id]
+            and len(sink.sizes[ben.video_source_id]) >= 3))
+        assert set(sink.sizes[ben.video_source_id]) == {(160, 96)}
+        assert conf.stats.layer_switches == 1
+        assert conf.stats.size_by_source[ann.video_source_id] == (320, 180)
+
+        # unsubscribed: the video stops
+        conf.set_subscriptions({})
+        time.sleep(0.1)
+        before = dict(conf.stats.frames_by_source)
+        time.sleep(0.4)
+        assert conf.stats.frames_by_source == before
+        server.detach("c")
+
+
+def test_fir_is_answered_with_a_key_frame(two_cameras):
+    """RFC 5104 FIR from the bot (plain RTP here, from a raw UDP socket) makes
+    the subscribed stream send intra frames; the next frame is a key frame."""
+    import socket
+    import struct
+
+    ann = two_cameras.participants[0]
+    vid = ann.video_source_id
+    with MediaServer() as server, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(0.05)
+        conf = ConferenceMedia(server.engine, two_cameras, sock.getsockname(), srtp_profile=None,
+                               tx_key=None, rx_key=None, send_mixed=False,
+                               subscribed_video={vid: None})
+        server.attach("c", conf)
+        seen = 0
+        deadline = time.monotonic() + 5
+        while seen < 5 and time.monotonic() < deadline:   # the stream is running
+            try:
+                data = sock.recv(2048)
+            except TimeoutError:
+                continue
+            seen += struct.unpack("!I", data[8:12])[0] == vid
+        assert seen >= 5
+        intra_before = conf.stats.intra_frames
+        # compound (RFC 4585): an RR with a report block on the stream, then
+        # PSFB (206), FMT 4 = FIR; sender SSRC, media SSRC 0, FCI: SSRC + seq nr
+        rr = struct.pack("!BBHI" + "IIIIII", 0x80 | 1, 201, 7, 0x0B07, vid, 0, 0, 0, 0, 0)
+        fir = struct.pack("!BBHIIIB3x", 0x80 | 4, 206, 4, 0x0B07, 0, vid, 1)
+        sock.sendto(rr + fir, server.address)
+        assert _drain_until(lambda: conf.stats.keyframe_requests >= 1)
+        assert _drain_until(lambda: conf.stats.intra_frames > intra_before)
+        server.detach("c")
+
+
+def test_subscriptions_from_the_media_configuration_document():
+    from bot.emulator.conference import subscriptions_from_config
+
+    doc = {"media": [
+        {"kind": "audio", "subscriptions": [{"sourceId": 1}]},          # not a video section
+        {"kind": "video", "subscriptions": [{"sourceId": 10001, "width": 640, "height": 360},
+                                            {"sourceId": "10003"}]},
+        {"kind": "vbss", "subscriptions": [{"sourceId": 10007}]},
+    ]}
+    assert subscriptions_from_config(doc) == {10001: (640, 360), 10003: None, 10007: None}
+    assert subscriptions_from_config({"media": [{"kind": "video"}]}) == {}
+    with pytest.raises(ValueError, match=r"media\[video\].subscriptions\[0\]"):
+        subscriptions_from_config({"media": [{"kind": "video", "subscriptions": [{"width": 1}]}]})
+    with pytest.raises(ValueError, match="positive integers"):
+        subscriptions_from_config({"media": [{"kind": "video", "subscriptions": [
+            {"sourceId": 5, "width": 640}]}]})
