@@ -44,7 +44,7 @@ CALLS_PER_WORKER = 200
 def _load_script(duration_s: float):
     from bot.demo.script import MeetingScript, Participant, Utterance
 
-    text = "the quick brown fox jumps over the lazy dog and runs back home again"
+    text = "the quick brown fox jumps over the lazy dog"   # ~3.5 s of speech every 5 s
     clip = min(duration_s, 10.0)
     return MeetingScript("load", clip, (Participant(
         "Speaker", video="none",
@@ -95,6 +95,7 @@ class LoadRun:
     sent: list[int] = field(default_factory=list)
     workers: int = 0
     stretched: int = 0
+    shrunk: int = 0
 
 
 class _CountingProcessor:
@@ -119,12 +120,14 @@ def _drop_counters(calls) -> dict:
     (arrived after their slot was played), queue ``overflow``, full
     ``output_ring`` / ``input_ring``, ``decode_errors``. Concealment the
     graph inserts while a source is only late (an underrun: the frame plays
-    after it) is not a drop; it is counted as ``stretched``."""
+    after it) is not a drop; it is counted as ``stretched``, and the silent
+    frames the graph skips afterwards to take that delay back as ``shrunk``."""
     out = {"lost": 0, "late": 0, "overflow": 0, "output_ring": 0, "input_ring": 0,
            "decode_errors": 0}
-    stretched = 0
+    stretched = shrunk = 0
     for c in calls:
         st = c.stats()
+        shrunk += st.shrunk
         out["lost"] += st.concealed + st.fec_recovered - st.underruns - st.decode_errors
         out["late"] += st.late
         out["overflow"] += st.overflow_dropped
@@ -133,6 +136,7 @@ def _drop_counters(calls) -> dict:
         out["input_ring"] += c.input.stats().records_dropped
         stretched += st.underruns
     out["stretched"] = stretched
+    out["shrunk"] = shrunk
     return out
 
 
@@ -190,6 +194,7 @@ def run_load_once(calls: int, duration_s: float, out: TextIO = sys.stdout, *,
     run.cpu_s = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     run.dropped = {k: d1[k] - d0[k] for k in d0}
     run.stretched = run.dropped.pop("stretched")
+    run.shrunk = run.dropped.pop("shrunk")
     run.concealed = [c.stats().concealed for c in graphs]
     for st in streams:
         rs = st.stats()
@@ -226,6 +231,7 @@ def _summarise(run: LoadRun) -> dict:
         "dropped_frames": sum(run.dropped.values()),
         "dropped_by_cause": run.dropped,
         "stretched_frames": run.stretched,
+        "shrunk_silent_frames": run.shrunk,
         "calls_without_media": never,
         "auth_failures": run.auth_failures,
         "decode_errors": run.dropped.get("decode_errors", 0),

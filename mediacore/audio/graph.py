@@ -45,6 +45,7 @@ class GraphStats:
     sources: int
     send_state: int
     dominant_source: int
+    shrunk: int
 
 
 class AudioWorker:

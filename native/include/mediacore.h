@@ -1652,7 +1652,8 @@ typedef struct mc_audio_graph_stats {
     uint32_t sources;
     uint32_t send_state;                 /* MC_AUDIO_SEND_* */
     uint32_t dominant_source;            /* 0: none */
-    uint32_t reserved;
+    uint32_t shrunk;                     /* silent frames skipped to take back delay that
+                                            underruns added (see receive_tick) */
 } mc_audio_graph_stats;
 
 /* [control] A worker (its thread starts with mc_audio_worker_start).

@@ -16,7 +16,8 @@
 #include "compat.h"
 #include "net.h"
 
-#define QUEUE_SLOTS 16 /* 320 ms: room for the delay an underrun adds */
+#define QUEUE_SLOTS 32 /* 640 ms: room for the delay underruns add */
+#define SHRINK_MARGIN 2 /* queued frames beyond the look-ahead before silence is skipped */
 #define SLOT_PAYLOAD 1500
 #define CARRY_MAX (MC_AUDIO_MAX_FRAME_SAMPLES + MC_AUDIO_FRAME_SAMPLES)
 #define FRAME MC_AUDIO_FRAME_SAMPLES
@@ -495,6 +496,14 @@ static void receive_tick(mc_audio_graph *g, int64_t now_ns)
             s->playing = 1;
         if (!s->playing)
             continue;
+        if (s->q_count > prebuffer + SHRINK_MARGIN && !s->active && !s->queue[s->q_head].lost) {
+            /* underruns left this source with more delay than its look-ahead:
+             * while it is silent, skip one queued frame per tick to take it back */
+            s->next_play_seq = (uint16_t)(s->queue[s->q_head].sequence_number + 1);
+            s->q_head = (s->q_head + 1) % QUEUE_SLOTS;
+            s->q_count--;
+            g->stats.shrunk++;
+        }
         s->frame_flags = 0;
         take_frame(g, s);
         mc_audio_level_dbov(s->frame, FRAME, &s->level_db);
@@ -702,7 +711,7 @@ static void worker_main(void *arg)
         }
         if (now - next > MC_AUDIO_TICK_NS)
             mc_store_u64_relaxed(&w->late_ticks, mc_load_u64_relaxed(&w->late_ticks) + 1);
-        if (now - next > 10 * (int64_t)MC_AUDIO_TICK_NS) { /* stalled (suspend, debugger) */
+        if (now - next > 50 * (int64_t)MC_AUDIO_TICK_NS) { /* stalled (suspend, debugger) */
             next = now;                                    /* resync */
             phase = 0;
         }

@@ -353,3 +353,34 @@ def test_graphs_share_one_output_ring_by_tag():
     for g in graphs:
         g.close()
     worker.close()
+
+
+def test_delay_added_by_underruns_is_taken_back_in_silence(rig_factory):
+    """After a stall the source plays late by the frames concealed for it;
+    once it is silent, queued frames beyond the look-ahead are skipped (one
+    per tick, counted as shrunk) until the delay is back to normal."""
+    rig = rig_factory(unmixed=True, mixed=False)
+    enc = AudioEncoder(Codec.OPUS)
+    loud = [enc.encode(tone(440, 0.02)) for _ in range(20)]
+    quiet = [enc.encode(np.zeros(320, np.int16)) for _ in range(60)]
+    payloads = loud + quiet
+    k = 0
+    for tick in range(90):
+        if 10 <= tick < 18:
+            pass                                 # a 160 ms stall during speech
+        elif tick == 18:
+            while k <= 18:
+                rig.feed(rtp_record(6, k, k * 960, payloads[k]))
+                k += 1
+        elif k < len(payloads):
+            rig.feed(rtp_record(6, k, k * 960, payloads[k]))
+            k += 1
+        rig.tick()
+    frames, _ = rig.drain()
+    st = rig.graph.stats()
+    assert st.underruns >= 8 and st.late == 0
+    played = [f.rtp_timestamp // 960 for f in frames if not f.concealed]
+    assert played[:20] == list(range(20))        # the speech all played, in order
+    assert st.shrunk >= 5                        # silence skipped to take the delay back
+    assert st.decoded == len(played) and len(played) + st.shrunk <= len(payloads)
+    assert len(payloads) - 1 - played[-1] <= 2   # the delay is back to the look-ahead
