@@ -21,6 +21,8 @@ def add_parsers(sub) -> None:
                       help="number of calls, or a comma list to find the largest that holds (50,100,200)")
     load.add_argument("--duration", type=float, default=30.0, help="seconds per run (default 30)")
     load.add_argument("--json", metavar="PATH", help="write the JSON report here")
+    load.add_argument("--priority", type=int, default=0, metavar="N",
+                      help="run the bot's media threads N nice steps higher (needs the right to)")
     load.set_defaults(handler=run_load_command)
 
 
@@ -51,5 +53,5 @@ def run_load_command(args: argparse.Namespace) -> int:
     if not counts or min(counts) < 1 or args.duration <= 1:
         print("mediabot load: need at least one call and a duration over 1 s")
         return 2
-    report = run_load(counts, args.duration, args.json)
+    report = run_load(counts, args.duration, args.json, priority=max(0, args.priority))
     return 0 if report["largest_calls_without_drops"] == max(counts) else 1
