@@ -249,3 +249,58 @@ def test_subscriptions_from_the_media_configuration_document():
     with pytest.raises(ValueError, match="positive integers"):
         subscriptions_from_config({"media": [{"kind": "video", "subscriptions": [
             {"sourceId": 5, "width": 640}]}]})
+
+
+def test_scripted_dtmf_and_screen_share_reach_the_bot():
+    """DTMF as RFC 4733 events on the presser's audio SSRC at the scripted
+    time; the screen as a VBSS stream only while sharing, when subscribed."""
+    from bot.demo.script import DtmfPress, ScreenShare
+    from mediacore.audio.dtmf import TelephoneEvent
+
+    script = MeetingScript("keys", 3.0, (
+        Participant("Ann", video="none", say=(Utterance(0.1, "hi"),),
+                    dtmf=(DtmfPress(0.5, "1#"),), screen_share=(ScreenShare(1.0, 2.0),)),))
+    media = prepare_meeting(script)
+    ann = media.participants[0]
+    assert ann.screen is not None and (ann.screen.width, ann.screen.height) == (1280, 720)
+    screen_id = 10100
+    k_down, k_up = os.urandom(30), os.urandom(30)
+    with MediaServer() as server, Engine("127.0.0.1") as bot:
+        session = bot.add_session(server.address, srtp_profile=PROFILE, tx_key=k_up, rx_key=k_down)
+        audio = session.add_receive_stream(ann.audio_source_id, "audio", OPUS_CLOCK_RATE, direct=True)
+        sink = _VideoSink(session, (screen_id,))
+        conf = ConferenceMedia(server.engine, media, ("127.0.0.1", bot.port), srtp_profile=PROFILE,
+                               tx_key=k_down, rx_key=k_up, screen_ids={"Ann": screen_id},
+                               subscribed_video={screen_id: None})
+        server.attach("c", conf)
+        events, audio_ts, first_screen_s, last_screen_s = [], [], None, None
+
+        def pump():
+            nonlocal first_screen_s, last_screen_s
+            b = audio.read_batch()
+            for i, p in enumerate(b.payloads()):
+                if int(b.payload_type[i]) == 101:
+                    ev = TelephoneEvent.parse(bytes(p))
+                    events.append((int(b.timestamp[i]), ev.event, ev.end))
+                else:
+                    audio_ts.append(int(b.timestamp[i]))
+            before = sink.packets[screen_id]
+            sink.pump()
+            if sink.packets[screen_id] > before:
+                t = (time.monotonic_ns() - conf.start_ns) / 1e9
+                first_screen_s = first_screen_s if first_screen_s is not None else t
+                last_screen_s = t
+            return conf.finished
+        assert _drain_until(pump)
+        time.sleep(0.2)
+        pump()
+        server.detach("c")
+    ends = sorted({(ts, code) for ts, code, end in events if end})
+    assert [code for _, code in ends] == [1, 11]          # "1", then "#" (event 11)
+    # the first tone starts at 0.5 s (slot 25) on the audio stream's clock (slot 0 = first packet)
+    assert (ends[0][0] - audio_ts[0]) & 0xFFFFFFFF == 25 * 960
+    assert conf.stats.dtmf_packets == len(events)
+    # 5 frames/s while sharing, 1280x720, decodable from the first one
+    assert 4 <= len(sink.sizes[screen_id]) <= 6
+    assert set(sink.sizes[screen_id]) == {(1280, 720)}
+    assert 0.9 <= first_screen_s and last_screen_s < 2.3
