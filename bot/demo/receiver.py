@@ -91,7 +91,8 @@ class MeetingReceiver:
         self.tag = tag
         self.call_audio = audio.add_call(tag, unmixed=True, mixed=False, events=True,
                                          payload_types={111: "opus"},
-                                         telephone_event_pt=TELEPHONE_EVENT_PT)
+                                         telephone_event_pt=TELEPHONE_EVENT_PT,
+                                         input_capacity=1 << 18)  # ~5 s of a meeting's speakers
         self._lock = threading.Lock()
         self._video_sock = None
         self._vbss_sock = None

@@ -46,6 +46,7 @@ class GraphStats:
     send_state: int
     dominant_source: int
     shrunk: int
+    input_waits: int
 
 
 class AudioWorker:

@@ -1654,6 +1654,8 @@ typedef struct mc_audio_graph_stats {
     uint32_t dominant_source;            /* 0: none */
     uint32_t shrunk;                     /* silent frames skipped to take back delay that
                                             underruns added (see receive_tick) */
+    uint64_t input_waits;                /* ticks a source's full queue left records waiting
+                                            in the input ring (back-pressure, not dropped) */
 } mc_audio_graph_stats;
 
 /* [control] A worker (its thread starts with mc_audio_worker_start).

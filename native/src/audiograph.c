@@ -67,6 +67,7 @@ typedef struct source {
     float smooth_db;           /* exponential average, for the dominant speaker */
     int active;
     uint64_t sequence;
+    uint32_t debt;             /* frames of delay underruns added, not yet taken back */
     mc_dtmf_receiver *dtmf;
 } source;
 
@@ -291,6 +292,15 @@ static void drain_input(mc_audio_graph *g, int64_t now_ns)
             source *s = find_source(g, rec.ssrc, now_ns, !lost);
             if (!s)
                 continue;
+            if (s->q_count == QUEUE_SLOTS) {
+                /* back-pressure: this source is a whole queue ahead (the worker
+                 * is behind, or the sender burst): leave this record and those
+                 * after it in the input ring until the source has played a frame */
+                g->stats.records_in--;
+                g->stats.input_waits++;
+                mc_ring_release(g->cfg.input, i);
+                return;
+            }
             if (!lost)
                 s->last_record_ns = now_ns;
             enqueue(g, s, &rec, payload, length);
@@ -343,6 +353,7 @@ static void refill(mc_audio_graph *g, source *s)
              * dropped. A slot that never comes is filled from the gap when
              * a later record arrives (enqueue). */
             g->stats.underruns++;
+            s->debt++;
             if (s->carry_len == 0)
                 s->carry_rtp += (uint32_t)((uint64_t)FRAME * s->dec_clock / MC_AUDIO_RATE_HZ);
             conceal_into_carry(g, s, FRAME - s->carry_len);
@@ -496,12 +507,14 @@ static void receive_tick(mc_audio_graph *g, int64_t now_ns)
             s->playing = 1;
         if (!s->playing)
             continue;
-        if (s->q_count > prebuffer + SHRINK_MARGIN && !s->active && !s->queue[s->q_head].lost) {
+        if (s->debt && s->q_count > prebuffer + SHRINK_MARGIN && !s->active &&
+            !s->queue[s->q_head].lost) {
             /* underruns left this source with more delay than its look-ahead:
              * while it is silent, skip one queued frame per tick to take it back */
             s->next_play_seq = (uint16_t)(s->queue[s->q_head].sequence_number + 1);
             s->q_head = (s->q_head + 1) % QUEUE_SLOTS;
             s->q_count--;
+            s->debt--;
             g->stats.shrunk++;
         }
         s->frame_flags = 0;
@@ -711,7 +724,7 @@ static void worker_main(void *arg)
         }
         if (now - next > MC_AUDIO_TICK_NS)
             mc_store_u64_relaxed(&w->late_ticks, mc_load_u64_relaxed(&w->late_ticks) + 1);
-        if (now - next > 50 * (int64_t)MC_AUDIO_TICK_NS) { /* stalled (suspend, debugger) */
+        if (now - next > 250 * (int64_t)MC_AUDIO_TICK_NS) { /* stalled (suspend, debugger) */
             next = now;                                    /* resync */
             phase = 0;
         }

@@ -384,3 +384,20 @@ def test_delay_added_by_underruns_is_taken_back_in_silence(rig_factory):
     assert st.shrunk >= 5                        # silence skipped to take the delay back
     assert st.decoded == len(played) and len(played) + st.shrunk <= len(payloads)
     assert len(payloads) - 1 - played[-1] <= 2   # the delay is back to the look-ahead
+
+
+def test_a_worker_behind_leaves_records_in_the_input_ring_instead_of_dropping(rig_factory):
+    """60 records at once (a worker that was starved while they arrived): the
+    source queue fills, the rest waits in the input ring, and all play."""
+    rig = rig_factory(unmixed=True, mixed=False)
+    enc = AudioEncoder(Codec.OPUS)
+    for k in range(60):
+        rig.feed(rtp_record(8, k, k * 960, enc.encode(tone(500, 0.02))))
+    for _ in range(64):
+        rig.tick()
+    frames, _ = rig.drain()
+    st = rig.graph.stats()
+    assert st.overflow_dropped == 0 and st.late == 0
+    assert st.input_waits > 0
+    assert st.records_in == 60 and st.decoded == 60
+    assert [f.rtp_timestamp // 960 for f in frames if not f.concealed] == list(range(60))
