@@ -68,20 +68,25 @@ class EncodedVideoFrame:
         return cls(bytes(body) if copy else body, ts, flags, ssrc, first, last, packets, t0, t1)
 
 
+# the same header without `length` (a record is exactly header + length
+# bytes), in EncodedVideoFrame's field order: one unpack feeds the constructor
+_HEADER_NO_LENGTH = struct.Struct("<II4xIHHIqq")
+
+
 def frames_from_batch(batch, *, copy: bool = False) -> list[EncodedVideoFrame]:
     """Every depacketizer record of a ring batch (``Ring.peek``/``read_batch``)
     as frames; with ``copy=False`` their data are views into the batch, valid
     until it is released. One pass, no per-record numpy indexing."""
     base = memoryview(batch._base)
-    unpack = _HEADER.unpack_from
+    unpack = _HEADER_NO_LENGTH.unpack_from
+    frame = EncodedVideoFrame
     out = []
+    append = out.append
     for off, n, kind in zip(batch.offsets.tolist(), batch.lengths.tolist(), batch.types.tolist()):
         if kind != RECORD_TYPE or n < HEADER_SIZE:
             continue
-        ts, flags, length, ssrc, first, last, packets, t0, t1 = unpack(base, off)
-        body = base[off + HEADER_SIZE:off + HEADER_SIZE + length]
-        out.append(EncodedVideoFrame(body.tobytes() if copy else body, ts, flags, ssrc, first,
-                                     last, packets, t0, t1))
+        body = base[off + HEADER_SIZE:off + n]
+        append(frame(body.tobytes() if copy else body, *unpack(base, off)))
     return out
 
 

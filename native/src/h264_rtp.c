@@ -157,6 +157,10 @@ struct mc_h264_depacketizer {
     int64_t kf_max_interval_ns;
     volatile uint32_t kf_user; /* mc_h264_depacketizer_request_key_frame, any thread */
 
+    /* drain_ring: the receive ring whose next records are fetched ahead */
+    const mc_ring *prefetch_ring;
+    uint64_t prefetch_capacity;
+
     mc_h264_depacketizer_stats stats;
 };
 
@@ -572,22 +576,55 @@ MC_API mc_status mc_h264_depacketizer_push(mc_h264_depacketizer *d, const mc_h26
     return MC_OK;
 }
 
+#if defined(__GNUC__) || defined(__clang__)
+#define H264_PREFETCH(p) __builtin_prefetch((const void *)(p))
+#elif defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
+#include <xmmintrin.h>
+#define H264_PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#else
+#define H264_PREFETCH(p) ((void)(p))
+#endif
+
+/* Records lie back to back in the ring, and mc_ring_peek finds each one from
+ * the header of the one before (a chain of dependent loads, one cache miss
+ * after another when the records are no longer in cache). Asking for the
+ * next stretch of the ring ahead of the walk turns that into parallel
+ * fetches; every line asked for is read anyway (header, then payload). */
+static void prefetch_ring(const uint8_t *base, uint64_t capacity, uint64_t from, uint64_t bytes)
+{
+    if (bytes > capacity)
+        bytes = capacity;
+    from &= ~(uint64_t)63;
+    for (uint64_t o = 0; o < bytes; o += 64)
+        H264_PREFETCH(base + ((from + o) % capacity));
+}
+
 MC_API mc_status mc_h264_depacketizer_drain_ring(mc_h264_depacketizer *d, mc_ring *rtp_ring,
                                                  uint32_t max_records, uint32_t *records,
                                                  uint32_t *frames)
 {
-    enum { CHUNK = 64 };
+    enum { CHUNK = 32 };
     if (!d || !rtp_ring || !d->ring)
         return MC_E_INVAL;
     uint32_t done = 0, made = 0;
     uint32_t offsets[CHUNK], lengths[CHUNK], types[CHUNK];
     mc_h264_packet pk[CHUNK];
+    const uint8_t *base = mc_ring_data(rtp_ring);
+    if (d->prefetch_ring != rtp_ring) {
+        mc_ring_stats rs;
+        d->prefetch_ring = rtp_ring;
+        d->prefetch_capacity = mc_ring_get_stats(rtp_ring, &rs) == MC_OK ? rs.capacity : 0;
+    }
     while (done < max_records) {
         uint32_t want = max_records - done < CHUNK ? max_records - done : CHUNK, n = 0;
         mc_status st = mc_ring_peek(rtp_ring, offsets, lengths, types, want, &n);
         if (st != MC_OK || n == 0)
             break;
-        const uint8_t *base = mc_ring_data(rtp_ring);
+        /* while this chunk is copied, the next one comes in */
+        uint64_t end = (uint64_t)offsets[n - 1] + lengths[n - 1];
+        uint64_t span = end > offsets[0] ? end - offsets[0] + 64 : 0;
+        if (d->prefetch_capacity && span)
+            prefetch_ring(base, d->prefetch_capacity, end, span);
         uint32_t k = 0;
         for (uint32_t i = 0; i < n; i++) {
             if (types[i] != MC_RECORD_RTP || lengths[i] <= sizeof(mc_rtp_record))
