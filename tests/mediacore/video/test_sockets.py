@@ -384,6 +384,34 @@ def test_two_senders_subscribe_unsubscribe_and_resolution_change():
     assert got.threads == {"video-rx-00000001", "video-rx-00000002"}
 
 
+def test_per_stream_stats_fps_bitrate_size_and_freezes_end_to_end():
+    images = make_testsrc(320, 180, 30)
+    got = Collector()
+    with Engine("127.0.0.1") as rx_engine, Engine("127.0.0.1") as tx_engine:
+        tx_session = tx_engine.add_session(("127.0.0.1", rx_engine.port))
+        rx_session = rx_engine.add_session(("127.0.0.1", tx_engine.port))
+        with VideoSocket(rx_session, got, mode="decoded") as sock:
+            sock.subscribe(0x5151)
+            sender = VideoSendSocket(tx_session, 0x5151, layer=VideoLayer(320, 180, 30))
+            paced_send(sender, images[:15])
+            time.sleep(1.5)                              # a freeze of more than 1 s
+            paced_send(sender, images[15:])
+            deadline = time.monotonic() + 5
+            while len(got.frames) < 30 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            during = sock.stats(0x5151)
+            time.sleep(1.2)                              # stopped: an ongoing freeze
+            after = sock.stats(0x5151)
+    assert len(got.frames) == 30
+    assert during.frames == 30 and during.key_frames >= 1 and during.decode_errors == 0
+    assert (during.width, during.height) == (320, 180) and during.resolution_changes == 0
+    assert during.freezes >= 1 and during.freeze_ms_total >= 1000
+    assert 1 <= during.fps <= 15 and during.bitrate_bps > 0     # the last second: 2nd burst only
+    assert after.fps == 0 and after.bitrate_bps == 0
+    assert after.freezes == during.freezes + 1
+    assert during.plis_sent == 0 and during.firs_sent == 0      # nothing lost, nothing asked
+
+
 def test_encoded_mode_hands_out_decodable_access_units():
     images = make_testsrc(320, 180, 30)
     got = Collector()
