@@ -3,8 +3,9 @@
 The per-packet work happens in C (``native/src/h264_rtp.c``). These wrappers
 exist for control (creation, stats, key-frame requests), for reading whole
 access units out of a ring, and for tests and tools that feed packets from
-Python in batches. In the engine's receive path the depacketizer is fed by the
-native I/O thread and Python only sees finished frames.
+Python in batches. In the engine's receive path a VideoSocket worker has the
+depacketizer drain the stream's ring of receive records natively (one call per
+batch, GIL released) and Python only sees finished frames.
 
 Every :class:`EncodedVideoFrame` the depacketizer hands out is decodable: a
 key frame, or the next frame of an unbroken chain that started at one.

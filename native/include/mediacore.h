@@ -1065,8 +1065,10 @@ MC_API mc_status mc_h264_depacketizer_drain_ring(mc_h264_depacketizer *depacketi
  * is then free for the next frame once pushing resumes; MC_E_EMPTY if none. */
 MC_API mc_status mc_h264_depacketizer_take_frame(mc_h264_depacketizer *depacketizer,
                                                  mc_h264_frame_header *out);
-/* [io] *requested = 1 (and the request is cleared) if a key frame should be
- * asked for (PLI, FIR as fallback) since the last call. */
+/* [io] *requested = 1 (and the request is cleared) if a loss raised a need
+ * for a key frame since the last call: the raw flag, for owners with their
+ * own policy. mc_h264_depacketizer_poll_key_frame (PLI, FIR as fallback)
+ * consumes the same flag; use one or the other. */
 MC_API mc_status mc_h264_depacketizer_take_key_frame_request(mc_h264_depacketizer *depacketizer,
                                                              uint32_t *requested);
 /* [io] Key-frame requests with FIR as the fallback (RFC 5104 4.3.1): call
