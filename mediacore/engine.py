@@ -463,12 +463,15 @@ class Session:
                            *, direct: bool = False, nack: bool = False, pli: bool = False,
                            frame_ms: int = 20, jitter_min_ms: int = 0, jitter_max_ms: int = 0,
                            reorder_wait_ms: int = 0, ring: Ring | None = None,
-                           ring_capacity: int = 1 << 20) -> ReceiveStream:
+                           ring_capacity: int = 1 << 20,
+                           audio_level_id: int = 0) -> ReceiveStream:
         """Receive the remote source ``ssrc``. Audio goes through the adaptive
         jitter buffer (one record per ``frame_ms``), video through the reorder
         buffer (NACK / PLI when enabled); ``direct=True`` delivers in arrival
         order without buffering. Records go to ``ring`` (which may be shared by
-        several streams) or a new private ring."""
+        several streams) or a new private ring. ``audio_level_id`` (1..255):
+        the RFC 6464 header extension id whose level and V flag the audio
+        records carry (``flags``: ``MC_RECORD_FLAG_AUDIO_LEVEL``)."""
         if media not in MEDIA:
             raise InvalidArgument(f"media must be 'audio' or 'video', not {media!r}")
         if clock_rate is None:
@@ -486,6 +489,9 @@ class Session:
         cfg.jitter_min_ms = jitter_min_ms
         cfg.jitter_max_ms = jitter_max_ms
         cfg.reorder_wait_ms = reorder_wait_ms
+        if not 0 <= audio_level_id <= 255:
+            raise InvalidArgument("audio_level_id must be 0..255")
+        cfg.audio_level_id = audio_level_id
         cfg.ring = ring._h()
         eng = self.engine
         try:
@@ -503,10 +509,12 @@ class Session:
     def add_send_stream(self, ssrc: int, payload_type: int, media: str = "audio",
                         clock_rate: int | None = None, *, initial_sequence: int | None = None,
                         timestamp_offset: int | None = None, history: int = 0,
-                        ring_capacity: int = 1 << 20) -> SendStream:
+                        ring_capacity: int = 1 << 20, audio_level_id: int = 0) -> SendStream:
         """Send as ``ssrc``. The initial sequence number and timestamp offset are
         random unless given (RFC 3550 5.1). ``history`` packets are kept for
-        retransmission on NACK."""
+        retransmission on NACK. ``audio_level_id`` (1..255): write the RFC 6464
+        audio level of records that carry one (the audio graph's) with this
+        header extension id."""
         if media not in MEDIA:
             raise InvalidArgument(f"media must be 'audio' or 'video', not {media!r}")
         if clock_rate is None:
@@ -521,6 +529,9 @@ class Session:
         cfg.timestamp_offset = (secrets.randbits(32) if timestamp_offset is None
                                 else timestamp_offset & 0xFFFFFFFF)
         cfg.history = history
+        if not 0 <= audio_level_id <= 255:
+            raise InvalidArgument("audio_level_id must be 0..255")
+        cfg.audio_level_id = audio_level_id
         cfg.ring = ring._h()
         eng = self.engine
         try:

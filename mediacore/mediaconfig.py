@@ -25,11 +25,13 @@ from typing import Any
 __all__ = [
     "Codec",
     "Endpoint",
+    "HeaderExtension",
     "MediaConfig",
     "MediaConfigError",
     "MediaSection",
     "SessionBinding",
     "SrtpParams",
+    "AUDIO_LEVEL_URI",
     "SCHEMA_VERSION",
     "configure_session",
     "negotiate",
@@ -55,6 +57,9 @@ DEFAULT_CODECS = {
     "vbss": [{"payloadType": 97, "name": "H264", "clockRate": 90000,
               "fmtp": "packetization-mode=1;profile-level-id=42e01f"}],
 }
+#: RFC 6464 client-to-mixer audio level (RFC 8285 header extension)
+AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+DEFAULT_EXTMAP = {"audio": [{"id": 1, "uri": AUDIO_LEVEL_URI}], "video": [], "vbss": []}
 
 
 class MediaConfigError(ValueError):
@@ -130,12 +135,42 @@ class Codec:
 
 
 @dataclass(frozen=True)
+class HeaderExtension:
+    """An RTP header extension (RFC 8285) this side understands, with the id
+    it *sends* it with (1..14: one-byte form; 15..255: two-byte form)."""
+
+    id: int
+    uri: str
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "uri": self.uri}
+
+    @classmethod
+    def from_json(cls, d: Any, path: str) -> HeaderExtension:
+        if not isinstance(d, dict):
+            raise MediaConfigError(path, "must be an object")
+        ext_id = _range(_get(d, "id", path, int), 1, 255, f"{path}.id")
+        uri = _get(d, "uri", path, str)
+        if not uri:
+            raise MediaConfigError(f"{path}.uri", "must not be empty")
+        return cls(ext_id, uri)
+
+
+@dataclass(frozen=True)
 class MediaSection:
     kind: str                 # audio | video | vbss
     direction: str            # of this side: sendrecv | sendonly | recvonly | inactive
     ssrcs: tuple[int, ...]    # SSRCs this side sends from
     source_id: int            # media source id (Graph's sourceId / MSI) of this side's stream
     codecs: tuple[Codec, ...]
+    extmap: tuple[HeaderExtension, ...] = ()  # header extensions, with this side's send ids
+
+    def extension_id(self, uri: str) -> int:
+        """This side's id for the extension ``uri``; 0 when it does not list it."""
+        for e in self.extmap:
+            if e.uri == uri:
+                return e.id
+        return 0
 
     @property
     def sends(self) -> bool:
@@ -146,8 +181,11 @@ class MediaSection:
         return self.direction in ("sendrecv", "recvonly")
 
     def to_json(self) -> dict:
-        return {"kind": self.kind, "direction": self.direction, "ssrcs": list(self.ssrcs),
-                "sourceId": self.source_id, "codecs": [c.to_json() for c in self.codecs]}
+        d = {"kind": self.kind, "direction": self.direction, "ssrcs": list(self.ssrcs),
+             "sourceId": self.source_id, "codecs": [c.to_json() for c in self.codecs]}
+        if self.extmap:
+            d["extmap"] = [e.to_json() for e in self.extmap]
+        return d
 
     @classmethod
     def from_json(cls, d: Any, path: str) -> MediaSection:
@@ -177,7 +215,14 @@ class MediaSection:
         pts = [c.payload_type for c in codecs]
         if len(set(pts)) != len(pts):
             raise MediaConfigError(f"{path}.codecs", "payload types must be unique")
-        return cls(kind, direction, tuple(ssrcs), source_id, codecs)
+        ext_raw = _get(d, "extmap", path, list, False, [])
+        extmap = tuple(HeaderExtension.from_json(e, f"{path}.extmap[{i}]")
+                       for i, e in enumerate(ext_raw))
+        if len({e.id for e in extmap}) != len(extmap):
+            raise MediaConfigError(f"{path}.extmap", "extension ids must be unique")
+        if len({e.uri for e in extmap}) != len(extmap):
+            raise MediaConfigError(f"{path}.extmap", "each extension uri may appear once")
+        return cls(kind, direction, tuple(ssrcs), source_id, codecs, extmap)
 
 
 @dataclass(frozen=True)
@@ -362,9 +407,11 @@ class MediaConfig:
             if kind not in KINDS:
                 raise MediaConfigError("media.kind", f"unknown kind {kind!r}")
             codecs = tuple(Codec.from_json(c, f"{kind}.codecs") for c in DEFAULT_CODECS[kind])
+            extmap = tuple(HeaderExtension.from_json(e, f"{kind}.extmap")
+                           for e in DEFAULT_EXTMAP[kind])
             sid = (source_ids or {}).get(kind, secrets.randbits(31))
             ssrcs = (new_ssrc(),) if direction in ("sendrecv", "sendonly") else ()
-            media.append(MediaSection(kind, direction, ssrcs, sid, codecs))
+            media.append(MediaSection(kind, direction, ssrcs, sid, codecs, extmap))
         cfg = cls(role, media_session_id or str(uuid.uuid4()), Endpoint(address, port),
                   SrtpParams.generate(srtp_profile) if srtp_profile else None, tuple(media),
                   call_id)
@@ -387,6 +434,8 @@ class StreamPlan:
     recv_ssrcs: tuple[int, ...]    # remote SSRCs to receive
     send_codec: Codec | None       # payload type we send (the remote's number for it)
     recv_codecs: tuple[Codec, ...]  # what the remote may send us
+    send_audio_level_id: int = 0   # RFC 6464 extension id we write (0: not negotiated)
+    recv_audio_level_id: int = 0   # RFC 6464 extension id the remote writes (0: none)
 
 
 def negotiate(local: MediaConfig, remote: MediaConfig) -> list[StreamPlan]:
@@ -415,8 +464,13 @@ def negotiate(local: MediaConfig, remote: MediaConfig) -> list[StreamPlan]:
                                    f"{[c.name for c in m.codecs]}, remote {[c.name for c in r.codecs]}")
         send = m.sends and r.receives
         recv = m.receives and r.sends
+        # an extension is used in a direction when both sides list its uri; the
+        # sender's id is on the wire (each document names the ids it sends with)
+        level_both = bool(m.extension_id(AUDIO_LEVEL_URI) and r.extension_id(AUDIO_LEVEL_URI))
         plans.append(StreamPlan(m.kind, m.ssrcs if send else (), r.ssrcs if recv else (),
-                                common[0] if send else None, tuple(common)))
+                                common[0] if send else None, tuple(common),
+                                m.extension_id(AUDIO_LEVEL_URI) if send and level_both else 0,
+                                r.extension_id(AUDIO_LEVEL_URI) if recv and level_both else 0))
     if not plans:
         raise MediaConfigError("media", "no media kind in common")
     return plans
@@ -456,12 +510,14 @@ def configure_session(engine, local: MediaConfig, remote: MediaConfig, *,
                 assert p.send_codec is not None
                 b.send_streams[ssrc] = session.add_send_stream(
                     ssrc, p.send_codec.payload_type, media, p.send_codec.clock_rate,
-                    history=history if media == "video" else 0)
+                    history=history if media == "video" else 0,
+                    audio_level_id=p.send_audio_level_id if media == "audio" else 0)
             for ssrc in p.recv_ssrcs:
                 rate = p.recv_codecs[0].clock_rate
                 b.receive_streams[ssrc] = session.add_receive_stream(
                     ssrc, media, rate, direct=direct, nack=nack and media == "video",
-                    pli=pli and media == "video")
+                    pli=pli and media == "video",
+                    audio_level_id=p.recv_audio_level_id if media == "audio" else 0)
                 if rsec is not None:
                     b.source_ids[ssrc] = rsec.source_id
     except BaseException:

@@ -42,6 +42,8 @@ class GraphStats:
     send_dtx_skipped: int
     send_dtmf_packets: int
     send_dropped: int
+    level_ext_frames: int      # source frames whose activity came from RFC 6464 levels
+    level_ext_malformed: int   # records whose audio-level extension was garbage (ignored)
     sources: int
     send_state: int
     dominant_source: int

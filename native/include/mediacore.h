@@ -432,6 +432,12 @@ enum {
     MC_RECORD_EVENT = 2,
     MC_RECORD_FLAG_LOST = 1,           /* no payload: conceal this slot */
     MC_RECORD_FLAG_DISCONTINUITY = 2,  /* packets were given up just before this one */
+    MC_RECORD_FLAG_AUDIO_LEVEL = 4,    /* the packet carried an RFC 6464 audio level: V flag in
+                                          MC_RECORD_FLAG_VOICE, level (0..127 -dBov) in
+                                          bits 8..14 of flags (MC_RECORD_LEVEL_SHIFT) */
+    MC_RECORD_FLAG_VOICE = 8,
+    MC_RECORD_FLAG_LEVEL_MALFORMED = 16, /* its header extension was garbage: ignored, counted */
+    MC_RECORD_LEVEL_SHIFT = 8,
     MC_RTP_RECORD_SIZE = 24,
     MC_SEND_RECORD_SIZE = 8,
     MC_SEND_PT_DEFAULT = 255,          /* mc_send_record.payload_type: use the stream's */
@@ -466,7 +472,9 @@ typedef struct mc_send_record {
     uint32_t timestamp;                /* RTP timestamp relative to the stream start */
     uint8_t marker;
     uint8_t payload_type;              /* MC_SEND_PT_DEFAULT: the stream's payload type */
-    uint16_t flags;                    /* reserved, 0 */
+    uint16_t flags;                    /* MC_RECORD_FLAG_AUDIO_LEVEL | VOICE | level << 8: the
+                                          engine writes the RFC 6464 extension when the
+                                          stream has an audio_level_id; else 0 */
 } mc_send_record;
 
 typedef struct mc_engine_event {
@@ -512,6 +520,8 @@ typedef struct mc_recv_stream_config {
     uint32_t jitter_max_ms;
     uint32_t reorder_wait_ms;          /* video: how long a gap may hold release; 0: 100 */
     mc_ring *ring;                     /* records go here (may be shared by several streams) */
+    uint32_t audio_level_id;           /* RFC 6464 header extension id (RFC 8285 one- or two-byte
+                                          form, 1..255) read into the records; 0: none */
 } mc_recv_stream_config;
 
 typedef struct mc_send_stream_config {
@@ -524,6 +534,8 @@ typedef struct mc_send_stream_config {
     uint32_t timestamp_offset;         /* added to every record's timestamp */
     uint32_t history;                  /* packets kept for NACK retransmission (0: none) */
     mc_ring *ring;                     /* mc_send_record + payload records, written by the host */
+    uint32_t audio_level_id;           /* RFC 6464 extension id written when a record carries a
+                                          level (1..14: one-byte form, 15..255: two-byte); 0: none */
 } mc_send_stream_config;
 
 typedef struct mc_recv_stream_stats {
@@ -1518,14 +1530,21 @@ MC_API mc_status mc_rtp_bench_parse_jitter(const uint8_t *packets, const uint32_
  *   2. per source: keeps `prebuffer_frames` records (default 2: one frame of
  *      look-ahead, which lets a lost slot be rebuilt from the next packet's
  *      Opus in-band FEC), decodes one 20 ms frame (conceals on loss or
- *      underrun), measures its level (RFC 6464 dBov) and voice activity;
+ *      underrun), measures its level (RFC 6464 dBov) and voice activity:
+ *      when the records carry the sender's RFC 6464 audio level
+ *      (MC_RECORD_FLAG_AUDIO_LEVEL), activity and loudness for the active
+ *      speakers and the dominant speaker come from it (active = V flag set
+ *      or level above the threshold; the last level holds through lost
+ *      slots, and after 50 frames without one the measured energy is used
+ *      again); else from the measured energy;
  *   3. writes a mixed frame (all sources, saturating SIMD mix) and/or one
  *      unmixed frame per source (no limit of 4), each an
  *      mc_audio_frame_header + 640 bytes of PCM (16 kHz mono s16le), and
  *      dominant-speaker / DTMF events;
  *   4. send path: takes one 640-byte PCM record from `send_pcm` (or sends
  *      silence / nothing with DTX when it is empty), encodes it, writes an
- *      mc_send_record + payload to the engine's send ring and wakes the
+ *      mc_send_record (with the RFC 6464 level and V flag of that PCM in its
+ *      flags) + payload to the engine's send ring and wakes the
  *      engine; RFC 4733 DTMF replaces audio while tones play.
  *
  * Timestamps: `timestamp_100ns` = the tick's deadline on the media clock in
@@ -1651,6 +1670,8 @@ typedef struct mc_audio_graph_stats {
     uint64_t send_dtx_skipped;
     uint64_t send_dtmf_packets;
     uint64_t send_dropped;               /* send_out full */
+    uint64_t level_ext_frames;           /* source frames whose activity came from RFC 6464 levels */
+    uint64_t level_ext_malformed;        /* records whose audio-level extension was garbage */
     uint32_t sources;
     uint32_t send_state;                 /* MC_AUDIO_SEND_* */
     uint32_t dominant_source;            /* 0: none */

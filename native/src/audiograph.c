@@ -23,6 +23,7 @@
 #define FRAME MC_AUDIO_FRAME_SAMPLES
 #define FRAME_RECORD (MC_AUDIO_FRAME_HEADER_SIZE + MC_AUDIO_FRAME_BYTES)
 #define DOMINANT_MARGIN_DB 3.0f
+#define EXT_LEVEL_HOLD 50 /* frames an RFC 6464 level stays in force without a new one */
 
 MC_STATIC_ASSERT(sizeof(mc_audio_frame_header) == MC_AUDIO_FRAME_HEADER_SIZE,
                  "frame header layout is part of the ring format");
@@ -36,6 +37,7 @@ typedef struct slot {
     uint16_t sequence_number;
     uint8_t payload_type;
     uint8_t lost;
+    uint16_t level_flags; /* MC_RECORD_FLAG_AUDIO_LEVEL | VOICE | level << 8, or 0 */
     uint8_t payload[SLOT_PAYLOAD];
 } slot;
 
@@ -65,6 +67,9 @@ typedef struct source {
     int64_t active_until_ns;
     float level_db;            /* this frame */
     float smooth_db;           /* exponential average, for the dominant speaker */
+    uint32_t ext_age;          /* frames since the last RFC 6464 level (EXT_LEVEL_HOLD: none) */
+    uint8_t ext_level;         /* that level, -dBov */
+    uint8_t ext_voice;         /* and its V flag */
     int active;
     uint64_t sequence;
     uint32_t debt;             /* frames of delay underruns added, not yet taken back */
@@ -164,6 +169,7 @@ static source *find_source(mc_audio_graph *g, uint32_t ssrc, int64_t now_ns, int
     s->last_samples = FRAME;
     s->smooth_db = -127.0f;
     s->level_db = -127.0f;
+    s->ext_age = EXT_LEVEL_HOLD;
     s->last_record_ns = now_ns;
     g->sources[g->source_count++] = s;
     put_event(g, now_ns, MC_AUDIO_EVENT_SOURCE_ADDED, ssrc, 0, 0, 0);
@@ -238,6 +244,7 @@ static void enqueue(mc_audio_graph *g, source *s, const mc_rtp_record *rec, cons
                 q->payload_type = rec->payload_type;
                 q->lost = 1;
                 q->length = 0;
+                q->level_flags = 0;
             }
         }
     }
@@ -249,6 +256,7 @@ static void enqueue(mc_audio_graph *g, source *s, const mc_rtp_record *rec, cons
     q->sequence_number = seq;
     q->payload_type = rec->payload_type;
     q->lost = (rec->flags & MC_RECORD_FLAG_LOST) || length == 0;
+    q->level_flags = (uint16_t)(rec->flags & MC_RECORD_FLAG_AUDIO_LEVEL ? rec->flags : 0);
     q->length = (uint16_t)(length > SLOT_PAYLOAD ? 0 : length);
     if (length > SLOT_PAYLOAD) {
         q->lost = 1;
@@ -275,6 +283,8 @@ static void drain_input(mc_audio_graph *g, int64_t now_ns)
             const uint8_t *payload = data + offsets[i] + MC_RTP_RECORD_SIZE;
             uint32_t length = lengths[i] - MC_RTP_RECORD_SIZE;
             g->stats.records_in++;
+            if (rec.flags & MC_RECORD_FLAG_LEVEL_MALFORMED)
+                g->stats.level_ext_malformed++;
             int lost = (rec.flags & MC_RECORD_FLAG_LOST) != 0;
             if (!lost && g->cfg.telephone_event_pt >= 0 &&
                 rec.payload_type == (uint32_t)g->cfg.telephone_event_pt) {
@@ -363,6 +373,11 @@ static void refill(mc_audio_graph *g, source *s)
         s->q_head = (s->q_head + 1) % QUEUE_SLOTS;
         s->q_count--;
         s->next_play_seq = (uint16_t)(q->sequence_number + 1);
+        if (q->level_flags & MC_RECORD_FLAG_AUDIO_LEVEL) {
+            s->ext_age = 0;
+            s->ext_level = (uint8_t)((q->level_flags >> MC_RECORD_LEVEL_SHIFT) & 0x7F);
+            s->ext_voice = (q->level_flags & MC_RECORD_FLAG_VOICE) != 0;
+        }
         if (s->carry_len == 0) {
             s->carry_rtp = q->rtp_timestamp;
             s->carry_arrival_ns = q->arrival_ns;
@@ -518,10 +533,19 @@ static void receive_tick(mc_audio_graph *g, int64_t now_ns)
             g->stats.shrunk++;
         }
         s->frame_flags = 0;
+        if (s->ext_age < EXT_LEVEL_HOLD)
+            s->ext_age++;
         take_frame(g, s);
         mc_audio_level_dbov(s->frame, FRAME, &s->level_db);
-        s->smooth_db = s->smooth_db * 0.7f + s->level_db * 0.3f;
-        if (s->level_db > threshold)
+        float speech_db = s->level_db;
+        int voice = s->level_db > threshold;
+        if (s->ext_age < EXT_LEVEL_HOLD) { /* the sender's RFC 6464 level rules activity */
+            speech_db = -(float)s->ext_level;
+            voice = s->ext_voice || speech_db > threshold;
+            g->stats.level_ext_frames++;
+        }
+        s->smooth_db = s->smooth_db * 0.7f + speech_db * 0.3f;
+        if (voice)
             s->active_until_ns = now_ns + hangover_ns;
         s->active = now_ns < s->active_until_ns;
         frames[nframes++] = s->frame;
@@ -575,7 +599,7 @@ static void receive_tick(mc_audio_graph *g, int64_t now_ns)
 /* ---- send --------------------------------------------------------------- */
 
 static int send_packet(mc_audio_graph *g, uint32_t pt, uint32_t timestamp, uint32_t marker,
-                       const uint8_t *payload, uint32_t length)
+                       uint16_t flags, const uint8_t *payload, uint32_t length)
 {
     void *p = NULL;
     if (mc_ring_reserve(g->cfg.send_out, MC_SEND_RECORD_SIZE + length, &p) != MC_OK || !p) {
@@ -586,7 +610,7 @@ static int send_packet(mc_audio_graph *g, uint32_t pt, uint32_t timestamp, uint3
     rec.timestamp = timestamp;
     rec.marker = (uint8_t)marker;
     rec.payload_type = (uint8_t)pt;
-    rec.flags = 0;
+    rec.flags = flags;
     memcpy(p, &rec, sizeof rec);
     memcpy((uint8_t *)p + MC_SEND_RECORD_SIZE, payload, length);
     mc_ring_commit(g->cfg.send_out, MC_RECORD_RTP, MC_SEND_RECORD_SIZE + length);
@@ -634,7 +658,7 @@ static void send_tick(mc_audio_graph *g, int64_t now_ns)
         if (mc_dtmf_sender_tick(g->dtmf_tx, dtmf_ts, pk, &n, &active) == MC_OK) {
             for (uint32_t i = 0; i < n; i++) {
                 sent |= send_packet(g, (uint32_t)g->cfg.send_telephone_event_pt,
-                                    pk[i].rtp_timestamp, pk[i].marker, pk[i].payload, 4);
+                                    pk[i].rtp_timestamp, pk[i].marker, 0, pk[i].payload, 4);
                 g->stats.send_dtmf_packets++;
             }
             if (active) { /* tones replace audio for this tick (RFC 4733 §2.5.1.1) */
@@ -653,13 +677,23 @@ static void send_tick(mc_audio_graph *g, int64_t now_ns)
         g->stats.send_silence++;
         set_send_state(g, MC_AUDIO_SEND_INACTIVE, now_ns);
     }
+    /* RFC 6464 level of the PCM sent (the engine writes it when negotiated) */
+    uint8_t level = 127;
+    if (have)
+        mc_audio_level_rfc6464(pcm, FRAME, &level);
+    float threshold = (float)(g->cfg.activity_threshold_dbov ? g->cfg.activity_threshold_dbov
+                                                             : -50);
+    uint16_t level_flags = (uint16_t)(MC_RECORD_FLAG_AUDIO_LEVEL |
+                                      (-(float)level > threshold ? MC_RECORD_FLAG_VOICE : 0) |
+                                      ((uint16_t)level << MC_RECORD_LEVEL_SHIFT));
     uint8_t out[MC_OPUS_MAX_PACKET];
     uint32_t n = 0;
     if (mc_audio_encode(g->enc, pcm, FRAME, out, sizeof out, &n) == MC_OK) {
         if (g->cfg.send_codec.dtx && n <= 2) {
             g->stats.send_dtx_skipped++;
             g->send_marker = 1;
-        } else if (send_packet(g, g->cfg.send_payload_type, ts, (uint32_t)g->send_marker, out, n)) {
+        } else if (send_packet(g, g->cfg.send_payload_type, ts, (uint32_t)g->send_marker,
+                               level_flags, out, n)) {
             g->send_marker = 0;
             g->stats.send_packets++;
             sent = 1;

@@ -53,6 +53,7 @@ typedef struct eng_send {
     uint8_t payload_type;
     uint16_t seq;
     uint32_t ts_offset;
+    uint32_t audio_level_id; /* RFC 6464 extension id written from record flags, 0: none */
     eng_session *session;
     mc_ring *ring;
     eng_tx_media m;
@@ -800,7 +801,7 @@ static void drain_send(mc_engine *e, eng_send *s, int64_t now)
         for (uint32_t i = 0; i < count; i++) {
             const uint8_t *rec = data + offsets[i];
             uint32_t n = lengths[i];
-            if (n < MC_SEND_RECORD_SIZE || n - MC_SEND_RECORD_SIZE + 12 + MC_SRTP_MAX_TRAILER > ENG_MAX_DATAGRAM) {
+            if (n < MC_SEND_RECORD_SIZE || n - MC_SEND_RECORD_SIZE + 12 + 8 + MC_SRTP_MAX_TRAILER > ENG_MAX_DATAGRAM) {
                 s->c.records_dropped++;
                 continue;
             }
@@ -816,9 +817,30 @@ static void drain_send(mc_engine *e, eng_send *s, int64_t now)
             wr16(p + 2, s->seq);
             wr32(p + 4, ts);
             wr32(p + 8, s->ssrc);
-            memcpy(p + 12, rec + MC_SEND_RECORD_SIZE, plen);
-            eng_tx_media_sent(&s->m, s->seq, p, 12 + plen);
-            if (eng_send_rtp(e, s, m, 12 + plen)) {
+            uint32_t hlen = 12;
+            if (s->audio_level_id && (h.flags & MC_RECORD_FLAG_AUDIO_LEVEL)) {
+                /* RFC 6464 in the RFC 8285 one-byte (id <= 14) or two-byte form */
+                uint8_t lv = (uint8_t)(((h.flags & MC_RECORD_FLAG_VOICE) ? 0x80 : 0) |
+                                       ((h.flags >> MC_RECORD_LEVEL_SHIFT) & 0x7F));
+                p[0] |= 0x10;
+                wr16(p + 14, 1);
+                if (s->audio_level_id <= 14) {
+                    wr16(p + 12, MC_RTP_EXT_ONE_BYTE);
+                    p[16] = (uint8_t)(s->audio_level_id << 4); /* L = 0: one byte */
+                    p[17] = lv;
+                    p[18] = p[19] = 0;
+                } else {
+                    wr16(p + 12, MC_RTP_EXT_TWO_BYTE);
+                    p[16] = (uint8_t)s->audio_level_id;
+                    p[17] = 1;
+                    p[18] = lv;
+                    p[19] = 0;
+                }
+                hlen = 20;
+            }
+            memcpy(p + hlen, rec + MC_SEND_RECORD_SIZE, plen);
+            eng_tx_media_sent(&s->m, s->seq, p, hlen + plen);
+            if (eng_send_rtp(e, s, m, hlen + plen)) {
                 s->c.packets++;
                 s->c.bytes += plen;
                 s->packet_count++;
@@ -1489,6 +1511,7 @@ MC_API mc_status mc_engine_add_send_stream(mc_engine *e, uint32_t session_id,
     x->media = cfg->media;
     x->clock_rate = cfg->clock_rate;
     x->payload_type = cfg->payload_type;
+    x->audio_level_id = cfg->audio_level_id <= 255 ? cfg->audio_level_id : 0;
     x->seq = cfg->initial_sequence > 0xFFFF ? (uint16_t)(rng_next(e) & 0x7FFF) : (uint16_t)cfg->initial_sequence;
     x->ts_offset = cfg->timestamp_offset;
     x->session = s;

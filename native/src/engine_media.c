@@ -114,7 +114,31 @@ mc_status eng_rtp_parse(const uint8_t *buf, uint32_t len, eng_rtp_view *v)
     v->ssrc = h.ssrc;
     v->payload_offset = h.payload_offset;
     v->payload_length = h.payload_length;
+    v->extension_profile = h.extension_profile;
+    v->extension_words = h.extension ? h.extension_words : 0;
+    v->extension_offset = h.extension_offset;
     return MC_OK;
+}
+
+uint16_t eng_audio_level_flags(uint32_t id, const eng_rtp_view *v, const uint8_t *buf)
+{
+    if (!id || !v->extension_words)
+        return 0;
+    mc_rtp_header h;
+    memset(&h, 0, sizeof h);
+    h.extension = 1;
+    h.extension_profile = v->extension_profile;
+    h.extension_words = v->extension_words;
+    h.extension_offset = v->extension_offset;
+    uint32_t offset = 0, length = 0;
+    mc_status st = mc_rtp_ext_find(buf, &h, (uint8_t)id, &offset, &length);
+    if (st == MC_E_NOT_FOUND || st == MC_E_UNSUPPORTED) /* absent, or another profile's block */
+        return 0;
+    if (st != MC_OK || length != 1) /* RFC 6464 3: exactly one byte */
+        return MC_RECORD_FLAG_LEVEL_MALFORMED;
+    uint8_t b = buf[offset];
+    return (uint16_t)(MC_RECORD_FLAG_AUDIO_LEVEL | ((b & 0x80) ? MC_RECORD_FLAG_VOICE : 0) |
+                      ((uint16_t)(b & 0x7F) << MC_RECORD_LEVEL_SHIFT));
 }
 
 /* ---- receive side per stream: statistics (rtpstats.c), jitter (jitter.c) and
@@ -132,6 +156,9 @@ mc_status eng_rx_media_init(eng_rx_media *m, const mc_recv_stream_config *cfg, m
     m->flags = cfg->flags;
     m->ssrc = cfg->ssrc;
     m->frame_ns = (int64_t)(cfg->frame_ms ? cfg->frame_ms : 20) * 1000000LL;
+    m->audio_level_id = cfg->media == MC_MEDIA_AUDIO && cfg->audio_level_id <= 255
+                            ? cfg->audio_level_id
+                            : 0;
     struct mc_rtpstats *st = (struct mc_rtpstats *)calloc(1, sizeof *st);
     if (!st)
         return MC_E_NOMEM;
@@ -203,7 +230,12 @@ void eng_rx_media_packet(eng_rx_media *m, void *stream, const eng_rtp_view *v, c
                               v->timestamp, v->payload_length) == MC_DROPPED)
         return; /* duplicate: counted by the statistics, not delivered */
     const uint8_t *payload = buf + v->payload_offset;
+    uint16_t level = eng_audio_level_flags(m->audio_level_id, v, buf);
     if (m->jitter) {
+        if (m->audio_level_id) { /* kept beside the jitter buffer, found again on pop */
+            m->level_seq[v->sequence_number & 63] = v->sequence_number;
+            m->level_flags[v->sequence_number & 63] = level;
+        }
         mc_jitter_insert((mc_jitter *)m->jitter, now, v->sequence_number, v->timestamp, v->marker,
                          v->payload_type, payload, v->payload_length);
         if (!m->next_tick_ns)
@@ -226,7 +258,7 @@ void eng_rx_media_packet(eng_rx_media *m, void *stream, const eng_rtp_view *v, c
     rec.sequence_number = v->sequence_number;
     rec.payload_type = v->payload_type;
     rec.marker = v->marker;
-    rec.flags = 0;
+    rec.flags = level;
     rec.lost_before = 0;
     eng_deliver(stream, &rec, payload, v->payload_length);
 }
@@ -250,6 +282,9 @@ static void jitter_tick(eng_rx_media *m, void *stream, int64_t now)
             rec.payload_type = f.payload_type;
             rec.marker = f.marker;
             rec.flags = st == MC_OK ? 0 : MC_RECORD_FLAG_LOST;
+            if (st == MC_OK && m->audio_level_id &&
+                m->level_seq[f.sequence_number & 63] == f.sequence_number)
+                rec.flags = m->level_flags[f.sequence_number & 63];
             rec.lost_before = 0;
             eng_deliver(stream, &rec, m->payload, st == MC_OK ? f.payload_length : 0);
         }

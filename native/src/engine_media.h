@@ -39,6 +39,9 @@ typedef struct eng_rtp_view {
     uint32_t ssrc;
     uint32_t payload_offset;
     uint32_t payload_length;
+    uint16_t extension_profile; /* RFC 8285 header extension (extension_words 0: none) */
+    uint16_t extension_words;
+    uint32_t extension_offset;
 } eng_rtp_view;
 
 mc_status eng_rtp_parse(const uint8_t *buf, uint32_t len, eng_rtp_view *out);
@@ -58,7 +61,14 @@ typedef struct eng_rx_media {
     uint32_t payload_cap;
     uint32_t ssrc;
     int64_t last_insert_ns;
+    uint32_t audio_level_id; /* RFC 6464 extension id, 0: none */
+    uint16_t level_seq[64];  /* audio levels of buffered packets, by sequence number & 63 */
+    uint16_t level_flags[64];
 } eng_rx_media;
+
+/* The MC_RECORD_FLAG_AUDIO_LEVEL / VOICE / LEVEL_MALFORMED bits and level of
+ * a packet (0 when the stream reads no level or the packet has none). */
+uint16_t eng_audio_level_flags(uint32_t id, const eng_rtp_view *v, const uint8_t *buf);
 
 typedef struct eng_report {
     uint32_t ssrc;
