@@ -9,19 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static inline void wr16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-static inline void wr32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
 /* ---- SRTP: one context per direction of a session (srtp.h) ---------------------------- */
 
 #define ENG_SRTP_MAX_SSRCS 64
