@@ -2,26 +2,48 @@
  * audio_codec.c — one decoder/encoder interface over Opus, G.711 and L16,
  * always to and from the 16 kHz mono media format.
  *
- * Concealment: Opus uses libopus PLC; G.711 and L16 repeat the last decoded
- * frame with a gain ramp to silence over 40 ms (a simple stand-in for
- * G.711 Appendix I, enough to avoid clicks on a single loss).
+ * Concealment: Opus uses libopus PLC. G.711 and L16 use packet-loss
+ * concealment in the style of ITU-T G.711 Appendix I, on the 16 kHz output:
+ * at the start of an erasure the pitch period (5..15 ms) is found by
+ * normalised cross-correlation over the last 20 ms of history (coarse
+ * search in steps of 2, then refined), and the last pitch period is
+ * repeated, its last quarter overlap-added with the quarter period before
+ * it so that the repetition joins smoothly; from 10 ms into the erasure the
+ * gain falls 20 % per 10 ms (silence after 60 ms); the first good frame
+ * after an erasure is overlap-added with the continued synthetic signal
+ * over 4 ms + 1 ms per 10 ms of erasure (at most 10 ms). Simplifications
+ * against Appendix I: no 3.75 ms output delay (the overlap at the start of
+ * the erasure is folded into the repeated period instead of reworking
+ * samples already output), and one pitch period is repeated throughout
+ * (Appendix I widens to two and three periods after 10 and 20 ms).
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "audio_internal.h"
 #include "opus_codec.h"
 
-#define LAST_MAX MC_AUDIO_FRAME_SAMPLES
+#define HIST 800         /* history kept for pitch analysis: 50 ms at 16 kHz */
+#define PITCH_MIN 80     /* 5 ms */
+#define PITCH_MAX 240    /* 15 ms */
+#define CORR_LEN 320     /* 20 ms correlation window */
+#define ATTEN_START 160  /* full gain for the first 10 ms of an erasure */
+#define ATTEN_STEP 160   /* then -20 % per 10 ms: silent after 60 ms */
 
 struct mc_audio_decoder {
     uint32_t codec;
     uint32_t clock_rate_hz;
     struct OpusDecoder *opus;
     mc_resampler *up;                 /* 8 kHz payloads */
-    int16_t last[LAST_MAX];           /* last decoded samples, for concealment */
-    uint32_t last_len;
+    int16_t hist[HIST];               /* last output samples (G.711 / L16), oldest first */
+    uint32_t hist_len;
     uint32_t conceal_run;             /* consecutive concealments */
+    /* G.711 / L16 concealment state (valid while erased > 0) */
+    int16_t period[PITCH_MAX];        /* one pitch period, its end blended into its start */
+    uint32_t pitch;
+    uint32_t pos;                     /* next sample of `period` to play */
+    uint32_t erased;                  /* samples concealed in this erasure */
     mc_audio_decoder_stats stats;
 };
 
@@ -91,11 +113,127 @@ MC_API void mc_audio_decoder_free(mc_audio_decoder *dec)
     free(dec);
 }
 
-static void remember(mc_audio_decoder *dec, const int16_t *pcm, uint32_t n)
+/* Append output samples to the history (G.711 / L16 only). */
+static void push_history(mc_audio_decoder *dec, const int16_t *pcm, uint32_t n)
 {
-    uint32_t keep = n < LAST_MAX ? n : LAST_MAX;
-    memcpy(dec->last, pcm + (n - keep), keep * sizeof(int16_t));
-    dec->last_len = keep;
+    if (dec->codec == MC_CODEC_OPUS)
+        return;
+    if (n >= HIST) {
+        memcpy(dec->hist, pcm + (n - HIST), HIST * sizeof(int16_t));
+        dec->hist_len = HIST;
+        return;
+    }
+    uint32_t keep = dec->hist_len + n > HIST ? HIST - n : dec->hist_len;
+    memmove(dec->hist, dec->hist + (dec->hist_len - keep), keep * sizeof(int16_t));
+    memcpy(dec->hist + keep, pcm, n * sizeof(int16_t));
+    dec->hist_len = keep + n;
+}
+
+/* Normalised cross-correlation of the last CORR_LEN samples with the same
+ * span `lag` samples earlier (scaled; only compared with each other). */
+static double pitch_score(const int16_t *h, uint32_t len, uint32_t lag)
+{
+    const int16_t *x = h + len - CORR_LEN, *y = x - lag;
+    double xy = 0.0, yy = 0.0;
+    for (uint32_t i = 0; i < CORR_LEN; i++) {
+        xy += (double)x[i] * (double)y[i];
+        yy += (double)y[i] * (double)y[i];
+    }
+    return yy > 0.0 ? xy / sqrt(yy) : 0.0;
+}
+
+static uint32_t find_pitch(const mc_audio_decoder *dec)
+{
+    uint32_t best = PITCH_MAX;
+    double best_score = -1e300;
+    for (uint32_t lag = PITCH_MIN; lag <= PITCH_MAX; lag += 2) {
+        double c = pitch_score(dec->hist, dec->hist_len, lag);
+        if (c > best_score) {
+            best_score = c;
+            best = lag;
+        }
+    }
+    uint32_t coarse = best;
+    for (uint32_t lag = coarse - 1; lag <= coarse + 1; lag += 2) {
+        if (lag < PITCH_MIN || lag > PITCH_MAX)
+            continue;
+        double c = pitch_score(dec->hist, dec->hist_len, lag);
+        if (c > best_score) {
+            best_score = c;
+            best = lag;
+        }
+    }
+    return best;
+}
+
+/* Start of an erasure: pick the pitch and build the period to repeat. */
+static void plc_start(mc_audio_decoder *dec)
+{
+    dec->erased = 0;
+    dec->pos = 0;
+    if (dec->hist_len < CORR_LEN + PITCH_MAX + PITCH_MAX / 4) {
+        dec->pitch = 0; /* too little history: conceal with silence */
+        return;
+    }
+    uint32_t p = find_pitch(dec);
+    const int16_t *end = dec->hist + dec->hist_len;
+    memcpy(dec->period, end - p, p * sizeof(int16_t));
+    /* the period's last quarter fades into the quarter before it, so the
+     * wrap from its end to its start continues the signal */
+    uint32_t ov = p / 4;
+    for (uint32_t j = 0; j < ov; j++) {
+        float w = ((float)j + 0.5f) / (float)ov;
+        dec->period[p - ov + j] =
+            mc_sat16f((1.0f - w) * (float)end[-(int32_t)ov + (int32_t)j] +
+                      w * (float)end[-(int32_t)(p + ov) + (int32_t)j]);
+    }
+    dec->pitch = p;
+}
+
+static float plc_gain(uint32_t erased)
+{
+    if (erased < ATTEN_START)
+        return 1.0f;
+    float g = 1.0f - 0.2f * (float)(erased - ATTEN_START) / (float)ATTEN_STEP;
+    return g > 0.0f ? g : 0.0f;
+}
+
+/* The next `samples` of the synthetic signal. */
+static void plc_synth(mc_audio_decoder *dec, uint32_t samples, int16_t *out)
+{
+    for (uint32_t i = 0; i < samples; i++) {
+        if (!dec->pitch) {
+            out[i] = 0;
+            continue;
+        }
+        out[i] = mc_sat16f(plc_gain(dec->erased + i) * (float)dec->period[dec->pos]);
+        if (++dec->pos == dec->pitch)
+            dec->pos = 0;
+    }
+}
+
+/* A good frame after an erasure: fade from the synthetic signal into it
+ * over 4 ms + 1 ms per 10 ms erased (at most 10 ms). */
+static void plc_end(mc_audio_decoder *dec, int16_t *pcm, uint32_t n)
+{
+    uint32_t ola = 64 + 16 * (dec->erased / 160);
+    if (ola > 160)
+        ola = 160;
+    if (ola > n)
+        ola = n;
+    int16_t synth[160];
+    plc_synth(dec, ola, synth);
+    for (uint32_t i = 0; i < ola; i++) {
+        float w = ((float)i + 0.5f) / (float)ola;
+        pcm[i] = mc_sat16f(w * (float)pcm[i] + (1.0f - w) * (float)synth[i]);
+    }
+}
+
+static void remember(mc_audio_decoder *dec, int16_t *pcm, uint32_t n)
+{
+    if (dec->codec != MC_CODEC_OPUS && dec->conceal_run > 0)
+        plc_end(dec, pcm, n);
+    push_history(dec, pcm, n);
     dec->conceal_run = 0;
 }
 
@@ -166,20 +304,13 @@ MC_API mc_status mc_audio_decode(mc_audio_decoder *dec, const uint8_t *payload, 
     return MC_OK;
 }
 
-static void fade_repeat(mc_audio_decoder *dec, uint32_t samples, int16_t *pcm)
+static void pitch_repeat(mc_audio_decoder *dec, uint32_t samples, int16_t *pcm)
 {
-    /* gain ramps from g0 to g1 over this call; 20 ms steps of -0.5 */
-    float g0 = 1.0f - 0.5f * (float)dec->conceal_run;
-    float g1 = g0 - 0.5f * (float)samples / (float)MC_AUDIO_FRAME_SAMPLES;
-    if (g0 < 0.0f)
-        g0 = 0.0f;
-    if (g1 < 0.0f)
-        g1 = 0.0f;
-    for (uint32_t i = 0; i < samples; i++) {
-        float g = g0 + (g1 - g0) * (float)i / (float)samples;
-        int16_t v = dec->last_len ? dec->last[i % dec->last_len] : 0;
-        pcm[i] = mc_sat16f(g * (float)v);
-    }
+    if (dec->conceal_run == 0)
+        plc_start(dec);
+    plc_synth(dec, samples, pcm);
+    dec->erased += samples;
+    push_history(dec, pcm, samples);
 }
 
 MC_API mc_status mc_audio_decode_conceal(mc_audio_decoder *dec, uint32_t samples, int16_t *pcm)
@@ -191,7 +322,7 @@ MC_API mc_status mc_audio_decode_conceal(mc_audio_decoder *dec, uint32_t samples
         if (st != MC_OK)
             return st;
     } else {
-        fade_repeat(dec, samples, pcm);
+        pitch_repeat(dec, samples, pcm);
     }
     dec->conceal_run++;
     dec->stats.concealed++;

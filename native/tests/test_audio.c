@@ -230,8 +230,25 @@ static void test_g711_codec(void)
         }
         double snr = snr_db(in, out + 96, 320 * NF - 200);
         CHECK(snr > (codec == MC_CODEC_L16 ? 40.0 : 30.0));
-        int16_t pcm[320];
+        int16_t pcm[MC_AUDIO_MAX_FRAME_SAMPLES];
         CHECK(mc_audio_decode_conceal(dec, 320, pcm) == MC_OK);
+        /* pitch-repetition PLC: odd sizes, long erasures (silent after 60 ms),
+         * then a good frame cross-faded in; a fresh decoder conceals silence */
+        static const uint32_t sizes[] = {1, 7, 160, 320, MC_AUDIO_MAX_FRAME_SAMPLES, 333};
+        uint32_t erased = 320;
+        for (uint32_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+            CHECK(mc_audio_decode_conceal(dec, sizes[k], pcm) == MC_OK);
+            erased += sizes[k];
+        }
+        CHECK(erased > 960 && pcm[0] == 0 && pcm[332] == 0);
+        uint8_t pkt[640];
+        uint32_t len, n;
+        CHECK(mc_audio_encode(enc, in, 320, pkt, sizeof pkt, &len) == MC_OK);
+        CHECK(mc_audio_decode(dec, pkt, len, pcm, 320, &n) == MC_OK && n == 320);
+        mc_audio_decoder *fresh;
+        CHECK(mc_audio_decoder_new(codec, 8000, &fresh) == MC_OK);
+        CHECK(mc_audio_decode_conceal(fresh, 320, pcm) == MC_OK && pcm[0] == 0 && pcm[319] == 0);
+        mc_audio_decoder_free(fresh);
         mc_audio_encoder_free(enc);
         mc_audio_decoder_free(dec);
     }

@@ -236,3 +236,53 @@ def test_payload_types_from_media_configuration():
     graph = AudioGraph(worker, payload_types=payload_types_from(cfg.section("audio").codecs)[0])
     graph.close()
     worker.close()
+
+
+def voiced(seconds: float, f0: float = 125.0, rate: int = 16000) -> np.ndarray:
+    """A vowel-like periodic signal: harmonics of f0 with falling amplitudes."""
+    t = np.arange(int(seconds * rate)) / rate
+    x = sum(np.sin(2 * np.pi * f0 * h * t + h) / h for h in range(1, 12))
+    return np.round(6000 * x / np.max(np.abs(x))).astype(np.int16)
+
+
+@pytest.mark.parametrize("codec", [Codec.PCMU, Codec.PCMA, Codec.L16])
+def test_g711_concealment_repeats_the_pitch_period(codec):
+    """G.711 Appendix I style PLC: a lost frame of a periodic signal is
+    rebuilt from its last pitch period (phase-continuous, full gain for
+    10 ms, then -20 % per 10 ms), the next good frame is cross-faded in
+    without a click, and a long erasure goes silent after 60 ms."""
+    pcm = voiced(1.2)
+    enc = AudioEncoder(codec)
+    packets = [enc.encode(f) for f in frames(pcm)]
+    clean = AudioDecoder(codec)
+    ref = np.concatenate([clean.decode(p) for p in packets]).astype(np.float64)
+    dec = AudioDecoder(codec)
+    out, lost = [], {30, 45, 46}
+    for i, p in enumerate(packets):
+        out.append(dec.conceal() if i in lost else dec.decode(p))
+    got = np.concatenate(out).astype(np.float64)
+
+    def snr(a, b):
+        return 10 * np.log10(np.sum(a * a) / max(np.sum((a - b) ** 2), 1e-9))
+
+    one = slice(30 * 320, 31 * 320)
+    assert snr(ref[one][:160], got[one][:160]) > 15      # first 10 ms: the signal continues
+    assert snr(ref[one], got[one]) > 8
+    # 20-40 ms into a two-frame erasure the gain is 0.8 .. 0.6 of the signal
+    two = slice(46 * 320, 47 * 320)
+    ratio = np.sqrt(np.mean(got[two] ** 2) / np.mean(ref[two] ** 2))
+    assert 0.55 < ratio < 0.85
+    # no clicks: around the losses the sample-to-sample steps stay those of the signal
+    steps_ref = np.max(np.abs(np.diff(ref[25 * 320:50 * 320])))
+    assert np.max(np.abs(np.diff(got[25 * 320:50 * 320]))) < 1.3 * steps_ref
+    # the frame after the loss ends on the real signal
+    after = slice(31 * 320 + 160, 32 * 320)
+    assert snr(ref[after], got[after]) > 25
+
+    # a long erasure: silent from 60 ms on
+    dec2 = AudioDecoder(codec)
+    for p in packets[:20]:
+        dec2.decode(p)
+    tail = np.concatenate([dec2.conceal() for _ in range(4)])
+    assert np.all(tail[960:] == 0) and np.any(tail[:320] != 0)
+    assert dec2.stats().concealed == 4
