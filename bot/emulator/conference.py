@@ -263,6 +263,10 @@ class ConferenceMedia:
             if not self.loop and vs.next_frame >= n:
                 break
             regular = video.frames[i]
+            if regular is None:              # outside the content's encoded windows
+                vs.next_frame += 1
+                vs.intra_until_key = True
+                continue
             if vs.intra_until_key and regular.key:
                 vs.intra_until_key = False
             frame = video.intra[i] if vs.intra_until_key else regular

@@ -57,8 +57,8 @@ class EncodedVideo:
     width: int
     height: int
     fps: float
-    frames: list[EncodedFrame]
-    intra: list[EncodedFrame]          # the same frames, every one an IDR
+    frames: list[EncodedFrame | None]  # None: not encoded (outside a screen share)
+    intra: list[EncodedFrame | None]   # the same frames, every one an IDR
 
     def frame_index_at(self, t_s: float) -> int:
         return int(t_s * self.fps)
@@ -160,9 +160,12 @@ def _x264(width: int, height: int, fps: float, gop: int, bitrate_bps: int):
 
 def encode_video(p: Participant, duration_s: float, bitrate_bps: int = 400_000, *,
                  size: tuple[int, int] | None = None, fps: float | None = None,
-                 label: str | None = None) -> EncodedVideo:
+                 label: str | None = None,
+                 windows: list[tuple[float, float]] | None = None) -> EncodedVideo:
     """H.264 of the participant's test pattern (or ``label``'s) for the whole
-    meeting, at ``size`` (default the scripted one), packetized."""
+    meeting, at ``size`` (default the scripted one), packetized. With
+    ``windows`` only the frames inside them are encoded (the others are
+    ``None``; each window starts with a key frame)."""
     import av
 
     from mediacore.video.h264_rtp import H264Packetizer
@@ -179,6 +182,11 @@ def encode_video(p: Participant, duration_s: float, bitrate_bps: int = 400_000, 
     intras: list[EncodedFrame] = []
     h = height
     for i in range(n):
+        t = i / fps
+        if windows is not None and not any(a - 1 / fps <= t < b + 1 / fps for a, b in windows):
+            frames.append(None)
+            intras.append(None)
+            continue
         y, u, v = pattern.frame(i)
         img = np.concatenate([y.reshape(-1), u.reshape(-1), v.reshape(-1)]).reshape(h * 3 // 2, width)
         ts = int(round(i * H264_CLOCK_RATE / fps))
@@ -258,7 +266,8 @@ def prepare_meeting(script: MeetingScript, *, video: bool = True, seed: int = 0)
                    for sz in layer_sizes(p)]
                   if (video and p.has_video and p.video == "pattern") else [])
         screen = (encode_video(p, script.duration_s, 300_000, size=SCREEN_SIZE, fps=SCREEN_FPS,
-                               label=f"{p.name} - slide")
+                               label=f"{p.name} - slide",
+                               windows=[(sh.start_s, sh.end_s) for sh in p.screen_share])
                   if video and p.screen_share else None)
         audio = encode_audio(pcm, here)
         dtmf = encode_dtmf(p, slots, audio)
