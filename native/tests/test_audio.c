@@ -10,15 +10,7 @@
 #include <string.h>
 
 #include "mediacore.h"
-
-static int failures = 0;
-#define CHECK(cond)                                                          \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                      \
-        }                                                                    \
-    } while (0)
+#include "check.h"
 
 static uint32_t rng_state = 12345;
 static uint32_t rnd(void)

@@ -10,21 +10,13 @@
 #include <string.h>
 
 #include "mediacore.h"
+#include "check.h"
 
 mc_status mc_engine_wake(mc_engine *engine)
 {
     (void)engine;
     return MC_OK;
 }
-
-static int failures = 0;
-#define CHECK(cond)                                                                      \
-    do {                                                                                 \
-        if (!(cond)) {                                                                   \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);     \
-            failures++;                                                                  \
-        }                                                                                \
-    } while (0)
 
 static uint32_t rng_state = 777;
 static uint32_t rnd(void)

@@ -15,18 +15,9 @@
 
 #include "compat.h"
 #include "mediacore.h"
+#include "check.h"
 
-static int failures;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-
-#define OK(expr) CHECK((expr) == MC_OK)
+#define OK(expr) CHECK_OK(expr)
 
 static mc_engine *engine(int threaded)
 {

@@ -13,26 +13,7 @@
 
 #include "compat.h"
 #include "mediacore.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-
-#define CHECK_STATUS(expr, want)                                                                   \
-    do {                                                                                           \
-        mc_status got_ = (expr);                                                                   \
-        if (got_ != (want)) {                                                                      \
-            fprintf(stderr, "%s:%d: %s = %s, want %s\n", __FILE__, __LINE__, #expr,                \
-                    mc_status_name(got_), mc_status_name(want));                                   \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 static void test_boundaries_and_wrap(void)
 {

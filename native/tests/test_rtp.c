@@ -14,31 +14,11 @@
 
 #include "compat.h"
 #include "mediacore.h"
+#include "check.h"
 #include "rtcp.h"
 #include "rtp.h"
 #include "rtpstats.h"
 #include "seq.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            if (failures < 20)                                                                     \
-                fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);           \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-
-#define CHECK_STATUS(expr, want)                                                                   \
-    do {                                                                                           \
-        mc_status got_ = (expr);                                                                   \
-        if (got_ != (want)) {                                                                      \
-            fprintf(stderr, "%s:%d: %s = %s, want %s\n", __FILE__, __LINE__, #expr,                \
-                    mc_status_name(got_), mc_status_name(want));                                   \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 static uint32_t rng_state = 2463534242u;
 static uint32_t rnd(void)

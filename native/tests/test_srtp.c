@@ -13,27 +13,8 @@
 #include <string.h>
 
 #include "mediacore.h"
+#include "check.h"
 #include "srtp.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-
-#define CHECK_STATUS(expr, want)                                                                   \
-    do {                                                                                           \
-        mc_status got_ = (expr);                                                                   \
-        if (got_ != (want)) {                                                                      \
-            fprintf(stderr, "%s:%d: %s = %s, want %s\n", __FILE__, __LINE__, #expr,                \
-                    mc_status_name(got_), mc_status_name(want));                                   \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 
