@@ -16,7 +16,7 @@ AUDIO_LIBS := -lopus -lm -lpthread
 AUDIOGRAPH_SRC := $(AUDIO_SRC) native/src/ring.c native/src/net.c native/src/audiograph.c
 
 .PHONY: all bootstrap build test pytest native-check native-werror native-asan native-tsan \
-        native-win native-win-engine native-srtp fuzz-srtp bench bench-quick demo fuzz clean native-audio fuzz-audio
+        native-win native-win-compile native-srtp fuzz-srtp bench bench-quick demo fuzz clean native-audio fuzz-audio
 
 all: build
 
@@ -35,7 +35,7 @@ pytest: build
 	$(PYTHON) -m pytest -q
 
 # ---- native checks (C level, no Python) ----------------------------------
-native-check: native-werror native-asan native-tsan native-win native-win-engine native-srtp fuzz-srtp native-audio fuzz-audio
+native-check: native-werror native-asan native-tsan native-win native-srtp fuzz-srtp native-audio fuzz-audio
 
 $(BUILD):
 	mkdir -p $(BUILD)
@@ -54,30 +54,95 @@ native-tsan: | $(BUILD)
 	    -o $(BUILD)/test_ring_tsan -lpthread
 	TSAN_OPTIONS=halt_on_error=1 setarch -R $(BUILD)/test_ring_tsan 200000
 
-# Windows: every native source compiles with mingw-w64 -Werror (OpenSSL and opus
-# headers are staged from Debian's -dev packages: a compile check, no link), and
-# the ring tests build (both atomics branches) and run under wine.
-WININC := $(BUILD)/wininc
-native-win-compile: | $(BUILD)
-	rm -rf $(WININC) && mkdir -p $(WININC)/openssl $(BUILD)/win-obj
-	cp -r /usr/include/openssl/. $(WININC)/openssl/
-	cp -r /usr/include/$$(gcc -dumpmachine)/openssl/. $(WININC)/openssl/
-	cp -r /usr/include/opus $(WININC)/
-	set -e; for f in native/src/*.c; do \
-	    $(MINGW) $(CWARN) -O2 $(NATIVE_INC) -isystem $(WININC) -isystem $(WININC)/opus \
-	        -c $$f -o $(BUILD)/win-obj/$$(basename $$f .c).o; \
-	    $(MINGW) $(CWARN) -O2 -DMC_ATOMICS_INTERLOCKED $(NATIVE_INC) -isystem $(WININC) \
-	        -isystem $(WININC)/opus -c $$f -o $(BUILD)/win-obj/$$(basename $$f .c).il.o; \
-	done
-	@echo "native-win-compile: $$(ls native/src/*.c | wc -l) sources compile for Windows"
+# ---- Windows: mingw-w64 builds run under wine (docs/engine.md, "Windows") ----
+# scripts/win-deps.sh cross-builds static libcrypto and libopus from Debian's
+# source packages and stages CPython's Windows headers plus a python3.dll import
+# library, once: cached in ~/.cache/mediabot/win-deps (cold: a few minutes).
+#   native-win-compile  every native/src/*.c with mingw -Werror, both atomics
+#                       branches (MC_ATOMICS_INTERLOCKED = the MSVC branch), into
+#                       two static libraries of the whole core
+#   native-win-link     every native/tests/test_*.c linked against the core,
+#                       libcrypto and libopus (both branches); the cffi module
+#                       linked as an abi3 .pyd; imported DLLs checked
+#   native-win-run      every test .exe run under wine in a lo-only netns
+WIN := $(BUILD)/win
+WIN_DEPS := $(BUILD)/win-deps
+MINGW_AR ?= x86_64-w64-mingw32-ar
+MINGW_OBJDUMP ?= x86_64-w64-mingw32-objdump
+WIN_CFLAGS := $(CWARN) -O2 $(NATIVE_INC) -isystem $(WIN_DEPS)/include -isystem $(WIN_DEPS)/include/opus
+WIN_LIBS := -L$(WIN_DEPS)/lib -lopus -lcrypto -lsynchronization -lws2_32 -lbcrypt -ladvapi32 -luser32
+WIN_TESTS := $(sort $(basename $(notdir $(wildcard native/tests/test_*.c))))
+# DLLs a build may import: the C runtime, Windows itself (USER32 and ADVAPI32
+# come from OpenSSL), Winsock; the .pyd also python3.dll (the stable ABI)
+WIN_DLLS := KERNEL32|msvcrt|api-ms-win-core-synch-l1-2-0|WS2_32|ADVAPI32|USER32|bcrypt
+# arguments per test under wine (the default of some is sized for native speed)
+WIN_ARGS_test_ring := 200000
+WIN_ARGS_test_h264_rtp := 300
+WIN_ARGS_test_rtp := 20000
+WIN_ARGS_test_engine := 100
+WIN_ARGS_test_net := 200
+.PHONY: win-deps native-win-link native-win-run
 
-native-win: native-win-compile | $(BUILD)
-	$(MINGW) $(CWARN) -O2 $(NATIVE_INC) $(RING_SRC) native/tests/test_ring.c \
-	    -o $(BUILD)/test_ring.exe -lsynchronization -lws2_32
-	$(MINGW) $(CWARN) -O2 -DMC_ATOMICS_INTERLOCKED $(NATIVE_INC) $(RING_SRC) native/tests/test_ring.c \
-	    -o $(BUILD)/test_ring_interlocked.exe -lsynchronization -lws2_32
-	bash scripts/wine-run.sh $(BUILD)/test_ring.exe 200000
-	bash scripts/wine-run.sh $(BUILD)/test_ring_interlocked.exe 200000
+win-deps: bootstrap
+	bash scripts/win-deps.sh $(WIN_DEPS) >/dev/null
+
+native-win-compile: win-deps | $(BUILD)
+	rm -rf $(WIN) && mkdir -p $(WIN)/obj $(WIN)/obj-il
+	ls native/src/*.c | xargs -P 2 -I{} sh -c 'f={}; b=$$(basename $$f .c); \
+	    $(MINGW) $(WIN_CFLAGS) -c $$f -o $(WIN)/obj/$$b.o && \
+	    $(MINGW) $(WIN_CFLAGS) -DMC_ATOMICS_INTERLOCKED -c $$f -o $(WIN)/obj-il/$$b.o'
+	$(MINGW_AR) rcs $(WIN)/libmediacore.a $(WIN)/obj/*.o
+	$(MINGW_AR) rcs $(WIN)/libmediacore-il.a $(WIN)/obj-il/*.o
+	@echo "native-win-compile: $$(ls native/src/*.c | wc -l) sources compile for Windows (both atomics branches)"
+
+native-win-link: native-win-compile bootstrap
+	set -e; for t in $(WIN_TESTS); do \
+	    $(MINGW) $(WIN_CFLAGS) native/tests/$$t.c -o $(WIN)/$$t.exe $(WIN)/libmediacore.a $(WIN_LIBS); \
+	    $(MINGW) $(WIN_CFLAGS) -DMC_ATOMICS_INTERLOCKED native/tests/$$t.c -o $(WIN)/$$t-il.exe \
+	        $(WIN)/libmediacore-il.a $(WIN_LIBS); \
+	done
+	$(PYTHON) native/build.py --emit-c $(WIN)/_native.c >/dev/null
+	$(MINGW) $(CWARN) -O2 -shared -static-libgcc -DMS_WIN64 -I$(WIN_DEPS)/python/Include -I$(WIN_DEPS)/python/PC \
+	    $(NATIVE_INC) $(WIN)/_native.c -o $(WIN)/_native.pyd \
+	    -Wl,--whole-archive $(WIN)/libmediacore.a -Wl,--no-whole-archive -lpython3 $(WIN_LIBS)
+	[ "$$($(MINGW_OBJDUMP) -p $(WIN)/_native.pyd | sed -n '/^\[Ordinal\/Name Pointer\] Table/,/^$$/p' \
+	    | grep -cE '^\s+\[ *[0-9]+\] ')" = 1 ] && $(MINGW_OBJDUMP) -p $(WIN)/_native.pyd \
+	    | grep -qE '^\s+\[ *[0-9]+\] PyInit__native$$' \
+	    || { echo "_native.pyd must export PyInit__native and nothing else"; exit 1; }
+	$(MINGW_OBJDUMP) -p $(WIN)/_native.pyd | grep -q 'DLL Name: python3.dll' \
+	    || { echo "_native.pyd does not import python3.dll"; exit 1; }
+	set -e; for f in $(WIN)/*.exe $(WIN)/_native.pyd; do \
+	    bad=$$($(MINGW_OBJDUMP) -p $$f | sed -n 's/^[[:space:]]*DLL Name: //p' \
+	        | grep -viE '^($(WIN_DLLS)|python3)\.dll$$' || true); \
+	    [ -z "$$bad" ] || { echo "$$f imports $$bad"; exit 1; }; \
+	    case $$f in *.pyd) ;; *) ! $(MINGW_OBJDUMP) -p $$f | grep -q 'DLL Name: python3.dll' \
+	        || { echo "$$f imports python3.dll"; exit 1; };; esac; \
+	done
+	@echo "native-win-link: $(words $(WIN_TESTS)) tests x 2 atomics branches and _native.pyd (abi3,\
+	 exports PyInit__native) link; imports only $(WIN_DLLS) (+ python3.dll for the .pyd)"
+
+native-win-run: native-win-link
+	rm -f $(WIN)/run.list
+	$(foreach t,$(WIN_TESTS),echo "$(WIN)/$(t).exe $(WIN_ARGS_$(t))" >> $(WIN)/run.list; \
+	    echo "$(WIN)/$(t)-il.exe $(WIN_ARGS_$(t))" >> $(WIN)/run.list;)
+	bash scripts/wine-run.sh --list $(WIN)/run.list
+
+native-win: native-win-run
+
+# The portability layer on its own (net.c sockets and batches, compat.c clock,
+# threads, wait/wake): -Werror, ASan/UBSan, TSan here; mingw + wine above.
+.PHONY: native-net
+NET_SRC := native/src/compat.c native/src/net.c native/src/status.c
+native-check: native-net
+native-net: | $(BUILD)
+	$(CC) $(CWARN) -O2 $(NATIVE_INC) $(NET_SRC) native/tests/test_net.c -o $(BUILD)/test_net -lpthread
+	$(BUILD)/test_net 200
+	$(CC) $(CWARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+	    $(NATIVE_INC) $(NET_SRC) native/tests/test_net.c -o $(BUILD)/test_net_asan -lpthread
+	$(BUILD)/test_net_asan 100
+	$(CC) $(CWARN) -O1 -g -fsanitize=thread $(NATIVE_INC) $(NET_SRC) native/tests/test_net.c \
+	    -o $(BUILD)/test_net_tsan -lpthread
+	TSAN_OPTIONS=halt_on_error=1 setarch -R $(BUILD)/test_net_tsan 100
 
 # ---- H.264 RTP: C tests (-Werror, ASan/UBSan, mingw+wine) and bounded fuzzing
 .PHONY: native-h264 fuzz-h264
@@ -101,19 +166,9 @@ fuzz-h264: | $(BUILD)
 	rm -rf $(BUILD)/h264_corpus && mkdir -p $(BUILD)/h264_corpus && cp native/fuzz/corpus/h264/* $(BUILD)/h264_corpus/
 	$(BUILD)/h264_fuzz -max_total_time=20 -timeout=10 -rss_limit_mb=2048 $(BUILD)/h264_corpus
 
-# Engine and UDP layer: compile-only for Windows with mingw-w64 -Werror (both
-# atomics branches); they need no OpenSSL headers. Linking needs the SRTP and
-# RTP modules, whose OpenSSL dependency has no mingw build here.
-ENGINE_WIN_SRC := native/src/net.c native/src/engine.c native/src/engine_media.c
-native-win-engine: | $(BUILD)
-	for f in $(ENGINE_WIN_SRC); do \
-	    $(MINGW) $(CWARN) -O2 $(NATIVE_INC) -c $$f -o $(BUILD)/$$(basename $$f .c).win.o || exit 1; \
-	    $(MINGW) $(CWARN) -O2 -DMC_ATOMICS_INTERLOCKED $(NATIVE_INC) -c $$f -o $(BUILD)/$$(basename $$f .c).winil.o || exit 1; \
-	done
-
 # SRTP (srtp.c): C test with -Werror at -O2, then under ASan+UBSan; libFuzzer
 # target (clang) seeded from native/fuzz/corpus/srtp, bounded by FUZZ_TIME s.
-# Windows: srtp.c is compile-checked by native-win-compile; there is no mingw libcrypto to link it.
+# Windows: test_srtp is linked against a mingw libcrypto and run under wine (native-win-run).
 SRTP_SRC := native/src/compat.c native/src/srtp.c native/src/status.c
 FUZZ_TIME ?= 20
 native-srtp: | $(BUILD)
@@ -131,7 +186,7 @@ fuzz-srtp: | $(BUILD)
 	    -artifact_prefix=$(BUILD)/ $(BUILD)/corpus-srtp
 
 # Audio (mixer, codecs, resampler, DTMF, levels): -Werror, then ASan/UBSan.
-# (Windows: the audio sources are in native-win-compile.)
+# (Windows: test_audio and test_audiograph run under wine, native-win-run.)
 native-audio: | $(BUILD)
 	$(CC) $(CWARN) -O2 $(NATIVE_INC) $(OPUS_CFLAGS) $(AUDIO_SRC) native/tests/test_audio.c \
 	    -o $(BUILD)/test_audio $(AUDIO_LIBS)

@@ -6,7 +6,8 @@ binding cannot drift from the header. All ``native/src/*.c`` files are
 compiled into the extension.
 
 Run directly (``python native/build.py``) to build in place, or let setuptools
-do it through ``cffi_modules`` in setup.py.
+do it through ``cffi_modules`` in setup.py. ``python native/build.py --emit-c
+PATH`` only writes the module's C source (used for the Windows link check).
 """
 
 from __future__ import annotations
@@ -101,6 +102,11 @@ ffibuilder.set_source(
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--emit-c":
+        # Only write the C source of the module (for cross builds: the Windows
+        # .pyd link check in `make native-win-link` compiles it with mingw-w64).
+        ffibuilder.emit_c_code(sys.argv[2])
+        raise SystemExit(0)
     # Build in place (what `make build` does): mediacore/_native.abi3.so
     raise SystemExit(
         subprocess.call([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=ROOT)

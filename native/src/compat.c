@@ -60,6 +60,15 @@ static int64_t qpc_frequency(void)
     }
     return f;
 }
+
+/* A non-negative duration in ns as a Win32 timeout in ms, rounded up and
+ * capped below INFINITE: a plain (DWORD) cast wraps every 2^32 ms (~49.7 days),
+ * so a long wait would become a short one or no wait at all. */
+static DWORD ms_for_win32(int64_t ns)
+{
+    int64_t ms = ns / 1000000 + (ns % 1000000 != 0);
+    return ms >= (int64_t)INFINITE ? INFINITE - 1 : (DWORD)ms;
+}
 #endif
 
 MC_API int64_t mc_now_ns(void)
@@ -84,8 +93,7 @@ MC_API void mc_sleep_ns(int64_t ns)
 #if defined(MC_OS_WINDOWS)
     /* Sleep() has 1 ms granularity at best; a waitable high-resolution timer
      * would be finer but is not needed by any caller so far. */
-    DWORD ms = (DWORD)((ns + 999999) / 1000000);
-    Sleep(ms);
+    Sleep(ms_for_win32(ns));
 #else
     struct timespec ts;
     ts.tv_sec = (time_t)(ns / 1000000000LL);
@@ -144,7 +152,7 @@ mc_status mc_wait_u32(volatile uint32_t *addr, uint32_t expected, int64_t timeou
         return wait_polling(addr, expected, timeout_ns);
     DWORD ms = INFINITE;
     if (timeout_ns >= 0)
-        ms = (DWORD)((timeout_ns + 999999) / 1000000);
+        ms = ms_for_win32(timeout_ns);
     uint32_t cmp = expected;
     if (WaitOnAddress((volatile VOID *)addr, &cmp, sizeof cmp, ms))
         return MC_OK;

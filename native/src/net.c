@@ -62,32 +62,27 @@ struct mc_udp {
 
 /* ---- library set-up ------------------------------------------------------------ */
 
-static volatile uint32_t net_refs;
-
+/* Windows: Winsock counts WSAStartup/WSACleanup pairs itself (thread-safe), so
+ * every init/cleanup calls through. Counting here and starting only on 0 -> 1
+ * would let a second thread use sockets before the first thread's WSAStartup
+ * returned, and a cleanup racing an init could tear Winsock down under it. */
 mc_status mc_net_init(void)
 {
 #if defined(MC_OS_WINDOWS)
-    if (mc_fetch_add_u32(&net_refs, 1) == 0) {
-        WSADATA wsa;
-        if (WSAStartup(MAKEWORD(2, 2), &wsa) != 0) {
-            capture_error();
-            return MC_E_IO;
-        }
+    WSADATA wsa;
+    int r = WSAStartup(MAKEWORD(2, 2), &wsa);
+    if (r != 0) {
+        mc_set_os_error((int32_t)r); /* WSAGetLastError is not usable before start-up */
+        return MC_E_IO;
     }
-#else
-    mc_fetch_add_u32(&net_refs, 1);
 #endif
     return MC_OK;
 }
 
 void mc_net_cleanup(void)
 {
-    uint32_t before = mc_fetch_add_u32(&net_refs, (uint32_t)-1);
 #if defined(MC_OS_WINDOWS)
-    if (before == 1)
-        WSACleanup();
-#else
-    (void)before;
+    WSACleanup();
 #endif
 }
 
