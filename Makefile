@@ -79,6 +79,7 @@ WIN_DLLS := KERNEL32|msvcrt|api-ms-win-core-synch-l1-2-0|WS2_32|ADVAPI32|USER32|
 WIN_ARGS_test_ring := 200000
 WIN_ARGS_test_h264_rtp := 300
 WIN_ARGS_test_rtp := 20000
+WIN_ARGS_test_rtcp := 500
 WIN_ARGS_test_engine := 100
 WIN_ARGS_test_net := 200
 .PHONY: win-deps native-win-link native-win-run

@@ -15,29 +15,8 @@
 
 #include "compat.h"
 #include "mediacore.h"
+#include "check.h"
 #include "rtcp.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            if (failures < 20)                                                                     \
-                fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);           \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-
-#define CHECK_STATUS(expr, want)                                                                   \
-    do {                                                                                           \
-        mc_status got_ = (expr);                                                                   \
-        if (got_ != (want)) {                                                                      \
-            if (failures < 20)                                                                     \
-                fprintf(stderr, "%s:%d: %s = %s, want %s\n", __FILE__, __LINE__, #expr,            \
-                        mc_status_name(got_), mc_status_name(want));                               \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 static uint64_t rng_state = 0x1234567887654321ULL;
 static uint32_t rnd(void)
