@@ -134,7 +134,7 @@ class VideoSocket:
             stream = self.session.add_receive_stream(
                 source_id, media="video", clock_rate=90000, nack=True,
                 reorder_wait_ms=self.reorder_wait_ms, ring_capacity=1 << 22)
-            frames_ring = Ring.create(max(1 << 22, _pow2(4 * (self.max_frame_bytes + 64))))
+            frames_ring = Ring.create(frame_ring_bytes(self.max_frame_bytes))
             depacketizer = H264Depacketizer(ring=frames_ring, max_frame_bytes=self.max_frame_bytes,
                                             ssrc=source_id)
             depacketizer.set_key_frame_timing(self.key_frame_timeout_s,
@@ -423,6 +423,15 @@ class VbssSendSocket(VideoSendSocket):
         options.setdefault("layer", VBSS_LADDER[0])
         options.setdefault("key_frame_interval_s", 4.0)
         super().__init__(session, ssrc, **options)
+
+
+def frame_ring_bytes(max_frame_bytes: int = DEFAULT_MAX_FRAME) -> int:
+    """Size of a subscription's frame ring: room for two frames of the largest
+    size (each frame reserves that much while it is assembled), so 4 MiB for
+    1 MiB frames — a backlog of ~3 MiB of typical frames (seconds of video).
+    Not larger: the depacketizer writes every byte of it in turn, and a ring
+    that stays within the caches makes that copy much cheaper."""
+    return max(1 << 22, _pow2(2 * (max_frame_bytes + 64)))
 
 
 def _pow2(n: int) -> int:

@@ -33,6 +33,19 @@ MC_STATIC_ASSERT(sizeof(mc_h264_packet) == 32, "packet descriptor layout");
 
 static const uint8_t START_CODE[4] = {0, 0, 0, 1};
 
+#if defined(__GNUC__) || defined(__clang__)
+#define H264_PREFETCH(p) __builtin_prefetch((const void *)(p))
+#define H264_PREFETCH_WRITE(p) __builtin_prefetch((const void *)(p), 1)
+#elif defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
+#include <xmmintrin.h>
+#define H264_PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#define H264_PREFETCH_WRITE(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#else
+#define H264_PREFETCH(p) ((void)(p))
+#define H264_PREFETCH_WRITE(p) ((void)(p))
+#endif
+
+
 /* Counters are written by the io thread only and read by any thread: relaxed
  * single-word stores so readers see whole values (no read-modify-write race:
  * one writer). */
@@ -295,6 +308,14 @@ static inline void put(mc_h264_depacketizer *d, const uint8_t *src, uint32_t n)
     }
     memcpy(d->out + d->len, src, n);
     d->len += n;
+    if (n >= 256) {
+        /* the next packet's bytes go right after these: ask for those lines
+         * now (the frame ring's memory is rarely still in cache) */
+        uint32_t ahead = d->cap - d->len < n ? d->cap - d->len : n;
+        const uint8_t *p = d->out + d->len;
+        for (uint32_t o = 0; o < ahead; o += 64)
+            H264_PREFETCH_WRITE(p + o);
+    }
 }
 
 static void put_param_set(mc_h264_depacketizer *d, const uint8_t *nal, uint32_t n, uint32_t flag)
@@ -576,14 +597,6 @@ MC_API mc_status mc_h264_depacketizer_push(mc_h264_depacketizer *d, const mc_h26
     return MC_OK;
 }
 
-#if defined(__GNUC__) || defined(__clang__)
-#define H264_PREFETCH(p) __builtin_prefetch((const void *)(p))
-#elif defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
-#include <xmmintrin.h>
-#define H264_PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
-#else
-#define H264_PREFETCH(p) ((void)(p))
-#endif
 
 /* Records lie back to back in the ring, and mc_ring_peek finds each one from
  * the header of the one before (a chain of dependent loads, one cache miss
@@ -594,9 +607,14 @@ static void prefetch_ring(const uint8_t *base, uint64_t capacity, uint64_t from,
 {
     if (bytes > capacity)
         bytes = capacity;
-    from &= ~(uint64_t)63;
-    for (uint64_t o = 0; o < bytes; o += 64)
-        H264_PREFETCH(base + ((from + o) % capacity));
+    from %= capacity;
+    uint64_t first = capacity - from < bytes ? capacity - from : bytes; /* up to the wrap */
+    const uint8_t *p = base + (from & ~(uint64_t)63);
+    const uint8_t *end = base + from + first;
+    for (; p < end; p += 64)
+        H264_PREFETCH(p);
+    for (p = base; p < base + (bytes - first); p += 64)
+        H264_PREFETCH(p);
 }
 
 MC_API mc_status mc_h264_depacketizer_drain_ring(mc_h264_depacketizer *d, mc_ring *rtp_ring,
