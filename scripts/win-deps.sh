@@ -43,7 +43,14 @@ start=$(date +%s)
 jobs=$(nproc 2>/dev/null || echo 2)
 mkdir -p "$root"
 work=$(mktemp -d "$root/.build.XXXXXX")
-trap 'kill $(jobs -p) 2>/dev/null; wait; rm -rf "$work"' EXIT
+cleanup() {
+    local pids
+    pids=$(jobs -p)
+    [ -z "$pids" ] || kill $pids 2>/dev/null || true
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
 log() { echo "win-deps: $* ($(( $(date +%s) - start )) s)" >&2; }
 
 # ---- sources: a private apt source list (PEERS.md section 11) ------------------
