@@ -48,6 +48,7 @@ static void setup(void)
             r.media = k == 1 ? MC_MEDIA_VIDEO : MC_MEDIA_AUDIO;
             r.clock_rate = k == 1 ? 90000 : 48000;
             r.flags = k == 2 ? MC_RECV_DIRECT : (MC_RECV_NACK | MC_RECV_PLI);
+            r.audio_level_id = k == 0 ? 1 : k == 2 ? 200 : 0; /* RFC 6464: one- and two-byte ids */
             r.ring = ring;
             if (mc_engine_add_recv_stream(engine, id, &r) != MC_OK)
                 abort();
