@@ -145,7 +145,7 @@ native-net: | $(BUILD)
 	    -o $(BUILD)/test_net_tsan -lpthread
 	TSAN_OPTIONS=halt_on_error=1 setarch -R $(BUILD)/test_net_tsan 100
 
-# ---- H.264 RTP: C tests (-Werror, ASan/UBSan, mingw+wine) and bounded fuzzing
+# ---- H.264 RTP: C tests (-Werror, ASan/UBSan; mingw+wine in native-win-run) and bounded fuzzing
 .PHONY: native-h264 fuzz-h264
 H264_SRC := native/src/compat.c native/src/ring.c native/src/status.c native/src/h264_rtp.c
 FUZZ_CC ?= clang
@@ -157,9 +157,6 @@ native-h264: | $(BUILD)
 	$(CC) $(CWARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
 	    $(NATIVE_INC) $(H264_SRC) native/tests/test_h264_rtp.c -o $(BUILD)/test_h264_rtp_asan -lpthread
 	$(BUILD)/test_h264_rtp_asan 600
-	$(MINGW) $(CWARN) -O2 $(NATIVE_INC) $(H264_SRC) native/tests/test_h264_rtp.c \
-	    -o $(BUILD)/test_h264_rtp.exe -lsynchronization -lws2_32
-	bash scripts/wine-run.sh $(BUILD)/test_h264_rtp.exe 300
 
 fuzz-h264: | $(BUILD)
 	$(FUZZ_CC) $(CWARN) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
@@ -215,7 +212,7 @@ fuzz-audio: | $(BUILD)
 
 # ---- RTP/RTCP, receive statistics, jitter and reorder buffers (rtp.c, rtcp.c,
 # rtpstats.c, jitter.c, reorder.c): C test with -Werror, ASan/UBSan, and
-# mingw-w64 run under wine (no OpenSSL/opus needed); libFuzzer on both parsers
+# mingw-w64 under wine in native-win-run; libFuzzer on both parsers
 # (and the buffers fed by the RTP one), seeded from native/fuzz/corpus/{rtp,rtcp}
 # (regenerate with native/fuzz/make_rtp_corpus.py), RTP_FUZZ_TIME s each.
 .PHONY: native-rtp fuzz-rtp
@@ -230,9 +227,6 @@ native-rtp: | $(BUILD)
 	$(CC) $(CWARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
 	    $(NATIVE_INC) $(RTP_SRC) native/tests/test_rtp.c -o $(BUILD)/test_rtp_asan -lpthread
 	$(BUILD)/test_rtp_asan 20000
-	$(MINGW) $(CWARN) -O2 $(NATIVE_INC) $(RTP_SRC) native/tests/test_rtp.c \
-	    -o $(BUILD)/test_rtp.exe -lsynchronization -lws2_32
-	bash scripts/wine-run.sh $(BUILD)/test_rtp.exe 20000
 
 fuzz-rtp: | $(BUILD)
 	set -e; for t in rtp rtcp; do \
@@ -244,7 +238,7 @@ fuzz-rtp: | $(BUILD)
 	done
 
 # ---- outgoing RTCP (rtcp.c builders and the RFC 3550 6.3 timer): C test with
-# -Werror, ASan/UBSan and mingw-w64 under wine (no OpenSSL needed)
+# -Werror, ASan/UBSan (mingw-w64 under wine: native-win-run)
 .PHONY: native-rtcp
 native-check: native-rtcp
 native-rtcp: | $(BUILD)
@@ -253,9 +247,6 @@ native-rtcp: | $(BUILD)
 	$(CC) $(CWARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
 	    $(NATIVE_INC) $(RTP_SRC) native/tests/test_rtcp.c -o $(BUILD)/test_rtcp_asan -lpthread -lm
 	$(BUILD)/test_rtcp_asan 500
-	$(MINGW) $(CWARN) -O2 $(NATIVE_INC) $(RTP_SRC) native/tests/test_rtcp.c \
-	    -o $(BUILD)/test_rtcp.exe -lsynchronization -lws2_32
-	bash scripts/wine-run.sh $(BUILD)/test_rtcp.exe 500
 
 # ---- benchmarks, demo ----------------------------------------------------
 bench: build
