@@ -22,6 +22,10 @@ export WINEPREFIX=${WINEPREFIX:-${XDG_CACHE_HOME:-$HOME/.cache}/mediabot/winepre
 mkdir -p "$WINEPREFIX"
 # first use of a prefix sets it up (about 10 s); later runs reuse it
 [ -f "$WINEPREFIX/system.reg" ] || wineboot -i >/dev/null 2>&1 || true
+# One persistent wineserver for the whole run: by default it exits a few
+# seconds after its last client, and a program started while it shuts down
+# dies with "wine client error: recvmsg: Connection reset by peer".
+wineserver -p 2>/dev/null || true
 if [ "${1:-}" = --list ]; then
     failed=()
     while read -r exe args; do
