@@ -7,10 +7,11 @@ aiortc's H.264 depayloader.
   minute; separately timed groups gave ratios from 6x to 40x). Each turn the
   next 8 frames (~140 packets) of a live stream have arrived (not timed) —
   subject: as the engine's receive records (mc_rtp_record + payload) in the
-  stream's ring; one native drain call depacketizes them (frames assembled in
-  place in the frame ring) and Python takes every frame as an
-  EncodedVideoFrame from one peeked batch (the hand-off), i.e. a VideoSocket
-  worker's turn; anchor: as parsed ``RtpPacket``s, each through what
+  stream's ring; one native call (``drain_frames``) releases the previous
+  turn's frames, depacketizes the records (frames assembled in place in the
+  frame ring) and lists the new frames, and Python takes every frame as an
+  EncodedVideoFrame (the hand-off), i.e. a VideoSocket worker's turn, rings
+  configured as a subscription's (sizes, rewind); anchor: as parsed ``RtpPacket``s, each through what
   ``RTCRtpReceiver._handle_rtp_packet`` runs: ``depayload(codec, payload)``
   (``H264PayloadDescriptor.parse``) and ``JitterBuffer(capacity=512,
   is_video=True).add`` assembling the frame. Goal >= 20x.
@@ -49,7 +50,7 @@ from benchmarks._report import QUICK, record_comparison
 from mediacore import Ring
 from mediacore._native import ffi, lib
 from mediacore.video.codecs import H264Decoder
-from mediacore.video.sockets import frame_ring_bytes
+from mediacore.video.sockets import RING_REWIND_ROOM, RTP_RING_BYTES, frame_ring_bytes
 from mediacore.video.h264_rtp import (
     EncodedVideoFrame,
     H264Depacketizer,
@@ -179,18 +180,18 @@ def test_depacketize_per_packet(benchmark, packets_720p):
 
     units, packets = packets_720p
     subject_stream, anchor_stream = LiveStream(packets, len(units)), LiveStream(packets, len(units))
-    rtp_ring = Ring.create(1 << 22)                       # as a VideoSocket subscription's
+    rtp_ring = Ring.create(RTP_RING_BYTES)               # as a VideoSocket subscription's
     frames_ring = Ring.create(frame_ring_bytes())
+    rtp_ring.set_rewind(RING_REWIND_ROOM)
+    frames_ring.set_rewind(RING_REWIND_ROOM)
     depacketizer = H264Depacketizer(ring=frames_ring)
     codec = RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000, payloadType=96)
     jitter_buffer = JitterBuffer(capacity=512, is_video=True)   # as RTCRtpReceiver (video)
     got = {"subject": 0, "anchor": 0}
 
-    def subject_turn():       # a VideoSocket worker's turn: one native drain, one frame batch
-        depacketizer.drain(rtp_ring, 1024)
-        with frames_ring.peek(max_records=256) as batch:
-            for frame in frames_from_batch(batch):
-                got["subject"] += bool(frame.data)
+    def subject_turn():       # a VideoSocket worker's turn (decoded mode): one native call
+        for frame in depacketizer.drain_frames(rtp_ring, 1024):
+            got["subject"] += bool(frame.data)
 
     def anchor_turn(rtp_packets):   # RTCRtpReceiver._handle_rtp_packet, per packet
         for packet in rtp_packets:

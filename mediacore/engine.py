@@ -463,7 +463,7 @@ class Session:
                            *, direct: bool = False, nack: bool = False, pli: bool = False,
                            frame_ms: int = 20, jitter_min_ms: int = 0, jitter_max_ms: int = 0,
                            reorder_wait_ms: int = 0, ring: Ring | None = None,
-                           ring_capacity: int = 1 << 20,
+                           ring_capacity: int = 1 << 20, ring_rewind: int = 0,
                            audio_level_id: int = 0) -> ReceiveStream:
         """Receive the remote source ``ssrc``. Audio goes through the adaptive
         jitter buffer (one record per ``frame_ms``), video through the reorder
@@ -471,7 +471,9 @@ class Session:
         order without buffering. Records go to ``ring`` (which may be shared by
         several streams) or a new private ring. ``audio_level_id`` (1..255):
         the RFC 6464 header extension id whose level and V flag the audio
-        records carry (``flags``: ``MC_RECORD_FLAG_AUDIO_LEVEL``)."""
+        records carry (``flags``: ``MC_RECORD_FLAG_AUDIO_LEVEL``).
+        ``ring_rewind``: the new ring's rewind room (:meth:`Ring.set_rewind`;
+        0: off)."""
         if media not in MEDIA:
             raise InvalidArgument(f"media must be 'audio' or 'video', not {media!r}")
         if clock_rate is None:
@@ -479,6 +481,8 @@ class Session:
         owns = ring is None
         if ring is None:
             ring = Ring.create(ring_capacity, policy="drop")
+            if ring_rewind:
+                ring.set_rewind(ring_rewind)
         cfg = ffi.new("mc_recv_stream_config *")
         cfg.ssrc = ssrc & 0xFFFFFFFF
         cfg.media = MEDIA[media]

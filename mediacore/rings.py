@@ -58,6 +58,7 @@ class RingStats:
     bytes_dropped: int
     records_refused: int
     wake_calls: int
+    rewinds: int
     max_record: int
     policy: str
     closed: bool
@@ -389,6 +390,19 @@ class Ring:
                 continue
             check(status, "ring peek")
 
+    def set_rewind(self, room: int) -> None:
+        """Producer side, before producing: once the head is ``room`` bytes or
+        more into the ring and the consumer has taken every record, the next
+        record starts at the beginning again, so a consumer that keeps up
+        reads the same cache-warm memory over and over instead of a window
+        walking the whole ring. Right after such a rewind the ring takes at
+        most the bytes before that point (>= ``room``) until the consumer has
+        caught up: choose ``room`` above the largest burst expected between
+        two consumer turns. 0 turns it off."""
+        if not 0 <= room < self._capacity:
+            raise InvalidArgument(f"room must be in [0, {self._capacity}), not {room}")
+        check(lib.mc_ring_set_rewind(self._h(), room), "ring set_rewind")
+
     def _release(self, count: int) -> None:
         check(lib.mc_ring_release(self._h(), count), "ring release")
 
@@ -406,7 +420,7 @@ class Ring:
             records_written=st.records_written, records_read=st.records_read,
             records_dropped=st.records_dropped, bytes_dropped=st.bytes_dropped,
             records_refused=st.records_refused, wake_calls=st.wake_calls,
-            max_record=st.max_record,
+            rewinds=st.rewinds, max_record=st.max_record,
             policy=self._policy, closed=bool(st.closed))
 
     def close(self) -> None:

@@ -91,6 +91,13 @@ def frames_from_batch(batch, *, copy: bool = False) -> list[EncodedVideoFrame]:
     return out
 
 
+# mc_h264_frame_ref: the header fields in EncodedVideoFrame's order, then
+# where the Annex-B bytes lie in the ring's data area
+_FRAME_REF = struct.Struct("<IIIHHIIqqI4x")
+assert _FRAME_REF.size == ffi.sizeof("mc_h264_frame_ref")
+MAX_FRAMES_PER_DRAIN = 256
+
+
 @dataclass(frozen=True)
 class DepacketizerStats:
     packets: int
@@ -112,6 +119,7 @@ class DepacketizerStats:
     params_inserted: int
     plis_requested: int
     firs_requested: int
+    output_waits: int
     waiting_for_key_frame: bool
     key_frame_request_pending: bool
 
@@ -173,6 +181,7 @@ class H264Depacketizer:
         self._frames = ffi.new("uint32_t *")
         self._header = ffi.new("mc_h264_frame_header *")
         self._flag = ffi.new("uint32_t *")
+        self._refs: bytearray | None = None
 
     def push(self, packets: Sequence[RtpPayload]) -> list[EncodedVideoFrame]:
         """Feed packets (one native call per batch). Buffer mode: returns the
@@ -228,6 +237,40 @@ class H264Depacketizer:
         check(lib.mc_h264_depacketizer_drain_ring(self._handle, rtp_ring._handle, max_records,
                                                   self._consumed, self._frames), "drain")
         return self._consumed[0], self._frames[0]
+
+    def drain_frames(self, rtp_ring: Ring, max_records: int = 1024, *,
+                     copy: bool = False) -> list[EncodedVideoFrame]:
+        """Ring mode, a receive worker's turn in one native call (GIL
+        released): release the frames the previous call returned, depacketize
+        up to ``max_records`` records of ``rtp_ring``, and return the frames
+        now in the output ring (at most 256). With ``copy=False`` their
+        ``data`` are views into the ring, valid until the next call or
+        :meth:`release_frames`; the output ring must have no other consumer."""
+        if self._refs is None:
+            self._refs = bytearray(_FRAME_REF.size * MAX_FRAMES_PER_DRAIN)
+            self._refs_c = ffi.from_buffer("mc_h264_frame_ref[]", self._refs)
+            self._refs_view = memoryview(self._refs)
+            self._ring_view = memoryview(self.ring._data)
+        check(lib.mc_h264_depacketizer_drain_frames(
+            self._handle, rtp_ring._handle, max_records, self._refs_c, MAX_FRAMES_PER_DRAIN,
+            self._frames, ffi.NULL), "drain frames")
+        n = self._frames[0]
+        if not n:
+            return []
+        base = self._ring_view
+        frame = EncodedVideoFrame
+        out = []
+        append = out.append
+        for ts, flags, ssrc, first, last, packets, off, t0, t1, end in _FRAME_REF.iter_unpack(
+                self._refs_view[:n * _FRAME_REF.size]):
+            body = base[off:end]
+            append(frame(body.tobytes() if copy else body, ts, flags, ssrc, first, last,
+                         packets, t0, t1))
+        return out
+
+    def release_frames(self) -> None:
+        """Release the frames the last :meth:`drain_frames` returned."""
+        check(lib.mc_h264_depacketizer_release_frames(self._handle), "release frames")
 
     def poll_key_frame(self, now_ns: int, rtt_ns: int = -1) -> str | None:
         """The key-frame request to send now under the FIR-fallback policy

@@ -55,12 +55,19 @@ from .h264_rtp import (
     EncodedVideoFrame,
     H264Depacketizer,
     H264Packetizer,
-    frames_from_batch,
 )
 
 log = logging.getLogger(__name__)
 
 MODES = ("encoded", "decoded")
+# a subscription's ring of receive records (~4 s of 8 Mbit/s video)
+RTP_RING_BYTES = 1 << 22
+# both rings of a subscription start over at their beginning whenever the
+# worker has caught up and this much is behind (Ring.set_rewind): the engine
+# and the worker write and read the same cache-warm memory turn after turn.
+# A burst larger than this between two worker turns could find the receive
+# ring full right after a rewind; 1 MiB is a second of 8 Mbit/s video.
+RING_REWIND_ROOM = 1 << 20
 H264_PAYLOAD_TYPE = 96
 
 
@@ -133,8 +140,12 @@ class VideoSocket:
                 raise InvalidState(f"at most {self.max_subscriptions} subscriptions on this socket")
             stream = self.session.add_receive_stream(
                 source_id, media="video", clock_rate=90000, nack=True,
-                reorder_wait_ms=self.reorder_wait_ms, ring_capacity=1 << 22)
+                reorder_wait_ms=self.reorder_wait_ms, ring_capacity=RTP_RING_BYTES,
+                ring_rewind=RING_REWIND_ROOM)
             frames_ring = Ring.create(frame_ring_bytes(self.max_frame_bytes))
+            # room for the largest frame: one begun right after a rewind can
+            # only grow into the bytes before that point
+            frames_ring.set_rewind(max(RING_REWIND_ROOM, self.max_frame_bytes + (64 << 10)))
             depacketizer = H264Depacketizer(ring=frames_ring, max_frame_bytes=self.max_frame_bytes,
                                             ssrc=source_id)
             depacketizer.set_key_frame_timing(self.key_frame_timeout_s,
@@ -239,12 +250,13 @@ class VideoSocket:
                 if sub.stop.is_set():
                     return
                 raise
-            depacketizer.drain(rtp_ring)
+            # one native call: release the last turn's frames, depacketize,
+            # hand out the new ones (views into the frame ring until the next
+            # turn; copied for "encoded" mode, whose processor may keep them)
+            units = depacketizer.drain_frames(rtp_ring, copy=self.mode == "encoded")
             self._key_frame_request(sub, time.monotonic_ns())
-            with sub.frames_ring.peek(max_records=256) as batch:
-                units = frames_from_batch(batch, copy=self.mode == "encoded")
-                for unit in units:
-                    self._deliver(sub, unit)
+            for unit in units:
+                self._deliver(sub, unit)
 
     def _deliver(self, sub: Subscription, unit: EncodedVideoFrame) -> None:
         try:
@@ -426,11 +438,11 @@ class VbssSendSocket(VideoSendSocket):
 
 
 def frame_ring_bytes(max_frame_bytes: int = DEFAULT_MAX_FRAME) -> int:
-    """Size of a subscription's frame ring: room for two frames of the largest
-    size (each frame reserves that much while it is assembled), so 4 MiB for
-    1 MiB frames — a backlog of ~3 MiB of typical frames (seconds of video).
-    Not larger: the depacketizer writes every byte of it in turn, and a ring
-    that stays within the caches makes that copy much cheaper."""
+    """Size of a subscription's frame ring: a frame of the largest size must
+    fit (a record can take half a ring), so 4 MiB for 1 MiB frames. The
+    depacketizer reserves room for a frame from the sizes of recent ones and
+    grows it when needed, and the ring rewinds (RING_REWIND_ROOM), so what
+    it really walks through is about a megabyte."""
     return max(1 << 22, _pow2(2 * (max_frame_bytes + 64)))
 
 

@@ -160,6 +160,7 @@ typedef struct mc_ring_stats {
     uint64_t bytes_dropped;
     uint64_t records_refused;
     uint64_t wake_calls;        /* wake syscalls made through this handle (0 when nobody waited) */
+    uint64_t rewinds;           /* mc_ring_set_rewind: times this handle's producer started over */
     uint32_t max_record;
     uint32_t flags;
     uint32_t closed;
@@ -197,6 +198,22 @@ MC_API mc_status mc_ring_write_batch(mc_ring *ring, uint32_t type, const uint8_t
  * to be committed. */
 MC_API mc_status mc_ring_reserve(mc_ring *ring, uint32_t length, void **out);
 MC_API mc_status mc_ring_commit(mc_ring *ring, uint32_t type, uint32_t length);
+/* [producer] Grow the pending reservation to `length` bytes; its first
+ * `keep` bytes are kept (moved with it if it has to move to the start of
+ * the ring). *out is the reservation's (possibly new) address. MC_E_FULL
+ * (the old reservation stands) when the ring has no room for it. */
+MC_API mc_status mc_ring_extend(mc_ring *ring, uint32_t length, uint32_t keep, void **out);
+/* [producer] Rewinding: once the head is `room` bytes or more into the
+ * ring and the consumer has taken every record, the next record starts at
+ * the beginning of the ring again, so a consumer that keeps up reads the
+ * same cache-warm memory over and over. Until the consumer passes that
+ * point the ring takes at most the bytes before it (>= room), not its whole
+ * capacity: choose room above the largest burst expected between two
+ * consumer turns; a producer that grows records (mc_ring_extend) needs
+ * room for the largest one, since a record begun right after a rewind can
+ * only grow into the bytes before that point. 0 turns it off (the default).
+ * MC_E_INVAL for room >= capacity. Set it before producing. */
+MC_API mc_status mc_ring_set_rewind(mc_ring *ring, uint64_t room);
 /* [producer] Abandon the pending reservation; nothing is published. */
 MC_API mc_status mc_ring_cancel(mc_ring *ring);
 /* [producer] Wait until `length` bytes could be written, or timeout.
@@ -988,6 +1005,23 @@ typedef struct mc_h264_frame_header {
     int64_t last_arrival_ns;
 } mc_h264_frame_header;
 
+/* Where a finished frame lies in the depacketizer's output ring, with its
+ * header (mc_h264_depacketizer_drain_frames): its Annex-B bytes are
+ * data[offset, end) of the ring's data area (mc_ring_data). */
+typedef struct mc_h264_frame_ref {
+    uint32_t rtp_timestamp;
+    uint32_t flags;                     /* MC_H264_FRAME_* */
+    uint32_t ssrc;
+    uint16_t first_sequence;
+    uint16_t last_sequence;
+    uint32_t packets;
+    uint32_t offset;
+    int64_t first_arrival_ns;
+    int64_t last_arrival_ns;
+    uint32_t end;
+    uint32_t length;                    /* end - offset */
+} mc_h264_frame_ref;
+
 /* One received RTP packet, already parsed and SRTP-unprotected. */
 typedef struct mc_h264_packet {
     const uint8_t *payload;             /* RTP payload (padding removed) */
@@ -1019,6 +1053,8 @@ typedef struct mc_h264_depacketizer_stats {
     uint64_t params_inserted;
     uint64_t plis_requested;            /* PLIs / FIRs the key-frame policy asked the */
     uint64_t firs_requested;            /* owner to send (mc_h264_depacketizer_poll_key_frame) */
+    uint64_t output_waits;              /* drain_ring stopped before a frame the output ring
+                                           had no room for yet (its packets wait in the input) */
     uint32_t waiting_for_key_frame;     /* 1 until a key frame restores sync */
     uint32_t key_frame_request_pending;
 } mc_h264_depacketizer_stats;
@@ -1073,6 +1109,19 @@ MC_API mc_status mc_h264_depacketizer_push(mc_h264_depacketizer *depacketizer,
 MC_API mc_status mc_h264_depacketizer_drain_ring(mc_h264_depacketizer *depacketizer,
                                                  mc_ring *rtp_ring, uint32_t max_records,
                                                  uint32_t *records, uint32_t *frames);
+/* [io] Ring mode, for a thread that is both the output ring's producer and
+ * its consumer (a receive worker), one call per turn: release the frames the
+ * previous call handed out, drain up to `max_records` records of `rtp_ring`
+ * (as mc_h264_depacketizer_drain_ring), then hand out up to `max_refs` (at
+ * most 256) frames of the output ring in `refs` (*count of them; they stay in the ring, valid
+ * until the next call or mc_h264_depacketizer_release_frames). The output
+ * ring must have no other consumer. *records (may be NULL): records drained. */
+MC_API mc_status mc_h264_depacketizer_drain_frames(mc_h264_depacketizer *depacketizer,
+                                                   mc_ring *rtp_ring, uint32_t max_records,
+                                                   mc_h264_frame_ref *refs, uint32_t max_refs,
+                                                   uint32_t *count, uint32_t *records);
+/* [io] Release the frames the last mc_h264_depacketizer_drain_frames handed out. */
+MC_API mc_status mc_h264_depacketizer_release_frames(mc_h264_depacketizer *depacketizer);
 /* [io] Buffer mode: MC_OK and the header of the frame now in the buffer, which
  * is then free for the next frame once pushing resumes; MC_E_EMPTY if none. */
 MC_API mc_status mc_h264_depacketizer_take_frame(mc_h264_depacketizer *depacketizer,

@@ -20,6 +20,7 @@
 #include <unistd.h>
 #if defined(MC_OS_LINUX)
 #include <linux/futex.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #endif
 #endif
@@ -287,6 +288,22 @@ void *mc_aligned_alloc(size_t alignment, size_t size)
         return NULL;
     return p;
 #endif
+}
+
+void *mc_large_alloc(size_t size)
+{
+#if defined(MC_OS_LINUX) && defined(MADV_HUGEPAGE)
+    const size_t huge = (size_t)2 << 20;
+    if (size >= huge) {
+        size_t rounded = (size + huge - 1) & ~(huge - 1);
+        void *p = NULL;
+        if (posix_memalign(&p, huge, rounded) == 0) {
+            (void)madvise(p, rounded, MADV_HUGEPAGE); /* a hint: 4 KiB pages if refused */
+            return p;
+        }
+    }
+#endif
+    return mc_aligned_alloc(4096, size);
 }
 
 void mc_aligned_free(void *p)

@@ -235,6 +235,11 @@ void mc_mutex_unlock(mc_mutex *mutex);
 /* ---- memory ------------------------------------------------------------- */
 void *mc_aligned_alloc(size_t alignment, size_t size);
 void mc_aligned_free(void *p);
+/* A large buffer that several threads stream through (a ring's memory):
+ * page aligned, and on Linux backed by transparent huge pages when it spans
+ * at least one, so walking it costs a TLB entry per 2 MiB instead of per
+ * 4 KiB. Free with mc_aligned_free. */
+void *mc_large_alloc(size_t size);
 
 /* ---- errors ------------------------------------------------------------- */
 void mc_set_os_error(int32_t code);

@@ -142,6 +142,11 @@ struct mc_h264_depacketizer {
     uint32_t cap;     /* bytes available at out */
     uint32_t len;     /* bytes written */
     int reserved;     /* a ring reservation is pending */
+    uint32_t limit;   /* largest frame body the output can take */
+    uint32_t typical; /* decaying maximum of recent frame sizes: the first reservation */
+    uint32_t handed;  /* output records drain_frames handed out, not yet released */
+    int hold;         /* drain_ring: leave a packet in the input ring when the
+                         frame it starts finds no room in the output ring */
     int broken;
     int ring_refused;
     int too_large;
@@ -190,6 +195,7 @@ MC_API mc_status mc_h264_depacketizer_new(uint32_t max_frame_bytes, uint32_t ssr
     if (!d)
         return MC_E_NOMEM;
     d->max_frame = max_frame_bytes ? max_frame_bytes : MC_H264_DEFAULT_MAX_FRAME;
+    d->limit = d->max_frame;
     d->ssrc = ssrc;
     d->stats.waiting_for_key_frame = 1;
     d->resync_next = 1;
@@ -228,6 +234,9 @@ MC_API mc_status mc_h264_depacketizer_set_ring(mc_h264_depacketizer *d, mc_ring 
         return MC_E_TOO_LARGE;
     d->ring = ring;
     d->ring_max_record = rs.max_record;
+    d->limit = rs.max_record - MC_H264_FRAME_HEADER_SIZE < d->max_frame
+                   ? rs.max_record - MC_H264_FRAME_HEADER_SIZE
+                   : d->max_frame;
     d->buffer = NULL;
     d->buffer_size = 0;
     d->buffer_ready = 0;
@@ -243,6 +252,8 @@ MC_API mc_status mc_h264_depacketizer_set_buffer(mc_h264_depacketizer *d, uint8_
     d->ring = NULL;
     d->buffer = buffer;
     d->buffer_size = size;
+    d->limit = size - MC_H264_FRAME_HEADER_SIZE < d->max_frame ? size - MC_H264_FRAME_HEADER_SIZE
+                                                               : d->max_frame;
     d->buffer_ready = 0;
     return MC_OK;
 }
@@ -257,6 +268,37 @@ static void need_key_frame(mc_h264_depacketizer *d)
         bump(&d->stats.key_frame_requests, 1);
         mc_store_u32_relaxed(&d->stats.key_frame_request_pending, 1);
     }
+}
+
+/* Frames are assembled in place in the output ring. The first reservation
+ * is sized from recent frames, not from max_frame: a frame that outgrows it
+ * grows it (mc_ring_extend), and a small one lets a rewinding ring
+ * (mc_ring_set_rewind) start over at its cache-warm beginning sooner. */
+#define RESERVE_MIN (32u * 1024u)
+
+static uint32_t first_reservation(const mc_h264_depacketizer *d)
+{
+    uint64_t want = (uint64_t)d->typical + d->typical / 4 + 4096;
+    if (want < RESERVE_MIN)
+        want = RESERVE_MIN;
+    if (want > d->limit)
+        want = d->limit;
+    return (uint32_t)want;
+}
+
+/* Reserve the output of the next frame (ring mode); 0 when the ring is full. */
+static int reserve_output(mc_h264_depacketizer *d)
+{
+    if (d->reserved)
+        return 1;
+    uint32_t body = first_reservation(d);
+    void *mem = NULL;
+    if (mc_ring_reserve(d->ring, MC_H264_FRAME_HEADER_SIZE + body, &mem) != MC_OK || !mem)
+        return 0;
+    d->reserved = 1;
+    d->out = (uint8_t *)mem + MC_H264_FRAME_HEADER_SIZE;
+    d->cap = body;
+    return 1;
 }
 
 static void begin_frame(mc_h264_depacketizer *d, const mc_h264_packet *p)
@@ -274,38 +316,86 @@ static void begin_frame(mc_h264_depacketizer *d, const mc_h264_packet *p)
     d->nals = 0;
     d->fu_active = 0;
     d->start_known = d->boundary_ok;
-    d->out = NULL;
-    d->cap = 0;
     if (d->ring) {
-        uint64_t want = (uint64_t)MC_H264_FRAME_HEADER_SIZE + d->max_frame;
-        uint32_t len = want < d->ring_max_record ? (uint32_t)want : d->ring_max_record;
-        void *mem = NULL;
-        if (mc_ring_reserve(d->ring, len, &mem) == MC_OK && mem) {
-            d->reserved = 1;
-            d->out = (uint8_t *)mem + MC_H264_FRAME_HEADER_SIZE;
-            d->cap = len - MC_H264_FRAME_HEADER_SIZE;
-        } else {
+        if (!reserve_output(d)) {
+            d->out = NULL;
+            d->cap = 0;
             d->ring_refused = 1;
         }
     } else if (d->buffer) {
         d->out = d->buffer + MC_H264_FRAME_HEADER_SIZE;
-        d->cap = d->buffer_size - MC_H264_FRAME_HEADER_SIZE;
-        if (d->cap > d->max_frame)
-            d->cap = d->max_frame;
+        d->cap = d->limit;
     } else {
+        d->out = NULL;
+        d->cap = 0;
         d->ring_refused = 1; /* no output configured: frames are counted as refused */
     }
+}
+
+/* Hold mode (drain_ring): is there room for a packet of `n` payload bytes,
+ * reserving or growing the output first? A packet writes at most 2n bytes
+ * (STAP-A units of 1 byte gain a 4-byte start code for their 2-byte size)
+ * plus the SPS and PPS inserted before an IDR slice. 0 (nothing changed
+ * but a reservation) when the ring is full for now: the caller leaves the
+ * packet for a later call. A frame beyond the limit is not this function's
+ * to refuse: put() counts it as too large. */
+static int room_for(mc_h264_depacketizer *d, uint32_t n)
+{
+    if (!d->in_frame)
+        return reserve_output(d);
+    if (!d->out || d->broken)
+        return 1;
+    uint64_t worst = 2 * (uint64_t)n + 2 * (4 + MC_H264_MAX_PARAM_SET) + 8;
+    if (worst <= d->cap - d->len)
+        return 1;
+    uint64_t want = (uint64_t)d->len + worst;
+    if (want < (uint64_t)d->cap * 2)
+        want = (uint64_t)d->cap * 2;
+    if (want > d->limit)
+        want = d->limit;
+    if (want <= d->cap)
+        return 1; /* at the limit: put() decides */
+    void *mem = NULL;
+    if (mc_ring_extend(d->ring, MC_H264_FRAME_HEADER_SIZE + (uint32_t)want,
+                       MC_H264_FRAME_HEADER_SIZE + d->len, &mem) != MC_OK)
+        return 0;
+    d->out = (uint8_t *)mem + MC_H264_FRAME_HEADER_SIZE;
+    d->cap = (uint32_t)want;
+    return 1;
+}
+
+/* The frame needs `more` bytes beyond its reservation: grow it (ring mode). */
+static int grow_output(mc_h264_depacketizer *d, uint32_t more)
+{
+    if (!d->ring || (uint64_t)d->len + more > d->limit) {
+        d->broken = 1;
+        d->too_large = 1;
+        return 0;
+    }
+    uint64_t want = (uint64_t)d->cap * 2;
+    if (want < (uint64_t)d->len + more)
+        want = (uint64_t)d->len + more;
+    if (want > d->limit)
+        want = d->limit;
+    void *mem = NULL;
+    if (mc_ring_extend(d->ring, MC_H264_FRAME_HEADER_SIZE + (uint32_t)want,
+                       MC_H264_FRAME_HEADER_SIZE + d->len, &mem) != MC_OK) {
+        /* no room in the ring for the rest: the consumer misses this frame */
+        abandon_output(d);
+        d->ring_refused = 1;
+        return 0;
+    }
+    d->out = (uint8_t *)mem + MC_H264_FRAME_HEADER_SIZE;
+    d->cap = (uint32_t)want;
+    return 1;
 }
 
 static inline void put(mc_h264_depacketizer *d, const uint8_t *src, uint32_t n)
 {
     if (d->broken || !d->out)
         return;
-    if (n > d->cap - d->len) {
-        d->broken = 1;
-        d->too_large = 1;
+    if (n > d->cap - d->len && !grow_output(d, n))
         return;
-    }
     memcpy(d->out + d->len, src, n);
     d->len += n;
     if (n >= 256) {
@@ -434,6 +524,7 @@ static uint32_t close_frame(mc_h264_depacketizer *d, int by_marker)
     if (!by_marker)
         h->flags |= MC_H264_FRAME_NO_MARKER;
     h->length = d->len;
+    d->typical = d->len > d->typical ? d->len : d->typical - d->typical / 32;
     memcpy(d->out - MC_H264_FRAME_HEADER_SIZE, h, sizeof *h);
     if (d->ring) {
         mc_ring_commit(d->ring, MC_H264_RECORD_TYPE, MC_H264_FRAME_HEADER_SIZE + d->len);
@@ -568,6 +659,13 @@ MC_API mc_status mc_h264_depacketizer_push(mc_h264_depacketizer *d, const mc_h26
             if (d->buffer_ready)
                 break; /* this packet starts the next frame: not consumed yet */
         }
+        if (d->hold && p->payload_length && !room_for(d, p->payload_length)) {
+            /* no room yet for the frame this packet starts, or for this
+             * packet of the frame being assembled: it waits in the input ring
+             * until the consumer has taken frames (drain_ring) */
+            bump(&d->stats.output_waits, 1);
+            break;
+        }
         d->have_sequence = 1;
         d->expected_sequence = (uint16_t)(p->sequence + 1);
         bump(&d->stats.packets, 1);
@@ -625,7 +723,7 @@ MC_API mc_status mc_h264_depacketizer_drain_ring(mc_h264_depacketizer *d, mc_rin
     if (!d || !rtp_ring || !d->ring)
         return MC_E_INVAL;
     uint32_t done = 0, made = 0;
-    uint32_t offsets[CHUNK], lengths[CHUNK], types[CHUNK];
+    uint32_t offsets[CHUNK], lengths[CHUNK], types[CHUNK], record_of[CHUNK];
     mc_h264_packet pk[CHUNK];
     const uint8_t *base = mc_ring_data(rtp_ring);
     if (d->prefetch_ring != rtp_ring) {
@@ -657,13 +755,22 @@ MC_API mc_status mc_h264_depacketizer_drain_ring(mc_h264_depacketizer *d, mc_rin
             pk[k].arrival_ns = rec.arrival_ns;
             pk[k].sequence = rec.sequence_number;
             pk[k].marker = rec.marker;
+            record_of[k] = i;
             k++;
         }
         uint32_t consumed = 0, f = 0;
+        d->hold = 1;
         mc_h264_depacketizer_push(d, pk, k, &consumed, &f);
+        d->hold = 0;
         made += f;
-        mc_ring_release(rtp_ring, n);
-        done += n;
+        /* records before the first packet not taken (events, lost slots
+         * included) are done with; the rest stay for the next call */
+        uint32_t release = consumed < k ? record_of[consumed] : n;
+        if (release)
+            mc_ring_release(rtp_ring, release);
+        done += release;
+        if (consumed < k)
+            break;
         if (n < want)
             break;
     }
@@ -671,6 +778,71 @@ MC_API mc_status mc_h264_depacketizer_drain_ring(mc_h264_depacketizer *d, mc_rin
         *records = done;
     if (frames)
         *frames = made;
+    return MC_OK;
+}
+
+MC_API mc_status mc_h264_depacketizer_release_frames(mc_h264_depacketizer *d)
+{
+    if (!d || !d->ring)
+        return MC_E_INVAL;
+    uint32_t n = d->handed;
+    d->handed = 0;
+    return n ? mc_ring_release(d->ring, n) : MC_OK;
+}
+
+MC_API mc_status mc_h264_depacketizer_drain_frames(mc_h264_depacketizer *d, mc_ring *rtp_ring,
+                                                   uint32_t max_records, mc_h264_frame_ref *refs,
+                                                   uint32_t max_refs, uint32_t *count,
+                                                   uint32_t *records)
+{
+    enum { MAX_REFS = 256 };
+    if (!d || !rtp_ring || !d->ring || !count || (!refs && max_refs))
+        return MC_E_INVAL;
+    *count = 0;
+    mc_status st = mc_h264_depacketizer_release_frames(d);
+    if (st != MC_OK)
+        return st;
+    uint32_t drained = 0, frames = 0;
+    if (max_records) {
+        st = mc_h264_depacketizer_drain_ring(d, rtp_ring, max_records, &drained, &frames);
+        if (st != MC_OK)
+            return st;
+    }
+    if (records)
+        *records = drained;
+    uint32_t offsets[MAX_REFS], lengths[MAX_REFS], types[MAX_REFS], n = 0;
+    if (max_refs > MAX_REFS)
+        max_refs = MAX_REFS;
+    if (!max_refs)
+        return MC_OK;
+    st = mc_ring_peek(d->ring, offsets, lengths, types, max_refs, &n);
+    if (st == MC_E_EMPTY || st == MC_E_CLOSED)
+        return MC_OK;
+    if (st != MC_OK)
+        return st;
+    const uint8_t *base = mc_ring_data(d->ring);
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (types[i] != MC_H264_RECORD_TYPE || lengths[i] < MC_H264_FRAME_HEADER_SIZE)
+            continue; /* not a frame: released with the rest */
+        mc_h264_frame_header h;
+        memcpy(&h, base + offsets[i], sizeof h);
+        uint32_t body = lengths[i] - MC_H264_FRAME_HEADER_SIZE;
+        mc_h264_frame_ref *r = &refs[k++];
+        r->rtp_timestamp = h.rtp_timestamp;
+        r->flags = h.flags;
+        r->ssrc = h.ssrc;
+        r->first_sequence = h.first_sequence;
+        r->last_sequence = h.last_sequence;
+        r->packets = h.packets;
+        r->offset = offsets[i] + MC_H264_FRAME_HEADER_SIZE;
+        r->first_arrival_ns = h.first_arrival_ns;
+        r->last_arrival_ns = h.last_arrival_ns;
+        r->length = h.length < body ? h.length : body;
+        r->end = r->offset + r->length;
+    }
+    d->handed = n;
+    *count = k;
     return MC_OK;
 }
 

@@ -77,6 +77,9 @@ struct mc_ring {
     volatile uint64_t wake_calls;      /* producer's wake syscalls (relaxed: read by stats) */
     uint32_t claim_length;
     int claimed;
+    uint64_t rewind_room;              /* mc_ring_set_rewind; 0: off */
+    uint64_t rewind_next;              /* head counter of the next rewind check */
+    volatile uint64_t rewinds;         /* (relaxed: read by stats) */
     /* consumer-private state (own cache line) */
     MC_ALIGNED(64) uint64_t cons_tail;
     uint64_t cons_head_cache;
@@ -177,7 +180,7 @@ MC_API mc_status mc_ring_new(uint64_t capacity, uint32_t flags, mc_ring **out)
     if (!capacity_valid(capacity))
         return MC_E_BAD_SIZE;
     size_t size = mc_ring_memory_size(capacity);
-    void *mem = mc_aligned_alloc(4096, size);
+    void *mem = mc_large_alloc(size);
     if (!mem)
         return MC_E_NOMEM;
     mc_status s = mc_ring_init(mem, size, capacity, flags, out);
@@ -217,12 +220,48 @@ static mc_status refuse(mc_ring *r, uint32_t length)
     return MC_E_FULL;
 }
 
+/* Rewinding (mc_ring_set_rewind): once the head is `room` bytes or more into
+ * the ring and the consumer has taken every record, the next record goes to
+ * the start of the ring, after a padding record to the end. A consumer that
+ * keeps up then reads the same few hundred cache-warm kilobytes over and over
+ * instead of a window walking the whole ring (the producer writes into lines
+ * it still holds, too). Until the consumer has passed the padding the ring
+ * takes no more than the `room` (or more) bytes before it. Checking costs one
+ * load of the consumer's counter, so it is done once per room/8 bytes. */
+static void maybe_rewind(mc_ring *r, uint64_t need)
+{
+    uint64_t head = r->prod_head;
+    uint64_t offset = head & r->mask;
+    uint64_t room = r->rewind_room;
+    if (offset < room || need > offset) {
+        r->rewind_next = offset < room ? head + (room - offset) : head + room / 8;
+        return;
+    }
+    /* acquire: pairs with the consumer's release of tail */
+    r->prod_tail_cache = mc_load_u64_acquire(&r->hdr->tail);
+    if (r->prod_tail_cache != head) {
+        r->rewind_next = head + room / 8;
+        return;
+    }
+    uint64_t to_end = r->capacity - offset;
+    record_header *pad = (record_header *)(r->data + offset);
+    pad->length = (uint32_t)(to_end - REC_HDR);
+    pad->type = TYPE_PAD;
+    /* published with the record that follows: the consumer reads the padding
+     * only once head has passed it */
+    r->prod_head = head + to_end;
+    r->rewind_next = r->prod_head + room;
+    mc_store_u64_relaxed(&r->rewinds, mc_load_u64_relaxed(&r->rewinds) + 1);
+}
+
 /* Find room for a record of `length` bytes at r->prod_head, writing a padding
  * record first if it would straddle the end. Returns MC_OK with claim_pos set,
  * or MC_E_FULL (nothing written). */
 static mc_status claim(mc_ring *r, uint32_t length)
 {
     uint64_t need = align8(REC_HDR + length);
+    if (MC_UNLIKELY(r->rewind_room) && r->prod_head >= r->rewind_next && !r->claimed)
+        maybe_rewind(r, need);
     uint64_t head = r->prod_head;
     uint64_t offset = head & r->mask;
     uint64_t to_end = r->capacity - offset;
@@ -352,6 +391,56 @@ MC_API mc_status mc_ring_commit(mc_ring *r, uint32_t type, uint32_t length)
     r->claimed = 0;
     finish(r, type, length);
     publish(r, 1);
+    return MC_OK;
+}
+
+MC_API mc_status mc_ring_set_rewind(mc_ring *r, uint64_t room)
+{
+    if (!r || room >= r->capacity)
+        return MC_E_INVAL;
+    r->rewind_room = room;
+    r->rewind_next = r->prod_head;
+    return MC_OK;
+}
+
+/* Grow the pending reservation to `length` bytes, keeping its first `keep`
+ * bytes. In place when the ring has room right after it; otherwise the claim
+ * moves (to the start of the ring, past a padding record) and those bytes are
+ * moved with it. The old place is free space the consumer never looks at:
+ * nothing of the claim is published until mc_ring_commit. */
+MC_API mc_status mc_ring_extend(mc_ring *r, uint32_t length, uint32_t keep, void **out)
+{
+    if (!r || !out || !r->claimed || keep > r->claim_length)
+        return MC_E_INVAL;
+    if (length <= r->claim_length) {
+        *out = r->data + (r->claim_pos & r->mask) + REC_HDR;
+        return MC_OK;
+    }
+    if (length > r->max_record)
+        return MC_E_TOO_LARGE;
+    uint64_t offset = r->claim_pos & r->mask;
+    uint64_t need = align8(REC_HDR + length);
+    if (offset + need <= r->capacity) {
+        /* same place, if the consumer has left room for it */
+        if (r->claim_pos + need - r->prod_tail_cache > r->capacity)
+            r->prod_tail_cache = mc_load_u64_acquire(&r->hdr->tail);
+        if (r->claim_pos + need - r->prod_tail_cache <= r->capacity) {
+            r->claim_length = length;
+            *out = r->data + offset + REC_HDR;
+            return MC_OK;
+        }
+        return MC_E_FULL;
+    }
+    /* it would straddle the end: claim again from the same head (the old
+     * claim has not moved prod_head), which pads to the end and starts at 0 */
+    uint8_t *old = r->data + offset + REC_HDR;
+    if (claim(r, length) != MC_OK)
+        return MC_E_FULL; /* nothing changed: the old claim stands */
+    uint8_t *now = r->data + (r->claim_pos & r->mask) + REC_HDR;
+    /* the padding header claim() wrote lies before `old`, not in it */
+    memmove(now, old, keep);
+    r->claim_length = length;
+    *out = now;
     return MC_OK;
 }
 
@@ -640,6 +729,7 @@ MC_API mc_status mc_ring_get_stats(mc_ring *r, mc_ring_stats *out)
     out->bytes_dropped = mc_load_u64_relaxed(&h->bytes_dropped);
     out->records_refused = mc_load_u64_relaxed(&h->records_refused);
     out->wake_calls = mc_load_u64_relaxed(&r->wake_calls) + mc_load_u64_relaxed(&r->cons_wake_calls);
+    out->rewinds = mc_load_u64_relaxed(&r->rewinds);
     out->max_record = r->max_record;
     out->flags = r->flags;
     out->closed = mc_load_u32_relaxed(&h->closed);

@@ -419,6 +419,38 @@ static void test_annexb_scan(void)
     CHECK(mc_h264_next_nal(bare, sizeof bare, &pos, &start, &size) == 1 && start == 0 && size == 3);
 }
 
+/* Turn the send records of `send_ring` into receive records of `rtp_ring`
+ * (what the wire and the remote engine would do), sequence numbers from
+ * *seq on; returns how many. */
+static uint32_t send_to_receive(mc_ring *send_ring, mc_ring *rtp_ring, uint16_t *seq)
+{
+    uint32_t off[64], len[64], type[64], n = 0, total = 0;
+    while (mc_ring_peek(send_ring, off, len, type, 64, &n) == MC_OK && n) {
+        for (uint32_t i = 0; i < n; i++) {
+            mc_send_record sr;
+            memcpy(&sr, mc_ring_data(send_ring) + off[i], sizeof sr);
+            uint32_t plen = len[i] - (uint32_t)sizeof sr;
+            void *mem;
+            CHECK_STATUS(mc_ring_reserve(rtp_ring, (uint32_t)sizeof(mc_rtp_record) + plen, &mem),
+                         MC_OK);
+            if (!mem)
+                return total;
+            mc_rtp_record rr;
+            memset(&rr, 0, sizeof rr);
+            rr.timestamp = sr.timestamp;
+            rr.marker = sr.marker;
+            rr.sequence_number = (*seq)++;
+            memcpy(mem, &rr, sizeof rr);
+            memcpy((uint8_t *)mem + sizeof rr, mc_ring_data(send_ring) + off[i] + sizeof sr, plen);
+            CHECK_STATUS(mc_ring_commit(rtp_ring, MC_RECORD_RTP, (uint32_t)sizeof rr + plen),
+                         MC_OK);
+            total++;
+        }
+        mc_ring_release(send_ring, n);
+    }
+    return total;
+}
+
 /* Engine send-ring records and receive-ring records, end to end through rings. */
 static void test_engine_records(void)
 {
@@ -439,8 +471,7 @@ static void test_engine_records(void)
     uint32_t count = 0;
     CHECK_STATUS(mc_h264_packetize_to_ring(pz, b.data, b.len, 4242, send_ring, 1, &count), MC_OK);
     CHECK(count == 9); /* STAP-A + 8 FU-A of 625 bytes */
-    /* turn the send records into receive records (what the wire and the
-     * remote engine would do), then drain them into frames */
+    /* what the wire and the remote engine would make of them, drained into frames */
     mc_ring *rtp_ring;
     CHECK_STATUS(mc_ring_new(1 << 20, MC_RING_DROP_NEWEST, &rtp_ring), MC_OK);
     uint32_t off[16], len[16], type[16], n = 0;
@@ -451,19 +482,9 @@ static void test_engine_records(void)
         memcpy(&sr, mc_ring_data(send_ring) + off[i], sizeof sr);
         CHECK(sr.timestamp == 4242 && sr.payload_type == MC_SEND_PT_DEFAULT);
         CHECK(sr.marker == (i + 1 == n));
-        uint32_t plen = len[i] - (uint32_t)sizeof sr;
-        void *mem;
-        CHECK_STATUS(mc_ring_reserve(rtp_ring, (uint32_t)sizeof(mc_rtp_record) + plen, &mem), MC_OK);
-        mc_rtp_record rr;
-        memset(&rr, 0, sizeof rr);
-        rr.timestamp = sr.timestamp;
-        rr.marker = sr.marker;
-        rr.sequence_number = (uint16_t)(100 + i);
-        memcpy(mem, &rr, sizeof rr);
-        memcpy((uint8_t *)mem + sizeof rr, mc_ring_data(send_ring) + off[i] + sizeof sr, plen);
-        CHECK_STATUS(mc_ring_commit(rtp_ring, MC_RECORD_RTP, (uint32_t)sizeof rr + plen), MC_OK);
     }
-    mc_ring_release(send_ring, n);
+    uint16_t seq = 100;
+    CHECK(send_to_receive(send_ring, rtp_ring, &seq) == 9);
     mc_h264_depacketizer *dp;
     CHECK_STATUS(mc_h264_depacketizer_new(0, 0, &dp), MC_OK);
     uint32_t records = 0, made = 0;
@@ -478,6 +499,109 @@ static void test_engine_records(void)
     mc_h264_packetizer_free(pz);
     mc_ring_free(rtp_ring);
     mc_ring_free(frames);
+    mc_ring_free(send_ring);
+}
+
+/* drain_frames, one call per turn: frames far larger than the first
+ * reservation grow it (moving past the end of the ring when needed) and
+ * arrive intact; a frame ring without room for the next frame leaves its
+ * packets in the receive ring (output_waits) instead of dropping the frame;
+ * the frames of a turn stay in the ring until the next call; rewinding rings. */
+static void test_drain_frames(void)
+{
+    static au_builder units[12];
+    mc_ring *send_ring, *rtp_ring, *frames;
+    CHECK_STATUS(mc_ring_new(1 << 22, MC_RING_DROP_NEWEST, &send_ring), MC_OK);
+    CHECK_STATUS(mc_ring_new(1 << 22, MC_RING_DROP_NEWEST, &rtp_ring), MC_OK);
+    /* 256 KiB: records up to 128 KiB, a key frame of ~100 KB among 30 KB ones */
+    CHECK_STATUS(mc_ring_new(1 << 18, MC_RING_DROP_NEWEST, &frames), MC_OK);
+    CHECK_STATUS(mc_ring_set_rewind(rtp_ring, 1 << 20), MC_OK);
+    /* a rewinding frame ring needs room for the largest frame (128 KiB here):
+     * a frame begun right after a rewind can only grow into what lies before
+     * the padding until the consumer has passed it */
+    CHECK_STATUS(mc_ring_set_rewind(frames, 1 << 18), MC_E_INVAL); /* the whole ring */
+    CHECK_STATUS(mc_ring_set_rewind(frames, 1 << 17), MC_OK);
+    mc_h264_packetizer_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_payload = 1200;
+    cfg.rtp_header = MC_H264_HEADER_SEND_RECORD;
+    mc_h264_packetizer *pz;
+    CHECK_STATUS(mc_h264_packetizer_new(&cfg, &pz), MC_OK);
+    mc_h264_depacketizer *dp;
+    CHECK_STATUS(mc_h264_depacketizer_new(0, 7, &dp), MC_OK);
+    CHECK_STATUS(mc_h264_depacketizer_set_ring(dp, frames), MC_OK);
+    mc_h264_frame_ref refs[256];
+    uint32_t count = 0, records = 0, next = 0, total_packets = 0;
+    uint16_t seq = 65000; /* wraps */
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 12; i++) {
+            au_builder *b = &units[i];
+            b->len = 0;
+            if (i == 0) {
+                au_add(b, 0x67, 12);
+                au_add(b, 0x68, 4);
+                au_add(b, 0x65, 100000);
+            } else {
+                au_add(b, 0x41, 30000 + (uint32_t)i * 97);
+            }
+            uint32_t n = 0;
+            CHECK_STATUS(mc_h264_packetize_to_ring(pz, b->data, b->len,
+                                                   (uint32_t)(round * 12 + i) * 3000u, send_ring, 1,
+                                                   &n),
+                         MC_OK);
+        }
+        total_packets += send_to_receive(send_ring, rtp_ring, &seq);
+        /* turns until the receive ring is empty: each hands out what fitted */
+        next = 0;
+        for (int turn = 0; turn < 40 && next < 12; turn++) {
+            CHECK_STATUS(mc_h264_depacketizer_drain_frames(dp, rtp_ring, 1024, refs, 256, &count,
+                                                           &records),
+                         MC_OK);
+            for (uint32_t k = 0; k < count && next < 12; k++, next++) {
+                const au_builder *b = &units[next];
+                CHECK(refs[k].length == b->len && refs[k].end == refs[k].offset + b->len);
+                CHECK(memcmp(mc_ring_data(frames) + refs[k].offset, b->data, b->len) == 0);
+                CHECK(refs[k].rtp_timestamp == (uint32_t)(round * 12 + (int)next) * 3000u);
+                CHECK(refs[k].ssrc == 7);
+                CHECK(!!(refs[k].flags & MC_H264_FRAME_KEY) == (next == 0));
+                CHECK(refs[k].packets ==
+                      (uint16_t)(refs[k].last_sequence - refs[k].first_sequence + 1));
+            }
+        }
+        CHECK(next == 12);
+    }
+    /* the last turn's frames are still in the ring until released */
+    mc_ring_stats rs;
+    CHECK_STATUS(mc_ring_get_stats(frames, &rs), MC_OK);
+    CHECK(rs.used_bytes > 0 && rs.rewinds > 0);
+    CHECK_STATUS(mc_h264_depacketizer_release_frames(dp), MC_OK);
+    CHECK_STATUS(mc_ring_get_stats(frames, &rs), MC_OK);
+    CHECK(rs.used_bytes == 0 && rs.records_read == rs.records_written);
+    mc_h264_depacketizer_stats st;
+    CHECK_STATUS(mc_h264_depacketizer_get_stats(dp, &st), MC_OK);
+    CHECK(st.frames == 36 && st.frames_dropped == 0 && st.ring_drops == 0);
+    CHECK(st.packets == total_packets && st.frames_too_large == 0);
+    CHECK(st.output_waits > 0); /* 12 frames of 30-100 KB never fit a 256 KiB ring at once */
+    CHECK(st.waiting_for_key_frame == 0);
+    /* a frame above what the ring can hold is too large, and counted so */
+    au_builder *big = &units[0];
+    big->len = 0;
+    au_add(big, 0x41, 150000);
+    uint32_t n = 0;
+    CHECK_STATUS(mc_h264_packetize_to_ring(pz, big->data, big->len, 999000u, send_ring, 1, &n),
+                 MC_OK);
+    send_to_receive(send_ring, rtp_ring, &seq);
+    CHECK_STATUS(mc_h264_depacketizer_drain_frames(dp, rtp_ring, 1024, refs, 256, &count, &records),
+                 MC_OK);
+    CHECK(count == 0);
+    CHECK_STATUS(mc_h264_depacketizer_get_stats(dp, &st), MC_OK);
+    CHECK(st.frames_too_large == 1 && st.frames_dropped == 1);
+    CHECK_STATUS(mc_h264_depacketizer_drain_frames(NULL, rtp_ring, 1, refs, 1, &count, NULL),
+                 MC_E_INVAL);
+    mc_h264_depacketizer_free(dp);
+    mc_h264_packetizer_free(pz);
+    mc_ring_free(frames);
+    mc_ring_free(rtp_ring);
     mc_ring_free(send_ring);
 }
 
@@ -579,6 +703,7 @@ int main(int argc, char **argv)
     test_malformed_and_unsupported();
     test_ring_full();
     test_engine_records();
+    test_drain_frames();
     test_key_frame_policy();
     test_loss(rounds, NULL);
     mc_ring *ring;

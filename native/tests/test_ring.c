@@ -1,7 +1,8 @@
 /*
  * test_ring.c — C-level tests of the SPSC ring: record boundaries, wrap-around,
- * policies, bad attach, and a two-thread stress run with sequenced,
- * checksummed records of varying length. Built three ways in CI:
+ * policies, bad attach, rewinding, growing a reservation, and a two-thread
+ * stress run with sequenced, checksummed records of varying length (written
+ * whole or reserved and grown, with and without rewinding). Built three ways in CI:
  * ASan+UBSan, ThreadSanitizer, and mingw-w64 (run under wine), the last once
  * with the GCC builtins and once with the Interlocked atomics branch.
  *
@@ -120,6 +121,110 @@ static void test_attach(void)
     mc_aligned_free(mem);
 }
 
+/* Rewinding: once the head is `room` bytes in and the consumer has taken
+ * everything, the next record starts at offset 0; not while records wait;
+ * right after a rewind the ring takes only the bytes before that point. */
+static void test_rewind(void)
+{
+    mc_ring *r;
+    CHECK_STATUS(mc_ring_new(1024, 0, &r), MC_OK);
+    CHECK_STATUS(mc_ring_set_rewind(r, 1024), MC_E_INVAL);
+    CHECK_STATUS(mc_ring_set_rewind(r, 256), MC_OK);
+    uint8_t rec[104], out[104];
+    uint32_t off[8], len[8], n = 0, got = 0;
+    memset(rec, 0x5a, sizeof rec);
+    /* 104-byte records take 112 bytes: offsets 0, 112, 224, then 336 >= 256 */
+    for (int i = 0; i < 3; i++) {
+        CHECK_STATUS(mc_ring_write(r, 1, rec, sizeof rec), MC_OK);
+        CHECK_STATUS(mc_ring_peek(r, off, len, NULL, 8, &n), MC_OK);
+        CHECK(n == 1 && off[0] == 8u + 112u * (uint32_t)i);
+        CHECK_STATUS(mc_ring_release(r, 1), MC_OK);
+    }
+    CHECK_STATUS(mc_ring_write(r, 2, rec, sizeof rec), MC_OK);
+    CHECK_STATUS(mc_ring_peek(r, off, len, NULL, 8, &n), MC_OK);
+    CHECK(n == 1 && off[0] == 8); /* rewound */
+    mc_ring_stats st;
+    CHECK_STATUS(mc_ring_get_stats(r, &st), MC_OK);
+    CHECK(st.rewinds == 1);
+    /* until the consumer passes the padding, the 336 bytes before it are all
+     * there is: three records fit (one is still unread), a fourth does not */
+    CHECK_STATUS(mc_ring_write(r, 3, rec, sizeof rec), MC_OK);
+    CHECK_STATUS(mc_ring_write(r, 4, rec, sizeof rec), MC_OK);
+    CHECK_STATUS(mc_ring_write(r, 5, rec, sizeof rec), MC_E_FULL);
+    for (uint32_t want = 2; want <= 4; want++) {
+        uint32_t type = 0;
+        CHECK_STATUS(mc_ring_read(r, out, sizeof out, &got, &type), MC_OK);
+        CHECK(type == want && got == sizeof rec && memcmp(out, rec, sizeof rec) == 0);
+    }
+    /* not while a record waits: the head walks on past room */
+    CHECK_STATUS(mc_ring_write(r, 6, rec, sizeof rec), MC_OK); /* offset 336 */
+    CHECK_STATUS(mc_ring_write(r, 7, rec, sizeof rec), MC_OK); /* 448, 6 unread */
+    CHECK_STATUS(mc_ring_peek(r, off, len, NULL, 8, &n), MC_OK);
+    CHECK(n == 2 && off[0] == 344 && off[1] == 456);
+    CHECK_STATUS(mc_ring_release(r, 2), MC_OK);
+    /* off again: records follow on where the last one ended */
+    CHECK_STATUS(mc_ring_set_rewind(r, 0), MC_OK);
+    CHECK_STATUS(mc_ring_write(r, 8, rec, sizeof rec), MC_OK);
+    CHECK_STATUS(mc_ring_peek(r, off, len, NULL, 8, &n), MC_OK);
+    CHECK(n == 1 && off[0] == 568);
+    CHECK_STATUS(mc_ring_release(r, 1), MC_OK);
+    mc_ring_free(r);
+}
+
+/* Growing a reservation: in place, moved past the end (content kept), and
+ * refused when the consumer has not made room (the old one stands). */
+static void test_extend(void)
+{
+    mc_ring *r;
+    CHECK_STATUS(mc_ring_new(1024, 0, &r), MC_OK);
+    void *p = NULL, *q = NULL;
+    uint8_t out[512];
+    uint32_t got = 0, type = 0, off[4], len[4], n = 0;
+    CHECK_STATUS(mc_ring_extend(r, 10, 0, &p), MC_E_INVAL); /* nothing reserved */
+    CHECK_STATUS(mc_ring_reserve(r, 100, &p), MC_OK);
+    memset(p, 0x11, 100);
+    CHECK_STATUS(mc_ring_extend(r, 300, 100, &q), MC_OK);
+    CHECK(q == p); /* room right after it */
+    memset((uint8_t *)q + 100, 0x22, 200);
+    CHECK_STATUS(mc_ring_extend(r, 600, 300, &q), MC_E_TOO_LARGE); /* max record 504 */
+    CHECK_STATUS(mc_ring_commit(r, 9, 300), MC_OK);
+    CHECK_STATUS(mc_ring_read(r, out, sizeof out, &got, &type), MC_OK);
+    CHECK(got == 300 && type == 9 && out[0] == 0x11 && out[99] == 0x11 && out[100] == 0x22 &&
+          out[299] == 0x22);
+    /* head at 312, then 600 after a filler: a reservation of 200 there,
+     * grown to 480 (488 with its header), would straddle the end: it moves
+     * to the start, its first 200 bytes with it */
+    uint8_t filler[280];
+    memset(filler, 0, sizeof filler);
+    CHECK_STATUS(mc_ring_write(r, 1, filler, sizeof filler), MC_OK); /* 312..600 */
+    CHECK_STATUS(mc_ring_read(r, out, sizeof out, &got, &type), MC_OK);
+    CHECK_STATUS(mc_ring_reserve(r, 200, &p), MC_OK);
+    CHECK((uint8_t *)p == mc_ring_data(r) + 600 + 8);
+    for (int i = 0; i < 200; i++)
+        ((uint8_t *)p)[i] = (uint8_t)i;
+    CHECK_STATUS(mc_ring_extend(r, 480, 200, &q), MC_OK);
+    CHECK((uint8_t *)q == mc_ring_data(r) + 8);
+    for (int i = 200; i < 480; i++)
+        ((uint8_t *)q)[i] = (uint8_t)i;
+    CHECK_STATUS(mc_ring_commit(r, 4, 480), MC_OK);
+    CHECK_STATUS(mc_ring_peek(r, off, len, NULL, 4, &n), MC_OK);
+    CHECK(n == 1 && off[0] == 8 && len[0] == 480);
+    int same = 1;
+    for (int i = 0; i < 480; i++)
+        same &= mc_ring_data(r)[8 + i] == (uint8_t)i;
+    CHECK(same);
+    /* that record unread (the consumer is still before the padding at 600):
+     * 100 bytes fit after it, but not 504 */
+    CHECK_STATUS(mc_ring_reserve(r, 100, &p), MC_OK);
+    memset(p, 0x33, 100);
+    CHECK_STATUS(mc_ring_extend(r, 504, 100, &q), MC_E_FULL);
+    CHECK_STATUS(mc_ring_commit(r, 5, 100), MC_OK); /* the old one stands */
+    CHECK_STATUS(mc_ring_release(r, 1), MC_OK);
+    CHECK_STATUS(mc_ring_read(r, out, sizeof out, &got, &type), MC_OK);
+    CHECK(got == 100 && type == 5 && out[0] == 0x33 && out[99] == 0x33);
+    mc_ring_free(r);
+}
+
 /* ---- stress: producer thread with varying lengths, consumer verifies ---- */
 
 typedef struct stress {
@@ -143,7 +248,24 @@ static void stress_producer(void *arg)
         uint32_t sum = mc_checksum32(buf, n - 4);
         memcpy(buf + n - 4, &sum, 4);
         for (;;) {
-            mc_status st = mc_ring_write(s->ring, 1, buf, n);
+            mc_status st;
+            if (seq % 3 == 0) {
+                /* half reserved, then grown to the whole (it may move) */
+                void *p = NULL;
+                st = mc_ring_reserve(s->ring, n / 2, &p);
+                if (st == MC_OK) {
+                    memcpy(p, buf, n / 2);
+                    st = mc_ring_extend(s->ring, n, n / 2, &p);
+                    if (st == MC_OK) {
+                        memcpy((uint8_t *)p + n / 2, buf + n / 2, n - n / 2);
+                        st = mc_ring_commit(s->ring, 1, n);
+                    } else {
+                        mc_ring_cancel(s->ring);
+                    }
+                }
+            } else {
+                st = mc_ring_write(s->ring, 1, buf, n);
+            }
             if (st == MC_OK)
                 break;
             if (st != MC_E_FULL) {
@@ -156,11 +278,12 @@ static void stress_producer(void *arg)
     mc_ring_close(s->ring);
 }
 
-static void test_stress(uint64_t count)
+static void test_stress(uint64_t count, uint64_t rewind_room)
 {
     stress s = {0};
     s.count = count;
     CHECK_STATUS(mc_ring_new(1 << 14, 0, &s.ring), MC_OK);
+    CHECK_STATUS(mc_ring_set_rewind(s.ring, rewind_room), MC_OK);
     mc_thread t;
     CHECK_STATUS(mc_thread_start(&t, stress_producer, &s), MC_OK);
     uint8_t buf[800];
@@ -215,8 +338,12 @@ static void test_stress(uint64_t count)
     mc_thread_join(&t);
     CHECK(s.got == count);
     CHECK(s.bad == 0);
-    printf("stress: %llu records, %llu bad\n", (unsigned long long)s.got,
-           (unsigned long long)s.bad);
+    mc_ring_stats st;
+    CHECK_STATUS(mc_ring_get_stats(s.ring, &st), MC_OK);
+    CHECK(rewind_room ? st.rewinds > 0 : st.rewinds == 0);
+    printf("stress (rewind room %llu): %llu records, %llu bad, %llu rewinds\n",
+           (unsigned long long)rewind_room, (unsigned long long)s.got, (unsigned long long)s.bad,
+           (unsigned long long)st.rewinds);
     mc_ring_free(s.ring);
 }
 
@@ -242,7 +369,10 @@ int main(int argc, char **argv)
     test_policies();
     test_attach();
     test_selftest_workers();
-    test_stress(count);
+    test_rewind();
+    test_extend();
+    test_stress(count, 0);
+    test_stress(count / 2, 4096); /* rewinds whenever the consumer catches up */
     if (failures) {
         fprintf(stderr, "test_ring: %d failure(s)\n", failures);
         return 1;

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from mediacore import BadSegment, RecordTooLarge, Ring, RingClosed, RingFull
+from mediacore.errors import InvalidArgument
 from mediacore._native import ffi, lib
 
 HEADER = 24  # selftest record header: u64 seq, u64 ts, u32 checksum, u32 payload length
@@ -445,3 +446,26 @@ def test_python_producer_in_another_process():
         p.join(timeout=30)
         assert expect == count
         assert p.exitcode == 0
+
+
+def test_rewind_starts_over_once_the_consumer_has_caught_up():
+    ring = Ring.create(4096)
+    with pytest.raises(InvalidArgument):
+        ring.set_rewind(4096)
+    ring.set_rewind(1024)
+    record = bytes(range(200))                 # 208 bytes a record with its header
+    offsets = []
+    for _ in range(7):
+        ring.write(record)
+        with ring.peek() as batch:
+            offsets.append(int(batch.offsets[0]))
+            assert bytes(batch[0]) == record
+    # at 0, 208, ... 832; then the head is at 1040 >= 1024 with nothing
+    # unread: the next one starts over at 0
+    assert offsets == [8, 216, 424, 632, 840, 8, 216]
+    assert ring.stats().rewinds == 1
+    for _ in range(5):                          # records waiting: no rewind
+        ring.write(record)
+    with ring.peek() as batch:
+        assert [int(o) for o in batch.offsets] == [424, 632, 840, 1048, 1256]
+    assert ring.stats().rewinds == 1

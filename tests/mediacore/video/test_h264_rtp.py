@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import socket
+import struct
 import subprocess
 
 import av
@@ -14,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from mediacore import Ring
+from mediacore._native import lib
 from mediacore.video.h264_rtp import (
     FRAME_KEY,
     FRAME_PARAMS_INSERTED,
@@ -180,6 +182,74 @@ def test_ring_output_is_zero_copy_records():
     assert frames[0].flags & FRAME_KEY and frames[0].flags & FRAME_RESYNC
     assert {f.ssrc for f in frames} == {77}
     assert ring.stats().records_written == 3
+
+
+def _receive_records(packets: list[bytes], first_sequence: int = 0) -> list[bytes]:
+    """The engine's receive records (mc_rtp_record + payload) of RTP packets."""
+    out = []
+    for i, raw in enumerate(packets):
+        p = parse_rtp(raw)
+        out.append(struct.pack("<qIIHBBHH", 1000 + i, 0x1234, p.timestamp,
+                               (first_sequence + i) & 0xFFFF, 96, int(p.marker), 0, 0) + p.payload)
+    return out
+
+
+def test_drain_frames_hands_out_every_frame_once_and_releases_them_next_turn(h264_stream):
+    """A worker's turn in one call: the frames (views into the frame ring)
+    equal the encoder's access units, stay valid until the next call, which
+    releases them; a small frame ring makes the depacketizer wait (packets
+    stay in the receive ring) rather than drop a frame."""
+    rtp_ring, frames_ring = Ring.create(1 << 22), Ring.create(1 << 17)
+    rtp_ring.set_rewind(1 << 20)
+    depacketizer = H264Depacketizer(ring=frames_ring, ssrc=9)
+    packetizer = H264Packetizer()
+    units = h264_stream.access_units
+    packets = [raw for i, au in enumerate(units) for raw in packetizer.packetize(au, i * 3000)]
+    assert rtp_ring.write_batch(_receive_records(packets), type=lib.MC_RECORD_RTP) == len(packets)
+    got: list[bytes] = []
+    turns = 0
+    while len(got) < len(units) and turns < 200:
+        turns += 1
+        frames = depacketizer.drain_frames(rtp_ring, 1024)
+        assert all(isinstance(f.data, memoryview) for f in frames)
+        if frames:
+            held = frames_ring.stats()
+            assert held.records_read + len(frames) == held.records_written
+        got += [bytes(f.data) for f in frames]
+        assert all(f.ssrc == 9 and f.packets >= 1 for f in frames)
+    assert [split_annexb(g) for g in got] == [split_annexb(u) for u in units]
+    stats = depacketizer.stats()
+    assert stats.frames == len(got) and stats.frames_dropped == 0 and stats.ring_drops == 0
+    assert stats.output_waits > 0          # 128 KiB of frame ring held back the drain
+    assert depacketizer.drain_frames(rtp_ring) == []
+    assert frames_ring.stats().used_bytes == 0   # the last turn's frames, released
+    copied = H264Depacketizer(ring=Ring.create(1 << 22))
+    assert rtp_ring.write_batch(_receive_records(packets[:40]), type=lib.MC_RECORD_RTP) == 40
+    frames = copied.drain_frames(rtp_ring, copy=True)
+    assert frames and all(isinstance(f.data, bytes) for f in frames)
+    copied.release_frames()
+    assert copied.ring.stats().used_bytes == 0
+
+
+def test_a_key_frame_larger_than_the_first_reservation_grows_it():
+    """The first reservation follows recent frame sizes (32 KiB at first):
+    a 600 KB key frame after small frames grows it, moving past the end of
+    the ring when it has to, and arrives intact."""
+    rnd = random.Random(5)
+    rtp_ring, frames_ring = Ring.create(1 << 23), Ring.create(1 << 22)
+    depacketizer = H264Depacketizer(ring=frames_ring)
+    packetizer = H264Packetizer()
+    units = [annexb([_nal(7, 10, rnd), _nal(8, 3, rnd), _nal(5, 5000, rnd)])]
+    units += [annexb([_nal(1, 3000 + 10 * i, rnd)]) for i in range(40)]
+    units += [annexb([_nal(7, 10, rnd), _nal(8, 3, rnd), _nal(5, 600_000, rnd)])]
+    units += [annexb([_nal(1, 2000, rnd)]) for _ in range(3)]
+    got = []
+    packets = [raw for i, au in enumerate(units) for raw in packetizer.packetize(au, i * 3000)]
+    assert rtp_ring.write_batch(_receive_records(packets), type=lib.MC_RECORD_RTP) == len(packets)
+    for _ in range(10):
+        got += [bytes(f.data) for f in depacketizer.drain_frames(rtp_ring, 256)]
+    assert got == units
+    assert depacketizer.stats().frames_too_large == 0
 
 
 # ---- real encoders and peers -----------------------------------------------
