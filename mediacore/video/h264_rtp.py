@@ -95,6 +95,8 @@ def frames_from_batch(batch, *, copy: bool = False) -> list[EncodedVideoFrame]:
 # where the Annex-B bytes lie in the ring's data area
 _FRAME_REF = struct.Struct("<IIIHHIIqqI4x")
 assert _FRAME_REF.size == ffi.sizeof("mc_h264_frame_ref")
+_REF_SIZE = _FRAME_REF.size
+_iter_refs = _FRAME_REF.iter_unpack
 MAX_FRAMES_PER_DRAIN = 256
 
 
@@ -247,26 +249,28 @@ class H264Depacketizer:
         ``data`` are views into the ring, valid until the next call or
         :meth:`release_frames`; the output ring must have no other consumer."""
         if self._refs is None:
+            if self.ring is None:
+                raise InvalidArgument("this depacketizer has no ring")
             self._refs = bytearray(_FRAME_REF.size * MAX_FRAMES_PER_DRAIN)
             self._refs_c = ffi.from_buffer("mc_h264_frame_ref[]", self._refs)
             self._refs_view = memoryview(self._refs)
             self._ring_view = memoryview(self.ring._data)
-        check(lib.mc_h264_depacketizer_drain_frames(
+        status = lib.mc_h264_depacketizer_drain_frames(
             self._handle, rtp_ring._handle, max_records, self._refs_c, MAX_FRAMES_PER_DRAIN,
-            self._frames, ffi.NULL), "drain frames")
+            self._frames, ffi.NULL)
+        if status:
+            check(status, "drain frames")
         n = self._frames[0]
         if not n:
             return []
         base = self._ring_view
         frame = EncodedVideoFrame
-        out = []
-        append = out.append
-        for ts, flags, ssrc, first, last, packets, off, t0, t1, end in _FRAME_REF.iter_unpack(
-                self._refs_view[:n * _FRAME_REF.size]):
-            body = base[off:end]
-            append(frame(body.tobytes() if copy else body, ts, flags, ssrc, first, last,
-                         packets, t0, t1))
-        return out
+        refs = _iter_refs(self._refs_view[:n * _REF_SIZE])
+        if copy:
+            return [frame(base[off:end].tobytes(), ts, flags, ssrc, first, last, packets, t0, t1)
+                    for ts, flags, ssrc, first, last, packets, off, t0, t1, end in refs]
+        return [frame(base[off:end], ts, flags, ssrc, first, last, packets, t0, t1)
+                for ts, flags, ssrc, first, last, packets, off, t0, t1, end in refs]
 
     def release_frames(self) -> None:
         """Release the frames the last :meth:`drain_frames` returned."""
