@@ -2,7 +2,8 @@
  * test_audiograph.c — the audio graph under -Werror and ASan/UBSan: Opus
  * sources with loss, garbage records (random headers, payload types, SSRCs
  * past the source limit, lengths), the send path with DTMF, and a threaded
- * worker with graphs added and removed while it runs.
+ * worker with graphs added and removed while it runs, ticking all graphs at
+ * once and staggered over the period.
  * The engine is not linked: mc_engine_wake is stubbed (the graph only wakes it).
  */
 #include <stdio.h>
@@ -132,11 +133,14 @@ static void test_receive_with_garbage(void)
     mc_ring_free(out);
 }
 
-static void test_send_and_threaded_worker(void)
+/* flags 0: every graph on each 20 ms tick; MC_AUDIO_WORKER_STAGGER: each
+ * graph on its own 2 ms phase of the period (graphs added and removed while
+ * the thread runs, under TSan too). */
+static void test_send_and_threaded_worker(uint32_t flags)
 {
     mc_audio_worker *w;
     mc_ring *pcm_ring, *send_out;
-    CHECK(mc_audio_worker_new(0, &w) == MC_OK);
+    CHECK(mc_audio_worker_new(flags, &w) == MC_OK);
     CHECK(mc_ring_new(1 << 16, MC_RING_DROP_NEWEST, &pcm_ring) == MC_OK);
     CHECK(mc_ring_new(1 << 16, MC_RING_DROP_NEWEST, &send_out) == MC_OK);
     mc_audio_graph_config cfg;
@@ -190,7 +194,8 @@ static void test_send_and_threaded_worker(void)
 int main(void)
 {
     test_receive_with_garbage();
-    test_send_and_threaded_worker();
+    test_send_and_threaded_worker(0);
+    test_send_and_threaded_worker(MC_AUDIO_WORKER_STAGGER);
     if (failures) {
         fprintf(stderr, "test_audiograph: %d failures\n", failures);
         return 1;
