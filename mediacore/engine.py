@@ -464,7 +464,7 @@ class Session:
                            frame_ms: int = 20, jitter_min_ms: int = 0, jitter_max_ms: int = 0,
                            reorder_wait_ms: int = 0, ring: Ring | None = None,
                            ring_capacity: int = 1 << 20, ring_rewind: int = 0,
-                           audio_level_id: int = 0) -> ReceiveStream:
+                           audio_level_id: int = 0, wake_per_frame: bool = False) -> ReceiveStream:
         """Receive the remote source ``ssrc``. Audio goes through the adaptive
         jitter buffer (one record per ``frame_ms``), video through the reorder
         buffer (NACK / PLI when enabled); ``direct=True`` delivers in arrival
@@ -473,7 +473,8 @@ class Session:
         the RFC 6464 header extension id whose level and V flag the audio
         records carry (``flags``: ``MC_RECORD_FLAG_AUDIO_LEVEL``).
         ``ring_rewind``: the new ring's rewind room (:meth:`Ring.set_rewind`;
-        0: off)."""
+        0: off). ``wake_per_frame`` (video): a consumer waiting on the ring is
+        woken once per frame (at its marker-bit packet), not per packet."""
         if media not in MEDIA:
             raise InvalidArgument(f"media must be 'audio' or 'video', not {media!r}")
         if clock_rate is None:
@@ -488,7 +489,8 @@ class Session:
         cfg.media = MEDIA[media]
         cfg.clock_rate = clock_rate
         cfg.flags = ((lib.MC_RECV_DIRECT if direct else 0) | (lib.MC_RECV_NACK if nack else 0)
-                     | (lib.MC_RECV_PLI if pli else 0))
+                     | (lib.MC_RECV_PLI if pli else 0)
+                     | (lib.MC_RECV_WAKE_PER_FRAME if wake_per_frame else 0))
         cfg.frame_ms = frame_ms
         cfg.jitter_min_ms = jitter_min_ms
         cfg.jitter_max_ms = jitter_max_ms

@@ -141,7 +141,7 @@ class VideoSocket:
             stream = self.session.add_receive_stream(
                 source_id, media="video", clock_rate=90000, nack=True,
                 reorder_wait_ms=self.reorder_wait_ms, ring_capacity=RTP_RING_BYTES,
-                ring_rewind=RING_REWIND_ROOM)
+                ring_rewind=RING_REWIND_ROOM, wake_per_frame=True)
             frames_ring = Ring.create(frame_ring_bytes(self.max_frame_bytes))
             # room for the largest frame: one begun right after a rewind can
             # only grow into the bytes before that point

@@ -198,6 +198,11 @@ MC_API mc_status mc_ring_write_batch(mc_ring *ring, uint32_t type, const uint8_t
  * to be committed. */
 MC_API mc_status mc_ring_reserve(mc_ring *ring, uint32_t length, void **out);
 MC_API mc_status mc_ring_commit(mc_ring *ring, uint32_t type, uint32_t length);
+/* [producer] mc_ring_commit without waking a waiting consumer: the record is
+ * visible at once, and a consumer asleep in mc_ring_wait finds it when a
+ * later commit wakes it (or at its timeout). For producers that know a
+ * batch is not finished (the packets of a video frame before its last). */
+MC_API mc_status mc_ring_commit_quiet(mc_ring *ring, uint32_t type, uint32_t length);
 /* [producer] Grow the pending reservation to `length` bytes; its first
  * `keep` bytes are kept (moved with it if it has to move to the start of
  * the ring). *out is the reservation's (possibly new) address. MC_E_FULL
@@ -471,7 +476,10 @@ enum {
     MC_SESSION_SRTCP_TAG_32 = 4,       /* AES_CM_128_HMAC_SHA1_32 with a 4-byte SRTCP tag (ffmpeg) */
     MC_RECV_DIRECT = 1,                /* recv flags: no jitter/reorder buffer, arrival order */
     MC_RECV_NACK = 2,                  /* video: send generic NACKs for gaps */
-    MC_RECV_PLI = 4                    /* video: send PLI when a gap cannot be repaired */
+    MC_RECV_PLI = 4,                   /* video: send PLI when a gap cannot be repaired */
+    MC_RECV_WAKE_PER_FRAME = 8         /* video: wake the ring's consumer once per frame (its
+                                          marker-bit packet; after a frame without one, the
+                                          next frame's first packet), not for every packet */
 };
 
 typedef struct mc_rtp_record {

@@ -44,6 +44,9 @@ typedef struct eng_recv {
     int64_t pli_request_ns; /* control asked for a key frame (set via table swap-free flag) */
     volatile uint32_t keyframe_request; /* MC_KEYFRAME_* bits from control, taken by I/O */
     uint8_t fir_seq;                    /* RFC 5104 FIR command sequence number (I/O thread) */
+    uint32_t last_timestamp;            /* MC_RECV_WAKE_PER_FRAME: the last record delivered */
+    uint8_t last_marker;
+    uint8_t delivered_any;
 } eng_recv;
 
 typedef struct eng_send {
@@ -479,7 +482,20 @@ void eng_deliver(void *stream, const mc_rtp_record *rec, const uint8_t *payload,
     memcpy(p, rec, sizeof *rec);
     if (length)
         memcpy((uint8_t *)p + sizeof *rec, payload, length);
-    mc_ring_commit(r->ring, MC_RECORD_RTP, (uint32_t)sizeof *rec + length);
+    int wake = 1;
+    if (r->flags & MC_RECV_WAKE_PER_FRAME) {
+        /* a frame is whole at its marker bit; without one (lost, or a sender
+         * that leaves it out) the next timestamp says the last frame ended */
+        wake = rec->marker || (rec->flags & MC_RECORD_FLAG_LOST) ||
+               (r->delivered_any && !r->last_marker && rec->timestamp != r->last_timestamp);
+        r->last_timestamp = rec->timestamp;
+        r->last_marker = rec->marker;
+        r->delivered_any = 1;
+    }
+    if (wake)
+        mc_ring_commit(r->ring, MC_RECORD_RTP, (uint32_t)sizeof *rec + length);
+    else
+        mc_ring_commit_quiet(r->ring, MC_RECORD_RTP, (uint32_t)sizeof *rec + length);
     r->c.records++;
     if (rec->flags & MC_RECORD_FLAG_LOST)
         r->c.concealed++;

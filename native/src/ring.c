@@ -291,6 +291,15 @@ static inline void finish(mc_ring *r, uint32_t type, uint32_t length)
     r->prod_head = r->claim_pos + align8(REC_HDR + length);
 }
 
+/* Make the records visible without looking for a sleeping consumer: it
+ * finds them when woken by a later publish, or at its timeout. */
+static void publish_quiet(mc_ring *r, uint64_t records)
+{
+    ring_header *h = r->hdr;
+    mc_store_u64_relaxed(&h->records_written, mc_load_u64_relaxed(&h->records_written) + records);
+    mc_store_u64_release(&h->head, r->prod_head);
+}
+
 static void publish(mc_ring *r, uint64_t records)
 {
     ring_header *h = r->hdr;
@@ -441,6 +450,16 @@ MC_API mc_status mc_ring_extend(mc_ring *r, uint32_t length, uint32_t keep, void
     memmove(now, old, keep);
     r->claim_length = length;
     *out = now;
+    return MC_OK;
+}
+
+MC_API mc_status mc_ring_commit_quiet(mc_ring *r, uint32_t type, uint32_t length)
+{
+    if (!r || !r->claimed || length > r->claim_length || type == TYPE_PAD)
+        return MC_E_INVAL;
+    r->claimed = 0;
+    finish(r, type, length);
+    publish_quiet(r, 1);
     return MC_OK;
 }
 

@@ -480,3 +480,44 @@ def test_simulcast_send_socket_three_layers_on_three_ssrcs():
         for picture in decoders.setdefault(frame.ssrc, H264Decoder()).decode(frame):
             sizes.add((picture.width, picture.height))
     assert sizes == {(1280, 720), (640, 360), (320, 180)}
+
+
+def test_a_video_stream_wakes_its_reader_once_per_frame_not_per_packet():
+    """MC_RECV_WAKE_PER_FRAME (what a VideoSocket asks for): the worker is
+    woken at each frame's marker-bit packet, and still gets every packet."""
+    images = make_testsrc(1280, 720, 20)
+    counts = {}
+    with Engine("127.0.0.1") as rx_engine, Engine("127.0.0.1") as tx_engine:
+        tx_session = tx_engine.add_session(("127.0.0.1", rx_engine.port))
+        rx_session = rx_engine.add_session(("127.0.0.1", tx_engine.port))
+        streams = {ssrc: rx_session.add_receive_stream(ssrc, media="video", clock_rate=90000,
+                                                       direct=True, wake_per_frame=per_frame)
+                   for ssrc, per_frame in ((21, True), (22, False))}
+        stop = threading.Event()
+
+        def reader(ssrc):
+            ring, n = streams[ssrc].ring, 0
+            while not stop.is_set():
+                ring.wait(timeout=0.05)
+                with ring.peek() as batch:
+                    n += len(batch)
+            counts[ssrc] = n
+
+        threads = [threading.Thread(target=reader, args=(s,)) for s in streams]
+        for t in threads:
+            t.start()
+        senders = [VideoSendSocket(tx_session, ssrc, layer=VideoLayer(1280, 720, 30))
+                   for ssrc in streams]
+        for image in images:
+            for sender in senders:
+                sender.send_frame(image)
+            time.sleep(1 / 30)
+        time.sleep(0.3)
+        stop.set()
+        for t in threads:
+            t.join()
+        packets = {s: tx_session.send_streams[s].stats().packets for s in streams}
+        wakes = {s: streams[s].ring.stats().wake_calls for s in streams}
+    assert counts == packets and min(packets.values()) >= 3 * len(images)
+    assert wakes[21] <= len(images) + 2          # one per frame
+    assert wakes[22] >= 2 * len(images)          # one per packet the reader waited for
