@@ -4,8 +4,9 @@ Receive: a :class:`VideoSocket` subscribes to remote sources (a media source
 id is the sender's SSRC here) with a preferred resolution. Each subscription
 owns an engine receive stream (reorder buffer with NACK), a native
 depacketizer producing whole decodable access units into a ring, and one
-worker thread that waits in native code (GIL released), drains the stream's
-packets with one native call per batch, and either hands the access units on
+worker thread that waits in native code (GIL released; the engine wakes it
+once per frame, not per packet), drains the stream's packets with one
+native call per turn, and either hands the access units on
 ("encoded" mode: no decode cost) or decodes them with PyAV ("decoded" mode)
 on that same thread. Key frames are asked for whenever the depacketizer lost
 sync (or the decoder failed): RTCP PLI at once, FIR (RFC 5104) if no key frame
