@@ -50,7 +50,12 @@ from benchmarks._report import QUICK, record_comparison
 from mediacore import Ring
 from mediacore._native import ffi, lib
 from mediacore.video.codecs import H264Decoder
-from mediacore.video.sockets import RING_REWIND_ROOM, RTP_RING_BYTES, frame_ring_bytes
+from mediacore.video.sockets import (
+    RING_REWIND_ROOM,
+    RTP_RING_BYTES,
+    frame_ring_bytes,
+    frame_ring_rewind_room,
+)
 from mediacore.video.h264_rtp import (
     EncodedVideoFrame,
     H264Depacketizer,
@@ -183,7 +188,7 @@ def test_depacketize_per_packet(benchmark, packets_720p):
     rtp_ring = Ring.create(RTP_RING_BYTES)               # as a VideoSocket subscription's
     frames_ring = Ring.create(frame_ring_bytes())
     rtp_ring.set_rewind(RING_REWIND_ROOM)
-    frames_ring.set_rewind(RING_REWIND_ROOM)
+    frames_ring.set_rewind(frame_ring_rewind_room())
     depacketizer = H264Depacketizer(ring=frames_ring)
     codec = RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000, payloadType=96)
     jitter_buffer = JitterBuffer(capacity=512, is_video=True)   # as RTCRtpReceiver (video)

@@ -144,9 +144,7 @@ class VideoSocket:
                 reorder_wait_ms=self.reorder_wait_ms, ring_capacity=RTP_RING_BYTES,
                 ring_rewind=RING_REWIND_ROOM, wake_per_frame=True)
             frames_ring = Ring.create(frame_ring_bytes(self.max_frame_bytes))
-            # room for the largest frame: one begun right after a rewind can
-            # only grow into the bytes before that point
-            frames_ring.set_rewind(max(RING_REWIND_ROOM, self.max_frame_bytes + (64 << 10)))
+            frames_ring.set_rewind(frame_ring_rewind_room(self.max_frame_bytes))
             depacketizer = H264Depacketizer(ring=frames_ring, max_frame_bytes=self.max_frame_bytes,
                                             ssrc=source_id)
             depacketizer.set_key_frame_timing(self.key_frame_timeout_s,
@@ -445,6 +443,13 @@ def frame_ring_bytes(max_frame_bytes: int = DEFAULT_MAX_FRAME) -> int:
     grows it when needed, and the ring rewinds (RING_REWIND_ROOM), so what
     it really walks through is about a megabyte."""
     return max(1 << 22, _pow2(2 * (max_frame_bytes + 64)))
+
+
+def frame_ring_rewind_room(max_frame_bytes: int = DEFAULT_MAX_FRAME) -> int:
+    """A subscription's frame ring rewinds (Ring.set_rewind) with room for
+    the largest frame: one begun right after a rewind can only grow into the
+    bytes before that point."""
+    return max(RING_REWIND_ROOM, max_frame_bytes + (64 << 10))
 
 
 def _pow2(n: int) -> int:
