@@ -5,12 +5,17 @@
  * Input: a sequence of records {u8 control, u16 length (big-endian), payload}.
  * control bit 0: marker; bit 1: new timestamp; bits 2-3: sequence step - 1
  * (0..3, so gaps happen); bit 4: send to the ring-mode depacketizer as well.
- * Every payload goes to a buffer-mode depacketizer; whole input also goes
+ * Every payload goes to a buffer-mode depacketizer, and as an engine receive
+ * record to a third depacketizer that a worker's turns drain
+ * (drain_frames, at each marker) into a small rewinding frame ring, so
+ * reservations grow, move, and wait for room; whole input also goes
  * through the packetizer as one access unit and back.
  *
  * Invariants checked (trap on violation): every handed-out frame fits the
  * buffer, starts with a 4-byte start code, and in ring mode its record length
- * matches its header. ASan/UBSan catch everything else.
+ * matches its header; drained frames lie inside the frame ring; the drain
+ * always makes progress once its frames are released (no packet waits
+ * forever). ASan/UBSan catch everything else.
  *
  * Build: see the `fuzz-h264` target in the Makefile.
  */
@@ -21,6 +26,7 @@
 #include "mediacore.h"
 
 #define MAX_FRAME 65536
+#define DRAIN_MAX_FRAME 16384
 static uint8_t frame_buffer[MC_H264_FRAME_HEADER_SIZE + MAX_FRAME] __attribute__((aligned(8)));
 static uint8_t packets[1 << 20];
 static uint32_t offsets[4096], lengths[4096];
@@ -48,8 +54,41 @@ static void drain_ring(mc_ring *ring)
     }
 }
 
+/* A worker's turn: drain_frames, then check what it handed out. */
+static uint32_t worker_turn(mc_h264_depacketizer *dp, mc_ring *rtp, mc_ring *frames)
+{
+    static mc_h264_frame_ref refs[256];
+    uint32_t count = 0, records = 0;
+    if (mc_h264_depacketizer_drain_frames(dp, rtp, 64, refs, 256, &count, &records) != MC_OK)
+        __builtin_trap();
+    mc_ring_stats st;
+    mc_ring_get_stats(frames, &st);
+    for (uint32_t k = 0; k < count; k++) {
+        if (refs[k].end > st.capacity || refs[k].end - refs[k].offset != refs[k].length ||
+            refs[k].length > DRAIN_MAX_FRAME)
+            __builtin_trap();
+        mc_h264_frame_header h;
+        memcpy(&h, mc_ring_data(frames) + refs[k].offset - MC_H264_FRAME_HEADER_SIZE, sizeof h);
+        if (h.length != refs[k].length || h.rtp_timestamp != refs[k].rtp_timestamp)
+            __builtin_trap();
+        check_frame(&h, mc_ring_data(frames) + refs[k].offset);
+    }
+    return records;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    /* reused, empty after every run: receive records in, frames out (small,
+     * rewinding with room for the largest frame) */
+    static mc_ring *rtp, *frames;
+    if (!rtp && (mc_ring_new(1 << 20, MC_RING_DROP_NEWEST, &rtp) != MC_OK ||
+                 mc_ring_new(1 << 16, MC_RING_DROP_NEWEST, &frames) != MC_OK ||
+                 mc_ring_set_rewind(frames, DRAIN_MAX_FRAME + 1024) != MC_OK))
+        abort();
+    mc_h264_depacketizer *drain_dp = NULL;
+    if (mc_h264_depacketizer_new(DRAIN_MAX_FRAME, 4, &drain_dp) != MC_OK ||
+        mc_h264_depacketizer_set_ring(drain_dp, frames) != MC_OK)
+        abort();
     static mc_ring *ring; /* reused: every run leaves it empty */
     mc_h264_depacketizer *buf_dp = NULL, *ring_dp = NULL;
     if (!ring && mc_ring_new(1 << 18, MC_RING_DROP_NEWEST, &ring) != MC_OK)
@@ -80,6 +119,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pk.sequence = seq;
         pk.timestamp = ts;
         i += n;
+        {
+            void *mem = NULL;
+            mc_rtp_record rec;
+            memset(&rec, 0, sizeof rec);
+            rec.timestamp = ts;
+            rec.sequence_number = seq;
+            rec.marker = (uint8_t)(control & 1);
+            rec.flags = (control & 0x60) == 0x60 ? MC_RECORD_FLAG_LOST : 0;
+            if (mc_ring_reserve(rtp, (uint32_t)sizeof rec + n, &mem) == MC_OK && mem) {
+                memcpy(mem, &rec, sizeof rec);
+                memcpy((uint8_t *)mem + sizeof rec, pk.payload, n);
+                mc_ring_commit(rtp, MC_RECORD_RTP, (uint32_t)sizeof rec + n);
+            }
+            if (control & 1)
+                worker_turn(drain_dp, rtp, frames);
+        }
         uint32_t consumed = 0, frames = 0;
         for (int tries = 0; tries < 2; tries++) {
             mc_h264_depacketizer_push(buf_dp, &pk, 1, &consumed, &frames);
@@ -138,6 +193,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     mc_h264_packetizer_free(pz);
 
+    /* the worker's turns go on until the receive ring is empty: once the
+     * frames are released there is always room for the next packet */
+    for (int turn = 0; turn < 4096; turn++) {
+        mc_ring_stats st;
+        mc_ring_get_stats(rtp, &st);
+        if (st.used_bytes == 0)
+            break;
+        if (worker_turn(drain_dp, rtp, frames) == 0)
+            __builtin_trap(); /* records left and none taken: a packet waits forever */
+    }
+    mc_h264_depacketizer_release_frames(drain_dp);
+    {
+        mc_ring_stats st;
+        mc_ring_get_stats(rtp, &st);
+        if (st.used_bytes != 0)
+            __builtin_trap();
+    }
+    mc_h264_depacketizer_free(drain_dp);
     mc_h264_depacketizer_free(buf_dp);
     mc_h264_depacketizer_free(ring_dp);
     drain_ring(ring);
