@@ -290,20 +290,27 @@ void *mc_aligned_alloc(size_t alignment, size_t size)
 #endif
 }
 
-void *mc_large_alloc(size_t size)
+void *mc_large_alloc(size_t prefix, size_t size, void **block)
 {
+    *block = NULL;
+    if (prefix > 4096)
+        return NULL;
 #if defined(MC_OS_LINUX) && defined(MADV_HUGEPAGE)
     const size_t huge = (size_t)2 << 20;
     if (size >= huge) {
         size_t rounded = (size + huge - 1) & ~(huge - 1);
-        void *p = NULL;
-        if (posix_memalign(&p, huge, rounded) == 0) {
-            (void)madvise(p, rounded, MADV_HUGEPAGE); /* a hint: 4 KiB pages if refused */
-            return p;
+        void *b = NULL;
+        if (posix_memalign(&b, huge, huge + rounded) == 0) {
+            uint8_t *area = (uint8_t *)b + huge;
+            (void)madvise(area, rounded, MADV_HUGEPAGE); /* a hint: 4 KiB pages if refused */
+            *block = b;
+            return area - prefix;
         }
     }
 #endif
-    return mc_aligned_alloc(4096, size);
+    void *p = mc_aligned_alloc(4096, prefix + size);
+    *block = p;
+    return p;
 }
 
 void mc_aligned_free(void *p)

@@ -235,11 +235,14 @@ void mc_mutex_unlock(mc_mutex *mutex);
 /* ---- memory ------------------------------------------------------------- */
 void *mc_aligned_alloc(size_t alignment, size_t size);
 void mc_aligned_free(void *p);
-/* A large buffer that several threads stream through (a ring's memory):
- * page aligned, and on Linux backed by transparent huge pages when it spans
- * at least one, so walking it costs a TLB entry per 2 MiB instead of per
- * 4 KiB. Free with mc_aligned_free. */
-void *mc_large_alloc(size_t size);
+/* `prefix` bytes (at most 4 KiB, 64-byte aligned) followed by a large area
+ * of `size` bytes that several threads stream through (a ring's header and
+ * data). On Linux an area of 2 MiB or more starts on a 2 MiB boundary and is
+ * backed by transparent huge pages, so walking it costs a TLB entry per
+ * 2 MiB instead of per 4 KiB (the prefix sits on the 4 KiB page before it,
+ * so it does not commit a huge page of its own). Returns the prefix's
+ * address; free *block with mc_aligned_free. */
+void *mc_large_alloc(size_t prefix, size_t size, void **block);
 
 /* ---- errors ------------------------------------------------------------- */
 void mc_set_os_error(int32_t code);

@@ -180,15 +180,16 @@ MC_API mc_status mc_ring_new(uint64_t capacity, uint32_t flags, mc_ring **out)
     if (!capacity_valid(capacity))
         return MC_E_BAD_SIZE;
     size_t size = mc_ring_memory_size(capacity);
-    void *mem = mc_large_alloc(size);
+    void *block = NULL;
+    void *mem = mc_large_alloc(MC_RING_HEADER_SIZE, (size_t)capacity, &block);
     if (!mem)
         return MC_E_NOMEM;
     mc_status s = mc_ring_init(mem, size, capacity, flags, out);
     if (s != MC_OK) {
-        mc_aligned_free(mem);
+        mc_aligned_free(block);
         return s;
     }
-    (*out)->owned_memory = mem;
+    (*out)->owned_memory = block;
     return MC_OK;
 }
 
