@@ -302,6 +302,14 @@ class H264Depacketizer:
     def reset(self) -> None:
         check(lib.mc_h264_depacketizer_reset(self._handle), "reset")
 
+    def close(self) -> None:
+        """Free the native depacketizer now, abandoning a frame in progress
+        (its ring reservation is cancelled): call it before closing the
+        ring it writes into, whose handle that needs."""
+        if self._handle is not None:
+            ffi.release(self._handle)
+            self._handle = None
+
     def stats(self) -> DepacketizerStats:
         raw = ffi.new("mc_h264_depacketizer_stats *")
         check(lib.mc_h264_depacketizer_get_stats(self._handle, raw))

@@ -172,6 +172,7 @@ class VideoSocket:
         sub.stop.set()
         sub.thread.join(5)
         sub.stream.close()
+        sub.depacketizer.close()   # cancels a frame in progress: needs the ring's handle
         sub.frames_ring.close()
 
     def request_key_frame(self, source_id: int, method: str = "auto") -> None:

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from mediacore import Ring
 from mediacore._native import lib
+from mediacore.errors import InvalidState
 from mediacore.video.h264_rtp import (
     FRAME_KEY,
     FRAME_PARAMS_INSERTED,
@@ -250,6 +251,24 @@ def test_a_key_frame_larger_than_the_first_reservation_grows_it():
         got += [bytes(f.data) for f in depacketizer.drain_frames(rtp_ring, 256)]
     assert got == units
     assert depacketizer.stats().frames_too_large == 0
+
+
+def test_close_abandons_a_frame_in_progress_before_the_ring_goes():
+    """A frame being assembled holds a reservation of the ring: closing the
+    depacketizer cancels it (the ring takes records again), so it must come
+    before the ring's own close, as VideoSocket does."""
+    ring = Ring.create(1 << 20)
+    depacketizer = H264Depacketizer(ring=ring)
+    rnd = random.Random(3)
+    packets = H264Packetizer().packetize(annexb([_nal(7, 10, rnd), _nal(8, 3, rnd),
+                                                 _nal(5, 5000, rnd)]), 0)
+    depacketizer.push([parse_rtp(p) for p in packets[:-1]])      # no marker yet
+    with pytest.raises(InvalidState):
+        ring.write(b"x")                                       # the reservation is pending
+    depacketizer.close()
+    depacketizer.close()                                       # twice is fine
+    ring.write(b"x")
+    assert ring.stats().records_written == 1
 
 
 # ---- real encoders and peers -----------------------------------------------
