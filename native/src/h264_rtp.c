@@ -332,6 +332,25 @@ static void begin_frame(mc_h264_depacketizer *d, const mc_h264_packet *p)
     }
 }
 
+/* Grow the frame's reservation to hold `more` bytes after what it has
+ * (at least doubling it, at most the limit), moving it if it must. */
+static mc_status extend_output(mc_h264_depacketizer *d, uint64_t more)
+{
+    uint64_t want = (uint64_t)d->len + more;
+    if (want < (uint64_t)d->cap * 2)
+        want = (uint64_t)d->cap * 2;
+    if (want > d->limit)
+        want = d->limit;
+    void *mem = NULL;
+    mc_status st = mc_ring_extend(d->ring, MC_H264_FRAME_HEADER_SIZE + (uint32_t)want,
+                                  MC_H264_FRAME_HEADER_SIZE + d->len, &mem);
+    if (st != MC_OK)
+        return st;
+    d->out = (uint8_t *)mem + MC_H264_FRAME_HEADER_SIZE;
+    d->cap = (uint32_t)want;
+    return MC_OK;
+}
+
 /* Hold mode (drain_ring): is there room for a packet of `n` payload bytes,
  * reserving or growing the output first? A packet writes at most 2n bytes
  * (STAP-A units of 1 byte gain a 4-byte start code for their 2-byte size)
@@ -348,20 +367,9 @@ static int room_for(mc_h264_depacketizer *d, uint32_t n)
     uint64_t worst = 2 * (uint64_t)n + 2 * (4 + MC_H264_MAX_PARAM_SET) + 8;
     if (worst <= d->cap - d->len)
         return 1;
-    uint64_t want = (uint64_t)d->len + worst;
-    if (want < (uint64_t)d->cap * 2)
-        want = (uint64_t)d->cap * 2;
-    if (want > d->limit)
-        want = d->limit;
-    if (want <= d->cap)
+    if (d->cap >= d->limit)
         return 1; /* at the limit: put() decides */
-    void *mem = NULL;
-    if (mc_ring_extend(d->ring, MC_H264_FRAME_HEADER_SIZE + (uint32_t)want,
-                       MC_H264_FRAME_HEADER_SIZE + d->len, &mem) != MC_OK)
-        return 0;
-    d->out = (uint8_t *)mem + MC_H264_FRAME_HEADER_SIZE;
-    d->cap = (uint32_t)want;
-    return 1;
+    return extend_output(d, worst) == MC_OK;
 }
 
 /* The frame needs `more` bytes beyond its reservation: grow it (ring mode). */
@@ -372,21 +380,12 @@ static int grow_output(mc_h264_depacketizer *d, uint32_t more)
         d->too_large = 1;
         return 0;
     }
-    uint64_t want = (uint64_t)d->cap * 2;
-    if (want < (uint64_t)d->len + more)
-        want = (uint64_t)d->len + more;
-    if (want > d->limit)
-        want = d->limit;
-    void *mem = NULL;
-    if (mc_ring_extend(d->ring, MC_H264_FRAME_HEADER_SIZE + (uint32_t)want,
-                       MC_H264_FRAME_HEADER_SIZE + d->len, &mem) != MC_OK) {
+    if (extend_output(d, more) != MC_OK) {
         /* no room in the ring for the rest: the consumer misses this frame */
         abandon_output(d);
         d->ring_refused = 1;
         return 0;
     }
-    d->out = (uint8_t *)mem + MC_H264_FRAME_HEADER_SIZE;
-    d->cap = (uint32_t)want;
     return 1;
 }
 

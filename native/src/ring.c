@@ -292,19 +292,17 @@ static inline void finish(mc_ring *r, uint32_t type, uint32_t length)
     r->prod_head = r->claim_pos + align8(REC_HDR + length);
 }
 
-/* Make the records visible without looking for a sleeping consumer: it
- * finds them when woken by a later publish, or at its timeout. */
-static void publish_quiet(mc_ring *r, uint64_t records)
+/* Make the records visible, then (wake) look for a sleeping consumer. A
+ * quiet publish leaves a sleeper be: it finds the records when a later
+ * publish wakes it, or at its timeout. */
+static void publish_records(mc_ring *r, uint64_t records, int wake)
 {
     ring_header *h = r->hdr;
     mc_store_u64_relaxed(&h->records_written, mc_load_u64_relaxed(&h->records_written) + records);
-    mc_store_u64_release(&h->head, r->prod_head);
-}
-
-static void publish(mc_ring *r, uint64_t records)
-{
-    ring_header *h = r->hdr;
-    mc_store_u64_relaxed(&h->records_written, mc_load_u64_relaxed(&h->records_written) + records);
+    if (!wake) {
+        mc_store_u64_release(&h->head, r->prod_head);
+        return;
+    }
     /* seq_cst (includes release: the records' bytes become visible before the
      * new head). Event count, producer side: publish head, then look for a
      * sleeper; both seq_cst, so the store cannot pass the load (store-load
@@ -316,6 +314,8 @@ static void publish(mc_ring *r, uint64_t records)
         mc_store_u64_relaxed(&r->wake_calls, mc_load_u64_relaxed(&r->wake_calls) + 1);
     }
 }
+
+static void publish(mc_ring *r, uint64_t records) { publish_records(r, records, 1); }
 
 MC_API mc_status mc_ring_write(mc_ring *r, uint32_t type, const void *data, uint32_t length)
 {
@@ -394,14 +394,24 @@ MC_API mc_status mc_ring_reserve(mc_ring *r, uint32_t length, void **out)
     return MC_OK;
 }
 
-MC_API mc_status mc_ring_commit(mc_ring *r, uint32_t type, uint32_t length)
+static mc_status commit_claim(mc_ring *r, uint32_t type, uint32_t length, int wake)
 {
     if (!r || !r->claimed || length > r->claim_length || type == TYPE_PAD)
         return MC_E_INVAL;
     r->claimed = 0;
     finish(r, type, length);
-    publish(r, 1);
+    publish_records(r, 1, wake);
     return MC_OK;
+}
+
+MC_API mc_status mc_ring_commit(mc_ring *r, uint32_t type, uint32_t length)
+{
+    return commit_claim(r, type, length, 1);
+}
+
+MC_API mc_status mc_ring_commit_quiet(mc_ring *r, uint32_t type, uint32_t length)
+{
+    return commit_claim(r, type, length, 0);
 }
 
 MC_API mc_status mc_ring_set_rewind(mc_ring *r, uint64_t room)
@@ -451,16 +461,6 @@ MC_API mc_status mc_ring_extend(mc_ring *r, uint32_t length, uint32_t keep, void
     memmove(now, old, keep);
     r->claim_length = length;
     *out = now;
-    return MC_OK;
-}
-
-MC_API mc_status mc_ring_commit_quiet(mc_ring *r, uint32_t type, uint32_t length)
-{
-    if (!r || !r->claimed || length > r->claim_length || type == TYPE_PAD)
-        return MC_E_INVAL;
-    r->claimed = 0;
-    finish(r, type, length);
-    publish_quiet(r, 1);
     return MC_OK;
 }
 

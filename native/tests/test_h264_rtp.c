@@ -419,6 +419,18 @@ static void test_annexb_scan(void)
     CHECK(mc_h264_next_nal(bare, sizeof bare, &pos, &start, &size) == 1 && start == 0 && size == 3);
 }
 
+/* A packetizer that writes engine send records (what a send stream's ring holds). */
+static mc_h264_packetizer *send_record_packetizer(uint32_t max_payload)
+{
+    mc_h264_packetizer_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_payload = max_payload;
+    cfg.rtp_header = MC_H264_HEADER_SEND_RECORD;
+    mc_h264_packetizer *pz = NULL;
+    CHECK_STATUS(mc_h264_packetizer_new(&cfg, &pz), MC_OK);
+    return pz;
+}
+
 /* Turn the send records of `send_ring` into receive records of `rtp_ring`
  * (what the wire and the remote engine would do), sequence numbers from
  * *seq on; returns how many. */
@@ -458,12 +470,7 @@ static void test_engine_records(void)
     mc_ring *send_ring, *frames;
     CHECK_STATUS(mc_ring_new(1 << 20, MC_RING_DROP_NEWEST, &send_ring), MC_OK);
     CHECK_STATUS(mc_ring_new(1 << 22, MC_RING_DROP_NEWEST, &frames), MC_OK);
-    mc_h264_packetizer_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.max_payload = 700;
-    cfg.rtp_header = MC_H264_HEADER_SEND_RECORD;
-    mc_h264_packetizer *pz;
-    CHECK_STATUS(mc_h264_packetizer_new(&cfg, &pz), MC_OK);
+    mc_h264_packetizer *pz = send_record_packetizer(700);
     b.len = 0;
     au_add(&b, 0x67, 12);
     au_add(&b, 0x68, 4);
@@ -521,12 +528,7 @@ static void test_drain_frames(void)
      * the padding until the consumer has passed it */
     CHECK_STATUS(mc_ring_set_rewind(frames, 1 << 18), MC_E_INVAL); /* the whole ring */
     CHECK_STATUS(mc_ring_set_rewind(frames, 1 << 17), MC_OK);
-    mc_h264_packetizer_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.max_payload = 1200;
-    cfg.rtp_header = MC_H264_HEADER_SEND_RECORD;
-    mc_h264_packetizer *pz;
-    CHECK_STATUS(mc_h264_packetizer_new(&cfg, &pz), MC_OK);
+    mc_h264_packetizer *pz = send_record_packetizer(1200);
     mc_h264_depacketizer *dp;
     CHECK_STATUS(mc_h264_depacketizer_new(0, 7, &dp), MC_OK);
     CHECK_STATUS(mc_h264_depacketizer_set_ring(dp, frames), MC_OK);
