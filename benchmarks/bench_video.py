@@ -187,8 +187,8 @@ def test_depacketize_per_packet(benchmark, packets_720p):
     subject_stream, anchor_stream = LiveStream(packets, len(units)), LiveStream(packets, len(units))
     rtp_ring = Ring.create(RTP_RING_BYTES)               # as a VideoSocket subscription's
     frames_ring = Ring.create(frame_ring_bytes())
-    rtp_ring.set_rewind(RING_REWIND_ROOM)
-    frames_ring.set_rewind(frame_ring_rewind_room())
+    import os; rtp_ring.set_rewind(int(os.environ.get("RR", RING_REWIND_ROOM)))
+    frames_ring.set_rewind(int(os.environ.get("FR", frame_ring_rewind_room())))
     depacketizer = H264Depacketizer(ring=frames_ring)
     codec = RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000, payloadType=96)
     jitter_buffer = JitterBuffer(capacity=512, is_video=True)   # as RTCRtpReceiver (video)
@@ -258,7 +258,7 @@ def test_depacketize_per_packet(benchmark, packets_720p):
     benchmark.pedantic(run, rounds=1, iterations=1)
     assert got["subject"] == (turns + 2) * FRAMES_PER_TURN
     assert got["anchor"] == (turns + 2) * FRAMES_PER_TURN - 1  # aiortc: a frame once the next starts
-    stats = depacketizer.stats()
+    stats = depacketizer.stats(); print("DBG", frames_ring.stats().rewinds, rtp_ring.stats().rewinds)
     assert stats.frames_dropped == 0 and stats.packets == total_packets
     record_comparison(
         "h264-depacketize-1200B",

@@ -93,7 +93,8 @@ def frames_from_batch(batch, *, copy: bool = False) -> list[EncodedVideoFrame]:
 
 # mc_h264_frame_ref: the header fields in EncodedVideoFrame's order, then
 # where the Annex-B bytes lie in the ring's data area
-_FRAME_REF = struct.Struct("<IIIHHIIqqI4x")
+# mc_h264_frame_ref without `length` and `reserved`: one row per frame
+_FRAME_REF = struct.Struct("<IIIHHIIqqI4xI4x")
 assert _FRAME_REF.size == ffi.sizeof("mc_h264_frame_ref")
 _REF_SIZE = _FRAME_REF.size
 _iter_refs = _FRAME_REF.iter_unpack
@@ -122,6 +123,7 @@ class DepacketizerStats:
     plis_requested: int
     firs_requested: int
     output_waits: int
+    frames_in_place: int
     waiting_for_key_frame: bool
     key_frame_request_pending: bool
 
@@ -165,10 +167,11 @@ class H264Depacketizer:
     """
 
     def __init__(self, *, ring: Ring | None = None, max_frame_bytes: int = DEFAULT_MAX_FRAME,
-                 ssrc: int = 0) -> None:
+                 ssrc: int = 0, in_place: bool = True) -> None:
         out = ffi.new("mc_h264_depacketizer **")
         check(lib.mc_h264_depacketizer_new(max_frame_bytes, ssrc, out), "create depacketizer")
         self._handle = ffi.gc(out[0], lib.mc_h264_depacketizer_free)
+        check(lib.mc_h264_depacketizer_set_in_place(self._handle, int(in_place)), "in place")
         self.ring = ring
         self._buffer = None
         if ring is not None:
@@ -184,6 +187,7 @@ class H264Depacketizer:
         self._header = ffi.new("mc_h264_frame_header *")
         self._flag = ffi.new("uint32_t *")
         self._refs: bytearray | None = None
+        self._input_ring: Ring | None = None
 
     def push(self, packets: Sequence[RtpPayload]) -> list[EncodedVideoFrame]:
         """Feed packets (one native call per batch). Buffer mode: returns the
@@ -255,6 +259,11 @@ class H264Depacketizer:
             self._refs_c = ffi.from_buffer("mc_h264_frame_ref[]", self._refs)
             self._refs_view = memoryview(self._refs)
             self._ring_view = memoryview(self.ring._data)
+        if self._input_ring is not rtp_ring:
+            # frames assembled in place lie in the input ring: views of both
+            # (output first, by MC_H264_FRAME_SOURCE_*)
+            self._input_ring = rtp_ring
+            self._views = (self._ring_view, memoryview(rtp_ring._data))
         status = lib.mc_h264_depacketizer_drain_frames(
             self._handle, rtp_ring._handle, max_records, self._refs_c, MAX_FRAMES_PER_DRAIN,
             self._frames, ffi.NULL)
@@ -263,14 +272,15 @@ class H264Depacketizer:
         n = self._frames[0]
         if not n:
             return []
-        base = self._ring_view
+        views = self._views
         frame = EncodedVideoFrame
         refs = _iter_refs(self._refs_view[:n * _REF_SIZE])
         if copy:
-            return [frame(base[off:end].tobytes(), ts, flags, ssrc, first, last, packets, t0, t1)
-                    for ts, flags, ssrc, first, last, packets, off, t0, t1, end in refs]
-        return [frame(base[off:end], ts, flags, ssrc, first, last, packets, t0, t1)
-                for ts, flags, ssrc, first, last, packets, off, t0, t1, end in refs]
+            return [frame(views[src][off:end].tobytes(), ts, flags, ssrc, first, last, packets,
+                          t0, t1)
+                    for ts, flags, ssrc, first, last, packets, off, t0, t1, end, src in refs]
+        return [frame(views[src][off:end], ts, flags, ssrc, first, last, packets, t0, t1)
+                for ts, flags, ssrc, first, last, packets, off, t0, t1, end, src in refs]
 
     def release_frames(self) -> None:
         """Release the frames the last :meth:`drain_frames` returned."""

@@ -245,6 +245,22 @@ MC_API mc_status mc_ring_peek(mc_ring *ring, uint32_t *offsets, uint32_t *length
                               uint32_t *types, uint32_t max_records, uint32_t *count);
 /* [consumer] Consume the first `count` records returned by the last peek. */
 MC_API mc_status mc_ring_release(mc_ring *ring, uint32_t count);
+/* [consumer] Reading ahead of what is released, for a consumer that keeps
+ * records it has read (and may write over them, e.g. to assemble a frame in
+ * place) while it reads on. Positions are the ring's 64-bit byte counters:
+ * mc_ring_read_position is where the oldest unreleased record starts.
+ * mc_ring_peek_at locates up to `max_records` records from *position on
+ * (a position from mc_ring_read_position or from an earlier call), advances
+ * *position past them and, if `positions` is not NULL, writes where each
+ * starts. mc_ring_release_at releases everything before `position` (a record
+ * boundary those calls returned), counting `records` records as read, without
+ * reading the records again. Both return MC_E_INVAL for a position outside
+ * the unreleased records. */
+MC_API uint64_t mc_ring_read_position(const mc_ring *ring);
+MC_API mc_status mc_ring_peek_at(mc_ring *ring, uint64_t *position, uint64_t *positions,
+                                 uint32_t *offsets, uint32_t *lengths, uint32_t *types,
+                                 uint32_t max_records, uint32_t *count);
+MC_API mc_status mc_ring_release_at(mc_ring *ring, uint64_t position, uint32_t records);
 /* [consumer] Start of the data area. */
 MC_API uint8_t *mc_ring_data(mc_ring *ring);
 /* [consumer] Block until a record is available, the ring is closed, or the
@@ -993,6 +1009,10 @@ enum {
     MC_H264_FRAME_RESYNC = 16,          /* first frame after a start or a loss */
     MC_H264_FRAME_NO_MARKER = 32,       /* closed by a timestamp change, not the marker bit */
     MC_H264_RECORD_TYPE = 0x48323634,   /* ring record type of depacketized frames ("H264") */
+    MC_H264_RECORD_IN_INPUT = 0x48323649, /* drain_frames: a frame assembled in the input ring
+                                             ("H26I"): header + uint32 offset + uint32 0 */
+    MC_H264_FRAME_SOURCE_OUTPUT = 0,    /* mc_h264_frame_ref.source: the output ring */
+    MC_H264_FRAME_SOURCE_INPUT = 1,     /* ... the input (RTP) ring */
     MC_H264_DEFAULT_MAX_PAYLOAD = 1200,
     MC_H264_DEFAULT_MAX_FRAME = 1048576,
     MC_H264_HEADER_NONE = 0,            /* packetizer output: payloads only */
@@ -1013,9 +1033,10 @@ typedef struct mc_h264_frame_header {
     int64_t last_arrival_ns;
 } mc_h264_frame_header;
 
-/* Where a finished frame lies in the depacketizer's output ring, with its
- * header (mc_h264_depacketizer_drain_frames): its Annex-B bytes are
- * data[offset, end) of the ring's data area (mc_ring_data). */
+/* Where a finished frame lies, with its header
+ * (mc_h264_depacketizer_drain_frames): its Annex-B bytes are data[offset, end)
+ * of the data area (mc_ring_data) of the output ring or, for a frame
+ * assembled in place over its packets, of the input ring (`source`). */
 typedef struct mc_h264_frame_ref {
     uint32_t rtp_timestamp;
     uint32_t flags;                     /* MC_H264_FRAME_* */
@@ -1028,6 +1049,8 @@ typedef struct mc_h264_frame_ref {
     int64_t last_arrival_ns;
     uint32_t end;
     uint32_t length;                    /* end - offset */
+    uint32_t source;                    /* MC_H264_FRAME_SOURCE_* */
+    uint32_t reserved;
 } mc_h264_frame_ref;
 
 /* One received RTP packet, already parsed and SRTP-unprotected. */
@@ -1063,6 +1086,8 @@ typedef struct mc_h264_depacketizer_stats {
     uint64_t firs_requested;            /* owner to send (mc_h264_depacketizer_poll_key_frame) */
     uint64_t output_waits;              /* drain_ring stopped before a frame the output ring
                                            had no room for yet (its packets wait in the input) */
+    uint64_t frames_in_place;           /* drain_frames: frames assembled over their packets
+                                           in the input ring (not copied to the output ring) */
     uint32_t waiting_for_key_frame;     /* 1 until a key frame restores sync */
     uint32_t key_frame_request_pending;
 } mc_h264_depacketizer_stats;
@@ -1121,13 +1146,22 @@ MC_API mc_status mc_h264_depacketizer_drain_ring(mc_h264_depacketizer *depacketi
  * its consumer (a receive worker), one call per turn: release the frames the
  * previous call handed out, drain up to `max_records` records of `rtp_ring`
  * (as mc_h264_depacketizer_drain_ring), then hand out up to `max_refs` (at
- * most 256) frames of the output ring in `refs` (*count of them; they stay in the ring, valid
- * until the next call or mc_h264_depacketizer_release_frames). The output
- * ring must have no other consumer. *records (may be NULL): records drained. */
+ * most 256) frames in `refs` (*count of them; valid until the next call or
+ * mc_h264_depacketizer_release_frames). A frame is assembled in place over
+ * its own packets' records in `rtp_ring` whenever its bytes fit where the
+ * packets' headers were (the common case: no second copy, no cold output
+ * memory; those records stay unreleased until the frame is), else in the
+ * output ring, which then holds a small MC_H264_RECORD_IN_INPUT record per
+ * in-place frame to keep the order. Neither ring may have another consumer.
+ * *records (may be NULL): records drained. */
 MC_API mc_status mc_h264_depacketizer_drain_frames(mc_h264_depacketizer *depacketizer,
                                                    mc_ring *rtp_ring, uint32_t max_records,
                                                    mc_h264_frame_ref *refs, uint32_t max_refs,
                                                    uint32_t *count, uint32_t *records);
+/* [control] Whether drain_frames may assemble frames in place (default 1);
+ * 0: every frame is copied into the output ring. */
+MC_API mc_status mc_h264_depacketizer_set_in_place(mc_h264_depacketizer *depacketizer,
+                                                   int enabled);
 /* [io] Release the frames the last mc_h264_depacketizer_drain_frames handed out. */
 MC_API mc_status mc_h264_depacketizer_release_frames(mc_h264_depacketizer *depacketizer);
 /* [io] Buffer mode: MC_OK and the header of the frame now in the buffer, which
@@ -1160,7 +1194,8 @@ MC_API mc_status mc_h264_depacketizer_set_key_frame_timing(mc_h264_depacketizer 
  * e.g. after a decoder error or when the application wants one. */
 MC_API mc_status mc_h264_depacketizer_request_key_frame(mc_h264_depacketizer *depacketizer);
 /* [io] Forget the stream position (new SSRC, seek): drop the partial frame
- * and wait for a key frame. */
+ * (releasing the input records it stood on when assembled in place; frames
+ * handed out stay valid until released) and wait for a key frame. */
 MC_API mc_status mc_h264_depacketizer_reset(mc_h264_depacketizer *depacketizer);
 /* [any] Counters (each read atomically; the set is a snapshot). */
 MC_API mc_status mc_h264_depacketizer_get_stats(mc_h264_depacketizer *depacketizer,

@@ -179,6 +179,29 @@ struct mc_h264_depacketizer {
     const mc_ring *prefetch_ring;
     uint64_t prefetch_capacity;
 
+    /* drain_ring reads its input ring ahead of what it releases: records
+     * whose bytes hold in-place frames stay until those frames are released */
+    mc_ring *in_ring;
+    uint8_t *in_base;       /* its data area */
+    uint64_t cursor;        /* position of the next unread record */
+    uint32_t unreleased;    /* records read and not yet released */
+    uint64_t cur_pos;       /* the record being pushed: its position */
+    uint32_t cur_before;    /* and the unreleased records before it */
+    int frame_hold;         /* the frame in progress is in place, from: */
+    uint64_t frame_hold_pos;
+    uint32_t frame_hold_records;
+    int unlisted;           /* drain_frames may have left frames for the next call */
+    int handed_hold;        /* in-place frames handed out (not released), from: */
+    uint64_t handed_hold_pos;
+    uint32_t handed_hold_records;
+
+    /* in place (drain_frames): a frame assembled over its packets' records */
+    int in_place_enabled;   /* mc_h264_depacketizer_set_in_place (default on) */
+    int in_place_ok;        /* this drain may */
+    int inplace;            /* the frame in progress is (d->out is in the input ring) */
+    int inplace_next;       /* room_for reserved the output record of one */
+    uint8_t *ref_mem;       /* its MC_H264_RECORD_IN_INPUT record, reserved */
+
     mc_h264_depacketizer_stats stats;
 };
 
@@ -201,6 +224,7 @@ MC_API mc_status mc_h264_depacketizer_new(uint32_t max_frame_bytes, uint32_t ssr
     d->resync_next = 1;
     d->kf_timeout_ns = KF_DEFAULT_TIMEOUT_NS;
     d->kf_max_interval_ns = KF_DEFAULT_MAX_INTERVAL_NS;
+    d->in_place_enabled = 1;
     *out = d;
     return MC_OK;
 }
@@ -212,6 +236,8 @@ static void abandon_output(mc_h264_depacketizer *d)
         d->reserved = 0;
     }
     d->out = NULL;
+    d->inplace = d->inplace_next = 0;
+    d->frame_hold = 0; /* its records are released with the rest */
 }
 
 MC_API void mc_h264_depacketizer_free(mc_h264_depacketizer *d)
@@ -316,7 +342,17 @@ static void begin_frame(mc_h264_depacketizer *d, const mc_h264_packet *p)
     d->nals = 0;
     d->fu_active = 0;
     d->start_known = d->boundary_ok;
-    if (d->ring) {
+    if (d->ring && d->inplace_next) {
+        /* in place: the frame starts where this packet's record does (its
+         * header, already read, is the room the first start code needs) */
+        d->inplace_next = 0;
+        d->inplace = 1;
+        d->out = (uint8_t *)p->payload - sizeof(mc_rtp_record);
+        d->cap = d->limit;
+        d->frame_hold = 1;
+        d->frame_hold_pos = d->cur_pos;
+        d->frame_hold_records = d->cur_before;
+    } else if (d->ring) {
         if (!reserve_output(d)) {
             d->out = NULL;
             d->cap = 0;
@@ -358,12 +394,89 @@ static mc_status extend_output(mc_h264_depacketizer *d, uint64_t more)
  * but a reservation) when the ring is full for now: the caller leaves the
  * packet for a later call. A frame beyond the limit is not this function's
  * to refuse: put() counts it as too large. */
-static int room_for(mc_h264_depacketizer *d, uint32_t n)
+/* The most a packet's output can run ahead of its input, which in place
+ * must never overtake the bytes still to be read: 5 bytes (start code and
+ * header) for an FU-A's 2 at its start, 4 more for a single NAL unit, 4 for
+ * each STAP-A unit's 2-byte size, and the cached SPS and PPS (with start
+ * codes) inserted before an IDR slice that begins here in a frame without
+ * them. */
+static uint32_t growth_bound(const mc_h264_depacketizer *d, const uint8_t *p, uint32_t n,
+                             int new_frame)
 {
-    if (!d->in_frame)
+    uint8_t type = p[0] & 0x1f;
+    uint32_t g = 4;
+    int idr = type == MC_NAL_IDR;
+    if (type == MC_NAL_FU_A) {
+        g = 3;
+        idr = n >= 2 && (p[1] & 0x80) && (p[1] & 0x1f) == MC_NAL_IDR;
+    } else if (type == MC_NAL_STAP_A) {
+        g = 0;
+        for (uint32_t i = 1; i + 2 < n;) {
+            g += 2;
+            idr |= (p[i + 2] & 0x1f) == MC_NAL_IDR;
+            i += 2 + (((uint32_t)p[i] << 8) | p[i + 1]);
+        }
+    }
+    if (idr && (new_frame || !d->vcl_seen))
+        g += 8 + d->sps_len + d->pps_len;
+    return g;
+}
+
+/* The output record of an in-place frame: where it lies, kept in order with
+ * the frames of the output ring. */
+#define IN_INPUT_RECORD_SIZE (MC_H264_FRAME_HEADER_SIZE + 8)
+
+static int reserve_in_place(mc_h264_depacketizer *d)
+{
+    if (d->reserved)
+        return 1;
+    void *mem = NULL;
+    if (mc_ring_reserve(d->ring, IN_INPUT_RECORD_SIZE, &mem) != MC_OK || !mem)
+        return 0;
+    d->reserved = 1;
+    d->ref_mem = (uint8_t *)mem;
+    d->inplace_next = 1;
+    return 1;
+}
+
+/* The next packet's bytes would overtake unread input (a wrap of the input
+ * ring, many STAP-A units, inserted parameter sets): move the frame so far
+ * into the output ring, by growing its reserved record into a frame's. */
+static int leave_in_place(mc_h264_depacketizer *d, uint32_t n)
+{
+    uint64_t want = (uint64_t)d->len + 2 * (uint64_t)n + 2 * (4 + MC_H264_MAX_PARAM_SET) + 8;
+    uint32_t first = first_reservation(d);
+    if (want < first)
+        want = first;
+    if (want > d->limit)
+        want = d->limit;
+    void *mem = NULL;
+    if (mc_ring_extend(d->ring, MC_H264_FRAME_HEADER_SIZE + (uint32_t)want, 0, &mem) != MC_OK)
+        return 0;
+    uint8_t *out = (uint8_t *)mem + MC_H264_FRAME_HEADER_SIZE;
+    memcpy(out, d->out, d->len);
+    d->out = out;
+    d->cap = (uint32_t)want;
+    d->inplace = 0;
+    d->frame_hold = 0;
+    return 1;
+}
+
+static int room_for(mc_h264_depacketizer *d, const mc_h264_packet *p)
+{
+    uint32_t n = p->payload_length;
+    if (!d->in_frame) {
+        if (d->in_place_ok && growth_bound(d, p->payload, n, 1) <= sizeof(mc_rtp_record))
+            return reserve_in_place(d);
         return reserve_output(d);
+    }
     if (!d->out || d->broken)
         return 1;
+    if (d->inplace) {
+        if (d->out + d->len + growth_bound(d, p->payload, n, 0) <= p->payload)
+            return 1;
+        return leave_in_place(d, n);
+    }
     uint64_t worst = 2 * (uint64_t)n + 2 * (4 + MC_H264_MAX_PARAM_SET) + 8;
     if (worst <= d->cap - d->len)
         return 1;
@@ -395,6 +508,11 @@ static inline void put(mc_h264_depacketizer *d, const uint8_t *src, uint32_t n)
         return;
     if (n > d->cap - d->len && !grow_output(d, n))
         return;
+    if (d->inplace) { /* back over the headers read: never past the unread bytes */
+        memmove(d->out + d->len, src, n);
+        d->len += n;
+        return;
+    }
     memcpy(d->out + d->len, src, n);
     d->len += n;
     if (n >= 256) {
@@ -524,6 +642,24 @@ static uint32_t close_frame(mc_h264_depacketizer *d, int by_marker)
         h->flags |= MC_H264_FRAME_NO_MARKER;
     h->length = d->len;
     d->typical = d->len > d->typical ? d->len : d->typical - d->typical / 32;
+    if (d->inplace) {
+        uint32_t where[2] = {(uint32_t)(d->out - d->in_base), 0};
+        memcpy(d->ref_mem, h, sizeof *h);
+        memcpy(d->ref_mem + MC_H264_FRAME_HEADER_SIZE, where, sizeof where);
+        mc_ring_commit(d->ring, MC_H264_RECORD_IN_INPUT, IN_INPUT_RECORD_SIZE);
+        d->reserved = 0;
+        d->inplace = 0;
+        if (!d->handed_hold) {
+            d->handed_hold = 1;
+            d->handed_hold_pos = d->frame_hold_pos;
+            d->handed_hold_records = d->frame_hold_records;
+        }
+        d->frame_hold = 0;
+        d->out = NULL;
+        bump(&d->stats.frames, 1);
+        bump(&d->stats.frames_in_place, 1);
+        return 1;
+    }
     memcpy(d->out - MC_H264_FRAME_HEADER_SIZE, h, sizeof *h);
     if (d->ring) {
         mc_ring_commit(d->ring, MC_H264_RECORD_TYPE, MC_H264_FRAME_HEADER_SIZE + d->len);
@@ -658,7 +794,7 @@ MC_API mc_status mc_h264_depacketizer_push(mc_h264_depacketizer *d, const mc_h26
             if (d->buffer_ready)
                 break; /* this packet starts the next frame: not consumed yet */
         }
-        if (d->hold && p->payload_length && !room_for(d, p->payload_length)) {
+        if (d->hold && p->payload_length && !room_for(d, p)) {
             /* no room yet for the frame this packet starts, or for this
              * packet of the frame being assembled: it waits in the input ring
              * until the consumer has taken frames (drain_ring) */
@@ -714,6 +850,28 @@ static void prefetch_ring(const uint8_t *base, uint64_t capacity, uint64_t from,
         H264_PREFETCH(p);
 }
 
+/* Release the input records nothing needs any more: all read ones, or those
+ * before the first in-place frame still held (handed out, or in progress). */
+static void release_input(mc_h264_depacketizer *d)
+{
+    uint64_t pos = d->cursor;
+    uint32_t n = d->unreleased;
+    if (d->handed_hold) {
+        pos = d->handed_hold_pos;
+        n = d->handed_hold_records;
+    } else if (d->frame_hold) {
+        pos = d->frame_hold_pos;
+        n = d->frame_hold_records;
+    }
+    if (!n || !d->in_ring || mc_ring_release_at(d->in_ring, pos, n) != MC_OK)
+        return;
+    d->unreleased -= n;
+    if (d->handed_hold)
+        d->handed_hold_records -= n;
+    if (d->frame_hold)
+        d->frame_hold_records -= n;
+}
+
 MC_API mc_status mc_h264_depacketizer_drain_ring(mc_h264_depacketizer *d, mc_ring *rtp_ring,
                                                  uint32_t max_records, uint32_t *records,
                                                  uint32_t *frames)
@@ -721,62 +879,85 @@ MC_API mc_status mc_h264_depacketizer_drain_ring(mc_h264_depacketizer *d, mc_rin
     enum { CHUNK = 32 };
     if (!d || !rtp_ring || !d->ring)
         return MC_E_INVAL;
+    if (d->in_ring != rtp_ring) {
+        if (d->frame_hold || d->handed_hold)
+            return MC_E_STATE; /* frames of another input ring are held */
+        d->in_ring = rtp_ring;
+        d->in_base = mc_ring_data(rtp_ring);
+        d->unreleased = 0;
+    }
+    if (!d->unreleased)
+        d->cursor = mc_ring_read_position(rtp_ring);
     uint32_t done = 0, made = 0;
-    uint32_t offsets[CHUNK], lengths[CHUNK], types[CHUNK], record_of[CHUNK];
-    mc_h264_packet pk[CHUNK];
-    const uint8_t *base = mc_ring_data(rtp_ring);
+    uint64_t positions[CHUNK];
+    uint32_t offsets[CHUNK], lengths[CHUNK], types[CHUNK];
+    const uint8_t *base = d->in_base;
     if (d->prefetch_ring != rtp_ring) {
         mc_ring_stats rs;
         d->prefetch_ring = rtp_ring;
         d->prefetch_capacity = mc_ring_get_stats(rtp_ring, &rs) == MC_OK ? rs.capacity : 0;
     }
-    while (done < max_records) {
+    int stop = 0;
+    d->hold = 1;
+    while (done < max_records && !stop) {
         uint32_t want = max_records - done < CHUNK ? max_records - done : CHUNK, n = 0;
-        mc_status st = mc_ring_peek(rtp_ring, offsets, lengths, types, want, &n);
+        uint64_t next = d->cursor;
+        mc_status st = mc_ring_peek_at(rtp_ring, &next, positions, offsets, lengths, types, want,
+                                       &n);
         if (st != MC_OK || n == 0)
             break;
-        /* while this chunk is copied, the next one comes in */
+        /* while this chunk is worked on, the next one comes in */
         uint64_t end = (uint64_t)offsets[n - 1] + lengths[n - 1];
         uint64_t span = end > offsets[0] ? end - offsets[0] + 64 : 0;
         if (d->prefetch_capacity && span)
             prefetch_ring(base, d->prefetch_capacity, end, span);
-        uint32_t k = 0;
-        for (uint32_t i = 0; i < n; i++) {
-            if (types[i] != MC_RECORD_RTP || lengths[i] <= sizeof(mc_rtp_record))
-                continue; /* events, concealment slots: nothing to depacketize */
-            mc_rtp_record rec;
-            memcpy(&rec, base + offsets[i], sizeof rec);
-            if (rec.flags & MC_RECORD_FLAG_LOST)
-                continue;
-            pk[k].payload = base + offsets[i] + sizeof rec;
-            pk[k].payload_length = lengths[i] - (uint32_t)sizeof rec;
-            pk[k].timestamp = rec.timestamp;
-            pk[k].arrival_ns = rec.arrival_ns;
-            pk[k].sequence = rec.sequence_number;
-            pk[k].marker = rec.marker;
-            record_of[k] = i;
-            k++;
+        uint32_t i = 0;
+        for (; i < n; i++) {
+            /* events and concealment slots: nothing to depacketize */
+            if (types[i] == MC_RECORD_RTP && lengths[i] > sizeof(mc_rtp_record)) {
+                mc_rtp_record rec;
+                memcpy(&rec, base + offsets[i], sizeof rec);
+                if (!(rec.flags & MC_RECORD_FLAG_LOST)) {
+                    mc_h264_packet pk;
+                    memset(&pk, 0, sizeof pk);
+                    pk.payload = base + offsets[i] + sizeof rec;
+                    pk.payload_length = lengths[i] - (uint32_t)sizeof rec;
+                    pk.timestamp = rec.timestamp;
+                    pk.arrival_ns = rec.arrival_ns;
+                    pk.sequence = rec.sequence_number;
+                    pk.marker = rec.marker;
+                    d->cur_pos = positions[i];
+                    d->cur_before = d->unreleased;
+                    uint32_t consumed = 0, f = 0;
+                    mc_h264_depacketizer_push(d, &pk, 1, &consumed, &f);
+                    made += f;
+                    if (!consumed) { /* waits for room in the output ring */
+                        stop = 1;
+                        break;
+                    }
+                }
+            }
+            d->unreleased++;
+            d->cursor = i + 1 < n ? positions[i + 1] : next;
         }
-        uint32_t consumed = 0, f = 0;
-        d->hold = 1;
-        mc_h264_depacketizer_push(d, pk, k, &consumed, &f);
-        d->hold = 0;
-        made += f;
-        /* records before the first packet not taken (events, lost slots
-         * included) are done with; the rest stay for the next call */
-        uint32_t release = consumed < k ? record_of[consumed] : n;
-        if (release)
-            mc_ring_release(rtp_ring, release);
-        done += release;
-        if (consumed < k)
-            break;
+        done += i;
+        release_input(d);
         if (n < want)
             break;
     }
+    d->hold = 0;
     if (records)
         *records = done;
     if (frames)
         *frames = made;
+    return MC_OK;
+}
+
+MC_API mc_status mc_h264_depacketizer_set_in_place(mc_h264_depacketizer *d, int enabled)
+{
+    if (!d)
+        return MC_E_INVAL;
+    d->in_place_enabled = enabled != 0;
     return MC_OK;
 }
 
@@ -786,7 +967,12 @@ MC_API mc_status mc_h264_depacketizer_release_frames(mc_h264_depacketizer *d)
         return MC_E_INVAL;
     uint32_t n = d->handed;
     d->handed = 0;
-    return n ? mc_ring_release(d->ring, n) : MC_OK;
+    mc_status st = n ? mc_ring_release(d->ring, n) : MC_OK;
+    if (d->handed_hold && !d->unlisted) { /* their input records too */
+        d->handed_hold = 0;
+        release_input(d);
+    }
+    return st;
 }
 
 MC_API mc_status mc_h264_depacketizer_drain_frames(mc_h264_depacketizer *d, mc_ring *rtp_ring,
@@ -803,7 +989,9 @@ MC_API mc_status mc_h264_depacketizer_drain_frames(mc_h264_depacketizer *d, mc_r
         return st;
     uint32_t drained = 0, frames = 0;
     if (max_records) {
+        d->in_place_ok = d->in_place_enabled;
         st = mc_h264_depacketizer_drain_ring(d, rtp_ring, max_records, &drained, &frames);
+        d->in_place_ok = 0;
         if (st != MC_OK)
             return st;
     }
@@ -812,6 +1000,7 @@ MC_API mc_status mc_h264_depacketizer_drain_frames(mc_h264_depacketizer *d, mc_r
     uint32_t offsets[MAX_REFS], lengths[MAX_REFS], types[MAX_REFS], n = 0;
     if (max_refs > MAX_REFS)
         max_refs = MAX_REFS;
+    d->unlisted = 0;
     if (!max_refs)
         return MC_OK;
     st = mc_ring_peek(d->ring, offsets, lengths, types, max_refs, &n);
@@ -822,25 +1011,38 @@ MC_API mc_status mc_h264_depacketizer_drain_frames(mc_h264_depacketizer *d, mc_r
     const uint8_t *base = mc_ring_data(d->ring);
     uint32_t k = 0;
     for (uint32_t i = 0; i < n; i++) {
-        if (types[i] != MC_H264_RECORD_TYPE || lengths[i] < MC_H264_FRAME_HEADER_SIZE)
+        uint32_t source = MC_H264_FRAME_SOURCE_OUTPUT, where[2] = {0, 0};
+        if (types[i] == MC_H264_RECORD_IN_INPUT && lengths[i] == IN_INPUT_RECORD_SIZE) {
+            source = MC_H264_FRAME_SOURCE_INPUT;
+            memcpy(where, base + offsets[i] + MC_H264_FRAME_HEADER_SIZE, sizeof where);
+        } else if (types[i] != MC_H264_RECORD_TYPE || lengths[i] < MC_H264_FRAME_HEADER_SIZE) {
             continue; /* not a frame: released with the rest */
+        }
         mc_h264_frame_header h;
         memcpy(&h, base + offsets[i], sizeof h);
         uint32_t body = lengths[i] - MC_H264_FRAME_HEADER_SIZE;
         mc_h264_frame_ref *r = &refs[k++];
+        r->source = source;
+        r->reserved = 0;
+        if (source == MC_H264_FRAME_SOURCE_INPUT) {
+            r->offset = where[0];
+            r->length = h.length;
+        } else {
+            r->offset = offsets[i] + MC_H264_FRAME_HEADER_SIZE;
+            r->length = h.length < body ? h.length : body;
+        }
+        r->end = r->offset + r->length;
         r->rtp_timestamp = h.rtp_timestamp;
         r->flags = h.flags;
         r->ssrc = h.ssrc;
         r->first_sequence = h.first_sequence;
         r->last_sequence = h.last_sequence;
         r->packets = h.packets;
-        r->offset = offsets[i] + MC_H264_FRAME_HEADER_SIZE;
         r->first_arrival_ns = h.first_arrival_ns;
         r->last_arrival_ns = h.last_arrival_ns;
-        r->length = h.length < body ? h.length : body;
-        r->end = r->offset + r->length;
     }
     d->handed = n;
+    d->unlisted = n == max_refs; /* perhaps: in-place frames' records stay held */
     *count = k;
     return MC_OK;
 }
@@ -937,6 +1139,8 @@ MC_API mc_status mc_h264_depacketizer_reset(mc_h264_depacketizer *d)
     if (!d)
         return MC_E_INVAL;
     abandon_output(d);
+    if (d->in_ring)
+        release_input(d); /* records of the partial frame, if in place */
     d->in_frame = 0;
     d->fu_active = 0;
     d->have_sequence = 0;

@@ -227,23 +227,26 @@ static mc_status refuse(mc_ring *r, uint32_t length)
  * keeps up then reads the same few hundred cache-warm kilobytes over and over
  * instead of a window walking the whole ring (the producer writes into lines
  * it still holds, too). Until the consumer has passed the padding the ring
- * takes no more than the `room` (or more) bytes before it. Checking costs one
- * load of the consumer's counter, so it is done once per room/8 bytes. */
+ * takes no more than the `room` (or more) bytes before it. Past `room` every
+ * claim checks, or a producer writing a turn's worth of records at a time
+ * would test mid-turn (consumer behind) and miss the moment the consumer
+ * caught up: one load of the consumer's counter, a cache hit unless the
+ * consumer has released records since the last check. */
 static void maybe_rewind(mc_ring *r, uint64_t need)
 {
     uint64_t head = r->prod_head;
     uint64_t offset = head & r->mask;
     uint64_t room = r->rewind_room;
-    if (offset < room || need > offset) {
-        r->rewind_next = offset < room ? head + (room - offset) : head + room / 8;
+    if (offset < room) {
+        r->rewind_next = head + (room - offset);
         return;
     }
+    if (need > offset)
+        return; /* the record would not fit before the padding: check again next claim */
     /* acquire: pairs with the consumer's release of tail */
     r->prod_tail_cache = mc_load_u64_acquire(&r->hdr->tail);
-    if (r->prod_tail_cache != head) {
-        r->rewind_next = head + room / 8;
-        return;
-    }
+    if (r->prod_tail_cache != head)
+        return; /* the consumer is behind: check again next claim */
     uint64_t to_end = r->capacity - offset;
     record_header *pad = (record_header *)(r->data + offset);
     pad->length = (uint32_t)(to_end - REC_HDR);
@@ -642,6 +645,37 @@ MC_API mc_status mc_ring_read_batch(mc_ring *r, uint8_t *buffer, size_t buffer_s
     return s;
 }
 
+/* Locate up to max_records records from *pos on, advancing *pos past them. */
+static mc_status peek_from(mc_ring *r, uint64_t *pos, uint64_t *positions, uint32_t *offsets,
+                           uint32_t *lengths, uint32_t *types, uint32_t max_records,
+                           uint32_t *count)
+{
+    uint64_t p = *pos;
+    uint32_t n = 0;
+    mc_status s = MC_OK;
+    while (n < max_records) {
+        record_header *rec;
+        s = locate(r, &p, &rec);
+        if (s != MC_OK)
+            break;
+        if (positions)
+            positions[n] = p;
+        offsets[n] = (uint32_t)((p & r->mask) + REC_HDR);
+        lengths[n] = rec->length;
+        if (types)
+            types[n] = rec->type;
+        p += align8(REC_HDR + rec->length);
+        n++;
+    }
+    *pos = p;
+    *count = n;
+    if (n)
+        return MC_OK;
+    if (s == MC_E_EMPTY)
+        return empty_or_closed(r);
+    return s;
+}
+
 MC_API mc_status mc_ring_peek(mc_ring *r, uint32_t *offsets, uint32_t *lengths, uint32_t *types,
                               uint32_t max_records, uint32_t *count)
 {
@@ -649,26 +683,42 @@ MC_API mc_status mc_ring_peek(mc_ring *r, uint32_t *offsets, uint32_t *lengths, 
         return MC_E_INVAL;
     *count = 0;
     uint64_t pos = r->cons_tail;
-    uint32_t n = 0;
-    mc_status s = MC_OK;
-    while (n < max_records) {
-        record_header *rec;
-        s = locate(r, &pos, &rec);
-        if (s != MC_OK)
-            break;
-        offsets[n] = (uint32_t)((pos & r->mask) + REC_HDR);
-        lengths[n] = rec->length;
-        if (types)
-            types[n] = rec->type;
-        pos += align8(REC_HDR + rec->length);
-        n++;
-    }
-    *count = n;
-    if (n)
-        return MC_OK;
-    if (s == MC_E_EMPTY)
-        return empty_or_closed(r);
-    return s;
+    return peek_from(r, &pos, NULL, offsets, lengths, types, max_records, count);
+}
+
+MC_API uint64_t mc_ring_read_position(const mc_ring *r)
+{
+    return r ? r->cons_tail : 0;
+}
+
+/* Is `pos` between the consumer's released position and the last published record? */
+static int consumer_position_ok(mc_ring *r, uint64_t pos)
+{
+    if (pos - r->cons_tail <= r->cons_head_cache - r->cons_tail)
+        return 1;
+    r->cons_head_cache = mc_load_u64_acquire(&r->hdr->head);
+    return pos - r->cons_tail <= r->cons_head_cache - r->cons_tail;
+}
+
+MC_API mc_status mc_ring_peek_at(mc_ring *r, uint64_t *position, uint64_t *positions,
+                                 uint32_t *offsets, uint32_t *lengths, uint32_t *types,
+                                 uint32_t max_records, uint32_t *count)
+{
+    if (!r || !position || !count || !offsets || !lengths)
+        return MC_E_INVAL;
+    *count = 0;
+    if (!consumer_position_ok(r, *position))
+        return MC_E_INVAL;
+    return peek_from(r, position, positions, offsets, lengths, types, max_records, count);
+}
+
+MC_API mc_status mc_ring_release_at(mc_ring *r, uint64_t position, uint32_t records)
+{
+    if (!r || !consumer_position_ok(r, position))
+        return MC_E_INVAL;
+    if (position != r->cons_tail)
+        advance_tail(r, position, records);
+    return MC_OK;
 }
 
 MC_API mc_status mc_ring_release(mc_ring *r, uint32_t count)

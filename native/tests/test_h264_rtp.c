@@ -509,12 +509,14 @@ static void test_engine_records(void)
     mc_ring_free(send_ring);
 }
 
-/* drain_frames, one call per turn: frames far larger than the first
- * reservation grow it (moving past the end of the ring when needed) and
- * arrive intact; a frame ring without room for the next frame leaves its
- * packets in the receive ring (output_waits) instead of dropping the frame;
- * the frames of a turn stay in the ring until the next call; rewinding rings. */
-static void test_drain_frames(void)
+/* drain_frames, one call per turn. Copying (in_place 0): frames far larger
+ * than the first reservation grow it (moving past the end of the ring when
+ * needed) and arrive intact; a frame ring without room for the next frame
+ * leaves its packets in the receive ring (output_waits) instead of dropping
+ * the frame; the frames of a turn stay in the ring until the next call;
+ * rewinding rings. In place (1): the same frames, assembled over their
+ * packets in the receive ring, arrive intact and in order, nothing waits. */
+static void test_drain_frames(int in_place)
 {
     static au_builder units[12];
     mc_ring *send_ring, *rtp_ring, *frames;
@@ -532,6 +534,7 @@ static void test_drain_frames(void)
     mc_h264_depacketizer *dp;
     CHECK_STATUS(mc_h264_depacketizer_new(0, 7, &dp), MC_OK);
     CHECK_STATUS(mc_h264_depacketizer_set_ring(dp, frames), MC_OK);
+    CHECK_STATUS(mc_h264_depacketizer_set_in_place(dp, in_place), MC_OK);
     mc_h264_frame_ref refs[256];
     uint32_t count = 0, records = 0, next = 0, total_packets = 0;
     uint16_t seq = 65000; /* wraps */
@@ -562,7 +565,10 @@ static void test_drain_frames(void)
             for (uint32_t k = 0; k < count && next < 12; k++, next++) {
                 const au_builder *b = &units[next];
                 CHECK(refs[k].length == b->len && refs[k].end == refs[k].offset + b->len);
-                CHECK(memcmp(mc_ring_data(frames) + refs[k].offset, b->data, b->len) == 0);
+                CHECK(refs[k].source == (in_place ? MC_H264_FRAME_SOURCE_INPUT
+                                                  : MC_H264_FRAME_SOURCE_OUTPUT));
+                const uint8_t *data = mc_ring_data(in_place ? rtp_ring : frames);
+                CHECK(memcmp(data + refs[k].offset, b->data, b->len) == 0);
                 CHECK(refs[k].rtp_timestamp == (uint32_t)(round * 12 + (int)next) * 3000u);
                 CHECK(refs[k].ssrc == 7);
                 CHECK(!!(refs[k].flags & MC_H264_FRAME_KEY) == (next == 0));
@@ -575,15 +581,22 @@ static void test_drain_frames(void)
     /* the last turn's frames are still in the ring until released */
     mc_ring_stats rs;
     CHECK_STATUS(mc_ring_get_stats(frames, &rs), MC_OK);
-    CHECK(rs.used_bytes > 0 && rs.rewinds > 0);
+    CHECK(rs.used_bytes > 0 && (in_place || rs.rewinds > 0));
+    mc_ring_stats in;
+    CHECK_STATUS(mc_ring_get_stats(rtp_ring, &in), MC_OK);
+    CHECK(in_place ? in.used_bytes > 0 : in.used_bytes == 0); /* held for the frames */
     CHECK_STATUS(mc_h264_depacketizer_release_frames(dp), MC_OK);
     CHECK_STATUS(mc_ring_get_stats(frames, &rs), MC_OK);
     CHECK(rs.used_bytes == 0 && rs.records_read == rs.records_written);
+    CHECK_STATUS(mc_ring_get_stats(rtp_ring, &in), MC_OK);
+    CHECK(in.used_bytes == 0 && in.records_read == in.records_written);
     mc_h264_depacketizer_stats st;
     CHECK_STATUS(mc_h264_depacketizer_get_stats(dp, &st), MC_OK);
     CHECK(st.frames == 36 && st.frames_dropped == 0 && st.ring_drops == 0);
     CHECK(st.packets == total_packets && st.frames_too_large == 0);
-    CHECK(st.output_waits > 0); /* 12 frames of 30-100 KB never fit a 256 KiB ring at once */
+    /* copying, 12 frames of 30-100 KB never fit a 256 KiB ring at once */
+    CHECK(in_place ? st.output_waits == 0 && st.frames_in_place == 36
+                   : st.output_waits > 0 && st.frames_in_place == 0);
     CHECK(st.waiting_for_key_frame == 0);
     /* a frame above what the ring can hold is too large, and counted so */
     au_builder *big = &units[0];
@@ -605,6 +618,205 @@ static void test_drain_frames(void)
     mc_ring_free(frames);
     mc_ring_free(rtp_ring);
     mc_ring_free(send_ring);
+}
+
+/* Receive records written by hand (what the engine delivers), for the in-place tests. */
+static uint16_t ip_seq = 65530; /* wraps */
+
+static void put_packet(mc_ring *rtp, const uint8_t *payload, uint32_t n, uint32_t ts, int marker)
+{
+    void *mem = NULL;
+    CHECK_STATUS(mc_ring_reserve(rtp, (uint32_t)sizeof(mc_rtp_record) + n, &mem), MC_OK);
+    CHECK(mem != NULL);
+    mc_rtp_record rr;
+    memset(&rr, 0, sizeof rr);
+    rr.timestamp = ts;
+    rr.marker = (uint8_t)marker;
+    rr.sequence_number = ip_seq++;
+    memcpy(mem, &rr, sizeof rr);
+    memcpy((uint8_t *)mem + sizeof rr, payload, n);
+    CHECK_STATUS(mc_ring_commit(rtp, MC_RECORD_RTP, (uint32_t)sizeof rr + n), MC_OK);
+}
+
+/* One NAL unit (header + body of random bytes) as FU-A packets of `frag`
+ * bytes, appended to `expect` in Annex-B; an event record after the first. */
+static void put_fu_a(mc_ring *rtp, au_builder *expect, uint8_t header, uint32_t body,
+                     uint32_t frag, uint32_t ts, int last_nal, int with_event)
+{
+    uint32_t at = expect->len + 5;
+    au_add(expect, header, body);
+    uint8_t pkt[1600];
+    for (uint32_t off = 0; off < body;) {
+        uint32_t n = body - off < frag ? body - off : frag;
+        pkt[0] = (uint8_t)((header & 0xe0) | MC_NAL_FU_A);
+        pkt[1] = (uint8_t)((off == 0 ? 0x80 : 0) | (off + n == body ? 0x40 : 0) | (header & 0x1f));
+        memcpy(pkt + 2, expect->data + at + off, n);
+        off += n;
+        put_packet(rtp, pkt, n + 2, ts, last_nal && off == body);
+        if (with_event && n == frag && off == frag) {
+            uint8_t ev[16] = {1, 2, 3};
+            CHECK_STATUS(mc_ring_write(rtp, 77, ev, sizeof ev), MC_OK);
+        }
+    }
+}
+
+static void put_single(mc_ring *rtp, au_builder *expect, uint8_t header, uint32_t body,
+                       uint32_t ts, int marker)
+{
+    uint32_t at = expect->len + 4;
+    au_add(expect, header, body);
+    put_packet(rtp, expect->data + at, body + 1, ts, marker);
+}
+
+/* Frames are assembled in place over their packets in the receive ring and
+ * handed out in order with those copied into the frame ring: an IDR that
+ * needs the cached SPS/PPS inserted, or a first packet of many STAP-A units,
+ * is copied from its start; a frame whose packets wrap around the end of the
+ * receive ring moves to the frame ring mid-frame; event records between
+ * packets are written over; the receive ring's records stay until the frames
+ * are released; a full frame ring makes the drain wait. */
+static void test_drain_in_place(void)
+{
+    static au_builder expect[64];
+    mc_ring *rtp, *frames;
+    CHECK_STATUS(mc_ring_new(1 << 16, MC_RING_DROP_NEWEST, &rtp), MC_OK);
+    CHECK_STATUS(mc_ring_new(1 << 18, MC_RING_DROP_NEWEST, &frames), MC_OK);
+    mc_h264_depacketizer *dp;
+    CHECK_STATUS(mc_h264_depacketizer_new(0, 9, &dp), MC_OK);
+    CHECK_STATUS(mc_h264_depacketizer_set_ring(dp, frames), MC_OK);
+    mc_h264_frame_ref refs[256];
+    uint32_t count = 0, records = 0;
+    uint32_t ts = 0;
+    int n = 0;
+    /* 0: key frame, SPS/PPS/IDR as single NAL packets: in place */
+    expect[n].len = 0;
+    put_single(rtp, &expect[n], 0x67, 10, ts, 0);
+    put_single(rtp, &expect[n], 0x68, 3, ts, 0);
+    put_fu_a(rtp, &expect[n], 0x65, 3000, 1000, ts, 1, 1);
+    n++, ts += 3000;
+    /* 1: an IDR alone: the cached SPS/PPS go before it, more than a record's
+     * header holds: copied */
+    expect[n].len = 0;
+    memcpy(expect[n].data, expect[0].data, 4 + 11 + 4 + 4); /* SPS, PPS with start codes */
+    expect[n].len = 4 + 11 + 4 + 4;
+    put_fu_a(rtp, &expect[n], 0x65, 2500, 1000, ts, 1, 0);
+    n++, ts += 3000;
+    /* 2: a P frame in place, an event record amid its packets */
+    expect[n].len = 0;
+    put_fu_a(rtp, &expect[n], 0x41, 4000, 1100, ts, 1, 1);
+    n++, ts += 3000;
+    /* 3: a first packet of 14 tiny STAP-A units (27 bytes more out than in,
+     * beyond the 24 of the record header): copied */
+    {
+        uint8_t stap[1 + 14 * 4];
+        uint32_t k = 0;
+        stap[k++] = MC_NAL_STAP_A;
+        expect[n].len = 0;
+        for (int u = 0; u < 14; u++) {
+            au_add(&expect[n], 0x06, 1); /* SEI, one byte of body */
+            stap[k++] = 0;
+            stap[k++] = 2;
+            memcpy(stap + k, expect[n].data + expect[n].len - 2, 2);
+            k += 2;
+        }
+        put_packet(rtp, stap, k, ts, 0);
+        put_fu_a(rtp, &expect[n], 0x41, 2000, 1000, ts, 1, 0);
+        n++, ts += 3000;
+    }
+    CHECK_STATUS(mc_h264_depacketizer_drain_frames(dp, rtp, 1024, refs, 256, &count, &records),
+                 MC_OK);
+    CHECK(count == 4);
+    static const uint32_t source[4] = {MC_H264_FRAME_SOURCE_INPUT, MC_H264_FRAME_SOURCE_OUTPUT,
+                                       MC_H264_FRAME_SOURCE_INPUT, MC_H264_FRAME_SOURCE_OUTPUT};
+    for (uint32_t k = 0; k < count; k++) {
+        CHECK(refs[k].source == source[k]);
+        CHECK(refs[k].rtp_timestamp == k * 3000u && refs[k].length == expect[k].len);
+        const uint8_t *data = mc_ring_data(refs[k].source ? rtp : frames);
+        CHECK(memcmp(data + refs[k].offset, expect[k].data, expect[k].len) == 0);
+    }
+    CHECK(refs[0].flags & MC_H264_FRAME_KEY);
+    CHECK((refs[1].flags & MC_H264_FRAME_KEY) && (refs[1].flags & MC_H264_FRAME_PARAMS_INSERTED));
+    mc_ring_stats in;
+    CHECK_STATUS(mc_ring_get_stats(rtp, &in), MC_OK);
+    CHECK(in.used_bytes > 0); /* frames 0 and 2 still stand on their records */
+    /* many turns through the 64 KiB receive ring: frames straddling its end
+     * move to the frame ring mid-frame; every frame intact */
+    int moved = 0, placed = 0;
+    for (int turn = 0; turn < 40; turn++) {
+        int first = n;
+        for (int f = 0; f < 2; f++, n++, ts += 3000) {
+            expect[n % 64].len = 0;
+            put_fu_a(rtp, &expect[n % 64], 0x41, 7000 + (uint32_t)(turn * 331 % 5000), 1150, ts,
+                     1, f);
+        }
+        CHECK_STATUS(mc_h264_depacketizer_drain_frames(dp, rtp, 1024, refs, 256, &count, &records),
+                     MC_OK);
+        CHECK(count == 2);
+        for (uint32_t k = 0; k < count; k++) {
+            const au_builder *e = &expect[(first + (int)k) % 64];
+            CHECK(refs[k].length == e->len);
+            const uint8_t *data = mc_ring_data(refs[k].source ? rtp : frames);
+            CHECK(memcmp(data + refs[k].offset, e->data, e->len) == 0);
+            moved += refs[k].source == MC_H264_FRAME_SOURCE_OUTPUT;
+            placed += refs[k].source == MC_H264_FRAME_SOURCE_INPUT;
+        }
+    }
+    CHECK(moved > 0 && placed > moved);
+    mc_h264_depacketizer_stats st;
+    CHECK_STATUS(mc_h264_depacketizer_get_stats(dp, &st), MC_OK);
+    CHECK(st.frames == (uint64_t)n && st.frames_dropped == 0 && st.frames_in_place == 2u + (uint32_t)placed);
+    CHECK_STATUS(mc_h264_depacketizer_release_frames(dp), MC_OK);
+    CHECK_STATUS(mc_ring_get_stats(rtp, &in), MC_OK);
+    CHECK(in.used_bytes == 0 && in.records_read == in.records_written);
+    /* another input ring while frames of this one are held: refused */
+    mc_ring *other;
+    CHECK_STATUS(mc_ring_new(1 << 16, MC_RING_DROP_NEWEST, &other), MC_OK);
+    expect[0].len = 0;
+    put_fu_a(rtp, &expect[0], 0x41, 3000, 1000, ts, 1, 0);
+    ts += 3000;
+    CHECK_STATUS(mc_h264_depacketizer_drain_frames(dp, rtp, 1024, refs, 256, &count, &records),
+                 MC_OK);
+    CHECK(count == 1 && refs[0].source == MC_H264_FRAME_SOURCE_INPUT);
+    CHECK_STATUS(mc_h264_depacketizer_drain_ring(dp, other, 16, &records, NULL), MC_E_STATE);
+    mc_h264_depacketizer_free(dp);
+    mc_ring_free(other);
+    /* a frame ring with room for a few frame records: the drain waits, and
+     * the rest follows turn by turn, in place */
+    mc_ring *small;
+    CHECK_STATUS(mc_ring_new(512, MC_RING_DROP_NEWEST, &small), MC_OK);
+    CHECK_STATUS(mc_h264_depacketizer_new(0, 9, &dp), MC_OK);
+    CHECK_STATUS(mc_h264_depacketizer_set_ring(dp, small), MC_OK);
+    CHECK_STATUS(mc_ring_new(1 << 16, MC_RING_DROP_NEWEST, &other), MC_OK);
+    uint8_t slice[40];
+    for (int f = 0; f < 30; f++) {
+        expect[f].len = 0;
+        if (f == 0) {
+            put_single(other, &expect[f], 0x67, 8, (uint32_t)f * 3000u, 0);
+            put_single(other, &expect[f], 0x68, 3, (uint32_t)f * 3000u, 0);
+        }
+        put_single(other, &expect[f], f == 0 ? 0x65 : 0x41, 30, (uint32_t)f * 3000u, 1);
+        (void)slice;
+    }
+    int got = 0, turns = 0;
+    while (got < 30 && turns++ < 20) {
+        CHECK_STATUS(mc_h264_depacketizer_drain_frames(dp, other, 1024, refs, 256, &count, NULL),
+                     MC_OK);
+        CHECK(count > 0);
+        for (uint32_t k = 0; k < count; k++, got++) {
+            CHECK(refs[k].source == MC_H264_FRAME_SOURCE_INPUT);
+            CHECK(refs[k].rtp_timestamp == (uint32_t)got * 3000u);
+            CHECK(memcmp(mc_ring_data(other) + refs[k].offset, expect[got].data,
+                         expect[got].len) == 0);
+        }
+    }
+    CHECK(got == 30 && turns > 1);
+    CHECK_STATUS(mc_h264_depacketizer_get_stats(dp, &st), MC_OK);
+    CHECK(st.output_waits > 0 && st.frames_dropped == 0 && st.frames_in_place == 30);
+    mc_h264_depacketizer_free(dp);
+    mc_ring_free(small);
+    mc_ring_free(other);
+    mc_ring_free(frames);
+    mc_ring_free(rtp);
 }
 
 /* FIR fallback (RFC 5104 4.3.1): PLI at once, FIR after T, then both with
@@ -705,7 +917,9 @@ int main(int argc, char **argv)
     test_malformed_and_unsupported();
     test_ring_full();
     test_engine_records();
-    test_drain_frames();
+    test_drain_frames(0);
+    test_drain_frames(1);
+    test_drain_in_place();
     test_key_frame_policy();
     test_loss(rounds, NULL);
     mc_ring *ring;

@@ -156,18 +156,30 @@ static void test_rewind(void)
         CHECK_STATUS(mc_ring_read(r, out, sizeof out, &got, &type), MC_OK);
         CHECK(type == want && got == sizeof rec && memcmp(out, rec, sizeof rec) == 0);
     }
-    /* not while a record waits: the head walks on past room */
-    CHECK_STATUS(mc_ring_write(r, 6, rec, sizeof rec), MC_OK); /* offset 336 */
-    CHECK_STATUS(mc_ring_write(r, 7, rec, sizeof rec), MC_OK); /* 448, 6 unread */
+    /* past room with everything read: the very next record rewinds (every
+     * claim past room checks; a producer writing several records per
+     * consumer turn must not miss the moment) */
+    CHECK_STATUS(mc_ring_write(r, 6, rec, sizeof rec), MC_OK);
     CHECK_STATUS(mc_ring_peek(r, off, len, NULL, 8, &n), MC_OK);
-    CHECK(n == 2 && off[0] == 344 && off[1] == 456);
-    CHECK_STATUS(mc_ring_release(r, 2), MC_OK);
+    CHECK(n == 1 && off[0] == 8);
+    CHECK_STATUS(mc_ring_get_stats(r, &st), MC_OK);
+    CHECK(st.rewinds == 2);
+    CHECK_STATUS(mc_ring_release(r, 1), MC_OK);
+    /* not while a record waits: the head walks on past room */
+    CHECK_STATUS(mc_ring_write(r, 7, rec, sizeof rec), MC_OK); /* offset 112 */
+    CHECK_STATUS(mc_ring_write(r, 8, rec, sizeof rec), MC_OK); /* 224 */
+    CHECK_STATUS(mc_ring_write(r, 9, rec, sizeof rec), MC_OK); /* 336, 7 and 8 unread */
+    CHECK_STATUS(mc_ring_peek(r, off, len, NULL, 8, &n), MC_OK);
+    CHECK(n == 3 && off[0] == 120 && off[1] == 232 && off[2] == 344);
+    CHECK_STATUS(mc_ring_release(r, 3), MC_OK);
     /* off again: records follow on where the last one ended */
     CHECK_STATUS(mc_ring_set_rewind(r, 0), MC_OK);
-    CHECK_STATUS(mc_ring_write(r, 8, rec, sizeof rec), MC_OK);
+    CHECK_STATUS(mc_ring_write(r, 10, rec, sizeof rec), MC_OK);
     CHECK_STATUS(mc_ring_peek(r, off, len, NULL, 8, &n), MC_OK);
-    CHECK(n == 1 && off[0] == 568);
+    CHECK(n == 1 && off[0] == 456);
     CHECK_STATUS(mc_ring_release(r, 1), MC_OK);
+    CHECK_STATUS(mc_ring_get_stats(r, &st), MC_OK);
+    CHECK(st.rewinds == 2);
     mc_ring_free(r);
 }
 
@@ -222,6 +234,56 @@ static void test_extend(void)
     CHECK_STATUS(mc_ring_release(r, 1), MC_OK);
     CHECK_STATUS(mc_ring_read(r, out, sizeof out, &got, &type), MC_OK);
     CHECK(got == 100 && type == 5 && out[0] == 0x33 && out[99] == 0x33);
+    mc_ring_free(r);
+}
+
+/* Reading ahead of releasing: mc_ring_peek_at from a position, records
+ * written over by the consumer, mc_ring_release_at without reading them
+ * again; positions outside the unreleased records refused; padding skipped. */
+static void test_peek_at(void)
+{
+    mc_ring *r;
+    CHECK_STATUS(mc_ring_new(1024, 0, &r), MC_OK);
+    uint8_t rec[100];
+    for (int i = 0; i < 5; i++) {
+        memset(rec, i, sizeof rec);
+        CHECK_STATUS(mc_ring_write(r, 3, rec, 90), MC_OK);
+    }
+    uint64_t pos = mc_ring_read_position(r), positions[8];
+    CHECK(pos == 0);
+    uint32_t off[8], len[8], type[8], n = 0;
+    CHECK_STATUS(mc_ring_peek_at(r, &pos, positions, off, len, type, 2, &n), MC_OK);
+    CHECK(n == 2 && positions[0] == 0 && positions[1] == 104 && pos == 208);
+    CHECK(off[1] == 112 && len[1] == 90 && type[1] == 3);
+    memset(mc_ring_data(r) + positions[0], 0xee, 208); /* headers too: read, ours */
+    uint64_t at = pos;
+    CHECK_STATUS(mc_ring_peek_at(r, &pos, positions, off, len, NULL, 8, &n), MC_OK);
+    CHECK(n == 3 && positions[0] == at && pos == 520);
+    CHECK(mc_ring_data(r)[off[2]] == 4);
+    CHECK_STATUS(mc_ring_peek_at(r, &pos, positions, off, len, NULL, 8, &n), MC_E_EMPTY);
+    CHECK(n == 0 && pos == 520);
+    uint64_t bad = 1024;
+    CHECK_STATUS(mc_ring_peek_at(r, &bad, NULL, off, len, NULL, 8, &n), MC_E_INVAL);
+    CHECK_STATUS(mc_ring_release_at(r, 600, 1), MC_E_INVAL); /* past the last record */
+    CHECK_STATUS(mc_ring_release_at(r, at, 2), MC_OK);       /* the two written over */
+    CHECK(mc_ring_read_position(r) == at);
+    bad = 0;
+    CHECK_STATUS(mc_ring_peek_at(r, &bad, NULL, off, len, NULL, 8, &n), MC_E_INVAL); /* released */
+    mc_ring_stats st;
+    CHECK_STATUS(mc_ring_get_stats(r, &st), MC_OK);
+    CHECK(st.records_read == 2 && st.used_bytes == 520 - at);
+    /* the next records straddle the end: padding, then the start; a read
+     * ahead finds them after it */
+    CHECK_STATUS(mc_ring_write(r, 3, rec, 400), MC_OK); /* 520..928 */
+    CHECK_STATUS(mc_ring_release_at(r, 520, 3), MC_OK);
+    CHECK_STATUS(mc_ring_write(r, 3, rec, 200), MC_OK); /* padding 928..1024, then 1024 */
+    CHECK_STATUS(mc_ring_peek_at(r, &pos, positions, off, len, NULL, 8, &n), MC_OK);
+    CHECK(n == 2 && positions[0] == 520 && positions[1] == 1024 && off[1] == 8 && pos == 1232);
+    CHECK_STATUS(mc_ring_release_at(r, pos, 2), MC_OK);
+    CHECK_STATUS(mc_ring_get_stats(r, &st), MC_OK);
+    CHECK(st.records_read == 7 && st.used_bytes == 0 && st.records_written == 7);
+    CHECK_STATUS(mc_ring_peek_at(NULL, &pos, NULL, off, len, NULL, 1, &n), MC_E_INVAL);
+    CHECK(mc_ring_read_position(NULL) == 0);
     mc_ring_free(r);
 }
 
@@ -289,11 +351,46 @@ static void test_stress(uint64_t count, uint64_t rewind_room)
     uint8_t buf[800];
     uint32_t offsets[64], lengths[64], n;
     uint64_t expect = 0;
-    int use_peek = 0;
+    int use_peek = 0, mode = 0;
+    uint64_t cursor = 0; /* read ahead (mode 2): records checked, written over, held */
+    uint32_t held = 0;
     for (;;) {
         mc_status st;
-        use_peek ^= 1;
-        if (use_peek) {
+        if (!held)
+            mode = (mode + 1) % 3;
+        use_peek = mode == 1;
+        if (mode == 2) {
+            if (!held)
+                cursor = mc_ring_read_position(s.ring);
+            st = mc_ring_peek_at(s.ring, &cursor, NULL, offsets, lengths, NULL, 64, &n);
+            if (st == MC_OK) {
+                uint8_t *data = mc_ring_data(s.ring);
+                for (uint32_t i = 0; i < n; i++) {
+                    uint8_t *rec = data + offsets[i];
+                    uint64_t seq;
+                    uint32_t sum;
+                    memcpy(&seq, rec, 8);
+                    memcpy(&sum, rec + lengths[i] - 4, 4);
+                    if (seq != expect || lengths[i] != length_for(seq) ||
+                        sum != mc_checksum32(rec, lengths[i] - 4))
+                        s.bad++;
+                    expect = seq + 1;
+                    memset(rec, 0xee, lengths[i]); /* ours until released */
+                }
+                s.got += n;
+                held += n;
+                if (held >= 150) {
+                    CHECK_STATUS(mc_ring_release_at(s.ring, cursor, held), MC_OK);
+                    held = 0;
+                }
+                continue;
+            }
+            if (held) { /* nothing more to read: give the producer its room */
+                CHECK_STATUS(mc_ring_release_at(s.ring, cursor, held), MC_OK);
+                held = 0;
+                continue;
+            }
+        } else if (use_peek) {
             st = mc_ring_peek(s.ring, offsets, lengths, NULL, 64, &n);
             if (st == MC_OK) {
                 uint8_t *data = mc_ring_data(s.ring);
@@ -340,6 +437,7 @@ static void test_stress(uint64_t count, uint64_t rewind_room)
     CHECK(s.bad == 0);
     mc_ring_stats st;
     CHECK_STATUS(mc_ring_get_stats(s.ring, &st), MC_OK);
+    CHECK(st.records_read == count && st.used_bytes == 0);
     CHECK(rewind_room ? st.rewinds > 0 : st.rewinds == 0);
     printf("stress (rewind room %llu): %llu records, %llu bad, %llu rewinds\n",
            (unsigned long long)rewind_room, (unsigned long long)s.got, (unsigned long long)s.bad,
@@ -371,6 +469,7 @@ int main(int argc, char **argv)
     test_selftest_workers();
     test_rewind();
     test_extend();
+    test_peek_at();
     test_stress(count, 0);
     test_stress(count / 2, 4096); /* rewinds whenever the consumer catches up */
     if (failures) {

@@ -195,14 +195,18 @@ def _receive_records(packets: list[bytes], first_sequence: int = 0) -> list[byte
     return out
 
 
-def test_drain_frames_hands_out_every_frame_once_and_releases_them_next_turn(h264_stream):
-    """A worker's turn in one call: the frames (views into the frame ring)
-    equal the encoder's access units, stay valid until the next call, which
-    releases them; a small frame ring makes the depacketizer wait (packets
-    stay in the receive ring) rather than drop a frame."""
+@pytest.mark.parametrize("in_place", [False, True], ids=["copied", "in-place"])
+def test_drain_frames_hands_out_every_frame_once_and_releases_them_next_turn(h264_stream,
+                                                                             in_place):
+    """A worker's turn in one call: the frames (views into the frame ring, or
+    into the receive ring when assembled in place over their packets) equal
+    the encoder's access units, stay valid until the next call, which
+    releases them (and the receive records they stand on); copying, a small
+    frame ring makes the depacketizer wait (packets stay in the receive ring)
+    rather than drop a frame."""
     rtp_ring, frames_ring = Ring.create(1 << 22), Ring.create(1 << 17)
     rtp_ring.set_rewind(1 << 20)
-    depacketizer = H264Depacketizer(ring=frames_ring, ssrc=9)
+    depacketizer = H264Depacketizer(ring=frames_ring, ssrc=9, in_place=in_place)
     packetizer = H264Packetizer()
     units = h264_stream.access_units
     packets = [raw for i, au in enumerate(units) for raw in packetizer.packetize(au, i * 3000)]
@@ -216,14 +220,21 @@ def test_drain_frames_hands_out_every_frame_once_and_releases_them_next_turn(h26
         if frames:
             held = frames_ring.stats()
             assert held.records_read + len(frames) == held.records_written
+            if in_place:
+                assert rtp_ring.stats().used_bytes > 0   # the frames' packets, held
         got += [bytes(f.data) for f in frames]
         assert all(f.ssrc == 9 and f.packets >= 1 for f in frames)
     assert [split_annexb(g) for g in got] == [split_annexb(u) for u in units]
     stats = depacketizer.stats()
     assert stats.frames == len(got) and stats.frames_dropped == 0 and stats.ring_drops == 0
-    assert stats.output_waits > 0          # 128 KiB of frame ring held back the drain
+    if in_place:
+        assert stats.frames_in_place == len(units) and stats.output_waits == 0
+    else:
+        assert stats.frames_in_place == 0
+        assert stats.output_waits > 0      # 128 KiB of frame ring held back the drain
     assert depacketizer.drain_frames(rtp_ring) == []
     assert frames_ring.stats().used_bytes == 0   # the last turn's frames, released
+    assert rtp_ring.stats().used_bytes == 0      # and the receive records
     copied = H264Depacketizer(ring=Ring.create(1 << 22))
     assert rtp_ring.write_batch(_receive_records(packets[:40]), type=lib.MC_RECORD_RTP) == 40
     frames = copied.drain_frames(rtp_ring, copy=True)
