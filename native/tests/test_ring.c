@@ -244,7 +244,7 @@ static void test_peek_at(void)
 {
     mc_ring *r;
     CHECK_STATUS(mc_ring_new(1024, 0, &r), MC_OK);
-    uint8_t rec[100];
+    uint8_t rec[400];
     for (int i = 0; i < 5; i++) {
         memset(rec, i, sizeof rec);
         CHECK_STATUS(mc_ring_write(r, 3, rec, 90), MC_OK);
