@@ -7,12 +7,12 @@ aiortc's H.264 depayloader.
   minute; separately timed groups gave ratios from 6x to 40x). Each turn the
   next 8 frames (~140 packets) of a live stream have arrived (not timed) —
   subject: as the engine's receive records (mc_rtp_record + payload) in the
-  stream's ring; one native call (``drain_frames``) releases the previous
-  turn's frames (and the receive records under them), depacketizes the
-  records (each frame assembled in place over its own packets' records) and
-  lists the new frames, and Python takes every frame as an EncodedVideoFrame
-  (the hand-off), i.e. a VideoSocket worker's turn, rings configured as a
-  subscription's (sizes, rewind); anchor: as parsed ``RtpPacket``s, each through what
+  stream's ring; one native call (``drain_frames``) depacketizes the records
+  (each frame assembled in place over its own packets' records) and lists
+  the new frames, Python takes every frame as an EncodedVideoFrame (the
+  hand-off), and releases them (and the receive records under them), i.e. a
+  VideoSocket worker's turn, rings configured as a subscription's (sizes,
+  rewind); anchor: as parsed ``RtpPacket``s, each through what
   ``RTCRtpReceiver._handle_rtp_packet`` runs: ``depayload(codec, payload)``
   (``H264PayloadDescriptor.parse``) and ``JitterBuffer(capacity=512,
   is_video=True).add`` assembling the frame. Goal >= 20x.
@@ -198,6 +198,7 @@ def test_depacketize_per_packet(benchmark, packets_720p):
     def subject_turn():       # a VideoSocket worker's turn (decoded mode): one native call
         for frame in depacketizer.drain_frames(rtp_ring, 1024):
             got["subject"] += bool(frame.data)
+        depacketizer.release_frames()   # as the worker, done with them
 
     def anchor_turn(rtp_packets):   # RTCRtpReceiver._handle_rtp_packet, per packet
         for packet in rtp_packets:
@@ -261,7 +262,9 @@ def test_depacketize_per_packet(benchmark, packets_720p):
     assert got["anchor"] == (turns + 2) * FRAMES_PER_TURN - 1  # aiortc: a frame once the next starts
     stats = depacketizer.stats()
     assert stats.frames_dropped == 0 and stats.packets == total_packets
-    assert stats.frames_in_place == stats.frames            # none had to be copied
+    # in place, all: released at the end of each turn, the receive ring rewinds
+    # (a frame whose packets straddled its end would have been copied)
+    assert stats.frames_in_place == stats.frames and rtp_ring.stats().rewinds > 0
     record_comparison(
         "h264-depacketize-1200B",
         subject=(f"native drain of receive records, frames assembled in place, + Python "
@@ -270,7 +273,8 @@ def test_depacketize_per_packet(benchmark, packets_720p):
         subject_ns=statistics.median(subject_ns), anchor_ns=statistics.median(anchor_ns),
         source="median over alternating turns, thread CPU time, GC between turns",
         turns=turns, packets_per_turn=total_packets / (turns + 2),
-        median_pair_ratio=statistics.median(pair_ratios), clock_ns_subtracted=clock_ns)
+        median_pair_ratio=statistics.median(pair_ratios), clock_ns_subtracted=clock_ns,
+        frames_in_place=stats.frames_in_place, frames=stats.frames)
 
 
 # ---- decoded frames to a processor ------------------------------------------------

@@ -257,6 +257,11 @@ class VideoSocket:
             self._key_frame_request(sub, time.monotonic_ns())
             for unit in units:
                 self._deliver(sub, unit)
+            if units:
+                # done with them (decoded, or copied): the receive records
+                # they were assembled over go back to the engine now, so its
+                # ring can start over at its warm beginning (Ring.set_rewind)
+                depacketizer.release_frames()
 
     def _deliver(self, sub: Subscription, unit: EncodedVideoFrame) -> None:
         try:
