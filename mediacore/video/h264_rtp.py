@@ -92,8 +92,8 @@ def frames_from_batch(batch, *, copy: bool = False) -> list[EncodedVideoFrame]:
 
 
 # mc_h264_frame_ref: the header fields in EncodedVideoFrame's order, then
-# where the Annex-B bytes lie in the ring's data area
-# mc_h264_frame_ref without `length` and `reserved`: one row per frame
+# where the Annex-B bytes lie (offset, end, and which ring: `source`; its
+# `length` and `reserved` skipped): one row per frame
 _FRAME_REF = struct.Struct("<IIIHHIIqqI4xI4x")
 assert _FRAME_REF.size == ffi.sizeof("mc_h264_frame_ref")
 _REF_SIZE = _FRAME_REF.size
