@@ -17,8 +17,9 @@ aiortc's H.264 depayloader.
   (``H264PayloadDescriptor.parse``) and ``JitterBuffer(capacity=512,
   is_video=True).add`` assembling the frame. Goal >= 20x.
 * video-decode-720p / -1080p: decoded frames delivered to a Python processor
-  per second — subject: RTP payloads -> native depacketizer -> ring -> Python
-  -> H264Decoder -> processor callback (receives a DecodedVideoFrame);
+  per second, as thread CPU per frame in alternating turns of 4 frames —
+  subject: a decoded-mode worker's turn (receive records -> drain_frames ->
+  H264Decoder -> processor callback, which receives a DecodedVideoFrame);
   anchor: PyAV decoding the same access units straight from the file
   (demux + decode). Goal: >= 0.95x, i.e. the path around the codec costs
   almost nothing.
@@ -58,14 +59,11 @@ from mediacore.video.sockets import (
     frame_ring_rewind_room,
 )
 from mediacore.video.h264_rtp import (
-    EncodedVideoFrame,
     H264Depacketizer,
     H264Packetizer,
-    frames_from_batch,
     parse_rtp,
 )
 
-ROUNDS = 3 if QUICK else 7
 _DIR = Path(tempfile.mkdtemp(prefix="bench_video_"))
 _STREAMS: dict[tuple[int, int, int], Path] = {}
 
@@ -98,39 +96,6 @@ def rtp_payloads(units: list[bytes]) -> list[tuple[bytes, int, int, bool]]:
             p = parse_rtp(raw)
             out.append((p.payload, p.sequence, p.timestamp, p.marker))
     return out
-
-
-class PacketArray:
-    """A prepared mc_h264_packet[] over payloads kept alive here (what the
-    engine's I/O thread hands the depacketizer natively)."""
-
-    def __init__(self, packets):
-        self.count = len(packets)
-        self.array = ffi.new("mc_h264_packet[]", self.count)
-        self._keep = []
-        for i, (payload, seq, ts, marker) in enumerate(packets):
-            buf = ffi.from_buffer(payload)
-            self._keep.append(buf)
-            a = self.array[i]
-            a.payload, a.payload_length, a.sequence, a.timestamp, a.marker = \
-                buf, len(payload), seq, ts, marker
-
-
-def _native_receive(ring: Ring, depacketizer, packets: PacketArray, on_frame) -> int:
-    """One batch through the native depacketizer, then Python takes every frame."""
-    consumed = ffi.new("uint32_t *")
-    frames_out = ffi.new("uint32_t *")
-    got = 0
-    chunk = 256   # the engine hands over up to a ring batch at a time
-    for start in range(0, packets.count, chunk):
-        n = min(chunk, packets.count - start)
-        lib.mc_h264_depacketizer_push(depacketizer._handle, packets.array + start, n,
-                                      consumed, frames_out)
-        with ring.peek(max_records=256) as batch:
-            for frame in frames_from_batch(batch):
-                on_frame(frame)
-                got += 1
-    return got
 
 
 # ---- depacketize + hand-off per packet ----------------------------------------
@@ -280,70 +245,114 @@ def test_depacketize_per_packet(benchmark, packets_720p):
 # ---- decoded frames to a processor ------------------------------------------------
 
 
-def _decode_subject(benchmark, width, height):
-    units = access_units(stream(width, height, 60 if QUICK else 150))
-    prepared = PacketArray(rtp_payloads(units))
-    ring = Ring.create(1 << 22)
+class FileFrames:
+    """Access units demuxed from the file, without end: at its end the file
+    is opened again (its first frame is an IDR, so decoding goes on)."""
 
-    def run():
-        depacketizer = H264Depacketizer(ring=ring)
-        decoder = H264Decoder()
-        delivered = []
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._container = None
+        self._packets = iter(())
 
-        def processor(frame):
-            delivered.append(frame.rtp_timestamp)
+    def take(self, count: int) -> list:
+        out = []
+        while len(out) < count:
+            packet = next(self._packets, None)
+            if packet is None:
+                if self._container is not None:
+                    self._container.close()
+                self._container = av.open(str(self.path), format="h264")
+                self._packets = self._container.demux(video=0)
+                continue
+            if packet.size:
+                out.append(packet)
+        return out
 
-        def on_unit(unit):
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+
+
+DECODE_FRAMES_PER_TURN = 4
+
+
+@pytest.mark.parametrize("width,height", [(1280, 720), (1920, 1080)], ids=["720p", "1080p"])
+def test_decode_per_frame(benchmark, width, height):
+    """video-decode-720p / -1080p: thread CPU per decoded frame delivered to a
+    processor, subject and anchor in alternating turns of 4 frames (the
+    VM's drift cancels out as in the depacketize row). Subject: a
+    VideoSocket worker's turn in decoded mode — the frames' receive records
+    drained (``drain_frames``, in place), each access unit decoded by
+    ``H264Decoder`` (PyAV, one thread) and the picture handed to the
+    processor as a DecodedVideoFrame, then released; anchor: PyAV demuxing
+    the same access units from the file and decoding them (one thread)."""
+    path = stream(width, height, 60 if QUICK else 150)
+    units = access_units(path)
+    live = LiveStream(rtp_payloads(units), len(units))
+    rtp_ring = Ring.create(RTP_RING_BYTES)
+    frames_ring = Ring.create(frame_ring_bytes())
+    rtp_ring.set_rewind(RING_REWIND_ROOM)
+    frames_ring.set_rewind(frame_ring_rewind_room())
+    depacketizer = H264Depacketizer(ring=frames_ring)
+    decoder = H264Decoder(thread_count=1)
+    file_frames = FileFrames(path)
+    codec = av.CodecContext.create("h264", "r")
+    codec.thread_count = 1            # as H264Decoder: one thread per stream
+    delivered = {"subject": 0, "anchor": 0}
+
+    def processor(frame) -> None:
+        delivered["subject"] += frame.width == width
+
+    clock = time.thread_time_ns
+    clock_ns = statistics.median(-clock() + clock() for _ in range(201))
+
+    def subject_side() -> float:
+        arrived = live.take_frames(DECODE_FRAMES_PER_TURN)
+        assert rtp_ring.write_batch(receive_records(arrived), type=lib.MC_RECORD_RTP) == len(arrived)
+        t0 = clock()
+        for unit in depacketizer.drain_frames(rtp_ring, 1024):
             for frame in decoder.decode(unit):
                 processor(frame)
+        depacketizer.release_frames()
+        return max(1, clock() - t0 - clock_ns) / DECODE_FRAMES_PER_TURN
 
-        _native_receive(ring, depacketizer, prepared, on_unit)
-        for frame in decoder.flush():
-            processor(frame)
-        assert len(delivered) == len(units)
+    def anchor_side() -> float:
+        t0 = clock()
+        for packet in file_frames.take(DECODE_FRAMES_PER_TURN):
+            delivered["anchor"] += len(codec.decode(packet))
+        return max(1, clock() - t0 - clock_ns) / DECODE_FRAMES_PER_TURN
 
-    benchmark.extra_info.update(role="subject", units=len(units),
-                                label="RTP -> native depacketizer -> ring -> PyAV -> processor")
-    benchmark.pedantic(run, rounds=ROUNDS, iterations=1, warmup_rounds=1)
-
-
-def _decode_anchor(benchmark, width, height):
-    path = stream(width, height, 60 if QUICK else 150)
-    count = len(access_units(path))
+    turns = 16 if QUICK else 60
+    subject_ns, anchor_ns, pair_ratios = [], [], []
 
     def run():
-        codec = av.CodecContext.create("h264", "r")
-        codec.thread_count = 1            # as H264Decoder: one thread per stream
-        n = 0
-        with av.open(str(path), format="h264") as container:
-            for packet in container.demux(video=0):
-                if packet.size:
-                    n += len(codec.decode(packet))
-        n += len(codec.decode(None))
-        assert n == count
+        gc.collect()
+        for turn in range(turns + 2):
+            if turn % 2:
+                s_ns = subject_side()
+                a_ns = anchor_side()
+            else:
+                a_ns = anchor_side()
+                s_ns = subject_side()
+            if turn >= 2:
+                subject_ns.append(s_ns)
+                anchor_ns.append(a_ns)
+                pair_ratios.append(a_ns / s_ns)
 
-    benchmark.extra_info.update(role="anchor", units=count, label="PyAV demux + decode from file")
-    benchmark.pedantic(run, rounds=ROUNDS, iterations=1, warmup_rounds=1)
-
-
-@pytest.mark.benchmark(group="video-decode-720p")
-def test_decode_720p_subject(benchmark):
-    _decode_subject(benchmark, 1280, 720)
-
-
-@pytest.mark.benchmark(group="video-decode-720p")
-def test_decode_720p_anchor(benchmark):
-    _decode_anchor(benchmark, 1280, 720)
-
-
-@pytest.mark.benchmark(group="video-decode-1080p")
-def test_decode_1080p_subject(benchmark):
-    _decode_subject(benchmark, 1920, 1080)
-
-
-@pytest.mark.benchmark(group="video-decode-1080p")
-def test_decode_1080p_anchor(benchmark):
-    _decode_anchor(benchmark, 1920, 1080)
+    try:
+        benchmark.pedantic(run, rounds=1, iterations=1)
+    finally:
+        file_frames.close()
+    fed = (turns + 2) * DECODE_FRAMES_PER_TURN
+    assert delivered == {"subject": fed, "anchor": fed}
+    assert decoder.stats.decode_errors == 0
+    record_comparison(
+        f"video-decode-{height}p",
+        subject="receive records -> drain_frames (in place) -> H264Decoder -> processor",
+        anchor="PyAV demux + decode from the file",
+        subject_ns=statistics.median(subject_ns), anchor_ns=statistics.median(anchor_ns),
+        source=f"median over alternating turns of {DECODE_FRAMES_PER_TURN} frames, thread CPU",
+        turns=turns, median_pair_ratio=statistics.median(pair_ratios))
 
 
 # ---- encoded passthrough ------------------------------------------------------------
