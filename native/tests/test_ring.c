@@ -340,6 +340,28 @@ static void stress_producer(void *arg)
     mc_ring_close(s->ring);
 }
 
+/* The consumer's check of peeked records (sequence, length, checksum);
+ * `scribble`: then write over them, as a consumer that owns them may. */
+static void check_records(stress *s, uint64_t *expect, const uint32_t *offsets,
+                          const uint32_t *lengths, uint32_t n, int scribble)
+{
+    uint8_t *data = mc_ring_data(s->ring);
+    for (uint32_t i = 0; i < n; i++) {
+        uint8_t *rec = data + offsets[i];
+        uint64_t seq;
+        uint32_t sum;
+        memcpy(&seq, rec, 8);
+        memcpy(&sum, rec + lengths[i] - 4, 4);
+        if (seq != *expect || lengths[i] != length_for(seq) ||
+            sum != mc_checksum32(rec, lengths[i] - 4))
+            s->bad++;
+        *expect = seq + 1;
+        if (scribble)
+            memset(rec, 0xee, lengths[i]);
+    }
+    s->got += n;
+}
+
 static void test_stress(uint64_t count, uint64_t rewind_room)
 {
     stress s = {0};
@@ -364,20 +386,7 @@ static void test_stress(uint64_t count, uint64_t rewind_room)
                 cursor = mc_ring_read_position(s.ring);
             st = mc_ring_peek_at(s.ring, &cursor, NULL, offsets, lengths, NULL, 64, &n);
             if (st == MC_OK) {
-                uint8_t *data = mc_ring_data(s.ring);
-                for (uint32_t i = 0; i < n; i++) {
-                    uint8_t *rec = data + offsets[i];
-                    uint64_t seq;
-                    uint32_t sum;
-                    memcpy(&seq, rec, 8);
-                    memcpy(&sum, rec + lengths[i] - 4, 4);
-                    if (seq != expect || lengths[i] != length_for(seq) ||
-                        sum != mc_checksum32(rec, lengths[i] - 4))
-                        s.bad++;
-                    expect = seq + 1;
-                    memset(rec, 0xee, lengths[i]); /* ours until released */
-                }
-                s.got += n;
+                check_records(&s, &expect, offsets, lengths, n, 1); /* ours until released */
                 held += n;
                 if (held >= 150) {
                     CHECK_STATUS(mc_ring_release_at(s.ring, cursor, held), MC_OK);
@@ -393,19 +402,7 @@ static void test_stress(uint64_t count, uint64_t rewind_room)
         } else if (use_peek) {
             st = mc_ring_peek(s.ring, offsets, lengths, NULL, 64, &n);
             if (st == MC_OK) {
-                uint8_t *data = mc_ring_data(s.ring);
-                for (uint32_t i = 0; i < n; i++) {
-                    uint8_t *rec = data + offsets[i];
-                    uint64_t seq;
-                    uint32_t sum;
-                    memcpy(&seq, rec, 8);
-                    memcpy(&sum, rec + lengths[i] - 4, 4);
-                    if (seq != expect || lengths[i] != length_for(seq) ||
-                        sum != mc_checksum32(rec, lengths[i] - 4))
-                        s.bad++;
-                    expect = seq + 1;
-                }
-                s.got += n;
+                check_records(&s, &expect, offsets, lengths, n, 0);
                 CHECK_STATUS(mc_ring_release(s.ring, n), MC_OK);
                 continue;
             }
