@@ -387,13 +387,6 @@ static mc_status extend_output(mc_h264_depacketizer *d, uint64_t more)
     return MC_OK;
 }
 
-/* Hold mode (drain_ring): is there room for a packet of `n` payload bytes,
- * reserving or growing the output first? A packet writes at most 2n bytes
- * (STAP-A units of 1 byte gain a 4-byte start code for their 2-byte size)
- * plus the SPS and PPS inserted before an IDR slice. 0 (nothing changed
- * but a reservation) when the ring is full for now: the caller leaves the
- * packet for a later call. A frame beyond the limit is not this function's
- * to refuse: put() counts it as too large. */
 /* The most a packet's output can run ahead of its input, which in place
  * must never overtake the bytes still to be read: 5 bytes (start code and
  * header) for an FU-A's 2 at its start, 4 more for a single NAL unit, 4 for
@@ -462,6 +455,15 @@ static int leave_in_place(mc_h264_depacketizer *d, uint32_t n)
     return 1;
 }
 
+/* Hold mode (drain_ring): is there room for packet `p` (`n` payload bytes),
+ * reserving or growing the output first? A packet writes at most 2n bytes
+ * (STAP-A units of 1 byte gain a 4-byte start code for their 2-byte size)
+ * plus the SPS and PPS inserted before an IDR slice. 0 (nothing changed
+ * but a reservation) when the ring is full for now: the caller leaves the
+ * packet for a later call. A frame beyond the limit is not this function's
+ * to refuse: put() counts it as too large. In place (drain_frames), a new frame
+ * needs only its small output record, and a packet that would overtake unread
+ * input moves the frame to the output ring first. */
 static int room_for(mc_h264_depacketizer *d, const mc_h264_packet *p)
 {
     uint32_t n = p->payload_length;
