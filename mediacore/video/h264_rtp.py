@@ -250,8 +250,10 @@ class H264Depacketizer:
         released): release the frames the previous call returned, depacketize
         up to ``max_records`` records of ``rtp_ring``, and return the frames
         now in the output ring (at most 256). With ``copy=False`` their
-        ``data`` are views into the ring, valid until the next call or
-        :meth:`release_frames`; the output ring must have no other consumer."""
+        ``data`` are views into ``rtp_ring`` (frames assembled in place over
+        their packets, the default) or into the output ring, valid until the
+        next call or :meth:`release_frames`; neither ring may have another
+        consumer."""
         if self._refs is None:
             if self.ring is None:
                 raise InvalidArgument("this depacketizer has no ring")

@@ -250,9 +250,10 @@ class VideoSocket:
                 if sub.stop.is_set():
                     return
                 raise
-            # one native call: release the last turn's frames, depacketize,
-            # hand out the new ones (views into the frame ring until the next
-            # turn; copied for "encoded" mode, whose processor may keep them)
+            # one native call: depacketize and hand out the new frames (views
+            # into the receive ring, where they were assembled in place, or
+            # into the frame ring; copied for "encoded" mode, whose processor
+            # may keep them)
             units = depacketizer.drain_frames(rtp_ring, copy=self.mode == "encoded")
             self._key_frame_request(sub, time.monotonic_ns())
             for unit in units:

@@ -120,7 +120,6 @@ struct mc_h264_depacketizer {
 
     /* output: a ring, or a caller buffer holding one frame at a time */
     mc_ring *ring;
-    uint32_t ring_max_record;
     uint8_t *buffer;
     uint32_t buffer_size;
     int buffer_ready;
@@ -259,7 +258,6 @@ MC_API mc_status mc_h264_depacketizer_set_ring(mc_h264_depacketizer *d, mc_ring 
     if (rs.max_record <= MC_H264_FRAME_HEADER_SIZE)
         return MC_E_TOO_LARGE;
     d->ring = ring;
-    d->ring_max_record = rs.max_record;
     d->limit = rs.max_record - MC_H264_FRAME_HEADER_SIZE < d->max_frame
                    ? rs.max_record - MC_H264_FRAME_HEADER_SIZE
                    : d->max_frame;
@@ -419,6 +417,14 @@ static uint32_t growth_bound(const mc_h264_depacketizer *d, const uint8_t *p, ui
  * the frames of the output ring. */
 #define IN_INPUT_RECORD_SIZE (MC_H264_FRAME_HEADER_SIZE + 8)
 
+/* The most output a packet of `n` payload bytes can make: 2n (STAP-A units
+ * of 1 byte gain a 4-byte start code for their 2-byte size) plus the SPS and
+ * PPS inserted before an IDR slice. */
+static uint64_t output_bound(uint32_t n)
+{
+    return 2 * (uint64_t)n + 2 * (4 + MC_H264_MAX_PARAM_SET) + 8;
+}
+
 static int reserve_in_place(mc_h264_depacketizer *d)
 {
     if (d->reserved)
@@ -437,7 +443,7 @@ static int reserve_in_place(mc_h264_depacketizer *d)
  * into the output ring, by growing its reserved record into a frame's. */
 static int leave_in_place(mc_h264_depacketizer *d, uint32_t n)
 {
-    uint64_t want = (uint64_t)d->len + 2 * (uint64_t)n + 2 * (4 + MC_H264_MAX_PARAM_SET) + 8;
+    uint64_t want = (uint64_t)d->len + output_bound(n);
     uint32_t first = first_reservation(d);
     if (want < first)
         want = first;
@@ -456,9 +462,7 @@ static int leave_in_place(mc_h264_depacketizer *d, uint32_t n)
 }
 
 /* Hold mode (drain_ring): is there room for packet `p` (`n` payload bytes),
- * reserving or growing the output first? A packet writes at most 2n bytes
- * (STAP-A units of 1 byte gain a 4-byte start code for their 2-byte size)
- * plus the SPS and PPS inserted before an IDR slice. 0 (nothing changed
+ * reserving or growing the output first (by output_bound(n))? 0 (nothing changed
  * but a reservation) when the ring is full for now: the caller leaves the
  * packet for a later call. A frame beyond the limit is not this function's
  * to refuse: put() counts it as too large. In place (drain_frames), a new frame
@@ -479,7 +483,7 @@ static int room_for(mc_h264_depacketizer *d, const mc_h264_packet *p)
             return 1;
         return leave_in_place(d, n);
     }
-    uint64_t worst = 2 * (uint64_t)n + 2 * (4 + MC_H264_MAX_PARAM_SET) + 8;
+    uint64_t worst = output_bound(n);
     if (worst <= d->cap - d->len)
         return 1;
     if (d->cap >= d->limit)
