@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import hypothesis  # noqa: F401  imported before any test runs threads: a lazy import of it in
@@ -12,20 +11,8 @@ import hypothesis  # noqa: F401  imported before any test runs threads: a lazy i
 import pytest
 
 
-def shared_dir() -> Path:
-    """``shared/`` beside the checkout (CI), any ancestor's ``shared/``, or $MEDIABOT_SHARED."""
-    env = os.environ.get("MEDIABOT_SHARED")
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve()
-    candidates = [here.parents[2] / ".." / "shared"] + [p / "shared" for p in here.parents]
-    for c in candidates:
-        if (c / "graph" / "examples").is_dir():
-            return c.resolve()
-    raise RuntimeError("shared/graph/examples not found beside the checkout; set MEDIABOT_SHARED")
-
-
-EXAMPLES = shared_dir() / "graph" / "examples"
+#: the documented Graph bodies (tests/fixtures/graph/README.md says where each comes from)
+EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "graph"
 
 
 def example(name: str):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,18 +18,8 @@ from aiohttp import web
 from bot.emulator import GraphEmulator, ServiceOptions
 
 
-def _shared_dir() -> Path:
-    env = os.environ.get("MEDIABOT_SHARED")
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve()
-    for candidate in [here.parents[2] / ".." / "shared"] + [p / "shared" for p in here.parents]:
-        if (candidate / "graph" / "examples").is_dir():
-            return candidate.resolve()
-    raise RuntimeError("shared/graph/examples not found beside the checkout; set MEDIABOT_SHARED")
-
-
-EXAMPLES = _shared_dir() / "graph" / "examples"
+#: the documented Graph bodies (tests/fixtures/graph/README.md says where each comes from)
+EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "graph"
 
 
 def example(name: str) -> Any:
