@@ -227,15 +227,29 @@ class MediaSection:
 
 @dataclass(frozen=True)
 class SrtpParams:
+    """SDES-style keying (RFC 4568): ``key`` is the master key || salt this
+    side protects with. ``receive_key``, when present, is the one the remote
+    must protect with: a bot's document that carries it needs no answer (the
+    remote sends to ``endpoint`` with it, and the bot learns the remote's
+    address from the first authentic packet, RFC 4961 symmetric RTP)."""
+
     profile: str
     key: str  # base64 master key || salt (RFC 4568 inline:)
+    receive_key: str | None = None
 
     @property
     def key_bytes(self) -> bytes:
         return base64.b64decode(self.key)
 
+    @property
+    def receive_key_bytes(self) -> bytes | None:
+        return base64.b64decode(self.receive_key) if self.receive_key else None
+
     def to_json(self) -> dict:
-        return {"profile": self.profile, "key": self.key}
+        d = {"profile": self.profile, "key": self.key}
+        if self.receive_key:
+            d["receiveKey"] = self.receive_key
+        return d
 
     @classmethod
     def from_json(cls, d: Any, path: str) -> SrtpParams:
@@ -245,21 +259,37 @@ class SrtpParams:
         if profile not in SRTP_KEY_LENGTHS:
             raise MediaConfigError(f"{path}.profile", f"unknown SRTP profile {profile!r}; "
                                    f"supported: {', '.join(SRTP_KEY_LENGTHS)}")
-        key = _get(d, "key", path, str)
+        key = cls._key(d, "key", profile, path, required=True)
+        receive_key = cls._key(d, "receiveKey", profile, path, required=False)
+        if receive_key is not None and receive_key == key:
+            raise MediaConfigError(f"{path}.receiveKey", "must differ from key: each direction "
+                                   "has its own master key")
+        return cls(profile, key, receive_key)
+
+    @staticmethod
+    def _key(d: dict, name: str, profile: str, path: str, *, required: bool) -> str | None:
+        key = _get(d, name, path, str, required)
+        if key is None:
+            return None
         try:
             raw = base64.b64decode(key, validate=True)
         except ValueError:
-            raise MediaConfigError(f"{path}.key", "is not valid base64") from None
+            raise MediaConfigError(f"{path}.{name}", "is not valid base64") from None
         if len(raw) != SRTP_KEY_LENGTHS[profile]:
-            raise MediaConfigError(f"{path}.key", f"{profile} needs {SRTP_KEY_LENGTHS[profile]} "
+            raise MediaConfigError(f"{path}.{name}", f"{profile} needs {SRTP_KEY_LENGTHS[profile]} "
                                    f"bytes of master key || salt, got {len(raw)}")
-        return cls(profile, key)
+        return key
 
     @classmethod
-    def generate(cls, profile: str = "AES_CM_128_HMAC_SHA1_80") -> SrtpParams:
+    def generate(cls, profile: str = "AES_CM_128_HMAC_SHA1_80", *,
+                 receive_key: bool = False) -> SrtpParams:
         if profile not in SRTP_KEY_LENGTHS:
             raise MediaConfigError("srtp.profile", f"unknown SRTP profile {profile!r}")
-        return cls(profile, base64.b64encode(os.urandom(SRTP_KEY_LENGTHS[profile])).decode())
+
+        def fresh() -> str:
+            return base64.b64encode(os.urandom(SRTP_KEY_LENGTHS[profile])).decode()
+
+        return cls(profile, fresh(), fresh() if receive_key else None)
 
 
 @dataclass(frozen=True)
@@ -389,10 +419,11 @@ class MediaConfig:
                  kinds: tuple[str, ...] = ("audio",), srtp_profile: str | None =
                  "AES_CM_128_HMAC_SHA1_80", call_id: str | None = None,
                  direction: str = "sendrecv", source_ids: dict[str, int] | None = None,
-                 media_session_id: str | None = None) -> MediaConfig:
+                 media_session_id: str | None = None, receive_key: bool = False) -> MediaConfig:
         """A fresh document for this side: random SSRCs, media source ids and
         SRTP key; default codecs (Opus/PCMU, H.264). The answering side passes
-        the offerer's ``media_session_id``."""
+        the offerer's ``media_session_id``. ``receive_key`` also draws the key
+        the remote protects with (``srtp.receiveKey``: no answer needed)."""
         used: set[int] = set()
 
         def new_ssrc() -> int:
@@ -413,7 +444,7 @@ class MediaConfig:
             ssrcs = (new_ssrc(),) if direction in ("sendrecv", "sendonly") else ()
             media.append(MediaSection(kind, direction, ssrcs, sid, codecs, extmap))
         cfg = cls(role, media_session_id or str(uuid.uuid4()), Endpoint(address, port),
-                  SrtpParams.generate(srtp_profile) if srtp_profile else None, tuple(media),
+                  SrtpParams.generate(srtp_profile, receive_key=receive_key) if srtp_profile else None, tuple(media),
                   call_id)
         return cls.from_json(cfg.to_json())  # validated like any received document
 
