@@ -10,7 +10,7 @@
   with an incoming-call notification to the first audio frame in the bot's
   processor), 10 calls at once; load-latency-p50/p99: wire-to-processor
   latency of audio frames beyond the jitter-buffer delay at N calls (a
-  frame's playout tick -> the processor has it; see bot.demo.audiopath), the
+  frame's playout tick -> the processor has it; see mediacore.audio.path), the
   buffering before the tick beside it. Next to the goals of the issue
   (anchors marked ``anchor_kind = "goal"``: nothing to measure them against
   here).

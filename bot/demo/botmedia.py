@@ -11,7 +11,7 @@ video-based screen-sharing stream is received while they share. The video
 subscriptions are published to the conference in the bot's media
 configuration document (``media[].subscriptions``, docs/media-config.md)
 through ``media_update(call_id, blob)``. All calls' audio runs on
-one native audio path (``bot.demo.audiopath``): a graph per call on a
+one native audio path (``mediacore.audio.path``): a graph per call on a
 staggered audio worker, finished frames handed over in batches.
 """
 
@@ -28,7 +28,7 @@ from mediacore.mediaconfig import MediaConfig
 from mediacore.processors.transcription import TranscriptionProcessor
 from mediacore.processors.video_analytics import VideoAnalyticsProcessor
 
-from .audiopath import NativeAudioPath
+from mediacore.audio.path import NativeAudioPath
 from .receiver import MeetingReceiver, SourceInfo
 
 log = logging.getLogger(__name__)

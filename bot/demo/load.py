@@ -5,7 +5,7 @@ The emulator runs in its own process (so the bot's CPU figures are the bot's),
 replaying one pre-encoded speaking participant per call (Opus, 50 packets/s,
 SRTP AES_CM_128_HMAC_SHA1_80). The bot side is one native engine (one UDP
 port) with a session per call, and the native audio path
-(``bot.demo.audiopath``): per call an audio graph (ordering, look-ahead,
+(``mediacore.audio.path``): per call an audio graph (ordering, look-ahead,
 Opus decode to 16 kHz, concealment) on staggered audio-worker ticks, every
 finished 640-byte frame handed to a (counting) Python processor in batches.
 
@@ -144,11 +144,11 @@ def _drop_counters(calls) -> dict:
 def run_load_once(calls: int, duration_s: float, out: TextIO = sys.stdout, *,
                   workers: int | None = None, priority: int = 0) -> dict:
     """``calls`` concurrent calls for ``duration_s``; the bot side receives
-    them on the native audio path (``bot.demo.audiopath``) with one audio
+    them on the native audio path (``mediacore.audio.path``) with one audio
     worker per ``CALLS_PER_WORKER`` calls (staggered ticks)."""
     from mediacore.engine import Engine
 
-    from bot.demo.audiopath import NativeAudioPath
+    from mediacore.audio.path import NativeAudioPath
     from bot.emulator.simmedia import AUDIO_SOURCE_BASE
 
     ctx = mp.get_context("spawn")

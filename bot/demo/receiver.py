@@ -1,7 +1,7 @@
 """The demo bot's media side: receive every participant's audio and video
 from one engine session and hand them to the processors.
 
-Audio runs on the native path (``bot.demo.audiopath``): each participant's
+Audio runs on the native path (``mediacore.audio.path``): each participant's
 packets go, in arrival order, into the call's audio graph, which orders
 them, keeps one frame of look-ahead (Opus FEC), decodes to 16 kHz and writes
 one 20 ms frame per participant and tick into its worker's output ring;
@@ -17,7 +17,7 @@ own and the luma plane goes to the video analytics processor (screens as
 ``"<name>/screen"``). The subscriptions are what the bot tells the
 conference (``DemoBotMedia`` publishes them in its media configuration).
 
-Latency (``stats.latency``): see ``bot.demo.audiopath`` — from a frame's
+Latency (``stats.latency``): see ``mediacore.audio.path`` — from a frame's
 playout tick to the moment the processor gets it, beside the buffering
 before the tick (``playout_delay_ms``).
 """
@@ -75,7 +75,7 @@ class MeetingReceiver:
                  transcriber: TranscriptionProcessor, analytics: VideoAnalyticsProcessor | None,
                  audio=None, tag: int = 0, clock_rate_audio: int = 48000,
                  clock_rate_video: int = 90000) -> None:
-        from bot.demo.audiopath import NativeAudioPath
+        from mediacore.audio.path import NativeAudioPath
 
         self.session = session
         self.sources: dict[int, SourceInfo] = {}

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from bot.demo.audiopath import NativeAudioPath
+from mediacore.audio.path import NativeAudioPath
 from mediacore._native import lib
 from mediacore.audio import AudioEncoder, AudioWorker, Codec, DtmfSender
 from mediacore.audio.frames import AudioFrame
