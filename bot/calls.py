@@ -2,10 +2,11 @@
 
 A :class:`Call` is fed notifications in order (by the webhook's per-call queue) through
 :meth:`Call.handle_notification`, and offers each Graph action as an async method that
-returns when the action's outcome is known (CONTRACT 6: a ``completed`` answer, or the later
-``deleted`` operation notification) and raises :class:`OperationFailed` with its resultInfo
-otherwise. User-facing events are delivered from a separate per-call task, so a handler that
-awaits an operation never blocks the notification that completes it.
+returns when the action's outcome is known (a ``completed`` answer, or the later ``deleted``
+operation notification; https://learn.microsoft.com/graph/api/resources/commsoperation) and
+raises :class:`OperationFailed` with its resultInfo otherwise. User-facing events are delivered
+from a separate per-call task, so a handler that awaits an operation never blocks the
+notification that completes it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ log = logging.getLogger("bot.calls")
 
 KEEPALIVE_INTERVAL_S = 15 * 60.0
 
-# ---- state machine (CONTRACT 3.2) ----------------------------------------------------------
+# ---- state machine (call states: https://learn.microsoft.com/graph/api/resources/call) ----
 
 EARLY_STATES = frozenset({"incoming", "ringing", "establishing"})
 ACTIVE_STATES = frozenset({"established", "hold", "transferring", "transferAccepted", "redirecting"})
@@ -383,7 +384,7 @@ class Call:
 
     async def _operation(self, send: Callable[[str], Awaitable[m.CommsOperation | None]],
                          client_context: str | None, what: str) -> m.CommsOperation:
-        """Send an action and wait for its commsOperation to finish (CONTRACT 6)."""
+        """Send an action and wait for its commsOperation to finish (resources/commsoperation)."""
         self._require_alive(what)
         ctx = client_context or _context()
         loop = asyncio.get_running_loop()

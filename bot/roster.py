@@ -1,4 +1,6 @@
-"""The roster of a call and the media source id -> participant map (CONTRACT 4, 8.3)."""
+"""The roster of a call and the media source id -> participant map
+(https://learn.microsoft.com/graph/api/resources/participant, roster notifications as in
+https://learn.microsoft.com/graph/api/resources/commsnotification)."""
 
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ class RosterChange:
 
 
 class Roster:
-    """Participants of a call, kept from roster notifications (CONTRACT 8.3).
+    """Participants of a call, kept from roster notifications (``…/participants`` updates whose
+    resourceData is an array of participants).
 
     ``mode``: ``"auto"`` (default) treats a roster array that contains the bot's own
     participant as the full roster (others missing from it have left) and any other array as

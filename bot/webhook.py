@@ -1,6 +1,10 @@
 """The callback endpoint: authenticated notifications in, per-call ordered processing out.
 
-CONTRACT 8 and 9. Every POST must carry ``Authorization: Bearer <JWT>`` signed with a key
+Notifications are Graph ``commsNotification`` bodies
+(https://learn.microsoft.com/graph/api/resources/commsnotification), authenticated as the Teams
+"incoming call notifications" page says under "Authenticate the callback"
+(https://learn.microsoft.com/microsoftteams/platform/bots/calls-and-meetings/call-notifications).
+Every POST must carry ``Authorization: Bearer <JWT>`` signed with a key
 published through the platform's OpenID configuration; otherwise the answer is 401 and
 nothing is processed. A valid request is answered 202 at once; its notifications go to one
 queue per call, so a slow handler delays only its own call. Duplicates are dropped.
@@ -48,7 +52,8 @@ class NotificationContext:
 
 
 class CallbackAuthenticator:
-    """Validates callback JWTs against keys from an OpenID configuration (CONTRACT 9).
+    """Validates callback JWTs against keys from an OpenID configuration (Teams "incoming call
+    notifications" page, "Authenticate the callback").
 
     Keys are cached for ``refresh_interval_s`` (the reference sample refreshes every 2 h) and
     refetched once when a token names an unknown ``kid`` — at most once per
@@ -349,7 +354,8 @@ class WebhookServer:
             return web.Response(status=400, text="body is not a JSON object")
         if not isinstance(body.get("value"), list):
             if "@odata.type" not in body and ("callState" in body or "isMultiparty" in body or "id" in body):
-                # legacy (Skype) format: 204 asks the platform to resend in Graph format (CONTRACT 8.1)
+                # legacy (Skype) format: 204 asks the platform to resend in Graph format (Teams
+                # "incoming call notifications" page, "Protocol determination")
                 return web.Response(status=204)
             return web.Response(status=400, text="not a commsNotifications body")
         try:

@@ -2,7 +2,8 @@
 
 ``GraphEmulator`` serves the documented Graph calls endpoints, POSTs signed notifications to the
 bot, issues app tokens to msal, and lets tests and the demo drive simulated people. See
-server.py for the entry point and CONTRACT.md for the behaviour it reproduces.
+server.py for the entry point and docs/emulator.md for the behaviour it reproduces (the public
+Graph calls pages, with the documented bodies of tests/fixtures/graph/README.md).
 """
 
 from .auth import AppRegistration, EmulatorAuth

@@ -2,7 +2,8 @@
 
 Two independent issuers live here, mirroring the two the real platform has:
 
-* the **callback signer** (the platform side, "signed by Skype", CONTRACT.md section 9): an RSA key
+* the **callback signer** (the platform side, "signed by Skype", as the Teams "incoming call
+  notifications" page says under "Authenticate the callback"): an RSA key
   with a self-signed X.509 certificate, published through an OpenID configuration document and a
   JWKS (``kid``, ``x5t``, ``x5c``); every notification POST carries an RS256 JWT with the claims of
   ``callbackAuth.token.claims.json`` (``iss`` https://api.botframework.com, ``aud`` the bot's app id,

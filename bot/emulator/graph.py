@@ -1,5 +1,6 @@
-"""The Graph calls REST surface (CONTRACT.md section 7), under both /v1.0 and /beta, on both
-``/communications/calls`` and the deprecated ``/app/calls`` alias."""
+"""The Graph calls REST surface (one Graph page per action: call-answer, call-playprompt,
+application-post-calls, ..., indexed in tests/fixtures/graph/README.md), under both /v1.0 and
+/beta, on both ``/communications/calls`` and the deprecated ``/app/calls`` alias."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ NAMESPACE = "microsoft.graph."
 # Claims of the caller's access token (a typed request key where aiohttp has them, 3.11+).
 TOKEN_CLAIMS: Any = web.RequestKey("token_claims", dict) if hasattr(web, "RequestKey") else "token_claims"
 
-# Application permissions each operation needs (CONTRACT.md section 2).
+# Application permissions each operation needs (the "Permissions" table of each action's page,
+# https://learn.microsoft.com/graph/permissions-reference).
 CREATE_ROLES = {
     "p2p": ("Calls.Initiate.All",),
     "group": ("Calls.InitiateGroupCall.All",),
@@ -200,7 +202,7 @@ class GraphRoutes:
     async def participant_action(self, request: web.Request) -> web.Response:
         action = request.match_info["action"].removeprefix(NAMESPACE)
         if action == "updateMetadata" and request.match_info["version"] == "beta":
-            # Beta, and not in CONTRACT.md: the path follows the participant-action pattern.
+            # Beta, and not in the Graph reference: the path follows the participant-action pattern.
             body = await _body(request)
             call = self._call(request)
             op = self.service.update_metadata(call, request.match_info["participant_id"], body)

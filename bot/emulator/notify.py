@@ -101,7 +101,7 @@ class NotificationFaults:
     pascal_odata_type: bool = False  # "#Microsoft.Graph.Call" instead of "#microsoft.graph.call"
     enum_case: bool = False  # "Established", "Completed", "Running"
     # Send call notifications first in the legacy (Skype) format; a 204 reply asks for the Graph
-    # format, which then follows (CONTRACT.md 8.1).
+    # format, which then follows (Teams "incoming call notifications" page, "Protocol determination").
     legacy_first: bool = False
     seed: int = 0
 

@@ -74,7 +74,7 @@ def graph_error_body(code: str, message: str, request_id: str, client_request_id
     if client_request_id:
         inner["client-request-id"] = client_request_id
     if status == 429:
-        # The documented throttling body (CONTRACT.md section 2).
+        # The documented throttling body (https://learn.microsoft.com/graph/throttling).
         inner = {"code": "429", "date": date, "message": "Please retry after", "request-id": request_id,
                  "status": "429"}
         return {"error": {"code": "TooManyRequests", "innerError": inner, "message": TOO_MANY_REQUESTS_MESSAGE}}

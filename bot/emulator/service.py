@@ -1,5 +1,8 @@
 """The calls service: what each Graph operation does to calls, participants and operations, and the
-notification sequence it produces (CONTRACT.md sections 3.2, 6, 7 and 8)."""
+notification sequence it produces, as the Graph pages describe them: call states on
+https://learn.microsoft.com/graph/api/resources/call, operations on
+https://learn.microsoft.com/graph/api/resources/commsoperation, notifications on
+https://learn.microsoft.com/graph/api/resources/commsnotification, and each action on its own page."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Calls, participants, operations and meetings held by the emulator, serialized in the shapes of
-../shared/graph/examples/ (field names, nulls and ``@odata.type`` values as documented)."""
+the documented bodies of tests/fixtures/graph/ (field names, nulls and ``@odata.type`` values as
+documented)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ MEDIA_STREAM_TYPE = "#microsoft.graph.mediaStream"
 RESULT_INFO_TYPE = "#microsoft.graph.resultInfo"
 TONE_INFO_TYPE = "#microsoft.graph.toneInfo"
 
-# Operation @odata.type per action (CONTRACT.md section 6).
+# Operation @odata.type per action (https://learn.microsoft.com/graph/api/resources/commsoperation).
 OPERATION_TYPES = {
     "playPrompt": "#microsoft.graph.playPromptOperation",
     "recordResponse": "#microsoft.graph.recordOperation",

@@ -3,7 +3,8 @@
 A model class lists its members once (``member(codec, json="name")``); parsing and
 serialization are derived from that list, so they cannot drift apart.
 
-Tolerance rules (CONTRACT.md section 10 and the examples README):
+Tolerance rules (the documented bodies mix casings, tests/fixtures/graph/README.md lists the
+quirks; Graph's generic change notifications spell types ``#Microsoft.Graph.…``):
 
 * ``@odata.type`` is compared case-insensitively, with or without the leading ``#`` and
   with or without the ``microsoft.graph.`` namespace.

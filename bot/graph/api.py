@@ -1,4 +1,6 @@
-"""One method per Graph calls endpoint (CONTRACT 7), returning parsed models.
+"""One method per Graph calls endpoint, returning parsed models. Each action has its own Graph
+page (call-answer, call-playprompt, application-post-calls, ...), listed with its documented
+bodies in tests/fixtures/graph/README.md.
 
 This layer sends and parses; it does not wait for notifications. ``bot.calls.Call`` builds
 the "returns when the operation completes" behaviour on top of it.
@@ -150,14 +152,15 @@ class CallsApi:
         return _operation(resp, m.MuteParticipantOperation)
 
     async def mute_all(self, call_id: str, body: m.MuteAllRequest) -> m.CommsOperation | None:
-        """Beta only, deprecated (CONTRACT 7.18)."""
+        """Beta only, deprecated
+        (https://learn.microsoft.com/graph/api/participant-muteall?view=graph-rest-beta)."""
         resp = await self._post(self._call(call_id, "participants", "muteAll"), body.to_dict(),
                                       beta=True)
         return _operation(resp)
 
     async def update_metadata(self, call_id: str, participant_id: str,
                               body: m.UpdateMetadataRequest) -> m.CommsOperation | None:
-        """Beta: set the bot's own participant metadata. The path is not in CONTRACT.md;
+        """Beta: set the bot's own participant metadata. The path is not in the Graph reference;
         it follows the participant-action pattern (``…/participants/{id}/updateMetadata``)."""
         resp = await self._post(
             self._call(call_id, "participants", _q(participant_id), "updateMetadata"),

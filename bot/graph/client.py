@@ -1,4 +1,5 @@
-"""HTTP client for the Graph calls API on aiohttp (CONTRACT 2).
+"""HTTP client for the Graph calls API on aiohttp (https://learn.microsoft.com/graph/errors,
+https://learn.microsoft.com/graph/throttling).
 
 * a fresh ``client-request-id`` GUID on every attempt, logged with Graph's ``request-id``;
 * ``scenario-id`` propagated (per client, or per request);

@@ -1,4 +1,5 @@
-"""Graph errors as typed exceptions (CONTRACT 2: the standard error body).
+"""Graph errors as typed exceptions (the standard error body of
+https://learn.microsoft.com/graph/errors).
 
 Each class also inherits the fitting builtin, so ``except LookupError`` catches a 404.
 Nothing here branches on message text.

@@ -1,4 +1,6 @@
-"""Graph cloud-communications objects (CONTRACT.md sections 3-8).
+"""Graph cloud-communications objects: the resources of the calls API (call, participant,
+commsOperation, commsNotification and their complex types), as the Graph reference pages
+describe them (https://learn.microsoft.com/graph/api/resources/call and the pages it links).
 
 Every class parses tolerantly and serializes to the documented shape::
 
@@ -46,7 +48,9 @@ model = dataclass(kw_only=True, eq=False)
 
 
 def id_key(value: str | None) -> str:
-    """Comparison key for call and operation ids: case-insensitive, dashes ignored (CONTRACT 2)."""
+    """Comparison key for call and operation ids: case-insensitive, dashes ignored (the documented
+    bodies write an operation id lower-case with dashes, its URL upper-case without; see
+    tests/fixtures/graph/README.md)."""
     return (value or "").replace("-", "").lower()
 
 
@@ -156,7 +160,9 @@ class InvitationParticipantInfo(GraphObject):
 
 @model
 class ResultInfo(GraphObject):
-    """``{code, subcode, message}``; ``subCode`` and string codes are accepted (CONTRACT 5.5)."""
+    """``{code, subcode, message}``; ``subCode`` and string codes are accepted: documented bodies
+    carry both (tests/fixtures/graph/README.md,
+    https://learn.microsoft.com/graph/api/resources/resultinfo)."""
     odata_type = "#microsoft.graph.resultInfo"
     code: int | None = member(INT)
     subcode: int | None = member(INT, aliases=("subCode",))
@@ -392,7 +398,7 @@ class Call(GraphObject):
     application_metadata: Any = member(RAW)
 
 
-# ---- operations (CONTRACT 6) ----------------------------------------------------------------
+# ---- operations (https://learn.microsoft.com/graph/api/resources/commsoperation) ----
 
 @model
 class CommsOperation(GraphObject):
@@ -459,7 +465,7 @@ class SendDtmfTonesOperation(CommsOperation):
     completion_reason: str | None = member(CompletionReason)
 
 
-# ---- notifications (CONTRACT 8) ---------------------------------------------------------------
+# ---- notifications (https://learn.microsoft.com/graph/api/resources/commsnotification) ----
 
 _URL = re.compile(r"/(?:communications|app)/calls/(?P<call>[^/?#]+)(?P<rest>/[^?#]*)?$", re.IGNORECASE)
 
@@ -510,7 +516,8 @@ class CommsNotification(GraphObject):
     def kind(self) -> str:
         """``call``, ``participants``, ``operation``, ``contentSharing`` or ``unknown``.
 
-        Dispatches on resourceData first (CONTRACT 8.3: invite example 2 puts a roster under
+        Dispatches on resourceData first (example 2 of the participant-invite page,
+        https://learn.microsoft.com/graph/api/participant-invite, puts a roster under
         ``/operations/participants``), then on the URL.
         """
         data = self.resource_data
@@ -561,7 +568,7 @@ class CommsNotifications(GraphObject):
         return cls._parse_as(data)  # type: ignore[return-value]
 
 
-# ---- action request bodies (CONTRACT 7) ---------------------------------------------------------
+# ---- action request bodies (one Graph page per action, tests/fixtures/graph/README.md) ----------
 
 @model
 class AnswerRequest(GraphObject):
@@ -664,7 +671,8 @@ class GraphErrorBody(GraphObject):
     error: Any = member(RAW)
 
 
-# ---- Teams join URLs (CONTRACT 3.3) --------------------------------------------------------------
+# ---- Teams join URLs (the join-meeting examples of
+# https://learn.microsoft.com/graph/api/application-post-calls) -------------------------------
 
 class JoinUrlError(ValueError):
     pass
