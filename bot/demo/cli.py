@@ -28,7 +28,7 @@ def add_parsers(sub) -> None:
 
 def run_demo_command(args: argparse.Namespace) -> int:
     from .run import run_demo
-    from .script import ScriptError, load_script
+    from bot.emulator.script import ScriptError, load_script
 
     try:
         script = load_script(args.script)

@@ -42,7 +42,7 @@ CALLS_PER_WORKER = 200
 
 
 def _load_script(duration_s: float):
-    from bot.demo.script import MeetingScript, Participant, Utterance
+    from bot.emulator.script import MeetingScript, Participant, Utterance
 
     text = "the quick brown fox jumps over the lazy dog"   # ~3.5 s of speech every 5 s
     clip = min(duration_s, 10.0)
@@ -281,7 +281,7 @@ async def _measure_setup(calls: int, timeout_s: float = 30.0) -> dict:
     from bot.app import Bot
     from bot.config import BotConfig, CallSettings, GraphSettings, WebhookSettings
     from bot.demo.botmedia import DemoBotMedia
-    from bot.demo.script import MeetingScript, Participant, Utterance
+    from bot.emulator.script import MeetingScript, Participant, Utterance
     from bot.emulator.conference import ConferenceHandler
     from bot.emulator.server import GraphEmulator
     from bot.emulator.simmedia import prepare_meeting

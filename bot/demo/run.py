@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from bot.demo.script import MeetingScript, load_script
+from bot.emulator.script import MeetingScript, load_script
 
 SRTP_PROFILE = "AES_CM_128_HMAC_SHA1_80"
 

@@ -25,8 +25,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from bot.demo.script import MeetingScript, Participant
-from bot.demo.synth import SAMPLE_RATE, PatternVideo, audio_track
+from bot.emulator.script import MeetingScript, Participant
+from bot.emulator.synth import SAMPLE_RATE, PatternVideo, audio_track
 
 FRAME_SAMPLES = 320              # 20 ms at 16 kHz
 OPUS_PAYLOAD_TYPE = 111

@@ -11,7 +11,7 @@ import pytest
 from bot.cli import main
 from bot.demo.load import run_load_once
 from bot.demo.run import run_demo
-from bot.demo.script import load_script
+from bot.emulator.script import load_script
 
 
 @pytest.mark.slow

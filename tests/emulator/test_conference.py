@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 
-from bot.demo.script import MeetingScript, Participant, Utterance
+from bot.emulator.script import MeetingScript, Participant, Utterance
 from bot.emulator.conference import ConferenceMedia, MediaServer
 from bot.emulator.simmedia import (H264_CLOCK_RATE, MIXER_SOURCE_ID, OPUS_CLOCK_RATE,
                                    prepare_meeting)
@@ -254,7 +254,7 @@ def test_subscriptions_from_the_media_configuration_document():
 def test_scripted_dtmf_and_screen_share_reach_the_bot():
     """DTMF as RFC 4733 events on the presser's audio SSRC at the scripted
     time; the screen as a VBSS stream only while sharing, when subscribed."""
-    from bot.demo.script import DtmfPress, ScreenShare
+    from bot.emulator.script import DtmfPress, ScreenShare
     from mediacore.audio.dtmf import TelephoneEvent
 
     script = MeetingScript("keys", 3.0, (

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bot.demo.script import Participant, Utterance
-from bot.demo.synth import audio_track
+from bot.emulator.script import Participant, Utterance
+from bot.emulator.synth import audio_track
 from mediacore.processors.transcription import FRAME_100NS, SpeechSegmenter, TranscriptionProcessor
 from mediacore.processors.video_analytics import VideoAnalyticsProcessor
 

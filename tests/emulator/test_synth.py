@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from bot.demo.font import text_mask
-from bot.demo.script import Participant, Utterance
-from bot.demo.synth import SAMPLE_RATE, PatternVideo, audio_track, speech, speech_spans
+from bot.emulator.font import text_mask
+from bot.emulator.script import Participant, Utterance
+from bot.emulator.synth import SAMPLE_RATE, PatternVideo, audio_track, speech, speech_spans
 
 
 def test_speech_is_16k_int16_and_cached():

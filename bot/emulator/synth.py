@@ -3,7 +3,7 @@
 * Speech: espeak-ng, resampled to 16 kHz mono without dither (``sox -D``, so
   runs are deterministic), with a small Gaussian noise floor (σ = 10 LSB,
   about -70 dBFS) because pocketsphinx collapses on digital silence
-  (PEERS.md §9). Synthesised clips are cached by (voice, text).
+  (docs/audio.md, "Speech in tests"). Synthesised clips are cached by (voice, text).
 * Video: a moving test pattern in yuv420p with the participant's name in a
   bitmap font and a frame counter, so motion and identity are visible in every
   frame.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.demo.script import DEFAULT_SCRIPT, ScriptError, load_script, parse_script
+from bot.emulator.script import DEFAULT_SCRIPT, ScriptError, load_script, parse_script
 
 
 def test_default_script_has_three_talking_participants_with_video():

@@ -2,7 +2,7 @@
 (espeak-ng speech or a WAV file), shows (a moving test pattern with their name,
 or a video file), which DTMF digits they press and when they share a screen.
 
-The format is TOML (``bot/demo/default_meeting.toml`` is the default)::
+The format is TOML (``bot/emulator/meetings/default.toml`` is the default)::
 
     [meeting]
     title = "Weekly sync"
@@ -36,7 +36,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-DEFAULT_SCRIPT = Path(__file__).with_name("default_meeting.toml")
+DEFAULT_SCRIPT = Path(__file__).parent / "meetings" / "default.toml"
 _DTMF = re.compile(r"^[0-9*#A-Da-d]+$")
 
 
