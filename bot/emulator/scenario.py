@@ -13,7 +13,7 @@ from aiohttp import web
 
 from .notify import NotificationFaults
 from .service import GraphError
-from .state import Meeting, MediaStream, Participant, identity, new_id
+from .state import Meeting, MediaStream, Participant, identity, new_id, next_source_id
 
 if TYPE_CHECKING:
     from .server import GraphEmulator
@@ -37,7 +37,7 @@ def new_meeting(tenant_id: str, *, organizer_id: str | None = None, subject: str
 def new_person(meeting: Meeting | None, display_name: str, *, user_id: str | None = None,
                tenant_id: str | None = None, video: bool = False, muted: bool = False) -> Participant:
     def source_id() -> str:
-        return meeting.next_source_id() if meeting is not None else "1"
+        return meeting.next_source_id() if meeting is not None else next_source_id()
 
     streams = [MediaStream("audio", source_id(), "sendReceive", label="main-audio")]
     if video:

@@ -35,6 +35,7 @@ from .state import (
     identity,
     identity_key,
     new_id,
+    next_source_id,
 )
 
 log = logging.getLogger(__name__)
@@ -310,7 +311,7 @@ class CallsService:
                                    callback_uri=self._item_callback(call), legacy_resource=legacy_resource))
 
     def _bot_participant(self, call: Call, app: AppRegistration | None) -> Participant:
-        streams = [MediaStream("audio", call.meeting.next_source_id() if call.meeting else "10",
+        streams = [MediaStream("audio", next_source_id(),
                                label="main-audio")]
         if "video" in call.requested_modalities and call.meeting is not None:
             streams.append(MediaStream("video", call.meeting.next_source_id(), "receiveOnly"))
@@ -377,7 +378,7 @@ class CallsService:
                 call.participants[person.id] = person  # type: ignore[index]
         else:
             target = targets[0]
-            remote = self._simulated(target.get("identity") or {}, "1")
+            remote = self._simulated(target.get("identity") or {}, next_source_id())
             call.participants[remote.id] = remote  # type: ignore[index]
         call.bot = self._bot_participant(call, app)
         self.calls[call.id] = call
@@ -428,7 +429,7 @@ class CallsService:
             call.meeting_info = meeting.organizer_meeting_info()
             call.participants = dict(meeting.participants)
         else:
-            caller = Participant(id=new_id(), identity=source, media_streams=[MediaStream("audio", "1")])
+            caller = Participant(id=new_id(), identity=source, media_streams=[MediaStream("audio", next_source_id())])
             call.participants[caller.id] = caller  # type: ignore[index]
         call.targets[0]["id"] = call.my_participant_id
         self.calls[call.id] = call
@@ -534,11 +535,14 @@ class CallsService:
         call.result_info = result_info("0", None, None)
         self._end(call, {"@odata.type": CALL_TYPE, "state": "terminated", "resultInfo": call.result_info})
 
-    def end_by_remote(self, call: Call, message: str = "The call was ended by the remote party.") -> None:
+    def end_by_remote(self, call: Call, message: str = "The call was ended by the remote party.", *,
+                      code: Any = 0, subcode: int | None = 0) -> None:
         """The other side hangs up (or the meeting ends): ``terminated`` (deleted) with a resultInfo.
-        No code for this is documented; 0 with this message is the emulator's own."""
+        By default 0/0 with this message (the emulator's own); the media side passes the documented
+        call end reason codes (https://learn.microsoft.com/graph/api/call-delete, "Call end reason
+        codes"): 200/5001 when the meeting ends, 500/1005 for the bot's media."""
         self._cancel_media(call, notify=True)
-        call.result_info = result_info(0, 0, message)
+        call.result_info = result_info(code, subcode, message)
         self._end(call, {"@odata.type": CALL_TYPE, "state": "terminated", "resultInfo": call.result_info})
 
     def keep_alive(self, call_id: str) -> None:
@@ -643,7 +647,7 @@ class CallsService:
         stream = bot.stream("videoBasedScreenSharing")
         if stream is None:
             stream = MediaStream("videoBasedScreenSharing",
-                                 call.meeting.next_source_id() if call.meeting else "8", "receiveOnly")
+                                 next_source_id(), "receiveOnly")
             bot.media_streams.append(stream)
         stream.direction = "sendOnly" if role == "sharer" else "receiveOnly"
         stream.label = "applicationsharing-video" if role == "sharer" else None
@@ -707,7 +711,7 @@ class CallsService:
         # First the invitation shows up (id still null), then the people join with ids.
         pending = []
         for p in invited:
-            source_id = call.meeting.next_source_id() if call.meeting else str(len(call.participants) + 2)
+            source_id = next_source_id()
             person = self._simulated(p.get("identity") or {}, source_id, info_type=INVITATION_INFO_TYPE)
             person.endpoint_type = "default"
             person.language_id = None

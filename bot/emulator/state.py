@@ -45,6 +45,16 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+_SOURCE_IDS = itertools.count(1)
+
+
+def next_source_id() -> str:
+    """A media source id (``mediaStream.sourceId``) unique across the whole emulator, not per
+    meeting: the SSRCs of the conference's streams are these ids, so the calls of one bot that
+    share one media port never see the same SSRC twice."""
+    return str(next(_SOURCE_IDS))
+
+
 def compact_id(value: str) -> str:
     """The form operation ids take in notification URLs: upper case, no dashes."""
     return value.replace("-", "").upper()
@@ -185,10 +195,9 @@ class Meeting:
     subject: str | None = None
     participants: dict[str, Participant] = field(default_factory=dict)  # simulated people by id
     sharing_session_id: str | None = None  # the contentSharingSession while someone shares
-    _source_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def next_source_id(self) -> str:
-        return str(next(self._source_ids))
+        return next_source_id()
 
     @property
     def join_web_url(self) -> str:
