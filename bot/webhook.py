@@ -32,6 +32,18 @@ log = logging.getLogger("bot.webhook")
 
 DEFAULT_OPENID_CONFIGURATION_URL = "https://api.aps.skype.com/v1/.well-known/OpenIdConfiguration"
 DEFAULT_ISSUERS = ("https://api.botframework.com", "https://graph.microsoft.com")
+#: The tenant of a callback token: the short ``tid`` claim, or its long (WS-Federation) name,
+#: which Microsoft identity platform tokens may carry instead.
+TENANT_CLAIMS = ("tid", "http://schemas.microsoft.com/identity/claims/tenantid")
+
+
+def tenant_of(claims: dict[str, Any]) -> str | None:
+    """The callback token's tenant id, from ``tid`` or the long ``…/claims/tenantid`` claim."""
+    for name in TENANT_CLAIMS:
+        value = claims.get(name)
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
 
 
 class CallbackAuthError(Exception):
@@ -165,15 +177,15 @@ class CallbackAuthenticator:
             try:
                 claims = jwt.decode(token, key=key.key, algorithms=self.algorithms,
                                     audience=self.app_id, issuer=self.issuers, leeway=self.leeway_s,
-                                    options={"require": ["exp", "iss", "aud", "tid"]})
+                                    options={"require": ["exp", "iss", "aud"]})
             except jwt.InvalidSignatureError as exc:
                 last = exc
                 continue
             except jwt.PyJWTError as exc:
                 raise CallbackAuthError(f"invalid JWT: {exc}") from exc
-            tid = claims.get("tid")
-            if not isinstance(tid, str) or not tid:
-                raise CallbackAuthError("JWT tenant claim (tid) is empty")
+            if tenant_of(claims) is None:
+                raise CallbackAuthError("JWT has no tenant claim (tid or "
+                                        "http://schemas.microsoft.com/identity/claims/tenantid)")
             return claims
         raise CallbackAuthError(f"invalid JWT signature: {last}")
 
@@ -364,7 +376,7 @@ class WebhookServer:
             log.exception("cannot parse notifications")
             return web.Response(status=400)
         ctx = NotificationContext(
-            tenant_id=claims.get("tid"),
+            tenant_id=tenant_of(claims),
             scenario_id=request.headers.get("Scenario-ID") or request.headers.get("X-Microsoft-Skype-Chain-ID"),
             claims=claims, path=request.path)
         for note in notes.value or []:

@@ -114,6 +114,21 @@ async def test_graph_issuer_also_accepted(bench):
     assert await bench.post(BODY, token) == 202
 
 
+TENANT_ID_CLAIM = "http://schemas.microsoft.com/identity/claims/tenantid"
+
+
+@pytest.mark.parametrize("tenant_claims,expected", [
+    pytest.param({TENANT_ID_CLAIM: "tenant-long"}, "tenant-long", id="long-claim-only"),
+    pytest.param({"tid": "tenant-1", TENANT_ID_CLAIM: "tenant-1"}, "tenant-1", id="both"),
+    pytest.param({"tid": "", TENANT_ID_CLAIM: "tenant-long"}, "tenant-long", id="empty-tid-long-claim"),
+])
+async def test_tenant_from_tid_or_the_long_tenantid_claim(bench, tenant_claims, expected):
+    token = bench.key.sign({**claims(APP_ID, tid=None), **tenant_claims})
+    assert await bench.post(BODY, token) == 202
+    await bench.webhook.dispatcher.drain()
+    assert [ctx.tenant_id for _, ctx in bench.received] == [expected]
+
+
 def _forged(bench):
     other = SigningKey(kid=bench.key.kid, distinct_from=bench.key)         # same kid, different private key
     return other.sign(claims(APP_ID))
@@ -127,6 +142,8 @@ def _forged(bench):
     pytest.param(lambda b: b.key.sign(claims(APP_ID, nbf=int(time.time()) + 3600)), id="not-yet-valid"),
     pytest.param(lambda b: b.key.sign(claims(APP_ID, tid=None)), id="missing-tenant"),
     pytest.param(lambda b: b.key.sign(claims(APP_ID, tid="")), id="empty-tenant"),
+    pytest.param(lambda b: b.key.sign(claims(APP_ID, tid=None, **{TENANT_ID_CLAIM: ""})), id="empty-long-tenant"),
+    pytest.param(lambda b: b.key.sign(claims(APP_ID, tid=7)), id="tenant-not-a-string"),
     pytest.param(lambda b: b.key.sign({k: v for k, v in claims(APP_ID).items() if k != "exp"}), id="no-exp"),
     pytest.param(lambda b: "not.a.jwt", id="malformed-jwt"),
     pytest.param(lambda b: "abc", id="garbage"),
