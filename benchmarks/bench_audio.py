@@ -1,10 +1,11 @@
-"""Audio benchmarks (issue 4), anchors from PERF-ANCHORS.md sections 3 and 6.
+"""Audio benchmarks: the native mixer and Opus receive path against a plain
+AVX2 kernel, numpy and PyAV, measured in one run (docs/audio.md, "Measured here").
 
 Mixer, 32 sources x 320 samples, one output frame per call through cffi:
 * subject: ``mc_mix_i16_strided`` (runtime-dispatched kernel);
 * anchor "plain AVX2 reference": the textbook AVX2 kernel (16 samples at a
   time, two int32 accumulators, every source, packs) built here with
-  ``-O3 -mavx2`` and called through cffi the same way (PERF-ANCHORS §3:
+  ``-O3 -mavx2`` and called through cffi the same way (on the development VM
   ~0.73 µs bare, ~1.1 µs through cffi); the goal is <= 1.2x of it;
 * anchor numpy: ``np.clip(x.sum(0, dtype=int32), -32768, 32767).astype(int16)``
   (goal >= 10x).
@@ -13,7 +14,7 @@ Receive cost per 20 ms Opus frame, same packets:
 * subject: native libopus decode straight to 16 kHz into a reused int16
   buffer, one cffi crossing per frame, numpy view handed to Python;
 * anchor: PyAV libopus decode (48 kHz) + ``AudioResampler(s16, mono, 16000)``
-  + ``to_ndarray`` (PERF-ANCHORS §6: ~92-104 µs); the goal is >= 3x cheaper.
+  + ``to_ndarray`` (~92-104 µs on the development VM); the goal is >= 3x cheaper.
 """
 
 from __future__ import annotations
@@ -427,7 +428,7 @@ def test_density_receive_only_calls_per_core(benchmark):
     SRTP, mixed and unmixed frames out to one Python consumer) with no dropped
     frames, and the receiver's CPU per call: calls per core = calls / receiver
     cores used. Anchor: aiortc 1.16 as a transcription bot's receive side,
-    ~500 µs CPU per frame, ~30 calls per core (PERF-ANCHORS.md density table;
+    ~500 µs CPU per frame, ~30 calls per core (measured apart, docs/audio.md;
     not re-run here: it needs ICE/DTLS peers)."""
     from benchmarks._report import record_comparison
 
@@ -454,7 +455,7 @@ def test_density_receive_only_calls_per_core(benchmark):
     record_comparison("audio density: receive-only calls, CPU per call-frame",
                       subject=f"mediabot engine + graph + Python consumer, {best['n']} calls"
                               + (", no drops" if best["no_drops"] else ", DROPS (machine overloaded?)"),
-                      anchor="aiortc 1.16 receive (PERF-ANCHORS density, ~500 us/frame)",
+                      anchor="aiortc 1.16 receive (measured apart, docs/audio.md, ~500 us/frame)",
                       subject_ns=best["cpu_ns_per_call_frame"], anchor_ns=500_000.0,
                       calls_tested=best["n"], calls_per_core=best["calls_per_core"],
                       largest_no_drop=max((r["n"] for r in ok), default=0),

@@ -1,10 +1,10 @@
-"""Signaling set-up through the emulator (issue 7, performance): incoming-call notification ->
+"""Signaling set-up through the emulator: incoming-call notification ->
 the Bot answers -> ``call_established`` fires in the Bot, everything real (signed JWT callbacks,
 JWKS-verified, Graph client, per-call queues, state machine) on loopback.
 
 Anchor, measured in the same run: the wire floor of that flow, the same four HTTP exchanges
 (notification, answer, establishing, established) between two bare aiohttp apps.
-The issue's budget for the whole set-up including media is 300 ms; Microsoft's SDK users report
+The budget for the whole set-up including media is 300 ms; Microsoft's SDK users report
 5-10 s joins.
 """
 

@@ -1,5 +1,6 @@
-"""Engine receive-path benchmarks (issue 3, performance), anchors from
-PERF-ANCHORS.md sections 2 and 7.
+"""Engine receive-path benchmarks: the native receive path against aiortc's, and
+the engine's receiver CPU per datagram against a bare recvmmsg loop, measured
+side by side in one run (docs/engine.md, "Receive path vs aiortc").
 
 1. ``engine-receive-path-vs-aiortc``: sockets excluded on both sides, the same
    SRTP datagrams (AES_CM_128_HMAC_SHA1_80, 172-byte Opus-sized packets, 20 ms
@@ -22,10 +23,10 @@ PERF-ANCHORS.md sections 2 and 7.
      and ICE layer (the datagram comes from an ``_recv`` that pops a list,
      as the subject's come from memory), asyncio scheduling between
      datagrams (the coroutine never suspends), the RTCP task and decoding.
-     PERF-ANCHORS section 2 measured ``unprotect + await _handle_rtp_data``
-     at ~20 us; ``_recv_next`` and the frame hand-off add a little on top.
+     ``unprotect + await _handle_rtp_data`` alone took ~20 us on the
+     development VM; ``_recv_next`` and the frame hand-off add a little on top.
    * second anchor, reported beside it (``anchor_inline_chain_ns``): the
-     inline chain of PERF-ANCHORS section 2 without aiortc's objects
+     inline chain of aiortc's per-packet calls without its objects
      (pylibsrtp unprotect + ``RtpPacket.parse`` + ``StreamStatistics.add`` +
      depayload + ``JitterBuffer.add``), a lower bound for any aiortc-based
      receiver.
@@ -37,7 +38,7 @@ PERF-ANCHORS.md sections 2 and 7.
      video reorder buffer (in order: released at once) -> ring);
    * anchor: a bare C recvmmsg(64) loop (``mc_udp_sink_*``) that only counts.
    Figure: receiver thread CPU per received datagram (on loopback the kernel's
-   receive work runs on the sending core, PERF-ANCHORS section 7, so receiver
+   receive work runs on the sending core, so receiver
    CPU is the comparable number); packets/s per core = 1e9 / that.
    Goal: ratio >= 0.8.
 """
@@ -194,7 +195,7 @@ class _Aiortc:
 
 
 class _AiortcInline:
-    """The inline chain of PERF-ANCHORS section 2: aiortc's per-packet calls
+    """The inline chain: aiortc's per-packet calls
     without its transport and receiver objects (a lower bound)."""
 
     def __init__(self, key: bytes) -> None:

@@ -1,4 +1,4 @@
-"""`mediabot load` figures in the benchmark report (issue: emulator and demo).
+"""`mediabot load` figures in the benchmark report.
 
 * load-cpu-per-frame: the bot's CPU per received audio frame with N concurrent
   calls (SRTP, RTP, decode to 16 kHz, hand-off to a processor), against an
@@ -11,7 +11,7 @@
   processor), 10 calls at once; load-latency-p50/p99: wire-to-processor
   latency of audio frames beyond the jitter-buffer delay at N calls (a
   frame's playout tick -> the processor has it; see mediacore.audio.path), the
-  buffering before the tick beside it. Next to the goals of the issue
+  buffering before the tick beside it. Next to the goals set for them
   (anchors marked ``anchor_kind = "goal"``: nothing to measure them against
   here).
 * load-density: the largest N (of a ladder) with no dropped frame, against

@@ -1,4 +1,5 @@
-"""Frame hand-off benchmarks (issue: Foundation), anchors from PERF-ANCHORS.md §4.
+"""Frame hand-off benchmarks: the native SPSC ring against Python's queues,
+measured side by side in one run.
 
 * handoff-640B: a native producer thread -> one Python consumer thread, batched
   zero-copy reads, against queue.Queue, collections.deque (spin-polling

@@ -1,4 +1,5 @@
-"""SRTP unprotect benchmarks (issue 3, item 2), anchors from PERF-ANCHORS.md section 1.
+"""SRTP unprotect benchmarks: the native unprotect against the OpenSSL floor and
+pylibsrtp, measured side by side in one run (docs/srtp.md, "Cost").
 
 For each case (AES_CM_128_HMAC_SHA1_80 and AEAD_AES_128_GCM, 172-byte audio and
 1200-byte video packets) the same prebuilt SRTP packets with rising sequence

@@ -1,5 +1,6 @@
-"""Video benchmarks (issue 5), anchors from PERF-ANCHORS.md section 5 and
-aiortc's H.264 depayloader.
+"""Video benchmarks: H.264 depacketizing, decoding and passthrough against
+PyAV and aiortc's H.264 depayloader, measured in one run (docs/video.md,
+"Benchmarks").
 
 * h264-depacketize-1200B: per 1200-byte RTP packet of a real 720p stream,
   in thread CPU time, subject and anchor taking alternate turns on the same

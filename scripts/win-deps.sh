@@ -53,7 +53,7 @@ cleanup() {
 trap cleanup EXIT
 log() { echo "win-deps: $* ($(( $(date +%s) - start )) s)" >&2; }
 
-# ---- sources: a private apt source list (PEERS.md section 11) ------------------
+# ---- sources: a private apt source list (docs/engine.md, "Windows") ----------
 mkdir -p "$work/apt/lists/partial" "$work/apt/parts" "$work/apt/prefs" "$work/apt/cache/archives/partial" \
     "$work/dl"
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg

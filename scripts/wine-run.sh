@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run Windows test programs under wine, bounded in time, inside a throw-away
 # network namespace with only loopback when we may create one
-# (../shared/PEERS.md section 11).
+# (docs/engine.md, "Windows").
 # Usage: scripts/wine-run.sh prog.exe [args...]
 #        scripts/wine-run.sh --list FILE   (one "prog.exe args..." per line, all
 #        run in one namespace and one wine session; fails if any fails)

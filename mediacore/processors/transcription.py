@@ -4,8 +4,9 @@ en-us model).
 Frames (20 ms, 16 kHz mono int16) go into a per-speaker :class:`SpeechSegmenter`
 (an energy detector whose threshold follows the noise floor); each finished
 utterance is decoded whole (``full_utt=True``: streaming decoding starts with a
-cold cepstral mean and loses ~20 points of accuracy, PEERS.md §9) on a worker
-thread, never on the thread that hands frames over. Results are
+cold cepstral mean and loses ~20 points of word accuracy, docs/audio.md,
+"Speech in tests") on a worker thread, never on the thread that hands frames
+over. Results are
 :class:`TranscriptSegment` objects with the speaker id and the start and end
 timestamps of the utterance (100-ns units, the media clock of the frames).
 """

@@ -1,6 +1,6 @@
 """Decoded video frames: a PyAV ``VideoFrame`` plus metadata, with numpy views.
 
-Costs (PERF-ANCHORS section 5, and measured again here at 720p):
+Costs (PyAV 18 on the 2-vCPU development VM, at 720p; docs/video.md, "Codecs"):
 
 * :meth:`DecodedVideoFrame.planes` — zero copy: numpy views of the decoder's
   Y, U and V planes (valid while the frame object lives).

@@ -337,7 +337,7 @@ MC_API uint32_t mc_checksum32(const uint8_t *data, size_t length);
  *   AES_CM_128_HMAC_SHA1_32  key 16 + salt 14, SRTP tag 4, SRTCP tag 10 as in
  *                            RFC 5764 and libsrtp; with MC_SRTP_SRTCP_TAG_32
  *                            SRTCP gets a 4-byte tag too, as ffmpeg's suite
- *                            "AES_CM_128_HMAC_SHA1_32" does (PEERS.md 6).
+ *                            "AES_CM_128_HMAC_SHA1_32" does (docs/srtp.md).
  *   AEAD_AES_128_GCM         key 16 + salt 12, tag 16
  *   AEAD_AES_256_GCM         key 32 + salt 12, tag 16
  *

@@ -9,8 +9,9 @@
  * I/O thread); mc_udp_send_to and mc_udp_send_batch may be called from the
  * I/O thread and (for the wake socket only) from control threads.
  *
- * Batches: Linux uses recvmmsg/sendmmsg (one syscall per batch, PERF-ANCHORS
- * section 7: ~1.5 us per datagram); other systems loop over recvfrom/sendto
+ * Batches: Linux uses recvmmsg/sendmmsg (one syscall per batch: ~1.5 us of
+ * receiver CPU per datagram on the development VM, against ~10 us for an
+ * asyncio datagram transport); other systems loop over recvfrom/sendto
  * on a nonblocking socket until it would block.
  */
 #ifndef MC_NET_H

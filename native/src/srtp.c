@@ -4,7 +4,7 @@
  *
  * Contract: mediacore.h, region `srtp`; engine notes: srtp.h.
  *
- * Cost model (PERF-ANCHORS.md section 1): every key schedule is built at
+ * Cost model (docs/srtp.md, "Cost"): every key schedule is built at
  * create time. Per packet, AES-CM payloads up to 512 bytes get their counter
  * blocks encrypted by one EVP ECB call (no IV reset, see ctr_xor), longer ones
  * reset the IV of an EVP AES-CTR context; AES-GCM resets its IV. HMAC-SHA1
@@ -582,7 +582,8 @@ static void gcm_iv(uint8_t iv[12], const uint8_t salt[12], uint32_t ssrc, uint64
 }
 
 /* AES-CM keystream XOR in place. Resetting the IV of an EVP AES-CTR context
- * costs more than the cipher on an audio packet (PERF-ANCHORS.md 1b), so a
+ * costs more than the cipher on an audio packet (~220 ns against ~77 ns for
+ * AES-128-CTR itself on 172 bytes, measured on the development VM), so a
  * payload of up to CM_ECB_MAX bytes instead gets its counter blocks (IV + i,
  * i < 2^16 only touches the two zero bytes at the end of the IV) encrypted by
  * one ECB call on a context keyed once, then XORed in. Longer payloads use

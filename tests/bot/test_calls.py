@@ -21,7 +21,7 @@ def notes(name: str) -> list[m.CommsNotification]:
 
 # ---- state machine --------------------------------------------------------------------------
 
-DOCUMENTED_SEQUENCES = [  # CONTRACT 3.2
+DOCUMENTED_SEQUENCES = [  # call states: https://learn.microsoft.com/graph/api/resources/call
     [None, "establishing", "established"],
     [None, "incoming", "establishing", "established"],
     [None, "incoming", "terminated"],

@@ -45,7 +45,7 @@ def model_for(name: str, body: dict) -> m.GraphObject:
 
 
 def documented_canonical(value):
-    """Apply the documented quirk fixes (CONTRACT 5.5, 6, examples README) to an example:
+    """Apply the documented quirk fixes (tests/fixtures/graph/README.md) to an example:
     ``subCode`` -> ``subcode``, string ``code`` -> int, operation status ``Running`` -> ``running``."""
     if isinstance(value, list):
         return [documented_canonical(v) for v in value]

@@ -73,7 +73,8 @@ def is_rtcp(d: bytes) -> bool:
 
 
 def wait_udp_bound(port: int, timeout: float = 10.0) -> None:
-    """Wait until some process has a UDP socket on `port` (ss, PEERS.md 3)."""
+    """Wait until some process has a UDP socket on `port` (polled with ss: ffmpeg binds the
+    wildcard address within a fraction of a second but says nothing when it has)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         out = subprocess.run(["ss", "-Hunl", f"sport = :{port}"], capture_output=True, text=True)

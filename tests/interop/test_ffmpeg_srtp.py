@@ -1,4 +1,5 @@
-"""ffmpeg as an independent SRTP peer (PEERS.md section 3), both directions.
+"""ffmpeg as an independent SRTP peer (``-f rtp`` to ``srtp://`` to send, an SDP with
+a=crypto to receive), both directions.
 
 ffmpeg -> engine: every packet authenticates and the payloads the engine
 delivers equal what ffmpeg sent, as decrypted by libsrtp (pylibsrtp) from a

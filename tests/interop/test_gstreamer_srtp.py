@@ -1,4 +1,4 @@
-"""GStreamer srtpenc / srtpdec as an independent SRTP peer (PEERS.md section 4),
+"""GStreamer srtpenc / srtpdec as an independent SRTP peer (GStreamer 1.22),
 both directions, AES-CM and AES-GCM. The receiver caps carry the SSRC (without
 it srtpdec silently drops everything)."""
 

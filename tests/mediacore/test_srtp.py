@@ -573,7 +573,7 @@ def test_native_create_validates_arguments():
     lib.mc_srtp_free(ffi.NULL)
 
 
-# ---- ffmpeg: the two spellings of the _32 suite (PEERS.md section 6) ----------------------
+# ---- ffmpeg: the two spellings of the _32 suite (docs/srtp.md, "The _32 trap") -----------
 
 def _udp_pair() -> tuple[socket.socket, socket.socket]:
     """Two UDP sockets on 127.0.0.1 ports P and P+1 (ffmpeg sends SRTCP to P+1)."""

@@ -1,4 +1,4 @@
-"""A seeded userspace UDP impairment relay (PEERS.md section 8.3).
+"""A seeded userspace UDP impairment relay.
 
 ``tc netem`` is not available on the development and CI machines, so tests
 that need loss, delay, jitter, reordering or duplication put this relay

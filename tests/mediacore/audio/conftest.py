@@ -1,5 +1,5 @@
 """Shared audio test signals: tones, and speech from espeak-ng + sox with a
-small noise floor (../shared/PEERS.md §9), generated into tmp paths."""
+small noise floor (docs/audio.md, "Speech in tests"), generated into tmp paths."""
 
 from __future__ import annotations
 

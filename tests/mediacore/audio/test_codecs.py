@@ -70,8 +70,8 @@ def test_speech_snr_g711(speech_16k, law):
 
 
 def test_speech_through_opus_is_recognised(speech_16k, tmp_path):
-    """The PEERS.md §9 oracle: pocketsphinx with a JSGF grammar hears the
-    sentence after Opus at 16 kbit/s."""
+    """The speech oracle of docs/audio.md ("Speech in tests"): pocketsphinx
+    with a JSGF grammar hears the sentence after Opus at 16 kbit/s."""
     import pocketsphinx  # a test dependency: never skipped
     pcm = round_trip(speech_16k, Codec.OPUS, bitrate_bps=16000)
     gram = tmp_path / "s.gram"
