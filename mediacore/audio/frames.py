@@ -63,11 +63,17 @@ class AudioFrame:
     (unmixed) or the graph's 16 kHz sample count (mixed).
     """
 
-    __slots__ = ("_rec", "kind")
+    __slots__ = ("_rec", "kind", "participant_id", "display_name", "call_id")
 
-    def __init__(self, record: np.ndarray, kind: str) -> None:
+    def __init__(self, record: np.ndarray, kind: str, participant_id: str | None = None,
+                 display_name: str | None = None, call_id: str | None = None) -> None:
         self._rec = record           # 0-d structured array of FRAME_RECORD_DTYPE (owned copy)
         self.kind = kind
+        #: who spoke (unmixed frames of a call whose source map names the
+        #: source); None for mixed frames and unknown sources
+        self.participant_id = participant_id
+        self.display_name = display_name
+        self.call_id = call_id
 
     @classmethod
     def from_bytes(cls, data, kind: str) -> AudioFrame:
@@ -141,7 +147,8 @@ class AudioFrame:
         return [int(x) for x in self._h("active_speakers")[:n]]
 
     def __repr__(self) -> str:
-        return (f"<AudioFrame {self.kind} source={self.source_id} seq={self.sequence} "
+        return (f"<AudioFrame {self.kind} {self.display_name or self.participant_id or '-'} "
+                f"source={self.source_id} seq={self.sequence} "
                 f"t={self.timestamp_100ns} silence={self.is_silence} "
                 f"speakers={self.active_speakers}>")
 

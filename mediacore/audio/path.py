@@ -1,4 +1,4 @@
-"""The bot's receive audio on the native path: many calls, a few threads.
+"""Receive audio on the native path: many calls, a few threads.
 
 Per call, one native audio graph (``mediacore.audio.AudioGraph``) reads the
 engine's receive records of the call (jitter-buffered, one per 20 ms slot),
@@ -32,11 +32,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mediacore.audio.frames import (EVENT, FRAME_RECORD_BYTES, FRAME_RECORD_DTYPE, MIXED,
-                                    UNMIXED, AudioEvent)
-from mediacore.audio.graph import AudioGraph, AudioWorker, GraphStats
-from mediacore.errors import RingClosed
-from mediacore.rings import Ring
+from ..errors import RingClosed
+from ..rings import Ring
+from .frames import EVENT, FRAME_RECORD_BYTES, FRAME_RECORD_DTYPE, MIXED, UNMIXED, AudioEvent
+from .graph import AudioGraph, AudioWorker, GraphStats
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +84,10 @@ class LatencyRecorder:
                 "playout_delay_ms": self._pct(playout)}
 
 
+FrameHandler = Callable[[np.ndarray, np.ndarray, int], None]
+EventHandler = Callable[[AudioEvent], None]
+
+
 @dataclass
 class CallAudio:
     """One call's graph and the ring the engine writes its receive records to."""
@@ -94,14 +97,23 @@ class CallAudio:
     graph: AudioGraph
     worker_index: int
     final_stats: GraphStats | None = None
-    streams: list = field(default_factory=list)
+    streams: dict = field(default_factory=dict)   # ssrc -> engine receive stream
+    on_frames: FrameHandler | None = None
+    on_event: EventHandler | None = None
+    send_pcm: Ring | None = None
 
     def add_source(self, session, ssrc: int, clock_rate: int = 48000, **options):
         """Receive the remote audio source ``ssrc`` of ``session`` into this
         call's graph (the engine's jitter buffer in front unless ``direct``)."""
         stream = session.add_receive_stream(ssrc, "audio", clock_rate, ring=self.input, **options)
-        self.streams.append(stream)
+        self.streams[ssrc] = stream
         return stream
+
+    def remove_source(self, ssrc: int) -> None:
+        """Stop receiving ``ssrc`` (the graph forgets it after its source timeout)."""
+        stream = self.streams.pop(ssrc, None)
+        if stream is not None:
+            stream.close()
 
     def stats(self) -> GraphStats:
         return self.final_stats if self.final_stats is not None else self.graph.stats()
@@ -118,13 +130,11 @@ class _Lane:
     errors: list[str] = field(default_factory=list)
 
 
-FrameHandler = Callable[[np.ndarray, np.ndarray, int], None]
-EventHandler = Callable[[AudioEvent], None]
-
-
-class NativeAudioPath:
+class AudioPath:
     """Audio workers, their shared output rings and reader threads.
 
+    Each call registers its own handlers (:meth:`add_call`); ``on_frames`` /
+    ``on_event`` given here take the frames of calls without handlers.
     ``on_frames(frames, kinds, seen_ns)`` gets each batch: ``frames`` a numpy
     array of ``FRAME_RECORD_DTYPE`` (header fields + ``pcm`` (n, 320) int16,
     a view into the ring, valid during the call only), ``kinds`` the record
@@ -133,7 +143,8 @@ class NativeAudioPath:
     speaker, sources). Both run on a reader thread and must not block.
     """
 
-    def __init__(self, on_frames: FrameHandler, on_event: EventHandler | None = None, *,
+    def __init__(self, on_frames: FrameHandler | None = None,
+                 on_event: EventHandler | None = None, *,
                  workers: int | None = None, output_capacity: int = 1 << 22,
                  latency: LatencyRecorder | None = None) -> None:
         self.on_frames = on_frames
@@ -159,9 +170,14 @@ class NativeAudioPath:
     def add_call(self, tag: int, *, mixed: bool = False, unmixed: bool = True,
                  events: bool = True, payload_types: dict | None = None,
                  telephone_event_pt: int = -1, input_capacity: int = 1 << 16,
+                 on_frames: FrameHandler | None = None, on_event: EventHandler | None = None,
+                 send_out: Ring | None = None, engine=None, send_queue_frames: int = 500,
                  **graph_options) -> CallAudio:
         """A graph for call ``tag`` on the least busy worker; give its
-        ``input`` ring to the engine's receive streams of the call."""
+        ``input`` ring to the engine's receive streams of the call. Its frames
+        go to ``on_frames`` / ``on_event`` (else the path's). With ``send_out``
+        (an engine send stream's ring) the graph also encodes and sends the
+        PCM written to the call's ``send_pcm`` ring, one frame per tick."""
         with self._lock:
             if tag in self.calls:
                 raise ValueError(f"call tag {tag} already added")
@@ -169,10 +185,25 @@ class NativeAudioPath:
             lane = self.lanes[k]
             lane.calls += 1
         inp = Ring.create(input_capacity, policy="drop")
-        graph = AudioGraph(lane.worker, input=inp, payload_types=payload_types,
-                           telephone_event_pt=telephone_event_pt, output=lane.output, mixed=mixed,
-                           unmixed=unmixed, events=events, tag=tag, **graph_options)
-        call = CallAudio(tag, inp, graph, k)
+        send_pcm = None
+        if send_out is not None:
+            size = 1 << max(12, (send_queue_frames * (FRAME_RECORD_BYTES + 8)).bit_length())
+            send_pcm = Ring.create(size, policy="drop")
+            graph_options.update(send_pcm=send_pcm, send_out=send_out, engine=engine)
+        try:
+            graph = AudioGraph(lane.worker, input=inp, payload_types=payload_types,
+                               telephone_event_pt=telephone_event_pt, output=lane.output,
+                               mixed=mixed, unmixed=unmixed, events=events, tag=tag,
+                               **graph_options)
+        except BaseException:
+            inp.close()
+            if send_pcm is not None:
+                send_pcm.close()
+            with self._lock:
+                lane.calls -= 1
+            raise
+        call = CallAudio(tag, inp, graph, k, on_frames=on_frames, on_event=on_event,
+                         send_pcm=send_pcm)
         with self._lock:
             self.calls[tag] = call
         return call
@@ -186,7 +217,7 @@ class NativeAudioPath:
                 self.lanes[call.worker_index].calls -= 1
         if call is None:
             return None
-        for stream in call.streams:  # the engine stops writing to the input ring first
+        for stream in call.streams.values():  # the engine stops writing to the input ring first
             try:
                 stream.close()
             except Exception:  # the session or engine may be closed already
@@ -194,6 +225,8 @@ class NativeAudioPath:
         call.final_stats = call.graph.stats()
         call.graph.close()
         call.input.close()
+        if call.send_pcm is not None:
+            call.send_pcm.close()
         return call.final_stats
 
     # ---- reading -------------------------------------------------------------
@@ -221,17 +254,42 @@ class NativeAudioPath:
                     if not keep.all():
                         frames, types = frames[keep], types[keep]
                     self.latency.add(seen, frames)
-                    self.on_frames(frames, types, seen)
+                    self._route(frames, types, seen)
                 else:
                     for rec, typ in zip(batch, batch.types.tolist()):
-                        if typ == EVENT and self.on_event is not None:
-                            self.on_event(AudioEvent.from_bytes(rec))
+                        if typ == EVENT:
+                            self._route_event(AudioEvent.from_bytes(rec))
             except Exception as e:  # a processor bug must not stop the audio of every call
                 if len(lane.errors) < 20:
                     lane.errors.append(f"{type(e).__name__}: {e}")
                 log.exception("audio processor failed")
             finally:
                 batch.release()
+
+    def _route(self, frames: np.ndarray, types: np.ndarray, seen: int) -> None:
+        """Each call's frames to its handler: one slice when the batch is one
+        call's (a tick of a worker with one call), else one selection per call."""
+        calls = self.calls
+        tags = frames["header"]["tag"]
+        first = int(tags[0])
+        if tags[-1] == first and (tags == first).all():
+            groups = [(first, frames, types)]
+        else:
+            groups = []
+            for tag in np.unique(tags).tolist():
+                sel = tags == tag
+                groups.append((int(tag), frames[sel], types[sel]))
+        for tag, f, k in groups:
+            call = calls.get(tag)
+            handler = call.on_frames if call is not None and call.on_frames else self.on_frames
+            if handler is not None:
+                handler(f, k, seen)
+
+    def _route_event(self, event: AudioEvent) -> None:
+        call = self.calls.get(event.tag)
+        handler = call.on_event if call is not None and call.on_event else self.on_event
+        if handler is not None:
+            handler(event)
 
     @property
     def errors(self) -> list[str]:
@@ -261,8 +319,12 @@ class NativeAudioPath:
             lane.worker.close()
             lane.output.close()
 
-    def __enter__(self) -> NativeAudioPath:
+    def __enter__(self) -> AudioPath:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: the name the demo and the load generator knew it by
+NativeAudioPath = AudioPath

@@ -122,6 +122,15 @@ class DecodedVideoFrame:
     key_frame: bool = False
     arrival_ns: int = 0
     converter: FrameConverter | None = field(default=None, repr=False)
+    #: sender time of the frame on the media clock (``time.monotonic_ns() // 100``):
+    #: the stream's first arrival anchors it, then its RTP timestamps advance it
+    timestamp_100ns: int = 0
+    #: who sent it (set by the call's media from its source map)
+    participant_id: str | None = None
+    display_name: str | None = None
+    #: "video" (a camera) or "screen" (video-based screen sharing)
+    kind: str = "video"
+    call_id: str | None = None
 
     @property
     def width(self) -> int:

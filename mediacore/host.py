@@ -1,0 +1,170 @@
+"""``MediaHost``: the media of one process — one engine (one UDP port, the
+way a Teams media endpoint uses one public port per host), the native audio
+path (audio workers and their reader threads), and the calls.
+
+Create one per process, after any fork, and make each call's media with
+:meth:`MediaHost.create_call`::
+
+    host = MediaHost(bind_address="0.0.0.0", port=8445, public_address="203.0.113.10")
+    media = host.create_call(call_id)
+    blob = media.config_blob()            # -> appHostedMediaConfig.blob
+    media.update_sources([...])           # from the roster, whenever it changes
+    async for frame in media.audio(participant_id): ...
+    media.close()
+    host.close()
+
+A housekeeping thread (every 100 ms) reads each call's session events (the
+remote's address learnt, key-frame requests for what we send) and repeats
+video subscriptions to the remote.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import logging
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+from .audio.path import AudioPath, LatencyRecorder
+from .callmedia import CallMedia
+from .engine import SRTP_KEY_LENGTHS, Engine, EngineStats
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SRTP_PROFILE = "AES_CM_128_HMAC_SHA1_80"
+HOUSEKEEPING_S = 0.1
+
+
+class MediaHost:
+    """One per process: the engine, the audio path, the calls.
+
+    ``bind_address``/``port``: where the engine's UDP socket listens (port 0:
+    any). ``public_address``/``public_port``: what remotes send to (the VM's
+    public IP and the port forwarded to ours); they default to the bound ones,
+    and must be a numeric address (no DNS on the media path).
+    ``srtp_profile``: ``None`` for plain RTP (tests only).
+    ``audio_workers``: native audio worker threads (default: one per core, at
+    most four).
+    """
+
+    def __init__(self, bind_address: str = "127.0.0.1", port: int = 0, *,
+                 public_address: str | None = None, public_port: int | None = None,
+                 srtp_profile: str | None = DEFAULT_SRTP_PROFILE,
+                 audio_workers: int | None = None, latency: bool = False) -> None:
+        if srtp_profile is not None and srtp_profile not in SRTP_KEY_LENGTHS:
+            raise ValueError(f"unknown SRTP profile {srtp_profile!r}; "
+                             f"known: {', '.join(SRTP_KEY_LENGTHS)}")
+        public = public_address or bind_address
+        try:
+            addr = ipaddress.ip_address(public)
+        except ValueError:
+            raise ValueError(f"public address {public!r} must be a numeric IPv4 or IPv6 "
+                             "address") from None
+        if addr.is_unspecified:
+            raise ValueError(f"bound to {bind_address}: give the public address remotes "
+                             "send to (public_address)")
+        if audio_workers is not None and audio_workers < 1:
+            raise ValueError("audio_workers must be at least 1")
+        self.srtp_profile = srtp_profile
+        self.engine = Engine(bind_address, port)
+        try:
+            self.engine.start()
+            self.public_address = public
+            self.public_port = public_port or self.engine.port
+            recorder = LatencyRecorder()
+            recorder.enabled = latency
+            self.audio = AudioPath(workers=audio_workers, latency=recorder)
+        except BaseException:
+            self.engine.close()
+            raise
+        self._calls: dict[str, CallMedia] = {}
+        self._lock = threading.Lock()
+        self._tags = itertools.count(1)
+        self._stop = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._housekeeping, daemon=True,
+                                        name="mediabot-housekeeping")
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        """The UDP port the engine listens on."""
+        return self.engine.port
+
+    @property
+    def calls(self) -> dict[str, CallMedia]:
+        with self._lock:
+            return dict(self._calls)
+
+    def create_call(self, call_id: str | None = None, *, mixed: bool = False,
+                    video: bool = True, screen_share: bool = True, send_video: bool = False,
+                    output_dir: str | Path | None = None, **options: Any) -> CallMedia:
+        """The media of a new call. ``call_id``: the signaling side's id (a
+        random one when not known yet: a call placed by the bot gets Graph's
+        id only in the answer; :meth:`rename_call` then). ``mixed``: also
+        mix every speaker (``mixed_audio()``, processors with ``audio="mixed"``).
+        ``video`` / ``screen_share``: offer to receive them. ``send_video``: a
+        video send path (``send_video()``)."""
+        if self._closed:
+            raise RuntimeError("the media host is closed")
+        call_id = call_id or str(uuid.uuid4())
+        with self._lock:
+            if call_id in self._calls:
+                raise ValueError(f"call {call_id} already has media")
+            tag = next(self._tags)
+        media = CallMedia(self, call_id, tag, mixed=mixed, video=video, screen_share=screen_share,
+                          send_video=send_video, output_dir=output_dir, **options)
+        with self._lock:
+            self._calls[call_id] = media
+        return media
+
+    def rename_call(self, old_id: str, new_id: str) -> None:
+        """Key a call's media by the id the signaling side learnt later."""
+        with self._lock:
+            media = self._calls.pop(old_id)
+            media.call_id = new_id
+            self._calls[new_id] = media
+
+    def get(self, call_id: str) -> CallMedia | None:
+        with self._lock:
+            return self._calls.get(call_id)
+
+    def _forget(self, media: CallMedia) -> None:
+        with self._lock:
+            if self._calls.get(media.call_id) is media:
+                del self._calls[media.call_id]
+
+    def stats(self) -> EngineStats:
+        return self.engine.stats()
+
+    def _housekeeping(self) -> None:
+        while not self._stop.wait(HOUSEKEEPING_S):
+            for media in self.calls.values():
+                try:
+                    media._housekeeping()
+                except Exception:   # one call's trouble must not stop the others'
+                    log.exception("housekeeping of call %s failed", media.call_id)
+
+    def close(self) -> None:
+        """End every call's media, stop the audio path and the engine (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self._thread.join(5)
+        for media in list(self.calls.values()):
+            try:
+                media.close("media host closed")
+            except Exception:
+                log.exception("closing call %s failed", media.call_id)
+        self.audio.close()
+        self.engine.close()
+
+    def __enter__(self) -> MediaHost:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
