@@ -13,10 +13,10 @@ Subclass and override ``on_*`` methods, or register handlers::
 
     asyncio.run(bot.run())
 
-Media stays outside: ``media`` is any object with ``media_config_blob(call)`` (or a plain
-callable ``media(call)``) returning the appHostedMediaConfig blob (or an awaitable of it);
-optional ``call_ended(call)`` / ``participants_changed(call, change)`` are called when present.
-Without ``media`` the bot answers with service-hosted media.
+Media goes through one typed seam: ``media`` is a :class:`bot.media.MediaProvider` (the stock
+one, :class:`bot.media.CallMediaProvider`, binds each call to :mod:`mediacore`): it gives the
+appHostedMediaConfig blob of each call and hears which call got it, every roster change, the
+call's media state and its end. Without ``media`` the bot answers with service-hosted media.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from .graph.api import CallsApi
 from .graph.auth import MsalTokenProvider, StaticTokenProvider, TokenProvider
 from .graph.client import GraphClient, RetryPolicy
 from .graph.errors import CallTerminated
+from .media import MediaProvider
 from .webhook import CallbackAuthenticator, NotificationContext, WebhookServer
 
 log = logging.getLogger("bot.app")
@@ -71,9 +72,12 @@ Decision = Answer | Reject | Redirect
 
 
 class Bot:
-    def __init__(self, config: BotConfig, *, media: Any = None, graph: GraphClient | None = None,
+    def __init__(self, config: BotConfig, *, media: MediaProvider | None = None,
+                 graph: GraphClient | None = None,
                  token_provider: TokenProvider | None = None,
                  authenticator: CallbackAuthenticator | None | bool = True) -> None:
+        if media is not None and not isinstance(media, MediaProvider):
+            raise TypeError(f"media must implement bot.media.MediaProvider, not {type(media).__name__}")
         self.config = config
         self.media = media
         self._handlers: dict[str, list[Callable[..., Awaitable[Any]]]] = collections.defaultdict(list)
@@ -162,14 +166,21 @@ class Bot:
     # ---- CallListener (called from each call's event task, in order) ---------------------------------
 
     async def call_state_changed(self, call: Call, old: str | None, new: str) -> None:
+        if new == "established" and self.media is not None:
+            try:
+                await self.media.media_state_changed(call, call.resource.media_state)
+            except Exception:
+                log.exception("call %s: the media provider failed on the media state", call.id)
         await self.on_call_state_changed(call, old, new)
         if new == "established":
             await self.on_call_established(call)
 
     async def participants_changed(self, call: Call, change: RosterChange) -> None:
-        hook = getattr(self.media, "participants_changed", None)
-        if hook is not None:
-            await _maybe_await(hook(call, change))
+        if self.media is not None:
+            try:
+                await self.media.participants_changed(call, change)
+            except Exception:
+                log.exception("call %s: the media provider failed on a roster change", call.id)
         await self.on_participants_changed(call, change)
 
     async def tone_received(self, call: Call, tone: m.ToneInfo) -> None:
@@ -179,12 +190,11 @@ class Bot:
         await self.on_content_sharing_changed(call, note)
 
     async def call_ended(self, call: Call) -> None:
-        hook = getattr(self.media, "call_ended", None)
-        if hook is not None:
+        if self.media is not None:
             try:
-                await _maybe_await(hook(call))
+                await self.media.call_ended(call)
             except Exception:
-                log.exception("media call_ended hook failed for %s", call.id)
+                log.exception("call %s: the media provider failed at the call's end", call.id)
         try:
             await self.on_call_ended(call)
         finally:
@@ -213,7 +223,9 @@ class Bot:
             decision = self._default_decision()
         try:
             if isinstance(decision, Answer):
-                await call.answer(media_config=decision.media_config or await self.media_config(call),
+                media_config = decision.media_config or await self.media_config(call)
+                await self._media_started(call, media_config)
+                await call.answer(media_config=media_config,
                                   accepted_modalities=decision.modalities or self.config.calls.modalities,
                                   callback_uri=decision.callback_uri or self.config.webhook.public_url,
                                   call_options=decision.call_options or self._incoming_options(),
@@ -254,11 +266,17 @@ class Bot:
         """appHostedMediaConfig from the media provider, else serviceHostedMediaConfig."""
         if self.media is None:
             return m.ServiceHostedMediaConfig()
-        fn = getattr(self.media, "media_config_blob", None) or self.media
-        blob = await _maybe_await(fn(call))
+        blob = await self.media.media_config(call)
         if not isinstance(blob, str):
             raise TypeError("the media provider must return the media config blob as a string")
         return m.AppHostedMediaConfig(blob=blob)
+
+    async def _media_started(self, call: Call, media_config: m.MediaConfig | None) -> None:
+        """Tell the media provider which call its document went to."""
+        if self.media is None or not isinstance(media_config, m.AppHostedMediaConfig):
+            return
+        if media_config.blob:
+            await self.media.call_started(call, media_config.blob)
 
     # ---- notifications -------------------------------------------------------------------------------
 
@@ -350,6 +368,7 @@ class Bot:
         if call.state is None:
             call.machine.apply(created.state or "establishing")
             call.resource.state = call.state
+        await self._media_started(call, body.media_config)
         return call
 
     async def create_call(self, targets: Sequence[m.InvitationParticipantInfo | m.IdentitySet], *,
@@ -454,12 +473,6 @@ class Bot:
             for sig in installed:
                 loop.remove_signal_handler(sig)
             await self.stop()
-
-
-async def _maybe_await(value: Any) -> Any:
-    if inspect.isawaitable(value):
-        return await value
-    return value
 
 
 __all__ = ["Bot", "Answer", "Reject", "Redirect", "Decision", "EVENTS"]

@@ -80,6 +80,20 @@ class DemoBotMedia:
 
     # ---- Bot media provider protocol -------------------------------------------------
 
+    # ---- bot.media.MediaProvider --------------------------------------------------------
+
+    async def media_config(self, call) -> str:
+        return self.media_config_blob(call)
+
+    async def call_started(self, call, blob: str) -> None:
+        with self._lock:
+            for sid, doc in self.local.items():
+                if doc.to_blob() == blob:
+                    self.call_sessions[call.id] = sid
+
+    async def media_state_changed(self, call, media_state) -> None:
+        pass
+
     def media_config_blob(self, call) -> str:
         call_id = getattr(call, "id", None) if call is not None else None
         doc = MediaConfig.generate(self.address, self.engine.port, role="bot",
@@ -91,7 +105,7 @@ class DemoBotMedia:
                 self.call_sessions[call_id] = doc.media_session_id
         return doc.to_blob()
 
-    def participants_changed(self, call, change) -> None:
+    async def participants_changed(self, call, change) -> None:
         me = getattr(call.resource, "my_participant_id", None)
         changed = False
         for p in list(change.added) + list(change.updated):
@@ -125,7 +139,7 @@ class DemoBotMedia:
             return
         self.media_update(call_id, subscription_blob(doc, receiver.video_subscriptions()))
 
-    def call_ended(self, call) -> None:
+    async def call_ended(self, call) -> None:
         with self._lock:
             sid = self.call_sessions.get(call.id)
             receiver = self.receivers.pop(sid, None) if sid else None

@@ -25,6 +25,28 @@ TENANT = "86dc81db-c112-4228-9222-63f3esaa1edb"
 INCOMING_ID = "57DAB8B1894C409AB240BD8BEAE78896"
 
 
+class RecordingMedia:
+    """A media provider (bot.media.MediaProvider) that only records what the bot tells it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str | None]] = []
+
+    async def media_config(self, call) -> str:
+        return "<Media Session Configuration Blob>"
+
+    async def call_started(self, call, blob: str) -> None:
+        self.calls.append(("started", call.id))
+
+    async def participants_changed(self, call, change) -> None:
+        self.calls.append(("roster", call.id))
+
+    async def media_state_changed(self, call, media_state) -> None:
+        self.calls.append(("media_state", call.id))
+
+    async def call_ended(self, call) -> None:
+        self.calls.append(("ended", call.id))
+
+
 class Platform:
     """Plays Microsoft's side: signs and POSTs notifications, answers Graph requests."""
 
@@ -47,8 +69,8 @@ class Platform:
                 "calls": {"keepalive_interval_s": 600, **config_overrides}}
         config = config_from_mapping(data, env={"TOKEN": "graph-token"})
         auth = CallbackAuthenticator(app_id=APP_ID, openid_configuration_url=self.keys.config_url)
-        self.bot = Bot(config, graph=self.graph.client, media=lambda call: "<Media Session Configuration Blob>",
-                       authenticator=auth)
+        self.media = RecordingMedia()
+        self.bot = Bot(config, graph=self.graph.client, media=self.media, authenticator=auth)
         await self.bot.start()
         return self.bot
 

@@ -1,0 +1,167 @@
+"""The one seam between signaling and media.
+
+:class:`MediaProvider` is what the :class:`~bot.app.Bot` asks about media:
+the media configuration document of a call (``appHostedMediaConfig.blob``),
+then tells it which call that document went to, every roster change, a
+changed media state and the end of the call. :class:`CallMediaProvider` is
+the stock implementation on :mod:`mediacore` (a :class:`~mediacore.MediaHost`
+per process, a :class:`~mediacore.CallMedia` per call, processors started on
+each call). It is the only module of ``bot`` that imports ``mediacore``; a
+bot with its own media stack implements the protocol instead.
+
+The roster becomes the media's *source map* (plain data): every other
+participant's ``mediaStreams[]`` entry with a ``sourceId`` — ``audio``,
+``video``, and ``videoBasedScreenSharing`` (active while its direction sends)
+— keyed by that id, with the participant's id and display name
+(https://learn.microsoft.com/graph/api/resources/mediastream).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from mediacore import CallMedia, MediaHost, Processor, Source
+
+if TYPE_CHECKING:
+    from .calls import Call, RosterChange
+    from .graph import models as m
+
+log = logging.getLogger("bot.media")
+
+_KINDS = {"audio": "audio", "video": "video", "videobasedscreensharing": "screen"}
+
+
+@runtime_checkable
+class MediaProvider(Protocol):
+    """What the bot needs from a media stack (all coroutines, run on the bot's loop)."""
+
+    async def media_config(self, call: Call | None) -> str:
+        """The media configuration blob for answering ``call``, or for a call
+        the bot places (``None``: its id is known only from the answer)."""
+        ...
+
+    async def call_started(self, call: Call, blob: str) -> None:
+        """``blob`` (from :meth:`media_config`) went to Graph for ``call``."""
+        ...
+
+    async def participants_changed(self, call: Call, change: RosterChange) -> None:
+        """The call's roster changed (``call.roster`` holds the whole of it)."""
+        ...
+
+    async def media_state_changed(self, call: Call, media_state: m.CallMediaState | None) -> None:
+        """Graph reported a new ``mediaState`` of the call (audio active or inactive)."""
+        ...
+
+    async def call_ended(self, call: Call) -> None:
+        """The call is over: release its media."""
+        ...
+
+
+def source_map(call: Call) -> list[Source]:
+    """The call's media sources from its roster (the bot's own streams left out)."""
+    me = call.my_participant_id
+    out: list[Source] = []
+    for p in call.participants:
+        if p.id is None or (me is not None and p.id == me):
+            continue
+        name = p.display_name
+        for ms in p.media_streams or []:
+            kind = _KINDS.get((ms.media_type or "").lower())
+            if kind is None or ms.source_id in (None, ""):
+                continue
+            try:
+                sid = int(ms.source_id)   # type: ignore[arg-type]
+            except ValueError:
+                log.warning("call %s: participant %s has a non-numeric sourceId %r", call.id,
+                            p.id, ms.source_id)
+                continue
+            if not 0 <= sid <= 0xFFFFFFFF:
+                continue
+            active = kind != "screen" or (ms.direction or "") in ("sendOnly", "sendReceive")
+            out.append(Source(sid, p.id, name, kind, active))
+    return out
+
+
+ProcessorFactory = Callable[["Call"], Sequence[Processor]]
+
+
+class CallMediaProvider:
+    """Binds each :class:`~bot.calls.Call` to a :class:`mediacore.CallMedia`.
+
+    ``processors(call)`` makes the processors of a new call (fresh objects per
+    call); ``output_dir``: each call's processors write under
+    ``output_dir/<call id>``. ``on_media(call, media)`` (optional) is called
+    once a call's media is bound, for a bot that reads streams itself.
+    """
+
+    def __init__(self, host: MediaHost, processors: ProcessorFactory | None = None, *,
+                 output_dir: str | Path | None = None, mixed: bool = False,
+                 video: bool = True, screen_share: bool = True, send_video: bool = False,
+                 on_media: Callable[[Call, CallMedia], Any] | None = None) -> None:
+        self.host = host
+        self.processors = processors
+        self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.mixed = mixed
+        self.video = video
+        self.screen_share = screen_share
+        self.send_video = send_video
+        self.on_media = on_media
+        self._by_blob: dict[str, CallMedia] = {}
+        self.results: dict[str, dict[str, Any]] = {}   # call id -> processor results
+
+    def media_for(self, call: Call | str) -> CallMedia | None:
+        """The media of a call (by :class:`Call` or call id)."""
+        call_id = call if isinstance(call, str) else call.id
+        return self.host.get(call_id)
+
+    async def media_config(self, call: Call | None) -> str:
+        media = self.host.create_call(call.id if call is not None else None, mixed=self.mixed,
+                                      video=self.video, screen_share=self.screen_share,
+                                      send_video=self.send_video)
+        blob = media.config_blob()
+        self._by_blob[blob] = media
+        return blob
+
+    async def call_started(self, call: Call, blob: str) -> None:
+        media = self._by_blob.pop(blob, None)
+        if media is None:
+            log.warning("call %s: its media configuration was not made here", call.id)
+            return
+        if media.call_id != call.id:
+            self.host.rename_call(media.call_id, call.id)
+        if self.output_dir is not None:
+            media.output_dir = self.output_dir / _safe(call.id)
+        media.update_sources(source_map(call))
+        for processor in (self.processors(call) if self.processors else ()):
+            try:
+                media.add_processor(processor)
+            except Exception:
+                log.exception("call %s: processor %s did not start", call.id,
+                              type(processor).__name__)
+        if self.on_media is not None:
+            self.on_media(call, media)
+
+    async def participants_changed(self, call: Call, change: RosterChange) -> None:
+        media = self.host.get(call.id)
+        if media is not None:
+            media.update_sources(source_map(call))
+
+    async def media_state_changed(self, call: Call, media_state: m.CallMediaState | None) -> None:
+        log.info("call %s: media state %s", call.id, media_state.to_dict() if media_state else None)
+
+    async def call_ended(self, call: Call) -> None:
+        media = self.host.get(call.id)
+        if media is not None:
+            self.results[call.id] = await media.aclose("call ended")
+
+    def close(self) -> None:
+        for media in self._by_blob.values():   # made for calls that never started
+            media.close("never started")
+        self._by_blob.clear()
+
+
+def _safe(call_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in call_id)
