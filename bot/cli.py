@@ -8,6 +8,7 @@ import logging
 import sys
 
 from .demo.cli import add_parsers as add_demo_parsers
+from .emulator.cli import add_parser as add_emulator_parser
 
 
 def _run(config_path: str, log_level: str | None) -> int:
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mediabot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     add_demo_parsers(sub)  # demo, load
+    add_emulator_parser(sub)  # emulator
     run = sub.add_parser("run", help="run the bot: serve the calling webhook and handle calls")
     run.add_argument("--config", required=True, metavar="FILE", help="TOML configuration file")
     run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default=None)
