@@ -148,6 +148,8 @@ class CallMedia:
         self.tag = tag
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.audio_queue_ms = audio_queue_ms
+        #: when this call's media started, on the media clock (100-ns units)
+        self.epoch_100ns = _now_100ns()
         kinds = ("audio",) + (("video",) if video or send_video else ()) + \
             (("vbss",) if screen_share else ())
         self.config = MediaConfig.generate(host.public_address, host.public_port, role="bot",
@@ -560,7 +562,8 @@ class CallMedia:
                       ) -> ProcessorRunner:
         """Start ``processor`` on this call (its ``mode`` says where). It gets
         a :class:`ParticipantJoined` for everyone already present first."""
-        ctx = ProcessorContext(self.call_id, self.output_dir, dict(options or {}), self)
+        ctx = ProcessorContext(self.call_id, self.output_dir, dict(options or {}), self,
+                               self.epoch_100ns)
         if self.output_dir is not None:
             self.output_dir.mkdir(parents=True, exist_ok=True)
         runner = start_runner(processor, ctx)

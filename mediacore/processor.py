@@ -77,6 +77,8 @@ class ProcessorContext:
     #: the call's media (thread and inline modes only; None in a worker process):
     #: a processor can send audio, DTMF or video back into the call through it
     media: Any = None
+    #: when the call's media started, on the media clock (``time.monotonic_ns() // 100``)
+    epoch_100ns: int = 0
 
 
 class AudioBatch:
@@ -430,7 +432,8 @@ class ProcessRunner(ProcessorRunner):
         self._stop = mp.Event()
         ready = mp.Event()
         self._results = mp.Queue()
-        child_ctx = ProcessorContext(ctx.call_id, ctx.output_dir, dict(ctx.options), None)
+        child_ctx = ProcessorContext(ctx.call_id, ctx.output_dir, dict(ctx.options), None,
+                                     ctx.epoch_100ns)
         self._proc = mp.Process(target=_process_main, daemon=True,
                                 args=(processor, child_ctx, self._ring.name, ready, self._stop,
                                       self._results),

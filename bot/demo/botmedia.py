@@ -25,8 +25,8 @@ import numpy as np
 
 from mediacore.engine import Engine
 from mediacore.mediaconfig import MediaConfig
-from mediacore.processors.transcription import TranscriptionProcessor
-from mediacore.processors.video_analytics import VideoAnalyticsProcessor
+from mediacore.processors.transcription import SpeechTranscriber
+from mediacore.processors.video_analytics import VideoAnalyzer
 
 from mediacore.audio.path import NativeAudioPath
 from .receiver import MeetingReceiver, SourceInfo
@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 
 
 class DemoBotMedia:
-    def __init__(self, engine: Engine, *, transcriber: TranscriptionProcessor,
-                 analytics: VideoAnalyticsProcessor | None, address: str = "127.0.0.1",
+    def __init__(self, engine: Engine, *, transcriber: SpeechTranscriber,
+                 analytics: VideoAnalyzer | None, address: str = "127.0.0.1",
                  srtp_profile: str = "AES_CM_128_HMAC_SHA1_80") -> None:
         self.engine = engine
         self.transcriber = transcriber

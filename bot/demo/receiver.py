@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mediacore.processors.transcription import TranscriptionProcessor
-from mediacore.processors.video_analytics import VideoAnalyticsProcessor
+from mediacore.processors.transcription import SpeechTranscriber
+from mediacore.processors.video_analytics import VideoAnalyzer
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class MeetingReceiver:
     per process); the receiver registers the call under ``tag``."""
 
     def __init__(self, session, sources: dict[int, SourceInfo] | None = None, *,
-                 transcriber: TranscriptionProcessor, analytics: VideoAnalyticsProcessor | None,
+                 transcriber: SpeechTranscriber, analytics: VideoAnalyzer | None,
                  audio=None, tag: int = 0, clock_rate_audio: int = 48000,
                  clock_rate_video: int = 90000) -> None:
         from mediacore.audio.path import NativeAudioPath

@@ -62,8 +62,8 @@ async def _run_demo(script: MeetingScript, *, video: bool, report_path: str | No
     import asyncio
 
     from mediacore.engine import Engine
-    from mediacore.processors.transcription import TranscriptionProcessor
-    from mediacore.processors.video_analytics import VideoAnalyticsProcessor
+    from mediacore.processors.transcription import SpeechTranscriber
+    from mediacore.processors.video_analytics import VideoAnalyzer
 
     from bot.app import Bot
     from bot.config import BotConfig, CallSettings, GraphSettings, WebhookSettings
@@ -91,9 +91,9 @@ async def _run_demo(script: MeetingScript, *, video: bool, report_path: str | No
     def on_segment(seg):
         view.line(f"transcript  {seg.speaker}: {seg.text}   ({seg.start_s:.1f}-{seg.end_s:.1f} s)")
 
-    transcriber = TranscriptionProcessor(on_segment, workers=2,
+    transcriber = SpeechTranscriber(on_segment, workers=2,
                                          grammar_sentences=sentences if grammar else None)
-    analytics = VideoAnalyticsProcessor() if video else None
+    analytics = VideoAnalyzer() if video else None
     server = MediaServer("127.0.0.1")
     server.start()
     engine = Engine("127.0.0.1")

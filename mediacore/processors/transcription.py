@@ -13,14 +13,18 @@ timestamps of the utterance (100-ns units, the media clock of the frames).
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import queue
 import threading
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
+
+from ..audio.frames import AudioFrame
+from ..processor import Processor, ProcessorContext
 
 FRAME_SAMPLES = 320
 FRAME_100NS = 200_000  # 20 ms in 100-ns units
@@ -171,7 +175,7 @@ def _worker_decode(pcm: np.ndarray) -> str:
     return _worker_engine.decode(pcm)
 
 
-class TranscriptionProcessor:
+class SpeechTranscriber:
     """Per-speaker live transcription.
 
     Call :meth:`push` with each speaker's frames (from unmixed audio); finished
@@ -247,3 +251,85 @@ class TranscriptionProcessor:
         self._pool.shutdown(wait=True)
         with self._lock:
             return sorted(self.segments, key=lambda s: (s.start_100ns, s.speaker))
+
+
+class Transcription(Processor):
+    """Built-in processor ``transcription``: each speaker's own audio,
+    transcribed per utterance (pocketsphinx, offline, in worker processes).
+
+    Results go to ``on_segment`` handlers (``processor.on_segment.append(fn)``,
+    called on a result thread with a :class:`TranscriptSegment` whose
+    ``speaker`` is the display name), to :attr:`segments`, and, when the call
+    has an output folder, to ``transcript.jsonl`` there: one JSON object per
+    line, ``{"participant_id", "speaker", "start", "end", "text"}`` with
+    ``start``/``end`` in seconds since the call's media started.
+
+    Options: ``workers`` (decoder processes, default 1), ``grammar`` (a list
+    of sentences to decode against instead of free speech), ``file``.
+    """
+
+    audio = "unmixed"
+    mode = "thread"
+
+    def __init__(self, workers: int = 1, grammar: Iterable[str] | None = None,
+                 file: str = "transcript.jsonl") -> None:
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        self.workers = workers
+        self.grammar = list(grammar) if grammar else None
+        self.file = file
+        self.on_segment: list[Callable[[TranscriptSegment], None]] = []
+        self.segments: list[TranscriptSegment] = []
+        self._engine: SpeechTranscriber | None = None
+        self._out: Any = None
+        self._ids: dict[str, str] = {}
+        self._epoch_100ns = 0
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:   # picklable for process mode (no handlers)
+        d = dict(self.__dict__)
+        d["on_segment"], d["_lock"], d["_engine"], d["_out"] = [], None, None, None
+        return d
+
+    def __setstate__(self, d: dict[str, Any]) -> None:
+        self.__dict__.update(d)
+        self._lock = threading.Lock()
+
+    def on_start(self, ctx: ProcessorContext) -> None:
+        self._epoch_100ns = ctx.epoch_100ns
+        self._engine = SpeechTranscriber(self._segment, workers=self.workers,
+                                         grammar_sentences=self.grammar)
+        if ctx.output_dir is not None:
+            ctx.output_dir.mkdir(parents=True, exist_ok=True)
+            self._out = open(ctx.output_dir / self.file, "a", encoding="utf-8")
+
+    def on_audio(self, frame: AudioFrame) -> None:
+        if frame.kind != "unmixed" or self._engine is None:
+            return
+        speaker = frame.display_name or frame.participant_id or str(frame.source_id)
+        if frame.participant_id:
+            self._ids[speaker] = frame.participant_id
+        self._engine.push(speaker, frame.pcm, frame.timestamp_100ns)
+
+    def _segment(self, s: TranscriptSegment) -> None:
+        with self._lock:
+            self.segments.append(s)
+            if self._out is not None:
+                self._out.write(json.dumps({
+                    "participant_id": self._ids.get(s.speaker), "speaker": s.speaker,
+                    "start": round((s.start_100ns - self._epoch_100ns) / 1e7, 2),
+                    "end": round((s.end_100ns - self._epoch_100ns) / 1e7, 2),
+                    "text": s.text}) + "\n")
+                self._out.flush()
+        for fn in self.on_segment:
+            fn(s)
+
+    def on_stop(self) -> list[TranscriptSegment]:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+        with self._lock:
+            if self._out is not None:
+                self._out.close()
+                self._out = None
+            return list(self.segments)

@@ -8,10 +8,15 @@ resolution.
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+
+from ..processor import Processor, ProcessorContext
+from ..video.frames import DecodedVideoFrame
 
 try:  # optional extra: mediabot[faces]
     import cv2  # type: ignore[import-not-found]
@@ -55,7 +60,7 @@ class StreamAnalytics:
                 "motion_frames": self.motion_frames, "faces": self.faces}
 
 
-class VideoAnalyticsProcessor:
+class VideoAnalyzer:
     """Feed luma planes with :meth:`push`; read :attr:`streams`."""
 
     def __init__(self, *, scene_threshold: float = 40.0, motion_threshold: float = 1.0,
@@ -101,3 +106,62 @@ class VideoAnalyticsProcessor:
                                                    minSize=(40, 40))
             st.faces = len(found)
         return st
+
+
+class VideoAnalytics(Processor):
+    """Built-in processor ``video_analytics``: every participant's camera at
+    ``size`` (default 640x360) and the screen share, analysed per stream
+    (frame rate, size, motion, scene changes, faces with OpenCV). Writes
+    ``video.json`` to the call's output folder at the end:
+    ``{participant display name (screens: "<name>/screen"): {participant_id,
+    frames, fps, width, height, first, last, ...}}`` (``first``/``last``:
+    seconds since the call's media started). Options: ``size`` ([w, h]),
+    ``screen_share`` (bool), ``faces`` (bool), ``file``.
+    """
+
+    audio = None
+    mode = "thread"
+
+    def __init__(self, size: tuple[int, int] | list[int] = (640, 360), screen_share: bool = True,
+                 faces: bool = True, file: str = "video.json") -> None:
+        if len(size) != 2 or min(size) <= 0:
+            raise ValueError(f"size must be [width, height], not {size!r}")
+        self.video = (int(size[0]), int(size[1]))
+        self.screen_share = bool(screen_share)
+        self.faces = faces
+        self.file = file
+        self.analyzer: VideoAnalyzer | None = None
+        self._ids: dict[str, str | None] = {}
+        self._ctx: ProcessorContext | None = None
+
+    def on_start(self, ctx: ProcessorContext) -> None:
+        self._ctx = ctx
+        self.analyzer = VideoAnalyzer(detect_faces=self.faces)
+
+    def on_video(self, frame: DecodedVideoFrame) -> None:
+        if self.analyzer is None:
+            return
+        name = frame.display_name or frame.participant_id or str(frame.source_id)
+        label = f"{name}/screen" if frame.kind == "screen" else name
+        self._ids[label] = frame.participant_id
+        self.analyzer.push(label, frame.planes()[0], frame.timestamp_100ns)
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        if self.analyzer is None:
+            return out
+        epoch = self._ctx.epoch_100ns if self._ctx else 0
+        for label, st in sorted(self.analyzer.streams.items()):
+            d = {"participant_id": self._ids.get(label), **st.summary()}
+            if st.first_ts_100ns is not None and st.last_ts_100ns is not None:
+                d["first"] = round((st.first_ts_100ns - epoch) / 1e7, 2)
+                d["last"] = round((st.last_ts_100ns - epoch) / 1e7, 2)
+            out[label] = d
+        return out
+
+    def on_stop(self) -> dict[str, dict[str, Any]]:
+        summary = self.summary()
+        if self._ctx is not None and self._ctx.output_dir is not None:
+            self._ctx.output_dir.mkdir(parents=True, exist_ok=True)
+            (self._ctx.output_dir / self.file).write_text(json.dumps(summary, indent=2))
+        return summary

@@ -7,8 +7,8 @@ import numpy as np
 
 from bot.emulator.script import Participant, Utterance
 from bot.emulator.synth import audio_track
-from mediacore.processors.transcription import FRAME_100NS, SpeechSegmenter, TranscriptionProcessor
-from mediacore.processors.video_analytics import VideoAnalyticsProcessor
+from mediacore.processors.transcription import FRAME_100NS, SpeechSegmenter, SpeechTranscriber
+from mediacore.processors.video_analytics import VideoAnalyzer
 
 
 def frames(track: np.ndarray):
@@ -32,7 +32,7 @@ def test_transcription_attributes_words_to_each_speaker():
                  "B": "thank you all see you next week"}
     tracks = {name: audio_track(Participant(name, say=(Utterance(1.0 + 4 * i, s),)), 9.0, seed=i)
               for i, (name, s) in enumerate(sentences.items())}
-    tp = TranscriptionProcessor(workers=2, grammar_sentences=sentences.values())
+    tp = SpeechTranscriber(workers=2, grammar_sentences=sentences.values())
     for k in range(9 * 50):
         for name, t in tracks.items():
             tp.push(name, t[k * 320:(k + 1) * 320], k * FRAME_100NS)
@@ -44,7 +44,7 @@ def test_transcription_attributes_words_to_each_speaker():
 
 
 def test_video_analytics_fps_motion_scene_and_resolution():
-    va = VideoAnalyticsProcessor(detect_faces=False)
+    va = VideoAnalyzer(detect_faces=False)
     yy, xx = np.mgrid[0:180, 0:320]
     base = (128 + 100 * np.sin(xx / 20.0) * np.cos(yy / 30.0)).astype(np.uint8)  # smooth texture
     for i in range(30):  # 15 fps, small motion
