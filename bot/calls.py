@@ -66,7 +66,12 @@ class CallStateMachine:
     def apply(self, new: str | None) -> str:
         if new is None or new == self.state:
             return Transition.SAME
-        new = m.CallState.canonical(new) if isinstance(new, str) else new
+        if not isinstance(new, str):
+            # the webhook refuses such bodies (400); a state read by GET gets the same care
+            self.invalid_transitions += 1
+            log.warning("call state %r is not a string: ignored", new)
+            return Transition.INVALID
+        new = m.CallState.canonical(new)
         if new == self.state:
             return Transition.SAME
         current = self.state

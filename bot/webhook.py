@@ -32,6 +32,8 @@ log = logging.getLogger("bot.webhook")
 
 DEFAULT_OPENID_CONFIGURATION_URL = "https://api.aps.skype.com/v1/.well-known/OpenIdConfiguration"
 DEFAULT_ISSUERS = ("https://api.botframework.com", "https://graph.microsoft.com")
+#: Deeper bodies are refused before anything walks them (documented notifications nest ~10 deep).
+MAX_JSON_DEPTH = 32
 #: The tenant of a callback token: the short ``tid`` claim, or its long (WS-Federation) name,
 #: which Microsoft identity platform tokens may carry instead.
 TENANT_CLAIMS = ("tid", "http://schemas.microsoft.com/identity/claims/tenantid")
@@ -70,12 +72,19 @@ class CallbackAuthenticator:
     Keys are cached for ``refresh_interval_s`` (the reference sample refreshes every 2 h) and
     refetched once when a token names an unknown ``kid`` — at most once per
     ``unknown_kid_refetch_interval_s``, so random kids cannot make us hammer the endpoint.
+
+    One fetch is in flight at a time: concurrent callbacks wait for the same one. After a
+    failed fetch the next one waits ``fetch_backoff_s``, doubling with every further failure up
+    to ``fetch_backoff_max_s``; meanwhile callbacks are answered from the keys held, or 503 with
+    a ``Retry-After`` when there are none (so a key endpoint outage is not met with one fetch per
+    callback).
     """
 
     def __init__(self, *, app_id: str, openid_configuration_url: str = DEFAULT_OPENID_CONFIGURATION_URL,
                  issuers: Iterable[str] = DEFAULT_ISSUERS, leeway_s: float = 60.0,
                  algorithms: Iterable[str] = ("RS256",), refresh_interval_s: float = 7200.0,
                  unknown_kid_refetch_interval_s: float = 60.0,
+                 fetch_backoff_s: float = 1.0, fetch_backoff_max_s: float = 60.0,
                  session: aiohttp.ClientSession | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if not app_id:
@@ -93,8 +102,13 @@ class CallbackAuthenticator:
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
         self._last_forced: float | None = None
-        self._lock: asyncio.Lock | None = None
+        self._inflight: asyncio.Task[None] | None = None
+        self.fetch_backoff_s = fetch_backoff_s
+        self.fetch_backoff_max_s = fetch_backoff_max_s
+        self._failures = 0
+        self._retry_at: float | None = None      # no fetch before this (after failures)
         self.fetch_count = 0
+        self.fetch_attempts = 0
 
     async def close(self) -> None:
         if self._own_session and self._session is not None:
@@ -129,25 +143,52 @@ class CallbackAuthenticator:
         self.fetch_count += 1
         log.info("fetched %d callback signing keys from %s", len(keys), jwks_uri)
 
+    def retry_after_s(self) -> float:
+        """Seconds until the next key fetch may be tried (0 when it may be tried now)."""
+        if self._retry_at is None:
+            return 0.0
+        return max(0.0, self._retry_at - self._clock())
+
     async def _ensure(self, *, force: bool = False) -> None:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            stale = self._fetched_at is None or self._clock() - self._fetched_at > self.refresh_interval_s
+        now = self._clock()
+        stale = self._fetched_at is None or now - self._fetched_at > self.refresh_interval_s
+        if force and not stale:
+            if self._last_forced is not None and now - self._last_forced < self.unknown_kid_refetch_interval_s:
+                return
+        if not (stale or force):
+            return
+        if self._inflight is None or self._inflight.done():
+            if self._retry_at is not None and now < self._retry_at:
+                if not self._keys:
+                    raise SigningKeysUnavailable(
+                        f"no signing keys; the last fetch failed, next attempt in {self._retry_at - now:.1f} s")
+                return      # keep using the keys held until the back-off has passed
             if force:
-                now = self._clock()
-                if self._last_forced is not None and now - self._last_forced < self.unknown_kid_refetch_interval_s:
-                    return
                 self._last_forced = now
-            if stale or force:
-                try:
-                    await self._fetch()
-                except SigningKeysUnavailable:
-                    if not self._keys:
-                        raise
-                    log.exception("keeping the previous signing keys")
-                    # try again in a minute, not on every request while the endpoint is down
-                    self._fetched_at = self._clock() - self.refresh_interval_s + 60.0
+            self._inflight = asyncio.get_running_loop().create_task(self._fetch_once(), name="callback-keys")
+        # shielded: a callback whose client went away must not cancel the fetch the others await
+        await asyncio.shield(self._inflight)
+        if not self._keys:
+            raise SigningKeysUnavailable("no signing keys could be fetched")
+
+    async def _fetch_once(self) -> None:
+        """One fetch; failures only move the back-off (the caller decides on 503)."""
+        self.fetch_attempts += 1
+        try:
+            await self._fetch()
+        except SigningKeysUnavailable as exc:
+            self._failures += 1
+            delay = min(self.fetch_backoff_max_s, self.fetch_backoff_s * 2 ** (self._failures - 1))
+            if self._keys:
+                # keep the keys; retry the refresh after the back-off, not on every callback
+                delay = max(delay, min(60.0, self.refresh_interval_s))
+            self._retry_at = self._clock() + delay
+            log.error("cannot fetch the callback signing keys (%d failure(s) in a row; next attempt in %.1f s, "
+                      "%s): %s", self._failures, delay,
+                      "keeping the previous keys" if self._keys else "callbacks are answered 503", exc)
+        else:
+            self._failures = 0
+            self._retry_at = None
 
     async def validate(self, authorization: str | None) -> dict[str, Any]:
         """Return the token's claims, or raise CallbackAuthError / SigningKeysUnavailable."""
@@ -224,7 +265,8 @@ class NotificationDispatcher:
     @staticmethod
     def _fingerprint(call_key: str, note: m.CommsNotification) -> str:
         raw = json.dumps(note.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(f"{call_key}\0{raw}".encode()).hexdigest()
+        # surrogatepass: ids come from the body, and JSON may spell lone surrogates (\ud800)
+        return hashlib.sha256(f"{call_key}\0{raw}".encode("utf-8", "surrogatepass")).hexdigest()
 
     def submit(self, note: m.CommsNotification, ctx: NotificationContext) -> bool:
         """Queue one notification; False if it was a duplicate."""
@@ -288,6 +330,48 @@ class NotificationDispatcher:
         self._queues.clear()
 
 
+class Rejections:
+    """Counts the requests the webhook refuses and logs each one once, rate-limited.
+
+    Every refusal writes exactly one record with its status, reason, the call id when known
+    and the peer. Per kind of refusal (``"400 shape"``, ``"401 auth"`` …) one record per
+    ``interval_s`` has the given level (WARNING for refusals, ERROR for 5xx); the others in
+    that window go out at DEBUG, and the next loud one says how many were quietened. A flood of
+    bad callbacks therefore costs a few warnings a minute, not one per request.
+    """
+
+    def __init__(self, logger: logging.Logger = log, *, interval_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.log = logger
+        self.interval_s = interval_s
+        self._clock = clock
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._loud_at: dict[str, float] = {}
+        self._quiet: collections.Counter[str] = collections.Counter()
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def record(self, status: int, kind: str, reason: str, *, call_id: str | None = None,
+               remote: str | None = None, level: int = logging.WARNING, exc_info: Any = None) -> None:
+        key = f"{status} {kind}"
+        self.counts[key] += 1
+        now = self._clock()
+        last = self._loud_at.get(key)
+        where = f" call {call_id}" if call_id else ""
+        if last is None or now - last >= self.interval_s:
+            self._loud_at[key] = now
+            quiet = self._quiet.pop(key, 0)
+            more = f" ({quiet} more like it at DEBUG since the last report)" if quiet else ""
+            self.log.log(level, "callback answered %d (%s) from %s%s: %s%s", status, kind, remote, where,
+                         reason, more, exc_info=exc_info)
+        else:
+            self._quiet[key] += 1
+            self.log.debug("callback answered %d (%s) from %s%s: %s", status, kind, remote, where, reason,
+                           exc_info=exc_info)
+
+
 class WebhookServer:
     """aiohttp server for ``POST {path}`` (and ``{path}/…``) plus ``GET {health_path}``.
 
@@ -306,13 +390,18 @@ class WebhookServer:
         self.host, self.port = host, port
         self.max_body_bytes = max_body_bytes
         self._health = health
-        self.rejected = 0
+        self.rejections = Rejections()
         self.accepted = 0
         self.app = web.Application(client_max_size=max_body_bytes)
         self.app.router.add_post(self.path, self._on_post)
         self.app.router.add_post(self.path + "/{tail:.*}", self._on_post)
         self.app.router.add_get(health_path, self._on_health)
         self._runner: web.AppRunner | None = None
+
+    @property
+    def rejected(self) -> int:
+        """Requests refused (4xx/5xx); the legacy-format 204 is counted apart."""
+        return sum(n for key, n in self.rejections.counts.items() if int(key.split()[0]) >= 400)
 
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app, access_log=None)
@@ -334,53 +423,87 @@ class WebhookServer:
 
     async def _on_health(self, request: web.Request) -> web.Response:
         body = {"status": "ok", "active_calls": self.dispatcher.active_calls,
-                "accepted": self.accepted, "rejected": self.rejected}
+                "accepted": self.accepted, "rejected": self.rejected,
+                "rejections": dict(self.rejections.counts)}
         if self._health is not None:
             body.update(self._health())
         return web.json_response(body)
 
     async def _on_post(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await self._receive(request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:   # a bug, not an input: still one record, and no aiohttp traceback
+            return self._answer(request, 500, "internal", f"unexpected {type(exc).__name__}: {exc}",
+                                level=logging.ERROR, exc_info=True)
+
+    def _answer(self, request: web.Request, status: int, kind: str, reason: str, *,
+                call_id: str | None = None, level: int = logging.WARNING, exc_info: Any = None,
+                headers: dict[str, str] | None = None) -> web.Response:
+        """A refusal (or the legacy 204): counted and logged once; 400 and 413 say why in the body."""
+        self.rejections.record(status, kind, reason, call_id=call_id, remote=request.remote, level=level,
+                               exc_info=exc_info)
+        text = reason if status in (400, 413) else None
+        return web.Response(status=status, text=text, headers=headers)
+
+    async def _receive(self, request: web.Request) -> web.StreamResponse:
         claims: dict[str, Any] = {}
         if self.authenticator is not None:
             try:
                 claims = await self.authenticator.validate(request.headers.get("Authorization"))
             except CallbackAuthError as exc:
-                self.rejected += 1
-                log.warning("callback refused (401) from %s: %s", request.remote, exc)
-                return web.Response(status=401, headers={"WWW-Authenticate": "Bearer"})
+                return self._answer(request, 401, "auth", str(exc), headers={"WWW-Authenticate": "Bearer"})
             except SigningKeysUnavailable as exc:
-                self.rejected += 1
-                log.error("callback refused (503): %s", exc)
-                return web.Response(status=503, headers={"Retry-After": "5"})
+                retry = max(1, round(self.authenticator.retry_after_s()))
+                return self._answer(request, 503, "keys", str(exc), level=logging.ERROR,
+                                    headers={"Retry-After": str(retry)})
+        too_large = (f"body larger than webhook.max_body_bytes ({self.max_body_bytes})")
         if request.content_length is not None and request.content_length > self.max_body_bytes:
-            return web.Response(status=413)
+            return self._answer(request, 413, "size", f"{too_large}: Content-Length {request.content_length}")
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return web.Response(status=413)
+            return self._answer(request, 413, "size", too_large)
         try:
             body = json.loads(raw)
-        except ValueError:
-            return web.Response(status=400, text="body is not JSON")
+        except RecursionError:
+            return self._answer(request, 400, "json", "body is not JSON we can read: nested too deeply")
+        except ValueError as exc:   # includes bad UTF-8 (UnicodeDecodeError)
+            return self._answer(request, 400, "json", f"body is not JSON: {exc}")
+        if m.json_depth(body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+            return self._answer(request, 400, "shape", f"body nested deeper than {MAX_JSON_DEPTH} levels")
         if not isinstance(body, dict):
-            return web.Response(status=400, text="body is not a JSON object")
+            return self._answer(request, 400, "shape", "body is not a JSON object")
         if not isinstance(body.get("value"), list):
             if "@odata.type" not in body and ("callState" in body or "isMultiparty" in body or "id" in body):
                 # legacy (Skype) format: 204 asks the platform to resend in Graph format (Teams
                 # "incoming call notifications" page, "Protocol determination")
-                return web.Response(status=204)
-            return web.Response(status=400, text="not a commsNotifications body")
+                legacy_id = body.get("id") if isinstance(body.get("id"), str) else None
+                return self._answer(request, 204, "legacy", "legacy (Skype) format: asking for the Graph format",
+                                    call_id=legacy_id, level=logging.INFO)
+            return self._answer(request, 400, "shape", "not a commsNotifications body (no 'value' array)")
+        for i, item in enumerate(body["value"]):
+            if not isinstance(item, dict):
+                return self._answer(request, 400, "shape", f"$.value[{i}] is not an object")
         try:
             notes = m.CommsNotifications.parse(body)
-        except Exception:   # parsing is tolerant; this is a last line of defence
-            log.exception("cannot parse notifications")
-            return web.Response(status=400)
+        except Exception as exc:   # parsing is tolerant; this is a last line of defence
+            return self._answer(request, 400, "shape", f"cannot parse the notifications: {exc!r}",
+                                exc_info=True)
+        items = notes.value if isinstance(notes.value, list) else []
+        for i, note in enumerate(items):
+            if not isinstance(note, m.CommsNotification):
+                return self._answer(request, 400, "shape",
+                                    f"$.value[{i}] is not a commsNotification ({type(note).__name__})")
+            problems = note.shape_errors(f"$.value[{i}]")
+            if problems:
+                return self._answer(request, 400, "shape", problems[0], call_id=note.call_id)
         ctx = NotificationContext(
             tenant_id=tenant_of(claims),
             scenario_id=request.headers.get("Scenario-ID") or request.headers.get("X-Microsoft-Skype-Chain-ID"),
             claims=claims, path=request.path)
-        for note in notes.value or []:
-            if isinstance(note, m.CommsNotification):
-                self.dispatcher.submit(note, ctx)
+        for note in items:
+            self.dispatcher.submit(note, ctx)
         self.accepted += 1
         return web.Response(status=202)

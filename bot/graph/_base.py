@@ -12,7 +12,8 @@ quirks; Graph's generic change notifications spell types ``#Microsoft.Graph.…`
 * unknown members are kept, in order, and serialized back unchanged.
 * members that were present as ``null`` are serialized back as ``null``; members that
   were never present and are unset are left out (request bodies carry no nulls).
-* wrong JSON types never raise: the raw value is kept.
+* wrong JSON types never raise: the raw value is kept. ``shape_errors()`` reports them, for
+  callers that must refuse a body of the wrong shape (the webhook answers it 400).
 """
 
 from __future__ import annotations
@@ -50,11 +51,18 @@ def _camel(name: str) -> str:
 # ---- codecs ----------------------------------------------------------------------------
 
 class Codec:
+    #: what a member of this codec holds after parsing, for shape_errors() messages
+    expects = "any JSON value"
+
     def load(self, value: Any) -> Any:
         return value
 
     def dump(self, value: Any) -> Any:
         return value
+
+    def fits(self, value: Any) -> bool:
+        """Whether a parsed (loaded) value has this codec's shape; None always fits."""
+        return True
 
 
 class Raw(Codec):
@@ -69,11 +77,19 @@ class Raw(Codec):
 
 
 class Str(Codec):
-    pass
+    expects = "a string"
+
+    def fits(self, value: Any) -> bool:
+        return value is None or isinstance(value, str)
 
 
 class Int(Codec):
     """Int32/Int64. Numeric strings are accepted (``"code": "0"`` in the examples)."""
+
+    expects = "an integer"
+
+    def fits(self, value: Any) -> bool:
+        return value is None or (isinstance(value, int) and not isinstance(value, bool))
 
     def load(self, value: Any) -> Any:
         if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
@@ -82,6 +98,11 @@ class Int(Codec):
 
 
 class Bool(Codec):
+    expects = "a boolean"
+
+    def fits(self, value: Any) -> bool:
+        return value is None or isinstance(value, bool)
+
     def load(self, value: Any) -> Any:
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
@@ -91,9 +112,14 @@ class Bool(Codec):
 class Enum(Codec):
     """A Graph enum: values are canonicalised case-insensitively; unknown values are kept."""
 
+    expects = "a string (enum)"
+
     def __init__(self, *values: str) -> None:
         self.values = values
         self._by_lower = {v.lower(): v for v in values}
+
+    def fits(self, value: Any) -> bool:
+        return value is None or isinstance(value, str)
 
     def load(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -105,8 +131,13 @@ class Enum(Codec):
 
 
 class List(Codec):
+    expects = "an array"
+
     def __init__(self, item: Codec) -> None:
         self.item = item
+
+    def fits(self, value: Any) -> bool:
+        return value is None or isinstance(value, list)
 
     def load(self, value: Any) -> Any:
         if isinstance(value, list):
@@ -122,8 +153,13 @@ class List(Codec):
 class Model(Codec):
     """A nested object of class ``cls``; a registered ``@odata.type`` in the payload wins."""
 
+    expects = "an object"
+
     def __init__(self, cls: type[GraphObject] | str) -> None:
         self._cls = cls
+
+    def fits(self, value: Any) -> bool:
+        return value is None or isinstance(value, GraphObject)
 
     @property
     def cls(self) -> type[GraphObject]:
@@ -145,8 +181,13 @@ class Model(Codec):
 class OneOrMany(Codec):
     """``resourceData``: a single entity or a collection; the shape is kept."""
 
+    expects = "an object or an array"
+
     def __init__(self, item: Codec) -> None:
         self.item = item
+
+    def fits(self, value: Any) -> bool:
+        return value is None or isinstance(value, list) or self.item.fits(value)
 
     def load(self, value: Any) -> Any:
         if isinstance(value, list):
@@ -250,6 +291,38 @@ class GraphObject:
     def _after_parse(self) -> None:
         """Hook for subclasses (e.g. inferring untyped resourceData)."""
 
+    # ---- shape check ----------------------------------------------------------------------
+
+    def shape_errors(self, path: str = "$", *, limit: int = 1) -> list[str]:
+        """Members whose JSON type is not the documented one (a ``state`` that is a list, a
+        ``resourceUrl`` that is a number, ...), as ``"path: expected ..., got ..."``; at most
+        ``limit`` of them. Parsing keeps such values raw; a receiver decides whether to refuse."""
+        out: list[str] = []
+        stack: list[tuple[str, GraphObject]] = [(path, self)]
+        while stack and len(out) < limit:
+            where, obj = stack.pop()
+            if ODATA_TYPE in obj.extra:
+                out.append(f"{where}.@odata.type: expected a string, got {_json_type(obj.extra[ODATA_TYPE])}")
+                continue
+            members, _ = obj._schema()
+            for name, (attr, codec) in members.items():
+                value = getattr(obj, attr)
+                if value is None:
+                    continue
+                if not codec.fits(value):
+                    out.append(f"{where}.{name}: expected {codec.expects}, got {_json_type(value)}")
+                    break
+                items = value if isinstance(value, list) else [value]
+                inner = codec.item if isinstance(codec, (List, OneOrMany)) else codec
+                for i, item in enumerate(items):
+                    at = f"{where}.{name}[{i}]" if isinstance(value, list) else f"{where}.{name}"
+                    if isinstance(item, GraphObject):
+                        stack.append((at, item))
+                    elif isinstance(value, list) and item is not None and not inner.fits(item):
+                        out.append(f"{at}: expected {inner.expects}, got {_json_type(item)}")
+                        break
+        return out[:limit]
+
     # ---- serialization ------------------------------------------------------------------
 
     def _type_out(self) -> str | None:
@@ -289,6 +362,28 @@ class GraphObject:
         return type(self) is type(other) and self.to_dict() == other.to_dict()
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, GraphObject):
+        return "object"
+    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "number",
+            float: "number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def json_depth(value: Any, limit: int) -> int:
+    """Nesting depth of a decoded JSON value, counted without recursion and up to ``limit + 1``
+    (deeper bodies are refused before anything recursive walks them)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return deepest
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def parse(data: Any) -> Any:

@@ -21,11 +21,11 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
-from ._base import (BOOL, INT, RAW, STR, Enum, GraphObject, List, Model, OneOrMany, member,
-                    parse, registered_types, type_key)
+from ._base import (BOOL, INT, RAW, STR, Enum, GraphObject, List, Model, OneOrMany, json_depth,
+                    member, parse, registered_types, type_key)
 
 __all__ = [
-    "parse", "registered_types", "type_key", "GraphObject", "id_key",
+    "parse", "registered_types", "type_key", "GraphObject", "id_key", "json_depth",
     "CallState", "CallDirection", "Modality", "OperationStatus", "Tone", "ChangeType",
     "RejectReason", "RecordingStatus", "ScreenSharingRole", "EndpointType", "MediaDirection",
     "Identity", "IdentitySet", "ParticipantInfo", "InvitationParticipantInfo", "ResultInfo",
@@ -500,8 +500,27 @@ class CommsNotification(GraphObject):
 
     @property
     def url(self) -> str:
-        """``resourceUrl``, or the legacy ``resource`` when that is all there is."""
-        return self.resource_url or self.resource or ""
+        """``resourceUrl``, or the legacy ``resource`` when that is all there is ("" when
+        neither is a string: such a notification cannot be routed)."""
+        for value in (self.resource_url, self.resource):
+            if isinstance(value, str) and value:
+                return value
+        return ""
+
+    def shape_errors(self, path: str = "$", *, limit: int = 1) -> list[str]:
+        """Besides the members' types: ``resourceData`` holds objects only, and the
+        notification names its resource (``resourceUrl``, or the legacy ``resource``)."""
+        out = super().shape_errors(path, limit=limit)
+        data = self.resource_data
+        items = data if isinstance(data, list) else [data]
+        for i, item in enumerate(items):
+            if item is not None and not isinstance(item, (GraphObject, dict)):
+                at = f"{path}.resourceData[{i}]" if isinstance(data, list) else f"{path}.resourceData"
+                out.append(f"{at}: expected an object, got {type(item).__name__}")
+                break
+        if not self.url:
+            out.append(f"{path}: no resourceUrl")
+        return out[:limit]
 
     def _match(self) -> re.Match[str] | None:
         url = self.url.split("://", 1)[-1]
