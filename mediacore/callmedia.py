@@ -184,6 +184,7 @@ class CallMedia:
         self._screen_socket: Any = None
         self._video_send: Any = None
         self._playback: _Playback | None = None
+        self._final_stats: CallStats | None = None
         audio = self.config.section("audio")
         assert audio is not None and audio.ssrcs
         self.audio_send = self.session.add_send_stream(audio.ssrcs[0], OPUS_PAYLOAD_TYPE, "audio",
@@ -674,6 +675,9 @@ class CallMedia:
     # ---- statistics ------------------------------------------------------------------------
 
     def stats(self) -> CallStats:
+        """Every stream's counters now (after :meth:`close`: the last ones)."""
+        if self._final_stats is not None:
+            return self._final_stats
         out: list[StreamStats] = []
         with self._lock:
             sources = dict(self._sources)
@@ -712,6 +716,10 @@ class CallMedia:
                 return {}
             self._closed = True
         self.stop_playback()
+        try:
+            self._final_stats = self.stats()
+        except MediacoreError:
+            log.debug("call %s: no final statistics", self.call_id, exc_info=True)
         self._emit(CallEnded(self.call_id, _now_100ns(), reason))
         results: dict[str, Any] = {}
         for sock in (self._video_socket, self._screen_socket):

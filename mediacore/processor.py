@@ -268,7 +268,7 @@ class ThreadRunner(ProcessorRunner):
     def __init__(self, processor: Processor, ctx: ProcessorContext) -> None:
         super().__init__(processor, ctx)
         ticks = max(1, processor.queue_ms // 20)
-        self._queue: FrameQueue[tuple[str, Any]] = FrameQueue(ticks * 2 + 64, "drop_oldest",
+        self._queue: FrameQueue[tuple[str, Any]] = FrameQueue(ticks + 16, "drop_oldest",
                                                               name=f"{self.name} queue")
         self._reported_drops = 0
         self._last_drop_report = 0.0
