@@ -91,6 +91,83 @@ class CallStateMachine:
         return self.state == "terminated"
 
 
+# ---- tones ---------------------------------------------------------------------------------------
+
+class ToneSequencer:
+    """Delivers a call's tone notifications once each, in ``toneInfo.sequenceId`` order.
+
+    Notifications can arrive reordered and redelivered; each key press carries a sequence id
+    (the documented tone notification starts at 1). A tone that is next in sequence is delivered
+    at once, with any queued tones that follow it; a tone after a gap waits up to ``gap_wait_s``
+    for the missing ones, then everything queued is delivered in order and the gap is given up
+    (a tone arriving after that is late and dropped). A sequence id already delivered or queued
+    is a duplicate and dropped. Tones without a sequence id are delivered as they come.
+    """
+
+    def __init__(self, deliver: Callable[[m.ToneInfo], None], *, gap_wait_s: float = 0.5) -> None:
+        self._deliver = deliver
+        self.gap_wait_s = gap_wait_s
+        self.last: int | None = None          # the highest sequence id delivered
+        self._pending: dict[int, m.ToneInfo] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._delivered: collections.deque[int] = collections.deque(maxlen=256)
+        self.duplicates = 0
+        self.late = 0
+        self.gaps_skipped = 0
+
+    def push(self, tone: m.ToneInfo) -> None:
+        seq = tone.sequence_id
+        if not isinstance(seq, int):
+            self._deliver(tone)
+            return
+        if seq in self._pending or seq in self._delivered:
+            self.duplicates += 1
+            log.debug("tone %s (sequenceId %d) delivered again: dropped", tone.tone, seq)
+            return
+        if self.last is not None and seq < self.last:
+            self.late += 1
+            log.info("tone %s (sequenceId %d) came after its gap was given up: dropped", tone.tone, seq)
+            return
+        self._pending[seq] = tone
+        self._release_in_order()
+        if self._pending and self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.gap_wait_s, self.flush)
+        elif not self._pending and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _release_in_order(self) -> None:
+        expected = 1 if self.last is None else self.last + 1
+        while expected in self._pending:
+            self._emit(self._pending.pop(expected))
+            expected += 1
+
+    def _emit(self, tone: m.ToneInfo) -> None:
+        assert isinstance(tone.sequence_id, int)
+        self.last = tone.sequence_id
+        self._delivered.append(tone.sequence_id)
+        self._deliver(tone)
+
+    def flush(self) -> None:
+        """Give up on the missing sequence ids: deliver every queued tone in order."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._pending:
+            expected = 1 if self.last is None else self.last + 1
+            first = min(self._pending)
+            self.gaps_skipped += first - expected
+            log.info("tone sequenceIds %d..%d never arrived; delivering the %d tone(s) after them",
+                     expected, first - 1, len(self._pending))
+        for seq in sorted(self._pending):
+            self._emit(self._pending.pop(seq))
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
 # ---- the call object ---------------------------------------------------------------------------
 
 class CallListener(Protocol):
@@ -118,7 +195,8 @@ class Call:
     def __init__(self, api: CallsApi, call_id: str, *, resource: m.Call | None = None,
                  listener: CallListener | None = None, operation_timeout_s: float | None = 300.0,
                  keepalive_interval_s: float | None = KEEPALIVE_INTERVAL_S, roster_mode: str = "auto",
-                 tenant_id: str | None = None, scenario_id: str | None = None) -> None:
+                 tenant_id: str | None = None, scenario_id: str | None = None,
+                 tone_gap_wait_s: float = 0.5) -> None:
         self.scenario_id = scenario_id
         self.api = api.for_scenario(scenario_id) if scenario_id else api
         self.id = call_id
@@ -131,6 +209,8 @@ class Call:
         self.roster = Roster(mode=roster_mode)
         self.result_info: m.ResultInfo | None = None
         self.last_tone: m.ToneInfo | None = None
+        #: tone notifications in sequenceId order, each once (reordered and redelivered ones too)
+        self.tones = ToneSequencer(self._tone_in_order, gap_wait_s=tone_gap_wait_s)
         self.content_sharing_sessions: dict[str, m.ContentSharingSession] = {}
         self.escalated = False
         #: created or answered by this process (False: adopted from notifications)
@@ -256,13 +336,15 @@ class Call:
             if self.state == "established":
                 self._start_keepalive()
         if isinstance(data.tone_info, m.ToneInfo) and data.tone_info.tone is not None:
-            if self.last_tone is None or self.last_tone.to_dict() != data.tone_info.to_dict():
-                self.last_tone = data.tone_info
-                self._emit("tone_received", data.tone_info)
+            self.tones.push(data.tone_info)
         if self._transfer_outcome is not None:
             self._transfer_progress(data)
         if self.state == "terminated" and not self._terminated.is_set():
             self._finish()
+
+    def _tone_in_order(self, tone: m.ToneInfo) -> None:
+        self.last_tone = tone
+        self._emit("tone_received", tone)
 
     def _on_escalated(self) -> None:
         """A P2P call became a group call. Roster notifications may then be missing (a known
@@ -334,6 +416,7 @@ class Call:
         self._state_waiters = [(s, f) for s, f in self._state_waiters if not f.done()]
 
     def _finish(self) -> None:
+        self.tones.flush()      # tones still waiting for a gap come before the end of the call
         self._terminated.set()
         for task in list(self._background):
             task.cancel()
@@ -363,6 +446,7 @@ class Call:
 
     async def close(self) -> None:
         """Stop the call's background tasks (after it ended or at shutdown)."""
+        self.tones.close()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -735,5 +819,5 @@ class Call:
 
 _TONE_ALIASES = {str(d): f"tone{d}" for d in range(10)} | {"*": "star", "#": "pound"}
 
-__all__ = ["Call", "CallStateMachine", "Roster", "RosterChange", "Transition", "TRANSITIONS",
+__all__ = ["Call", "CallStateMachine", "Roster", "RosterChange", "ToneSequencer", "Transition", "TRANSITIONS",
            "KEEPALIVE_INTERVAL_S", "CallListener"]

@@ -423,6 +423,82 @@ async def test_tones_and_content_sharing_events(graph):
     assert call.content_sharing_sessions == {}
 
 
+def tone_note(seq: int | None, tone: str) -> m.CommsNotification:
+    info = {"@odata.type": "#microsoft.graph.toneInfo", "tone": tone}
+    if seq is not None:
+        info["sequenceId"] = seq
+    return m.CommsNotification.parse({
+        "@odata.type": "#microsoft.graph.commsNotification", "changeType": "updated",
+        "resourceUrl": f"/communications/calls/{CALL_ID}",
+        "resourceData": {"@odata.type": "#microsoft.graph.call", "state": "established", "toneInfo": info}})
+
+
+def tones_seen(call) -> list[str]:
+    return [e[1] for e in call.listener.log if e[0] == "tone"]
+
+
+async def test_tones_reordered_and_repeated_reach_the_handler_in_order_once(graph):
+    call = make_call(graph)
+    # keys 1, 2, 3, # arriving as 3, 2, 1, # with redeliveries in between
+    for seq, tone in [(3, "tone3"), (2, "tone2"), (3, "tone3"), (1, "tone1"), (2, "tone2"), (4, "pound"),
+                      (1, "tone1"), (4, "pound")]:
+        await call.handle_notification(tone_note(seq, tone))
+    await call.drain_events()
+    assert tones_seen(call) == ["tone1", "tone2", "tone3", "pound"]
+    assert call.tones.duplicates == 4 and call.last_tone.sequence_id == 4
+    await call.handle_notification(tone_note(2, "tone2"))        # much later: still a duplicate
+    await call.drain_events()
+    assert tones_seen(call) == ["tone1", "tone2", "tone3", "pound"]
+
+
+async def test_a_tone_gap_is_waited_for_a_bounded_time_then_given_up(graph):
+    call = make_call(graph, tone_gap_wait_s=0.1)
+    await call.handle_notification(tone_note(1, "tone1"))
+    await call.handle_notification(tone_note(3, "tone3"))        # 2 is missing
+    await call.handle_notification(tone_note(4, "tone4"))
+    await call.drain_events()
+    assert tones_seen(call) == ["tone1"]                          # 3 and 4 wait for 2 ...
+    await call.handle_notification(tone_note(2, "tone2"))         # ... which comes in time
+    await call.drain_events()
+    assert tones_seen(call) == ["tone1", "tone2", "tone3", "tone4"]
+    await call.handle_notification(tone_note(6, "tone6"))         # 5 never comes
+    await asyncio.sleep(0.05)
+    assert tones_seen(call) == ["tone1", "tone2", "tone3", "tone4"]
+    await asyncio.sleep(0.15)
+    await call.drain_events()
+    assert tones_seen(call) == ["tone1", "tone2", "tone3", "tone4", "tone6"]
+    assert call.tones.gaps_skipped == 1
+    await call.handle_notification(tone_note(5, "tone5"))         # too late now
+    await call.drain_events()
+    assert tones_seen(call)[-1] == "tone6" and call.tones.late == 1
+
+
+async def test_tones_waiting_for_a_gap_come_before_the_end_of_the_call(graph):
+    call = make_call(graph, tone_gap_wait_s=30)
+    await call.handle_notification(tone_note(2, "tone2"))         # 1 missing: waits
+    for n in notes("delete.notification.terminated.json"):
+        n.resource_url = f"/communications/calls/{CALL_ID}"
+        await call.handle_notification(n)
+    await call.drain_events()
+    kinds = [e[0] for e in call.listener.log]
+    assert tones_seen(call) == ["tone2"] and kinds.index("tone") < kinds.index("ended")
+
+
+async def test_tones_without_a_sequence_id_are_delivered_as_they_come(graph):
+    call = make_call(graph)
+    for tone in ("tone1", "tone1", "pound"):
+        await call.handle_notification(tone_note(None, tone))
+    await call.drain_events()
+    assert tones_seen(call) == ["tone1", "tone1", "pound"]
+
+
+def test_a_state_that_is_not_a_string_is_refused():
+    sm = CallStateMachine("incoming")
+    assert sm.apply(["established"]) == Transition.INVALID
+    assert sm.apply({"a": 1}) == Transition.INVALID
+    assert sm.state == "incoming" and sm.invalid_transitions == 2
+
+
 async def test_handler_awaiting_an_operation_does_not_deadlock(graph):
     """A user handler that awaits an operation is not blocking the notification that completes it."""
     graph.on("POST", "/playPrompt$", body=example("playPrompt.response.json"))

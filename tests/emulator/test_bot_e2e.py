@@ -265,6 +265,23 @@ async def test_duplicated_reordered_and_quirky_notifications_lose_nothing(platfo
     assert all(d.delivered for d in emu.deliveries)
 
 
+async def test_tones_reordered_and_redelivered_reach_the_handler_in_order_once(platform):
+    emu = platform.emu
+    call = await platform.bot.create_call([JOHN])
+    await call.subscribe_to_tone()
+    emu.notification_faults = NotificationFaults(duplicate_rate=1.0, reorder_window=4, reorder_wait_s=0.05)
+    emu.press_tones(call.id, ["1", "2", "3", "#"])
+    await emu.settle()
+    delivered = [d.notification["resourceData"]["toneInfo"]["sequenceId"] for d in emu.deliveries
+                 if "toneInfo" in d.notification.get("resourceData", {}) and d.call_id == call.id]
+    assert delivered != sorted(delivered)                    # the platform did reorder and repeat
+    await platform.until(lambda: platform.count("tone_received", call.id) >= 4)
+    await asyncio.sleep(0.6)                                  # nothing more comes after a gap wait
+    tones = [e[2].tone for e in platform.events if e[0] == "tone_received" and e[1] == call.id]
+    assert tones == ["tone1", "tone2", "tone3", "pound"]
+    await call.hang_up()
+
+
 async def test_remote_hang_up_reaches_the_bot(platform):
     call = await platform.bot.create_call([JOHN])
     platform.emu.end_call(call.id)
