@@ -300,22 +300,33 @@ class CallMedia:
         queues = self._audio_queues
         if not runners and not queues:
             return
-        batch = AudioBatch(np.array(frames), np.array(kinds), self.call_id, self._identity)
+        # inline processors read the ring's memory in place (valid during the
+        # call); everything that keeps frames gets one copy of the tick
+        view = AudioBatch(frames, kinds, self.call_id, self._identity)
+        owned: AudioBatch | None = None
         for r in runners:
             want = r.processor.audio
             if want is None:
                 continue
-            if want == "both":
-                r.audio(batch)
-                continue
-            sel = batch.kinds == (MIXED if want == "mixed" else UNMIXED)
-            if sel.all():
-                r.audio(batch)
-            elif sel.any():
-                r.audio(AudioBatch(batch.records[sel], batch.kinds[sel], self.call_id,
-                                   self._identity))
+            batch = view
+            if not r.inline:
+                if owned is None:
+                    owned = AudioBatch(np.array(frames), np.array(kinds), self.call_id,
+                                       self._identity)
+                batch = owned
+            if want != "both":
+                sel = batch.kinds == (MIXED if want == "mixed" else UNMIXED)
+                if not sel.all():
+                    if not sel.any():
+                        continue
+                    batch = AudioBatch(batch.records[sel], batch.kinds[sel], self.call_id,
+                                       self._identity)
+            r.audio(batch)
         if queues:
-            for frame in batch:
+            if owned is None:
+                owned = AudioBatch(np.array(frames), np.array(kinds), self.call_id,
+                                   self._identity)
+            for frame in owned:
                 for pid, q in queues:
                     if pid is None:
                         if frame.kind == "mixed":

@@ -86,7 +86,9 @@ class AudioBatch:
 
     ``pcm`` is an (n, 320) int16 array; ``source_ids``, ``timestamps_100ns``
     arrays of n; iterating yields :class:`AudioFrame` objects with identity.
-    The arrays are owned copies: keep them as long as you like.
+    Thread and process processors get owned copies (keep them as long as you
+    like); an inline processor gets views of the ring's memory, valid until
+    its ``on_audio_batch`` returns (``np.array(batch.pcm)`` keeps a copy).
     """
 
     __slots__ = ("records", "kinds", "call_id", "_sources")
@@ -205,6 +207,9 @@ class ProcessorRunner:
         self.result: Any = None
         self._log = _RateLimitedLog()
 
+    #: the processor reads frames in place on the media thread
+    inline = False
+
     # the media side
     def audio(self, batch: AudioBatch) -> None:
         raise NotImplementedError
@@ -231,6 +236,8 @@ class ProcessorRunner:
 
 
 class InlineRunner(ProcessorRunner):
+    inline = True
+
     def __init__(self, processor: Processor, ctx: ProcessorContext) -> None:
         super().__init__(processor, ctx)
         self._lock = threading.Lock()   # audio, video and events come from different threads

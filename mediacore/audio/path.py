@@ -267,23 +267,21 @@ class AudioPath:
                 batch.release()
 
     def _route(self, frames: np.ndarray, types: np.ndarray, seen: int) -> None:
-        """Each call's frames to its handler: one slice when the batch is one
-        call's (a tick of a worker with one call), else one selection per call."""
+        """Each call's frames to its handler. A worker writes a tick's frames
+        call by call, so a batch is a few runs of one tag each: the runs are
+        found in one pass and handed over as views (no copy, no per-call scan)."""
         calls = self.calls
         tags = frames["header"]["tag"]
-        first = int(tags[0])
-        if tags[-1] == first and (tags == first).all():
-            groups = [(first, frames, types)]
+        if tags[0] == tags[-1] and (len(tags) < 3 or (tags == tags[0]).all()):
+            bounds = [0, len(tags)]
         else:
-            groups = []
-            for tag in np.unique(tags).tolist():
-                sel = tags == tag
-                groups.append((int(tag), frames[sel], types[sel]))
-        for tag, f, k in groups:
+            bounds = [0, *(np.flatnonzero(tags[1:] != tags[:-1]) + 1).tolist(), len(tags)]
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            tag = int(tags[a])
             call = calls.get(tag)
             handler = call.on_frames if call is not None and call.on_frames else self.on_frames
             if handler is not None:
-                handler(f, k, seen)
+                handler(frames[a:b], types[a:b], seen)
 
     def _route_event(self, event: AudioEvent) -> None:
         call = self.calls.get(event.tag)
