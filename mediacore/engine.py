@@ -97,7 +97,14 @@ EVENT_KINDS = {
     lib.MC_EVENT_NACK: "nack",
     lib.MC_EVENT_BYE: "bye",
     lib.MC_EVENT_REMOTE_LATCHED: "remote_latched",
+    lib.MC_EVENT_APP: "app",
 }
+_APP_HEADER = np.dtype([("name", "S4"), ("subtype", "<u4")])
+assert EVENT_DTYPE.itemsize + _APP_HEADER.itemsize == lib.MC_ENGINE_APP_EVENT_SIZE
+
+#: Longest RTCP APP application data :meth:`Session.send_app` sends (and the
+#: engine delivers): the SRTCP compound stays within 1200 bytes.
+APP_MAX_DATA = lib.MC_RTCP_APP_MAX_DATA
 
 
 def _key_bytes(key: bytes | str | None) -> bytes:
@@ -136,6 +143,10 @@ class EngineStats:
     send_errors: int
     io_errors: int
     loops: int
+    app_received: int
+    app_sent: int
+    app_dropped: int
+    tx_no_key: int
     sessions: int
     recv_streams: int
     send_streams: int
@@ -186,13 +197,20 @@ class SendStats:
 
 @dataclass(frozen=True)
 class EngineEvent:
-    """Something the remote asked for or told us (key-frame request, NACK, BYE)."""
+    """Something the remote asked for or told us: a key-frame request
+    (``"pli"``, ``"fir"``), ``"nack"``, ``"bye"``, ``"remote_latched"``, or an
+    RTCP APP packet (``"app"``, RFC 3550 6.7: ``ssrc`` is the APP packet's
+    SSRC/CSRC, ``sender_ssrc`` the compound's sender, ``name`` its 4 bytes,
+    ``subtype`` 0..31, ``data`` the application data, ``count == len(data)``)."""
 
     kind: str
     ssrc: int
     sender_ssrc: int
     count: int
     time_ns: int
+    name: bytes = b""
+    subtype: int = 0
+    data: bytes = b""
 
 
 # ---- received packets --------------------------------------------------------------------
@@ -442,10 +460,13 @@ class Session:
     """One media session: a remote address, SRTP keys per direction, streams."""
 
     def __init__(self, engine: Engine, session_id: int, events: Ring | None,
-                 srtp_profile: str | None) -> None:
+                 srtp_profile: str | None, receive_only: bool = False) -> None:
         self.engine = engine
         self.id = session_id
         self.srtp_profile = srtp_profile
+        #: SRTP with an rx key only: nothing can be sent (no send streams, no
+        #: APP; the engine counts the RTCP reports it cannot send)
+        self.receive_only = receive_only
         self._events = events
         self._recv: dict[int, ReceiveStream] = {}
         self._send: dict[int, SendStream] = {}
@@ -520,9 +541,12 @@ class Session:
         random unless given (RFC 3550 5.1). ``history`` packets are kept for
         retransmission on NACK. ``audio_level_id`` (1..255): write the RFC 6464
         audio level of records that carry one (the audio graph's) with this
-        header extension id."""
+        header extension id. Raises :class:`InvalidState` on a receive-only
+        session (no tx key)."""
         if media not in MEDIA:
             raise InvalidArgument(f"media must be 'audio' or 'video', not {media!r}")
+        if self.receive_only:
+            raise InvalidState("cannot add a send stream: the session is receive-only (no tx_key)")
         if clock_rate is None:
             clock_rate = 48000 if media == "audio" else 90000
         ring = Ring.create(ring_capacity, policy="drop")
@@ -565,10 +589,51 @@ class Session:
         out = []
         for view in rb:
             ev = np.frombuffer(view, EVENT_DTYPE, count=1)[0]
-            out.append(EngineEvent(kind=EVENT_KINDS.get(int(ev["kind"]), str(int(ev["kind"]))),
+            kind = int(ev["kind"])
+            extra = {}
+            if kind == lib.MC_EVENT_APP:
+                # variable-length record: header, name, subtype, then the data
+                # (layout: mc_engine_app_event in mediacore.h)
+                app = np.frombuffer(view, _APP_HEADER, count=1, offset=EVENT_DTYPE.itemsize)[0]
+                start = lib.MC_ENGINE_APP_EVENT_SIZE
+                extra = dict(name=bytes(view[EVENT_DTYPE.itemsize:EVENT_DTYPE.itemsize + 4]),
+                             subtype=int(app["subtype"]),
+                             data=bytes(view[start:start + int(ev["count"])]))
+            out.append(EngineEvent(kind=EVENT_KINDS.get(kind, str(kind)),
                                    ssrc=int(ev["ssrc"]), sender_ssrc=int(ev["sender_ssrc"]),
-                                   count=int(ev["count"]), time_ns=int(ev["time_ns"])))
+                                   count=int(ev["count"]), time_ns=int(ev["time_ns"]), **extra))
         return out
+
+    def send_app(self, ssrc: int, name: bytes, data: bytes, subtype: int = 0) -> None:
+        """Send an RTCP APP packet (RFC 3550 6.7) to the remote: one
+        SRTCP-protected compound of an empty RR from ``ssrc`` and the APP
+        packet (``name``: 4 bytes, ``subtype`` 0..31, ``data`` a multiple of 4
+        bytes, at most :data:`APP_MAX_DATA`). The engine's I/O thread sends it
+        at its next pass; :attr:`EngineStats.app_sent` counts it. Raises
+        :class:`InvalidArgument` for a bad name, subtype or data length and
+        :class:`InvalidState` when the session has no tx key (receive-only)
+        or no remote address is known yet (set one, or wait for the latch)."""
+        name = bytes(name)
+        data = bytes(data)
+        if len(name) != 4:
+            raise InvalidArgument(f"APP name must be 4 bytes, got {len(name)}")
+        if not 0 <= subtype <= 31:
+            raise InvalidArgument(f"APP subtype must be 0..31, got {subtype}")
+        if len(data) % 4:
+            raise InvalidArgument(
+                f"APP data must be a multiple of 4 bytes (RFC 3550 6.7), got {len(data)}")
+        if len(data) > APP_MAX_DATA:
+            raise InvalidArgument(f"APP data must be at most {APP_MAX_DATA} bytes, got {len(data)}")
+        if self.receive_only:
+            raise InvalidState("cannot send APP: the session is receive-only (no tx_key)")
+        eng = self.engine
+        with eng._lock:
+            st = lib.mc_engine_send_rtcp_app(eng._h(), self.id, ssrc & 0xFFFFFFFF, name, subtype,
+                                             data, len(data))
+        if st == lib.MC_E_STATE:
+            raise InvalidState("cannot send APP: no remote address known yet "
+                               "(Session.set_remote, or a latch on the first packet)", st)
+        check(st, "send APP")
 
     def _recv_stats(self, ssrc: int) -> ReceiveStats:
         eng = self.engine
@@ -692,7 +757,11 @@ class Engine:
         """A new session. ``remote`` is where we send (None: learn it from the
         first authentic packet when ``latch``). ``tx_key`` protects what we
         send, ``rx_key`` what the remote sends: raw master key || salt bytes
-        or the SDES inline base64 text (RFC 4568). ``srtcp_tag_32`` gives
+        or the SDES inline base64 text (RFC 4568). With SRTP, ``rx_key`` is
+        required and ``tx_key`` may be None: a receive-only session, which
+        receives and never sends (:meth:`Session.add_send_stream` and
+        :meth:`Session.send_app` raise; the RTCP reports it cannot protect are
+        counted in :attr:`EngineStats.tx_no_key`). ``srtcp_tag_32`` gives
         AES_CM_128_HMAC_SHA1_32 a 4-byte SRTCP tag, as ffmpeg's suite of that
         name does (RFC 5764 and libsrtp use 10 bytes)."""
         profile = 0
@@ -704,7 +773,12 @@ class Engine:
                 raise InvalidArgument(f"SRTP profile {srtp_profile!r} is not built in")
             profile = SRTP_PROFILES[srtp_profile]
             need = SRTP_KEY_LENGTHS[srtp_profile]
+            if rx_key is None:
+                raise InvalidArgument(f"{srtp_profile} needs rx_key (what the remote protects "
+                                      f"with); tx_key may be None for a receive-only session")
             for label, k in (("tx_key", tx_key), ("rx_key", rx_key)):
+                if label == "tx_key" and k is None:
+                    continue
                 if len(_key_bytes(k)) != need:
                     raise InvalidArgument(
                         f"{label} for {srtp_profile} must be {need} bytes of master key || salt, "
@@ -742,7 +816,8 @@ class Engine:
         except BaseException:
             events.close()
             raise
-        s = Session(self, int(out[0]), events, srtp_profile)
+        s = Session(self, int(out[0]), events, srtp_profile,
+                    receive_only=profile != 0 and not txk)
         self._sessions[s.id] = s
         return s
 

@@ -290,6 +290,14 @@ class RtcpWriter:
                                     len(entries)), "RTCP FIR")
         return self
 
+    def app(self, ssrc: int, name: bytes, data: bytes = b"", subtype: int = 0) -> "RtcpWriter":
+        """APP (RFC 3550 6.7): 4-byte name, subtype 0..31, data a multiple of 4 bytes."""
+        if len(name) != 4:
+            raise ValueError("APP name must be 4 bytes")
+        check(lib.mc_rtcp_write_app(self._buf, self._size, self._used, ssrc, name, subtype,
+                                    data, len(data)), "RTCP APP")
+        return self
+
     def data(self) -> bytes:
         return ffi.buffer(self._buf, self._used[0])[:]
 
@@ -303,7 +311,8 @@ class RtcpPacket:
     def parse(self):
         """A typed view: SR -> (SenderInfo, blocks); RR -> (ssrc, blocks);
         SDES -> [(ssrc, type, text)]; BYE -> (ssrcs, reason); NACK ->
-        (sender, media, lost); PLI -> (sender, media); FIR -> (sender, [(ssrc, seq)])."""
+        (sender, media, lost); PLI -> (sender, media); FIR -> (sender, [(ssrc, seq)]);
+        APP -> (ssrc, name, subtype, data)."""
         return parse_packet(self.packet_type, self.count, self.data)
 
 
@@ -353,12 +362,35 @@ def parse_packet(pt: int, count: int, d: bytes):
     if pt == lib.MC_RTCP_PSFB and count == lib.MC_RTCP_FMT_PLI:
         check(lib.mc_rtcp_parse_pli(d, len(d), a, b), "RTCP PLI")
         return a[0], b[0]
+    if pt == lib.MC_RTCP_APP:
+        name, sub, off, ln = (ffi.new("uint8_t[4]"), ffi.new("uint32_t*"), ffi.new("uint32_t*"),
+                              ffi.new("uint32_t*"))
+        check(lib.mc_rtcp_parse_app(d, len(d), a, name, sub, off, ln), "RTCP APP")
+        return a[0], bytes(name), sub[0], bytes(d[off[0]:off[0] + ln[0]])
     if pt == lib.MC_RTCP_PSFB and count == lib.MC_RTCP_FMT_FIR:
         cap = max(len(d) // 8, 1)
         ssrcs, seqs = ffi.new("uint32_t[]", cap), ffi.new("uint8_t[]", cap)
         check(lib.mc_rtcp_parse_fir(d, len(d), a, ssrcs, seqs, cap, n), "RTCP FIR")
         return a[0], [(ssrcs[i], seqs[i]) for i in range(n[0])]
     return None
+
+
+RTCP_PROBLEMS = {lib.MC_RTCP_BAD_LENGTH: "length", lib.MC_RTCP_BAD_VERSION: "version",
+                 lib.MC_RTCP_BAD_PADDING: "padding", lib.MC_RTCP_BAD_FIRST: "first",
+                 lib.MC_RTCP_BAD_PACKET: "packet"}
+
+
+def check_compound(data: bytes) -> str | None:
+    """None when ``data`` is a valid compound RTCP packet (RFC 3550 A.2, RFC 5506
+    reduced-size), else what is wrong: "length", "version", "padding", "first"
+    or "packet" (a packet of a known type that does not parse)."""
+    problem = ffi.new("uint32_t*")
+    st = lib.mc_rtcp_check_compound(data, len(data), problem)
+    if st == lib.MC_OK:
+        return None
+    if st != lib.MC_E_MALFORMED:
+        check(st, "RTCP check")
+    return RTCP_PROBLEMS[problem[0]]
 
 
 def rtt_ns(arrival_ntp: int, lsr: int, dlsr: int) -> int | None:

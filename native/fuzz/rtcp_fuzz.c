@@ -5,7 +5,10 @@
  * Invariants (trap on violation): packets located by mc_rtcp_next lie inside
  * the input and tile it; item/reason offsets lie inside their packet; a
  * parsed NACK re-packed with mc_rtcp_write_nack and parsed again yields the
- * same set of sequence numbers; a parsed SR/RR re-written parses identically.
+ * same set of sequence numbers; a parsed SR/RR re-written parses identically;
+ * a parsed APP lies inside its packet and re-written parses identically; a
+ * compound that mc_rtcp_check_compound accepts is tiled by mc_rtcp_next and
+ * every packet of a type it checks parses.
  *
  * Build and run: the `fuzz-rtcp` target in the Makefile (seeded from
  * native/fuzz/corpus/rtcp).
@@ -71,6 +74,17 @@ static void per_packet(const uint8_t *d, size_t n)
         if (u1 != u2 || memcmp(lost, lost2, u1 * sizeof lost[0]) != 0)
             __builtin_trap();
     }
+    uint8_t name[4], name2[4];
+    uint32_t sub, sub2, ssrc2;
+    if (mc_rtcp_parse_app(d, n, &ssrc, name, &sub, &off, &len) == MC_OK) {
+        size_t used = 0;
+        if ((size_t)off + len > n || len % 4 != 0 || sub > 31 ||
+            mc_rtcp_write_app(buf, sizeof buf, &used, ssrc, name, sub, d + off, len) != MC_OK ||
+            mc_rtcp_parse_app(buf, used, &ssrc2, name2, &sub2, &a, &b) != MC_OK || b != len ||
+            ssrc2 != ssrc || sub2 != sub || memcmp(name, name2, 4) != 0 ||
+            memcmp(buf + a, d + off, len) != 0)
+            __builtin_trap();
+    }
     mc_rtcp_parse_pli(d, n, &a, &b);
     uint8_t seqs[64];
     mc_rtcp_parse_fir(d, n, &a, ssrcs, seqs, 31, &count);
@@ -92,6 +106,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         per_packet(copy + p.offset, p.length);
     }
     per_packet(copy, size); /* the parsers also see unframed bytes */
+    uint32_t problem = 0;
+    if (mc_rtcp_check_compound(copy, size, &problem) == MC_OK) {
+        /* valid: the packets tile the input and the checked types parse */
+        cursor = 0;
+        expect = 0;
+        while (mc_rtcp_next(copy, size, &cursor, &p) == MC_OK) {
+            const uint8_t *d = copy + p.offset;
+            mc_rtcp_sender_info si;
+            mc_rtcp_report_block blk[1];
+            uint32_t n1, n2, n3;
+            uint8_t nm[4];
+            if (p.offset != expect ||
+                (p.packet_type == MC_RTCP_SR && mc_rtcp_parse_sr(d, p.length, &si, blk, 1, &n1)) ||
+                (p.packet_type == MC_RTCP_RR && mc_rtcp_parse_rr(d, p.length, &n1, blk, 1, &n2)) ||
+                (p.packet_type == MC_RTCP_APP &&
+                 mc_rtcp_parse_app(d, p.length, &n1, nm, &n2, &n3, &n3)))
+                __builtin_trap();
+            expect = p.offset + p.length;
+        }
+        if (expect != size || problem != MC_RTCP_VALID)
+            __builtin_trap();
+    } else if (problem == MC_RTCP_VALID || problem > MC_RTCP_BAD_PACKET) {
+        __builtin_trap();
+    }
     free(copy);
     return 0;
 }

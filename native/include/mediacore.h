@@ -485,11 +485,15 @@ enum {
     MC_EVENT_NACK = 3,                 /* remote reported `count` lost packets */
     MC_EVENT_BYE = 4,                  /* remote source left */
     MC_EVENT_REMOTE_LATCHED = 5,       /* session learnt its remote address from traffic */
+    MC_EVENT_APP = 6,                  /* an RTCP APP packet (RFC 3550 6.7): a variable-length
+                                          record, mc_engine_app_event then the data */
+    MC_ENGINE_APP_EVENT_SIZE = 32,     /* bytes before an APP event's data */
 
     MC_ENGINE_NO_THREAD = 1,           /* engine_config.flags: no I/O thread (inject / poll only) */
     MC_SESSION_STRICT_SOURCE = 1,      /* drop packets not from the remote address (counted) */
     MC_SESSION_LATCH = 2,              /* learn the remote address from the first authentic packet */
     MC_SESSION_SRTCP_TAG_32 = 4,       /* AES_CM_128_HMAC_SHA1_32 with a 4-byte SRTCP tag (ffmpeg) */
+    MC_ENGINE_APP_QUEUE = 8,           /* APP packets a session may have waiting for the I/O thread */
     MC_RECV_DIRECT = 1,                /* recv flags: no jitter/reorder buffer, arrival order */
     MC_RECV_NACK = 2,                  /* video: send generic NACKs for gaps */
     MC_RECV_PLI = 4,                   /* video: send PLI when a gap cannot be repaired */
@@ -526,6 +530,23 @@ typedef struct mc_engine_event {
     uint32_t count;                    /* NACK: sequence numbers reported lost */
 } mc_engine_event;
 
+/* Event record of an RTCP APP packet (kind MC_EVENT_APP), variable length:
+ *   offset size
+ *   0      24    mc_engine_event: time_ns; kind = MC_EVENT_APP; ssrc = the APP
+ *                packet's SSRC/CSRC field; sender_ssrc = the SSRC of the
+ *                compound's first packet (its SR/RR); count = data bytes
+ *   24     4     name, the 4 ASCII bytes as on the wire (e.g. "MBVS")
+ *   28     4     subtype (0..31)
+ *   32     count application data (a multiple of 4 bytes, padding removed)
+ * The record's length is 32 + count. Only APP packets of a compound that
+ * authenticated (SRTCP) and passed mc_rtcp_check_compound are delivered;
+ * data longer than MC_RTCP_APP_MAX_DATA is dropped and counted. */
+typedef struct mc_engine_app_event {
+    mc_engine_event event;
+    uint8_t name[4];
+    uint32_t subtype;
+} mc_engine_app_event;
+
 typedef struct mc_engine_config {
     const char *bind_host;             /* numeric IPv4/IPv6 literal, e.g. "0.0.0.0", "::", "127.0.0.1" */
     uint16_t bind_port;                /* 0: any free port */
@@ -541,7 +562,9 @@ typedef struct mc_session_config {
     uint16_t remote_port;
     uint16_t remote_rtcp_port;         /* 0: RTCP muxed on remote_port (RFC 5761) */
     int32_t srtp_profile;              /* 0: plain RTP; else an MC_SRTP_* profile */
-    const uint8_t *tx_key;             /* master key || salt we protect with */
+    const uint8_t *tx_key;             /* master key || salt we protect with; with SRTP it may be
+                                          absent (tx_key_length 0): a receive-only session, which
+                                          takes no send streams and sends no RTCP (tx_no_key) */
     uint32_t tx_key_length;
     const uint8_t *rx_key;             /* master key || salt the remote protects with */
     uint32_t rx_key_length;
@@ -634,6 +657,12 @@ typedef struct mc_engine_stats {
     uint64_t send_errors;
     uint64_t io_errors;
     uint64_t loops;
+    uint64_t app_received;             /* RTCP APP packets delivered as events */
+    uint64_t app_sent;                 /* RTCP APP packets sent (mc_engine_send_rtcp_app) */
+    uint64_t app_dropped;              /* APP packets not delivered: data longer than
+                                          MC_RTCP_APP_MAX_DATA, or the session has no event ring */
+    uint64_t tx_no_key;                /* RTCP packets a receive-only session (no tx key) could
+                                          not protect, so did not send */
     uint32_t sessions;
     uint32_t recv_streams;
     uint32_t send_streams;
@@ -662,6 +691,7 @@ MC_API mc_status mc_engine_add_recv_stream(mc_engine *engine, uint32_t session_i
                                            const mc_recv_stream_config *config);
 MC_API mc_status mc_engine_remove_recv_stream(mc_engine *engine, uint32_t session_id,
                                               uint32_t ssrc);
+/* [control] MC_E_STATE on a receive-only session (SRTP without a tx key). */
 MC_API mc_status mc_engine_add_send_stream(mc_engine *engine, uint32_t session_id,
                                            const mc_send_stream_config *config);
 MC_API mc_status mc_engine_remove_send_stream(mc_engine *engine, uint32_t session_id,
@@ -682,6 +712,19 @@ enum {
  * them in one compound RTCP packet and counts them (plis_sent, firs_sent). */
 MC_API mc_status mc_engine_request_keyframe_methods(mc_engine *engine, uint32_t session_id,
                                                     uint32_t ssrc, uint32_t methods);
+/* [control] Send an RTCP APP packet (RFC 3550 6.7) to the session's remote:
+ * one compound of an empty RR from `ssrc` and the APP packet (name: 4 bytes,
+ * subtype 0..31, data a multiple of 4 bytes up to MC_RTCP_APP_MAX_DATA),
+ * SRTCP-protected with the session's tx key. While the I/O thread runs the
+ * packet is queued for it (it owns the outbound SRTP context) and sent at its
+ * next pass; otherwise it is sent from the calling thread. Counted in
+ * app_sent when it leaves. MC_E_INVAL (name NULL, subtype > 31, data not a
+ * multiple of 4), MC_E_TOO_LARGE (data), MC_E_NOT_FOUND (session),
+ * MC_E_STATE (no remote address known yet, or a receive-only session without
+ * a tx key), MC_E_FULL (MC_ENGINE_APP_QUEUE packets already wait). */
+MC_API mc_status mc_engine_send_rtcp_app(mc_engine *engine, uint32_t session_id, uint32_t ssrc,
+                                         const uint8_t *name, uint32_t subtype,
+                                         const uint8_t *data, uint32_t data_length);
 /* [control] Statistics; while running they are at most ~20 ms old. */
 MC_API mc_status mc_engine_get_stats(mc_engine *engine, mc_engine_stats *out);
 MC_API mc_status mc_engine_get_recv_stats(mc_engine *engine, uint32_t session_id, uint32_t ssrc,
@@ -1342,7 +1385,17 @@ enum {
     MC_RTCP_FMT_PLI = 1,
     MC_RTCP_FMT_FIR = 4,
     MC_RTCP_SDES_CNAME = 1,
-    MC_RTCP_MAX_REPORTS = 31
+    MC_RTCP_MAX_REPORTS = 31,
+    MC_RTCP_APP_MAX_DATA = 1152,       /* APP application data we build or deliver: an SRTCP
+                                          compound (RR + APP + index + tag) stays <= 1200 bytes */
+
+    /* mc_rtcp_check_compound: what made a compound packet invalid */
+    MC_RTCP_VALID = 0,
+    MC_RTCP_BAD_LENGTH = 1,            /* empty, not a multiple of 4, or a length field past the end */
+    MC_RTCP_BAD_VERSION = 2,           /* a packet with V != 2 */
+    MC_RTCP_BAD_PADDING = 3,           /* P set on a packet other than the last, or a bad count */
+    MC_RTCP_BAD_FIRST = 4,             /* first packet neither SR/RR nor (RFC 5506) feedback */
+    MC_RTCP_BAD_PACKET = 5             /* a packet of a known type does not parse */
 };
 
 /* One packet of a compound RTCP packet (RFC 3550 6.1). */
@@ -1432,6 +1485,26 @@ MC_API mc_status mc_rtcp_write_pli(uint8_t *buffer, size_t buffer_size, size_t *
 MC_API mc_status mc_rtcp_write_fir(uint8_t *buffer, size_t buffer_size, size_t *used,
                                    uint32_t sender_ssrc, const uint32_t *ssrcs,
                                    const uint8_t *seq_nrs, uint32_t count);
+/* [any] APP (RFC 3550 6.7): subtype 0..31, a 4-byte name (ASCII by 6.7,
+ * not checked), application data of a multiple of 4 bytes (MC_E_INVAL
+ * otherwise; MC_E_TOO_LARGE past 65535 words). */
+MC_API mc_status mc_rtcp_write_app(uint8_t *buffer, size_t buffer_size, size_t *used,
+                                   uint32_t ssrc, const uint8_t *name, uint32_t subtype,
+                                   const uint8_t *data, uint32_t data_length);
+/* [any] APP: the SSRC/CSRC, name (4 bytes copied to `name`), subtype, and
+ * where the application data lies in `data` (padding removed). */
+MC_API mc_status mc_rtcp_parse_app(const uint8_t *data, size_t length, uint32_t *ssrc,
+                                   uint8_t *name, uint32_t *subtype, uint32_t *data_offset,
+                                   uint32_t *data_length);
+/* [any] Validity of a whole compound packet before anything in it is acted
+ * on (RFC 3550 6.1 and A.2; RFC 5506 3.4.2 for reduced-size packets):
+ * length a multiple of 4 and the packets' lengths adding up to it, V = 2
+ * throughout, padding only on the last packet with a count inside it, the
+ * first packet an SR or RR (or, reduced-size, an RTPFB/PSFB feedback or an
+ * APP), and every packet of a type parsed here (SR, RR, SDES, BYE, APP,
+ * NACK, PLI, FIR) parsing. Unknown types are skipped as 6.1 asks. MC_OK or
+ * MC_E_MALFORMED with *problem = MC_RTCP_BAD_* (may be NULL). */
+MC_API mc_status mc_rtcp_check_compound(const uint8_t *data, size_t length, uint32_t *problem);
 
 /* [any] Round-trip time from a report block received at NTP time
  * `arrival_ntp` (RFC 3550 6.4.1: A - LSR - DLSR). MC_E_NOT_FOUND when

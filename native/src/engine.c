@@ -22,6 +22,8 @@
 #include "rtcp.h"
 
 #define ENG_RTCP_CACHE 256
+/* an APP compound before SRTCP: empty RR (8) + APP header (12) + data */
+#define ENG_APP_COMPOUND (8u + 12u + MC_RTCP_APP_MAX_DATA)
 /* session bandwidth floor for the RTCP interval (RFC 3550 6.2): 64 kbit/s, in bytes/s */
 #define ENG_SESSION_BW_MIN 8000.0
 
@@ -94,6 +96,18 @@ struct eng_session {
     uint32_t remote_gen_seen;
     mc_netaddr pending_remote, pending_remote_rtcp;
     mc_mutex remote_lock;
+    /* 1 once a remote address is known (given, or latched by the I/O thread):
+     * what mc_engine_send_rtcp_app checks on the control thread, which may
+     * not read `remote` while the I/O thread can write it */
+    volatile uint32_t remote_known;
+    /* control -> I/O: APP compounds to protect and send (the outbound SRTP
+     * context is the I/O thread's); app_pending mirrors app_count so the I/O
+     * thread takes the lock only when something waits */
+    mc_mutex app_lock;
+    volatile uint32_t app_pending;
+    uint32_t app_count;
+    uint32_t app_length[MC_ENGINE_APP_QUEUE];
+    uint8_t *app_queue; /* MC_ENGINE_APP_QUEUE x ENG_APP_COMPOUND bytes, allocated on first use */
 };
 
 /* ---- routing table (immutable once published) ------------------------------------ */
@@ -355,6 +369,8 @@ static void session_free(eng_session *s)
     free(s->send);
     eng_crypto_free(&s->crypto);
     mc_mutex_destroy(&s->remote_lock);
+    mc_mutex_destroy(&s->app_lock);
+    free(s->app_queue);
     free(s);
 }
 
@@ -425,6 +441,39 @@ static void emit_event(eng_session *s, uint32_t kind, uint32_t ssrc, uint32_t se
     mc_ring_write(s->events, MC_RECORD_EVENT, &ev, (uint32_t)sizeof ev);
 }
 
+/* An RTCP APP packet as a variable-length event record (layout in
+ * mediacore.h, mc_engine_app_event), written in place with reserve/commit. */
+void eng_on_app(eng_rtcp_ctx *ctx, uint32_t sender, uint32_t ssrc, const uint8_t *name,
+                uint32_t subtype, const uint8_t *data, uint32_t length)
+{
+    mc_engine *e = ctx->engine;
+    eng_session *s = ctx->session;
+    if (!s->events || length > MC_RTCP_APP_MAX_DATA) {
+        e->c.app_dropped++;
+        return;
+    }
+    void *p = NULL;
+    uint32_t total = (uint32_t)sizeof(mc_engine_app_event) + length;
+    if (mc_ring_reserve(s->events, total, &p) != MC_OK || !p) {
+        e->c.app_dropped++; /* the full ring counted it too */
+        return;
+    }
+    mc_engine_app_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.event.time_ns = ctx->now;
+    ev.event.kind = MC_EVENT_APP;
+    ev.event.ssrc = ssrc;
+    ev.event.sender_ssrc = sender;
+    ev.event.count = length;
+    memcpy(ev.name, name, 4);
+    ev.subtype = subtype;
+    memcpy(p, &ev, sizeof ev);
+    if (length)
+        memcpy((uint8_t *)p + sizeof ev, data, length);
+    mc_ring_commit(s->events, MC_RECORD_EVENT, total);
+    e->c.app_received++;
+}
+
 /* ---- receive path ------------------------------------------------------------------- */
 
 static const eng_route *route_lookup(const eng_table *t, uint32_t ssrc, uint32_t kind,
@@ -465,6 +514,7 @@ static void maybe_latch(eng_session *s, const mc_netaddr *from, uint32_t ssrc, i
     if ((s->flags & MC_SESSION_LATCH) && s->remote.family == 0) {
         s->remote = *from;
         s->remote_rtcp = *from;
+        mc_store_u32_release(&s->remote_known, 1);
         emit_event(s, MC_EVENT_REMOTE_LATCHED, ssrc, 0, 0, now);
     }
 }
@@ -606,9 +656,10 @@ static int rtcp_mentions_session(const eng_table *t, const eng_session *s, const
 
 /* RTCP from a sender SSRC we do not receive (a receive-only remote): find
  * its session by trying each session's inbound SRTCP context on a copy
- * (the tag proves the key), or, for plain RTP sessions, by the send SSRCs
- * the packet reports on. The answer is cached per sender SSRC. On success
- * `buf` holds the unprotected packet and *len its length. */
+ * (the tag proves the key: such a compound is the session's even when it
+ * reports on nothing, e.g. an RR + APP), or, for plain RTP sessions, by the
+ * send SSRCs the packet reports on. The answer is cached per sender SSRC.
+ * On success `buf` holds the unprotected packet and *len its length. */
 static eng_session *rtcp_find_session(mc_engine *e, const eng_table *t, uint8_t *buf,
                                       uint32_t *len, uint32_t sender)
 {
@@ -625,13 +676,14 @@ static eng_session *rtcp_find_session(mc_engine *e, const eng_table *t, uint8_t 
     }
     for (uint32_t i = 0; i < t->n_sessions; i++) {
         eng_session *c = t->sessions[i].s;
-        if (!t->sessions[i].n_send)
+        int keyed = c->crypto.rx != NULL;
+        if (!keyed && !t->sessions[i].n_send)
             continue;
         uint32_t n = *len;
         memcpy(e->scratch, buf, n);
         if (eng_crypto_rx_rtcp(&c->crypto, e->scratch, &n) != MC_OK)
             continue;
-        if (!rtcp_mentions_session(t, c, e->scratch, n))
+        if (!keyed && !rtcp_mentions_session(t, c, e->scratch, n))
             continue;
         memcpy(buf, e->scratch, n);
         *len = n;
@@ -686,7 +738,8 @@ static void handle_rtcp(mc_engine *e, const eng_table *t, uint8_t *buf, uint32_t
     ctx.session = s;
     ctx.recv = r;
     ctx.now = now;
-    if (eng_rtcp_receive(&ctx, buf, len) != MC_OK)
+    uint32_t problem = MC_RTCP_VALID;
+    if (eng_rtcp_receive(&ctx, buf, len, &problem) != MC_OK)
         e->c.malformed++;
 }
 
@@ -877,21 +930,27 @@ void eng_count_retransmit(void *stream) { ((eng_send *)stream)->c.retransmitted+
 
 /* ---- RTCP send ---------------------------------------------------------------------- */
 
-static void send_rtcp_buffer(mc_engine *e, eng_session *s, const uint8_t *pkt, uint32_t len)
+/* Protect a compound RTCP packet and queue it; 1 when queued. */
+static int send_rtcp_buffer(mc_engine *e, eng_session *s, const uint8_t *pkt, uint32_t len)
 {
     if (s->remote.family == 0 || len == 0)
-        return;
+        return 0;
+    if (!eng_crypto_can_send(&s->crypto)) {
+        e->c.tx_no_key++; /* receive-only: nothing goes out unprotected */
+        return 0;
+    }
     mc_net_msg *m;
     uint8_t *p = eng_tx_slot(e, &m);
     memcpy(p, pkt, len);
     if (eng_crypto_tx_rtcp(&s->crypto, p, &len, ENG_MAX_DATAGRAM) != MC_OK) {
         e->c.send_errors++;
-        return;
+        return 0;
     }
     m->length = len;
     m->addr = s->remote_rtcp.family ? s->remote_rtcp : s->remote;
     eng_tx_commit(e);
     e->c.rtcp_out++;
+    return 1;
 }
 
 static uint32_t session_rtcp_ssrc(const eng_tsess *ts)
@@ -1046,7 +1105,7 @@ static void session_rtcp_timer(mc_engine *e, const eng_tsess *ts, int64_t now)
  * members, so the BYE goes at once. */
 static void session_bye(mc_engine *e, eng_session *s)
 {
-    if (!e->sock || s->remote.family == 0)
+    if (!e->sock || s->remote.family == 0 || !eng_crypto_can_send(&s->crypto))
         return;
     if (s->rtcp_timer_ready && !mc_rtcp_timer_bye_now(&s->rtcp_timer))
         return;
@@ -1084,6 +1143,21 @@ static void adopt_pending_remote(eng_session *s)
     mc_mutex_unlock(&s->remote_lock);
 }
 
+/* Protect and queue the APP compounds the control thread left (I/O thread). */
+static void send_pending_app(mc_engine *e, eng_session *s)
+{
+    if (!mc_load_u32_acquire(&s->app_pending))
+        return;
+    mc_mutex_lock(&s->app_lock);
+    for (uint32_t i = 0; i < s->app_count; i++) {
+        if (send_rtcp_buffer(e, s, s->app_queue + (size_t)i * ENG_APP_COMPOUND, s->app_length[i]))
+            e->c.app_sent++;
+    }
+    s->app_count = 0;
+    mc_store_u32_release(&s->app_pending, 0);
+    mc_mutex_unlock(&s->app_lock);
+}
+
 static int64_t run_timers(mc_engine *e, const eng_table *t, int64_t now)
 {
     int64_t next = now + 50000000LL;
@@ -1091,6 +1165,7 @@ static int64_t run_timers(mc_engine *e, const eng_table *t, int64_t now)
         const eng_tsess *ts = &t->sessions[i];
         eng_session *s = ts->s;
         adopt_pending_remote(s);
+        send_pending_app(e, s);
         for (uint32_t k = 0; k < ts->n_recv; k++) {
             eng_recv *r = ts->recv[k];
             uint32_t kf = mc_load_u32_relaxed(&r->keyframe_request);
@@ -1346,6 +1421,7 @@ MC_API mc_status mc_engine_add_session(mc_engine *e, const mc_session_config *cf
     if (!s)
         return MC_E_NOMEM;
     mc_mutex_init(&s->remote_lock);
+    mc_mutex_init(&s->app_lock);
     mc_status st = parse_remote(cfg->remote_host, cfg->remote_port, cfg->remote_rtcp_port, &s->remote,
                                 &s->remote_rtcp);
     if (st == MC_OK)
@@ -1359,6 +1435,7 @@ MC_API mc_status mc_engine_add_session(mc_engine *e, const mc_session_config *cf
     }
     s->flags = cfg->flags;
     s->events = cfg->events;
+    s->remote_known = s->remote.family != 0;
     s->rtcp_ssrc = (uint32_t)rng_next(e);
     if (cfg->cname && cfg->cname[0]) {
         strncpy(s->cname, cfg->cname, sizeof s->cname - 1);
@@ -1416,6 +1493,7 @@ MC_API mc_status mc_engine_set_remote(mc_engine *e, uint32_t session_id, const c
     mc_status st = parse_remote(host, port, rtcp_port, &rtp, &rtcp);
     if (st != MC_OK)
         return st;
+    mc_store_u32_release(&s->remote_known, 1);
     if (!is_running(e)) {
         s->remote = rtp;
         s->remote_rtcp = rtcp;
@@ -1518,6 +1596,8 @@ MC_API mc_status mc_engine_add_send_stream(mc_engine *e, uint32_t session_id,
     eng_session *s = find_session(e, session_id, NULL);
     if (!s)
         return MC_E_NOT_FOUND;
+    if (!eng_crypto_can_send(&s->crypto))
+        return MC_E_STATE; /* receive-only session: nothing to protect with */
     if (ssrc_in_use(s, cfg->ssrc, 0))
         return MC_E_EXISTS;
     eng_send *x = (eng_send *)calloc(1, sizeof *x);
@@ -1602,6 +1682,53 @@ MC_API mc_status mc_engine_request_keyframe_methods(mc_engine *e, uint32_t sessi
             return MC_OK;
         }
     return MC_E_NOT_FOUND;
+}
+
+/* ---- public API: RTCP APP ---------------------------------------------------------------- */
+
+MC_API mc_status mc_engine_send_rtcp_app(mc_engine *e, uint32_t session_id, uint32_t ssrc,
+                                         const uint8_t *name, uint32_t subtype,
+                                         const uint8_t *data, uint32_t data_length)
+{
+    if (!e || !name || subtype > 31 || data_length % 4 != 0 || (data_length && !data))
+        return MC_E_INVAL;
+    if (data_length > MC_RTCP_APP_MAX_DATA)
+        return MC_E_TOO_LARGE;
+    eng_session *s = find_session(e, session_id, NULL);
+    if (!s)
+        return MC_E_NOT_FOUND;
+    if (!eng_crypto_can_send(&s->crypto) || !mc_load_u32_acquire(&s->remote_known))
+        return MC_E_STATE;
+    uint8_t pkt[ENG_MAX_DATAGRAM];
+    size_t used = 0;
+    mc_status st = mc_rtcp_build_app(pkt, ENG_APP_COMPOUND, &used, ssrc, name, subtype, data,
+                                     data_length);
+    if (st != MC_OK)
+        return st;
+    if (!is_running(e)) {
+        /* no I/O thread: this thread owns the outbound context and the batch */
+        if (send_rtcp_buffer(e, s, pkt, (uint32_t)used))
+            e->c.app_sent++;
+        flush_tx(e);
+        return MC_OK;
+    }
+    mc_mutex_lock(&s->app_lock);
+    if (!s->app_queue)
+        s->app_queue = (uint8_t *)malloc((size_t)MC_ENGINE_APP_QUEUE * ENG_APP_COMPOUND);
+    if (!s->app_queue) {
+        mc_mutex_unlock(&s->app_lock);
+        return MC_E_NOMEM;
+    }
+    if (s->app_count == MC_ENGINE_APP_QUEUE) {
+        mc_mutex_unlock(&s->app_lock);
+        return MC_E_FULL;
+    }
+    memcpy(s->app_queue + (size_t)s->app_count * ENG_APP_COMPOUND, pkt, used);
+    s->app_length[s->app_count++] = (uint32_t)used;
+    mc_store_u32_release(&s->app_pending, 1);
+    mc_mutex_unlock(&s->app_lock);
+    wake_io(e);
+    return MC_OK;
 }
 
 /* ---- public API: statistics ------------------------------------------------------------ */

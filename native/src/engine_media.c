@@ -3,6 +3,7 @@
  */
 #include "engine_media.h"
 
+#include "rtp.h"
 #include "rtpstats.h"
 #include "srtp.h"
 
@@ -22,17 +23,22 @@ mc_status eng_crypto_init(eng_session_crypto *c, int32_t profile, const uint8_t 
     c->replay_window = replay_window;
     if (profile == 0)
         return MC_OK;
-    if (!tx_key || !rx_key)
+    /* the rx key is what makes a session: without it nothing the remote
+     * sends can be authenticated. No tx key (tx_len 0) is a receive-only
+     * session: it never sends media or RTCP (eng_crypto_tx_* refuse) */
+    if (!rx_key || !rx_len || (tx_len && !tx_key))
         return MC_E_INVAL;
     mc_status st = mc_srtp_create(profile, rx_key, rx_len, replay_window, ENG_SRTP_MAX_SSRCS, flags,
                                   (mc_srtp **)&c->rx);
-    if (st == MC_OK)
+    if (st == MC_OK && tx_len)
         st = mc_srtp_create(profile, tx_key, tx_len, replay_window, ENG_SRTP_MAX_SSRCS,
                             flags | MC_SRTP_OUTBOUND, (mc_srtp **)&c->tx);
     if (st != MC_OK)
         eng_crypto_free(c);
     return st;
 }
+
+int eng_crypto_can_send(const eng_session_crypto *c) { return c->profile == 0 || c->tx != NULL; }
 
 void eng_crypto_free(eng_session_crypto *c)
 {
@@ -44,7 +50,7 @@ void eng_crypto_free(eng_session_crypto *c)
 
 mc_status eng_crypto_rx_rtp(eng_session_crypto *c, uint8_t *buf, uint32_t *len)
 {
-    if (!c->rx)
+    if (c->profile == 0)
         return MC_OK;
     size_t out = 0;
     mc_status st = mc_srtp_unprotect((mc_srtp *)c->rx, buf, *len, &out);
@@ -55,7 +61,7 @@ mc_status eng_crypto_rx_rtp(eng_session_crypto *c, uint8_t *buf, uint32_t *len)
 
 mc_status eng_crypto_rx_rtcp(eng_session_crypto *c, uint8_t *buf, uint32_t *len)
 {
-    if (!c->rx)
+    if (c->profile == 0)
         return MC_OK;
     size_t out = 0;
     mc_status st = mc_srtcp_unprotect((mc_srtp *)c->rx, buf, *len, &out);
@@ -66,8 +72,10 @@ mc_status eng_crypto_rx_rtcp(eng_session_crypto *c, uint8_t *buf, uint32_t *len)
 
 mc_status eng_crypto_tx_rtp(eng_session_crypto *c, uint8_t *buf, uint32_t *len, uint32_t cap)
 {
-    if (!c->tx)
+    if (c->profile == 0)
         return MC_OK;
+    if (!c->tx)
+        return MC_E_STATE; /* receive-only: never send in the clear */
     size_t out = 0;
     mc_status st = mc_srtp_protect((mc_srtp *)c->tx, buf, *len, cap, &out);
     if (st == MC_OK)
@@ -77,8 +85,10 @@ mc_status eng_crypto_tx_rtp(eng_session_crypto *c, uint8_t *buf, uint32_t *len, 
 
 mc_status eng_crypto_tx_rtcp(eng_session_crypto *c, uint8_t *buf, uint32_t *len, uint32_t cap)
 {
-    if (!c->tx)
+    if (c->profile == 0)
         return MC_OK;
+    if (!c->tx)
+        return MC_E_STATE; /* receive-only: never send in the clear */
     size_t out = 0;
     mc_status st = mc_srtcp_protect((mc_srtp *)c->tx, buf, *len, cap, &out);
     if (st == MC_OK)
@@ -447,17 +457,24 @@ static void to_report(const mc_rtcp_report_block *b, eng_report *r)
         r->rtt_ns = rtt;
 }
 
-/* Walk a compound RTCP packet with the rtcp.c parsers (untrusted input). */
-mc_status eng_rtcp_receive(eng_rtcp_ctx *ctx, const uint8_t *buf, uint32_t len)
+/* Act on a compound RTCP packet with the rtcp.c parsers (untrusted input).
+ * The whole compound is validated first (RFC 3550 A.2, mc_rtcp_check_compound)
+ * so that nothing in it is acted on when any part of it is malformed: an SR
+ * ahead of a bad packet must not move our LSR/RTT state either. */
+mc_status eng_rtcp_receive(eng_rtcp_ctx *ctx, const uint8_t *buf, uint32_t len, uint32_t *problem)
 {
+    if (mc_rtcp_check_compound(buf, len, problem) != MC_OK)
+        return MC_E_MALFORMED;
+    uint32_t sender = mc_rd32(buf + 4); /* the compound's first packet speaks for it */
     uint32_t cursor = 0;
     mc_rtcp_packet pk;
-    mc_status st;
-    while ((st = mc_rtcp_next(buf, len, &cursor, &pk)) == MC_OK) {
+    while (mc_rtcp_next(buf, len, &cursor, &pk) == MC_OK) {
         const uint8_t *p = buf + pk.offset;
         size_t n = pk.length;
         mc_rtcp_report_block blocks[MC_RTCP_MAX_REPORTS];
         uint32_t count = 0;
+        /* every parse below succeeded once in the check: the statuses are
+         * known to be MC_OK, the checks only keep the compiler honest */
         if (pk.packet_type == MC_RTCP_SR) {
             mc_rtcp_sender_info si;
             if (mc_rtcp_parse_sr(p, n, &si, blocks, MC_RTCP_MAX_REPORTS, &count) != MC_OK)
@@ -473,24 +490,30 @@ mc_status eng_rtcp_receive(eng_rtcp_ctx *ctx, const uint8_t *buf, uint32_t len)
                 return MC_E_MALFORMED;
             for (uint32_t i = 0; i < nb && i < 31; i++)
                 eng_on_bye(ctx, ssrcs[i]);
+        } else if (pk.packet_type == MC_RTCP_APP) {
+            uint32_t ssrc, subtype, off, dlen;
+            uint8_t name[4];
+            if (mc_rtcp_parse_app(p, n, &ssrc, name, &subtype, &off, &dlen) != MC_OK)
+                return MC_E_MALFORMED;
+            eng_on_app(ctx, sender, ssrc, name, subtype, p + off, dlen);
         } else if (pk.packet_type == MC_RTCP_RTPFB && pk.count == MC_RTCP_FMT_NACK) {
-            uint32_t sender, media, nl = 0;
+            uint32_t sender_ssrc, media, nl = 0;
             uint16_t lost[256];
-            if (mc_rtcp_parse_nack(p, n, &sender, &media, lost, 256, &nl) != MC_OK)
+            if (mc_rtcp_parse_nack(p, n, &sender_ssrc, &media, lost, 256, &nl) != MC_OK)
                 return MC_E_MALFORMED;
-            eng_on_feedback(ctx, MC_EVENT_NACK, media, sender, lost, nl > 256 ? 256 : nl);
+            eng_on_feedback(ctx, MC_EVENT_NACK, media, sender_ssrc, lost, nl > 256 ? 256 : nl);
         } else if (pk.packet_type == MC_RTCP_PSFB && pk.count == MC_RTCP_FMT_PLI) {
-            uint32_t sender, media;
-            if (mc_rtcp_parse_pli(p, n, &sender, &media) != MC_OK)
+            uint32_t sender_ssrc, media;
+            if (mc_rtcp_parse_pli(p, n, &sender_ssrc, &media) != MC_OK)
                 return MC_E_MALFORMED;
-            eng_on_feedback(ctx, MC_EVENT_PLI, media, sender, NULL, 0);
+            eng_on_feedback(ctx, MC_EVENT_PLI, media, sender_ssrc, NULL, 0);
         } else if (pk.packet_type == MC_RTCP_PSFB && pk.count == MC_RTCP_FMT_FIR) {
-            uint32_t sender, ssrcs[16], nf = 0;
+            uint32_t sender_ssrc, ssrcs[16], nf = 0;
             uint8_t seqs[16];
-            if (mc_rtcp_parse_fir(p, n, &sender, ssrcs, seqs, 16, &nf) != MC_OK)
+            if (mc_rtcp_parse_fir(p, n, &sender_ssrc, ssrcs, seqs, 16, &nf) != MC_OK)
                 return MC_E_MALFORMED;
             for (uint32_t i = 0; i < nf && i < 16; i++)
-                eng_on_feedback(ctx, MC_EVENT_FIR, ssrcs[i], sender, NULL, 0);
+                eng_on_feedback(ctx, MC_EVENT_FIR, ssrcs[i], sender_ssrc, NULL, 0);
         }
         for (uint32_t i = 0; i < count && i < MC_RTCP_MAX_REPORTS; i++) {
             eng_report r;
@@ -498,5 +521,5 @@ mc_status eng_rtcp_receive(eng_rtcp_ctx *ctx, const uint8_t *buf, uint32_t len)
             eng_on_report_block(ctx, &r);
         }
     }
-    return st == MC_E_NOT_FOUND ? MC_OK : MC_E_MALFORMED;
+    return MC_OK;
 }

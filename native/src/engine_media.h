@@ -24,6 +24,8 @@ mc_status eng_crypto_init(eng_session_crypto *c, int32_t profile, const uint8_t 
                           uint32_t tx_len, const uint8_t *rx_key, uint32_t rx_len,
                           uint32_t replay_window, uint32_t flags);
 void eng_crypto_free(eng_session_crypto *c);
+/* 1 when the session can protect what it sends (plain RTP, or a tx key). */
+int eng_crypto_can_send(const eng_session_crypto *c);
 mc_status eng_crypto_rx_rtp(eng_session_crypto *c, uint8_t *buf, uint32_t *len);
 mc_status eng_crypto_rx_rtcp(eng_session_crypto *c, uint8_t *buf, uint32_t *len);
 mc_status eng_crypto_tx_rtp(eng_session_crypto *c, uint8_t *buf, uint32_t *len, uint32_t cap);
@@ -123,7 +125,9 @@ typedef struct eng_rtcp_ctx {
     int64_t now;
 } eng_rtcp_ctx;
 
-mc_status eng_rtcp_receive(eng_rtcp_ctx *ctx, const uint8_t *buf, uint32_t len);
+/* Validate a whole (unprotected) compound packet, then act on it. MC_OK, or
+ * MC_E_MALFORMED with *problem = MC_RTCP_BAD_* and nothing acted on. */
+mc_status eng_rtcp_receive(eng_rtcp_ctx *ctx, const uint8_t *buf, uint32_t len, uint32_t *problem);
 uint64_t eng_ntp_now(void);
 
 /* ---- callbacks into engine.c ------------------------------------------------------------------ */
@@ -139,5 +143,7 @@ void eng_on_report_block(eng_rtcp_ctx *ctx, const eng_report *rb);
 void eng_on_feedback(eng_rtcp_ctx *ctx, uint32_t kind, uint32_t media_ssrc, uint32_t sender,
                      const uint16_t *lost, uint32_t count);
 void eng_on_bye(eng_rtcp_ctx *ctx, uint32_t ssrc);
+void eng_on_app(eng_rtcp_ctx *ctx, uint32_t sender, uint32_t ssrc, const uint8_t *name,
+                uint32_t subtype, const uint8_t *data, uint32_t length);
 
 #endif /* MC_ENGINE_MEDIA_H */

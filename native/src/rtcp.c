@@ -16,6 +16,8 @@
  * +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
  * Feedback (RFC 4585 6.1): header(PT=205/206, FMT), sender SSRC, media SSRC,
  * FCI. Generic NACK FCI: | PID (16) | BLP (16) |. FIR FCI: | SSRC | seq | 0 0 0 |.
+ * APP (RFC 3550 6.7): | V=2|P| subtype | PT=204 | length | SSRC/CSRC | name (4 ASCII) |
+ * application-dependent data (a multiple of 32 bits) |.
  */
 #include <string.h>
 
@@ -286,6 +288,119 @@ MC_API mc_status mc_rtcp_parse_fir(const uint8_t *data, size_t length, uint32_t 
     return MC_OK;
 }
 
+/* APP, RFC 3550 6.7: header, SSRC/CSRC, 4-byte name, then the data. */
+MC_API mc_status mc_rtcp_parse_app(const uint8_t *data, size_t length, uint32_t *ssrc,
+                                   uint8_t *name, uint32_t *subtype, uint32_t *data_offset,
+                                   uint32_t *data_length)
+{
+    if (!data || !ssrc || !name || !subtype || !data_offset || !data_length)
+        return MC_E_INVAL;
+    size_t size = packet_body(data, length, MC_RTCP_APP);
+    /* padding removed, the data must still be whole 32-bit words (6.7) */
+    if (size < 12 || (size - 12) % 4 != 0)
+        return MC_E_MALFORMED;
+    *ssrc = mc_rd32(data + 4);
+    memcpy(name, data + 8, 4);
+    *subtype = data[0] & 0x1F;
+    *data_offset = 12;
+    *data_length = (uint32_t)(size - 12);
+    return MC_OK;
+}
+
+/* RFC 3550 A.2 (and 6.1) validity checks over the whole compound packet;
+ * RFC 5506 3.4.2 lets a reduced-size packet start with feedback. Every
+ * packet of a type the engine acts on is parsed here, so that acting on
+ * the compound afterwards cannot meet a malformed packet half way. */
+static mc_status check_packet(const uint8_t *p, size_t n, uint8_t type, uint8_t count)
+{
+    mc_rtcp_report_block blocks[1];
+    uint32_t a, b, c, d, nb;
+    uint8_t name[4], t;
+    switch (type) {
+    case MC_RTCP_SR: {
+        mc_rtcp_sender_info si;
+        return mc_rtcp_parse_sr(p, n, &si, blocks, 1, &nb);
+    }
+    case MC_RTCP_RR:
+        return mc_rtcp_parse_rr(p, n, &a, blocks, 1, &nb);
+    case MC_RTCP_SDES: {
+        uint32_t cursor = 0;
+        mc_status st;
+        while ((st = mc_rtcp_sdes_next(p, n, &cursor, &a, &t, &b, &c)) == MC_OK)
+            ;
+        return st == MC_E_NOT_FOUND ? MC_OK : MC_E_MALFORMED;
+    }
+    case MC_RTCP_BYE:
+        return mc_rtcp_parse_bye(p, n, &a, 1, &nb, &b, &c);
+    case MC_RTCP_APP:
+        return mc_rtcp_parse_app(p, n, &a, name, &b, &c, &d);
+    case MC_RTCP_RTPFB:
+        if (count == MC_RTCP_FMT_NACK) {
+            uint16_t lost[1];
+            return mc_rtcp_parse_nack(p, n, &a, &b, lost, 1, &nb);
+        }
+        return MC_OK;
+    case MC_RTCP_PSFB:
+        if (count == MC_RTCP_FMT_PLI)
+            return mc_rtcp_parse_pli(p, n, &a, &b);
+        if (count == MC_RTCP_FMT_FIR) {
+            uint8_t seq[1];
+            return mc_rtcp_parse_fir(p, n, &a, &b, seq, 1, &nb);
+        }
+        return MC_OK;
+    default:
+        return MC_OK; /* 6.1: unknown types are ignored, not fatal */
+    }
+}
+
+MC_API mc_status mc_rtcp_check_compound(const uint8_t *data, size_t length, uint32_t *problem)
+{
+    uint32_t dummy;
+    if (!problem)
+        problem = &dummy;
+    *problem = MC_RTCP_VALID;
+    if (!data)
+        return MC_E_INVAL;
+    if (length < RTCP_HEADER || length % 4 != 0 || length > 0xFFFFFFFFu) {
+        *problem = MC_RTCP_BAD_LENGTH;
+        return MC_E_MALFORMED;
+    }
+    size_t pos = 0;
+    while (pos < length) {
+        const uint8_t *p = data + pos;
+        if ((p[0] >> 6) != 2) {
+            *problem = MC_RTCP_BAD_VERSION;
+            return MC_E_MALFORMED;
+        }
+        size_t size = 4u * ((size_t)mc_rd16(p + 2) + 1);
+        if (size > length - pos) {
+            *problem = MC_RTCP_BAD_LENGTH;
+            return MC_E_MALFORMED;
+        }
+        int last = pos + size == length;
+        if (pos == 0 && p[1] != MC_RTCP_SR && p[1] != MC_RTCP_RR && p[1] != MC_RTCP_RTPFB &&
+            p[1] != MC_RTCP_PSFB && p[1] != MC_RTCP_APP) {
+            *problem = MC_RTCP_BAD_FIRST;
+            return MC_E_MALFORMED;
+        }
+        if (p[0] & 0x20) {
+            /* A.2: only the last packet may be padded; its last octet counts
+             * the padding, itself included, inside the packet's body */
+            uint8_t pad = p[size - 1];
+            if (!last || pad == 0 || pad > size - RTCP_HEADER) {
+                *problem = MC_RTCP_BAD_PADDING;
+                return MC_E_MALFORMED;
+            }
+        }
+        if (check_packet(p, size, p[1], (uint8_t)(p[0] & 0x1F)) != MC_OK) {
+            *problem = MC_RTCP_BAD_PACKET;
+            return MC_E_MALFORMED;
+        }
+        pos += size;
+    }
+    return MC_OK;
+}
+
 /* ---- writers -------------------------------------------------------------- */
 
 static mc_status begin(uint8_t *buffer, size_t buffer_size, const size_t *used, size_t size,
@@ -495,6 +610,26 @@ MC_API mc_status mc_rtcp_write_fir(uint8_t *buffer, size_t buffer_size, size_t *
     return MC_OK;
 }
 
+MC_API mc_status mc_rtcp_write_app(uint8_t *buffer, size_t buffer_size, size_t *used,
+                                   uint32_t ssrc, const uint8_t *name, uint32_t subtype,
+                                   const uint8_t *data, uint32_t data_length)
+{
+    if (!name || subtype > 31 || data_length % 4 != 0 || (data_length && !data))
+        return MC_E_INVAL;
+    size_t size = 12 + (size_t)data_length;
+    uint8_t *p;
+    mc_status st = begin(buffer, buffer_size, used, size, &p);
+    if (st != MC_OK)
+        return st;
+    header(p, (uint8_t)subtype, MC_RTCP_APP, size);
+    mc_wr32(p + 4, ssrc);
+    memcpy(p + 8, name, 4);
+    if (data_length)
+        memcpy(p + 12, data, data_length);
+    *used += size;
+    return MC_OK;
+}
+
 /* ---- timing ---------------------------------------------------------------- */
 
 uint64_t mc_ntp_from_unix_ns(int64_t unix_ns)
@@ -639,6 +774,21 @@ mc_status mc_rtcp_build_bye(uint8_t *buffer, size_t buffer_size, size_t *used,
         st = mc_rtcp_write_sdes_cname(buffer, buffer_size, used, ssrcs[0], cname, cname_length);
     if (st == MC_OK)
         st = mc_rtcp_write_bye(buffer, buffer_size, used, ssrcs, n_ssrcs, reason, reason_length);
+    if (st != MC_OK)
+        *used = at;
+    return st;
+}
+
+mc_status mc_rtcp_build_app(uint8_t *buffer, size_t buffer_size, size_t *used, uint32_t ssrc,
+                            const uint8_t *name, uint32_t subtype, const uint8_t *data,
+                            uint32_t data_length)
+{
+    if (!buffer || !used || *used > buffer_size)
+        return MC_E_INVAL;
+    size_t at = *used;
+    mc_status st = mc_rtcp_write_rr(buffer, buffer_size, used, ssrc, NULL, 0);
+    if (st == MC_OK)
+        st = mc_rtcp_write_app(buffer, buffer_size, used, ssrc, name, subtype, data, data_length);
     if (st != MC_OK)
         *used = at;
     return st;

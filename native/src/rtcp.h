@@ -49,6 +49,15 @@ mc_status mc_rtcp_build_bye(uint8_t *buffer, size_t buffer_size, size_t *used,
                             const uint32_t *ssrcs, uint32_t n_ssrcs, const uint8_t *cname,
                             uint32_t cname_length, const uint8_t *reason, uint32_t reason_length);
 
+/* APP (RFC 3550 6.7): an empty RR from `ssrc`, then the APP packet: the
+ * compound mc_engine_send_rtcp_app sends. It carries no SDES CNAME: the
+ * regular reports carry it, and the APP compound (a subscription list sent
+ * every second) stays small; receivers validate it as A.2 does, which does
+ * not look for a CNAME. */
+mc_status mc_rtcp_build_app(uint8_t *buffer, size_t buffer_size, size_t *used, uint32_t ssrc,
+                            const uint8_t *name, uint32_t subtype, const uint8_t *data,
+                            uint32_t data_length);
+
 /* ---- transmission timer (RFC 3550 6.3, A.7) -------------------------------
  * The sender-side state of 6.3 for one participant: tp, tn, pmembers,
  * members, senders, rtcp_bw, we_sent, avg_rtcp_size, initial. What is

@@ -1,9 +1,10 @@
 /*
  * test_rtcp.c — C tests of rtcp.c's outgoing side: compound packet builders
- * (report, feedback, BYE) serialized then parsed back with the rtcp.c
+ * (report, feedback, BYE, APP) serialized then parsed back with the rtcp.c
  * parsers, and the RFC 3550 6.3 transmission timer (interval distribution
  * with a seeded generator, initial half interval, minimums, timer
- * reconsideration and reverse reconsideration). No OpenSSL or opus: built
+ * reconsideration and reverse reconsideration), and the whole-compound
+ * validity check (RFC 3550 A.2, RFC 5506). No OpenSSL or opus: built
  * with -Werror, ASan/UBSan and mingw-w64 (run under wine).
  *
  * Usage: test_rtcp [rounds]   (default 2000 randomized compound packets)
@@ -261,6 +262,101 @@ static void test_bye_round_trip(void)
     CHECK(used == 0);
 }
 
+/* APP (RFC 3550 6.7): the engine's RR + APP compound parsed back, and the
+ * writer's refusals (subtype, data not whole words). */
+static void test_app_round_trip(void)
+{
+    uint8_t buf[256], data[16];
+    for (uint32_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 7);
+    size_t used = 0;
+    CHECK_STATUS(mc_rtcp_build_app(buf, sizeof buf, &used, 0xA0A0A0A0u, (const uint8_t *)"MBVS",
+                                   5, data, 16), MC_OK);
+    CHECK(used == 8 + 12 + 16);
+    uint32_t problem = 99;
+    CHECK_STATUS(mc_rtcp_check_compound(buf, used, &problem), MC_OK);
+    CHECK(problem == MC_RTCP_VALID);
+    uint32_t cursor = 0;
+    mc_rtcp_packet p;
+    CHECK_STATUS(mc_rtcp_next(buf, used, &cursor, &p), MC_OK);
+    CHECK(p.packet_type == MC_RTCP_RR && p.length == 8);
+    CHECK_STATUS(mc_rtcp_next(buf, used, &cursor, &p), MC_OK);
+    CHECK(p.packet_type == MC_RTCP_APP && p.count == 5);
+    uint32_t ssrc = 0, subtype = 0, off = 0, len = 0;
+    uint8_t name[4];
+    CHECK_STATUS(mc_rtcp_parse_app(buf + p.offset, p.length, &ssrc, name, &subtype, &off, &len),
+                 MC_OK);
+    CHECK(ssrc == 0xA0A0A0A0u && memcmp(name, "MBVS", 4) == 0 && subtype == 5);
+    CHECK(len == 16 && memcmp(buf + p.offset + off, data, 16) == 0);
+    used = 0;
+    CHECK_STATUS(mc_rtcp_write_app(buf, sizeof buf, &used, 1, (const uint8_t *)"MBVS", 32, NULL, 0),
+                 MC_E_INVAL);
+    CHECK_STATUS(mc_rtcp_write_app(buf, sizeof buf, &used, 1, (const uint8_t *)"MBVS", 0, data, 6),
+                 MC_E_INVAL);
+    CHECK_STATUS(mc_rtcp_write_app(buf, 20, &used, 1, (const uint8_t *)"MBVS", 0, data, 16),
+                 MC_E_BUFFER);
+    CHECK(used == 0);
+}
+
+/* Whole-compound validity (RFC 3550 A.2, RFC 5506): each failure class, and
+ * that a valid SR ahead of a broken packet does not make the compound valid. */
+static void test_check_compound(void)
+{
+    uint8_t buf[256];
+    size_t used = 0;
+    mc_rtcp_sender_info si = {7, 0x1111222233334444ULL, 9, 1, 100};
+    CHECK_STATUS(mc_rtcp_write_sr(buf, sizeof buf, &used, &si, NULL, 0), MC_OK);
+    size_t sr_end = used;
+    CHECK_STATUS(mc_rtcp_write_pli(buf, sizeof buf, &used, 7, 8), MC_OK);
+    uint32_t problem;
+    CHECK_STATUS(mc_rtcp_check_compound(buf, used, &problem), MC_OK);
+    /* reduced size (RFC 5506): a lone PLI is valid, a lone SDES is not */
+    CHECK_STATUS(mc_rtcp_check_compound(buf + sr_end, used - sr_end, &problem), MC_OK);
+    size_t sdes = 0;
+    uint8_t lone[64];
+    CHECK_STATUS(mc_rtcp_write_sdes_cname(lone, sizeof lone, &sdes, 7, (const uint8_t *)"x", 1),
+                 MC_OK);
+    CHECK_STATUS(mc_rtcp_check_compound(lone, sdes, &problem), MC_E_MALFORMED);
+    CHECK(problem == MC_RTCP_BAD_FIRST);
+    /* a length past the end, and a total that is not whole words */
+    buf[sr_end + 3] = 9;
+    CHECK_STATUS(mc_rtcp_check_compound(buf, used, &problem), MC_E_MALFORMED);
+    CHECK(problem == MC_RTCP_BAD_LENGTH);
+    buf[sr_end + 3] = 2;
+    CHECK_STATUS(mc_rtcp_check_compound(buf, used - 2, &problem), MC_E_MALFORMED);
+    CHECK(problem == MC_RTCP_BAD_LENGTH);
+    /* version 1 in the second packet */
+    buf[sr_end] = (uint8_t)((buf[sr_end] & 0x3F) | 0x40);
+    CHECK_STATUS(mc_rtcp_check_compound(buf, used, &problem), MC_E_MALFORMED);
+    CHECK(problem == MC_RTCP_BAD_VERSION);
+    buf[sr_end] = (uint8_t)((buf[sr_end] & 0x3F) | 0x80);
+    /* padding on the first of two packets; then a zero count on the last */
+    buf[0] |= 0x20;
+    CHECK_STATUS(mc_rtcp_check_compound(buf, used, &problem), MC_E_MALFORMED);
+    CHECK(problem == MC_RTCP_BAD_PADDING);
+    buf[0] &= (uint8_t)~0x20;
+    buf[sr_end] |= 0x20;
+    buf[used - 1] = 0;
+    CHECK_STATUS(mc_rtcp_check_compound(buf, used, &problem), MC_E_MALFORMED);
+    CHECK(problem == MC_RTCP_BAD_PADDING);
+    buf[used - 1] = 9; /* more than the body */
+    CHECK_STATUS(mc_rtcp_check_compound(buf, used, &problem), MC_E_MALFORMED);
+    CHECK(problem == MC_RTCP_BAD_PADDING);
+    buf[sr_end] &= (uint8_t)~0x20;
+    /* an SR whose report count runs past its length, behind a valid RR */
+    used = 0;
+    CHECK_STATUS(mc_rtcp_write_rr(buf, sizeof buf, &used, 7, NULL, 0), MC_OK);
+    size_t sr_at = used;
+    CHECK_STATUS(mc_rtcp_write_sr(buf, sizeof buf, &used, &si, NULL, 0), MC_OK);
+    buf[sr_at] = (uint8_t)(0x80 | 2);
+    CHECK_STATUS(mc_rtcp_check_compound(buf, used, &problem), MC_E_MALFORMED);
+    CHECK(problem == MC_RTCP_BAD_PACKET);
+    /* unknown types (XR, 207) are skipped, not fatal */
+    buf[sr_at] = 0x80;
+    buf[sr_at + 1] = 207;
+    CHECK_STATUS(mc_rtcp_check_compound(buf, used, &problem), MC_OK);
+}
+
 /* ---- transmission timer ------------------------------------------------------------------- */
 
 #define E_MINUS_1_5 1.21828182845904523536
@@ -412,6 +508,8 @@ int main(int argc, char **argv)
     test_report_round_trip(rounds);
     test_feedback_round_trip(rounds);
     test_bye_round_trip();
+    test_app_round_trip();
+    test_check_compound();
     test_timer_distribution();
     test_timer_minimums_and_bandwidth();
     test_timer_reconsideration();
