@@ -122,6 +122,8 @@ class CallStats:
     call_id: str
     streams: tuple[StreamStats, ...]
     audio: GraphStats | None
+    #: receive records the audio graph's input ring had no room for
+    audio_input_dropped: int
     #: items dropped per processor (queues behind) and per iterator
     dropped: dict[str, int]
     processor_errors: dict[str, int]
@@ -714,7 +716,8 @@ class CallMedia:
         dropped = {f"processor:{r.name}": r.dropped for r in self._runners}
         for pid, q in self._audio_queues:
             dropped[q.name] = q.dropped
-        return CallStats(self.call_id, tuple(out), self._call_audio.stats(), dropped,
+        return CallStats(self.call_id, tuple(out), self._call_audio.stats(),
+                         self._call_audio.input.stats().records_dropped, dropped,
                          {r.name: r.errors for r in self._runners})
 
     # ---- lifetime --------------------------------------------------------------------------

@@ -47,13 +47,16 @@ class MediaHost:
     and must be a numeric address (no DNS on the media path).
     ``srtp_profile``: ``None`` for plain RTP (tests only).
     ``audio_workers``: native audio worker threads (default: one per core, at
-    most four).
+    most four). ``latency``: record each audio frame's wire-to-processor
+    latency (``host.audio.latency``). ``socket_buffer_bytes``: the UDP
+    socket's receive and send buffers (bursts of hundreds of calls).
     """
 
     def __init__(self, bind_address: str = "127.0.0.1", port: int = 0, *,
                  public_address: str | None = None, public_port: int | None = None,
                  srtp_profile: str | None = DEFAULT_SRTP_PROFILE,
-                 audio_workers: int | None = None, latency: bool = False) -> None:
+                 audio_workers: int | None = None, latency: bool = False,
+                 socket_buffer_bytes: int = 4 << 20) -> None:
         if srtp_profile is not None and srtp_profile not in SRTP_KEY_LENGTHS:
             raise ValueError(f"unknown SRTP profile {srtp_profile!r}; "
                              f"known: {', '.join(SRTP_KEY_LENGTHS)}")
@@ -69,9 +72,9 @@ class MediaHost:
         if audio_workers is not None and audio_workers < 1:
             raise ValueError("audio_workers must be at least 1")
         self.srtp_profile = srtp_profile
-        self.engine = Engine(bind_address, port)
+        self.engine = Engine(bind_address, port, rcvbuf_bytes=socket_buffer_bytes,
+                             sndbuf_bytes=socket_buffer_bytes)
         try:
-            self.engine.start()
             self.public_address = public
             self.public_port = public_port or self.engine.port
             recorder = LatencyRecorder()

@@ -3,11 +3,12 @@ against one bot process.
 
 The emulator runs in its own process (so the bot's CPU figures are the bot's),
 replaying one pre-encoded speaking participant per call (Opus, 50 packets/s,
-SRTP AES_CM_128_HMAC_SHA1_80). The bot side is one native engine (one UDP
-port) with a session per call, and the native audio path
-(``mediacore.audio.path``): per call an audio graph (ordering, look-ahead,
-Opus decode to 16 kHz, concealment) on staggered audio-worker ticks, every
-finished 640-byte frame handed to a (counting) Python processor in batches.
+SRTP AES_CM_128_HMAC_SHA1_80). The bot side is what a user's bot runs: a
+``mediacore.MediaHost`` (one engine, one UDP port, and the native audio
+path: per call an audio graph — ordering, look-ahead, Opus decode to 16 kHz,
+concealment — on staggered audio-worker ticks) and a ``CallMedia`` per call
+whose source map names the caller, with a counting ``Processor`` (inline:
+it takes each tick's frames of its call as one batch).
 
 Reported per run: call set-up time (the emulator's start of a call, on the
 host's monotonic clock, to the first frame in the bot's processor), frames
@@ -99,23 +100,32 @@ class LoadRun:
     priority: int = 0
 
 
-class _CountingProcessor:
-    """The load test's processor: counts each call's frames per batch
-    (vectorised over the batch; the frames are not copied)."""
+class _Counts:
+    """Frames per call and the first frame's time, shared by the calls' processors."""
 
     def __init__(self, calls: int) -> None:
         self.frames = np.zeros(calls, dtype=np.int64)
         self.first_frame_ns = np.zeros(calls, dtype=np.int64)
 
-    def __call__(self, frames: np.ndarray, kinds: np.ndarray, seen_ns: int) -> None:
-        tags = frames["header"]["tag"]
-        counts = np.bincount(tags, minlength=len(self.frames))[:len(self.frames)]
-        new = (counts > 0) & (self.first_frame_ns == 0)
-        self.first_frame_ns[new] = seen_ns
-        self.frames += counts
+
+def _counting_processor(counts: _Counts, index: int):
+    """The load test's processor for call ``index`` (inline: counts each
+    tick's batch on the media reader thread; the frames are not copied)."""
+    from mediacore import Processor
+
+    class FrameCounter(Processor):
+        audio = "unmixed"
+        mode = "inline"
+
+        def on_audio_batch(self, batch) -> None:
+            if not counts.frames[index]:
+                counts.first_frame_ns[index] = time.monotonic_ns()
+            counts.frames[index] += len(batch)
+
+    return FrameCounter()
 
 
-def _drop_counters(calls) -> dict:
+def _drop_counters(medias) -> dict:
     """Frames that did not reach the processor as decoded audio, by cause:
     ``lost`` slots (never arrived: concealed or rebuilt from FEC), ``late``
     (arrived after their slot was played), queue ``overflow``, full
@@ -126,15 +136,16 @@ def _drop_counters(calls) -> dict:
     out = {"lost": 0, "late": 0, "overflow": 0, "output_ring": 0, "input_ring": 0,
            "decode_errors": 0}
     stretched = shrunk = 0
-    for c in calls:
-        st = c.stats()
+    for media in medias:
+        call_stats = media.stats()
+        st = call_stats.audio
         shrunk += st.shrunk
         out["lost"] += st.concealed + st.fec_recovered - st.underruns - st.decode_errors
         out["late"] += st.late
         out["overflow"] += st.overflow_dropped
         out["output_ring"] += st.output_dropped
         out["decode_errors"] += st.decode_errors
-        out["input_ring"] += c.input.stats().records_dropped
+        out["input_ring"] += call_stats.audio_input_dropped
         stretched += st.underruns
     out["stretched"] = stretched
     out["shrunk"] = shrunk
@@ -146,16 +157,15 @@ def run_load_once(calls: int, duration_s: float, out: TextIO = sys.stdout, *,
     """``calls`` concurrent calls for ``duration_s``; the bot side receives
     them on the native audio path (``mediacore.audio.path``) with one audio
     worker per ``CALLS_PER_WORKER`` calls (staggered ticks)."""
-    from mediacore.engine import Engine
+    from mediacore import MediaConfig, MediaHost, Source
 
-    from mediacore.audio.path import NativeAudioPath
     from bot.emulator.simmedia import AUDIO_SOURCE_BASE
 
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=_emulator_main, args=(child, duration_s), daemon=True)
     proc.start()
-    emu_addr = tuple(parent.recv())
+    parent.recv()   # the emulator's media address (it sends to each call's document endpoint)
     run = LoadRun(calls, duration_s)
     # ``priority``: raise the bot's media threads (engine I/O, audio workers, readers,
     # all created below from this thread, which they inherit it from) by that many
@@ -167,38 +177,40 @@ def run_load_once(calls: int, duration_s: float, out: TextIO = sys.stdout, *,
             raised = priority
         except OSError:
             run.errors.append(f"cannot raise the priority by {priority} (not permitted)")
-    engine = Engine("127.0.0.1", rcvbuf_bytes=8 << 20)
-    processor = _CountingProcessor(calls)
     if workers is None:
         workers = max(1, min(os.cpu_count() or 1, -(-calls // CALLS_PER_WORKER)))
-    path = NativeAudioPath(processor, workers=workers)
-    run.workers = len(path.lanes)
-    sessions, spec, graphs, streams = [], [], [], []
+    host = MediaHost("127.0.0.1", srtp_profile=SRTP_PROFILE, audio_workers=workers,
+                     latency=True, socket_buffer_bytes=8 << 20)
+    counts = _Counts(calls)
+    run.workers = len(host.audio.lanes)
+    spec, medias = [], []
     for i in range(calls):
-        down, up = os.urandom(30), os.urandom(30)
         offset = (i + 1) * SSRC_STRIDE
-        s = engine.add_session(emu_addr, srtp_profile=SRTP_PROFILE, tx_key=up, rx_key=down)
-        ca = path.add_call(i, unmixed=True, mixed=False, events=False)
-        streams.append(ca.add_source(s, AUDIO_SOURCE_BASE + offset, direct=True))
-        graphs.append(ca)
-        sessions.append(s)
-        spec.append((engine.port, down, up, offset))
+        media = host.create_call(f"load-{i}", video=False, screen_share=False)
+        media.update_sources([Source(AUDIO_SOURCE_BASE + offset, f"caller-{i}", "Caller",
+                                     "audio")])
+        media.add_processor(_counting_processor(counts, i))
+        doc = MediaConfig.from_blob(media.config_blob())
+        # the conference protects with the document's receiveKey and reads ours with its key
+        spec.append((doc.endpoint.port, doc.srtp.receive_key_bytes, doc.srtp.key_bytes, offset))
+        medias.append(media)
     parent.send(spec)
     run.started_ns = parent.recv()
     # measure after everyone is up
     warm_s = min(2.0, duration_s / 4)
     time.sleep(warm_s)
+    path = host.audio
     path.latency.clear()
-    d0 = _drop_counters(graphs)
+    d0 = _drop_counters(medias)
     ru0 = resource.getrusage(resource.RUSAGE_SELF)
     wcpu0 = path.worker_cpu_ns()
     t0 = time.monotonic()
-    frames0 = processor.frames.copy()
+    frames0 = counts.frames.copy()
     time.sleep(max(0.5, duration_s - warm_s))
     ru1 = resource.getrusage(resource.RUSAGE_SELF)
     run.window_s = time.monotonic() - t0
-    run.window_frames = processor.frames - frames0
-    d1 = _drop_counters(graphs)
+    run.window_frames = counts.frames - frames0
+    d1 = _drop_counters(medias)
     run.worker_cpu_s = (path.worker_cpu_ns() - wcpu0) / 1e9
     run.latency = path.latency.summary()
     path.latency.enabled = False
@@ -206,19 +218,19 @@ def run_load_once(calls: int, duration_s: float, out: TextIO = sys.stdout, *,
     run.dropped = {k: d1[k] - d0[k] for k in d0}
     run.stretched = run.dropped.pop("stretched")
     run.shrunk = run.dropped.pop("shrunk")
-    run.concealed = [c.stats().concealed for c in graphs]
-    for st in streams:
-        rs = st.stats()
-        run.auth_failures += rs.auth_failures
-        run.lost_in_network.append(rs.lost)
+    run.concealed = [m.stats().audio.concealed for m in medias]
+    for media in medias:
+        for st in media.stats().streams:
+            if st.direction == "receive" and st.kind == "audio" and st.rtp is not None:
+                run.auth_failures += st.rtp.auth_failures
+                run.lost_in_network.append(st.rtp.lost)
     parent.send("stop")
     run.sent = parent.recv()
-    run.frames = processor.frames.copy()
-    run.first_frame_ns = processor.first_frame_ns.copy()
+    run.frames = counts.frames.copy()
+    run.first_frame_ns = counts.first_frame_ns.copy()
     run.errors += path.errors
-    path.close()
+    host.close()
     proc.join(timeout=10)
-    engine.close()
     if raised:
         os.nice(raised)
     run.priority = raised
@@ -293,7 +305,7 @@ async def _measure_setup(calls: int, timeout_s: float = 30.0) -> dict:
         None, lambda: prepare_meeting(script, video=False))
     engine = Engine("127.0.0.1")
     botmedia = DemoBotMedia(engine, transcriber=_NullTranscriber(), analytics=None)
-    handler = ConferenceHandler(None, media, on_answer=botmedia.accept_answer, loop=True)
+    handler = ConferenceHandler(None, media, loop=True, lead_in_s=0.0)
     emu = GraphEmulator(media_handler=handler)
     await emu.start()
     with socket.socket() as s:
