@@ -660,13 +660,15 @@ class Call:
         await self.api.change_screen_sharing_role(self.id, m.ChangeScreenSharingRoleRequest(role=canonical))
 
     async def update_metadata(self, metadata: str, *, client_context: str | None = None) -> m.CommsOperation:
-        """Beta: publish ``metadata`` on the bot's own participant in the roster."""
-        if not self.my_participant_id:
-            raise InvalidCallState("the bot's participant id is not known yet")
-        return await self._operation(
-            lambda ctx: self.api.update_metadata(self.id, self.my_participant_id or "",
-                                                 m.UpdateMetadataRequest(metadata=metadata, client_context=ctx)),
-            client_context, "updateMetadata")
+        """Beta ``call: updateMetadata``: the application's metadata for this call (shown as its
+        participant's ``metadata`` in the roster). Returns once Graph has accepted it (``202``):
+        the operation from the ``Location`` header, with no status — the page documents no
+        completion notification to wait for."""
+        if not isinstance(metadata, str):
+            raise TypeError("metadata is a string (a blob of data)")
+        self._require_alive("updateMetadata")
+        return await self.api.update_metadata(
+            self.id, m.UpdateMetadataRequest(metadata=metadata, client_context=client_context or _context()))
 
     # ---- media operations (service-hosted media) -----------------------------------------------
 

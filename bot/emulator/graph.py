@@ -31,6 +31,8 @@ ACTION_ROLES = {
     "redirect": ("Calls.Initiate.All",),
     "transfer": ("Calls.Initiate.All",),
     "invite": ("Calls.InitiateGroupCall.All",),
+    # call-updatemetadata (beta) lists these three (spelled "Calls.JoinGroupCallsasGuest.All" ...)
+    "updateMetadata": ("Calls.JoinGroupCallAsGuest.All", "Calls.JoinGroupCall.All", "Calls.InitiateGroupCall.All"),
 }
 
 
@@ -146,6 +148,11 @@ class GraphRoutes:
         if action in accepted:
             accepted[action](call, body)
             return web.Response(status=202)
+        if action == "updateMetadata" and request.match_info["version"] == "beta":
+            # call-updatemetadata (beta): 202 Accepted, a Location of the commsOperation, no body
+            op = svc.update_metadata(call, body)
+            location = f"{api_root(request)}/communications/calls/{call.id}/operations/{op.id}"
+            return web.Response(status=202, headers={"Location": location})
         operations = {
             "mute": lambda c, b: svc.mute(c, b, mute=True),
             "unmute": lambda c, b: svc.mute(c, b, mute=False),
@@ -201,12 +208,6 @@ class GraphRoutes:
 
     async def participant_action(self, request: web.Request) -> web.Response:
         action = request.match_info["action"].removeprefix(NAMESPACE)
-        if action == "updateMetadata" and request.match_info["version"] == "beta":
-            # Beta, and not in the Graph reference: the path follows the participant-action pattern.
-            body = await _body(request)
-            call = self._call(request)
-            op = self.service.update_metadata(call, request.match_info["participant_id"], body)
-            return self._operation_response(request, call, op)
         if action != "mute":
             raise GraphError(400, "BadRequest", f"Resource not found for the segment '{action}'.")
         body = await _body(request)

@@ -615,17 +615,16 @@ class CallsService:
             self.send_roster(call, changed)
         return op
 
-    def update_metadata(self, call: Call, participant_id: str, body: dict) -> Operation:
-        """Beta: the bot sets its own participant's metadata; the roster shows it."""
-        person = self._participant(call, participant_id)
-        if not person.is_bot:
-            raise GraphError(403, "Forbidden", "an application can only set its own participant's metadata")
+    def update_metadata(self, call: Call, body: dict) -> Operation:
+        """Beta ``call: updateMetadata``: the application's metadata for the call, shown as its
+        participant's ``metadata`` in the roster (a roster update follows)."""
         metadata = body.get("metadata")
         if metadata is not None and not isinstance(metadata, str):
             raise GraphError(400, "BadRequest", "metadata must be a string")
         op = self._completed(call, "updateMetadata", body)
-        person.metadata = metadata
-        self.send_roster(call, [person])
+        if call.bot is not None and metadata is not None and call.bot.metadata != metadata:
+            call.bot.metadata = metadata
+            self.send_roster(call, [call.bot])
         return op
 
     def update_recording_status(self, call: Call, body: dict) -> Operation:

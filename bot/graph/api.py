@@ -158,14 +158,20 @@ class CallsApi:
                                       beta=True)
         return _operation(resp)
 
-    async def update_metadata(self, call_id: str, participant_id: str,
-                              body: m.UpdateMetadataRequest) -> m.CommsOperation | None:
-        """Beta: set the bot's own participant metadata. The path is not in the Graph reference;
-        it follows the participant-action pattern (``…/participants/{id}/updateMetadata``)."""
-        resp = await self._post(
-            self._call(call_id, "participants", _q(participant_id), "updateMetadata"),
-            body.to_dict(), beta=True)
-        return _operation(resp)
+    async def update_metadata(self, call_id: str, body: m.UpdateMetadataRequest) -> m.CommsOperation:
+        """Beta ``call: updateMetadata``: ``POST /communications/calls/{id}/updateMetadata``
+        (https://learn.microsoft.com/graph/api/call-updatemetadata?view=graph-rest-beta). The
+        answer is ``202 Accepted`` with a ``Location`` of the commsOperation and no body; the
+        returned operation carries that id and the request's clientContext, and no status (no
+        completion notification is documented)."""
+        resp = await self._post(self._call(call_id, "updateMetadata"), body.to_dict(), beta=True)
+        op = _operation(resp) if isinstance(resp.body, dict) else None
+        if op is None:
+            location = resp.location or ""
+            op_id = location.rstrip("/").rsplit("/", 1)[-1] if "/operations/" in location else None
+            op = m.CommsOperation(id=op_id)
+        op.client_context = op.client_context or body.client_context
+        return op
 
     # ---- recordings -------------------------------------------------------------------------
 

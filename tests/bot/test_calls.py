@@ -423,6 +423,21 @@ async def test_tones_and_content_sharing_events(graph):
     assert call.content_sharing_sessions == {}
 
 
+async def test_update_metadata_posts_the_documented_beta_call_action_and_returns_on_202(graph):
+    location = graph.url(f"/beta/communications/calls/{CALL_ID}/operations/0fe0623f-d628-42ed-b4bd-8ac290072cc5")
+    graph.on("POST", "/updateMetadata$", status=202, headers={"Location": location})
+    call = make_call(graph)
+    call.operation_timeout_s = 0.5      # nothing is awaited after the 202: no timeout either
+    op = await asyncio.wait_for(call.update_metadata("metadata-value", client_context="clientContext-value"), 2)
+    sent = graph.sent("/updateMetadata")
+    assert sent["path"] == f"/beta/communications/calls/{CALL_ID}/updateMetadata"
+    assert sent["json"] == {"metadata": "metadata-value", "clientContext": "clientContext-value"}
+    assert op.id == "0fe0623f-d628-42ed-b4bd-8ac290072cc5" and op.client_context == "clientContext-value"
+    assert not [r for r in graph.requests if "/participants/" in r["path"]]
+    with pytest.raises(TypeError):
+        await call.update_metadata({"not": "a string"})
+
+
 def tone_note(seq: int | None, tone: str) -> m.CommsNotification:
     info = {"@odata.type": "#microsoft.graph.toneInfo", "tone": tone}
     if seq is not None:

@@ -486,3 +486,33 @@ async def test_app_calls_alias_and_beta_prefix(graph, receiver):
     assert status == 201
     status, _, again = await graph.get(f"{CALLS}/{call['id']}", version="beta")
     assert status == 200 and again["id"] == call["id"]
+
+
+# call-updatemetadata (beta): the documented request body
+UPDATE_METADATA = {"metadata": "metadata-value", "clientContext": "clientContext-value"}
+
+
+async def test_update_metadata_is_a_beta_call_action_answered_202_with_location(graph, receiver, emulator):
+    call_id, _ = await join_meeting(graph, receiver, emulator)
+    status, headers, body = await graph.post(f"{CALLS}/{call_id}/updateMetadata", UPDATE_METADATA, version="beta")
+    assert status == 202 and body is None
+    location = headers["Location"]
+    assert f"/beta/communications/calls/{call_id}/operations/" in location
+    op_id = location.rsplit("/", 1)[-1]
+    status, _, op = await graph.get(f"{CALLS}/{call_id}/operations/{op_id}", version="beta")
+    assert status == 200 and op["id"] == op_id and op["clientContext"] == "clientContext-value"
+    items = await receiver.wait(4, call_id)             # the roster shows the bot's metadata
+    bot = emulator.call(call_id).bot
+    assert any(p.get("id") == bot.id and p.get("metadata") == "metadata-value" for p in items[3]["resourceData"])
+    assert not [i for i in receiver.items(call_id) if "/operations/" in i["resourceUrl"]]   # none documented
+
+
+async def test_update_metadata_elsewhere_is_refused_as_graph_does(graph, receiver, emulator):
+    call_id, _ = await join_meeting(graph, receiver, emulator)
+    bot_id = emulator.call(call_id).bot.id
+    status, _, err = await graph.post(f"{CALLS}/{call_id}/updateMetadata", UPDATE_METADATA)        # v1.0
+    assert status == 400 and err["error"]["code"] == "BadRequest" and "updateMetadata" in err["error"]["message"]
+    status, _, err = await graph.post(f"{CALLS}/{call_id}/participants/{bot_id}/updateMetadata", UPDATE_METADATA,
+                                      version="beta")                                                 # invented path
+    assert status in (400, 404) and "updateMetadata" in err["error"]["message"]
+    assert emulator.call(call_id).bot.metadata is None
