@@ -27,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from collections.abc import Mapping
@@ -98,6 +99,53 @@ class CallSettings:
     adopt_unknown_calls: bool = True
 
 
+def _default_audio_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+@dataclass
+class MediaSettings:
+    """``[media]``: app-hosted media on this host (bot/media.py makes the
+    :class:`mediacore.MediaHost` and the provider from it). Absent: service-hosted media."""
+    bind_address: str = "0.0.0.0"
+    port: int = 8445                       # UDP; 0 = any
+    public_address: str | None = None      # what remotes send to; required when bound to 0.0.0.0 / ::
+    public_port: int | None = None         # default: the bound port
+    srtp_profile: str = "AES_CM_128_HMAC_SHA1_80"
+    audio_workers: int = field(default_factory=_default_audio_workers)
+    mixed: bool = False                    # also mix every speaker (processors with audio="mixed")
+    video: bool = True                     # offer to receive cameras
+    screen_share: bool = True              # offer to receive video-based screen sharing
+
+
+@dataclass
+class ProcessorSettings:
+    """One ``[[processors]]`` table: ``name`` and its options (every other key)."""
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+    #: "FILE: [[processors]][N]", how messages name this entry (N counts from 1)
+    where: str = "[[processors]]"
+
+
+@dataclass
+class OutputSettings:
+    """``[output]``: ``dir`` holds one folder per call (its processors' files)."""
+    dir: Path | None = None
+
+
+@dataclass
+class ControlSettings:
+    """``[control]``: the operator API on the webhook listener (bot/control.py)."""
+    token_env: str | None = None
+    path: str = "/control"
+    #: resolved from the environment variable token_env names (never read from TOML)
+    token: str | None = field(default=None, repr=False)
+
+    @property
+    def enabled(self) -> bool:
+        return self.token is not None
+
+
 @dataclass
 class BotConfig:
     app_id: str
@@ -107,6 +155,10 @@ class BotConfig:
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     calls: CallSettings = field(default_factory=CallSettings)
     source: str = "<config>"
+    media: MediaSettings | None = None
+    processors: list[ProcessorSettings] = field(default_factory=list)
+    output: OutputSettings = field(default_factory=OutputSettings)
+    control: ControlSettings = field(default_factory=ControlSettings)
 
 
 _SECRET_KEYS = {"client_secret", "certificate_pem", "static_token", "token", "secret", "password"}
@@ -158,9 +210,10 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
 
 def config_from_mapping(data: Mapping[str, Any], *, env: Mapping[str, str], source: str = "<config>",
                         base_dir: Path | None = None) -> BotConfig:
-    unknown = set(data) - {"bot", "graph", "webhook", "calls"}
+    unknown = set(data) - {"bot", "graph", "webhook", "calls", *_MEDIA_SECTIONS}
     if unknown:
-        raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)} (known: bot, graph, webhook, calls)")
+        raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)} "
+                          f"(known: bot, graph, webhook, calls, {', '.join(_MEDIA_SECTIONS)})")
     bot = data.get("bot", {})
     if not isinstance(bot, dict):
         raise ConfigError(f"{source}: [bot] must be a table")
@@ -182,6 +235,7 @@ def config_from_mapping(data: Mapping[str, Any], *, env: Mapping[str, str], sour
             raise ConfigError(f"{source}: [{section}] must be a table")
         _fill(obj, table, section, source)
     _check(cfg, env, base_dir or Path.cwd())
+    _media_sections(cfg, data, env, base_dir or Path.cwd())
     return cfg
 
 
@@ -244,3 +298,194 @@ def _check(cfg: BotConfig, env: Mapping[str, str], base_dir: Path) -> None:
                           "to the app's client secret, or configure graph.certificate_path + "
                           "graph.certificate_thumbprint, or graph.token_env")
     g.client_secret = secret
+
+
+# ---- app-hosted media and operations: [media], [[processors]], [output], [control] -----------
+#
+# Checked here as plain data. Whether a processor name or option, or an SRTP profile, is one
+# mediacore knows is checked by bot/media.py (``media_plan``): this module never imports mediacore.
+
+_MEDIA_SECTIONS = ("media", "processors", "output", "control")
+_TYPE_WORDS = {bool: "true or false", int: "an integer", str: "a string"}
+#: shorter bearer tokens are refused: the control API can join and end calls
+MIN_CONTROL_TOKEN_LENGTH = 16
+
+
+def _where(src: str, section: str, key: str | None = None) -> str:
+    head = section if section.startswith("[") else f"[{section}]"
+    return f"{src}: {head} {key}:" if key else f"{src}: {head}:"
+
+
+def _typed(table: Mapping[str, Any], key: str, kind: type, src: str, section: str) -> Any:
+    value = table[key]
+    ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+    if not ok:
+        raise ConfigError(f"{_where(src, section, key)} must be {_TYPE_WORDS[kind]}, got {value!r}")
+    return value
+
+
+def _known(table: Mapping[str, Any], known: tuple[str, ...], src: str, section: str) -> None:
+    for key in table:
+        if key in _SECRET_KEYS:
+            raise ConfigError(f"{_where(src, section, key)} secrets do not belong in the config file; "
+                              f"put it in the environment variable named by {section}.{key}_env")
+        if key not in known:
+            raise ConfigError(f"{_where(src, section, key)} unknown setting (known: {', '.join(known)})")
+
+
+def _table(data: Mapping[str, Any], section: str, src: str) -> dict[str, Any] | None:
+    table = data.get(section)
+    if table is not None and not isinstance(table, dict):
+        raise ConfigError(f"{_where(src, section)} must be a table ([{section}]), got {table!r}")
+    return table
+
+
+def _numeric_ip(value: str, src: str, key: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        raise ConfigError(f"{_where(src, 'media', key)} must be a numeric IPv4 or IPv6 address "
+                          f"(no DNS on the media path), got {value!r}") from None
+
+
+def _media(table: Mapping[str, Any], src: str) -> MediaSettings:
+    ms = MediaSettings()
+    kinds = {"bind_address": str, "port": int, "public_address": str, "public_port": int,
+             "srtp_profile": str, "audio_workers": int, "mixed": bool, "video": bool,
+             "screen_share": bool}
+    _known(table, tuple(kinds), src, "media")
+    for key, kind in kinds.items():
+        if key in table:
+            setattr(ms, key, _typed(table, key, kind, src, "media"))
+    if not 0 <= ms.port <= 65535:
+        raise ConfigError(f"{_where(src, 'media', 'port')} must be 0..65535 (0: any), got {ms.port}")
+    if ms.public_port is not None and not 1 <= ms.public_port <= 65535:
+        raise ConfigError(f"{_where(src, 'media', 'public_port')} must be 1..65535, got {ms.public_port}")
+    if not 1 <= ms.audio_workers <= 64:
+        raise ConfigError(f"{_where(src, 'media', 'audio_workers')} must be 1..64, got {ms.audio_workers}")
+    if not ms.srtp_profile:
+        raise ConfigError(f"{_where(src, 'media', 'srtp_profile')} must name an SRTP profile")
+    bind = _numeric_ip(ms.bind_address, src, "bind_address")
+    if ms.public_address is None:
+        if bind.is_unspecified:
+            raise ConfigError(f"{_where(src, 'media', 'public_address')} required when bind_address is "
+                              f"{ms.bind_address}: the numeric address remotes send media to "
+                              "(the host's public IP)")
+    elif _numeric_ip(ms.public_address, src, "public_address").is_unspecified:
+        raise ConfigError(f"{_where(src, 'media', 'public_address')} must be an address remotes can "
+                          f"send to, not {ms.public_address}")
+    return ms
+
+
+def _processors(value: Any, src: str) -> list[ProcessorSettings]:
+    if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+        raise ConfigError(f"{src}: [[processors]]: must be an array of tables (one [[processors]] "
+                          f"per processor), got {value!r}")
+    out = []
+    for i, table in enumerate(value, 1):
+        section = f"[[processors]][{i}]"
+        if "name" not in table:
+            raise ConfigError(f"{_where(src, section, 'name')} required: a built-in processor "
+                              "(transcription, video_analytics, events) or package.module:Class")
+        name = _typed(table, "name", str, src, section)
+        if not name.strip():
+            raise ConfigError(f"{_where(src, section, 'name')} must not be empty")
+        options = {k: v for k, v in table.items() if k != "name"}
+        out.append(ProcessorSettings(name.strip(), options, f"{src}: {section}"))
+    return out
+
+
+def _output(table: Mapping[str, Any], src: str, base_dir: Path) -> OutputSettings:
+    _known(table, ("dir",), src, "output")
+    if "dir" not in table:
+        raise ConfigError(f"{_where(src, 'output', 'dir')} required: the folder that holds one "
+                          "folder per call")
+    raw = _typed(table, "dir", str, src, "output")
+    if not raw.strip():
+        raise ConfigError(f"{_where(src, 'output', 'dir')} must not be empty")
+    folder = Path(raw).expanduser()
+    folder = folder if folder.is_absolute() else base_dir / folder
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{_where(src, 'output', 'dir')} {str(folder)!r} exists and is not a folder")
+    return OutputSettings(folder)
+
+
+def _control(table: Mapping[str, Any], src: str, env: Mapping[str, str] | None,
+             webhook: WebhookSettings) -> ControlSettings:
+    """``[control]``; with ``env`` None the token is not looked up (the client side)."""
+    cs = ControlSettings()
+    _known(table, ("token_env", "path"), src, "control")
+    if "path" in table:
+        path = _typed(table, "path", str, src, "control")
+        cs.path = "/" + path.strip().strip("/")
+        if cs.path == "/" or not path.startswith("/") or any(c in cs.path for c in "{}?#% "):
+            raise ConfigError(f"{_where(src, 'control', 'path')} must be a path like \"/control\", "
+                              f"got {path!r}")
+    hook = "/" + webhook.path.strip("/")
+    for taken, what in ((hook, "webhook.path"), ("/" + webhook.health_path.strip("/"), "webhook.health_path")):
+        if cs.path == taken or cs.path.startswith(taken.rstrip("/") + "/") or taken.startswith(cs.path + "/"):
+            raise ConfigError(f"{_where(src, 'control', 'path')} {cs.path!r} overlaps {what} {taken!r}")
+    if "token_env" in table:
+        name = _typed(table, "token_env", str, src, "control")
+        if not name:
+            raise ConfigError(f"{_where(src, 'control', 'token_env')} must name an environment variable")
+        cs.token_env = name
+        if env is None:
+            return cs
+        token = env.get(name)
+        if not token:
+            raise ConfigError(f"{_where(src, 'control', 'token_env')} names {name}, which is not set "
+                              "(it holds the control API's bearer token)")
+        token = token.strip()
+        if len(token) < MIN_CONTROL_TOKEN_LENGTH or any(c.isspace() for c in token):
+            raise ConfigError(f"{_where(src, 'control', 'token_env')} ${name} must hold at least "
+                              f"{MIN_CONTROL_TOKEN_LENGTH} characters without spaces (e.g. from "
+                              "python -c \"import secrets; print(secrets.token_urlsafe(32))\")")
+        cs.token_env, cs.token = name, token
+    return cs
+
+
+def _media_sections(cfg: BotConfig, data: Mapping[str, Any], env: Mapping[str, str],
+                    base_dir: Path) -> None:
+    src = cfg.source
+    media = _table(data, "media", src)
+    if media is not None:
+        cfg.media = _media(media, src)
+    if "processors" in data:
+        cfg.processors = _processors(data["processors"], src)
+        if cfg.processors and cfg.media is None:
+            raise ConfigError(f"{src}: [[processors]]: processors need app-hosted media: add a [media] "
+                              "section")
+    output = _table(data, "output", src)
+    if output is not None:
+        cfg.output = _output(output, src, base_dir)
+        if cfg.media is None:
+            raise ConfigError(f"{src}: [output] dir: per-call output needs app-hosted media: add a "
+                              "[media] section")
+    control = _table(data, "control", src)
+    if control is not None:
+        cfg.control = _control(control, src, env, cfg.webhook)
+
+
+def read_control_settings(path: str | os.PathLike[str]) -> tuple[WebhookSettings, ControlSettings]:
+    """The listener (``[webhook]``) and ``[control]`` settings of a config file, for the control
+    API's client (``mediabot join`` / ``calls`` / ``hangup``): nothing else is checked, no Graph
+    credentials are needed, and the token is not looked up (``token_env`` names where it is)."""
+    src = str(path)
+    try:
+        data = tomllib.loads(Path(path).read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{src}: cannot read config file: {exc.strerror or exc}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{src}: not valid TOML: {exc}") from exc
+    webhook = WebhookSettings()
+    table = _table(data, "webhook", src)
+    if table is not None:
+        _fill(webhook, table, "webhook", src)
+    control = _table(data, "control", src)
+    if control is None:
+        raise ConfigError(f"{src}: [control]: no [control] section: the bot serves no control API")
+    settings = _control(control, src, None, webhook)
+    if settings.token_env is None:
+        raise ConfigError(f"{src}: [control] token_env: not set: the bot serves no control API")
+    return webhook, settings

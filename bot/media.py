@@ -18,12 +18,16 @@ participant's ``mediaStreams[]`` entry with a ``sourceId`` — ``audio``,
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from mediacore import CallMedia, MediaHost, Processor, Source
+
+from .config import BotConfig, ConfigError, MediaSettings
 
 if TYPE_CHECKING:
     from .calls import Call, RosterChange
@@ -165,3 +169,84 @@ class CallMediaProvider:
 
 def _safe(call_id: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in call_id)
+
+
+# ---- from the configuration file ([media], [[processors]], [output]) --------------------------
+
+
+@dataclass
+class MediaPlan:
+    """A configuration's app-hosted media, checked against mediacore, nothing bound yet:
+    :meth:`open` binds the UDP port and starts the audio path."""
+
+    settings: MediaSettings
+    #: (the entry's name for messages, a function making a fresh processor), in file order
+    factories: list[tuple[str, Callable[[], Processor]]] = field(default_factory=list)
+    output_dir: Path | None = None
+
+    def processors(self, call: Call) -> list[Processor]:
+        """Fresh processors for a new call, one per ``[[processors]]`` entry."""
+        return [make() for _, make in self.factories]
+
+    def open(self) -> CallMediaProvider:
+        """The :class:`MediaHost` (binds ``[media] bind_address:port``) and the provider on it.
+        Raises ``OSError`` / :class:`mediacore.MediacoreError` when the port cannot be had."""
+        s = self.settings
+        host = MediaHost(s.bind_address, s.port, public_address=s.public_address,
+                         public_port=s.public_port, srtp_profile=s.srtp_profile,
+                         audio_workers=s.audio_workers)
+        try:
+            if self.output_dir is not None:
+                self.output_dir.mkdir(parents=True, exist_ok=True)
+            return CallMediaProvider(host, self.processors if self.factories else None,
+                                     output_dir=self.output_dir, mixed=s.mixed, video=s.video,
+                                     screen_share=s.screen_share)
+        except BaseException:
+            host.close()
+            raise
+
+
+def media_plan(config: BotConfig) -> MediaPlan | None:
+    """Check ``[media]`` and ``[[processors]]`` with mediacore (the SRTP profile; each processor's
+    name or ``package.module:Class``, its option names and values, through
+    :func:`mediacore.processors.processor_factory`) and make ``[output] dir``; ``None`` without
+    ``[media]`` (service-hosted media). Raises :class:`~bot.config.ConfigError` naming the file
+    and key. bot/config.py checks the rest as plain data: it never imports mediacore."""
+    if config.media is None:
+        return None
+    from mediacore.engine import SRTP_KEY_LENGTHS
+    from mediacore.processors import ProcessorSpecError, processor_factory, resolve
+
+    s = config.media
+    if s.srtp_profile not in SRTP_KEY_LENGTHS:
+        raise ConfigError(f"{config.source}: [media] srtp_profile: unknown SRTP profile "
+                          f"{s.srtp_profile!r} (known: {', '.join(SRTP_KEY_LENGTHS)})")
+    factories = []
+    for entry in config.processors:
+        try:
+            cls = resolve(entry.name)
+        except ProcessorSpecError as e:
+            raise ConfigError(f"{entry.where} name: {e}") from None
+        params = inspect.signature(cls).parameters
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            allowed = [n for n, p in params.items()
+                       if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+            for key in entry.options:
+                if key not in allowed:
+                    raise ConfigError(f"{entry.where} {key}: not an option of processor {entry.name!r} "
+                                      f"(options: {', '.join(allowed) or 'none'})")
+        try:
+            make = processor_factory(entry.name, entry.options)
+        except ProcessorSpecError as e:
+            raise ConfigError(f"{entry.where}: {e}") from None
+        factories.append((f"{entry.where} {entry.name}", make))
+    out = config.output.dir
+    if out is not None:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"{config.source}: [output] dir: cannot create {str(out)!r}: "
+                              f"{e.strerror or e}") from None
+    elif factories:
+        log.warning("%s: [[processors]] without [output] dir: their files are not written", config.source)
+    return MediaPlan(s, factories, out)
