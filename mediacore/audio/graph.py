@@ -3,8 +3,9 @@
 An :class:`AudioWorker` is one native thread ticking every 20 ms on the media
 clock; it runs every :class:`AudioGraph` attached to it (hundreds per core).
 A graph reads one call's receive ring (engine records), writes frames and
-events to its output ring, and paces the send path. Most code uses
-:class:`~mediacore.audio.socket.AudioSocket`, which builds a graph.
+events to its output ring, and paces the send path. Calls get theirs from
+:class:`~mediacore.audio.path.AudioPath` (a few staggered workers, one
+output ring per worker shared by its calls' graphs, told apart by ``tag``).
 """
 
 from __future__ import annotations

@@ -32,15 +32,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._native import lib
 from ..errors import RingClosed
 from ..rings import Ring
-from .frames import EVENT, FRAME_RECORD_BYTES, FRAME_RECORD_DTYPE, MIXED, UNMIXED, AudioEvent
+from .frames import (
+    EVENT,
+    FRAME_RECORD_BYTES,
+    FRAME_RECORD_DTYPE,
+    MIXED,
+    UNMIXED,
+    AudioEvent,
+)
 from .graph import AudioGraph, AudioWorker, GraphStats
 
 log = logging.getLogger(__name__)
 
 #: frames of one worker's tick the reader takes at once (a tick of 256 calls)
 BATCH_RECORDS = 1024
+#: a failing handler is logged at most this often per reader
+LOG_INTERVAL_S = 10.0
 
 
 class LatencyRecorder:
@@ -90,7 +100,9 @@ EventHandler = Callable[[AudioEvent], None]
 
 @dataclass
 class CallAudio:
-    """One call's graph and the ring the engine writes its receive records to."""
+    """One call's graph and the ring the engine writes its receive records to;
+    with a send path (``send_out`` at :meth:`AudioPath.add_call`), the ring
+    of PCM the graph encodes and sends, one frame per 20 ms tick."""
 
     tag: int
     input: Ring
@@ -115,6 +127,58 @@ class CallAudio:
         if stream is not None:
             stream.close()
 
+    # ---- send ----------------------------------------------------------------
+
+    def _send_ring(self) -> Ring:
+        if self.send_pcm is None:
+            raise ValueError(f"call {self.tag} has no send path (add_call(send_out=...))")
+        return self.send_pcm
+
+    def send(self, pcm) -> bool:
+        """Queue one 20 ms frame (640 bytes, or 320 int16 samples). False
+        when the send queue is full (the frame is dropped, counted by the ring)."""
+        ring = self._send_ring()
+        if isinstance(pcm, np.ndarray):
+            if pcm.dtype != np.int16 or pcm.size != lib.MC_AUDIO_FRAME_SAMPLES:
+                raise ValueError("a frame is 320 int16 samples")
+            pcm = np.ascontiguousarray(pcm)
+        elif len(pcm) != lib.MC_AUDIO_FRAME_BYTES:
+            raise ValueError("a frame is 640 bytes")
+        return ring.write(pcm)
+
+    def send_buffered(self, pcm: np.ndarray) -> int:
+        """Queue as many whole frames of ``pcm`` (16 kHz int16) as fit, never
+        dropping one; returns how many. Refill on the ``send_low_water`` event
+        (``low_water_frames`` at :meth:`AudioPath.add_call`)."""
+        ring = self._send_ring()
+        pcm = np.ascontiguousarray(pcm, dtype=np.int16).reshape(-1)
+        n = len(pcm) // lib.MC_AUDIO_FRAME_SAMPLES
+        frames = pcm[:n * lib.MC_AUDIO_FRAME_SAMPLES].reshape(n, -1)
+        sent = 0
+        for f in frames:
+            free = ring.capacity - ring.stats().used_bytes
+            if free < lib.MC_AUDIO_FRAME_BYTES + 16 or not ring.write(f):
+                break
+            sent += 1
+        return sent
+
+    def send_queue_frames(self) -> int:
+        """Frames queued and not sent yet (a record is the frame and an
+        8-byte ring header, 8-byte aligned)."""
+        return self._send_ring().stats().used_bytes // (lib.MC_AUDIO_FRAME_BYTES + 8)
+
+    def send_dtmf(self, tones: str, tone_ms: int = 100, gap_ms: int = 100) -> None:
+        """Key presses in-band (RFC 4733), replacing the audio while they play
+        (needs ``send_telephone_event_pt``)."""
+        self._send_ring()
+        self.graph.send_dtmf(tones, tone_ms, gap_ms)
+
+    @property
+    def send_state(self) -> str:
+        """"active" while frames written here go out, "inactive" while the
+        graph sends silence (or nothing, with DTX) for want of them."""
+        return "active" if self.stats().send_state == lib.MC_AUDIO_SEND_ACTIVE else "inactive"
+
     def stats(self) -> GraphStats:
         return self.final_stats if self.final_stats is not None else self.graph.stats()
 
@@ -127,7 +191,23 @@ class _Lane:
     calls: int = 0
     batches: int = 0
     records: int = 0
+    #: handler exceptions (each counted; the first 20 kept as text)
+    failures: int = 0
     errors: list[str] = field(default_factory=list)
+    logged_at: float = -LOG_INTERVAL_S
+    #: held by the reader while it routes a batch: removing a call waits for it
+    routing: threading.Lock = field(default_factory=threading.Lock)
+
+    def failed(self, e: Exception, what: str, *args: object) -> None:
+        """Count ``e``; log it with its traceback at most once per
+        ``LOG_INTERVAL_S`` (a handler failing on every frame would flood the log)."""
+        self.failures += 1
+        if len(self.errors) < 20:
+            self.errors.append(f"{type(e).__name__}: {e}")
+        now = time.monotonic()
+        if now - self.logged_at >= LOG_INTERVAL_S:
+            self.logged_at = now
+            log.error(what + " (%d failures so far)", *args, self.failures, exc_info=e)
 
 
 class AudioPath:
@@ -140,7 +220,9 @@ class AudioPath:
     a view into the ring, valid during the call only), ``kinds`` the record
     types (``MIXED``/``UNMIXED``), ``seen_ns`` the monotonic time the batch
     reached Python. ``on_event(event)`` gets audio events (DTMF, dominant
-    speaker, sources). Both run on a reader thread and must not block.
+    speaker, sources). Both run on a reader thread and must not block; an
+    exception they raise is counted (:meth:`handler_failures`) and logged,
+    and the other calls of the batch still get their frames.
     """
 
     def __init__(self, on_frames: FrameHandler | None = None,
@@ -176,8 +258,11 @@ class AudioPath:
         """A graph for call ``tag`` on the least busy worker; give its
         ``input`` ring to the engine's receive streams of the call. Its frames
         go to ``on_frames`` / ``on_event`` (else the path's). With ``send_out``
-        (an engine send stream's ring) the graph also encodes and sends the
-        PCM written to the call's ``send_pcm`` ring, one frame per tick."""
+        (an engine send stream's ring; ``engine`` is woken when a packet is
+        queued) the graph also encodes and sends the PCM written to the
+        call's ``send_pcm`` ring (:meth:`CallAudio.send`), one frame per tick,
+        with ``send_codec``, ``send_payload_type``, ``bitrate_bps``, ``dtx``,
+        ``send_telephone_event_pt``, ``low_water_frames`` (``AudioGraph``)."""
         with self._lock:
             if tag in self.calls:
                 raise ValueError(f"call tag {tag} already added")
@@ -190,33 +275,43 @@ class AudioPath:
             size = 1 << max(12, (send_queue_frames * (FRAME_RECORD_BYTES + 8)).bit_length())
             send_pcm = Ring.create(size, policy="drop")
             graph_options.update(send_pcm=send_pcm, send_out=send_out, engine=engine)
+        # registered before its graph exists: the graph's first frames find their handlers
+        call = CallAudio(tag, inp, None, k, on_frames=on_frames,  # type: ignore[arg-type]
+                         on_event=on_event, send_pcm=send_pcm)
+        with self._lock:
+            self.calls[tag] = call
         try:
-            graph = AudioGraph(lane.worker, input=inp, payload_types=payload_types,
-                               telephone_event_pt=telephone_event_pt, output=lane.output,
-                               mixed=mixed, unmixed=unmixed, events=events, tag=tag,
-                               **graph_options)
+            call.graph = AudioGraph(lane.worker, input=inp, payload_types=payload_types,
+                                    telephone_event_pt=telephone_event_pt, output=lane.output,
+                                    mixed=mixed, unmixed=unmixed, events=events, tag=tag,
+                                    **graph_options)
         except BaseException:
+            with self._lock:
+                del self.calls[tag]
+                lane.calls -= 1
             inp.close()
             if send_pcm is not None:
                 send_pcm.close()
-            with self._lock:
-                lane.calls -= 1
             raise
-        call = CallAudio(tag, inp, graph, k, on_frames=on_frames, on_event=on_event,
-                         send_pcm=send_pcm)
-        with self._lock:
-            self.calls[tag] = call
         return call
 
     def remove_call(self, tag: int) -> GraphStats | None:
         """Stop the call's receive streams and graph (its last counters are
-        returned and kept)."""
+        returned and kept). Once it returns, the call's handlers are not
+        called again: frames of the call still in the ring are dropped."""
         with self._lock:
             call = self.calls.pop(tag, None)
             if call is not None:
                 self.lanes[call.worker_index].calls -= 1
         if call is None:
             return None
+        lane = self.lanes[call.worker_index]
+        if threading.current_thread() is not lane.thread:
+            # a batch being routed may have looked the call up already: let it finish
+            if lane.routing.acquire(timeout=5.0):
+                lane.routing.release()
+            else:
+                log.warning("audio call %d removed while its reader was stuck in a handler", tag)
         for stream in call.streams.values():  # the engine stops writing to the input ring first
             try:
                 stream.close()
@@ -240,6 +335,7 @@ class AudioPath:
                 batch = ring.peek(BATCH_RECORDS, uniform=True)
             except RingClosed:
                 return
+            lane.routing.acquire()
             try:
                 seen = time.monotonic_ns()
                 n = len(batch)
@@ -254,22 +350,22 @@ class AudioPath:
                     if not keep.all():
                         frames, types = frames[keep], types[keep]
                     self.latency.add(seen, frames)
-                    self._route(frames, types, seen)
+                    self._route(lane, frames, types, seen)
                 else:
                     for rec, typ in zip(batch, batch.types.tolist()):
                         if typ == EVENT:
-                            self._route_event(AudioEvent.from_bytes(rec))
-            except Exception as e:  # a processor bug must not stop the audio of every call
-                if len(lane.errors) < 20:
-                    lane.errors.append(f"{type(e).__name__}: {e}")
-                log.exception("audio processor failed")
+                            self._route_event(lane, AudioEvent.from_bytes(rec))
+            except Exception as e:  # whatever it was, the audio of every call goes on
+                lane.failed(e, "audio reader failed")
             finally:
+                lane.routing.release()
                 batch.release()
 
-    def _route(self, frames: np.ndarray, types: np.ndarray, seen: int) -> None:
+    def _route(self, lane: _Lane, frames: np.ndarray, types: np.ndarray, seen: int) -> None:
         """Each call's frames to its handler. A worker writes a tick's frames
         call by call, so a batch is a few runs of one tag each: the runs are
-        found in one pass and handed over as views (no copy, no per-call scan)."""
+        found in one pass and handed over as views (no copy, no per-call scan).
+        Frames of a call no longer added (removed since the tick) are dropped."""
         calls = self.calls
         tags = frames["header"]["tag"]
         if tags[0] == tags[-1] and (len(tags) < 3 or (tags == tags[0]).all()):
@@ -279,19 +375,34 @@ class AudioPath:
         for a, b in zip(bounds[:-1], bounds[1:]):
             tag = int(tags[a])
             call = calls.get(tag)
-            handler = call.on_frames if call is not None and call.on_frames else self.on_frames
+            if call is None:
+                continue
+            handler = call.on_frames or self.on_frames
             if handler is not None:
-                handler(frames[a:b], types[a:b], seen)
+                try:
+                    handler(frames[a:b], types[a:b], seen)
+                except Exception as e:  # one call's handler must not cost the others their frames
+                    lane.failed(e, "audio handler of call %d failed", tag)
 
-    def _route_event(self, event: AudioEvent) -> None:
+    def _route_event(self, lane: _Lane, event: AudioEvent) -> None:
         call = self.calls.get(event.tag)
-        handler = call.on_event if call is not None and call.on_event else self.on_event
+        if call is None:
+            return
+        handler = call.on_event or self.on_event
         if handler is not None:
-            handler(event)
+            try:
+                handler(event)
+            except Exception as e:
+                lane.failed(e, "audio event handler of call %d failed", event.tag)
 
     @property
     def errors(self) -> list[str]:
+        """The first handler exceptions of each reader, as text."""
         return [e for lane in self.lanes for e in lane.errors]
+
+    def handler_failures(self) -> int:
+        """Handler exceptions so far (every one counted)."""
+        return sum(lane.failures for lane in self.lanes)
 
     def output_dropped(self) -> int:
         return sum(lane.output.stats().records_dropped for lane in self.lanes)

@@ -10,15 +10,22 @@ import socket
 
 import numpy as np
 import pytest
-
 from mediacore._native import lib
-from mediacore.audio import AudioEncoder, AudioEvent, AudioFrame, AudioSocket, AudioWorker, Codec
+
+from mediacore.audio import AudioEncoder, AudioEvent, AudioFrame, AudioWorker, Codec
 from mediacore.audio.frames import EVENT, FRAME_RECORD_BYTES, MIXED
 from mediacore.audio.graph import AudioGraph
+from mediacore.audio.path import AudioPath
 from mediacore.engine import RTP_RECORD_DTYPE, Engine
 from mediacore.mediaconfig import AUDIO_LEVEL_URI, MediaConfig, negotiate
 from mediacore.rings import Ring
-from mediacore.rtp import ONE_BYTE, TWO_BYTE, RtpPacket, audio_level, audio_level_element
+from mediacore.rtp import (
+    ONE_BYTE,
+    TWO_BYTE,
+    RtpPacket,
+    audio_level,
+    audio_level_element,
+)
 
 from .conftest import tone
 
@@ -181,13 +188,13 @@ def test_send_path_writes_the_level_of_the_pcm_sent(ext_id):
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink.bind(("127.0.0.1", 0))
     sink.settimeout(2.0)
-    worker = AudioWorker()
-    worker.start()
+    path = AudioPath(workers=1)
     engine = Engine("127.0.0.1")
     engine.start()
     session = engine.add_session(sink.getsockname())
     stream = session.add_send_stream(0x5E4D, payload_type=111, audio_level_id=ext_id)
-    peer = AudioSocket(worker, send_stream=stream, mixed=False, bitrate_bps=32000)
+    peer = path.add_call(1, mixed=False, unmixed=False, send_out=stream.ring, engine=engine,
+                         send_payload_type=111, bitrate_bps=32000)
     try:
         loud = tone(1000, 1.0, 10000)       # RMS 7071: -13.3 dBov -> level 13
         for k in range(50):
@@ -201,8 +208,7 @@ def test_send_path_writes_the_level_of_the_pcm_sent(ext_id):
             assert pkt.extension_profile == (ONE_BYTE if ext_id <= 14 else TWO_BYTE)
             got.append(audio_level(data, ext_id))
     finally:
-        peer.close()
-        worker.close()
+        path.close()
         engine.close()
         sink.close()
     assert None not in got
