@@ -1,30 +1,33 @@
 """The demo bot's media provider (``Bot(config, media=...)``).
 
 It owns the bot's native engine, writes the bot's media configuration
-document for each call (``media_config_blob``: our endpoint and the SRTP key
-we protect with — it becomes ``appHostedMediaConfig.blob``), opens the media
-session once the remote side's document arrives (``accept_answer``), and
-follows the roster: every participant's audio and video media source id
+document for each call (``media_config_blob``: our endpoint, the SRTP key
+we protect with and the one the remote protects with, ``srtp.receiveKey`` —
+it becomes ``appHostedMediaConfig.blob``), opens the call's media session at
+once (latching onto the remote's address from its first authentic packet:
+no answer document comes back, docs/media-config.md), and follows the roster: every participant's audio and video media source id
 (``mediaStreams[].sourceId``) becomes a receive stream whose frames reach the
 processors under that participant's display name; a participant's
 video-based screen-sharing stream is received while they share. The video
-subscriptions are published to the conference in the bot's media
-configuration document (``media[].subscriptions``, docs/media-config.md)
-through ``media_update(call_id, blob)``. All calls' audio runs on
+subscriptions go to the conference in the media plane: an SRTCP-protected
+RTCP APP packet "MBVS" (``mediacore.subscriptions``) on every change,
+repeated every second. All calls' audio runs on
 one native audio path (``mediacore.audio.path``): a graph per call on a
 staggered audio worker, finished frames handed over in batches.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
+import time
 
 import numpy as np
 
 from mediacore.engine import Engine
+from mediacore.errors import MediacoreError
 from mediacore.mediaconfig import MediaConfig
+from mediacore.subscriptions import APP_NAME, encode_subscriptions
 from mediacore.processors.transcription import SpeechTranscriber
 from mediacore.processors.video_analytics import VideoAnalyzer
 
@@ -51,11 +54,15 @@ class DemoBotMedia:
         self._lock = threading.Lock()
         self.epoch_ns: int | None = None
         self._by_tag: dict[int, MeetingReceiver] = {}
-        #: where updated media configuration documents go: ``(call_id, blob)``
-        #: (the emulator's ``ConferenceHandler.update_media``)
-        self.media_update = None
         self._next_tag = 1
+        #: mpMediaSessionId -> (version, APP data) of the current subscription list
+        self._subs: dict[str, tuple[int, bytes]] = {}
+        self._subs_sent: dict[str, float] = {}     # when it last went out (monotonic)
+        self._stop = threading.Event()
         self.audio = NativeAudioPath(self._on_frames, self._on_event, workers=1)
+        self._repeater = threading.Thread(target=self._repeat_subscriptions, daemon=True,
+                                          name="demo-subscriptions")
+        self._repeater.start()
 
     # ---- the native audio path's reader thread: frames and events by call (tag) -------
 
@@ -90,6 +97,14 @@ class DemoBotMedia:
             for sid, doc in self.local.items():
                 if doc.to_blob() == blob:
                     self.call_sessions[call.id] = sid
+            sid = self.call_sessions.get(call.id)
+            receiver = self.receivers.get(sid) if sid else None
+            pending = dict(self._pending_sources.get(call.id, {}))
+        if receiver is not None:       # roster notifications that came before this
+            for ssrc, info in pending.items():
+                receiver.add_source(ssrc, info)
+            if any(i.kind != "audio" for i in pending.values()):
+                self.publish_subscriptions(call.id)
 
     async def media_state_changed(self, call, media_state) -> None:
         pass
@@ -98,11 +113,12 @@ class DemoBotMedia:
         call_id = getattr(call, "id", None) if call is not None else None
         doc = MediaConfig.generate(self.address, self.engine.port, role="bot",
                                    kinds=("audio", "video"), srtp_profile=self.srtp_profile,
-                                   call_id=call_id)
+                                   call_id=call_id, receive_key=True)
         with self._lock:
             self.local[doc.media_session_id] = doc
             if call_id:
                 self.call_sessions[call_id] = doc.media_session_id
+        self._open(doc)
         return doc.to_blob()
 
     async def participants_changed(self, call, change) -> None:
@@ -129,32 +145,58 @@ class DemoBotMedia:
             self.publish_subscriptions(call.id)
 
     def publish_subscriptions(self, call_id: str) -> None:
-        """Send the conference our media configuration document with the
-        call's current video subscriptions."""
+        """Send the conference the call's current video subscriptions (an MBVS
+        APP packet with a new version; the repeater sends it again every second)."""
         with self._lock:
             sid = self.call_sessions.get(call_id)
-            doc = self.local.get(sid) if sid else None
             receiver = self.receivers.get(sid) if sid else None
-        if doc is None or receiver is None or self.media_update is None:
+            if receiver is None:
+                return
+            subs = receiver.video_subscriptions()
+            version = self._subs.get(sid, (0, b""))[0] + 1
+            self._subs[sid] = (version, encode_subscriptions(
+                version, [(ssrc, pref) for ssrc, (_, pref) in sorted(subs.items())]))
+        self._send_subscriptions(sid)
+
+    def _send_subscriptions(self, sid: str) -> None:
+        with self._lock:
+            current = self._subs.get(sid)
+            session = self.sessions.get(sid)
+            doc = self.local.get(sid)
+        if current is None or session is None or doc is None:
             return
-        self.media_update(call_id, subscription_blob(doc, receiver.video_subscriptions()))
+        try:
+            session.send_app(doc.section("audio").ssrcs[0], APP_NAME, current[1])
+        except MediacoreError:   # no remote yet (it latches on the conference's first packet)
+            return
+        self._subs_sent[sid] = time.monotonic()
+
+    def _repeat_subscriptions(self) -> None:
+        """Every second the current list again (until the remote is known: every 100 ms)."""
+        while not self._stop.wait(0.1):
+            now = time.monotonic()
+            for sid in list(self._subs):
+                if now - self._subs_sent.get(sid, 0.0) >= 1.0:
+                    self._send_subscriptions(sid)
 
     async def call_ended(self, call) -> None:
         with self._lock:
             sid = self.call_sessions.get(call.id)
             receiver = self.receivers.pop(sid, None) if sid else None
+            self._subs.pop(sid, None)
         if receiver is not None:
             receiver.stop()
 
-    # ---- the remote side's answer (see bot.emulator.conference.ConferenceHandler) -----
+    # ---- the call's media session, opened with our document -------------------------
 
-    def accept_answer(self, ours: MediaConfig, theirs: MediaConfig) -> None:
-        local = self.local.get(ours.media_session_id, ours)
-        ep = theirs.endpoint
+    def _open(self, local: MediaConfig) -> None:
+        """The session of ``local``: we protect with ``srtp.key``, the remote with
+        ``srtp.receiveKey``; its address is learnt from its first authentic
+        packet (``latch``, symmetric RTP, RFC 4961)."""
         session = self.engine.add_session(
-            (ep.address, ep.port), srtp_profile=local.srtp.profile if local.srtp else None,
+            None, srtp_profile=local.srtp.profile if local.srtp else None,
             tx_key=local.srtp.key_bytes if local.srtp else None,
-            rx_key=theirs.srtp.key_bytes if theirs.srtp else None)
+            rx_key=local.srtp.receive_key_bytes if local.srtp else None, latch=True)
         with self._lock:
             tag = self._next_tag
             self._next_tag += 1
@@ -163,7 +205,7 @@ class DemoBotMedia:
         self._by_tag[tag] = receiver
         if self.epoch_ns is not None:
             receiver.epoch_ns = self.epoch_ns
-        call_id = theirs.call_id or local.call_id
+        call_id = local.call_id
         with self._lock:
             sid = local.media_session_id
             if call_id:
@@ -209,6 +251,8 @@ class DemoBotMedia:
         return next(iter(self.receivers.values()), None)
 
     def close(self) -> None:
+        self._stop.set()
+        self._repeater.join(timeout=2)
         for r in list(self.receivers.values()):
             r.stop()
         self.receivers.clear()
@@ -220,23 +264,3 @@ _KINDS = {"audio": "audio", "video": "video", "videobasedscreensharing": "vbss"}
 
 def _display_name(p) -> str:
     return p.display_name or p.id or "unknown"
-
-
-def subscription_blob(doc: MediaConfig, subscriptions: dict) -> str:
-    """``doc`` with ``media[].subscriptions`` set from ``{source id: (kind,
-    (width, height) | None)}`` (screen shares go in the ``vbss`` section
-    when the document has one, else in ``video``)."""
-    d = doc.to_json()
-    sections = {m["kind"]: m for m in d["media"]}
-    for m in d["media"]:
-        if m["kind"] in ("video", "vbss"):
-            m["subscriptions"] = []
-    for ssrc, (kind, pref) in sorted(subscriptions.items()):
-        section = sections.get(kind) or sections.get("video")
-        if section is None:
-            continue
-        sub = {"sourceId": ssrc}
-        if pref is not None:
-            sub["width"], sub["height"] = pref
-        section["subscriptions"].append(sub)
-    return json.dumps(d, separators=(",", ":"))

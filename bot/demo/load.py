@@ -295,7 +295,7 @@ async def _measure_setup(calls: int, timeout_s: float = 30.0) -> dict:
     from bot.demo.botmedia import DemoBotMedia
     from bot.emulator.script import MeetingScript, Participant, Utterance
     from bot.emulator.conference import ConferenceHandler
-    from bot.emulator.server import GraphEmulator
+    from bot.emulator.server import GraphEmulator, ServiceOptions
     from bot.emulator.simmedia import prepare_meeting
     from bot.graph.auth import MsalTokenProvider
 
@@ -306,7 +306,7 @@ async def _measure_setup(calls: int, timeout_s: float = 30.0) -> dict:
     engine = Engine("127.0.0.1")
     botmedia = DemoBotMedia(engine, transcriber=_NullTranscriber(), analytics=None)
     handler = ConferenceHandler(None, media, loop=True, lead_in_s=0.0)
-    emu = GraphEmulator(media_handler=handler)
+    emu = GraphEmulator(media_handler=handler, options=ServiceOptions(allow_http_callbacks=True))
     await emu.start()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

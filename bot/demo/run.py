@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from bot.emulator.script import MeetingScript, load_script
+from bot.emulator.script import MeetingScript
 
 SRTP_PROFILE = "AES_CM_128_HMAC_SHA1_80"
 
@@ -69,10 +69,9 @@ async def _run_demo(script: MeetingScript, *, video: bool, report_path: str | No
     from bot.config import BotConfig, CallSettings, GraphSettings, WebhookSettings
     from bot.demo.botmedia import DemoBotMedia
     from bot.emulator.conference import ConferenceHandler, MediaServer
-    from bot.emulator.scenario import new_person
-    from bot.emulator.server import GraphEmulator
+    from bot.emulator.meeting import ScriptedMeeting
+    from bot.emulator.server import GraphEmulator, ServiceOptions
     from bot.emulator.simmedia import prepare_meeting
-    from bot.emulator.state import MediaStream
     from bot.graph.auth import MsalTokenProvider
 
     view = LiveView(out, live)
@@ -98,29 +97,19 @@ async def _run_demo(script: MeetingScript, *, video: bool, report_path: str | No
     server.start()
     engine = Engine("127.0.0.1")
     botmedia = DemoBotMedia(engine, transcriber=transcriber, analytics=analytics)
-    handler = ConferenceHandler(server, media, on_answer=botmedia.accept_answer, lead_in_s=1.0)
-    botmedia.media_update = handler.update_media   # the bot's video subscriptions
-    emu = GraphEmulator(media_handler=handler)
+    handler = ConferenceHandler(server, lead_in_s=1.0)
+    emu = GraphEmulator(media_handler=handler, options=ServiceOptions(allow_http_callbacks=True))
     await emu.start()
     bot = None
     call = None
+    scripted = None
     report: dict = {}
     try:
-        meeting = emu.create_meeting(subject=script.title)
-        # everyone gets their media source ids now; they join the roster on their script's time
-        people = {p.name: new_person(meeting, p.name, tenant_id=meeting.tenant_id,
-                                     video=p.has_video) for p in script.participants}
-        handler.source_ids = {n: (int(pp.stream("audio").source_id),
-                                  int(pp.stream("video").source_id) if pp.stream("video") else None)
-                              for n, pp in people.items()}
-        for p in script.participants:   # sharers' screen-sharing streams, inactive until they share
-            if p.screen_share and video:
-                stream = MediaStream("videoBasedScreenSharing", meeting.next_source_id(), "inactive")
-                people[p.name].media_streams.append(stream)
-                handler.screen_ids[p.name] = int(stream.source_id)
-        for p in script.participants:
-            if p.join_s <= 0:
-                emu.service.join_meeting(meeting, people[p.name])
+        # the emulator's side of the meeting: people, their source ids, the roster on the
+        # script's clock (started when the bot's call starts); the demo hangs up itself
+        scripted = ScriptedMeeting(emu, handler, script, media, end_after_script=False,
+                                   on_event=lambda text: view.line(f"roster: {text}"))
+        meeting = scripted.meeting
 
         port = _free_tcp_port()
         config = BotConfig(
@@ -150,42 +139,6 @@ async def _run_demo(script: MeetingScript, *, video: bool, report_path: str | No
         view.line(f"bot joined the meeting in {1000 * (time.monotonic() - t_join):.0f} ms "
                   f"(call {call.id}); conference media on udp {server.address[0]}:{server.address[1]}")
 
-        async def scripted_presence():
-            """Roster side of the script: joins, leaves, screen sharing, key
-            presses (their media is in the conference's pre-encoded streams)."""
-            events = sorted(
-                [(p.join_s, 0, "join", p, None) for p in script.participants if p.join_s > 0]
-                + [(p.leave_s, 1, "leave", p, None) for p in script.participants
-                   if p.leave_s is not None]
-                + [(sh.start_s, 2, "share", p, None) for p in script.participants
-                   for sh in p.screen_share if video]
-                + [(sh.end_s, 3, "unshare", p, None) for p in script.participants
-                   for sh in p.screen_share if video]
-                + [(d.at_s, 4, "dtmf", p, d.digits) for p in script.participants for d in p.dtmf],
-                key=lambda e: (e[0], e[1]))
-            for at, _, what, p, digits in events:
-                delay = conf.start_ns / 1e9 + at - time.monotonic_ns() / 1e9
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                pid = people[p.name].id
-                if what == "join":
-                    emu.service.join_meeting(meeting, people[p.name])
-                    view.line(f"roster: {p.name} joined")
-                elif what == "leave":
-                    emu.remove_participant(meeting.id, pid)
-                    view.line(f"roster: {p.name} left")
-                elif what in ("share", "unshare"):
-                    if pid in meeting.participants:
-                        emu.share_screen(meeting.id, pid, what == "share")
-                        view.line(f"screen: {p.name} {'started' if what == 'share' else 'stopped'}"
-                                  " sharing")
-                else:
-                    # the tones go in-band (RFC 4733 on their audio stream); the Graph tone
-                    # notification only follows subscribeToTone, a service-hosted operation
-                    emu.press_tones(call.id, list(digits))
-                    view.line(f"DTMF: {p.name} pressed {digits}")
-
-        presence = asyncio.create_task(scripted_presence())
         last = 0.0
         while not conf.finished:
             await asyncio.sleep(0.2)
@@ -194,13 +147,14 @@ async def _run_demo(script: MeetingScript, *, video: bool, report_path: str | No
                 last = el
                 view.line(_status(call, botmedia, analytics))
         await asyncio.sleep(0.6)  # let the jitter buffers drain
-        presence.cancel()
         report = _collect(script, call, botmedia, transcriber, analytics, errors)
         await call.hang_up()
     except Exception as e:  # the demo reports what broke instead of a traceback
         errors.append(f"{type(e).__name__}: {e}")
         raise
     finally:
+        if scripted is not None:
+            scripted.stop()
         if bot is not None:
             await bot.stop()
         await emu.stop()

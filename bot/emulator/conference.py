@@ -5,35 +5,40 @@ UDP port, like a Teams media processor's public port) and a pacing thread on a
 20 ms clock. Each attached call gets a :class:`ConferenceMedia` that sends the
 bot every present participant's own audio (SSRC = the participant's audio
 source id, as in the roster's ``mediaStreams``), the conference mix (the
-mixer's source id), scripted DTMF as RFC 4733 telephone events on the
+conference's own source id), scripted DTMF as RFC 4733 telephone events on the
 presser's audio stream, and the video the bot subscribed to (SSRC = video
 source id; a sharer's screen as their video-based screen-sharing source),
 all pre-encoded (``simmedia``) and replayed; it receives the bot's audio
 (what the conference would play to the others).
 
-Video subscriptions are what the bot asks for in its media configuration
-document (``media[kind=video|vbss].subscriptions``: ``[{sourceId, width,
-height}]``, see docs/media-config.md), at answer time and in every updated
-document the bot sends later (``ConferenceHandler.update_media``): only
-subscribed sources are forwarded, each in the largest simulcast layer within
-the preferred resolution (the smallest when none fits), starting with an
-intra frame; a key-frame request (PLI/FIR) switches the stream to intra
-frames until the regular stream reaches its next key frame.
+Everything the conference knows about the bot comes over channels a deployment
+has (docs/media-config.md): the bot's media configuration document from the
+Graph request (``appHostedMediaConfig.blob`` of answer / join / createCall),
+whose ``srtp.receiveKey`` is the key the conference protects with (its
+``srtp.key`` unprotects the bot's packets; no answer document goes back), and
+the bot's video subscriptions as SRTCP-protected RTCP APP packets "MBVS"
+(``mediacore.subscriptions``): only subscribed sources are forwarded, each in
+the largest simulcast layer within the preferred resolution (the smallest when
+none fits), starting with an intra frame; a key-frame request (PLI/FIR)
+switches the stream to intra frames until the regular stream reaches its next
+key frame.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
 
 from mediacore.engine import Engine
+from mediacore.mediaconfig import MediaConfig, MediaConfigError
+from mediacore.subscriptions import APP_NAME, SubscriptionError, decode_subscriptions, newer
 
 from .simmedia import (H264_CLOCK_RATE, H264_PAYLOAD_TYPE, MIXER_SOURCE_ID, OPUS_CLOCK_RATE,
                        OPUS_PAYLOAD_TYPE, OPUS_TICKS_PER_FRAME, TELEPHONE_EVENT_PAYLOAD_TYPE,
                        EncodedVideo, MeetingMedia, ParticipantMedia)
+from .state import next_source_id
 
 log = logging.getLogger(__name__)
 SLOT_NS = 20_000_000
@@ -43,27 +48,32 @@ SLOT_NS = 20_000_000
 Subscriptions = dict[int, "tuple[int, int] | None"]
 
 
-def subscriptions_from_config(doc: dict | str) -> Subscriptions:
-    """The video and screen-sharing subscriptions of a bot's media
-    configuration document (``media[].subscriptions``; absent: none)."""
-    if isinstance(doc, str):
-        doc = json.loads(doc)
-    out: Subscriptions = {}
-    for section in doc.get("media") or []:
-        if not isinstance(section, dict) or section.get("kind") not in ("video", "vbss"):
-            continue
-        for i, sub in enumerate(section.get("subscriptions") or []):
-            where = f"media[{section.get('kind')}].subscriptions[{i}]"
-            if not isinstance(sub, dict) or not isinstance(sub.get("sourceId"), (int, str)):
-                raise ValueError(f"{where}: needs a sourceId")
-            w, h = sub.get("width"), sub.get("height")
-            pref = None
-            if w is not None or h is not None:
-                if not (isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0):
-                    raise ValueError(f"{where}: width and height must be positive integers")
-                pref = (w, h)
-            out[int(sub["sourceId"])] = pref
-    return out
+@dataclass(frozen=True)
+class PayloadTypes:
+    """The RTP payload types the conference sends with: those of the bot's media
+    configuration document (docs/media-config.md)."""
+
+    opus: int = OPUS_PAYLOAD_TYPE
+    telephone_event: int = TELEPHONE_EVENT_PAYLOAD_TYPE
+    video: int = H264_PAYLOAD_TYPE
+    vbss: int = H264_PAYLOAD_TYPE
+
+    @classmethod
+    def of(cls, doc) -> PayloadTypes:
+        """From a bot's :class:`~mediacore.mediaconfig.MediaConfig`: opus and
+        telephone-event of its audio section, H264 of its video section (and of
+        its vbss section, else the video one's); defaults where it has none."""
+        def pt(kind: str, name: str, default: int) -> int:
+            section = doc.section(kind)
+            for c in section.codecs if section is not None else ():
+                if c.name.lower() == name:
+                    return c.payload_type
+            return default
+
+        video = pt("video", "h264", H264_PAYLOAD_TYPE)
+        return cls(pt("audio", "opus", OPUS_PAYLOAD_TYPE),
+                   pt("audio", "telephone-event", TELEPHONE_EVENT_PAYLOAD_TYPE),
+                   video, pt("vbss", "h264", video))
 
 
 @dataclass
@@ -76,6 +86,12 @@ class ConferenceStats:
     intra_frames: int = 0
     bot_audio_packets: int = 0
     layer_switches: int = 0
+    #: MBVS APP packets applied, older or repeated ones skipped, malformed ones ignored, and
+    #: APP packets of another name
+    subscription_updates: int = 0
+    subscription_repeats: int = 0
+    malformed_subscriptions: int = 0
+    other_app_packets: int = 0
     frames_by_source: dict[int, int] = field(default_factory=dict)
     #: source id -> (width, height) of the last frame sent
     size_by_source: dict[int, tuple[int, int]] = field(default_factory=dict)
@@ -109,7 +125,9 @@ class ConferenceMedia:
                  ssrc_offset: int = 0, send_mixed: bool = True,
                  source_ids: dict[str, tuple[int, int | None]] | None = None,
                  screen_ids: dict[str, int] | None = None,
-                 lead_in_s: float = 0.0) -> None:
+                 lead_in_s: float = 0.0, start_ns: int | None = None,
+                 mixer_source_id: int = MIXER_SOURCE_ID,
+                 payload_types: PayloadTypes | None = None, remote_rtcp_port: int = 0) -> None:
         """``source_ids`` maps a participant's name to the (audio, video) media
         source ids the roster announced for them (they become the SSRCs);
         without it the ids prepared in ``media`` are used; ``screen_ids`` maps
@@ -117,7 +135,10 @@ class ConferenceMedia:
         shifts every SSRC of this call (load tests give each call distinct
         SSRCs so one bot-side ring can carry them all). ``subscribed_video``:
         the bot's video subscriptions (source id -> preferred size or None);
-        None forwards every video source at its top layer (a plain test peer)."""
+        None forwards every video source at its top layer (a plain test peer).
+        ``start_ns``: the meeting's time zero (``time.monotonic_ns()``); a call
+        that joins later starts at the meeting's current slot (default: now +
+        ``lead_in_s``). ``payload_types``: those of the bot's document."""
         self.media = media
         self.ssrc_offset = ssrc_offset
         ids = {pm.participant.name: (pm.audio_source_id, pm.video_source_id)
@@ -127,18 +148,21 @@ class ConferenceMedia:
         self.screen_ids = dict(screen_ids or {})
         self.loop = loop
         self.stats = ConferenceStats()
+        self.pt = payload_types or PayloadTypes()
+        self.mixer_source_id = mixer_source_id
+        self._app_version: int | None = None
         self.session = engine.add_session(remote, srtp_profile=srtp_profile, tx_key=tx_key,
-                                          rx_key=rx_key)
+                                          rx_key=rx_key, remote_rtcp_port=remote_rtcp_port)
         self._audio = []
         for pm in media.participants:
             audio_id = ids[pm.participant.name][0]
-            s = self.session.add_send_stream(audio_id + ssrc_offset, OPUS_PAYLOAD_TYPE,
+            s = self.session.add_send_stream(audio_id + ssrc_offset, self.pt.opus,
                                              "audio", OPUS_CLOCK_RATE, ring_capacity=1 << 16)
             self._audio.append((pm, s))
         self._mixed = None
         if send_mixed:
-            self._mixed = self.session.add_send_stream(MIXER_SOURCE_ID + ssrc_offset,
-                                                       OPUS_PAYLOAD_TYPE, "audio", OPUS_CLOCK_RATE,
+            self._mixed = self.session.add_send_stream(mixer_source_id + ssrc_offset,
+                                                       self.pt.opus, "audio", OPUS_CLOCK_RATE,
                                                        ring_capacity=1 << 16)
         self._video: dict[int, _VideoSender] = {}     # by SSRC (source id + offset)
         if send_video:
@@ -158,14 +182,17 @@ class ConferenceMedia:
         self._bot_rx = [self.session.add_receive_stream(ssrc, "audio", OPUS_CLOCK_RATE, direct=True,
                                                         ring_capacity=1 << 16)
                         for ssrc in bot_audio_ssrcs]
-        #: the meeting script's time zero (after ``lead_in_s``: the time a joining bot
-        #: needs to learn the roster and open its receive streams)
-        self.start_ns = time.monotonic_ns() + int(lead_in_s * 1e9)
-        self._slot = 0
+        #: the meeting script's time zero (by default after ``lead_in_s``: the time a
+        #: joining bot needs to learn the roster and open its receive streams)
+        now = time.monotonic_ns()
+        self.start_ns = start_ns if start_ns is not None else now + int(lead_in_s * 1e9)
+        # a late joiner gets the meeting from where it is, not a burst of what it missed
+        self._slot = max(0, (now - self.start_ns) // SLOT_NS)
         self.closed = False
 
     def _add_video(self, pm: ParticipantMedia, source_id: int, kind: str) -> None:
-        s = self.session.add_send_stream(source_id + self.ssrc_offset, H264_PAYLOAD_TYPE, "video",
+        pt = self.pt.vbss if kind == "vbss" else self.pt.video
+        s = self.session.add_send_stream(source_id + self.ssrc_offset, pt, "video",
                                          H264_CLOCK_RATE, history=512, ring_capacity=1 << 20)
         self._video[source_id + self.ssrc_offset] = _VideoSender(pm, s, source_id, kind)
 
@@ -211,6 +238,7 @@ class ConferenceMedia:
         """Send everything due by ``now_ns`` (called every 20 ms by the server)."""
         slots = self.media.slots
         if now_ns < self.start_ns:
+            self._handle_events()       # subscriptions sent during the lead-in
             return
         due = (now_ns - self.start_ns) // SLOT_NS + 1
         while self._slot < due:
@@ -222,7 +250,7 @@ class ConferenceMedia:
             for pm, stream in self._audio:
                 for ev in pm.dtmf.get(k, ()):
                     stream.send(ev.payload, base + ev.rtp_timestamp, marker=ev.marker,
-                                payload_type=TELEPHONE_EVENT_PAYLOAD_TYPE, wake=False)
+                                payload_type=self.pt.telephone_event, wake=False)
                     self.stats.dtmf_packets += 1
                 payload = pm.audio[k]
                 if payload is not None:
@@ -289,8 +317,31 @@ class ConferenceMedia:
             if ev.kind in ("pli", "fir") and ev.ssrc in self._video:
                 self.stats.keyframe_requests += 1
                 self._video[ev.ssrc].intra_until_key = True
+            elif ev.kind == "app":
+                self._on_app(ev)
         for rx in self._bot_rx:
             self.stats.bot_audio_packets += len(rx.read_batch(256))
+
+    def _on_app(self, ev) -> None:
+        """An RTCP APP packet from the bot (already SRTCP-authenticated by the
+        engine). "MBVS": the bot's whole current subscription list, applied
+        when its version is newer than the last one applied (the bot repeats it
+        every second); malformed data is counted and ignored."""
+        if bytes(getattr(ev, "name", b"")) != APP_NAME or getattr(ev, "subtype", 0) != 0:
+            self.stats.other_app_packets += 1
+            return
+        try:
+            version, entries = decode_subscriptions(bytes(ev.data))
+        except SubscriptionError as exc:
+            self.stats.malformed_subscriptions += 1
+            log.debug("malformed MBVS packet from SSRC %s ignored: %s", getattr(ev, "ssrc", "?"), exc)
+            return
+        if not newer(version, self._app_version):
+            self.stats.subscription_repeats += 1
+            return
+        self._app_version = version
+        self.stats.subscription_updates += 1
+        self.set_subscriptions(dict(entries))
 
     def request_keyframe_sent(self, video_source_id: int) -> None:
         if video_source_id in self._video:
@@ -370,34 +421,74 @@ class MediaServer:
         self.stop()
 
 
-class ConferenceHandler:
-    """The emulator's pluggable media handler (``GraphEmulator(media_handler=...)``).
 
-    When an app-hosted call is set up it reads the bot's media configuration
-    blob, makes the conference's own document (its endpoint and the SRTP key it
-    protects with), starts a :class:`ConferenceMedia` that plays the meeting's
-    participants under the source ids of the call's roster, and hands its
-    document to ``on_answer(bot_config, conference_config)``. (The Teams media
-    platform agrees keys with the bot in-band; the emulator has no such channel,
-    so whoever runs it passes the answer to the bot's media side.)
+#: How the emulator ends a call whose media cannot start: the documented call end reason for
+#: the bot's media (https://learn.microsoft.com/graph/api/call-delete, "Call end reason codes").
+MEDIA_FAILURE = (500, 1005, "Server encountered connectivity error with Bot's media. "
+                            "Please check media connectivity between Bot and Microsoft.")
+
+
+class MediaRefused(ValueError):
+    """A bot media configuration the conference cannot start media with."""
+
+
+def conference_keys(doc: MediaConfig) -> tuple[bytes | None, bytes | None]:
+    """``(tx_key, rx_key)`` of the conference's session for the bot's document
+    ``doc``: the conference protects with the bot's ``srtp.receiveKey`` and
+    unprotects with its ``srtp.key`` (docs/media-config.md); (None, None) for
+    plain RTP (``srtp: null``). :class:`MediaRefused` without a receiveKey:
+    there is no channel to send the bot a key of the conference's own."""
+    if doc.srtp is None:
+        return None, None
+    receive = doc.srtp.receive_key_bytes
+    if receive is None:
+        raise MediaRefused("srtp.receiveKey is missing: the conference has no key to protect its "
+                           "media with (the emulator sends no answer document; see "
+                           "docs/media-config.md)")
+    return receive, doc.srtp.key_bytes
+
+
+class ConferenceHandler:
+    """The emulator's media handler (``GraphEmulator(media_handler=...)``).
+
+    When an app-hosted call is established it reads the bot's media
+    configuration document from the Graph request (``appHostedMediaConfig.blob``
+    of answer / join / createCall) and starts a :class:`ConferenceMedia` that
+    sends to the document's endpoint, protected with its ``srtp.receiveKey``,
+    under the source ids of the call's roster. Nothing else passes between the
+    bot and the conference: the bot's subscriptions arrive as RTCP APP packets
+    on the media path. A document that cannot be used (not valid, or SRTP
+    without ``receiveKey``) is refused: logged, and the call is ended the way
+    Graph ends a call whose media fails (``MEDIA_FAILURE``).
+
+    A call into a scripted meeting (``meetings``, see ``bot.emulator.meeting``)
+    plays that meeting's media from the meeting's time zero (set when the first
+    bot's call starts); other calls play ``media`` (when given) from their own
+    start, matching participants by display name.
     """
 
-    def __init__(self, server: MediaServer | None, media: MeetingMedia, on_answer=None, *,
-                 loop: bool = False, lead_in_s: float = 0.0) -> None:
+    def __init__(self, server: MediaServer | None, media: MeetingMedia | None = None, *,
+                 loop: bool = False, lead_in_s: float = 1.0) -> None:
         """``server=None`` gives every call a media server of its own (its own
-        UDP port, as calls land on different media processors in Teams)."""
+        UDP port, as calls land on different media processors in Teams).
+        ``lead_in_s``: how long after a call starts its meeting's time zero is
+        (the time a bot needs to learn the roster and open its receive streams)."""
         self.server = server
         self._own_servers: dict[str, MediaServer] = {}
         self.media = media
-        self.on_answer = on_answer
         self.loop = loop
         self.lead_in_s = lead_in_s
         self.conferences: dict[str, ConferenceMedia] = {}
-        #: name -> (audio, video) source ids known in advance (people who join later)
-        self.source_ids: dict[str, tuple[int, int | None]] = {}
-        #: name -> video-based screen-sharing source id known in advance
-        self.screen_ids: dict[str, int] = {}
-        self._pending_subs: dict[str, dict] = {}
+        #: scripted meetings by Graph meeting id (``ScriptedMeeting`` registers itself)
+        self.meetings: dict[str, object] = {}
+        #: call id -> why its media configuration was refused
+        self.refused: dict[str, str] = {}
+        self.emulator = None
+
+    def bind(self, emulator) -> None:
+        """The emulator this handler serves (``GraphEmulator`` calls it): refused
+        calls are ended through it."""
+        self.emulator = emulator
 
     def _people(self, call) -> list:
         people = list(call.participants.values())
@@ -406,7 +497,7 @@ class ConferenceHandler:
         return people
 
     def _source_ids(self, call) -> dict[str, tuple[int, int | None]]:
-        ids: dict[str, tuple[int, int | None]] = dict(self.source_ids)
+        ids: dict[str, tuple[int, int | None]] = {}
         for p in self._people(call):
             audio = p.stream("audio")
             video = p.stream("video")
@@ -416,57 +507,67 @@ class ConferenceHandler:
         return ids
 
     def _screen_ids(self, call) -> dict[str, int]:
-        ids = dict(self.screen_ids)
+        ids = {}
         for p in self._people(call):
             vbss = p.stream("videoBasedScreenSharing")
             if p.display_name and vbss is not None:
                 ids[p.display_name] = int(vbss.source_id)
         return ids
 
-    def update_media(self, call_id: str, blob: str) -> None:
-        """The bot's updated media configuration document for a running call
-        (same ``mpMediaSessionId``): its video subscriptions take effect on
-        the next 20 ms tick. (Teams carries subscriptions in-band; the
-        emulator takes the bot's document through this call, like the
-        answer in ``on_answer``.)"""
-        subs = subscriptions_from_config(blob)
-        conf = self.conferences.get(call_id)
-        if conf is None:  # before the media started: taken up when it does
-            self._pending_subs[call_id] = subs
-            return
-        conf.set_subscriptions(subs)
+    def _refuse(self, call, why: str) -> None:
+        code, subcode, message = MEDIA_FAILURE
+        log.error("call %s: the bot's media configuration is refused: %s; the emulator ends the "
+                  "call as a media failure (%s/%s)", call.id, why, code, subcode)
+        self.refused[call.id] = why
+        if self.emulator is not None:
+            self.emulator.service.end_by_remote(call, message, code=code, subcode=subcode)
 
     async def call_started(self, call, blob: str | None) -> None:
-        from mediacore.mediaconfig import MediaConfig
-
-        if not blob:
-            log.warning("call %s: app-hosted media without a blob", call.id)
+        try:
+            if not blob:
+                raise MediaRefused("appHostedMediaConfig.blob is empty")
+            try:
+                bot_cfg = MediaConfig.from_blob(blob)
+            except MediaConfigError as exc:
+                raise MediaRefused(f"not a valid media configuration document: {exc}") from None
+            if bot_cfg.role != "bot":
+                raise MediaRefused(f"role is {bot_cfg.role!r}, not 'bot'")
+            tx_key, rx_key = conference_keys(bot_cfg)
+        except MediaRefused as exc:
+            self._refuse(call, str(exc))
             return
-        bot_cfg = MediaConfig.from_blob(blob)
+        scripted = self.meetings.get(call.meeting.id) if call.meeting is not None else None
+        media = scripted.media if scripted is not None else self.media
+        if media is None:
+            log.info("call %s: no simulated media (not in a scripted meeting)", call.id)
+            return
         server = self.server
         if server is None:
             server = self._own_servers[call.id] = MediaServer("127.0.0.1")
             server.start()
-        host, port = server.address
-        own = MediaConfig.generate(host, port, role="remote", kinds=("audio", "video"),
-                                   call_id=call.id, media_session_id=bot_cfg.media_session_id,
-                                   srtp_profile=bot_cfg.srtp.profile if bot_cfg.srtp else None)
-        bot_audio = bot_cfg.section("audio")
+        if scripted is not None:
+            start_ns = scripted.begin(self.lead_in_s)
+            source_ids, screen_ids = scripted.source_ids, scripted.screen_ids
+        else:
+            start_ns = None
+            source_ids, screen_ids = self._source_ids(call), self._screen_ids(call)
+        ep = bot_cfg.endpoint
+        audio = bot_cfg.section("audio")
+        wants_video = any(s is not None and s.receives
+                          for s in (bot_cfg.section("video"), bot_cfg.section("vbss")))
         conf = ConferenceMedia(
-            server.engine, self.media, (bot_cfg.endpoint.address, bot_cfg.endpoint.port),
-            srtp_profile=bot_cfg.srtp.profile if bot_cfg.srtp else None,
-            tx_key=own.srtp.key_bytes if own.srtp else None,
-            rx_key=bot_cfg.srtp.key_bytes if bot_cfg.srtp else None,
-            bot_audio_ssrcs=tuple(bot_audio.ssrcs) if bot_audio else (),
-            loop=self.loop, source_ids=self._source_ids(call), screen_ids=self._screen_ids(call),
-            subscribed_video=subscriptions_from_config(blob), lead_in_s=self.lead_in_s)
-        pending = self._pending_subs.pop(call.id, None)
-        if pending is not None:
-            conf.set_subscriptions(pending)
+            server.engine, media, (ep.address, ep.port),
+            remote_rtcp_port=0 if ep.rtcp_mux else (ep.rtcp_port or ep.port + 1),
+            srtp_profile=bot_cfg.srtp.profile if bot_cfg.srtp else None, tx_key=tx_key, rx_key=rx_key,
+            bot_audio_ssrcs=tuple(audio.ssrcs) if audio is not None and audio.sends else (),
+            loop=self.loop and scripted is None, send_video=wants_video, subscribed_video={},
+            source_ids=source_ids, screen_ids=screen_ids, lead_in_s=self.lead_in_s,
+            start_ns=start_ns, mixer_source_id=int(next_source_id()),
+            payload_types=PayloadTypes.of(bot_cfg))
         self.conferences[call.id] = conf
         server.attach(call.id, conf)
-        if self.on_answer is not None:
-            self.on_answer(bot_cfg, own)
+        log.info("call %s: conference media to %s:%s from udp %s:%s", call.id, ep.address, ep.port,
+                 *server.address)
 
     async def call_ended(self, call) -> None:
         self.conferences.pop(call.id, None)

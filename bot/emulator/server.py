@@ -116,6 +116,9 @@ class GraphEmulator:
                                  on_redirect=self._redirect_callback, faults=notification_faults,
                                  ssl_context=callback_ssl)
         self.service = CallsService(self.notifier, self.auth.apps, options or ServiceOptions(), media_handler)
+        bind = getattr(media_handler, "bind", None)
+        if bind is not None:  # a media side that ends calls (ConferenceHandler: refused media)
+            bind(self)
         self.http_faults: list[HttpFault] = []
         self.requests: list[RecordedRequest] = []
         self.tokens_issued = 0

@@ -1,28 +1,60 @@
-"""The demo bot's video subscriptions as the conference reads them: the bot's
-media configuration document with ``media[].subscriptions``."""
+"""The demo bot's media: its document carries the key the remote protects with
+(``srtp.receiveKey``), its session latches onto the remote's first authentic
+packet, and its video subscriptions go out as MBVS RTCP APP packets."""
 
 from __future__ import annotations
 
-from bot.demo.botmedia import subscription_blob
-from bot.emulator.conference import subscriptions_from_config
+import os
+import time
+
+import pytest
+
+from bot.demo.botmedia import DemoBotMedia
+from bot.demo.load import _NullTranscriber
+from bot.demo.receiver import SourceInfo
+from mediacore.engine import Engine, Session
 from mediacore.mediaconfig import MediaConfig
+from mediacore.subscriptions import APP_NAME, decode_subscriptions, encode_subscriptions
 
 
-def test_subscriptions_travel_in_the_media_configuration_document():
-    doc = MediaConfig.generate("127.0.0.1", 40000, role="bot", kinds=("audio", "video"))
-    blob = subscription_blob(doc, {10001: ("video", (640, 360)), 10007: ("vbss", None)})
-    again = MediaConfig.from_blob(blob)      # still a valid document (unknown members ignored)
-    assert again.media_session_id == doc.media_session_id
-    assert again.srtp.key_bytes == doc.srtp.key_bytes
-    # no vbss section in this document: the screen share goes in the video section
-    assert subscriptions_from_config(blob) == {10001: (640, 360), 10007: None}
-    assert subscriptions_from_config(subscription_blob(doc, {})) == {}
+def _until(pred, timeout=5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return False
 
 
-def test_screen_shares_use_the_vbss_section_when_there_is_one():
-    import json
+@pytest.mark.skipif(not hasattr(Session, "send_app"), reason="needs Session.send_app")
+def test_session_opens_with_the_blob_latches_and_sends_subscriptions():
+    with Engine("127.0.0.1") as engine, Engine("127.0.0.1") as remote:
+        media = DemoBotMedia(engine, transcriber=_NullTranscriber(), analytics=None)
+        try:
+            doc = MediaConfig.from_blob(media.media_config_blob(None))
+            assert doc.srtp.receive_key and doc.srtp.receive_key != doc.srtp.key
+            sid = doc.media_session_id
+            assert sid in media.sessions and sid in media.receivers   # no answer needed
+            # the subscription list waits for the remote's address (not known before it sends)
+            media._subs[sid] = (1, encode_subscriptions(1, [(10001, (640, 360)), (10007, None)]))
+            media._send_subscriptions(sid)
+            assert sid not in media._subs_sent
+            # the conference's side: protects with receiveKey, sends to the bot's endpoint
+            peer = remote.add_session((doc.endpoint.address, doc.endpoint.port),
+                                      srtp_profile=doc.srtp.profile, tx_key=doc.srtp.receive_key_bytes,
+                                      rx_key=doc.srtp.key_bytes)
+            out = peer.add_send_stream(5000, 111, "audio", 48000)
+            media.receivers[sid].add_source(5000, SourceInfo("Ann", "audio"))   # from the roster
+            got = []
 
-    doc = MediaConfig.generate("127.0.0.1", 40000, role="bot", kinds=("audio", "video", "vbss"))
-    d = json.loads(subscription_blob(doc, {5: ("video", None), 6: ("vbss", None)}))
-    subs = {m["kind"]: m.get("subscriptions") for m in d["media"]}
-    assert subs == {"audio": None, "video": [{"sourceId": 5}], "vbss": [{"sourceId": 6}]}
+            def app_arrived() -> bool:
+                out.send(os.urandom(40), 960 * len(got))
+                got.extend(e for e in peer.events() if e.kind == "app")
+                return bool(got)
+            # the repeater sends it once the session has latched (every 100 ms until then)
+            assert _until(app_arrived)
+            ev = got[0]
+            assert ev.name == APP_NAME and ev.sender_ssrc == doc.section("audio").ssrcs[0]
+            assert decode_subscriptions(ev.data) == (1, [(10001, (640, 360)), (10007, None)])
+        finally:
+            media.close()
