@@ -95,8 +95,9 @@ def bot_config_text(emu, webhook_url: str, ca_path: str) -> str:
     """A bot configuration (``mediabot run --config``, bot/config.py) that trusts this emulator:
     Graph at the emulator, app tokens from its Entra ID stand-in through msal (an https authority
     on the TLS listener, instance discovery off, its CA), callback tokens checked against its
-    OpenID configuration, the webhook at ``webhook_url``. The secret is not in it: it is in the
-    environment variable ``client_secret_env`` names (``PATH.env``)."""
+    OpenID configuration, the webhook at ``webhook_url``, app-hosted media on loopback. The
+    secret is not in it: it is in the environment variable ``client_secret_env`` names
+    (``PATH.env``)."""
     u = urlsplit(webhook_url)
     port = u.port or (443 if u.scheme == "https" else 80)
 
@@ -125,6 +126,10 @@ def bot_config_text(emu, webhook_url: str, ca_path: str) -> str:
         f"port = {port}",
         f"path = {s(u.path or '/api/calls')}",
         f"public_url = {s(webhook_url)}",
+        "",
+        "[media]                      # app-hosted media on loopback (the emulator's conference sends here)",
+        'bind_address = "127.0.0.1"',
+        "port = 0                     # any free UDP port",
         "",
     ])
 
