@@ -16,9 +16,9 @@ from .emulator.cli import add_parser as add_emulator_parser
 DEFAULT_TOKEN_ENV = "MEDIABOT_CONTROL_TOKEN"
 
 
-def _run(config_path: str, log_level: str | None) -> int:
+def _run(config_path: str, log_level: str | None, check: bool = False) -> int:
     """Serve until SIGINT/SIGTERM. Exit 2: a bad setting (named with its file and key, before
-    anything is bound); 1: a port could not be had."""
+    anything is bound); 1: a port could not be had. ``check``: only check the file."""
     from .app import Bot
     from .config import ConfigError, load_config
 
@@ -31,6 +31,12 @@ def _run(config_path: str, log_level: str | None) -> int:
     except ConfigError as exc:
         print(f"mediabot: config error: {exc}", file=sys.stderr)
         return 2
+    if check:
+        media = "service-hosted media" if plan is None else \
+            f"app-hosted media, {len(plan.factories)} processor(s) per call"
+        control = f"control API at {config.control.path}" if config.control.enabled else "no control API"
+        print(f"{config_path}: ok ({media}; {control})")
+        return 0
     logging.basicConfig(level=log_level or config.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     provider = None
@@ -163,9 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run the bot: serve the calling webhook and handle calls")
     run.add_argument("--config", required=True, metavar="FILE", help="TOML configuration file")
     run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default=None)
+    run.add_argument("--check", action="store_true",
+                     help="check the configuration (with the environment it names) and exit: 0 ok, 2 not")
     args = parser.parse_args(argv)
     if args.command == "run":
-        return _run(args.config, args.log_level)
+        return _run(args.config, args.log_level, args.check)
     return args.handler(args)
 
 

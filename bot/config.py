@@ -23,6 +23,24 @@ Example::
     incoming = "answer"            # answer | reject | redirect
     modalities = ["audio"]
     keepalive_interval_s = 900
+
+    [media]                        # app-hosted media (absent: service-hosted)
+    bind_address = "0.0.0.0"
+    port = 8445                    # UDP, all calls share it; 0 = any
+    public_address = "203.0.113.10"    # numeric; required when bound to 0.0.0.0 / ::
+    # public_port = 8445  srtp_profile = "AES_CM_128_HMAC_SHA1_80"  audio_workers = 4
+    # mixed = false  video = true  screen_share = true
+
+    [[processors]]                 # one table per processor, run on every call
+    name = "events"                # built-in, or package.module:Class
+    speakers = false               # every other key is an option of the processor
+
+    [output]
+    dir = "calls"                  # one folder per call under it (relative: to this file)
+
+    [control]
+    token_env = "MEDIABOT_CONTROL_TOKEN"   # the bearer token's variable; no token_env: no API
+    path = "/control"
 """
 
 from __future__ import annotations

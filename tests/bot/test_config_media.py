@@ -194,3 +194,16 @@ def test_a_taken_media_port_exits_1_after_the_config_is_accepted(tmp_path):
                               capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1, proc.stderr
     assert f"cannot open the media port udp 127.0.0.1:{port}" in proc.stderr
+
+
+def test_mediabot_run_check_accepts_a_good_file_without_binding(tmp_path):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:   # --check binds nothing
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        path = write(tmp_path, BASE + MEDIA.replace("port = 0", f"port = {port}") +
+                     '[[processors]]\nname = "events"\n[output]\ndir = "out"\n'
+                     '[control]\ntoken_env = "MEDIABOT_TEST_CONTROL"\n')
+        proc = subprocess.run([sys.executable, "-m", "bot", "run", "--config", str(path), "--check"],
+                              env=dict(os.environ, **ENV), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"{path}: ok (app-hosted media, 1 processor(s) per call; control API at /control)\n"
