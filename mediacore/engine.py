@@ -22,10 +22,11 @@ lock. Reading one :class:`ReceiveStream` must stay on one thread at a time
 from __future__ import annotations
 
 import base64
+import operator
 import secrets
 import threading
 from dataclasses import dataclass, fields
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -45,6 +46,8 @@ __all__ = [
     "SendStream",
     "Session",
     "SRTP_PROFILES",
+    "APP_MAX_DATA",
+    "DEFAULT_PAYLOAD_TYPES",
 ]
 
 #: Layout of the header of every receive-ring record (``mc_rtp_record``).
@@ -107,6 +110,44 @@ assert EVENT_DTYPE.itemsize + _APP_HEADER.itemsize == lib.MC_ENGINE_APP_EVENT_SI
 APP_MAX_DATA = lib.MC_RTCP_APP_MAX_DATA
 
 
+#: Payload types a receive stream accepts when :meth:`Session.add_receive_stream`
+#: is given none: the ones the media configuration documents use for the kind
+#: (audio: Opus 111 and RFC 4733 telephone-event 101; video: H.264 96, screen
+#: share 97) and, for audio, the RFC 3551 static G.711 types 0 (PCMU) and 8
+#: (PCMA), whose numbers mean those codecs without negotiation. Anything
+#: else (e.g. 35 or 100) is dropped and counted as ``payload_type_mismatch``.
+DEFAULT_PAYLOAD_TYPES: dict[str, frozenset[int]] = {
+    "audio": frozenset({111, 101, 0, 8}),
+    "video": frozenset({96, 97}),
+}
+
+
+class _MediaDefault:
+    def __repr__(self) -> str:
+        return "DEFAULT_PAYLOAD_TYPES[media]"
+
+
+_MEDIA_DEFAULT = _MediaDefault()
+
+
+def _payload_type_set(payload_types) -> list[int]:
+    """The 4 x 32-bit bit set of ``mc_recv_stream_config.payload_types``."""
+    words = [0, 0, 0, 0]
+    pts = list(payload_types)
+    if not pts:
+        raise InvalidArgument("payload_types is empty: the stream would accept nothing "
+                              "(pass None to accept every payload type)")
+    for pt in pts:
+        try:
+            pt = operator.index(pt)
+        except TypeError:
+            raise InvalidArgument(f"payload types are integers 0..127, got {pt!r}") from None
+        if not 0 <= pt <= 127:
+            raise InvalidArgument(f"payload types are 0..127, got {pt}")
+        words[pt >> 5] |= 1 << (pt & 31)
+    return words
+
+
 def _key_bytes(key: bytes | str | None) -> bytes:
     """Master key || salt as raw bytes; a str is the SDES inline base64 form."""
     if key is None:
@@ -151,11 +192,50 @@ class EngineStats:
     recv_streams: int
     send_streams: int
     running: int
+    rtcp_accepted: int
+    not_rtp: int
+    rtp_auth_failures: int
+    rtcp_auth_failures: int
+    rtp_replays: int
+    rtcp_replays: int
+    rtp_malformed: int
+    rtcp_malformed: int
+    rtp_bad_padding: int
+    rtcp_bad_padding: int
+    payload_type_mismatch: int
+
+    #: Each received datagram ends in exactly one of these (they add up to
+    #: ``datagrams_in``); ``auth_failures``, ``replays`` and ``malformed`` are
+    #: totals over RTP and RTCP (``malformed`` also counts ``not_rtp`` and
+    #: bad padding).
+    DATAGRAM_FATES = ("not_rtp", "rtp_in", "rtcp_accepted", "unknown_ssrc", "unknown_source",
+                      "rtp_auth_failures", "rtcp_auth_failures", "rtp_replays", "rtcp_replays",
+                      "rtp_malformed", "rtcp_malformed", "rtp_bad_padding", "rtcp_bad_padding",
+                      "payload_type_mismatch")
+
+    def datagram_fates(self) -> int:
+        """Sum of :attr:`DATAGRAM_FATES`: equals ``datagrams_in``."""
+        return sum(getattr(self, f) for f in self.DATAGRAM_FATES)
 
 
 @dataclass(frozen=True)
 class ReceiveStats:
-    """Per receive stream (RFC 3550 names where they exist)."""
+    """Per receive stream (RFC 3550 names where they exist).
+
+    Every accepted packet (``packets``: authentic, parsed, of a payload type
+    the stream accepts) ends in exactly one of :attr:`FATES`, so
+    ``packets == sum of the fates`` at every snapshot: ``delivered`` (a
+    record in the ring), ``ring_full`` (the full ring dropped its record),
+    ``duplicates``, ``late`` (its slot had been played or skipped), ``early``
+    (audio: too far ahead of the jitter buffer), ``overflow`` (video: given
+    up when a jump overran the reorder buffer), ``shrunk`` (audio: skipped
+    to cut the delay), ``reset`` (held when the sender restarted its
+    numbering), ``too_large``, ``probation`` (the first packet after a jump
+    of more than 3000, RFC 3550 A.1) or, for now, ``buffered``. Packets of
+    other payload types are not accepted: ``payload_type_mismatch``."""
+
+    FATES = ("delivered", "ring_full", "duplicates", "late", "early", "overflow", "shrunk",
+             "reset", "too_large", "probation", "buffered")
 
     packets: int
     bytes: int
@@ -176,6 +256,20 @@ class ReceiveStats:
     extended_highest_seq: int
     jitter_ms: float
     rtt_ms: float
+    payload_type_mismatch: int
+    delivered: int
+    ring_full: int
+    early: int
+    overflow: int
+    shrunk: int
+    reset: int
+    too_large: int
+    probation: int
+    buffered: int
+
+    def fates(self) -> dict[str, int]:
+        """The fate counters by name; their sum equals ``packets``."""
+        return {f: getattr(self, f) for f in self.FATES}
 
 
 @dataclass(frozen=True)
@@ -485,7 +579,8 @@ class Session:
                            frame_ms: int = 20, jitter_min_ms: int = 0, jitter_max_ms: int = 0,
                            reorder_wait_ms: int = 0, ring: Ring | None = None,
                            ring_capacity: int = 1 << 20, ring_rewind: int = 0,
-                           audio_level_id: int = 0, wake_per_frame: bool = False) -> ReceiveStream:
+                           audio_level_id: int = 0, wake_per_frame: bool = False,
+                           payload_types: Iterable[int] | None = _MEDIA_DEFAULT) -> ReceiveStream:
         """Receive the remote source ``ssrc``. Audio goes through the adaptive
         jitter buffer (one record per ``frame_ms``), video through the reorder
         buffer (NACK / PLI when enabled); ``direct=True`` delivers in arrival
@@ -495,9 +590,18 @@ class Session:
         records carry (``flags``: ``MC_RECORD_FLAG_AUDIO_LEVEL``).
         ``ring_rewind``: the new ring's rewind room (:meth:`Ring.set_rewind`;
         0: off). ``wake_per_frame`` (video): a consumer waiting on the ring is
-        woken once per frame (at its marker-bit packet), not per packet."""
+        woken once per frame (at its marker-bit packet), not per packet.
+        ``payload_types``: the RTP payload types this stream accepts (the
+        negotiated codecs, plus the RFC 4733 telephone-event type where it
+        was negotiated); packets of any other type are dropped and counted
+        (``payload_type_mismatch``). Left out: :data:`DEFAULT_PAYLOAD_TYPES`
+        of ``media``; ``None``: every type (for tools and tests that carry
+        arbitrary payloads)."""
         if media not in MEDIA:
             raise InvalidArgument(f"media must be 'audio' or 'video', not {media!r}")
+        if payload_types is _MEDIA_DEFAULT:
+            payload_types = DEFAULT_PAYLOAD_TYPES[media]
+        pt_words = None if payload_types is None else _payload_type_set(payload_types)
         if clock_rate is None:
             clock_rate = 48000 if media == "audio" else 90000
         owns = ring is None
@@ -511,7 +615,11 @@ class Session:
         cfg.clock_rate = clock_rate
         cfg.flags = ((lib.MC_RECV_DIRECT if direct else 0) | (lib.MC_RECV_NACK if nack else 0)
                      | (lib.MC_RECV_PLI if pli else 0)
-                     | (lib.MC_RECV_WAKE_PER_FRAME if wake_per_frame else 0))
+                     | (lib.MC_RECV_WAKE_PER_FRAME if wake_per_frame else 0)
+                     | (lib.MC_RECV_ANY_PAYLOAD_TYPE if pt_words is None else 0))
+        if pt_words is not None:
+            for i, w in enumerate(pt_words):
+                cfg.payload_types[i] = w
         cfg.frame_ms = frame_ms
         cfg.jitter_min_ms = jitter_min_ms
         cfg.jitter_max_ms = jitter_max_ms

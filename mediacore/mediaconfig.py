@@ -548,7 +548,8 @@ def configure_session(engine, local: MediaConfig, remote: MediaConfig, *,
                 b.receive_streams[ssrc] = session.add_receive_stream(
                     ssrc, media, rate, direct=direct, nack=nack and media == "video",
                     pli=pli and media == "video",
-                    audio_level_id=p.recv_audio_level_id if media == "audio" else 0)
+                    audio_level_id=p.recv_audio_level_id if media == "audio" else 0,
+                    payload_types=[c.payload_type for c in p.recv_codecs])
                 if rsec is not None:
                     b.source_ids[ssrc] = rsec.source_id
     except BaseException:

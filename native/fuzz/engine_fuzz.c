@@ -59,6 +59,12 @@ static void setup(void)
             r.flags = k == 2 ? MC_RECV_DIRECT : (MC_RECV_NACK | MC_RECV_PLI);
             r.audio_level_id = k == 0 ? 1 : k == 2 ? 200 : 0; /* RFC 6464: one- and two-byte ids */
             r.ring = ring;
+            if (k == 0) { /* Opus 111 and telephone-event 101 only: the rest is a mismatch */
+                r.payload_types[111 >> 5] |= 1u << (111 & 31);
+                r.payload_types[101 >> 5] |= 1u << (101 & 31);
+            } else {
+                r.flags |= MC_RECV_ANY_PAYLOAD_TYPE;
+            }
             if (mc_engine_add_recv_stream(engine, id, &r) != MC_OK)
                 abort();
         }

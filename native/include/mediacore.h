@@ -497,9 +497,11 @@ enum {
     MC_RECV_DIRECT = 1,                /* recv flags: no jitter/reorder buffer, arrival order */
     MC_RECV_NACK = 2,                  /* video: send generic NACKs for gaps */
     MC_RECV_PLI = 4,                   /* video: send PLI when a gap cannot be repaired */
-    MC_RECV_WAKE_PER_FRAME = 8         /* video: wake the ring's consumer once per frame (its
+    MC_RECV_WAKE_PER_FRAME = 8,        /* video: wake the ring's consumer once per frame (its
                                           marker-bit packet; after a frame without one, the
                                           next frame's first packet), not for every packet */
+    MC_RECV_ANY_PAYLOAD_TYPE = 16      /* accept every payload type (payload_types ignored);
+                                          without it a stream accepts only its payload_types */
 };
 
 typedef struct mc_rtp_record {
@@ -586,6 +588,12 @@ typedef struct mc_recv_stream_config {
     mc_ring *ring;                     /* records go here (may be shared by several streams) */
     uint32_t audio_level_id;           /* RFC 6464 header extension id (RFC 8285 one- or two-byte
                                           form, 1..255) read into the records; 0: none */
+    uint32_t payload_types[4];         /* the payload types this stream accepts, a bit set: PT p
+                                          is bit (p & 31) of payload_types[p >> 5] (the
+                                          negotiated codecs and the RFC 4733 telephone-event
+                                          type). Other types are dropped and counted
+                                          (payload_type_mismatch). An empty set is MC_E_INVAL
+                                          unless flags has MC_RECV_ANY_PAYLOAD_TYPE. */
 } mc_recv_stream_config;
 
 typedef struct mc_send_stream_config {
@@ -602,13 +610,19 @@ typedef struct mc_send_stream_config {
                                           level (1..14: one-byte form, 15..255: two-byte); 0: none */
 } mc_send_stream_config;
 
+/* Every accepted packet (`packets`: authentic, parsed, of an accepted payload
+ * type) ends in exactly one fate, so that
+ *   packets == delivered + ring_full + duplicates + late + early + overflow
+ *              + shrunk + reset + too_large + probation + buffered
+ * at every snapshot (buffered: still held by the jitter / reorder buffer). */
 typedef struct mc_recv_stream_stats {
     uint64_t packets;                  /* authentic RTP packets accepted (duplicates included) */
     uint64_t bytes;                    /* payload bytes */
     int64_t lost;                      /* RFC 3550 A.3 cumulative lost */
-    uint64_t duplicates;
+    uint64_t duplicates;               /* fate: dropped as a copy of a packet already taken (the
+                                          statistics' window, or the buffer's) */
     uint64_t reordered;
-    uint64_t late;                     /* arrived after their slot was played or skipped */
+    uint64_t late;                     /* fate: arrived after its slot was played or skipped */
     uint64_t auth_failures;
     uint64_t replays;
     uint64_t malformed;
@@ -623,6 +637,22 @@ typedef struct mc_recv_stream_stats {
     uint32_t reserved;
     double jitter_ms;                  /* RFC 3550 A.8 interarrival jitter */
     double rtt_ms;                     /* from our SR and the remote's RR; -1 unknown */
+    uint64_t payload_type_mismatch;    /* authentic packets of a type the stream does not accept:
+                                          dropped before `packets` counts them */
+    uint64_t delivered;                /* fate: written to the ring as a record */
+    uint64_t ring_full;                /* fate: its record was dropped by the full ring (also
+                                          counted in ring_dropped, with concealment records) */
+    uint64_t early;                    /* fate: audio, too far ahead of the jitter buffer */
+    uint64_t overflow;                 /* fate: video, held in the reorder buffer when a jump
+                                          wider than the buffer gave it up */
+    uint64_t shrunk;                   /* fate: audio, skipped to bring the delay down */
+    uint64_t reset;                    /* fate: held in a buffer when the sender restarted its
+                                          numbering (the buffer started over) */
+    uint64_t too_large;                /* fate: payload larger than a buffer slot */
+    uint64_t probation;                /* fate: first packet after a jump of more than 3000
+                                          sequence numbers (RFC 3550 A.1): taken only when the
+                                          next packet confirms the new numbering */
+    uint64_t buffered;                 /* fate so far: held in the jitter / reorder buffer */
 } mc_recv_stream_stats;
 
 typedef struct mc_send_stream_stats {
@@ -641,13 +671,19 @@ typedef struct mc_send_stream_stats {
     double rtt_ms;                     /* -1 unknown */
 } mc_send_stream_stats;
 
+/* Every datagram received ends in exactly one of: not_rtp, rtp_in,
+ * rtcp_accepted, unknown_ssrc, unknown_source, rtp_/rtcp_auth_failures,
+ * rtp_/rtcp_replays, rtp_/rtcp_malformed, rtp_/rtcp_bad_padding,
+ * payload_type_mismatch; they add up to datagrams_in. auth_failures,
+ * replays and malformed are the totals over RTP and RTCP (malformed also
+ * counts not_rtp and bad padding). */
 typedef struct mc_engine_stats {
     uint64_t datagrams_in;
     uint64_t bytes_in;
     uint64_t datagrams_out;
     uint64_t bytes_out;
-    uint64_t rtp_in;
-    uint64_t rtcp_in;
+    uint64_t rtp_in;                   /* RTP packets accepted (authentic, parsed, accepted type) */
+    uint64_t rtcp_in;                  /* datagrams that look like RTCP (RFC 5761), before checks */
     uint64_t rtcp_out;
     uint64_t unknown_ssrc;             /* authentic-looking packets for no known stream */
     uint64_t unknown_source;           /* strict sessions: wrong remote address */
@@ -663,6 +699,18 @@ typedef struct mc_engine_stats {
                                           MC_RTCP_APP_MAX_DATA, or the session has no event ring */
     uint64_t tx_no_key;                /* RTCP packets a receive-only session (no tx key) could
                                           not protect, so did not send */
+    uint64_t rtcp_accepted;            /* compound RTCP packets authentic and valid, acted on */
+    uint64_t not_rtp;                  /* neither RTP nor RTCP (STUN, DTLS, junk, V != 2, shorter
+                                          than 2 bytes) or truncated by the socket */
+    uint64_t rtp_auth_failures;        /* SRTP / SRTCP tag mismatch */
+    uint64_t rtcp_auth_failures;
+    uint64_t rtp_replays;              /* SRTP / SRTCP replay window */
+    uint64_t rtcp_replays;
+    uint64_t rtp_malformed;            /* too short, header past the end (RFC 3550 5.1) */
+    uint64_t rtcp_malformed;           /* too short, or a compound that fails RFC 3550 A.2 */
+    uint64_t rtp_bad_padding;          /* P set with a count of 0 or past the payload */
+    uint64_t rtcp_bad_padding;         /* padding on a packet other than the last, or a bad count */
+    uint64_t payload_type_mismatch;    /* authentic RTP of a type its stream does not accept */
     uint32_t sessions;
     uint32_t recv_streams;
     uint32_t send_streams;
@@ -1590,6 +1638,7 @@ typedef struct mc_jitter_stats {
     uint64_t dropped_to_shrink;        /* skipped to bring the delay down to the target */
     uint64_t resets;                   /* re-synchronisations after a sequence jump */
     uint64_t too_large;                /* payload larger than max_payload */
+    uint64_t reset_dropped;            /* stored packets discarded by those resets */
     uint32_t target_delay_ms;
     uint32_t current_delay_ms;         /* buffered span ahead of the next slot */
     double jitter_ms;                  /* interarrival jitter estimate (A.8 style) */
@@ -1644,6 +1693,7 @@ typedef struct mc_reorder_stats {
     uint64_t pli_requests;
     uint64_t overflow_dropped;         /* buffered packets dropped when a jump overran capacity */
     uint64_t too_large;
+    uint64_t reset_dropped;            /* buffered packets discarded when the sender restarted */
     int64_t rtt_ns;
 } mc_reorder_stats;
 

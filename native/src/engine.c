@@ -524,9 +524,12 @@ void eng_deliver(void *stream, const mc_rtp_record *rec, const uint8_t *payload,
 {
     eng_recv *r = (eng_recv *)stream;
     void *p = NULL;
+    int packet = !(rec->flags & MC_RECORD_FLAG_LOST); /* a packet's fate, or concealment */
     mc_status st = mc_ring_reserve(r->ring, (uint32_t)sizeof *rec + length, &p);
     if (st != MC_OK || !p) {
         r->c.ring_dropped++;
+        if (packet)
+            r->c.ring_full++;
         return;
     }
     memcpy(p, rec, sizeof *rec);
@@ -547,15 +550,40 @@ void eng_deliver(void *stream, const mc_rtp_record *rec, const uint8_t *payload,
     else
         mc_ring_commit_quiet(r->ring, MC_RECORD_RTP, (uint32_t)sizeof *rec + length);
     r->c.records++;
-    if (rec->flags & MC_RECORD_FLAG_LOST)
+    if (packet)
+        r->c.delivered++;
+    else
         r->c.concealed++;
+}
+
+/* Failure counters: each failed datagram lands in exactly one of the
+ * per-protocol counters (mediacore.h, mc_engine_stats) and in the legacy
+ * totals (auth_failures, replays, malformed). */
+static void count_rtp_malformed(mc_engine *e, eng_recv *r, int bad_padding)
+{
+    if (bad_padding)
+        e->c.rtp_bad_padding++;
+    else
+        e->c.rtp_malformed++;
+    e->c.malformed++;
+    if (r)
+        r->c.malformed++;
+}
+
+static void count_rtcp_malformed(mc_engine *e, int bad_padding)
+{
+    if (bad_padding)
+        e->c.rtcp_bad_padding++;
+    else
+        e->c.rtcp_malformed++;
+    e->c.malformed++;
 }
 
 static void handle_rtp(mc_engine *e, const eng_table *t, uint8_t *buf, uint32_t len,
                        const mc_netaddr *from, int64_t now)
 {
     if (len < 12) {
-        e->c.malformed++;
+        count_rtp_malformed(e, NULL, 0);
         return;
     }
     uint32_t ssrc = rd32(buf + 8);
@@ -573,19 +601,28 @@ static void handle_rtp(mc_engine *e, const eng_table *t, uint8_t *buf, uint32_t 
         if (st == MC_E_REPLAY) {
             r->c.replays++;
             e->c.replays++;
+            e->c.rtp_replays++;
         } else if (st == MC_E_AUTH) {
             r->c.auth_failures++;
             e->c.auth_failures++;
+            e->c.rtp_auth_failures++;
         } else {
-            r->c.malformed++;
-            e->c.malformed++;
+            count_rtp_malformed(e, r, 0);
         }
         return;
     }
     eng_rtp_view v;
-    if (eng_rtp_parse(buf, len, &v) != MC_OK) {
-        r->c.malformed++;
-        e->c.malformed++;
+    uint32_t bad_padding = 0;
+    if (eng_rtp_parse(buf, len, &v, &bad_padding) != MC_OK) {
+        count_rtp_malformed(e, r, (int)bad_padding);
+        return;
+    }
+    /* only the negotiated payload types are the stream's media: anything
+     * else (another codec, a type never offered) is dropped before it can
+     * reach a decoder, and counted */
+    if (!eng_rx_media_accepts(&r->m, v.payload_type)) {
+        r->c.payload_type_mismatch++;
+        e->c.payload_type_mismatch++;
         return;
     }
     maybe_latch(s, from, ssrc, now);
@@ -603,12 +640,14 @@ static void process_datagram(mc_engine *e, const eng_table *t, uint8_t *buf, uin
 {
     e->c.datagrams_in++;
     if (len > capacity) { /* truncated by the socket: larger than any media packet we take */
+        e->c.not_rtp++;
         e->c.malformed++;
         return;
     }
     e->c.bytes_in += len;
     if (len < 2 || (buf[0] >> 6) != 2) {
-        e->c.malformed++; /* not RTP/RTCP (STUN, DTLS or junk) */
+        e->c.not_rtp++; /* not RTP/RTCP (STUN, DTLS or junk), RFC 7983 */
+        e->c.malformed++;
         return;
     }
     if (buf[1] >= 192 && buf[1] <= 223) {
@@ -698,7 +737,7 @@ static void handle_rtcp(mc_engine *e, const eng_table *t, uint8_t *buf, uint32_t
                         const mc_netaddr *from, int64_t now)
 {
     if (len < 8) {
-        e->c.malformed++;
+        count_rtcp_malformed(e, 0);
         return;
     }
     uint32_t sender = rd32(buf + 4);
@@ -714,12 +753,14 @@ static void handle_rtcp(mc_engine *e, const eng_table *t, uint8_t *buf, uint32_t
         if (st != MC_OK) {
             if (st == MC_E_REPLAY) {
                 e->c.replays++;
+                e->c.rtcp_replays++;
                 r->c.replays++;
             } else if (st == MC_E_AUTH) {
                 e->c.auth_failures++;
+                e->c.rtcp_auth_failures++;
                 r->c.auth_failures++;
             } else {
-                e->c.malformed++;
+                count_rtcp_malformed(e, 0);
             }
             return;
         }
@@ -740,7 +781,9 @@ static void handle_rtcp(mc_engine *e, const eng_table *t, uint8_t *buf, uint32_t
     ctx.now = now;
     uint32_t problem = MC_RTCP_VALID;
     if (eng_rtcp_receive(&ctx, buf, len, &problem) != MC_OK)
-        e->c.malformed++;
+        count_rtcp_malformed(e, problem == MC_RTCP_BAD_PADDING);
+    else
+        e->c.rtcp_accepted++;
 }
 
 /* Hooks used by engine_media.c while walking a compound RTCP packet. */

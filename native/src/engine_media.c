@@ -98,10 +98,10 @@ mc_status eng_crypto_tx_rtcp(eng_session_crypto *c, uint8_t *buf, uint32_t *len,
 
 /* ---- RTP parse (rtp.c) ---------------------------------------------------------------- */
 
-mc_status eng_rtp_parse(const uint8_t *buf, uint32_t len, eng_rtp_view *v)
+mc_status eng_rtp_parse(const uint8_t *buf, uint32_t len, eng_rtp_view *v, uint32_t *bad_padding)
 {
     mc_rtp_header h;
-    mc_status st = mc_rtp_parse(buf, len, &h);
+    mc_status st = mc_rtp_parse_why(buf, len, &h, bad_padding);
     if (st != MC_OK)
         return st;
     v->marker = h.marker;
@@ -156,6 +156,17 @@ mc_status eng_rx_media_init(eng_rx_media *m, const mc_recv_stream_config *cfg, m
     m->audio_level_id = cfg->media == MC_MEDIA_AUDIO && cfg->audio_level_id <= 255
                             ? cfg->audio_level_id
                             : 0;
+    /* payload types: an explicit set, or every type only when asked for; an
+     * empty set would drop everything and is a configuration error */
+    if (cfg->flags & MC_RECV_ANY_PAYLOAD_TYPE) {
+        for (int i = 0; i < 4; i++)
+            m->payload_types[i] = 0xFFFFFFFFu;
+    } else {
+        memcpy(m->payload_types, cfg->payload_types, sizeof m->payload_types);
+        if (!(m->payload_types[0] | m->payload_types[1] | m->payload_types[2] |
+              m->payload_types[3]))
+            return MC_E_INVAL;
+    }
     struct mc_rtpstats *st = (struct mc_rtpstats *)calloc(1, sizeof *st);
     if (!st)
         return MC_E_NOMEM;
@@ -223,9 +234,14 @@ static void deliver_reordered(eng_rx_media *m, void *stream, int64_t now)
 void eng_rx_media_packet(eng_rx_media *m, void *stream, const eng_rtp_view *v, const uint8_t *buf,
                          int64_t now)
 {
-    if (mc_rtpstats_on_packet((struct mc_rtpstats *)m->stats, now, v->sequence_number,
-                              v->timestamp, v->payload_length) == MC_DROPPED)
-        return; /* duplicate: counted by the statistics, not delivered */
+    mc_status st = mc_rtpstats_on_packet((struct mc_rtpstats *)m->stats, now, v->sequence_number,
+                                         v->timestamp, v->payload_length);
+    if (st == MC_DROPPED)
+        return; /* duplicate: counted by the statistics (duplicates), not delivered */
+    if (st == MC_RTPSTATS_PROBATION) {
+        m->probation++; /* A.1: a new numbering is taken once the next packet confirms it */
+        return;
+    }
     const uint8_t *payload = buf + v->payload_offset;
     uint16_t level = eng_audio_level_flags(m->audio_level_id, v, buf);
     if (m->jitter) {
@@ -347,6 +363,12 @@ void eng_rx_media_set_rtt(eng_rx_media *m, int64_t rtt_ns)
         mc_reorder_set_rtt((mc_reorder *)m->reorder, rtt_ns);
 }
 
+/* The statistics' and the buffer's counters into the stream's: every
+ * accepted packet's fate (mediacore.h, mc_recv_stream_stats) except
+ * delivered / ring_full, which eng_deliver counts. `late` is the buffers'
+ * (a packet they refused for its slot's passing); the statistics' own
+ * "too old to tell from a duplicate" packets go on to the buffer, which
+ * decides their fate, so counting them too would count them twice. */
 void eng_rx_media_fill_stats(eng_rx_media *m, mc_recv_stream_stats *out)
 {
     mc_rtp_recv_stats s;
@@ -354,17 +376,30 @@ void eng_rx_media_fill_stats(eng_rx_media *m, mc_recv_stream_stats *out)
     out->lost = s.lost;
     out->duplicates = s.duplicates;
     out->reordered = s.reordered;
-    out->late = s.late;
+    out->late = 0;
     out->extended_highest_seq = s.extended_highest_seq;
     out->jitter_ms = s.jitter_ms;
+    out->early = out->overflow = out->shrunk = out->reset = out->too_large = out->buffered = 0;
+    out->probation = m->probation;
     if (m->jitter) {
         mc_jitter_stats j;
         mc_jitter_get_stats((const mc_jitter *)m->jitter, &j);
-        out->late += j.late;
+        out->duplicates += j.duplicates;
+        out->late = j.late;
+        out->early = j.early;
+        out->shrunk = j.dropped_to_shrink;
+        out->reset = j.reset_dropped;
+        out->too_large = j.too_large;
+        out->buffered = j.inserted - j.played - j.dropped_to_shrink - j.reset_dropped;
     } else if (m->reorder) {
         mc_reorder_stats r;
         mc_reorder_get_stats((const mc_reorder *)m->reorder, &r);
-        out->late += r.late;
+        out->duplicates += r.duplicates;
+        out->late = r.late;
+        out->overflow = r.overflow_dropped;
+        out->reset = r.reset_dropped;
+        out->too_large = r.too_large;
+        out->buffered = r.inserted - r.released - r.overflow_dropped - r.reset_dropped;
     }
 }
 

@@ -46,7 +46,8 @@ typedef struct eng_rtp_view {
     uint32_t extension_offset;
 } eng_rtp_view;
 
-mc_status eng_rtp_parse(const uint8_t *buf, uint32_t len, eng_rtp_view *out);
+/* MC_OK, or MC_E_MALFORMED with *bad_padding = 1 when only the padding is wrong. */
+mc_status eng_rtp_parse(const uint8_t *buf, uint32_t len, eng_rtp_view *out, uint32_t *bad_padding);
 
 /* ---- receive side per stream ------------------------------------------------------------ */
 
@@ -66,7 +67,15 @@ typedef struct eng_rx_media {
     uint32_t audio_level_id; /* RFC 6464 extension id, 0: none */
     uint16_t level_seq[64];  /* audio levels of buffered packets, by sequence number & 63 */
     uint16_t level_flags[64];
+    uint32_t payload_types[4]; /* accepted payload types, a bit set (mc_recv_stream_config) */
+    uint64_t probation;        /* packets the statistics held back after a big jump (A.1) */
 } eng_rx_media;
+
+/* 1 when the stream accepts payload type `pt`. */
+MC_INLINE int eng_rx_media_accepts(const eng_rx_media *m, uint8_t pt)
+{
+    return (m->payload_types[(pt >> 5) & 3] >> (pt & 31)) & 1u;
+}
 
 /* The MC_RECORD_FLAG_AUDIO_LEVEL / VOICE / LEVEL_MALFORMED bits and level of
  * a packet (0 when the stream reads no level or the packet has none). */

@@ -84,8 +84,13 @@ MC_API void mc_jitter_free(mc_jitter *jb)
 
 static void reset_to(mc_jitter *jb, int64_t ext)
 {
-    for (uint32_t i = 0; i < jb->config.capacity; i++)
+    /* what was stored is given up: counted, so every inserted packet ends
+     * played, shrunk or reset (and the rest is still held) */
+    for (uint32_t i = 0; i < jb->config.capacity; i++) {
+        if (jb->slots[i].present)
+            jb->stats.reset_dropped++;
         jb->slots[i].present = 0;
+    }
     jb->next = ext;
     jb->highest = ext;
     jb->unwrap.last = ext;

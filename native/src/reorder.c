@@ -103,8 +103,13 @@ static void pass(mc_reorder *rb, int64_t ext, int count_as_lost)
 
 static void reset_to(mc_reorder *rb, int64_t ext)
 {
-    for (uint32_t i = 0; i < rb->config.capacity; i++)
+    /* held packets are given up: counted, so every inserted packet ends
+     * released, overflow-dropped or reset (and the rest is still held) */
+    for (uint32_t i = 0; i < rb->config.capacity; i++) {
+        if (rb->slots[i].state == PRESENT)
+            rb->stats.reset_dropped++;
         rb->slots[i].state = EMPTY;
+    }
     rb->missing = 0;
     rb->next = ext;
     rb->highest = ext - 1;

@@ -10,6 +10,14 @@
 
 MC_API mc_status mc_rtp_parse(const uint8_t *data, size_t length, mc_rtp_header *out)
 {
+    return mc_rtp_parse_why(data, length, out, NULL);
+}
+
+mc_status mc_rtp_parse_why(const uint8_t *data, size_t length, mc_rtp_header *out,
+                           uint32_t *bad_padding)
+{
+    if (bad_padding)
+        *bad_padding = 0;
     if (!data || !out)
         return MC_E_INVAL;
     if (length < MC_RTP_FIXED_HEADER || (data[0] >> 6) != 2)
@@ -55,8 +63,11 @@ MC_API mc_status mc_rtp_parse(const uint8_t *data, size_t length, mc_rtp_header 
     if (out->padding) {
         /* 5.1: the last octet counts the padding octets, itself included */
         uint8_t pad = data[length - 1];
-        if (pad == 0 || pad > length - pos)
+        if (pad == 0 || pad > length - pos) {
+            if (bad_padding)
+                *bad_padding = 1; /* the header parsed: only the padding is wrong */
             return MC_E_MALFORMED;
+        }
         out->padding_length = pad;
         end -= pad;
     }

@@ -31,6 +31,12 @@
 
 #define MC_RTP_FIXED_HEADER 12
 
+/* mc_rtp_parse, telling a packet whose only fault is its padding (RFC 3550
+ * 5.1: a count of 0, or more than the payload) apart from other malformed
+ * ones: *bad_padding = 1 then (may be NULL). */
+mc_status mc_rtp_parse_why(const uint8_t *data, size_t length, mc_rtp_header *out,
+                           uint32_t *bad_padding);
+
 MC_INLINE uint16_t mc_rd16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
 MC_INLINE uint32_t mc_rd32(const uint8_t *p)
 {

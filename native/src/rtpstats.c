@@ -101,7 +101,7 @@ mc_status mc_rtpstats_on_packet(struct mc_rtpstats *s, int64_t arrival_ns, uint1
              * follows it; otherwise the packet is not counted */
             if ((uint32_t)seq != s->bad_seq) {
                 s->bad_seq = (uint32_t)(uint16_t)(seq + 1);
-                return MC_DROPPED;
+                return MC_RTPSTATS_PROBATION;
             }
             init_seq(s, seq);
             seen_set(s, ext_max(s));
@@ -158,7 +158,9 @@ MC_API mc_status mc_rtpstats_update(mc_rtpstats *stats, int64_t arrival_ns,
 {
     if (!stats)
         return MC_E_INVAL;
-    return mc_rtpstats_on_packet(stats, arrival_ns, sequence_number, timestamp, payload_bytes);
+    mc_status st =
+        mc_rtpstats_on_packet(stats, arrival_ns, sequence_number, timestamp, payload_bytes);
+    return st == MC_RTPSTATS_PROBATION ? MC_DROPPED : st;
 }
 
 MC_API mc_status mc_rtpstats_sr_received(mc_rtpstats *stats, uint64_t ntp_timestamp,

@@ -52,8 +52,12 @@ struct mc_rtpstats {
 };
 
 void mc_rtpstats_init(struct mc_rtpstats *s, uint32_t clock_rate);
-/* Same as the public mc_rtpstats_update; returns MC_OK, or MC_DROPPED for a
- * duplicate (still counted in `received`, as A.3 does). */
+/* Same as the public mc_rtpstats_update; returns MC_OK, MC_DROPPED for a
+ * duplicate (still counted in `received`, as A.3 does), or
+ * MC_RTPSTATS_PROBATION for the first packet after a jump of more than
+ * MC_RTPSTATS_MAX_DROPOUT (A.1 bad_seq: not counted until the next packet
+ * follows it). The public function maps PROBATION to MC_DROPPED. */
+#define MC_RTPSTATS_PROBATION 2
 mc_status mc_rtpstats_on_packet(struct mc_rtpstats *s, int64_t arrival_ns, uint16_t seq,
                                 uint32_t timestamp, uint32_t payload_bytes);
 

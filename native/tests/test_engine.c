@@ -62,6 +62,7 @@ static mc_status recv_stream(mc_engine *e, uint32_t sid, uint32_t ssrc, mc_ring 
     c.clock_rate = 90000;
     c.flags = flags;
     c.ring = ring;
+    c.payload_types[96 >> 5] = 1u << (96 & 31); /* what send_stream sends */
     return mc_engine_add_recv_stream(e, sid, &c);
 }
 
