@@ -318,7 +318,7 @@ def host():
 
 @pytest.fixture
 def bot_and_remote(host):
-    media = host.create_call("call-audio")
+    media = host.create_call("call-audio", mixed=True)
     remote = Remote(media)
     media.update_sources([Source(TX_SSRC, "p-peer", "Peer", "audio")])
     yield media, remote
@@ -326,10 +326,17 @@ def bot_and_remote(host):
     remote.close()
 
 
-async def test_async_iteration_and_back_pressure(bot_and_remote):
+@pytest.mark.parametrize("which", ["speaker", "mixed"])
+async def test_async_iteration_and_back_pressure(bot_and_remote, which):
     media, remote = bot_and_remote
-    slow = media.audio("p-peer", queue_ms=100)        # 5 frames, never read: drop-oldest
-    stream = media.audio("p-peer")
+    if which == "speaker":
+        slow = media.audio("p-peer", queue_ms=100)    # 5 frames, never read: drop-oldest
+        stream = media.audio("p-peer")
+        identity = ("p-peer", "Peer", "call-audio")
+    else:
+        slow = media.mixed_audio(queue_ms=100)
+        stream = media.mixed_audio()
+        identity = (None, None, "call-audio")
     assert remote.call.send_buffered(tone(600, 1.0, 8000)) == 50
     frames = []
     async for frame in stream:
@@ -338,8 +345,8 @@ async def test_async_iteration_and_back_pressure(bot_and_remote):
             break
     assert len(frames) == 25
     assert np.all(np.diff([f.sequence for f in frames]) == 1)
-    assert {(f.participant_id, f.display_name, f.call_id) for f in frames} == \
-        {("p-peer", "Peer", "call-audio")}
+    assert {(f.participant_id, f.display_name, f.call_id) for f in frames} == {identity}
+    assert {f.kind for f in frames} == {"unmixed" if which == "speaker" else "mixed"}
     await asyncio.sleep(0.2)
     assert slow.dropped > 10
     kept = [slow.get(0) for _ in range(5)]
