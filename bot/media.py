@@ -161,6 +161,13 @@ class CallMediaProvider:
         if media is not None:
             self.results[call.id] = await media.aclose("call ended")
 
+    def discard(self, blob: str) -> None:
+        """Release the media made for ``blob`` (by :meth:`media_config`) that never went to a
+        call: Graph refused the request that carried it."""
+        media = self._by_blob.pop(blob, None)
+        if media is not None:
+            media.close("never started")
+
     def close(self) -> None:
         for media in self._by_blob.values():   # made for calls that never started
             media.close("never started")

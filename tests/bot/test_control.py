@@ -5,6 +5,7 @@ bot): bearer tokens, bodies, joining, listing, hanging up; and its client, ``med
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 
@@ -16,6 +17,8 @@ from bot.cli import main as cli_main
 from bot.config import config_from_mapping
 from bot.control import ControlApi, jsonable
 from bot.emulator import GraphEmulator, ServiceOptions
+from bot.media import CallMediaProvider
+from mediacore import MediaHost
 
 TOKEN = "s3cret-control-token-0123456789"
 
@@ -33,9 +36,11 @@ async def until(predicate, timeout_s: float = 10.0) -> None:
     await asyncio.wait_for(poll(), timeout_s)
 
 
-@pytest.fixture
-async def world(tmp_path):
-    emu = GraphEmulator(options=ServiceOptions(allow_http_callbacks=True))
+@contextlib.asynccontextmanager
+async def running_bot(tmp_path, media=None):
+    """The in-process Graph emulator, a Bot with the control API under /ops on a real port, an
+    HTTP client, and a config file for the command-line client."""
+    emu = GraphEmulator(options=ServiceOptions(allow_http_callbacks=True))   # a loopback http bot
     await emu.start()
     port = free_port()
     webhook = f"http://127.0.0.1:{port}/api/calls"
@@ -46,17 +51,36 @@ async def world(tmp_path):
                     "openid_configuration_url": emu.openid_configuration_url},
         "control": {"token_env": "CONTROL_TOKEN", "path": "/ops"},
     }, env={"GRAPH_TOKEN": emu.access_token(), "CONTROL_TOKEN": TOKEN})
-    bot = Bot(config)
+    bot = Bot(config, media=media)
     control = ControlApi(bot, token=config.control.token, path=config.control.path)
     control.install()
     await bot.start()
-    # the client's view of this bot
     cfg = tmp_path / "bot.toml"
     cfg.write_text(f'[webhook]\nhost = "127.0.0.1"\nport = {port}\n[control]\ntoken_env = "CONTROL_TOKEN"\npath = "/ops"\n')
-    async with aiohttp.ClientSession() as http:
-        yield emu, bot, control, http, f"http://127.0.0.1:{port}/ops", cfg
-    await bot.stop()
-    await emu.stop()
+    try:
+        async with aiohttp.ClientSession() as http:
+            yield emu, bot, control, http, f"http://127.0.0.1:{port}/ops", cfg
+    finally:
+        await bot.stop()
+        await emu.stop()
+
+
+@pytest.fixture
+async def world(tmp_path):
+    async with running_bot(tmp_path) as w:
+        yield w
+
+
+@pytest.fixture
+async def media_world(tmp_path):
+    host = MediaHost("127.0.0.1", 0, audio_workers=1)
+    provider = CallMediaProvider(host)
+    try:
+        async with running_bot(tmp_path, provider) as w:
+            yield (*w, host)
+    finally:
+        provider.close()
+        host.close()
 
 
 def auth(token: str = TOKEN) -> dict[str, str]:
@@ -201,6 +225,30 @@ async def test_graph_refusal_is_502_with_graphs_answer(world):
         error = (await resp.json())["error"]
     assert error["graphStatus"] == 404 and error["code"] == "ItemNotFound" and error["requestId"]
     assert bot.calls == {}
+
+
+async def test_a_refused_join_leaves_no_media_behind(media_world):
+    emu, bot, control, http, base, _, host = media_world
+    for body in ({"joinMeetingId": "99999999999"},                       # Graph: 404
+                 {"joinUrl": "https://teams.microsoft.com/meet/12x"}):    # not a join URL: 400
+        async with http.post(base + "/calls", json=body, headers=auth()) as resp:
+            assert resp.status in (400, 502)
+        assert host.calls == {} and bot.calls == {}
+    meeting = emu.create_meeting()
+    emu.add_participant(meeting.id, "Dana")
+    async with http.post(base + "/calls", json={"joinUrl": meeting.join_web_url}, headers=auth()) as resp:
+        assert resp.status == 201
+        call_id = (await resp.json())["id"]
+    assert list(host.calls) == [call_id]             # the media the join carried is that call's
+    call = bot.calls[next(iter(bot.calls))]
+    await until(lambda: any(p.display_name == "Dana" for p in call.participants))
+    async with http.get(base + f"/calls/{call_id}", headers=auth()) as resp:
+        media = (await resp.json())["media"]
+    assert media["callId"] == call_id
+    assert any(s["kind"] == "audio" and s["direction"] == "send" for s in media["streams"])
+    async with http.delete(base + f"/calls/{call_id}", headers=auth()) as resp:
+        assert resp.status == 202
+    await until(lambda: not host.calls)               # the call's end released its media
 
 
 async def test_joining_while_shutting_down_is_503(world):
