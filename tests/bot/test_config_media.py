@@ -207,3 +207,19 @@ def test_mediabot_run_check_accepts_a_good_file_without_binding(tmp_path):
                               env=dict(os.environ, **ENV), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == f"{path}: ok (app-hosted media, 1 processor(s) per call; control API at /control)\n"
+
+
+def test_a_taken_webhook_port_exits_1_without_hanging_on_the_open_media_host(tmp_path):
+    with socket.socket() as taken, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        probe.bind(("127.0.0.1", 0))
+        media_port = probe.getsockname()[1]
+        probe.close()                                  # a free UDP port for the bot's media
+        path = write(tmp_path, BASE.replace("port = 0", f"port = {taken.getsockname()[1]}")
+                     + MEDIA.replace("port = 0", f"port = {media_port}"))
+        proc = subprocess.run([sys.executable, "-m", "bot", "run", "--config", str(path)],
+                              env=dict(os.environ, **ENV), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert "cannot serve the webhook on 127.0.0.1" in proc.stderr
+    assert f"app-hosted media on udp 127.0.0.1:{media_port}" in proc.stderr    # it had been opened
