@@ -271,6 +271,15 @@ class Bot:
             raise TypeError("the media provider must return the media config blob as a string")
         return m.AppHostedMediaConfig(blob=blob)
 
+    async def _media_unused(self, media_config: m.MediaConfig | None) -> None:
+        if self.media is None or not isinstance(media_config, m.AppHostedMediaConfig):
+            return
+        if media_config.blob:
+            try:
+                await self.media.media_unused(media_config.blob)
+            except Exception:
+                log.exception("the media provider failed to release an unused document")
+
     async def _media_started(self, call: Call, media_config: m.MediaConfig | None) -> None:
         """Tell the media provider which call its document went to."""
         if self.media is None or not isinstance(media_config, m.AppHostedMediaConfig):
@@ -352,7 +361,11 @@ class Bot:
         if body.call_options is None:
             body.call_options = self._outgoing_options()
         scenario_id = str(uuid.uuid4())
-        created = await self.api.create_call(body, scenario_id=scenario_id)
+        try:
+            created = await self.api.create_call(body, scenario_id=scenario_id)
+        except BaseException:
+            await self._media_unused(body.media_config)
+            raise
         if not created.id:
             raise ValueError("create call answered without a call id")
         key = m.id_key(created.id)

@@ -184,14 +184,6 @@ class ControlApi:
             log.debug("call %s: no media statistics: %r", call.id, exc)
             return None
 
-    def _discard(self, media_config: m.MediaConfig | None) -> None:
-        discard = getattr(self.bot.media, "discard", None)
-        if discard is not None and isinstance(media_config, m.AppHostedMediaConfig) and media_config.blob:
-            try:
-                discard(media_config.blob)
-            except Exception:
-                log.exception("releasing the media of a refused join failed")
-
     # ---- routes --------------------------------------------------------------------------------
 
     async def _list(self, request: web.Request) -> web.Response:
@@ -220,15 +212,12 @@ class ControlApi:
             return self._error(request, 400, "badRequest", problem, log_kind="body")
         if not self.bot.accepting:
             return self._error(request, 503, "shuttingDown", "the bot is shutting down")
-        # the media document is made here, so that a join Graph refuses does not leave its media
-        # (an engine session, an audio graph) behind: the provider's ``discard`` releases it
-        media_config = await self.bot.media_config(None) if self.bot.media is not None else None
+        # a join Graph refuses releases the media made for it (Bot: media_unused)
         try:
             call = await self.bot.join_meeting(body.get("joinUrl"), join_meeting_id=body.get("joinMeetingId"),
                                                passcode=body.get("passcode"), tenant_id=body.get("tenantId"),
-                                               media_config=media_config, wait=False)
+                                               wait=False)
         except BaseException as exc:
-            self._discard(media_config)
             if isinstance(exc, m.JoinUrlError):
                 return self._error(request, 400, "badRequest", str(exc), log_kind="body")
             if isinstance(exc, GraphError):

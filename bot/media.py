@@ -63,6 +63,11 @@ class MediaProvider(Protocol):
         """The call is over: release its media."""
         ...
 
+    async def media_unused(self, blob: str) -> None:
+        """The request that carried ``blob`` failed (Graph refused it, or it was
+        never sent): release what :meth:`media_config` made for it."""
+        ...
+
 
 def source_map(call: Call) -> list[Source]:
     """The call's media sources from its roster (the bot's own streams left out)."""
@@ -114,7 +119,9 @@ class CallMediaProvider:
         self.send_video = send_video
         self.on_media = on_media
         self._by_blob: dict[str, CallMedia] = {}
-        self.results: dict[str, dict[str, Any]] = {}   # call id -> processor results
+        #: call id -> its processors' results, for the last ``keep_results`` calls
+        self.results: dict[str, dict[str, Any]] = {}
+        self.keep_results = 256
 
     def media_for(self, call: Call | str) -> CallMedia | None:
         """The media of a call (by :class:`Call` or call id)."""
@@ -160,13 +167,13 @@ class CallMediaProvider:
         media = self.host.get(call.id)
         if media is not None:
             self.results[call.id] = await media.aclose("call ended")
+            while len(self.results) > self.keep_results:
+                self.results.pop(next(iter(self.results)))
 
-    def discard(self, blob: str) -> None:
-        """Release the media made for ``blob`` (by :meth:`media_config`) that never went to a
-        call: Graph refused the request that carried it."""
+    async def media_unused(self, blob: str) -> None:
         media = self._by_blob.pop(blob, None)
         if media is not None:
-            media.close("never started")
+            await media.aclose("never started")
 
     def close(self) -> None:
         for media in self._by_blob.values():   # made for calls that never started

@@ -46,6 +46,9 @@ class RecordingMedia:
     async def call_ended(self, call) -> None:
         self.calls.append(("ended", call.id))
 
+    async def media_unused(self, blob: str) -> None:
+        self.calls.append(("unused", blob))
+
 
 class Platform:
     """Plays Microsoft's side: signs and POSTs notifications, answers Graph requests."""
