@@ -225,13 +225,13 @@ def test_a_call_removed_mid_run_stops_getting_frames():
         stats = path.remove_call(2)
         removed_at = len(calls[2].sequence)
         before = {tag: len(calls[tag].sequence) for tag in (1, 3)}
-        time.sleep(0.5)
-        after = {tag: len(calls[tag].sequence) for tag in (1, 3)}
+        # the others go on: 20 more frames each (0.4 s on an idle machine)
+        assert wait_for(lambda: all(len(calls[tag].sequence) - before[tag] >= 20
+                                    for tag in (1, 3)))
         assert path.remove_call(2) is None                      # once only
         assert 2 not in path.calls and path.lanes[0].calls == 2
     assert len(calls[2].sequence) == removed_at
     assert stats is not None and stats.mixed_frames >= removed_at
-    assert all(after[tag] - before[tag] >= 20 for tag in (1, 3))
     assert default.sequence == []
     assert path.errors == []
 
@@ -254,14 +254,17 @@ def test_a_handler_that_raises_does_not_stop_other_calls_frames():
         path.add_call(1, mixed=True, unmixed=False, on_frames=broken)
         for tag in (2, 3):
             path.add_call(tag, mixed=True, unmixed=False, on_frames=calls[tag].on_frames)
-        time.sleep(1.2)
+        # 1.2 s on an idle machine
+        assert wait_for(lambda: min(len(calls[2].sequence), len(calls[3].sequence)) >= 60
+                        and len(raised) >= 20, 10.0)
+        path.remove_call(1)
         failures = path.handler_failures()
         errors = path.errors
     assert failures == len(raised) >= 20
     assert errors and all(e == "RuntimeError: handler bug" for e in errors)
     for tag in (2, 3):
         seq = calls[tag].sequence
-        assert len(seq) >= 50
+        assert len(seq) >= 60
         assert seq == list(range(seq[0], seq[0] + len(seq)))     # no frame lost
     # the failing call shared batches with the others (its run came first in some)
     assert set(raised) & set(calls[2].batches)
