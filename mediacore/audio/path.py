@@ -1,4 +1,4 @@
-"""Receive audio on the native path: many calls, a few threads.
+"""The one audio path: many calls' audio on a few threads.
 
 Per call, one native audio graph (``mediacore.audio.AudioGraph``) reads the
 engine's receive records of the call (jitter-buffered, one per 20 ms slot),
@@ -8,7 +8,11 @@ events (DTMF, speakers) into an output ring. Graphs are spread over a few
 share one output ring (the graph's ``tag`` tells the calls apart), so Python
 runs one reader thread per worker that takes every finished frame of a tick
 in one zero-copy batch (a numpy view of the ring) and hands the batch to the
-processor. Nothing is decoded in Python.
+processor. Nothing is decoded in Python. A call given an engine send
+stream's ring also sends: the PCM written to it (:meth:`CallAudio.send`,
+:meth:`CallAudio.send_buffered`) is encoded and sent one frame per tick,
+silence (or nothing, with DTX) when none is queued, RFC 4733 tones in its
+place while they play (:meth:`CallAudio.send_dtmf`).
 
 Latency (``LatencyRecorder``): a frame's ``timestamp_100ns`` is the tick at
 which the jitter buffer released it to the decoder (its playout deadline on
