@@ -1,9 +1,12 @@
-"""Local emulator of the Graph calls service (and, later, of the Teams media side).
+"""Local emulator of the Graph calls service and of the Teams media side.
 
 ``GraphEmulator`` serves the documented Graph calls endpoints, POSTs signed notifications to the
-bot, issues app tokens to msal, and lets tests and the demo drive simulated people. See
-server.py for the entry point and docs/emulator.md for the behaviour it reproduces (the public
-Graph calls pages, with the documented bodies of tests/fixtures/graph/README.md).
+bot, issues app tokens to msal, and lets tests and the demo drive simulated people;
+``conference.ConferenceHandler`` plays simulated participants' media to a bot's calls (SRTP over
+UDP) and ``meeting.ScriptedMeeting`` hosts a meeting that follows a script; ``mediabot emulator``
+(cli.py) runs them together as a process. See server.py for the Graph entry point and
+docs/emulator.md for the behaviour it reproduces (the public Graph calls pages, with the
+documented bodies of tests/fixtures/graph/README.md).
 """
 
 from .auth import AppRegistration, EmulatorAuth

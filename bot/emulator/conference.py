@@ -576,6 +576,9 @@ class ConferenceHandler:
             own.stop()
         elif self.server is not None:
             self.server.detach(call.id)
+        scripted = self.meetings.get(call.meeting.id) if call.meeting is not None else None
+        if scripted is not None:
+            scripted.call_left()
 
     def close(self) -> None:
         for own in self._own_servers.values():

@@ -22,7 +22,8 @@ happens in the meeting's roster, on the meeting's clock:
   with resultInfo 200/5001 "The conversation has ended."
   (https://learn.microsoft.com/graph/api/call-delete, "Call end reason codes").
   The meeting is then set up afresh: the next bot to join starts the script
-  again from time zero.
+  again from time zero (without ``end_after_script``, once the last call has
+  left after the script's end).
 
 Nothing here needs the bot's process: a bot sees the meeting only through Graph
 notifications and the media plane.
@@ -176,6 +177,17 @@ class ScriptedMeeting:
         self._line("the script has ended")
         if self.end_after_script:
             self.end()
+        elif not self.emu.service.meeting_calls(self.meeting):
+            self._reset()
+
+    def call_left(self) -> None:
+        """A bot's call into the meeting ended: once the script is over and no call is left, the
+        meeting is set up afresh (without ``end_after_script`` the calls stay after the script;
+        the next bot after them starts it again)."""
+        if self.start_ns is None or self.emu.service.meeting_calls(self.meeting):
+            return
+        if time.monotonic_ns() >= self.start_ns + int((self.script.duration_s + self.tail_s) * 1e9):
+            self._reset()
 
     def end(self) -> None:
         """End the meeting now: every call in it gets ``terminated`` (200/5001),
