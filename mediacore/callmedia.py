@@ -614,21 +614,22 @@ class CallMedia:
         padded with silence). Paced one 20 ms frame per tick by the native
         graph. Returns the frames queued (fewer when the queue is full:
         the rest is dropped and counted)."""
-        frames = _frames_of(pcm)
-        ring = self._call_audio.send_pcm
-        assert ring is not None
         n = 0
-        for f in frames:
-            if not ring.write(f):
+        for f in _frames_of(pcm):
+            if not self._call_audio.send(f):
                 break
             n += 1
         return n
 
     def send_queue_frames(self) -> int:
         """Frames queued and not yet sent."""
-        ring = self._call_audio.send_pcm
-        assert ring is not None
-        return ring.stats().used_bytes // (FRAME_SAMPLES * 2 + 16)
+        return self._call_audio.send_queue_frames()
+
+    @property
+    def send_state(self) -> str:
+        """"active" while queued audio goes out, "inactive" while the graph
+        sends silence for want of it."""
+        return self._call_audio.send_state
 
     def play(self, pcm: np.ndarray, *, loop: bool = False) -> _Playback:
         """Play ``pcm`` (16 kHz mono int16) into the call, fed as the send
@@ -656,7 +657,7 @@ class CallMedia:
 
     def send_dtmf(self, digits: str, tone_ms: int = 100, gap_ms: int = 100) -> None:
         """Send key presses in-band (RFC 4733 telephone events)."""
-        self._call_audio.graph.send_dtmf(digits, tone_ms, gap_ms)
+        self._call_audio.send_dtmf(digits, tone_ms, gap_ms)
 
     def send_video(self, frame: Any, *, format: str = "rgb24") -> int:
         """Encode and send one frame (PyAV ``VideoFrame`` or numpy array in
@@ -713,9 +714,13 @@ class CallMedia:
         if self._video_send is not None:
             out.append(StreamStats("video", "send", self._video_send.ssrc, None,
                                    self._video_send.stream.stats(), self._video_send.stats()))
-        dropped = {f"processor:{r.name}": r.dropped for r in self._runners}
-        for pid, q in self._audio_queues:
-            dropped[q.name] = q.dropped
+        dropped: dict[str, int] = {}
+        for name, n in [(f"processor:{r.name}", r.dropped) for r in self._runners] + \
+                [(q.name, q.dropped) for _, q in self._audio_queues]:
+            key, i = name, 2
+            while key in dropped:         # two readers of the same stream
+                key, i = f"{name}#{i}", i + 1
+            dropped[key] = n
         return CallStats(self.call_id, tuple(out), self._call_audio.stats(),
                          self._call_audio.input.stats().records_dropped, dropped,
                          {r.name: r.errors for r in self._runners})
