@@ -109,6 +109,21 @@ class DemoBotMedia:
     async def media_state_changed(self, call, media_state) -> None:
         pass
 
+    async def media_unused(self, blob: str) -> None:
+        """Graph refused the request ``blob`` went in: release the session opened for it."""
+        with self._lock:
+            sid = next((s for s, doc in self.local.items() if doc.to_blob() == blob), None)
+            if sid is None:
+                return
+            self.local.pop(sid, None)
+            self._subs.pop(sid, None)
+            receiver = self.receivers.pop(sid, None)
+            session = self.sessions.pop(sid, None)
+        if receiver is not None:
+            receiver.stop()
+        if session is not None:
+            session.close()
+
     def media_config_blob(self, call) -> str:
         call_id = getattr(call, "id", None) if call is not None else None
         doc = MediaConfig.generate(self.address, self.engine.port, role="bot",
