@@ -27,7 +27,7 @@ CALLS = 10 if QUICK else 40
 
 
 async def _bot_setup_ns(calls: int) -> list[float]:
-    async with GraphEmulator(options=ServiceOptions(time_scale=0.001), tls=False) as emu:
+    async with GraphEmulator(options=ServiceOptions(time_scale=0.001, allow_http_callbacks=True), tls=False) as emu:
         config = BotConfig(
             app_id=emu.app_id, tenant_id=emu.tenant_id,
             graph=GraphSettings(base_url=emu.graph_url, static_token=emu.access_token()),

@@ -36,6 +36,99 @@ ACTION_ROLES = {
 }
 
 
+# The parameters of each action's request body as its Graph reference page lists them (v1.0),
+# and those only the beta page adds; Graph refuses any other parameter, and values of the wrong
+# JSON type (OData: "The parameter '…' in the request payload is not a valid parameter for the
+# operation '…'"). Types: string, boolean, int, array, object.
+_CTX = {"clientContext": "string"}
+ACTION_PARAMETERS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
+    # call-answer
+    "answer": ({"callbackUri": "string", "acceptedModalities": "array", "callOptions": "object",
+                "mediaConfig": "object", "participantCapacity": "int"}, {}),
+    # call-reject
+    "reject": ({"reason": "string", "callbackUri": "string"}, {}),
+    # call-redirect; routingPolicies appears in the v1.0 page's simultaneous-ring example
+    "redirect": ({"targets": "array", "timeout": "int", "callbackUri": "string", "routingPolicies": "array"},
+                 {"targetDisposition": "string", "maskCallee": "boolean", "maskCaller": "boolean"}),
+    # call-transfer (clientContext in the PSTN examples)
+    "transfer": ({"transferTarget": "object", "transferee": "object", **_CTX}, {}),
+    # call-playprompt: loop is beta only
+    "playPrompt": ({"prompts": "array", **_CTX}, {"loop": "boolean"}),
+    # call-record
+    "recordResponse": ({"prompts": "array", "bargeInAllowed": "boolean", "initialSilenceTimeoutInSeconds": "int",
+                        "maxSilenceTimeoutInSeconds": "int", "maxRecordDurationInSeconds": "int",
+                        "playBeep": "boolean", "stopTones": "array", **_CTX}, {}),
+    "subscribeToTone": (dict(_CTX), {}),
+    "cancelMediaProcessing": (dict(_CTX), {}),
+    "mute": (dict(_CTX), {}),
+    "unmute": (dict(_CTX), {}),
+    "updateRecordingStatus": ({"status": "string", **_CTX}, {}),
+    "changeScreenSharingRole": ({"role": "string"}, {}),
+    "sendDtmfTones": ({"tones": "array", "delayBetweenTonesMs": "int", **_CTX}, {}),
+    "invite": ({"participants": "array", **_CTX}, {}),
+    "participantMute": (dict(_CTX), {}),
+    "muteAll": ({}, {"participants": "array", **_CTX}),
+    "updateMetadata": ({}, {"metadata": "string", **_CTX}),
+}
+
+# Properties of the call resource (resources/call, v1.0), and those only the beta resource has:
+# a new call with any other property is refused, as OData refuses unknown properties.
+CALL_PROPERTIES: tuple[dict[str, str], dict[str, str]] = (
+    {"callbackUri": "string", "callChainId": "string", "callOptions": "object", "callRoutes": "array",
+     "chatInfo": "object", "direction": "string", "id": "string", "incomingContext": "object",
+     "mediaConfig": "object", "mediaState": "object", "meetingInfo": "object", "myParticipantId": "string",
+     "requestedModalities": "array", "resultInfo": "object", "source": "object", "state": "string",
+     "subject": "string", "targets": "array", "tenantId": "string", "toneInfo": "object",
+     "transcription": "object"},
+    {"activeModalities": "array", "answeredBy": "object", "meetingCapability": "object",
+     "ringingTimeoutInSeconds": "int", "routingPolicies": "array", "terminationReason": "string"},
+)
+
+_JSON_TYPES = {"string": (str,), "boolean": (bool,), "array": (list,), "object": (dict,)}
+
+
+def _fits(value: Any, kind: str) -> bool:
+    if value is None:
+        return True
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, _JSON_TYPES[kind])
+
+
+def check_parameters(action: str, body: dict, version: str) -> None:
+    """Refuse what Graph refuses: parameters the action does not have (in this API version), and
+    parameters of the wrong JSON type."""
+    v1, beta = ACTION_PARAMETERS[action]
+    allowed = {**v1, **beta} if version == "beta" else v1
+    name = "mute" if action == "participantMute" else action
+    for key, value in body.items():
+        if key.startswith("@odata."):
+            continue
+        if key not in allowed:
+            hint = " (a beta parameter: use /beta)" if key in beta else ""
+            raise GraphError(400, "BadRequest", f"The parameter '{key}' in the request payload is not a valid "
+                                                f"parameter for the operation '{name}'.{hint}")
+        if not _fits(value, allowed[key]):
+            raise GraphError(400, "BadRequest", f"The parameter '{key}' of the operation '{name}' must be "
+                                                f"of type {allowed[key]}, not {type(value).__name__}.")
+
+
+def check_call_properties(body: dict, version: str) -> None:
+    """A new call holds properties of the call resource only, each of its documented JSON type."""
+    v1, beta = CALL_PROPERTIES
+    allowed = {**v1, **beta} if version == "beta" else v1
+    for key, value in body.items():
+        if key.startswith("@odata."):
+            continue
+        if key not in allowed:
+            raise GraphError(400, "BadRequest", f"The property '{key}' does not exist on type 'microsoft.graph.call'. "
+                                                "Make sure to only use property names that are defined by the type "
+                                                "or mark the type as open type.")
+        if not _fits(value, allowed[key]):
+            raise GraphError(400, "BadRequest", f"The property '{key}' of 'microsoft.graph.call' must be of type "
+                                                f"{allowed[key]}, not {type(value).__name__}.")
+
+
 def api_root(request: web.Request) -> str:
     return f"{request.url.origin()}/{request.match_info['version']}"
 
@@ -105,6 +198,7 @@ class GraphRoutes:
     # -- calls ---------------------------------------------------------------------------------
     async def create_call(self, request: web.Request) -> web.Response:
         body = await _body(request)
+        check_call_properties(body, request.match_info["version"])
         app_id, tenant_id = self._identity(request)
         if body.get("meetingInfo") is not None or body.get("chatInfo") is not None:
             kind = "meeting"
@@ -136,6 +230,10 @@ class GraphRoutes:
             return web.Response(status=200)
         body = await _body(request)
         call = self._call(request)
+        if action in ACTION_PARAMETERS and action not in ("invite", "muteAll", "participantMute"):
+            v1, beta = ACTION_PARAMETERS[action]
+            if v1 or request.match_info["version"] == "beta":    # else: a beta-only action, refused below
+                check_parameters(action, body, request.match_info["version"])
         if action in ACTION_ROLES:
             _check_roles(request, ACTION_ROLES[action])
         accepted = {
@@ -202,6 +300,8 @@ class GraphRoutes:
         if action == "muteAll":
             if request.match_info["version"] != "beta":
                 raise GraphError(400, "BadRequest", "muteAll exists only in the beta API")
+        check_parameters(action, body, request.match_info["version"])
+        if action == "muteAll":
             return self._operation_response(request, call, self.service.mute_all(call, body))
         _check_roles(request, ACTION_ROLES["invite"])
         return self._operation_response(request, call, self.service.invite(call, body))
@@ -211,6 +311,7 @@ class GraphRoutes:
         if action != "mute":
             raise GraphError(400, "BadRequest", f"Resource not found for the segment '{action}'.")
         body = await _body(request)
+        check_parameters("participantMute", body, request.match_info["version"])
         call = self._call(request)
         op = self.service.participant_mute(call, request.match_info["participant_id"], body)
         return self._operation_response(request, call, op)

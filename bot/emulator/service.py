@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import io
+import ipaddress
 import logging
 import math
 import secrets
 import struct
+import urllib.parse
 import wave
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Protocol
@@ -41,6 +43,10 @@ from .state import (
 log = logging.getLogger(__name__)
 
 REJECT_REASONS = ("none", "busy", "forbidden")
+# modality (resources/call "requestedModalities"; call-answer "acceptedModalities")
+REQUESTED_MODALITIES = ("unknown", "audio", "video", "videoBasedScreenSharing", "data")
+ACCEPTED_MODALITIES = ("audio", "video", "videoBasedScreenSharing")
+MEDIA_CONFIG_TYPES = ("#microsoft.graph.appHostedMediaConfig", "#microsoft.graph.serviceHostedMediaConfig")
 SCREEN_SHARING_ROLES = ("viewer", "sharer")
 RECORDING_STATUSES = ("notRecording", "recording", "failed")
 RESULT_OK = (200, 0, "Action completed successfully.")
@@ -92,6 +98,48 @@ def _require(body: dict, name: str) -> Any:
     return value
 
 
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_callback_uri(url: Any, name: str, *, allow_http_loopback: bool) -> str:
+    """An absolute https URL (or http to a loopback host when the emulator allows it)."""
+    if not isinstance(url, str):
+        raise GraphError(400, "BadRequest", f"{name} must be a string")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() == "https" and parts.hostname:
+        return url
+    if parts.scheme.lower() == "http" and allow_http_loopback and _is_loopback(parts.hostname):
+        return url
+    hint = (" (plain http only to a loopback address, with ServiceOptions(allow_http_callbacks=True) / "
+            "--allow-http-callbacks)")
+    raise GraphError(400, "BadRequest", f"{name} must be an https URL, not {url!r}{hint}")
+
+
+def check_media_config(value: Any) -> dict:
+    """``mediaConfig`` is abstract: the body must name appHostedMediaConfig or serviceHostedMediaConfig."""
+    if not isinstance(value, dict):
+        raise GraphError(400, "BadRequest", "mediaConfig must be an object")
+    odata = value.get("@odata.type")
+    if not isinstance(odata, str) or odata.lower().lstrip("#") not in {t.lower().lstrip("#") for t in MEDIA_CONFIG_TYPES}:
+        raise GraphError(400, "BadRequest", "mediaConfig needs an @odata.type of #microsoft.graph.appHostedMediaConfig "
+                                            f"or #microsoft.graph.serviceHostedMediaConfig, got {odata!r}")
+    return value
+
+
+def check_modalities(value: Any, allowed: tuple[str, ...], name: str) -> list[str]:
+    if not isinstance(value, list) or not value:
+        raise GraphError(400, "BadRequest", f"{name} must be a non-empty array of {', '.join(allowed)}")
+    return [_enum(v, allowed, name) for v in value]
+
+
 def wav_bytes(duration_s: float, frequency_hz: float = 440.0, sample_rate_hz: int = 16000) -> bytes:
     """A mono 16-bit WAV (the documented prompt/recording format) holding a quiet tone."""
     n = int(duration_s * sample_rate_hz)
@@ -122,6 +170,11 @@ class ServiceOptions:
     # invite.multiple.notification.*: inviting several people, the operation and roster
     # notifications come on ".../operations/participants" and the operation id is null.
     invite_multiple_quirk: bool = False
+    # Graph requires https callback URIs (call resource: "Must be an HTTPS URL"; answer, reject,
+    # redirect: "This must be https"). True also accepts plain http to a loopback address
+    # (127.0.0.0/8, ::1, localhost): a bot and its emulator on one machine, without TLS.
+    # CLI: --allow-http-callbacks.
+    allow_http_callbacks: bool = False
 
 
 @dataclass
@@ -331,8 +384,11 @@ class CallsService:
         return Participant(id=new_id(), identity=identity_set, media_streams=streams, info_type=info_type)
 
     # -- create / incoming ---------------------------------------------------------------------
+    def _callback(self, url: Any, name: str) -> str:
+        return check_callback_uri(url, name, allow_http_loopback=self.options.allow_http_callbacks)
+
     def create_call(self, body: dict, *, app_id: str, tenant_id: str, scenario_id: str | None) -> Call:
-        media_config = _require(body, "mediaConfig")
+        media_config = check_media_config(_require(body, "mediaConfig"))
         meeting_info = body.get("meetingInfo")
         chat_info = body.get("chatInfo")
         targets = body.get("targets") or []
@@ -340,9 +396,13 @@ class CallsService:
         app = self.apps.get(app_id)
         if not callback_uri and not (app and app.webhook_url):
             raise GraphError(400, "BadRequest", "callbackUri is required (the bot has no registered webhook)")
-        modalities = body.get("requestedModalities") or []
-        if not modalities:
-            raise GraphError(400, "BadRequest", "requestedModalities must not be empty")
+        if callback_uri:
+            self._callback(callback_uri, "callbackUri")
+        else:
+            self._callback(app.webhook_url, "the bot's registered calling webhook")  # type: ignore[union-attr]
+        modalities = check_modalities(body.get("requestedModalities"), REQUESTED_MODALITIES, "requestedModalities")
+        if not all(isinstance(t, dict) for t in targets):
+            raise GraphError(400, "BadRequest", "targets must hold invitationParticipantInfo objects")
         tenant = body.get("tenantId") or tenant_id
         targets = [{**t, **{k: t.get(k) for k in ("endpointType", "region", "replacesCallId", "languageId")}}
                    for t in targets]
@@ -413,6 +473,9 @@ class CallsService:
                       meeting: Meeting | None = None, callback_uri: str | None = None) -> Call:
         """The platform rings the bot: a ``created`` notification to its registered webhook."""
         app = self.apps.get(app_id)
+        webhook = callback_uri or (app.webhook_url if app else None)
+        if webhook:
+            self._callback(webhook, "the bot's registered calling webhook")
         call = Call(
             id=new_id(), app_id=app_id, tenant_id=tenant_id, direction="incoming", callback_uri=callback_uri,
             source={"@odata.type": PARTICIPANT_INFO_TYPE, "identity": source, "region": "amer",
@@ -473,10 +536,11 @@ class CallsService:
 
     # -- answer / reject / redirect ------------------------------------------------------------
     def answer(self, call: Call, body: dict) -> None:
-        modalities = _require(body, "acceptedModalities")
-        media_config = _require(body, "mediaConfig")
-        if not isinstance(modalities, list) or not modalities:
-            raise GraphError(400, "BadRequest", "acceptedModalities must be a non-empty array")
+        modalities = check_modalities(_require(body, "acceptedModalities"), ACCEPTED_MODALITIES,
+                                      "acceptedModalities")
+        media_config = check_media_config(_require(body, "mediaConfig"))
+        if body.get("callbackUri") is not None:
+            self._callback(body["callbackUri"], "callbackUri")
         self._require_incoming(call, "answer")
         call.media_config = media_config
         call.requested_modalities = modalities
@@ -488,6 +552,8 @@ class CallsService:
 
     def reject(self, call: Call, body: dict) -> None:
         _enum(body.get("reason", "none"), REJECT_REASONS, "reason")
+        if body.get("callbackUri") is not None:
+            self._callback(body["callbackUri"], "callbackUri")
         self._require_incoming(call, "reject")
         if body.get("callbackUri"):
             call.callback_uri = body["callbackUri"]
@@ -500,6 +566,8 @@ class CallsService:
         timeout = body.get("timeout")
         if timeout is not None and not (isinstance(timeout, int) and 15 <= timeout <= 90):
             raise GraphError(400, "BadRequest", "timeout must be 15-90 seconds")
+        if body.get("callbackUri") is not None:
+            self._callback(body["callbackUri"], "callbackUri")
         self._require_incoming(call, "redirect")
         if body.get("callbackUri"):
             call.callback_uri = body["callbackUri"]

@@ -8,13 +8,62 @@ the "returns when the operation completes" behaviour on top of it.
 
 from __future__ import annotations
 
+import ipaddress
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 
 from . import models as m
 from .client import GraphClient, GraphResponse
 
 CALLS = "communications/calls"
+
+# Parameters only the beta reference pages have: Graph v1.0 refuses a request carrying them.
+BETA_ONLY_PARAMETERS = {
+    "playPrompt": ("loop",),                                           # call-playprompt
+    "redirect": ("maskCallee", "maskCaller", "targetDisposition"),     # call-redirect
+}
+# modality values (resources/call requestedModalities; call-answer acceptedModalities)
+REQUESTED_MODALITIES = ("unknown", "audio", "video", "videoBasedScreenSharing", "data")
+ACCEPTED_MODALITIES = ("audio", "video", "videoBasedScreenSharing")
+
+
+def check_callback_uri(url: str | None, what: str = "callbackUri") -> None:
+    """Graph requires an https callbackUri; plain http is let through only to a loopback host
+    (a local emulator started with --allow-http-callbacks)."""
+    if url is None:
+        return
+    parts = urllib.parse.urlsplit(url) if isinstance(url, str) else None
+    if parts is not None and parts.scheme.lower() == "https" and parts.hostname:
+        return
+    if parts is not None and parts.scheme.lower() == "http" and _is_loopback(parts.hostname):
+        return
+    raise ValueError(f"{what} must be an https URL (Graph refuses others), not {url!r}")
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_modalities(values: object, allowed: Iterable[str], what: str) -> None:
+    allowed = tuple(allowed)
+    if not isinstance(values, (list, tuple)) or not values:
+        raise ValueError(f"{what} must be a non-empty list of {', '.join(allowed)}, not {values!r}")
+    bad = [v for v in values if not isinstance(v, str) or m.Modality.canonical(v) not in allowed]
+    if bad:
+        raise ValueError(f"{what}: unknown modalities {bad} (known: {', '.join(allowed)})")
+
+
+def check_media_config(config: object) -> None:
+    if not isinstance(config, (m.AppHostedMediaConfig, m.ServiceHostedMediaConfig)):
+        raise ValueError("mediaConfig must be an AppHostedMediaConfig or a ServiceHostedMediaConfig "
+                         "(Graph needs its @odata.type)")
 
 
 def _q(value: str) -> str:
@@ -47,6 +96,19 @@ class CallsApi:
     def for_scenario(self, scenario_id: str | None) -> CallsApi:
         return CallsApi(self.client, scenario_id=scenario_id or self.scenario_id)
 
+    @property
+    def beta(self) -> bool:
+        """Whether requests go to the beta API (``graph.base_url`` ending in ``/beta``)."""
+        return urllib.parse.urlsplit(self.client.base_url).path.rstrip("/").rsplit("/", 1)[-1].lower() == "beta"
+
+    def _refuse_beta_only(self, action: str, body: dict) -> None:
+        if self.beta:
+            return
+        present = [k for k in BETA_ONLY_PARAMETERS.get(action, ()) if body.get(k) is not None]
+        if present:
+            raise ValueError(f"{action}: {', '.join(present)} exist(s) only in the beta API and Graph v1.0 refuses "
+                             "the request; leave it out, or use the beta API (graph.base_url = …/beta)")
+
     async def _post(self, path: str, body: object = None, **kw: object) -> GraphResponse:
         return await self.client.post(path, body, scenario_id=self.scenario_id, **kw)  # type: ignore[arg-type]
 
@@ -62,6 +124,9 @@ class CallsApi:
     # ---- calls --------------------------------------------------------------------------
 
     async def create_call(self, call: m.Call, *, scenario_id: str | None = None) -> m.Call:
+        check_callback_uri(call.callback_uri)
+        check_modalities(call.requested_modalities, REQUESTED_MODALITIES, "requestedModalities")
+        check_media_config(call.media_config)
         resp = await self.client.post(CALLS, call.to_dict(), scenario_id=scenario_id or self.scenario_id)
         created = m.Call.parse(resp.body if isinstance(resp.body, dict) else {})
         if created.id is None and resp.location:
@@ -76,13 +141,20 @@ class CallsApi:
         await self._delete(self._call(call_id))
 
     async def answer(self, call_id: str, body: m.AnswerRequest) -> None:
+        check_callback_uri(body.callback_uri)
+        check_modalities(body.accepted_modalities, ACCEPTED_MODALITIES, "acceptedModalities")
+        check_media_config(body.media_config)
         await self._post(self._call(call_id, "answer"), body.to_dict())
 
     async def reject(self, call_id: str, body: m.RejectRequest) -> None:
+        check_callback_uri(body.callback_uri)
         await self._post(self._call(call_id, "reject"), body.to_dict())
 
     async def redirect(self, call_id: str, body: m.RedirectRequest) -> None:
-        await self._post(self._call(call_id, "redirect"), body.to_dict())
+        check_callback_uri(body.callback_uri)
+        data = body.to_dict()
+        self._refuse_beta_only("redirect", data)
+        await self._post(self._call(call_id, "redirect"), data)
 
     async def transfer(self, call_id: str, body: m.TransferRequest) -> None:
         await self._post(self._call(call_id, "transfer"), body.to_dict())
@@ -107,7 +179,9 @@ class CallsApi:
         await self._post(self._call(call_id, "changeScreenSharingRole"), body.to_dict())
 
     async def play_prompt(self, call_id: str, body: m.PlayPromptRequest) -> m.CommsOperation | None:
-        resp = await self._post(self._call(call_id, "playPrompt"), body.to_dict())
+        data = body.to_dict()
+        self._refuse_beta_only("playPrompt", data)
+        resp = await self._post(self._call(call_id, "playPrompt"), data)
         return _operation(resp, m.PlayPromptOperation)
 
     async def record_response(self, call_id: str, body: m.RecordResponseRequest) -> m.CommsOperation | None:

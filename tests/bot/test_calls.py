@@ -138,6 +138,8 @@ async def test_answer_request_body_and_wait_established(graph):
                                   "answer.request.json"])
 async def test_answer_bodies_match_docs(graph, name):
     doc = example(name)
+    if doc["callbackUri"] == "callbackUri-value":     # the page's placeholder: the bot sends only https
+        doc["callbackUri"] = "https://bot.contoso.com/api/calls"
     req = m.AnswerRequest.parse(doc)
     call = make_call(graph, state="incoming")
     graph.on("POST", "/answer$", status=202)
@@ -436,6 +438,66 @@ async def test_update_metadata_posts_the_documented_beta_call_action_and_returns
     assert not [r for r in graph.requests if "/participants/" in r["path"]]
     with pytest.raises(TypeError):
         await call.update_metadata({"not": "a string"})
+
+
+async def test_beta_only_parameters_refused_before_sending_on_v1(graph):
+    call = make_call(graph)
+    graph.on("POST", "/playPrompt$", body=example("playPrompt.response.json"))
+    with pytest.raises(ValueError, match="loop.*beta"):
+        await call.play_prompt(["https://cdn.contoso.com/beep.wav"], loop=True)
+    incoming = make_call(graph, state="incoming")
+    for kw in ({"mask_callee": True}, {"mask_caller": False}):
+        with pytest.raises(ValueError, match="mask.*beta"):
+            await incoming.redirect([m.IdentitySet.of_user("u1")], wait=False, **kw)
+    assert graph.requests == []                       # nothing was sent
+
+
+async def test_beta_only_parameters_sent_when_the_bot_uses_beta(graph):
+    from bot.graph.api import CallsApi
+    from bot.graph.client import GraphClient
+    from bot.graph.auth import StaticTokenProvider
+
+    client = GraphClient(token_provider=StaticTokenProvider("t"), base_url=graph.url("/beta"))
+    try:
+        call = Call(CallsApi(client), CALL_ID, resource=m.Call(id=CALL_ID, state="incoming"),
+                    keepalive_interval_s=None)
+        graph.on("POST", "/redirect$", status=202)
+        await call.redirect([m.IdentitySet.of_user("u1")], mask_callee=True, wait=False)
+        sent = graph.sent("/redirect")
+        assert sent["path"].startswith("/beta/") and sent["json"]["maskCallee"] is True
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"callback_uri": "http://bot.contoso.com/api/calls"}, "https"),
+    ({"callback_uri": "callbackUri-value"}, "https"),
+    ({"accepted_modalities": ["hologram"]}, "modalities"),
+    ({"accepted_modalities": "audio"}, "modalities"),
+    ({"accepted_modalities": []}, "modalities"),
+    ({"accepted_modalities": ["data"]}, "modalities"),          # requestable, not acceptable
+    ({"media_config": m.MediaConfig()}, "mediaConfig"),          # the abstract type
+])
+async def test_answer_refuses_what_graph_refuses_before_sending(graph, kwargs, match):
+    call = make_call(graph, state="incoming")
+    graph.on("POST", "/answer$", status=202)
+    with pytest.raises(ValueError, match=f"(?i){match}"):
+        await call.answer(wait=False, **kwargs)
+    assert graph.requests == []
+    await call.answer(wait=False, callback_uri="http://127.0.0.1:9441/api/calls")   # a local emulator's bot
+    assert graph.sent("/answer")["json"]["callbackUri"] == "http://127.0.0.1:9441/api/calls"
+
+
+async def test_create_call_refuses_unknown_modalities_and_http_callbacks(graph):
+    body = m.Call.parse(example("createCall.p2p.serviceHosted.request.json"))
+    for change in ({"requested_modalities": ["audio", "smell"]}, {"callback_uri": "http://bot.contoso.com/cb"},
+                   {"requested_modalities": "audio"}, {"media_config": None}):
+        bad = m.Call.parse(body.to_dict())
+        for attr, value in change.items():
+            setattr(bad, attr, value)
+        with pytest.raises(ValueError):
+            await graph.api.create_call(bad)
+    assert graph.requests == []
 
 
 def tone_note(seq: int | None, tone: str) -> m.CommsNotification:

@@ -10,7 +10,7 @@ import pytest
 
 from bot.app import Answer, Bot
 from bot.config import config_from_mapping
-from bot.emulator import GraphEmulator
+from bot.emulator import GraphEmulator, ServiceOptions
 from bot.graph.auth import MsalTokenProvider
 
 
@@ -29,7 +29,7 @@ async def until(predicate, timeout_s: float = 10.0) -> None:
 
 @pytest.fixture(params=[False, True], ids=["roster", "delta-roster"])
 async def world(request):
-    emu = GraphEmulator()
+    emu = GraphEmulator(options=ServiceOptions(allow_http_callbacks=True))
     await emu.start()
     port = free_port()
     webhook = f"http://127.0.0.1:{port}/api/calls"

@@ -128,7 +128,7 @@ class Receiver:
 
 @pytest.fixture
 async def emulator():
-    emu = GraphEmulator(options=ServiceOptions(time_scale=0.002))
+    emu = GraphEmulator(options=ServiceOptions(time_scale=0.002, allow_http_callbacks=True))
     await emu.start()
     try:
         yield emu

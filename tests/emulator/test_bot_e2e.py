@@ -47,7 +47,7 @@ class Platform:
 
 @pytest.fixture
 async def platform():
-    emu = GraphEmulator(options=ServiceOptions(time_scale=0.002))
+    emu = GraphEmulator(options=ServiceOptions(time_scale=0.002, allow_http_callbacks=True))
     await emu.start()
     msal_kwargs = emu.msal_kwargs()
     http_client = msal_kwargs.pop("http_client")

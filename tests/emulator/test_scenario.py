@@ -69,7 +69,7 @@ async def test_control_api_incoming_call_and_tones(graph, receiver, emulator):
 
 
 async def test_unanswered_incoming_call_ends(receiver):
-    async with GraphEmulator(options=ServiceOptions(answer_timeout_s=0.05), tls=False) as emu:
+    async with GraphEmulator(options=ServiceOptions(answer_timeout_s=0.05, allow_http_callbacks=True), tls=False) as emu:
         emu.register_bot(webhook_url=receiver.url)
         call = emu.incoming_call()
         delivery = await emu.wait_for_state(call.id, "terminated", timeout_s=5)

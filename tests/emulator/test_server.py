@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from bot.emulator import GraphEmulator
+from bot.emulator import GraphEmulator, ServiceOptions
 
 from .conftest import example
 from .test_graph import CALLS, create_p2p, with_callback
@@ -91,7 +91,7 @@ async def test_unknown_routes_and_bad_bodies_get_graph_errors(graph, receiver):
 
 
 async def test_without_auth_requests_act_as_the_default_bot(receiver):
-    async with GraphEmulator(require_auth=False, tls=False) as emu:
+    async with GraphEmulator(require_auth=False, tls=False, options=ServiceOptions(allow_http_callbacks=True)) as emu:
         emu.register_bot(webhook_url=receiver.url)
         import aiohttp
         async with aiohttp.ClientSession() as session:
