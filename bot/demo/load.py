@@ -277,35 +277,43 @@ def _summarise(run: LoadRun) -> dict:
     }
 
 
-class _NullTranscriber:
-    """The processor of the set-up measurement: takes frames, does nothing."""
-
-    def push(self, speaker, pcm, timestamp_100ns) -> None:
-        pass
-
-
 async def _measure_setup(calls: int, timeout_s: float = 30.0) -> dict:
     import asyncio
     import socket
 
-    from mediacore.engine import Engine
+    from mediacore import MediaHost, Processor
 
     from bot.app import Bot
     from bot.config import BotConfig, CallSettings, GraphSettings, WebhookSettings
-    from bot.demo.botmedia import DemoBotMedia
-    from bot.emulator.script import MeetingScript, Participant, Utterance
     from bot.emulator.conference import ConferenceHandler
-    from bot.emulator.server import GraphEmulator, ServiceOptions
+    from bot.emulator.script import MeetingScript, Participant, Utterance
+    from bot.emulator.server import GraphEmulator
+    from bot.emulator.service import ServiceOptions
     from bot.emulator.simmedia import prepare_meeting
     from bot.graph.auth import MsalTokenProvider
+    from bot.media import CallMediaProvider
+
+    first_frame_ns: dict[str, int] = {}
+
+    class FirstFrame(Processor):
+        """Notes when its call's first audio frame reaches a processor."""
+
+        audio = "unmixed"
+        mode = "inline"
+
+        def on_start(self, ctx) -> None:
+            self.call_id = ctx.call_id
+
+        def on_audio_batch(self, batch) -> None:
+            if self.call_id not in first_frame_ns:
+                first_frame_ns[self.call_id] = time.monotonic_ns()
 
     script = MeetingScript("setup", 4.0, (Participant("Caller", video="none",
                                                       say=(Utterance(0.1, "hello"),)),))
     media = await asyncio.get_running_loop().run_in_executor(
         None, lambda: prepare_meeting(script, video=False))
-    engine = Engine("127.0.0.1")
-    botmedia = DemoBotMedia(engine, transcriber=_NullTranscriber(), analytics=None)
-    handler = ConferenceHandler(None, media, loop=True, lead_in_s=0.0)
+    # each call lands on a media server of its own, as calls land on different media processors
+    handler = ConferenceHandler(None, media, lead_in_s=0.0, loop=True)
     emu = GraphEmulator(media_handler=handler, options=ServiceOptions(allow_http_callbacks=True))
     await emu.start()
     with socket.socket() as s:
@@ -323,7 +331,10 @@ async def _measure_setup(calls: int, timeout_s: float = 30.0) -> dict:
         app_id=emu.app_id, tenant_id=emu.tenant_id, client_secret=emu.client_secret,
         authority_host=emu.tls_base_url,
         msal_options={"instance_discovery": False, "http_client": http})
-    bot = Bot(config, media=botmedia, token_provider=tokens)
+    host = MediaHost("127.0.0.1", srtp_profile=SRTP_PROFILE)
+    provider = CallMediaProvider(host, lambda call: [FirstFrame()], video=False,
+                                 screen_share=False)
+    bot = Bot(config, media=provider, token_provider=tokens)
     await bot.start()
     await tokens.get_token()  # a running bot has its app token cached: not part of set-up
     emu.register_bot(webhook_url=config.webhook.public_url)
@@ -345,17 +356,16 @@ async def _measure_setup(calls: int, timeout_s: float = 30.0) -> dict:
         while pending and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
             for call_id, t0 in list(pending.items()):
-                r = botmedia.receiver_for(call_id)
-                first = r.stats.first_frame_ns.get("Caller") if r is not None else None
+                first = first_frame_ns.get(call_id)
                 if first:
                     setup_ms.append((first - t0) / 1e6)
                     del pending[call_id]
     finally:
         await bot.stop()
         await emu.stop()
-        botmedia.close()
+        provider.close()
         handler.close()
-        engine.close()
+        host.close()
     return {"calls": calls, "answered_with_media": len(setup_ms), "setup_ms": sorted(setup_ms)}
 
 

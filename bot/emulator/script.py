@@ -26,6 +26,7 @@ Every problem is reported with where it is (``participant[1].say[0].at_s``).
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from dataclasses import dataclass, field
@@ -103,9 +104,23 @@ class MeetingScript:
         raise KeyError(name)
 
     def with_duration(self, duration_s: float) -> MeetingScript:
+        """The script cut (or stretched) to ``duration_s``: what would happen
+        after the end is left out, screen shares end with the meeting."""
         if duration_s <= 0:
             raise ScriptError(f"duration must be > 0, not {duration_s}")
-        return MeetingScript(self.title, duration_s, self.participants, self.source)
+        ps = []
+        for p in self.participants:
+            if p.join_s >= duration_s:
+                continue
+            shares = tuple(ScreenShare(sh.start_s, min(sh.end_s, duration_s))
+                           for sh in p.screen_share if sh.start_s < duration_s)
+            ps.append(Participant(**{
+                **p.__dict__,
+                "leave_s": p.leave_s if p.leave_s is not None and p.leave_s < duration_s else None,
+                "say": tuple(u for u in p.say if u.at_s < duration_s),
+                "dtmf": tuple(d for d in p.dtmf if d.at_s < duration_s),
+                "screen_share": shares}))
+        return MeetingScript(self.title, duration_s, tuple(ps), self.source)
 
     def without_video(self) -> MeetingScript:
         ps = tuple(Participant(**{**p.__dict__, "video": "none"}) for p in self.participants)
@@ -218,3 +233,37 @@ def load_script(path: str | Path | None = None) -> MeetingScript:
     except tomllib.TOMLDecodeError as e:
         raise ScriptError(f"{path}: not valid TOML: {e}") from None
     return parse_script(data, path)
+
+
+def dump_script(script: MeetingScript) -> str:
+    """``script`` as TOML that :func:`load_script` reads back to the same
+    script (file paths absolute, so the text can live anywhere)."""
+
+    def s(v: object) -> str:
+        return json.dumps(str(v))   # a TOML basic string
+
+    def n(v: float) -> str:
+        return repr(float(v))
+
+    lines = ["[meeting]", f"title = {s(script.title)}", f"duration_s = {n(script.duration_s)}", ""]
+    for p in script.participants:
+        lines += ["[[participant]]", f"name = {s(p.name)}", f"voice = {s(p.voice)}",
+                  f"video = {s(p.video)}", f"width = {p.width}", f"height = {p.height}",
+                  f"fps = {n(p.fps)}", f"join_s = {n(p.join_s)}"]
+        if p.leave_s is not None:
+            lines.append(f"leave_s = {n(p.leave_s)}")
+        says = []
+        for u in p.say:
+            parts = [f"at_s = {n(u.at_s)}"]
+            if u.text:
+                parts.append(f"text = {s(u.text)}")
+            if u.wav is not None:
+                parts.append(f"wav = {s(Path(u.wav).resolve())}")
+            says.append("{ " + ", ".join(parts) + " }")
+        lines.append(f"say = [{', '.join(says)}]")
+        lines.append("dtmf = [" + ", ".join(f"{{ at_s = {n(d.at_s)}, digits = {s(d.digits)} }}"
+                                            for d in p.dtmf) + "]")
+        lines.append("screen_share = [" + ", ".join(
+            f"{{ start_s = {n(sh.start_s)}, end_s = {n(sh.end_s)} }}" for sh in p.screen_share) + "]")
+        lines.append("")
+    return "\n".join(lines)

@@ -437,7 +437,3 @@ class AudioPath:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-#: the name the demo and the load generator knew it by
-NativeAudioPath = AudioPath
