@@ -53,21 +53,29 @@ def _load_script(duration_s: float):
 
 
 def _emulator_main(conn, duration_s: float) -> None:
-    """Child process: the emulator's media side."""
-    from bot.emulator.conference import ConferenceMedia, MediaServer
+    """Child process: the emulator's media side. It gets each call's media
+    configuration document (what Graph carries in ``appHostedMediaConfig``)
+    and the source offset of the call's speaker, and reads endpoint and keys
+    from the document as the emulator's conference does."""
+    from mediacore import MediaConfig
+
+    from bot.emulator.conference import ConferenceMedia, MediaServer, conference_keys
     from bot.emulator.simmedia import prepare_meeting
 
     media = prepare_meeting(_load_script(duration_s), video=False)
     with MediaServer("127.0.0.1") as server:
         conn.send(server.address)
-        calls = conn.recv()  # [(bot_port, down_key, up_key, ssrc_offset)]
+        calls = conn.recv()  # [(media configuration blob, ssrc_offset)]
         started = []
         confs = []
-        for bot_port, down, up, offset in calls:
+        for blob, offset in calls:
+            doc = MediaConfig.from_blob(blob)
+            tx_key, rx_key = conference_keys(doc)
             started.append(time.monotonic_ns())
-            c = ConferenceMedia(server.engine, media, ("127.0.0.1", bot_port),
-                                srtp_profile=SRTP_PROFILE, tx_key=down, rx_key=up, loop=True,
-                                send_video=False, send_mixed=False, ssrc_offset=offset)
+            c = ConferenceMedia(server.engine, media, (doc.endpoint.address, doc.endpoint.port),
+                                srtp_profile=doc.srtp.profile if doc.srtp else None,
+                                tx_key=tx_key, rx_key=rx_key, loop=True, send_video=False,
+                                send_mixed=False, ssrc_offset=offset)
             server.attach(f"call-{offset}", c)
             confs.append(c)
         conn.send(started)
@@ -157,7 +165,7 @@ def run_load_once(calls: int, duration_s: float, out: TextIO = sys.stdout, *,
     """``calls`` concurrent calls for ``duration_s``; the bot side receives
     them on the native audio path (``mediacore.audio.path``) with one audio
     worker per ``CALLS_PER_WORKER`` calls (staggered ticks)."""
-    from mediacore import MediaConfig, MediaHost, Source
+    from mediacore import MediaHost, Source
 
     from bot.emulator.simmedia import AUDIO_SOURCE_BASE
 
@@ -190,9 +198,7 @@ def run_load_once(calls: int, duration_s: float, out: TextIO = sys.stdout, *,
         media.update_sources([Source(AUDIO_SOURCE_BASE + offset, f"caller-{i}", "Caller",
                                      "audio")])
         media.add_processor(_counting_processor(counts, i))
-        doc = MediaConfig.from_blob(media.config_blob())
-        # the conference protects with the document's receiveKey and reads ours with its key
-        spec.append((doc.endpoint.port, doc.srtp.receive_key_bytes, doc.srtp.key_bytes, offset))
+        spec.append((media.config_blob(), offset))
         medias.append(media)
     parent.send(spec)
     run.started_ns = parent.recv()
