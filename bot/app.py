@@ -114,7 +114,8 @@ class Bot:
         return MsalTokenProvider(app_id=self.config.app_id, tenant_id=self.config.tenant_id,
                                  client_secret=g.client_secret, certificate_pem=g.certificate_pem,
                                  certificate_thumbprint=g.certificate_thumbprint,
-                                 authority_host=g.authority_host)
+                                 authority_host=g.authority_host, instance_discovery=g.instance_discovery,
+                                 ca_bundle=g.ca_bundle)
 
     # ---- handler registration ------------------------------------------------------------------
 

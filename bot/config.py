@@ -11,7 +11,10 @@ Example::
     base_url = "https://graph.microsoft.com/v1.0"      # or .../beta, or the local emulator
     client_secret_env = "MEDIABOT_CLIENT_SECRET"       # the secret itself is never in the file
     # certificate_path = "bot.pem" + certificate_thumbprint = "…" instead of a secret
-    # token_env = "MEDIABOT_GRAPH_TOKEN"               # a fixed token (emulator) instead of msal
+    # token_env = "MEDIABOT_GRAPH_TOKEN"               # a fixed token instead of msal (never refreshed)
+    # authority_host = "https://127.0.0.1:9445"         # msal against the local emulator:
+    # instance_discovery = false                        #   its TLS listener, no instance discovery,
+    # ca_bundle = "emulator-ca.pem"                     #   and its CA trusted for the token requests
 
     [webhook]
     public_url = "https://bot.contoso.com/api/calls"   # the callbackUri Graph posts to
@@ -70,6 +73,12 @@ class GraphSettings:
     base_url: str = "https://graph.microsoft.com/v1.0"
     beta_base_url: str | None = None
     authority_host: str = "https://login.microsoftonline.com"
+    # msal against another authority (the local emulator's TLS listener): instance discovery
+    # validates the authority at login.microsoftonline.com, so it is turned off there, and the
+    # token requests trust ca_bundle (a PEM file; relative to the config file) instead of the
+    # system's CAs.
+    instance_discovery: bool = True
+    ca_bundle: str | None = None
     client_secret_env: str = "MEDIABOT_CLIENT_SECRET"
     certificate_path: str | None = None
     certificate_env: str = "MEDIABOT_CERTIFICATE_PEM"
@@ -263,6 +272,15 @@ def _check(cfg: BotConfig, env: Mapping[str, str], base_dir: Path) -> None:
                       ("webhook.openid_configuration_url", w.openid_configuration_url)):
         if not url.startswith(("https://", "http://")):
             raise ConfigError(f"{src}: {name} must be an http(s) URL, not {url!r}")
+    if not g.authority_host.startswith("https://"):
+        raise ConfigError(f"{src}: graph.authority_host must be an https URL (msal accepts no other), "
+                          f"not {g.authority_host!r}")
+    if g.ca_bundle is not None:
+        ca = Path(g.ca_bundle)
+        ca = ca if ca.is_absolute() else base_dir / ca
+        if not ca.is_file():
+            raise ConfigError(f"{src}: graph.ca_bundle {str(ca)!r} is not a readable file")
+        g.ca_bundle = str(ca)
     if w.public_url is not None and not (
             w.public_url.startswith("https://")
             or w.public_url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]"))):

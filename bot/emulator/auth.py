@@ -253,6 +253,10 @@ class EmulatorAuth:
         # platform, reuse it for a while instead of an RSA signature per notification.
         self._callback_tokens: dict[tuple[str, str], tuple[float, str]] = {}
         self.callback_token_reuse_s = 60.0
+        # App tokens: Entra ID issues them for about an hour and Graph accepts them a little past
+        # exp (clock skew). Tests shorten both to see a bot refresh its token within seconds.
+        self.access_token_lifetime_s: float = ACCESS_TOKEN_LIFETIME_S
+        self.access_token_leeway_s: float = 60.0
 
     # -- callback signing (platform -> bot) ---------------------------------------------------
     @property
@@ -315,7 +319,7 @@ class EmulatorAuth:
             "iss": f"https://sts.windows.net/{tenant_id}/",
             "iat": now,
             "nbf": now,
-            "exp": now + ACCESS_TOKEN_LIFETIME_S,
+            "exp": now + int(self.access_token_lifetime_s),
             "appid": app_id,
             "azp": app_id,
             "tid": tenant_id,
@@ -336,7 +340,7 @@ class EmulatorAuth:
                 algorithms=["RS256"],
                 audience=GRAPH_RESOURCE,
                 options={"require": ["exp", "nbf", "aud", "tid", "appid"]},
-                leeway=60,
+                leeway=self.access_token_leeway_s,
             )
         except jwt.PyJWTError as exc:
             raise TokenError("InvalidAuthenticationToken", str(exc)) from exc
@@ -363,8 +367,8 @@ class EmulatorAuth:
             raise TokenError("invalid_client", "client_secret or client_assertion required")
         return {
             "token_type": "Bearer",
-            "expires_in": ACCESS_TOKEN_LIFETIME_S,
-            "ext_expires_in": ACCESS_TOKEN_LIFETIME_S,
+            "expires_in": int(self.access_token_lifetime_s),
+            "ext_expires_in": int(self.access_token_lifetime_s),
             "access_token": self.issue_access_token(app.app_id, app.tenant_id),
         }
 

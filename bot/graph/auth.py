@@ -8,6 +8,8 @@ loop. Tokens are cached until shortly before they expire; concurrent callers sha
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -15,7 +17,7 @@ from concurrent.futures import Executor
 from typing import Any
 
 import msal
-import requests  # noqa: F401  msal's HTTP client; imported here so no import (and no
+import requests  # msal's HTTP client; imported here so no import (and no
 #                  compile) happens in the executor thread, which trips a CPython 3.11 bug
 #                  ("AST constructor recursion depth mismatch") under concurrent compiles
 
@@ -39,43 +41,80 @@ class TokenProvider:
         self._executor = executor
         self._clock = clock
         self._token: str | None = None
-        self._expires_at = 0.0
+        self._refresh_at = 0.0
         self._lock: asyncio.Lock | None = None
         self.fetch_count = 0
 
     def acquire_blocking(self) -> tuple[str, float]:
         raise NotImplementedError
 
+    async def close(self) -> None:
+        """Release what the provider holds (HTTP sessions); the GraphClient calls it."""
+
     def invalidate(self) -> None:
         """Forget the cached token (e.g. after Graph answered 401)."""
         self._token = None
-        self._expires_at = 0.0
+        self._refresh_at = 0.0
+
+    def _fresh(self) -> bool:
+        return self._token is not None and self._clock() < self._refresh_at
 
     async def get_token(self) -> str:
-        if self._token and self._clock() < self._expires_at - self.refresh_margin_s:
-            return self._token
+        if self._fresh():
+            return self._token  # type: ignore[return-value]
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
-            if self._token and self._clock() < self._expires_at - self.refresh_margin_s:
-                return self._token
+            if self._fresh():
+                return self._token  # type: ignore[return-value]
             loop = asyncio.get_running_loop()
             token, expires_in_s = await loop.run_in_executor(self._executor, self.acquire_blocking)
             self.fetch_count += 1
             self._token = token
-            self._expires_at = self._clock() + float(expires_in_s)
+            # renewed refresh_margin_s before it expires; a short-lived token (an emulator's) half-way
+            lifetime = float(expires_in_s)
+            self._refresh_at = self._clock() + lifetime - min(self.refresh_margin_s, lifetime / 2)
             return token
 
 
 class StaticTokenProvider(TokenProvider):
-    """A fixed token (tests, the local emulator)."""
+    """A fixed token (tests; ``graph.token_env``). It is never refreshed: once it expires every
+    request is refused 401 — a bot that runs for longer uses msal (``MsalTokenProvider``, which
+    reaches the local emulator too: ``graph.authority_host``, ``instance_discovery``, ``ca_bundle``).
+    When the token is a JWT its ``exp`` is logged, and an expired one is reported as such."""
 
     def __init__(self, token: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._static = token
+        self.expires_at_epoch = _jwt_exp(token)
 
     def acquire_blocking(self) -> tuple[str, float]:
+        if self.expires_at_epoch is not None:
+            left = self.expires_at_epoch - time.time()
+            if left <= 0:
+                log.error("the fixed Graph token expired %.0f s ago and cannot be refreshed: Graph will "
+                          "answer 401; configure msal (client secret or certificate) instead of graph.token_env",
+                          -left)
+            return self._static, max(left, 1.0)
         return self._static, 3600.0
+
+    def invalidate(self) -> None:
+        super().invalidate()
+        if self.expires_at_epoch is not None and self.expires_at_epoch <= time.time():
+            log.error("Graph refused the fixed token (it expired); it cannot be refreshed")
+
+
+def _jwt_exp(token: str) -> float | None:
+    """The ``exp`` of a JWT, read without verifying it (only to know when it runs out)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, TypeError):
+        return None
+    exp = payload.get("exp") if isinstance(payload, dict) else None
+    return float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else None
 
 
 class MsalTokenProvider(TokenProvider):
@@ -88,6 +127,7 @@ class MsalTokenProvider(TokenProvider):
     def __init__(self, *, app_id: str, tenant_id: str, client_secret: str | None = None,
                  certificate_pem: str | None = None, certificate_thumbprint: str | None = None,
                  authority_host: str = "https://login.microsoftonline.com",
+                 instance_discovery: bool = True, ca_bundle: str | None = None,
                  scopes: Sequence[str] = (GRAPH_SCOPE,), msal_options: dict[str, Any] | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -103,7 +143,23 @@ class MsalTokenProvider(TokenProvider):
             self._credential = {"private_key": certificate_pem, "thumbprint": certificate_thumbprint}
         self.scopes = list(scopes)
         self._msal_options = dict(msal_options or {})
+        if not instance_discovery:
+            # msal validates an unknown authority host (and looks up its aliases on every token
+            # request) at login.microsoftonline.com unless told not to
+            self._msal_options.setdefault("instance_discovery", False)
+        self._session: requests.Session | None = None
+        if ca_bundle is not None and "http_client" not in self._msal_options:
+            # trust_env=False: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override verify
+            self._session = requests.Session()
+            self._session.trust_env = False
+            self._session.verify = ca_bundle
+            self._msal_options["http_client"] = self._session
         self._app: Any = None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
 
     def acquire_blocking(self) -> tuple[str, float]:
         if self._app is None:

@@ -140,6 +140,8 @@ class GraphClient:
     async def close(self) -> None:
         if self._own_session and self._session is not None and not self._session.closed:
             await self._session.close()
+        if self.token_provider is not None:
+            await self.token_provider.close()
 
     def url(self, path: str, *, beta: bool = False) -> str:
         if path.startswith(("https://", "http://")):

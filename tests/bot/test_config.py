@@ -78,3 +78,24 @@ def test_clear_errors(tmp_path, mutate, env, message):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(tmp_path / "nope.toml", env={})
+
+
+def test_msal_settings_for_another_authority(tmp_path):
+    (tmp_path / "emulator-ca.pem").write_text("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
+    text = GOOD.replace('[graph]', '[graph]\nauthority_host = "https://127.0.0.1:9445"\n'
+                                   'instance_discovery = false\nca_bundle = "emulator-ca.pem"')
+    cfg = load_config(write(tmp_path, text), env={"MEDIABOT_CLIENT_SECRET": "s"})
+    assert cfg.graph.authority_host == "https://127.0.0.1:9445" and cfg.graph.instance_discovery is False
+    assert cfg.graph.ca_bundle == str(tmp_path / "emulator-ca.pem")       # relative to the config file
+    defaults = load_config(write(tmp_path, GOOD), env={"MEDIABOT_CLIENT_SECRET": "s"}).graph
+    assert defaults.instance_discovery is True and defaults.ca_bundle is None
+
+
+@pytest.mark.parametrize("line,message", [
+    ('ca_bundle = "nope.pem"', "graph.ca_bundle"),
+    ('instance_discovery = "no"', "instance_discovery must be of type bool"),
+    ('authority_host = "http://127.0.0.1:9440"', "authority_host must be an https URL"),
+])
+def test_msal_settings_errors(tmp_path, line, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, GOOD.replace("[graph]", f"[graph]\n{line}")), env={"MEDIABOT_CLIENT_SECRET": "s"})
