@@ -5,8 +5,11 @@ PYTHON  ?= .venv/bin/python
 CC      ?= gcc
 MINGW   ?= x86_64-w64-mingw32-gcc
 CWARN   := -std=c11 -Wall -Wextra -Werror
-NATIVE_INC := -Inative/include -Inative/src
-RING_SRC := native/src/compat.c native/src/ring.c native/src/selftest.c native/src/status.c
+NATIVE_INC := -Inative/include -Inative/src -Inative/tests/support
+# native/tests/support: helpers for the C tests and benchmarks (testing.h), kept
+# out of the shipped library; TEST_SUPPORT_SRC are those the C tests link
+TEST_SUPPORT_SRC := native/tests/support/selftest.c native/tests/support/jitter_bench.c
+RING_SRC := native/src/compat.c native/src/ring.c native/tests/support/selftest.c native/src/status.c
 BUILD   := build/native
 OPUS_CFLAGS := $(shell pkg-config --cflags opus 2>/dev/null)
 AUDIO_SRC := native/src/compat.c native/src/status.c native/src/mixer.c native/src/opus_codec.c \
@@ -94,13 +97,20 @@ native-win-compile: win-deps | $(BUILD)
 	    $(MINGW) $(WIN_CFLAGS) -DMC_ATOMICS_INTERLOCKED -c $$f -o $(WIN)/obj-il/$$b.o'
 	$(MINGW_AR) rcs $(WIN)/libmediacore.a $(WIN)/obj/*.o
 	$(MINGW_AR) rcs $(WIN)/libmediacore-il.a $(WIN)/obj-il/*.o
+	mkdir -p $(WIN)/support $(WIN)/support-il
+	set -e; for f in $(TEST_SUPPORT_SRC); do b=$$(basename $$f .c); \
+	    $(MINGW) $(WIN_CFLAGS) -c $$f -o $(WIN)/support/$$b.o; \
+	    $(MINGW) $(WIN_CFLAGS) -DMC_ATOMICS_INTERLOCKED -c $$f -o $(WIN)/support-il/$$b.o; done
+	$(MINGW_AR) rcs $(WIN)/libmctesting.a $(WIN)/support/*.o
+	$(MINGW_AR) rcs $(WIN)/libmctesting-il.a $(WIN)/support-il/*.o
 	@echo "native-win-compile: $$(ls native/src/*.c | wc -l) sources compile for Windows (both atomics branches)"
 
 native-win-link: native-win-compile bootstrap
 	set -e; for t in $(WIN_TESTS); do \
-	    $(MINGW) $(WIN_CFLAGS) native/tests/$$t.c -o $(WIN)/$$t.exe $(WIN)/libmediacore.a $(WIN_LIBS); \
+	    $(MINGW) $(WIN_CFLAGS) native/tests/$$t.c -o $(WIN)/$$t.exe $(WIN)/libmctesting.a \
+	        $(WIN)/libmediacore.a $(WIN_LIBS); \
 	    $(MINGW) $(WIN_CFLAGS) -DMC_ATOMICS_INTERLOCKED native/tests/$$t.c -o $(WIN)/$$t-il.exe \
-	        $(WIN)/libmediacore-il.a $(WIN_LIBS); \
+	        $(WIN)/libmctesting-il.a $(WIN)/libmediacore-il.a $(WIN_LIBS); \
 	done
 	$(PYTHON) native/build.py --emit-c $(WIN)/_native.c >/dev/null
 	$(MINGW) $(CWARN) -O2 -shared -static-libgcc -DMS_WIN64 -I$(WIN_DEPS)/python/Include -I$(WIN_DEPS)/python/PC \
@@ -147,7 +157,7 @@ native-net: | $(BUILD)
 
 # ---- H.264 RTP: C tests (-Werror, ASan/UBSan; mingw+wine in native-win-run) and bounded fuzzing
 .PHONY: native-h264 fuzz-h264
-H264_SRC := native/src/compat.c native/src/ring.c native/src/status.c native/src/h264_rtp.c
+H264_SRC := native/src/compat.c native/src/ring.c native/src/status.c native/src/h264_rtp.c native/src/h264_depacketizer.c native/src/h264_packetizer.c
 FUZZ_CC ?= clang
 native-check: native-h264 fuzz-h264
 
@@ -214,7 +224,7 @@ fuzz-audio: | $(BUILD)
 # rtpstats.c, jitter.c, reorder.c): C test with -Werror, ASan/UBSan, and
 # mingw-w64 under wine in native-win-run; libFuzzer on both parsers
 # (and the buffers fed by the RTP one), seeded from native/fuzz/corpus/{rtp,rtcp}
-# (regenerate with native/fuzz/make_rtp_corpus.py), RTP_FUZZ_TIME s each.
+# (regenerate with scripts/fuzz/make_rtp_corpus.py), RTP_FUZZ_TIME s each.
 .PHONY: native-rtp fuzz-rtp
 RTP_SRC := native/src/compat.c native/src/status.c native/src/rtp.c native/src/rtcp.c \
         native/src/rtpstats.c native/src/jitter.c native/src/reorder.c
@@ -222,10 +232,12 @@ RTP_FUZZ_TIME ?= 15
 native-check: native-rtp fuzz-rtp
 
 native-rtp: | $(BUILD)
-	$(CC) $(CWARN) -O2 $(NATIVE_INC) $(RTP_SRC) native/tests/test_rtp.c -o $(BUILD)/test_rtp -lpthread
+	$(CC) $(CWARN) -O2 $(NATIVE_INC) $(RTP_SRC) native/tests/support/jitter_bench.c native/tests/test_rtp.c \
+	    -o $(BUILD)/test_rtp -lpthread
 	$(BUILD)/test_rtp 50000
 	$(CC) $(CWARN) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
-	    $(NATIVE_INC) $(RTP_SRC) native/tests/test_rtp.c -o $(BUILD)/test_rtp_asan -lpthread
+	    $(NATIVE_INC) $(RTP_SRC) native/tests/support/jitter_bench.c native/tests/test_rtp.c \
+	    -o $(BUILD)/test_rtp_asan -lpthread
 	$(BUILD)/test_rtp_asan 20000
 
 fuzz-rtp: | $(BUILD)
@@ -265,7 +277,7 @@ clean:
 # and a bounded libFuzzer run of the whole receive path (inject entry point)
 .PHONY: native-engine fuzz-engine
 ENGINE_SRC := native/src/compat.c native/src/ring.c native/src/status.c native/src/net.c \
-              native/src/engine.c native/src/engine_media.c native/src/srtp.c native/src/rtp.c \
+              native/src/engine.c native/src/engine_rtcp.c native/src/engine_media.c native/src/srtp.c native/src/rtp.c \
               native/src/rtcp.c native/src/rtpstats.c native/src/jitter.c native/src/reorder.c
 native-check: native-engine fuzz-engine
 native-engine: | $(BUILD)

@@ -67,7 +67,9 @@ from aiortc.rtp import RtpPacket
 from pylibsrtp import Policy, Session
 
 from benchmarks._report import QUICK, record_comparison
-from mediacore._native import ffi, lib
+# the recvmmsg sink and sendmmsg blaster (mc_udp_*) are not in the shipped library: the testing module
+# (native/tests/support, built by `make build`) has them and mediacore._native's API
+from _mediacore_testing import ffi, lib
 from mediacore.engine import Engine
 from mediacore.srtp import SrtpSession
 

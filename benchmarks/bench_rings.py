@@ -23,7 +23,9 @@ import pytest
 
 from benchmarks._report import QUICK, percentile_ns, record_comparison
 from mediacore import Ring, RingClosed
-from mediacore._native import ffi, lib
+# the ring self-test workers (mc_selftest_*) are not in the shipped library: the testing module
+# (native/tests/support, built by `make build`) has them and mediacore._native's API
+from _mediacore_testing import ffi, lib
 
 RECORD = 640
 M = 100_000 if QUICK else 400_000  # records per throughput round

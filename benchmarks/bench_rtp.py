@@ -27,7 +27,9 @@ from aiortc.rtp import RtpPacket as AiortcRtpPacket
 
 from benchmarks._report import QUICK, record_comparison
 from mediacore import rtp
-from mediacore._native import ffi, lib
+# the parse + jitter loop (mc_rtp_bench_parse_jitter) are not in the shipped library: the testing module
+# (native/tests/support, built by `make build`) has them and mediacore._native's API
+from _mediacore_testing import ffi, lib
 
 N = 2_000                      # packets per loop
 REPS = 5 if QUICK else 15

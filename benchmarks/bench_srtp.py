@@ -35,7 +35,9 @@ import pytest
 from pylibsrtp import Policy, Session
 
 from benchmarks._report import QUICK, record_comparison
-from mediacore._native import ffi, lib
+# the SRTP benchmark loops (mc_srtp_bench_*) are not in the shipped library: the testing module
+# (native/tests/support, built by `make build`) has them and mediacore._native's API
+from _mediacore_testing import ffi, lib
 from mediacore.srtp import SrtpSession, key_salt_length, parse_profile
 
 N = 2_000              # packets per timed loop: short, so that some loops run undisturbed

@@ -20,7 +20,6 @@
 #define SHRINK_MARGIN 2 /* queued frames beyond the look-ahead before silence is skipped */
 #define SLOT_PAYLOAD 1500
 #define CARRY_MAX (MC_AUDIO_MAX_FRAME_SAMPLES + MC_AUDIO_FRAME_SAMPLES)
-#define FRAME MC_AUDIO_FRAME_SAMPLES
 #define FRAME_RECORD (MC_AUDIO_FRAME_HEADER_SIZE + MC_AUDIO_FRAME_BYTES)
 #define DOMINANT_MARGIN_DB 3.0f
 #define EXT_LEVEL_HOLD 50 /* frames an RFC 6464 level stays in force without a new one */
@@ -59,7 +58,7 @@ typedef struct source {
     int64_t carry_arrival_ns;
     uint32_t last_samples;     /* samples of the last decoded packet (concealment size) */
     uint16_t frame_flags;
-    int16_t frame[FRAME];
+    int16_t frame[MC_AUDIO_FRAME_SAMPLES];
     uint32_t frame_rtp;
     int64_t frame_arrival_ns;
     /* activity */
@@ -166,7 +165,7 @@ static source *find_source(mc_audio_graph *g, uint32_t ssrc, int64_t now_ns, int
     memset(s, 0, sizeof *s);
     s->ssrc = ssrc;
     s->dec_pt = -1;
-    s->last_samples = FRAME;
+    s->last_samples = MC_AUDIO_FRAME_SAMPLES;
     s->smooth_db = -127.0f;
     s->level_db = -127.0f;
     s->ext_age = EXT_LEVEL_HOLD;
@@ -354,7 +353,7 @@ static void conceal_into_carry(mc_audio_graph *g, source *s, uint32_t samples)
 /* Refill the carry buffer to at least one frame from the source's queue. */
 static void refill(mc_audio_graph *g, source *s)
 {
-    while (s->carry_len < FRAME) {
+    while (s->carry_len < MC_AUDIO_FRAME_SAMPLES) {
         if (s->q_count == 0) {
             /* nothing queued: conceal this tick without giving up the next
              * slot, so a record that is only late (a stalled sender, network
@@ -365,8 +364,8 @@ static void refill(mc_audio_graph *g, source *s)
             g->stats.underruns++;
             s->debt++;
             if (s->carry_len == 0)
-                s->carry_rtp += (uint32_t)((uint64_t)FRAME * s->dec_clock / MC_AUDIO_RATE_HZ);
-            conceal_into_carry(g, s, FRAME - s->carry_len);
+                s->carry_rtp += (uint32_t)((uint64_t)MC_AUDIO_FRAME_SAMPLES * s->dec_clock / MC_AUDIO_RATE_HZ);
+            conceal_into_carry(g, s, MC_AUDIO_FRAME_SAMPLES - s->carry_len);
             return;
         }
         slot *q = &s->queue[s->q_head];
@@ -420,12 +419,12 @@ static void refill(mc_audio_graph *g, source *s)
 static void take_frame(mc_audio_graph *g, source *s)
 {
     refill(g, s);
-    memcpy(s->frame, s->carry, FRAME * sizeof(int16_t));
+    memcpy(s->frame, s->carry, MC_AUDIO_FRAME_SAMPLES * sizeof(int16_t));
     s->frame_rtp = s->carry_rtp;
     s->frame_arrival_ns = s->carry_arrival_ns;
-    s->carry_len -= FRAME;
-    memmove(s->carry, s->carry + FRAME, s->carry_len * sizeof(int16_t));
-    s->carry_rtp += (uint32_t)((uint64_t)FRAME * s->dec_clock / MC_AUDIO_RATE_HZ);
+    s->carry_len -= MC_AUDIO_FRAME_SAMPLES;
+    memmove(s->carry, s->carry + MC_AUDIO_FRAME_SAMPLES, s->carry_len * sizeof(int16_t));
+    s->carry_rtp += (uint32_t)((uint64_t)MC_AUDIO_FRAME_SAMPLES * s->dec_clock / MC_AUDIO_RATE_HZ);
     (void)g;
 }
 
@@ -491,7 +490,7 @@ static void write_frame(mc_audio_graph *g, mc_ring *ring, uint32_t type,
     if (nsrc == 1)
         memcpy(pcm, srcs[0], MC_AUDIO_FRAME_BYTES);
     else
-        mc_mix_kernel(srcs, nsrc, FRAME, pcm);
+        mc_mix_kernel(srcs, nsrc, MC_AUDIO_FRAME_SAMPLES, pcm);
     mc_ring_commit(ring, type, FRAME_RECORD);
 }
 
@@ -536,7 +535,7 @@ static void receive_tick(mc_audio_graph *g, int64_t now_ns)
         if (s->ext_age < EXT_LEVEL_HOLD)
             s->ext_age++;
         take_frame(g, s);
-        mc_audio_level_dbov(s->frame, FRAME, &s->level_db);
+        mc_audio_level_dbov(s->frame, MC_AUDIO_FRAME_SAMPLES, &s->level_db);
         float speech_db = s->level_db;
         int voice = s->level_db > threshold;
         if (s->ext_age < EXT_LEVEL_HOLD) { /* the sender's RFC 6464 level rules activity */
@@ -558,7 +557,7 @@ static void receive_tick(mc_audio_graph *g, int64_t now_ns)
     mc_audio_frame_header h;
     memset(&h, 0, sizeof h);
     h.timestamp_100ns = now_ns / 100;
-    h.samples = FRAME;
+    h.samples = MC_AUDIO_FRAME_SAMPLES;
     h.tag = g->cfg.tag;
     h.active_count = (uint16_t)active_list(g, h.active_speakers);
     if (g->cfg.mixed) {
@@ -576,7 +575,7 @@ static void receive_tick(mc_audio_graph *g, int64_t now_ns)
         write_frame(g, g->cfg.mixed, MC_RECORD_AUDIO_MIXED, &h, frames, nframes);
         g->stats.mixed_frames++;
     }
-    g->mixed_samples += FRAME;
+    g->mixed_samples += MC_AUDIO_FRAME_SAMPLES;
     if (g->cfg.unmixed) {
         for (uint32_t i = 0; i < g->source_count; i++) {
             source *s = g->sources[i];
@@ -630,7 +629,7 @@ static void send_tick(mc_audio_graph *g, int64_t now_ns)
     int sent = 0;
     uint32_t ts = g->send_timestamp;
     g->send_timestamp += g->send_ticks;
-    int16_t pcm[FRAME];
+    int16_t pcm[MC_AUDIO_FRAME_SAMPLES];
     uint32_t length = 0, type = 0;
     mc_status st = mc_ring_read(g->cfg.send_pcm, pcm, sizeof pcm, &length, &type);
     int have = st == MC_OK && length == MC_AUDIO_FRAME_BYTES;
@@ -680,7 +679,7 @@ static void send_tick(mc_audio_graph *g, int64_t now_ns)
     /* RFC 6464 level of the PCM sent (the engine writes it when negotiated) */
     uint8_t level = 127;
     if (have)
-        mc_audio_level_rfc6464(pcm, FRAME, &level);
+        mc_audio_level_rfc6464(pcm, MC_AUDIO_FRAME_SAMPLES, &level);
     float threshold = (float)(g->cfg.activity_threshold_dbov ? g->cfg.activity_threshold_dbov
                                                              : -50);
     uint16_t level_flags = (uint16_t)(MC_RECORD_FLAG_AUDIO_LEVEL |
@@ -688,7 +687,7 @@ static void send_tick(mc_audio_graph *g, int64_t now_ns)
                                       ((uint16_t)level << MC_RECORD_LEVEL_SHIFT));
     uint8_t out[MC_OPUS_MAX_PACKET];
     uint32_t n = 0;
-    if (mc_audio_encode(g->enc, pcm, FRAME, out, sizeof out, &n) == MC_OK) {
+    if (mc_audio_encode(g->enc, pcm, MC_AUDIO_FRAME_SAMPLES, out, sizeof out, &n) == MC_OK) {
         if (g->cfg.send_codec.dtx && n <= 2) {
             g->stats.send_dtx_skipped++;
             g->send_marker = 1;
@@ -862,7 +861,7 @@ MC_API mc_status mc_audio_graph_new(mc_audio_worker *w, const mc_audio_graph_con
     if (config->send_pcm) {
         mc_status st = mc_audio_encoder_new(&config->send_codec, &g->enc);
         if (st == MC_OK)
-            st = mc_audio_encoder_ticks(g->enc, FRAME, &g->send_ticks);
+            st = mc_audio_encoder_ticks(g->enc, MC_AUDIO_FRAME_SAMPLES, &g->send_ticks);
         if (st == MC_OK && config->send_telephone_event_pt >= 0) {
             uint32_t clock = g->send_ticks * 50; /* the stream's RTP clock */
             g->dtmf_clock = clock;

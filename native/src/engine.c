@@ -5,211 +5,27 @@
  *   RTP : SSRC lookup -> source check -> SRTP unprotect -> RTP parse ->
  *         per-stream stats -> jitter buffer (audio) / reorder buffer (video) /
  *         direct -> mc_rtp_record into the stream's ring (reserve/commit).
- *   RTCP: sender SSRC lookup -> SRTCP unprotect -> compound walk: SR/RR
- *         (LSR/DLSR -> RTT), NACK/PLI/FIR for our send streams -> events.
+ *   RTCP: engine_rtcp.c (routing, SRTCP, the compound's validity, SR/RR,
+ *         NACK/PLI/FIR, BYE, APP; and every RTCP packet we send).
  * Send path: send rings -> RTP header (seq, timestamp, SSRC) -> SRTP ->
  *   sendmmsg batch. Timers: jitter pops every frame, reorder give-up/NACK/PLI,
- *   RTCP SR/RR + SDES (compound) per session, stats snapshots.
- * The threading contract is in engine.h.
+ *   the RTCP timer per session (engine_rtcp.c), stats snapshots.
+ * The threading contract is in engine.h; the shared state engine_state.h.
  */
-#include "engine.h"
+#include "engine_state.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine_media.h"
-#include "rtcp.h"
-
-#define ENG_RTCP_CACHE 256
-/* an APP compound before SRTCP: empty RR (8) + APP header (12) + data */
-#define ENG_APP_COMPOUND (8u + 12u + MC_RTCP_APP_MAX_DATA)
-/* session bandwidth floor for the RTCP interval (RFC 3550 6.2): 64 kbit/s, in bytes/s */
-#define ENG_SESSION_BW_MIN 8000.0
-
-/* ---- counters (I/O-thread private; snapshotted under a mutex) ------------------- */
-
-typedef struct eng_session eng_session;
-
-typedef struct eng_recv {
-    uint32_t ssrc;
-    uint32_t media;
-    uint32_t clock_rate;
-    uint32_t flags;
-    uint32_t frame_ms;
-    eng_session *session;
-    mc_ring *ring;
-    eng_rx_media m; /* seq/stats/jitter/reorder state, engine_media.h */
-    mc_recv_stream_stats c; /* live counters, I/O thread */
-    mc_mutex snap_lock;
-    mc_recv_stream_stats snap;
-    int64_t pli_request_ns; /* control asked for a key frame (set via table swap-free flag) */
-    volatile uint32_t keyframe_request; /* MC_KEYFRAME_* bits from control, taken by I/O */
-    uint8_t fir_seq;                    /* RFC 5104 FIR command sequence number (I/O thread) */
-    uint32_t last_timestamp;            /* MC_RECV_WAKE_PER_FRAME: the last record delivered */
-    uint8_t last_marker;
-    uint8_t delivered_any;
-} eng_recv;
-
-typedef struct eng_send {
-    uint32_t ssrc;
-    uint32_t media;
-    uint32_t clock_rate;
-    uint8_t payload_type;
-    uint16_t seq;
-    uint32_t ts_offset;
-    uint32_t audio_level_id; /* RFC 6464 extension id written from record flags, 0: none */
-    eng_session *session;
-    mc_ring *ring;
-    eng_tx_media m;
-    uint32_t packet_count; /* RFC 3550 SR sender's packet / octet count */
-    uint32_t octet_count;
-    uint32_t last_rtp_ts;
-    int64_t last_send_ns;
-    int sent_any;
-    mc_send_stream_stats c;
-    mc_mutex snap_lock;
-    mc_send_stream_stats snap;
-} eng_send;
-
-struct eng_session {
-    uint32_t id;
-    uint32_t flags;
-    mc_netaddr remote;      /* where RTP (and muxed RTCP) goes; family 0 = unknown */
-    mc_netaddr remote_rtcp; /* RTCP destination */
-    eng_session_crypto crypto;
-    char cname[64];
-    uint32_t rtcp_ssrc; /* RTCP sender SSRC when the session sends no media */
-    mc_ring *events;
-    /* RTCP transmission timer (RFC 3550 6.3, rtcp.c), I/O thread */
-    mc_rtcp_timer rtcp_timer;
-    int rtcp_timer_ready;
-    uint64_t rtcp_bytes_mark; /* payload bytes in + out at the last report */
-    int64_t rtcp_mark_ns;
-    /* control-owned lists */
-    eng_recv **recv;
-    uint32_t n_recv, cap_recv;
-    eng_send **send;
-    uint32_t n_send, cap_send;
-    /* control -> I/O: a new remote to adopt (generation-checked) */
-    volatile uint32_t remote_gen;
-    uint32_t remote_gen_seen;
-    mc_netaddr pending_remote, pending_remote_rtcp;
-    mc_mutex remote_lock;
-    /* 1 once a remote address is known (given, or latched by the I/O thread):
-     * what mc_engine_send_rtcp_app checks on the control thread, which may
-     * not read `remote` while the I/O thread can write it */
-    volatile uint32_t remote_known;
-    /* control -> I/O: APP compounds to protect and send (the outbound SRTP
-     * context is the I/O thread's); app_pending mirrors app_count so the I/O
-     * thread takes the lock only when something waits */
-    mc_mutex app_lock;
-    volatile uint32_t app_pending;
-    uint32_t app_count;
-    uint32_t app_length[MC_ENGINE_APP_QUEUE];
-    uint8_t *app_queue; /* MC_ENGINE_APP_QUEUE x ENG_APP_COMPOUND bytes, allocated on first use */
-};
-
-/* ---- routing table (immutable once published) ------------------------------------ */
-
-enum { ROUTE_RECV = 1, ROUTE_SEND = 2 };
-
-typedef struct eng_route {
-    uint32_t ssrc;
-    uint32_t kind;
-    void *stream;
-    eng_session *session;
-} eng_route;
-
-typedef struct eng_tsess {
-    eng_session *s;
-    eng_recv **recv;
-    uint32_t n_recv;
-    eng_send **send;
-    uint32_t n_send;
-} eng_tsess;
-
-typedef struct eng_table {
-    uint32_t n_sessions;
-    eng_tsess *sessions;
-    uint32_t n_recv, n_send;
-    eng_recv **recv;
-    eng_send **send;
-    uint32_t mask;
-    eng_route *routes;
-} eng_table;
-
-/* ---- the engine -------------------------------------------------------------------- */
-
-struct mc_engine {
-    mc_udp *sock;
-    mc_udp *wake;
-    mc_netaddr wake_addr;
-    uint32_t flags;
-    int64_t rtcp_interval_ns;
-    mc_thread thread;
-    int thread_running;
-    volatile uint32_t stop;
-
-    /* RCU publication */
-    volatile uint64_t table_ptr;
-    volatile uint64_t table_gen;
-    volatile uint64_t io_seen_gen;
-    eng_table *table; /* control's copy of the current table */
-
-    /* wake protocol (event count, see engine.h) */
-    volatile uint32_t io_sleeping;
-    volatile uint32_t wake_seq;
-
-    /* control-owned */
-    eng_session **sessions;
-    uint32_t n_sessions, cap_sessions;
-    uint32_t next_session_id;
-    uint64_t rng;
-
-    /* I/O-thread state */
-    uint64_t io_rng;
-    uint8_t *rx_mem;
-    uint8_t *tx_mem;
-    mc_net_msg rx_msgs[ENG_BATCH];
-    mc_net_msg tx_msgs[ENG_BATCH];
-    uint32_t tx_count;
-    uint8_t *scratch; /* ENG_MAX_DATAGRAM bytes for buffer pops */
-    int64_t next_publish_ns;
-    int64_t next_tick_ns;
-    mc_engine_stats c;
-    mc_mutex snap_lock;
-    mc_engine_stats snap;
-    volatile int64_t io_cpu_ns;
-    struct {
-        uint32_t ssrc;
-        uint32_t session_id;
-    } rtcp_cache[ENG_RTCP_CACHE]; /* I/O thread: RTCP sender SSRC -> session id */
-};
+#include "rtp.h"
 
 /* ---- small helpers ---------------------------------------------------------------- */
-
-static inline uint32_t rd32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-static inline void wr16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-static inline void wr32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
 
 /* splitmix64 over a caller-owned state: the control thread uses e->rng
  * (SSRCs, initial sequence numbers), the I/O thread e->io_rng (RTCP
  * interval randomisation) — never the same word from two threads. */
-static uint64_t rng_step(uint64_t *state)
+uint64_t eng_rng_step(uint64_t *state)
 {
     uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
@@ -217,11 +33,9 @@ static uint64_t rng_step(uint64_t *state)
     return z ^ (z >> 31);
 }
 
-static uint64_t rng_next(mc_engine *e) { return rng_step(&e->rng); }
+static uint64_t rng_next(mc_engine *e) { return eng_rng_step(&e->rng); }
 
-static inline uint32_t route_hash(uint32_t ssrc) { return (ssrc * 2654435761u) ^ (ssrc >> 16); }
-
-static int is_running(const mc_engine *e) { return e->thread_running; }
+int eng_is_running(const mc_engine *e) { return e->thread_running; }
 
 /* ---- table build / publish / grace -------------------------------------------------- */
 
@@ -238,7 +52,7 @@ static void table_free(eng_table *t)
 
 static void route_insert(eng_table *t, uint32_t ssrc, uint32_t kind, void *stream, eng_session *s)
 {
-    uint32_t i = route_hash(ssrc) & t->mask;
+    uint32_t i = eng_route_hash(ssrc) & t->mask;
     while (t->routes[i].stream)
         i = (i + 1) & t->mask;
     t->routes[i].ssrc = ssrc;
@@ -293,7 +107,7 @@ static eng_table *table_build(mc_engine *e)
 /* Bump the wake sequence and, if the I/O thread sleeps (or is about to),
  * send one byte to its wake socket. seq_cst pair against the I/O thread's
  * store of io_sleeping followed by its load of wake_seq. */
-static void wake_io(mc_engine *e)
+void eng_wake_io(mc_engine *e)
 {
     mc_fetch_add_u32(&e->wake_seq, 1);
     if (mc_load_u32_seq_cst(&e->io_sleeping)) {
@@ -314,10 +128,10 @@ static eng_table *table_publish(mc_engine *e, eng_table *t)
     uint64_t gen = mc_load_u64_relaxed(&e->table_gen) + 1;
     /* release: a reader that sees gen also sees the pointer stored above */
     mc_store_u64_release(&e->table_gen, gen);
-    if (is_running(e)) {
+    if (eng_is_running(e)) {
         int64_t deadline = mc_now_ns() + 5000000000LL;
         while (mc_load_u64_acquire(&e->io_seen_gen) < gen) {
-            wake_io(e);
+            eng_wake_io(e);
             mc_sleep_ns(20000);
             if (mc_now_ns() > deadline) {
                 /* the I/O thread is stuck; never free under it (leak instead) */
@@ -374,7 +188,7 @@ static void session_free(eng_session *s)
     free(s);
 }
 
-static eng_session *find_session(mc_engine *e, uint32_t id, uint32_t *index)
+eng_session *eng_find_session(mc_engine *e, uint32_t id, uint32_t *index)
 {
     for (uint32_t i = 0; i < e->n_sessions; i++)
         if (e->sessions[i]->id == id) {
@@ -427,7 +241,7 @@ static void publish_snapshots(mc_engine *e, const eng_table *t)
 
 /* ---- events ------------------------------------------------------------------------- */
 
-static void emit_event(eng_session *s, uint32_t kind, uint32_t ssrc, uint32_t sender, uint32_t count,
+void eng_emit_event(eng_session *s, uint32_t kind, uint32_t ssrc, uint32_t sender, uint32_t count,
                        int64_t now)
 {
     if (!s->events)
@@ -443,43 +257,12 @@ static void emit_event(eng_session *s, uint32_t kind, uint32_t ssrc, uint32_t se
 
 /* An RTCP APP packet as a variable-length event record (layout in
  * mediacore.h, mc_engine_app_event), written in place with reserve/commit. */
-void eng_on_app(eng_rtcp_ctx *ctx, uint32_t sender, uint32_t ssrc, const uint8_t *name,
-                uint32_t subtype, const uint8_t *data, uint32_t length)
-{
-    mc_engine *e = ctx->engine;
-    eng_session *s = ctx->session;
-    if (!s->events || length > MC_RTCP_APP_MAX_DATA) {
-        e->c.app_dropped++;
-        return;
-    }
-    void *p = NULL;
-    uint32_t total = (uint32_t)sizeof(mc_engine_app_event) + length;
-    if (mc_ring_reserve(s->events, total, &p) != MC_OK || !p) {
-        e->c.app_dropped++; /* the full ring counted it too */
-        return;
-    }
-    mc_engine_app_event ev;
-    memset(&ev, 0, sizeof ev);
-    ev.event.time_ns = ctx->now;
-    ev.event.kind = MC_EVENT_APP;
-    ev.event.ssrc = ssrc;
-    ev.event.sender_ssrc = sender;
-    ev.event.count = length;
-    memcpy(ev.name, name, 4);
-    ev.subtype = subtype;
-    memcpy(p, &ev, sizeof ev);
-    if (length)
-        memcpy((uint8_t *)p + sizeof ev, data, length);
-    mc_ring_commit(s->events, MC_RECORD_EVENT, total);
-    e->c.app_received++;
-}
-
 /* ---- receive path ------------------------------------------------------------------- */
 
-static const eng_route *route_lookup(const eng_table *t, uint32_t ssrc, uint32_t kind,
+const eng_route *eng_route_lookup(const eng_table *t, uint32_t ssrc, uint32_t kind,
                                      const mc_netaddr *from)
 {
-    uint32_t i = route_hash(ssrc) & t->mask;
+    uint32_t i = eng_route_hash(ssrc) & t->mask;
     const eng_route *fallback = NULL;
     for (;;) {
         const eng_route *r = &t->routes[i];
@@ -499,7 +282,7 @@ static const eng_route *route_lookup(const eng_table *t, uint32_t ssrc, uint32_t
     }
 }
 
-static int source_ok(mc_engine *e, eng_session *s, const mc_netaddr *from)
+int eng_source_ok(mc_engine *e, eng_session *s, const mc_netaddr *from)
 {
     if (!(s->flags & MC_SESSION_STRICT_SOURCE) || s->remote.family == 0)
         return 1;
@@ -515,7 +298,7 @@ static void maybe_latch(eng_session *s, const mc_netaddr *from, uint32_t ssrc, i
         s->remote = *from;
         s->remote_rtcp = *from;
         mc_store_u32_release(&s->remote_known, 1);
-        emit_event(s, MC_EVENT_REMOTE_LATCHED, ssrc, 0, 0, now);
+        eng_emit_event(s, MC_EVENT_REMOTE_LATCHED, ssrc, 0, 0, now);
     }
 }
 
@@ -570,31 +353,22 @@ static void count_rtp_malformed(mc_engine *e, eng_recv *r, int bad_padding)
         r->c.malformed++;
 }
 
-static void count_rtcp_malformed(mc_engine *e, int bad_padding)
-{
-    if (bad_padding)
-        e->c.rtcp_bad_padding++;
-    else
-        e->c.rtcp_malformed++;
-    e->c.malformed++;
-}
-
 static void handle_rtp(mc_engine *e, const eng_table *t, uint8_t *buf, uint32_t len,
                        const mc_netaddr *from, int64_t now)
 {
-    if (len < 12) {
+    uint32_t ssrc;
+    if (!mc_packet_ssrc(buf, len, &ssrc)) { /* shorter than a header */
         count_rtp_malformed(e, NULL, 0);
         return;
     }
-    uint32_t ssrc = rd32(buf + 8);
-    const eng_route *rt = route_lookup(t, ssrc, ROUTE_RECV, from);
+    const eng_route *rt = eng_route_lookup(t, ssrc, ROUTE_RECV, from);
     if (!rt) {
         e->c.unknown_ssrc++;
         return;
     }
     eng_recv *r = (eng_recv *)rt->stream;
     eng_session *s = rt->session;
-    if (!source_ok(e, s, from))
+    if (!eng_source_ok(e, s, from))
         return;
     mc_status st = eng_crypto_rx_rtp(&s->crypto, buf, &len);
     if (st != MC_OK) {
@@ -632,8 +406,6 @@ static void handle_rtp(mc_engine *e, const eng_table *t, uint8_t *buf, uint32_t 
     eng_rx_media_packet(&r->m, r, &v, buf, now);
 }
 
-static void handle_rtcp(mc_engine *e, const eng_table *t, uint8_t *buf, uint32_t len,
-                        const mc_netaddr *from, int64_t now);
 
 static void process_datagram(mc_engine *e, const eng_table *t, uint8_t *buf, uint32_t len,
                              uint32_t capacity, const mc_netaddr *from, int64_t now)
@@ -645,209 +417,23 @@ static void process_datagram(mc_engine *e, const eng_table *t, uint8_t *buf, uin
         return;
     }
     e->c.bytes_in += len;
-    if (len < 2 || (buf[0] >> 6) != 2) {
-        e->c.not_rtp++; /* not RTP/RTCP (STUN, DTLS or junk), RFC 7983 */
+    uint32_t kind = mc_packet_kind(buf, len); /* RFC 5761 4 / RFC 7983 */
+    if (kind == MC_PACKET_OTHER) {
+        e->c.not_rtp++; /* STUN, DTLS or junk */
         e->c.malformed++;
         return;
     }
-    if (buf[1] >= 192 && buf[1] <= 223) {
+    if (kind == MC_PACKET_RTCP) {
         e->c.rtcp_in++;
-        handle_rtcp(e, t, buf, len, from, now);
+        eng_handle_rtcp(e, t, buf, len, from, now);
     } else {
         handle_rtp(e, t, buf, len, from, now);
     }
 }
 
-/* ---- RTCP receive ----------------------------------------------------------------- */
-
-/* Does this (decrypted) compound RTCP packet mention one of the session's
- * send SSRCs (report block, feedback media SSRC)? */
-static int rtcp_mentions_session(const eng_table *t, const eng_session *s, const uint8_t *buf,
-                                 uint32_t len)
-{
-    uint32_t off = 0;
-    while (off + 8 <= len) {
-        const uint8_t *p = buf + off;
-        uint32_t bytes = (((uint32_t)p[2] << 8 | p[3]) + 1u) * 4u;
-        if (bytes > len - off)
-            return 0;
-        uint32_t first = 0, count = 0;
-        if (p[1] == 200) {
-            first = 28;
-            count = p[0] & 31;
-        } else if (p[1] == 201) {
-            first = 8;
-            count = p[0] & 31;
-        } else if ((p[1] == 205 || p[1] == 206) && bytes >= 12) {
-            const eng_route *r = route_lookup(t, rd32(p + 8), ROUTE_SEND, NULL);
-            if (r && r->session == s)
-                return 1;
-        }
-        for (uint32_t i = 0; i < count && first + 24 * i + 4 <= bytes; i++) {
-            const eng_route *r = route_lookup(t, rd32(p + first + 24 * i), ROUTE_SEND, NULL);
-            if (r && r->session == s)
-                return 1;
-        }
-        off += bytes;
-    }
-    return 0;
-}
-
-/* RTCP from a sender SSRC we do not receive (a receive-only remote): find
- * its session by trying each session's inbound SRTCP context on a copy
- * (the tag proves the key: such a compound is the session's even when it
- * reports on nothing, e.g. an RR + APP), or, for plain RTP sessions, by the
- * send SSRCs the packet reports on. The answer is cached per sender SSRC.
- * On success `buf` holds the unprotected packet and *len its length. */
-static eng_session *rtcp_find_session(mc_engine *e, const eng_table *t, uint8_t *buf,
-                                      uint32_t *len, uint32_t sender)
-{
-    uint32_t slot = route_hash(sender) & (ENG_RTCP_CACHE - 1);
-    if (e->rtcp_cache[slot].ssrc == sender && e->rtcp_cache[slot].session_id) {
-        for (uint32_t i = 0; i < t->n_sessions; i++) {
-            eng_session *c = t->sessions[i].s;
-            if (c->id != e->rtcp_cache[slot].session_id)
-                continue;
-            if (eng_crypto_rx_rtcp(&c->crypto, buf, len) == MC_OK)
-                return c;
-            break;
-        }
-    }
-    for (uint32_t i = 0; i < t->n_sessions; i++) {
-        eng_session *c = t->sessions[i].s;
-        int keyed = c->crypto.rx != NULL;
-        if (!keyed && !t->sessions[i].n_send)
-            continue;
-        uint32_t n = *len;
-        memcpy(e->scratch, buf, n);
-        if (eng_crypto_rx_rtcp(&c->crypto, e->scratch, &n) != MC_OK)
-            continue;
-        if (!keyed && !rtcp_mentions_session(t, c, e->scratch, n))
-            continue;
-        memcpy(buf, e->scratch, n);
-        *len = n;
-        e->rtcp_cache[slot].ssrc = sender;
-        e->rtcp_cache[slot].session_id = c->id;
-        return c;
-    }
-    return NULL;
-}
-
-static void handle_rtcp(mc_engine *e, const eng_table *t, uint8_t *buf, uint32_t len,
-                        const mc_netaddr *from, int64_t now)
-{
-    if (len < 8) {
-        count_rtcp_malformed(e, 0);
-        return;
-    }
-    uint32_t sender = rd32(buf + 4);
-    const eng_route *rt = route_lookup(t, sender, ROUTE_RECV, from);
-    eng_session *s = NULL;
-    eng_recv *r = NULL;
-    if (rt) {
-        s = rt->session;
-        r = (eng_recv *)rt->stream;
-        if (!source_ok(e, s, from))
-            return;
-        mc_status st = eng_crypto_rx_rtcp(&s->crypto, buf, &len);
-        if (st != MC_OK) {
-            if (st == MC_E_REPLAY) {
-                e->c.replays++;
-                e->c.rtcp_replays++;
-                r->c.replays++;
-            } else if (st == MC_E_AUTH) {
-                e->c.auth_failures++;
-                e->c.rtcp_auth_failures++;
-                r->c.auth_failures++;
-            } else {
-                count_rtcp_malformed(e, 0);
-            }
-            return;
-        }
-    } else {
-        s = rtcp_find_session(e, t, buf, &len, sender);
-        if (!s) {
-            e->c.unknown_ssrc++;
-            return;
-        }
-        if (!source_ok(e, s, from))
-            return;
-    }
-    eng_rtcp_ctx ctx;
-    ctx.engine = e;
-    ctx.table = t;
-    ctx.session = s;
-    ctx.recv = r;
-    ctx.now = now;
-    uint32_t problem = MC_RTCP_VALID;
-    if (eng_rtcp_receive(&ctx, buf, len, &problem) != MC_OK)
-        count_rtcp_malformed(e, problem == MC_RTCP_BAD_PADDING);
-    else
-        e->c.rtcp_accepted++;
-}
-
-/* Hooks used by engine_media.c while walking a compound RTCP packet. */
-void eng_on_sender_report(eng_rtcp_ctx *ctx, uint32_t ssrc, uint64_t ntp)
-{
-    const eng_route *rt = route_lookup(ctx->table, ssrc, ROUTE_RECV, NULL);
-    if (!rt || rt->session != ctx->session)
-        return;
-    eng_recv *r = (eng_recv *)rt->stream;
-    r->c.sr_received++;
-    eng_rx_media_sr(&r->m, ntp, ctx->now);
-}
-
-void eng_on_report_block(eng_rtcp_ctx *ctx, const eng_report *rb)
-{
-    const eng_route *rt = route_lookup(ctx->table, rb->ssrc, ROUTE_SEND, NULL);
-    if (!rt || rt->session != ctx->session)
-        return;
-    eng_send *s = (eng_send *)rt->stream;
-    s->c.rr_received++;
-    s->c.remote_fraction_lost = rb->fraction_lost;
-    s->c.remote_cumulative_lost = rb->cumulative_lost;
-    s->c.remote_jitter_ms = s->clock_rate ? rb->jitter * 1000.0 / s->clock_rate : 0.0;
-    if (rb->rtt_ns >= 0) {
-        s->c.rtt_ms = (double)rb->rtt_ns / 1e6;
-        /* the receive streams of the session share the path: same RTT */
-        for (uint32_t i = 0; i < ctx->table->n_sessions; i++) {
-            const eng_tsess *ts = &ctx->table->sessions[i];
-            if (ts->s != ctx->session)
-                continue;
-            for (uint32_t k = 0; k < ts->n_recv; k++) {
-                ts->recv[k]->c.rtt_ms = s->c.rtt_ms;
-                eng_rx_media_set_rtt(&ts->recv[k]->m, rb->rtt_ns);
-            }
-        }
-    }
-}
-
-void eng_on_feedback(eng_rtcp_ctx *ctx, uint32_t kind, uint32_t media_ssrc, uint32_t sender,
-                     const uint16_t *lost, uint32_t count)
-{
-    const eng_route *rt = route_lookup(ctx->table, media_ssrc, ROUTE_SEND, NULL);
-    if (!rt || rt->session != ctx->session)
-        return;
-    eng_send *s = (eng_send *)rt->stream;
-    if (kind == MC_EVENT_PLI)
-        s->c.plis_received++;
-    else if (kind == MC_EVENT_FIR)
-        s->c.firs_received++;
-    else if (kind == MC_EVENT_NACK) {
-        s->c.nacks_received += count;
-        eng_tx_media_nack(&s->m, ctx->engine, s, lost, count);
-    }
-    emit_event(ctx->session, kind, media_ssrc, sender, count, ctx->now);
-}
-
-void eng_on_bye(eng_rtcp_ctx *ctx, uint32_t ssrc)
-{
-    emit_event(ctx->session, MC_EVENT_BYE, ssrc, ssrc, 0, ctx->now);
-}
-
 /* ---- send path ---------------------------------------------------------------------- */
 
-static void flush_tx(mc_engine *e)
+void eng_flush_tx(mc_engine *e)
 {
     uint32_t done = 0;
     while (done < e->tx_count) {
@@ -876,7 +462,7 @@ static void flush_tx(mc_engine *e)
 uint8_t *eng_tx_slot(mc_engine *e, mc_net_msg **msg)
 {
     if (e->tx_count == ENG_BATCH)
-        flush_tx(e);
+        eng_flush_tx(e);
     mc_net_msg *m = &e->tx_msgs[e->tx_count];
     *msg = m;
     return m->data;
@@ -924,25 +510,21 @@ static void drain_send(mc_engine *e, eng_send *s, int64_t now)
             uint8_t *p = eng_tx_slot(e, &m);
             uint8_t pt = h.payload_type == MC_SEND_PT_DEFAULT ? s->payload_type : (uint8_t)(h.payload_type & 0x7f);
             uint32_t ts = h.timestamp + s->ts_offset;
-            p[0] = 0x80;
-            p[1] = (uint8_t)((h.marker ? 0x80 : 0) | pt);
-            wr16(p + 2, s->seq);
-            wr32(p + 4, ts);
-            wr32(p + 8, s->ssrc);
+            mc_rtp_write_fixed_header(p, h.marker, pt, s->seq, ts, s->ssrc);
             uint32_t hlen = 12;
             if (s->audio_level_id && (h.flags & MC_RECORD_FLAG_AUDIO_LEVEL)) {
                 /* RFC 6464 in the RFC 8285 one-byte (id <= 14) or two-byte form */
                 uint8_t lv = (uint8_t)(((h.flags & MC_RECORD_FLAG_VOICE) ? 0x80 : 0) |
                                        ((h.flags >> MC_RECORD_LEVEL_SHIFT) & 0x7F));
                 p[0] |= 0x10;
-                wr16(p + 14, 1);
+                mc_wr16(p + 14, 1);
                 if (s->audio_level_id <= 14) {
-                    wr16(p + 12, MC_RTP_EXT_ONE_BYTE);
+                    mc_wr16(p + 12, MC_RTP_EXT_ONE_BYTE);
                     p[16] = (uint8_t)(s->audio_level_id << 4); /* L = 0: one byte */
                     p[17] = lv;
                     p[18] = p[19] = 0;
                 } else {
-                    wr16(p + 12, MC_RTP_EXT_TWO_BYTE);
+                    mc_wr16(p + 12, MC_RTP_EXT_TWO_BYTE);
                     p[16] = (uint8_t)s->audio_level_id;
                     p[17] = 1;
                     p[18] = lv;
@@ -971,207 +553,6 @@ static void drain_send(mc_engine *e, eng_send *s, int64_t now)
 
 void eng_count_retransmit(void *stream) { ((eng_send *)stream)->c.retransmitted++; }
 
-/* ---- RTCP send ---------------------------------------------------------------------- */
-
-/* Protect a compound RTCP packet and queue it; 1 when queued. */
-static int send_rtcp_buffer(mc_engine *e, eng_session *s, const uint8_t *pkt, uint32_t len)
-{
-    if (s->remote.family == 0 || len == 0)
-        return 0;
-    if (!eng_crypto_can_send(&s->crypto)) {
-        e->c.tx_no_key++; /* receive-only: nothing goes out unprotected */
-        return 0;
-    }
-    mc_net_msg *m;
-    uint8_t *p = eng_tx_slot(e, &m);
-    memcpy(p, pkt, len);
-    if (eng_crypto_tx_rtcp(&s->crypto, p, &len, ENG_MAX_DATAGRAM) != MC_OK) {
-        e->c.send_errors++;
-        return 0;
-    }
-    m->length = len;
-    m->addr = s->remote_rtcp.family ? s->remote_rtcp : s->remote;
-    eng_tx_commit(e);
-    e->c.rtcp_out++;
-    return 1;
-}
-
-static uint32_t session_rtcp_ssrc(const eng_tsess *ts)
-{
-    for (uint32_t k = 0; k < ts->n_send; k++)
-        if (ts->send[k]->sent_any)
-            return ts->send[k]->ssrc;
-    return ts->n_send ? ts->send[0]->ssrc : ts->s->rtcp_ssrc;
-}
-
-static void to_block(const eng_report *r, mc_rtcp_report_block *b)
-{
-    b->ssrc = r->ssrc;
-    b->fraction_lost = (uint8_t)r->fraction_lost;
-    b->cumulative_lost = r->cumulative_lost;
-    b->extended_highest_seq = r->extended_highest_seq;
-    b->jitter = r->jitter;
-    b->lsr = r->lsr;
-    b->dlsr = r->dlsr;
-}
-
-static void sender_info(const eng_send *o, uint64_t ntp, int64_t now, mc_rtcp_sender_info *si)
-{
-    uint32_t ts = o->last_rtp_ts;
-    if (o->clock_rate)
-        ts += (uint32_t)((now - o->last_send_ns) * (int64_t)o->clock_rate / 1000000000LL);
-    si->ssrc = o->ssrc;
-    si->ntp_timestamp = ntp;
-    si->rtp_timestamp = ts;
-    si->packet_count = o->packet_count;
-    si->octet_count = o->octet_count;
-}
-
-/* The regular compound report (rtcp.c builds it): SR of the first sending
- * stream with the report blocks, SRs of other sending streams, or an RR when
- * nothing was sent; then SDES CNAME. Returns the bytes sent (0: none). */
-static uint32_t session_rtcp(mc_engine *e, const eng_tsess *ts, int64_t now)
-{
-    uint8_t pkt[1200];
-    size_t used = 0;
-    eng_session *s = ts->s;
-    uint32_t ssrc = session_rtcp_ssrc(ts);
-    mc_rtcp_report_block blocks[MC_RTCP_MAX_REPORTS];
-    uint32_t nb = 0;
-    for (uint32_t k = 0; k < ts->n_recv && nb < MC_RTCP_MAX_REPORTS; k++) {
-        eng_report r;
-        if (eng_rx_media_report(&ts->recv[k]->m, ts->recv[k]->ssrc, now, &r) == MC_OK)
-            to_block(&r, &blocks[nb++]);
-    }
-    mc_rtcp_sender_info senders[8];
-    uint32_t ns = 0;
-    uint64_t ntp = eng_ntp_now();
-    for (uint32_t k = 0; k < ts->n_send; k++)
-        if (ts->send[k]->ssrc == ssrc && ts->send[k]->sent_any)
-            sender_info(ts->send[k], ntp, now, &senders[ns++]);
-    for (uint32_t k = 0; ns && k < ts->n_send && ns < 8; k++) {
-        const eng_send *o = ts->send[k];
-        if (o->ssrc != ssrc && o->sent_any)
-            sender_info(o, ntp, now, &senders[ns++]);
-    }
-    if (mc_rtcp_build_report(pkt, sizeof pkt, &used, ssrc, senders, ns, blocks, nb,
-                             (const uint8_t *)s->cname, (uint32_t)strlen(s->cname)) != MC_OK)
-        return 0;
-    send_rtcp_buffer(e, s, pkt, (uint32_t)used);
-    return (uint32_t)used;
-}
-
-/* Feedback (NACK / PLI / FIR) from a receive stream's buffer decisions or a
- * key-frame request from control. */
-void eng_send_feedback(mc_engine *e, void *stream, const uint16_t *lost, uint32_t n_lost, int pli)
-{
-    eng_recv *r = (eng_recv *)stream;
-    eng_session *s = r->session;
-    uint8_t pkt[1200];
-    size_t used = 0;
-    /* RFC 4585: feedback goes in a compound packet: RR, SDES CNAME, then
-     * the NACK / PLI / FIR (rtcp.c builds it). `pli` is a set of
-     * MC_KEYFRAME_* bits; every FIR is a new command (RFC 5104 4.3.1.1: its
-     * sequence number goes up by one) */
-    uint8_t fir_seq = (uint8_t)(r->fir_seq + 1);
-    if (mc_rtcp_build_feedback(pkt, sizeof pkt, &used, s->rtcp_ssrc, (const uint8_t *)s->cname,
-                               (uint32_t)strlen(s->cname), r->ssrc, lost, n_lost,
-                               pli & MC_KEYFRAME_PLI,
-                               (pli & MC_KEYFRAME_FIR) ? (int32_t)fir_seq : -1) != MC_OK)
-        return;
-    if (n_lost)
-        r->c.nacks_sent += n_lost;
-    if (pli & MC_KEYFRAME_PLI)
-        r->c.plis_sent++;
-    if (pli & MC_KEYFRAME_FIR) {
-        r->fir_seq = fir_seq;
-        r->c.firs_sent++;
-    }
-    send_rtcp_buffer(e, s, pkt, (uint32_t)used);
-}
-
-/* Membership for the RTCP timer from the session's tables: our sending
- * SSRCs (or the RTCP-only one) plus every remote source heard from. */
-static void session_members(const eng_tsess *ts, uint32_t *members, uint32_t *senders,
-                            int32_t *we_sent, uint64_t *bytes)
-{
-    uint32_t ours = 0, heard = 0;
-    uint64_t b = 0;
-    for (uint32_t k = 0; k < ts->n_send; k++) {
-        b += ts->send[k]->c.bytes;
-        if (ts->send[k]->sent_any)
-            ours++;
-    }
-    for (uint32_t k = 0; k < ts->n_recv; k++) {
-        b += ts->recv[k]->c.bytes;
-        if (ts->recv[k]->c.packets)
-            heard++;
-    }
-    *we_sent = ours > 0;
-    *members = (ours ? ours : 1) + heard;
-    *senders = ours + heard;
-    *bytes = b;
-}
-
-static void session_rtcp_timer(mc_engine *e, const eng_tsess *ts, int64_t now)
-{
-    eng_session *s = ts->s;
-    uint32_t members, senders;
-    int32_t we_sent;
-    uint64_t bytes;
-    session_members(ts, &members, &senders, &we_sent, &bytes);
-    if (!s->rtcp_timer_ready) {
-        mc_rtcp_timer_init(&s->rtcp_timer, now, ENG_SESSION_BW_MIN, e->rtcp_interval_ns, 0,
-                           rng_step(&e->io_rng));
-        s->rtcp_timer_ready = 1;
-        s->rtcp_bytes_mark = bytes;
-        s->rtcp_mark_ns = now;
-    }
-    mc_rtcp_timer_members(&s->rtcp_timer, now, members, senders, we_sent);
-    if (!mc_rtcp_timer_expired(&s->rtcp_timer, now))
-        return;
-    /* session bandwidth (6.2): the media rate seen since the last report,
-     * payload bytes in both directions, at least ENG_SESSION_BW_MIN */
-    if (now > s->rtcp_mark_ns) {
-        double bw = (double)(bytes - s->rtcp_bytes_mark) * 1e9 / (double)(now - s->rtcp_mark_ns);
-        s->rtcp_timer.rtcp_bw = 0.05 * (bw > ENG_SESSION_BW_MIN ? bw : ENG_SESSION_BW_MIN);
-    }
-    s->rtcp_bytes_mark = bytes;
-    s->rtcp_mark_ns = now;
-    uint32_t sent = session_rtcp(e, ts, now);
-    mc_rtcp_timer_sent(&s->rtcp_timer, now, sent ? sent : 100);
-}
-
-/* BYE (RFC 3550 6.6) when a session is removed or the engine closes, from
- * the control thread once the I/O thread no longer sees the session (after
- * the table swap) or is not running. 6.3.7: sessions here have a handful of
- * members, so the BYE goes at once. */
-static void session_bye(mc_engine *e, eng_session *s)
-{
-    if (!e->sock || s->remote.family == 0 || !eng_crypto_can_send(&s->crypto))
-        return;
-    if (s->rtcp_timer_ready && !mc_rtcp_timer_bye_now(&s->rtcp_timer))
-        return;
-    uint32_t ssrcs[31];
-    uint32_t n = 0;
-    for (uint32_t k = 0; k < s->n_send && n < 31; k++)
-        if (s->send[k]->sent_any)
-            ssrcs[n++] = s->send[k]->ssrc;
-    if (n == 0)
-        ssrcs[n++] = s->rtcp_ssrc;
-    uint8_t pkt[ENG_MAX_DATAGRAM];
-    size_t used = 0;
-    static const char reason[] = "session closed";
-    if (mc_rtcp_build_bye(pkt, 1200, &used, ssrcs, n, (const uint8_t *)s->cname,
-                          (uint32_t)strlen(s->cname), (const uint8_t *)reason,
-                          (uint32_t)sizeof reason - 1) != MC_OK)
-        return;
-    uint32_t len = (uint32_t)used;
-    if (eng_crypto_tx_rtcp(&s->crypto, pkt, &len, sizeof pkt) != MC_OK)
-        return;
-    (void)mc_udp_send_to(e->sock, pkt, len, s->remote_rtcp.family ? &s->remote_rtcp : &s->remote);
-}
-
 /* ---- timers ------------------------------------------------------------------------- */
 
 static void adopt_pending_remote(eng_session *s)
@@ -1186,21 +567,6 @@ static void adopt_pending_remote(eng_session *s)
     mc_mutex_unlock(&s->remote_lock);
 }
 
-/* Protect and queue the APP compounds the control thread left (I/O thread). */
-static void send_pending_app(mc_engine *e, eng_session *s)
-{
-    if (!mc_load_u32_acquire(&s->app_pending))
-        return;
-    mc_mutex_lock(&s->app_lock);
-    for (uint32_t i = 0; i < s->app_count; i++) {
-        if (send_rtcp_buffer(e, s, s->app_queue + (size_t)i * ENG_APP_COMPOUND, s->app_length[i]))
-            e->c.app_sent++;
-    }
-    s->app_count = 0;
-    mc_store_u32_release(&s->app_pending, 0);
-    mc_mutex_unlock(&s->app_lock);
-}
-
 static int64_t run_timers(mc_engine *e, const eng_table *t, int64_t now)
 {
     int64_t next = now + 50000000LL;
@@ -1208,7 +574,7 @@ static int64_t run_timers(mc_engine *e, const eng_table *t, int64_t now)
         const eng_tsess *ts = &t->sessions[i];
         eng_session *s = ts->s;
         adopt_pending_remote(s);
-        send_pending_app(e, s);
+        eng_send_pending_app(e, s);
         for (uint32_t k = 0; k < ts->n_recv; k++) {
             eng_recv *r = ts->recv[k];
             uint32_t kf = mc_load_u32_relaxed(&r->keyframe_request);
@@ -1223,7 +589,7 @@ static int64_t run_timers(mc_engine *e, const eng_table *t, int64_t now)
         }
         for (uint32_t k = 0; k < ts->n_send; k++)
             drain_send(e, ts->send[k], now);
-        session_rtcp_timer(e, ts, now);
+        eng_session_rtcp_timer(e, ts, now);
         if (s->rtcp_timer.tn_ns < next)
             next = s->rtcp_timer.tn_ns;
     }
@@ -1233,7 +599,7 @@ static int64_t run_timers(mc_engine *e, const eng_table *t, int64_t now)
     }
     if (e->next_publish_ns < next)
         next = e->next_publish_ns;
-    flush_tx(e);
+    eng_flush_tx(e);
     return next;
 }
 
@@ -1255,7 +621,7 @@ static void receive_batches(mc_engine *e, const eng_table *t)
         for (uint32_t i = 0; i < n; i++)
             process_datagram(e, t, e->rx_msgs[i].data, e->rx_msgs[i].length, ENG_MAX_DATAGRAM,
                              &e->rx_msgs[i].addr, now);
-        flush_tx(e); /* NACK/PLI decided during the batch */
+        eng_flush_tx(e); /* NACK/PLI decided during the batch */
         if (n < ENG_BATCH)
             return;
     }
@@ -1390,7 +756,7 @@ MC_API mc_status mc_engine_stop(mc_engine *e)
     if (!e->thread_running)
         return MC_OK;
     mc_store_u32_seq_cst(&e->stop, 1);
-    wake_io(e);
+    eng_wake_io(e);
     {
         uint8_t b = 0; /* unconditional: the thread may be between checks */
         mc_udp_send_to(e->wake, &b, 1, &e->wake_addr);
@@ -1406,7 +772,7 @@ MC_API void mc_engine_free(mc_engine *e)
         return;
     mc_engine_stop(e);
     for (uint32_t i = 0; i < e->n_sessions; i++) {
-        session_bye(e, e->sessions[i]);
+        eng_session_bye(e, e->sessions[i]);
         session_free(e->sessions[i]);
     }
     free(e->sessions);
@@ -1435,7 +801,7 @@ MC_API mc_status mc_engine_wake(mc_engine *e)
 {
     if (!e)
         return MC_E_INVAL;
-    wake_io(e);
+    eng_wake_io(e);
     return MC_OK;
 }
 
@@ -1506,7 +872,7 @@ MC_API mc_status mc_engine_remove_session(mc_engine *e, uint32_t session_id)
     if (!e)
         return MC_E_INVAL;
     uint32_t idx;
-    eng_session *s = find_session(e, session_id, &idx);
+    eng_session *s = eng_find_session(e, session_id, &idx);
     if (!s)
         return MC_E_NOT_FOUND;
     e->sessions[idx] = e->sessions[--e->n_sessions];
@@ -1516,9 +882,9 @@ MC_API mc_status mc_engine_remove_session(mc_engine *e, uint32_t session_id)
         return MC_E_NOMEM;
     }
     eng_table *old = table_publish(e, t);
-    if (old || !is_running(e)) {
+    if (old || !eng_is_running(e)) {
         table_free(old);
-        session_bye(e, s);
+        eng_session_bye(e, s);
         session_free(s);
     }
     return MC_OK;
@@ -1529,7 +895,7 @@ MC_API mc_status mc_engine_set_remote(mc_engine *e, uint32_t session_id, const c
 {
     if (!e || !host)
         return MC_E_INVAL;
-    eng_session *s = find_session(e, session_id, NULL);
+    eng_session *s = eng_find_session(e, session_id, NULL);
     if (!s)
         return MC_E_NOT_FOUND;
     mc_netaddr rtp, rtcp;
@@ -1537,7 +903,7 @@ MC_API mc_status mc_engine_set_remote(mc_engine *e, uint32_t session_id, const c
     if (st != MC_OK)
         return st;
     mc_store_u32_release(&s->remote_known, 1);
-    if (!is_running(e)) {
+    if (!eng_is_running(e)) {
         s->remote = rtp;
         s->remote_rtcp = rtcp;
         return MC_OK;
@@ -1548,7 +914,7 @@ MC_API mc_status mc_engine_set_remote(mc_engine *e, uint32_t session_id, const c
     mc_mutex_unlock(&s->remote_lock);
     /* release: the pending addresses before the generation */
     mc_store_u32_release(&s->remote_gen, mc_load_u32_relaxed(&s->remote_gen) + 1);
-    wake_io(e);
+    eng_wake_io(e);
     return MC_OK;
 }
 
@@ -1571,7 +937,7 @@ MC_API mc_status mc_engine_add_recv_stream(mc_engine *e, uint32_t session_id,
 {
     if (!e || !cfg || !cfg->ring || cfg->media > MC_MEDIA_VIDEO || !cfg->clock_rate)
         return MC_E_INVAL;
-    eng_session *s = find_session(e, session_id, NULL);
+    eng_session *s = eng_find_session(e, session_id, NULL);
     if (!s)
         return MC_E_NOT_FOUND;
     if (ssrc_in_use(s, cfg->ssrc, 1))
@@ -1607,7 +973,7 @@ MC_API mc_status mc_engine_remove_recv_stream(mc_engine *e, uint32_t session_id,
 {
     if (!e)
         return MC_E_INVAL;
-    eng_session *s = find_session(e, session_id, NULL);
+    eng_session *s = eng_find_session(e, session_id, NULL);
     if (!s)
         return MC_E_NOT_FOUND;
     for (uint32_t i = 0; i < s->n_recv; i++) {
@@ -1621,7 +987,7 @@ MC_API mc_status mc_engine_remove_recv_stream(mc_engine *e, uint32_t session_id,
             return MC_E_NOMEM;
         }
         eng_table *old = table_publish(e, t);
-        if (old || !is_running(e)) {
+        if (old || !eng_is_running(e)) {
             table_free(old);
             recv_free(r);
         }
@@ -1636,7 +1002,7 @@ MC_API mc_status mc_engine_add_send_stream(mc_engine *e, uint32_t session_id,
     if (!e || !cfg || !cfg->ring || cfg->payload_type > 127 || cfg->media > MC_MEDIA_VIDEO ||
         !cfg->clock_rate)
         return MC_E_INVAL;
-    eng_session *s = find_session(e, session_id, NULL);
+    eng_session *s = eng_find_session(e, session_id, NULL);
     if (!s)
         return MC_E_NOT_FOUND;
     if (!eng_crypto_can_send(&s->crypto))
@@ -1679,7 +1045,7 @@ MC_API mc_status mc_engine_remove_send_stream(mc_engine *e, uint32_t session_id,
 {
     if (!e)
         return MC_E_INVAL;
-    eng_session *s = find_session(e, session_id, NULL);
+    eng_session *s = eng_find_session(e, session_id, NULL);
     if (!s)
         return MC_E_NOT_FOUND;
     for (uint32_t i = 0; i < s->n_send; i++) {
@@ -1693,7 +1059,7 @@ MC_API mc_status mc_engine_remove_send_stream(mc_engine *e, uint32_t session_id,
             return MC_E_NOMEM;
         }
         eng_table *old = table_publish(e, t);
-        if (old || !is_running(e)) {
+        if (old || !eng_is_running(e)) {
             table_free(old);
             send_free(x);
         }
@@ -1712,7 +1078,7 @@ MC_API mc_status mc_engine_request_keyframe_methods(mc_engine *e, uint32_t sessi
 {
     if (!e || !methods || (methods & ~(uint32_t)(MC_KEYFRAME_PLI | MC_KEYFRAME_FIR)))
         return MC_E_INVAL;
-    eng_session *s = find_session(e, session_id, NULL);
+    eng_session *s = eng_find_session(e, session_id, NULL);
     if (!s)
         return MC_E_NOT_FOUND;
     for (uint32_t i = 0; i < s->n_recv; i++)
@@ -1721,57 +1087,10 @@ MC_API mc_status mc_engine_request_keyframe_methods(mc_engine *e, uint32_t sessi
             uint32_t cur = mc_load_u32_relaxed(flag);
             while (!mc_cas_u32(flag, cur, cur | methods))
                 cur = mc_load_u32_relaxed(flag);
-            wake_io(e);
+            eng_wake_io(e);
             return MC_OK;
         }
     return MC_E_NOT_FOUND;
-}
-
-/* ---- public API: RTCP APP ---------------------------------------------------------------- */
-
-MC_API mc_status mc_engine_send_rtcp_app(mc_engine *e, uint32_t session_id, uint32_t ssrc,
-                                         const uint8_t *name, uint32_t subtype,
-                                         const uint8_t *data, uint32_t data_length)
-{
-    if (!e || !name || subtype > 31 || data_length % 4 != 0 || (data_length && !data))
-        return MC_E_INVAL;
-    if (data_length > MC_RTCP_APP_MAX_DATA)
-        return MC_E_TOO_LARGE;
-    eng_session *s = find_session(e, session_id, NULL);
-    if (!s)
-        return MC_E_NOT_FOUND;
-    if (!eng_crypto_can_send(&s->crypto) || !mc_load_u32_acquire(&s->remote_known))
-        return MC_E_STATE;
-    uint8_t pkt[ENG_MAX_DATAGRAM];
-    size_t used = 0;
-    mc_status st = mc_rtcp_build_app(pkt, ENG_APP_COMPOUND, &used, ssrc, name, subtype, data,
-                                     data_length);
-    if (st != MC_OK)
-        return st;
-    if (!is_running(e)) {
-        /* no I/O thread: this thread owns the outbound context and the batch */
-        if (send_rtcp_buffer(e, s, pkt, (uint32_t)used))
-            e->c.app_sent++;
-        flush_tx(e);
-        return MC_OK;
-    }
-    mc_mutex_lock(&s->app_lock);
-    if (!s->app_queue)
-        s->app_queue = (uint8_t *)malloc((size_t)MC_ENGINE_APP_QUEUE * ENG_APP_COMPOUND);
-    if (!s->app_queue) {
-        mc_mutex_unlock(&s->app_lock);
-        return MC_E_NOMEM;
-    }
-    if (s->app_count == MC_ENGINE_APP_QUEUE) {
-        mc_mutex_unlock(&s->app_lock);
-        return MC_E_FULL;
-    }
-    memcpy(s->app_queue + (size_t)s->app_count * ENG_APP_COMPOUND, pkt, used);
-    s->app_length[s->app_count++] = (uint32_t)used;
-    mc_store_u32_release(&s->app_pending, 1);
-    mc_mutex_unlock(&s->app_lock);
-    wake_io(e);
-    return MC_OK;
 }
 
 /* ---- public API: statistics ------------------------------------------------------------ */
@@ -1780,7 +1099,7 @@ MC_API mc_status mc_engine_get_stats(mc_engine *e, mc_engine_stats *out)
 {
     if (!e || !out)
         return MC_E_INVAL;
-    if (is_running(e)) {
+    if (eng_is_running(e)) {
         mc_mutex_lock(&e->snap_lock);
         *out = e->snap;
         mc_mutex_unlock(&e->snap_lock);
@@ -1790,7 +1109,7 @@ MC_API mc_status mc_engine_get_stats(mc_engine *e, mc_engine_stats *out)
         out->recv_streams = e->table ? e->table->n_recv : 0;
         out->send_streams = e->table ? e->table->n_send : 0;
     }
-    out->running = (uint32_t)is_running(e);
+    out->running = (uint32_t)eng_is_running(e);
     return MC_OK;
 }
 
@@ -1799,14 +1118,14 @@ MC_API mc_status mc_engine_get_recv_stats(mc_engine *e, uint32_t session_id, uin
 {
     if (!e || !out)
         return MC_E_INVAL;
-    eng_session *s = find_session(e, session_id, NULL);
+    eng_session *s = eng_find_session(e, session_id, NULL);
     if (!s)
         return MC_E_NOT_FOUND;
     for (uint32_t i = 0; i < s->n_recv; i++) {
         eng_recv *r = s->recv[i];
         if (r->ssrc != ssrc)
             continue;
-        if (is_running(e)) {
+        if (eng_is_running(e)) {
             mc_mutex_lock(&r->snap_lock);
             *out = r->snap;
             mc_mutex_unlock(&r->snap_lock);
@@ -1824,14 +1143,14 @@ MC_API mc_status mc_engine_get_send_stats(mc_engine *e, uint32_t session_id, uin
 {
     if (!e || !out)
         return MC_E_INVAL;
-    eng_session *s = find_session(e, session_id, NULL);
+    eng_session *s = eng_find_session(e, session_id, NULL);
     if (!s)
         return MC_E_NOT_FOUND;
     for (uint32_t i = 0; i < s->n_send; i++) {
         eng_send *x = s->send[i];
         if (x->ssrc != ssrc)
             continue;
-        if (is_running(e)) {
+        if (eng_is_running(e)) {
             mc_mutex_lock(&x->snap_lock);
             *out = x->snap;
             mc_mutex_unlock(&x->snap_lock);
@@ -1859,7 +1178,7 @@ MC_API mc_status mc_engine_inject_batch(mc_engine *e, const uint8_t *data, const
 {
     if (!e || (count && (!data || !lengths)) || step_ns < 0)
         return MC_E_INVAL;
-    if (is_running(e))
+    if (eng_is_running(e))
         return MC_E_STATE;
     mc_netaddr from;
     if (mc_netaddr_parse(from_host ? from_host : "127.0.0.1", from_port, &from) != MC_OK)
@@ -1889,7 +1208,7 @@ MC_API mc_status mc_engine_inject_batch(mc_engine *e, const uint8_t *data, const
         }
         i += n;
     }
-    flush_tx(e);
+    eng_flush_tx(e);
     return MC_OK;
 }
 
@@ -1897,7 +1216,7 @@ MC_API mc_status mc_engine_poll(mc_engine *e, int64_t now_ns)
 {
     if (!e)
         return MC_E_INVAL;
-    if (is_running(e))
+    if (eng_is_running(e))
         return MC_E_STATE;
     const eng_table *t = e->table;
     int64_t now = now_ns ? now_ns : mc_now_ns();
@@ -1986,139 +1305,5 @@ MC_API mc_status mc_engine_read_records(mc_ring *ring, mc_rtp_record *headers, u
     if (done == 0)
         return first != MC_OK ? first : MC_E_BUFFER;
     *count = done;
-    return MC_OK;
-}
-
-/* ---- benchmark baseline: a bare recvmmsg loop and a sendmmsg blaster ------------------- */
-
-struct mc_udp_sink {
-    mc_udp *sock;
-    mc_thread thread;
-    volatile uint32_t stop;
-    uint64_t datagrams, bytes;
-    int64_t cpu_ns;
-    uint8_t *mem;
-};
-
-static void sink_main(void *arg)
-{
-    mc_udp_sink *k = (mc_udp_sink *)arg;
-    mc_net_msg msgs[ENG_BATCH];
-    for (uint32_t i = 0; i < ENG_BATCH; i++) {
-        msgs[i].data = k->mem + (size_t)i * ENG_BUF_STRIDE;
-        msgs[i].capacity = ENG_MAX_DATAGRAM;
-    }
-    int64_t cpu0 = mc_net_thread_cpu_ns();
-    while (!mc_load_u32_acquire(&k->stop)) {
-        uint32_t n = 0;
-        mc_udp_recv_batch(k->sock, msgs, ENG_BATCH, &n);
-        for (uint32_t i = 0; i < n; i++) {
-            k->datagrams++;
-            k->bytes += msgs[i].length;
-        }
-        if (n == 0) {
-            uint32_t ready;
-            mc_udp_wait(k->sock, NULL, 20000000LL, &ready);
-        }
-    }
-    k->cpu_ns = mc_net_thread_cpu_ns() - cpu0;
-}
-
-MC_API mc_status mc_udp_sink_start(const char *host, uint16_t *port, mc_udp_sink **out)
-{
-    if (!port || !out)
-        return MC_E_INVAL;
-    mc_netaddr a;
-    if (mc_netaddr_parse(host ? host : "127.0.0.1", *port, &a) != MC_OK)
-        return MC_E_INVAL;
-    mc_udp_sink *k = (mc_udp_sink *)calloc(1, sizeof *k);
-    if (!k)
-        return MC_E_NOMEM;
-    k->mem = (uint8_t *)mc_aligned_alloc(64, (size_t)ENG_BATCH * ENG_BUF_STRIDE);
-    mc_status st = k->mem ? mc_udp_open(&a, 0, 0, &k->sock) : MC_E_NOMEM;
-    if (st == MC_OK) {
-        mc_netaddr local;
-        mc_udp_local(k->sock, &local);
-        *port = local.port;
-        st = mc_thread_start(&k->thread, sink_main, k);
-    }
-    if (st != MC_OK) {
-        mc_udp_close(k->sock);
-        mc_aligned_free(k->mem);
-        free(k);
-        return st;
-    }
-    *out = k;
-    return MC_OK;
-}
-
-MC_API mc_status mc_udp_sink_stop(mc_udp_sink *k, uint64_t *datagrams, uint64_t *bytes, int64_t *cpu_ns)
-{
-    if (!k)
-        return MC_E_INVAL;
-    mc_store_u32_release(&k->stop, 1);
-    mc_thread_join(&k->thread);
-    if (datagrams)
-        *datagrams = k->datagrams;
-    if (bytes)
-        *bytes = k->bytes;
-    if (cpu_ns)
-        *cpu_ns = k->cpu_ns;
-    mc_udp_close(k->sock);
-    mc_aligned_free(k->mem);
-    free(k);
-    return MC_OK;
-}
-
-MC_API mc_status mc_udp_blast(const char *host, uint16_t port, const uint8_t *data,
-                              const uint32_t *lengths, uint32_t n_datagrams, uint64_t count,
-                              int64_t *elapsed_ns)
-{
-    if (!host || !data || !lengths || !n_datagrams)
-        return MC_E_INVAL;
-    mc_netaddr to, any;
-    if (mc_netaddr_parse(host, port, &to) != MC_OK)
-        return MC_E_INVAL;
-    mc_netaddr_parse(to.family == MC_NET_AF_INET6 ? "::" : "0.0.0.0", 0, &any);
-    mc_udp *u;
-    mc_status st = mc_udp_open(&any, 0, 0, &u);
-    if (st != MC_OK)
-        return st;
-    size_t *offs = (size_t *)malloc(n_datagrams * sizeof *offs);
-    if (!offs) {
-        mc_udp_close(u);
-        return MC_E_NOMEM;
-    }
-    size_t o = 0;
-    for (uint32_t i = 0; i < n_datagrams; i++) {
-        offs[i] = o;
-        o += lengths[i];
-    }
-    mc_net_msg msgs[ENG_BATCH];
-    int64_t t0 = mc_now_ns();
-    uint64_t sent_total = 0, next = 0;
-    while (sent_total < count) {
-        uint32_t n = 0;
-        while (n < ENG_BATCH && next < count) {
-            uint32_t k = (uint32_t)(next % n_datagrams);
-            msgs[n].data = (uint8_t *)(uintptr_t)(data + offs[k]);
-            msgs[n].length = lengths[k];
-            msgs[n].addr = to;
-            n++;
-            next++;
-        }
-        uint32_t sent = 0;
-        mc_udp_send_batch(u, msgs, n, &sent);
-        sent_total += n; /* a full socket buffer drops, as real-time senders do */
-        if (sent < n) {
-            uint32_t r;
-            (void)r;
-            mc_sleep_ns(20000);
-        }
-    }
-    if (elapsed_ns)
-        *elapsed_ns = mc_now_ns() - t0;
-    free(offs);
-    mc_udp_close(u);
     return MC_OK;
 }

@@ -1,6 +1,7 @@
 /*
- * h264_rtp.h — internals of the H.264 RTP (de)packetizer shared with the C
- * tests and the fuzz target. The public API is the `h264` region of
+ * h264_rtp.h — internals of the H.264 RTP depacketizer (h264_depacketizer.c)
+ * and packetizer (h264_packetizer.c) shared with each other (h264_rtp.c:
+ * Annex-B scanning), the C tests and the fuzz target. The public API is the `h264` region of
  * mediacore.h.
  *
  * NAL unit header (RFC 6184 section 1.3, H.264 section 7.3.1):
@@ -26,7 +27,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "compat.h"
 #include "mediacore.h"
+
+/* Counters are written by the io thread only and read by any thread: relaxed
+ * single-word stores so readers see whole values (no read-modify-write race:
+ * one writer). */
+MC_INLINE void mc_h264_bump(uint64_t *counter, uint64_t n)
+{
+    mc_store_u64_relaxed(counter, mc_load_u64_relaxed(counter) + n);
+}
 
 enum {
     MC_NAL_SLICE = 1,

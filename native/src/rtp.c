@@ -20,10 +20,11 @@ mc_status mc_rtp_parse_why(const uint8_t *data, size_t length, mc_rtp_header *ou
         *bad_padding = 0;
     if (!data || !out)
         return MC_E_INVAL;
-    if (length < MC_RTP_FIXED_HEADER || (data[0] >> 6) != 2)
-        return MC_E_MALFORMED;
     /* length fits 32 bits for anything a UDP datagram carries */
     if (length > 0xFFFFFFFFu)
+        return MC_E_MALFORMED;
+    size_t pos;
+    if (mc_rtp_header_length(data, length, &pos) != MC_OK) /* V=2, CSRCs, extension */
         return MC_E_MALFORMED;
     uint8_t b0 = data[0], b1 = data[1];
     out->version = 2;
@@ -35,27 +36,18 @@ mc_status mc_rtp_parse_why(const uint8_t *data, size_t length, mc_rtp_header *ou
     out->sequence_number = mc_rd16(data + 2);
     out->timestamp = mc_rd32(data + 4);
     out->ssrc = mc_rd32(data + 8);
-
-    size_t pos = MC_RTP_FIXED_HEADER + 4u * out->csrc_count;
-    if (pos > length)
-        return MC_E_MALFORMED;
     for (unsigned i = 0; i < out->csrc_count; i++)
         out->csrc[i] = mc_rd32(data + MC_RTP_FIXED_HEADER + 4 * i);
-
     out->extension_profile = 0;
     out->extension_words = 0;
     out->extension_offset = 0;
     if (out->extension) {
-        /* 5.3.1: 16-bit profile-defined field, 16-bit length in words */
-        if (pos + 4 > length)
-            return MC_E_MALFORMED;
-        out->extension_profile = mc_rd16(data + pos);
-        out->extension_words = mc_rd16(data + pos + 2);
-        pos += 4;
-        out->extension_offset = (uint32_t)pos;
-        pos += 4u * out->extension_words;
-        if (pos > length)
-            return MC_E_MALFORMED;
+        /* 5.3.1: 16-bit profile-defined field, 16-bit length in words (the
+         * walk above checked that both and the words lie inside) */
+        size_t at = MC_RTP_FIXED_HEADER + 4u * out->csrc_count;
+        out->extension_profile = mc_rd16(data + at);
+        out->extension_words = mc_rd16(data + at + 2);
+        out->extension_offset = (uint32_t)(at + 4);
     }
 
     size_t end = length;

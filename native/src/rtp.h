@@ -55,6 +55,38 @@ MC_INLINE void mc_wr32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
+/* The fixed header (RFC 3550 5.1), V=2, P=0, X=0, CC=0: what every sender
+ * here (the engine, the H.264 packetizer, the pacer) writes. */
+MC_INLINE void mc_rtp_write_fixed_header(uint8_t *p, int marker, uint8_t payload_type,
+                                         uint16_t sequence, uint32_t timestamp, uint32_t ssrc)
+{
+    p[0] = 0x80;
+    p[1] = (uint8_t)((marker ? 0x80 : 0) | (payload_type & 0x7F));
+    mc_wr16(p + 2, sequence);
+    mc_wr32(p + 4, timestamp);
+    mc_wr32(p + 8, ssrc);
+}
+
+/* Length of the header (RFC 3550 5.1, 5.3.1): 12 fixed bytes, CC CSRCs and,
+ * with X set, the 4-byte extension header and its 32-bit words (RFC 8285
+ * profiles included). The one header walk: mc_rtp_parse builds on it, and
+ * SRTP (which must find the payload before it can decrypt it) calls it. */
+MC_INLINE mc_status mc_rtp_header_length(const uint8_t *p, size_t length, size_t *header_length)
+{
+    if (length < MC_RTP_FIXED_HEADER || (p[0] >> 6) != 2)
+        return MC_E_MALFORMED;
+    size_t h = MC_RTP_FIXED_HEADER + 4u * (size_t)(p[0] & 0x0F);
+    if (p[0] & 0x10) {
+        if (h + 4 > length)
+            return MC_E_MALFORMED;
+        h += 4 + 4u * (size_t)mc_rd16(p + h + 2);
+    }
+    if (h > length)
+        return MC_E_MALFORMED;
+    *header_length = h;
+    return MC_OK;
+}
+
 /* RFC 5761 4 / RFC 7983: MC_PACKET_RTP, MC_PACKET_RTCP or MC_PACKET_OTHER by
  * looking at the first two bytes only (no validation beyond V=2). */
 MC_INLINE uint32_t mc_packet_kind(const uint8_t *data, size_t length)

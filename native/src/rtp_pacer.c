@@ -12,24 +12,11 @@
 #include "compat.h"
 #include "mediacore.h"
 #include "net.h"
+#include "rtp.h"
 #include "srtp.h"
 
 #define PACER_BATCH 64
 #define PACER_SLOT 1600
-
-static void wr16(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
 
 MC_API mc_status mc_rtp_pace(const mc_rtp_pacer_config *cfg, mc_rtp_pacer_result *out)
 {
@@ -85,11 +72,8 @@ MC_API mc_status mc_rtp_pace(const mc_rtp_pacer_config *cfg, mc_rtp_pacer_result
             uint32_t n = cfg->streams - s0 < PACER_BATCH ? cfg->streams - s0 : PACER_BATCH;
             for (uint32_t j = 0; j < n; j++) {
                 uint8_t *pk = slots + (size_t)j * PACER_SLOT;
-                pk[0] = 0x80;
-                pk[1] = (uint8_t)(((k == 0) ? 0x80 : 0) | (cfg->payload_type & 0x7F));
-                wr16(pk + 2, (uint32_t)(k & 0xFFFF));
-                wr32(pk + 4, (uint32_t)(k * cfg->timestamp_step));
-                wr32(pk + 8, cfg->ssrcs[s0 + j]);
+                mc_rtp_write_fixed_header(pk, k == 0, cfg->payload_type, (uint16_t)k,
+                                          (uint32_t)(k * cfg->timestamp_step), cfg->ssrcs[s0 + j]);
                 memcpy(pk + 12, payload, plen);
                 size_t len = 12 + plen;
                 if (tx[s0 + j] && mc_srtp_protect(tx[s0 + j], pk, len, PACER_SLOT, &len) != MC_OK) {

@@ -46,6 +46,7 @@
 #include <openssl/opensslv.h>
 
 #include "compat.h"
+#include "rtp.h" /* mc_rtp_header_length: the one RTP header walk */
 #include "srtp.h"
 
 #if OPENSSL_VERSION_MAJOR >= 3
@@ -212,19 +213,6 @@ static mc_status fail(mc_srtp *ctx, mc_status status)
     default: break;
     }
     return status;
-}
-
-static uint32_t be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
 }
 
 typedef struct profile_desc {
@@ -533,26 +521,6 @@ static void replay_add(const mc_srtp *ctx, uint64_t *window, uint32_t *started, 
     window[bit >> 6] |= (uint64_t)1 << (bit & 63);
 }
 
-/* ---- RTP header walk ----------------------------------------------------
- * 12 fixed bytes, CC CSRCs, and with X set a 4-byte extension header whose
- * length counts 32-bit words (RFC 3550 5.3.1; RFC 8285 profiles included). */
-static mc_status rtp_header_length(const uint8_t *p, size_t length, size_t *header_length)
-{
-    size_t h;
-    if (length < 12 || (p[0] >> 6) != 2)
-        return MC_E_MALFORMED;
-    h = 12 + 4 * (size_t)(p[0] & 0x0F);
-    if (p[0] & 0x10) {
-        if (h + 4 > length)
-            return MC_E_MALFORMED;
-        h += 4 + 4 * ((size_t)p[h + 2] << 8 | p[h + 3]);
-    }
-    if (h > length)
-        return MC_E_MALFORMED;
-    *header_length = h;
-    return MC_OK;
-}
-
 /* AES-CM IV (RFC 3711 4.1.1): (k_s * 2^16) XOR (SSRC * 2^64) XOR (i * 2^16). */
 static void cm_iv(uint8_t iv[16], const uint8_t salt[14], uint32_t ssrc, uint64_t index)
 {
@@ -626,17 +594,6 @@ static int ctr_xor(const srtp_keys *k, const uint8_t iv[16], uint8_t *data, size
     return EVP_CipherUpdate(k->cipher, data, &n, data, (int)length) == 1;
 }
 
-/* The crypto-floor benchmark's route: EVP AES-CTR with an IV reset. */
-static int ctr_xor_evp(EVP_CIPHER_CTX *c, const uint8_t iv[16], uint8_t *data, size_t length)
-{
-    int n = 0;
-    if (EVP_CipherInit_ex(c, NULL, NULL, NULL, iv, -1) != 1)
-        return 0;
-    if (length == 0)
-        return 1;
-    return EVP_CipherUpdate(c, data, &n, data, (int)length) == 1;
-}
-
 /* One AES-GCM operation in place: AAD = aad1 || aad2, then `length` bytes at
  * `data`; encrypt writes the tag to `tag`, decrypt checks it (0 on mismatch). */
 static int gcm_run(EVP_CIPHER_CTX *c, const uint8_t iv[12], const uint8_t *aad1, size_t aad1_length,
@@ -696,16 +653,16 @@ MC_API mc_status mc_srtp_protect(mc_srtp *ctx, uint8_t *packet, size_t length, s
         return MC_E_INVAL;
     if (!ctx->outbound)
         return MC_E_STATE;
-    st = rtp_header_length(packet, length, &h);
+    st = mc_rtp_header_length(packet, length, &h);
     if (st != MC_OK)
         return fail(ctx, st);
     if (length > (size_t)INT32_MAX - MC_SRTP_MAX_TRAILER || capacity < length + tag)
         return fail(ctx, MC_E_BUFFER);
-    ssrc = be32(packet + 8);
+    ssrc = mc_rd32(packet + 8);
     s = find_stream(ctx, ssrc);
     if (!s && !(s = add_stream(ctx, ssrc)))
         return fail(ctx, MC_E_FULL);
-    index = s->rtp_started ? estimate_index(s->rtp_highest, (uint16_t)(packet[2] << 8 | packet[3]))
+    index = s->rtp_started ? estimate_index(s->rtp_highest, mc_rd16(packet + 2))
                            : (int64_t)(packet[2] << 8 | packet[3]);
     if (index < 0)
         return fail(ctx, MC_E_REPLAY);
@@ -721,7 +678,7 @@ MC_API mc_status mc_srtp_protect(mc_srtp *ctx, uint8_t *packet, size_t length, s
         cm_iv(iv, ctx->rtp.salt, ssrc, (uint64_t)index);
         if (!ctr_xor(&ctx->rtp, iv, packet + h, length - h))
             return MC_E_CRYPTO;
-        put_be32(roc, (uint32_t)((uint64_t)index >> 16));
+        mc_wr32(roc, (uint32_t)((uint64_t)index >> 16));
         if (!hmac_compute(&ctx->rtp.auth, packet, length, roc, 4, mac))
             return MC_E_CRYPTO;
         memcpy(packet + length, mac, tag);
@@ -753,11 +710,11 @@ mc_status mc_srtp_unprotect_rtp(mc_srtp *ctx, uint8_t *packet, size_t length, si
     if (length < 12 + (size_t)tag || length > (size_t)INT32_MAX)
         return fail(ctx, MC_E_MALFORMED);
     body = length - tag;
-    st = rtp_header_length(packet, body, &h);
+    st = mc_rtp_header_length(packet, body, &h);
     if (st != MC_OK)
         return fail(ctx, st);
-    ssrc = be32(packet + 8);
-    seq = (uint16_t)(packet[2] << 8 | packet[3]);
+    ssrc = mc_rd32(packet + 8);
+    seq = mc_rd16(packet + 2);
     s = find_stream(ctx, ssrc);
     if (s && s->rtp_started) {
         index = estimate_index(s->rtp_highest, seq);
@@ -782,7 +739,7 @@ mc_status mc_srtp_unprotect_rtp(mc_srtp *ctx, uint8_t *packet, size_t length, si
             return fail(ctx, MC_E_AUTH);
     } else {
         uint8_t iv[16], roc[4], mac[SHA1_LEN];
-        put_be32(roc, (uint32_t)((uint64_t)index >> 16));
+        mc_wr32(roc, (uint32_t)((uint64_t)index >> 16));
         if (!hmac_compute(&ctx->rtp.auth, packet, body, roc, 4, mac))
             return MC_E_CRYPTO;
         if (CRYPTO_memcmp(mac, packet + body, tag) != 0)
@@ -826,7 +783,7 @@ MC_API mc_status mc_srtcp_protect(mc_srtp *ctx, uint8_t *packet, size_t length, 
         return fail(ctx, MC_E_MALFORMED);
     if (length > (size_t)INT32_MAX - MC_SRTP_MAX_TRAILER || capacity < length + 4 + tag)
         return fail(ctx, MC_E_BUFFER);
-    ssrc = be32(packet + 4);
+    ssrc = mc_rd32(packet + 4);
     s = find_stream(ctx, ssrc);
     if (!s && !(s = add_stream(ctx, ssrc)))
         return fail(ctx, MC_E_FULL);
@@ -836,18 +793,18 @@ MC_API mc_status mc_srtcp_protect(mc_srtp *ctx, uint8_t *packet, size_t length, 
 
     if (ctx->aead) {
         uint8_t iv[12], e_index[4];
-        put_be32(e_index, word);
+        mc_wr32(e_index, word);
         gcm_iv(iv, ctx->rtcp.salt, ssrc, index);
         if (!gcm_run(ctx->rtcp.cipher, iv, packet, 8, e_index, 4, packet + 8, length - 8,
                      packet + length, 1))
             return MC_E_CRYPTO;
-        put_be32(packet + length + SRTP_GCM_TAG, word);
+        mc_wr32(packet + length + SRTP_GCM_TAG, word);
     } else {
         uint8_t iv[16], mac[SHA1_LEN];
         cm_iv(iv, ctx->rtcp.salt, ssrc, index);
         if (!ctr_xor(&ctx->rtcp, iv, packet + 8, length - 8))
             return MC_E_CRYPTO;
-        put_be32(packet + length, word);
+        mc_wr32(packet + length, word);
         if (!hmac_compute(&ctx->rtcp.auth, packet, length + 4, NULL, 0, mac))
             return MC_E_CRYPTO;
         memcpy(packet + length + 4, mac, tag);
@@ -875,10 +832,10 @@ MC_API mc_status mc_srtcp_unprotect(mc_srtp *ctx, uint8_t *packet, size_t length
     if (length < 8 + 4 + (size_t)tag || length > (size_t)INT32_MAX || (packet[0] >> 6) != 2)
         return fail(ctx, MC_E_MALFORMED);
     body = length - 4 - tag;
-    word = ctx->aead ? be32(packet + length - 4) : be32(packet + body);
+    word = ctx->aead ? mc_rd32(packet + length - 4) : mc_rd32(packet + body);
     index = word & 0x7FFFFFFFu;
     encrypted = (word & SRTCP_E) != 0;
-    ssrc = be32(packet + 4);
+    ssrc = mc_rd32(packet + 4);
     s = find_stream(ctx, ssrc);
     if (s && s->rtcp_started) {
         st = replay_check(ctx, s->rtcp_window, 1, s->rtcp_highest, index);
@@ -929,61 +886,5 @@ MC_API mc_status mc_srtp_get_stats(mc_srtp *ctx, mc_srtp_stats *out)
     out->streams_refused = mc_load_u64_relaxed(&ctx->counters.streams_refused);
     out->streams = mc_load_u32_relaxed(&ctx->counters.streams);
     out->replay_window = ctx->window_bits;
-    return MC_OK;
-}
-
-/* ---- benchmark helper (see mediacore.h; mc_srtp_bench_unprotect: srtp_bench.c) */
-
-#define BENCH_SCRATCH 2048
-
-MC_API mc_status mc_srtp_bench_crypto_floor(int32_t profile, const uint8_t *key_salt,
-                                            size_t key_salt_length, const uint8_t *packets,
-                                            size_t stride, const uint32_t *lengths,
-                                            uint32_t count_, uint32_t iterations,
-                                            int64_t *elapsed_ns)
-{
-    MC_ALIGNED(64) uint8_t scratch[BENCH_SCRATCH];
-    volatile uint32_t sink = 0;
-    uint32_t it, i;
-    mc_srtp *ctx;
-    mc_status st;
-    if (!packets || !lengths || !elapsed_ns || stride > BENCH_SCRATCH)
-        return MC_E_INVAL;
-    /* only for its keys: cipher contexts keyed once, HMAC pad states */
-    st = mc_srtp_create(profile, key_salt, key_salt_length, 0, 0, 0, &ctx);
-    if (st != MC_OK)
-        return st;
-    for (it = 0; it < iterations; it++) {
-        int64_t t0 = mc_now_ns();
-        for (i = 0; i < count_; i++) {
-            uint32_t n = lengths[i], tag = ctx->rtp.tag_length;
-            if (n > stride || n < 12 + tag) {
-                mc_srtp_free(ctx);
-                return MC_E_INVAL;
-            }
-            memcpy(scratch, packets + (size_t)i * stride, n);
-            if (ctx->aead) {
-                uint8_t iv[12];
-                memcpy(iv, ctx->rtp.salt, 12);
-                iv[11] ^= scratch[3];
-                iv[10] ^= scratch[2];
-                sink += (uint32_t)gcm_run(ctx->rtp.cipher, iv, scratch, 12, NULL, 0, scratch + 12,
-                                          n - tag - 12, scratch + n - tag, 0);
-            } else {
-                uint8_t iv[16], mac[SHA1_LEN];
-                static const uint8_t roc[4] = {0, 0, 0, 0};
-                hmac_compute(&ctx->rtp.auth, scratch, n - tag, roc, 4, mac);
-                sink += (uint32_t)CRYPTO_memcmp(mac, scratch + n - tag, tag);
-                memcpy(iv, ctx->rtp.salt, 14);
-                iv[14] = iv[15] = 0;
-                iv[13] ^= scratch[3];
-                iv[12] ^= scratch[2];
-                sink += (uint32_t)ctr_xor_evp(ctx->rtp.cipher, iv, scratch + 12, n - tag - 12);
-            }
-        }
-        elapsed_ns[it] = mc_now_ns() - t0;
-    }
-    mc_srtp_free(ctx);
-    (void)sink;
     return MC_OK;
 }

@@ -15,6 +15,7 @@
 #include "compat.h"
 #include "mediacore.h"
 #include "check.h"
+#include "testing.h"
 
 static void test_boundaries_and_wrap(void)
 {

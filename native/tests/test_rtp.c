@@ -15,6 +15,7 @@
 #include "compat.h"
 #include "mediacore.h"
 #include "check.h"
+#include "testing.h"
 #include "rtcp.h"
 #include "rtp.h"
 #include "rtpstats.h"

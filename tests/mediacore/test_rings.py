@@ -13,7 +13,9 @@ import pytest
 
 from mediacore import BadSegment, RecordTooLarge, Ring, RingClosed, RingFull
 from mediacore.errors import InvalidArgument
-from mediacore._native import ffi, lib
+# the ring self-test workers (mc_selftest_*) are not in the shipped library: the testing module
+# (native/tests/support, built by `make build`) has them and mediacore._native's API
+from _mediacore_testing import ffi, lib
 
 HEADER = 24  # selftest record header: u64 seq, u64 ts, u32 checksum, u32 payload length
 

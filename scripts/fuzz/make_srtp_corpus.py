@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from mediacore.srtp import SrtpSession, key_salt_length  # noqa: E402
 from tests.mediacore.vectors import rfc7714  # noqa: E402
 
-OUT = Path(__file__).resolve().parent / "corpus" / "srtp"
+OUT = Path(__file__).resolve().parents[2] / "native" / "fuzz" / "corpus" / "srtp"
 PROFILES = ["AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32", "AEAD_AES_128_GCM",
             "AEAD_AES_256_GCM"]
 KEY = bytes((i * 37 + 11) & 0xFF for i in range(44))

@@ -1,7 +1,7 @@
 """Write the seed corpora of rtp_fuzz and rtcp_fuzz (native/fuzz/corpus/rtp,
 native/fuzz/corpus/rtcp) from packets built with mediacore.rtp.
 
-Run from the repository root: .venv/bin/python native/fuzz/make_rtp_corpus.py
+Run from the repository root: .venv/bin/python scripts/fuzz/make_rtp_corpus.py
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from mediacore import rtp
 from mediacore.rtp import ReportBlock, RtcpWriter, SenderInfo
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[2] / "native" / "fuzz"  # the C targets and corpora
 
 
 def rtp_seeds() -> dict[str, bytes]:

@@ -1,12 +1,14 @@
 /*
  * selftest.c — native producer and consumer threads that drive one side of a
  * ring, so tests and benchmarks can check the native <-> Python hand-off with
- * real threads. Record format: see mediacore.h (selftest section).
+ * real threads. Record format: see testing.h (selftest section). Not part
+ * of the shipped library: built into the C tests and _mediacore_testing.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "compat.h"
+#include "testing.h"
 
 #define ST_HEADER 24u
 
