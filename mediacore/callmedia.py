@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .audio.codecs import FRAME_SAMPLES, SAMPLE_RATE_HZ
 from .audio.frames import MIXED, UNMIXED, AudioEvent, AudioFrame
 from .audio.graph import GraphStats
 from .engine import ReceiveStats, SendStats, Session
@@ -76,8 +77,6 @@ TELEPHONE_EVENT_PAYLOAD_TYPE = 101
 H264_PAYLOAD_TYPE = 96
 AUDIO_CLOCK_RATE = 48000
 VIDEO_CLOCK_RATE = 90000
-FRAME_SAMPLES = 320           # 20 ms at 16 kHz
-SAMPLE_RATE_HZ = 16000
 #: how often the current subscription list is repeated to the remote
 SUBSCRIPTION_REPEAT_S = 1.0
 

@@ -25,10 +25,11 @@ from fractions import Fraction
 
 import numpy as np
 
+from mediacore.audio.codecs import FRAME_SAMPLES
+
 from bot.emulator.script import MeetingScript, Participant
 from bot.emulator.synth import SAMPLE_RATE, PatternVideo, audio_track
 
-FRAME_SAMPLES = 320              # 20 ms at 16 kHz
 OPUS_PAYLOAD_TYPE = 111
 OPUS_CLOCK_RATE = 48000
 OPUS_TICKS_PER_FRAME = 960

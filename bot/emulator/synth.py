@@ -21,10 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from mediacore.audio.codecs import SAMPLE_RATE_HZ
+
 from .font import text_mask
 from .script import Participant
 
-SAMPLE_RATE = 16000
+SAMPLE_RATE = SAMPLE_RATE_HZ
 NOISE_SIGMA = 10.0
 
 

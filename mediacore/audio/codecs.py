@@ -21,6 +21,8 @@ FRAME_SAMPLES = lib.MC_AUDIO_FRAME_SAMPLES
 FRAME_BYTES = lib.MC_AUDIO_FRAME_BYTES
 SAMPLE_RATE_HZ = lib.MC_AUDIO_RATE_HZ
 MAX_FRAME_SAMPLES = lib.MC_AUDIO_MAX_FRAME_SAMPLES
+#: one frame's duration in the 100-ns units of frame timestamps (20 ms)
+FRAME_100NS = FRAME_SAMPLES * 10_000_000 // SAMPLE_RATE_HZ
 
 
 class Codec(enum.IntEnum):

@@ -23,11 +23,10 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from ..audio.codecs import FRAME_100NS
 from ..audio.frames import AudioFrame
 from ..processor import Processor, ProcessorContext
 
-FRAME_SAMPLES = 320
-FRAME_100NS = 200_000  # 20 ms in 100-ns units
 
 
 @dataclass(frozen=True)

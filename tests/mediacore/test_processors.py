@@ -7,7 +7,8 @@ import numpy as np
 
 from bot.emulator.script import Participant, Utterance
 from bot.emulator.synth import audio_track
-from mediacore.processors.transcription import FRAME_100NS, SpeechSegmenter, SpeechTranscriber
+from mediacore.audio.codecs import FRAME_100NS
+from mediacore.processors.transcription import SpeechSegmenter, SpeechTranscriber
 from mediacore.processors.video_analytics import VideoAnalyzer
 
 
