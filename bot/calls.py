@@ -137,10 +137,13 @@ class ToneSequencer:
             self._timer = None
 
     def _release_in_order(self) -> None:
-        expected = 1 if self.last is None else self.last + 1
-        while expected in self._pending:
-            self._emit(self._pending.pop(expected))
-            expected += 1
+        # the documented sequence starts at 1; anything at or below the next expected id is due
+        while self._pending:
+            expected = 1 if self.last is None else self.last + 1
+            first = min(self._pending)
+            if first > expected:
+                return
+            self._emit(self._pending.pop(first))
 
     def _emit(self, tone: m.ToneInfo) -> None:
         assert isinstance(tone.sequence_id, int)

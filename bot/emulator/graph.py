@@ -81,7 +81,8 @@ CALL_PROPERTIES: tuple[dict[str, str], dict[str, str]] = (
      "subject": "string", "targets": "array", "tenantId": "string", "toneInfo": "object",
      "transcription": "object"},
     {"activeModalities": "array", "answeredBy": "object", "meetingCapability": "object",
-     "ringingTimeoutInSeconds": "int", "routingPolicies": "array", "terminationReason": "string"},
+     "ringingTimeoutInSeconds": "int", "routingPolicies": "array", "terminationReason": "string",
+     "replacesContext": "string"},
 )
 
 _JSON_TYPES = {"string": (str,), "boolean": (bool,), "array": (list,), "object": (dict,)}

@@ -22,6 +22,15 @@ BETA_ONLY_PARAMETERS = {
     "playPrompt": ("loop",),                                           # call-playprompt
     "redirect": ("maskCallee", "maskCaller", "targetDisposition"),     # call-redirect
 }
+# Properties of a call that only the beta call resource has (resources/call, beta); on v1.0 Graph
+# refuses a new call carrying them, as it refuses any property the call resource does not have.
+CALL_PROPERTIES_V1 = frozenset({
+    "@odata.type", "callbackUri", "callChainId", "callOptions", "callRoutes", "chatInfo", "direction", "id",
+    "incomingContext", "mediaConfig", "mediaState", "meetingInfo", "myParticipantId", "requestedModalities",
+    "resultInfo", "source", "state", "subject", "targets", "tenantId", "toneInfo", "transcription"})
+CALL_PROPERTIES_BETA = CALL_PROPERTIES_V1 | {"activeModalities", "answeredBy", "meetingCapability",
+                                             "ringingTimeoutInSeconds", "routingPolicies", "terminationReason",
+                                             "replacesContext"}
 # modality values (resources/call requestedModalities; call-answer acceptedModalities)
 REQUESTED_MODALITIES = ("unknown", "audio", "video", "videoBasedScreenSharing", "data")
 ACCEPTED_MODALITIES = ("audio", "video", "videoBasedScreenSharing")
@@ -101,6 +110,15 @@ class CallsApi:
         """Whether requests go to the beta API (``graph.base_url`` ending in ``/beta``)."""
         return urllib.parse.urlsplit(self.client.base_url).path.rstrip("/").rsplit("/", 1)[-1].lower() == "beta"
 
+    @staticmethod
+    def _payload(body: m.GraphObject) -> dict:
+        """The JSON of a request model. Members the model does not know (set through ``extra``)
+        are refused: Graph refuses parameters its page does not list."""
+        unknown = [k for k in body.extra if not k.startswith("@")]
+        if unknown:
+            raise ValueError(f"{type(body).__name__}: Graph does not define the parameter(s) {unknown}")
+        return body.to_dict()
+
     def _refuse_beta_only(self, action: str, body: dict) -> None:
         if self.beta:
             return
@@ -127,7 +145,13 @@ class CallsApi:
         check_callback_uri(call.callback_uri)
         check_modalities(call.requested_modalities, REQUESTED_MODALITIES, "requestedModalities")
         check_media_config(call.media_config)
-        resp = await self.client.post(CALLS, call.to_dict(), scenario_id=scenario_id or self.scenario_id)
+        data = call.to_dict()
+        allowed = CALL_PROPERTIES_BETA if self.beta else CALL_PROPERTIES_V1
+        unknown = [k for k in data if k not in allowed and not k.startswith("@odata.")]
+        if unknown:
+            where = "the call resource" if self.beta else "the v1.0 call resource (some are beta-only)"
+            raise ValueError(f"a new call with properties {unknown} that {where} does not have: Graph refuses it")
+        resp = await self.client.post(CALLS, data, scenario_id=scenario_id or self.scenario_id)
         created = m.Call.parse(resp.body if isinstance(resp.body, dict) else {})
         if created.id is None and resp.location:
             created.id = resp.location.rstrip("/").rsplit("/", 1)[-1]
@@ -144,61 +168,61 @@ class CallsApi:
         check_callback_uri(body.callback_uri)
         check_modalities(body.accepted_modalities, ACCEPTED_MODALITIES, "acceptedModalities")
         check_media_config(body.media_config)
-        await self._post(self._call(call_id, "answer"), body.to_dict())
+        await self._post(self._call(call_id, "answer"), self._payload(body))
 
     async def reject(self, call_id: str, body: m.RejectRequest) -> None:
         check_callback_uri(body.callback_uri)
-        await self._post(self._call(call_id, "reject"), body.to_dict())
+        await self._post(self._call(call_id, "reject"), self._payload(body))
 
     async def redirect(self, call_id: str, body: m.RedirectRequest) -> None:
         check_callback_uri(body.callback_uri)
-        data = body.to_dict()
+        data = self._payload(body)
         self._refuse_beta_only("redirect", data)
         await self._post(self._call(call_id, "redirect"), data)
 
     async def transfer(self, call_id: str, body: m.TransferRequest) -> None:
-        await self._post(self._call(call_id, "transfer"), body.to_dict())
+        await self._post(self._call(call_id, "transfer"), self._payload(body))
 
     async def keep_alive(self, call_id: str) -> None:
         await self._post(self._call(call_id, "keepAlive"))
 
     async def mute(self, call_id: str, body: m.ClientContextRequest) -> m.CommsOperation | None:
-        resp = await self._post(self._call(call_id, "mute"), body.to_dict())
+        resp = await self._post(self._call(call_id, "mute"), self._payload(body))
         return _operation(resp, m.MuteParticipantOperation)
 
     async def unmute(self, call_id: str, body: m.ClientContextRequest) -> m.CommsOperation | None:
-        resp = await self._post(self._call(call_id, "unmute"), body.to_dict())
+        resp = await self._post(self._call(call_id, "unmute"), self._payload(body))
         return _operation(resp, m.UnmuteParticipantOperation)
 
     async def update_recording_status(self, call_id: str,
                                       body: m.UpdateRecordingStatusRequest) -> m.CommsOperation | None:
-        resp = await self._post(self._call(call_id, "updateRecordingStatus"), body.to_dict())
+        resp = await self._post(self._call(call_id, "updateRecordingStatus"), self._payload(body))
         return _operation(resp, m.UpdateRecordingStatusOperation)
 
     async def change_screen_sharing_role(self, call_id: str, body: m.ChangeScreenSharingRoleRequest) -> None:
-        await self._post(self._call(call_id, "changeScreenSharingRole"), body.to_dict())
+        await self._post(self._call(call_id, "changeScreenSharingRole"), self._payload(body))
 
     async def play_prompt(self, call_id: str, body: m.PlayPromptRequest) -> m.CommsOperation | None:
-        data = body.to_dict()
+        data = self._payload(body)
         self._refuse_beta_only("playPrompt", data)
         resp = await self._post(self._call(call_id, "playPrompt"), data)
         return _operation(resp, m.PlayPromptOperation)
 
     async def record_response(self, call_id: str, body: m.RecordResponseRequest) -> m.CommsOperation | None:
-        resp = await self._post(self._call(call_id, "recordResponse"), body.to_dict())
+        resp = await self._post(self._call(call_id, "recordResponse"), self._payload(body))
         return _operation(resp, m.RecordOperation)
 
     async def subscribe_to_tone(self, call_id: str, body: m.ClientContextRequest) -> m.CommsOperation | None:
-        resp = await self._post(self._call(call_id, "subscribeToTone"), body.to_dict())
+        resp = await self._post(self._call(call_id, "subscribeToTone"), self._payload(body))
         return _operation(resp, m.SubscribeToToneOperation)
 
     async def cancel_media_processing(self, call_id: str,
                                       body: m.ClientContextRequest) -> m.CommsOperation | None:
-        resp = await self._post(self._call(call_id, "cancelMediaProcessing"), body.to_dict())
+        resp = await self._post(self._call(call_id, "cancelMediaProcessing"), self._payload(body))
         return _operation(resp, m.CancelMediaProcessingOperation)
 
     async def send_dtmf_tones(self, call_id: str, body: m.SendDtmfTonesRequest) -> m.CommsOperation | None:
-        resp = await self._post(self._call(call_id, "sendDtmfTones"), body.to_dict())
+        resp = await self._post(self._call(call_id, "sendDtmfTones"), self._payload(body))
         return _operation(resp, m.SendDtmfTonesOperation)
 
     # ---- participants ---------------------------------------------------------------------
@@ -216,19 +240,19 @@ class CallsApi:
         await self._delete(self._call(call_id, "participants", _q(participant_id)))
 
     async def invite(self, call_id: str, body: m.InviteParticipantsRequest) -> m.CommsOperation | None:
-        resp = await self._post(self._call(call_id, "participants", "invite"), body.to_dict())
+        resp = await self._post(self._call(call_id, "participants", "invite"), self._payload(body))
         return _operation(resp, m.InviteParticipantsOperation)
 
     async def mute_participant(self, call_id: str, participant_id: str,
                                body: m.ClientContextRequest) -> m.CommsOperation | None:
         resp = await self._post(self._call(call_id, "participants", _q(participant_id), "mute"),
-                                      body.to_dict())
+                                      self._payload(body))
         return _operation(resp, m.MuteParticipantOperation)
 
     async def mute_all(self, call_id: str, body: m.MuteAllRequest) -> m.CommsOperation | None:
         """Beta only, deprecated
         (https://learn.microsoft.com/graph/api/participant-muteall?view=graph-rest-beta)."""
-        resp = await self._post(self._call(call_id, "participants", "muteAll"), body.to_dict(),
+        resp = await self._post(self._call(call_id, "participants", "muteAll"), self._payload(body),
                                       beta=True)
         return _operation(resp)
 
@@ -238,7 +262,7 @@ class CallsApi:
         answer is ``202 Accepted`` with a ``Location`` of the commsOperation and no body; the
         returned operation carries that id and the request's clientContext, and no status (no
         completion notification is documented)."""
-        resp = await self._post(self._call(call_id, "updateMetadata"), body.to_dict(), beta=True)
+        resp = await self._post(self._call(call_id, "updateMetadata"), self._payload(body), beta=True)
         op = _operation(resp) if isinstance(resp.body, dict) else None
         if op is None:
             location = resp.location or ""

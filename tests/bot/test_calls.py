@@ -500,6 +500,23 @@ async def test_create_call_refuses_unknown_modalities_and_http_callbacks(graph):
     assert graph.requests == []
 
 
+async def test_parameters_and_call_properties_graph_does_not_define_are_refused(graph):
+    call = make_call(graph)
+    body = m.PlayPromptRequest(prompts=[m.MediaPrompt.of_uri("https://cdn.contoso.com/beep.wav")])
+    body.extra["volume"] = 11
+    with pytest.raises(ValueError, match="volume"):
+        await graph.api.play_prompt(CALL_ID, body)
+    new = m.Call.parse(example("createCall.p2p.serviceHosted.request.json"))
+    new.ringing_timeout_in_seconds = 30                     # a beta-only call property
+    with pytest.raises(ValueError, match="ringingTimeoutInSeconds"):
+        await graph.api.create_call(new)
+    new = m.Call.parse(example("createCall.p2p.serviceHosted.request.json"))
+    new.extra["colour"] = "blue"
+    with pytest.raises(ValueError, match="colour"):
+        await graph.api.create_call(new)
+    assert graph.requests == [] and call.id == CALL_ID
+
+
 def tone_note(seq: int | None, tone: str) -> m.CommsNotification:
     info = {"@odata.type": "#microsoft.graph.toneInfo", "tone": tone}
     if seq is not None:
@@ -559,6 +576,14 @@ async def test_tones_waiting_for_a_gap_come_before_the_end_of_the_call(graph):
     await call.drain_events()
     kinds = [e[0] for e in call.listener.log]
     assert tones_seen(call) == ["tone2"] and kinds.index("tone") < kinds.index("ended")
+
+
+async def test_a_sequence_starting_below_one_is_still_in_order(graph):
+    call = make_call(graph, tone_gap_wait_s=5)
+    for seq, tone in [(0, "tone0"), (2, "tone2"), (1, "tone1")]:
+        await call.handle_notification(tone_note(seq, tone))
+    await call.drain_events()
+    assert tones_seen(call) == ["tone0", "tone1", "tone2"]
 
 
 async def test_tones_without_a_sequence_id_are_delivered_as_they_come(graph):
