@@ -309,11 +309,24 @@ class Ring:
 
     # ---- consumer side ---------------------------------------------------
 
-    def wait(self, timeout: float | None = None, spin: float = 0.0) -> bool:
+    def wait(self, timeout: float | None = None, spin: float | str = 0.0) -> bool:
         """Block until a record is available. True if one is, False on timeout;
         raises :class:`RingClosed` when closed and drained. ``spin`` seconds of
-        polling before sleeping (default none)."""
-        status = lib.mc_ring_wait(self._h(), _timeout_ns(timeout), int(spin * 1e9))
+        polling before sleeping (default none), or ``"paced"``: for a producer
+        on a clock (a tick, a paced sender), learn its schedule from the
+        arrivals and be awake, polling, when its next record is due, so the
+        record is seen within a microsecond or so instead of after a wake-up
+        (tens of microseconds at the tail on a loaded machine). The polling
+        costs at most a quarter of the period (250 µs at most), a few
+        percent of a core at 1 kHz in practice, and nothing while arrivals
+        follow no steady pace (see ``mc_ring_wait`` in mediacore.h)."""
+        if spin == "paced":
+            spin_ns = lib.MC_RING_SPIN_PACED
+        elif isinstance(spin, str):
+            raise InvalidArgument(f"spin must be seconds or 'paced', not {spin!r}")
+        else:
+            spin_ns = int(spin * 1e9) if spin > 0 else 0
+        status = lib.mc_ring_wait(self._h(), _timeout_ns(timeout), spin_ns)
         if status == 0:
             return True
         if status == lib.MC_E_TIMEOUT:

@@ -148,7 +148,8 @@ enum {
     MC_RING_HEADER_SIZE = 256,
     MC_RING_VERSION = 1,
     MC_RING_MAGIC = 0x4752434D,
-    MC_RING_TYPE_PAD = -1       /* record type reserved for padding (0xFFFFFFFF) */
+    MC_RING_TYPE_PAD = -1,      /* record type reserved for padding (0xFFFFFFFF) */
+    MC_RING_SPIN_PACED = -1     /* mc_ring_wait spin_ns: poll when the producer's next record is due */
 };
 
 typedef struct mc_ring_stats {
@@ -265,7 +266,14 @@ MC_API mc_status mc_ring_release_at(mc_ring *ring, uint64_t position, uint32_t r
 MC_API uint8_t *mc_ring_data(mc_ring *ring);
 /* [consumer] Block until a record is available, the ring is closed, or the
  * timeout passes (timeout_ns < 0: forever; 0: poll). Spins `spin_ns` first
- * (0 = no spin, the default). MC_OK, MC_E_TIMEOUT, MC_E_CLOSED. */
+ * (0 = no spin, the default). spin_ns = MC_RING_SPIN_PACED: learn the pace of
+ * a periodic producer from the arrivals and be awake when its next record is
+ * due (park with a timeout that ends a guard before it, then poll the head
+ * until shortly after it, then park until woken; the window is at most a
+ * quarter of the period and 250 us, none while the arrivals follow no
+ * steady pace). The consumer's state for it is private to the handle: no
+ * change to the layout or the ordering above. MC_OK, MC_E_TIMEOUT,
+ * MC_E_CLOSED. */
 MC_API mc_status mc_ring_wait(mc_ring *ring, int64_t timeout_ns, int64_t spin_ns);
 
 /* [any] Counters; safe while both sides run (values are a consistent-enough snapshot). */

@@ -9,10 +9,20 @@
  * when the cached value says "full" / "empty" (the rigtorp/folly trick that
  * keeps the two cache lines from bouncing on every record).
  */
+#if !defined(_WIN32) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* sched_yield, prctl */
+#endif
 #include <stdlib.h>
 #include <string.h>
 
 #include "compat.h"
+
+#if defined(MC_OS_LINUX)
+#include <sched.h>
+#include <sys/prctl.h>
+#elif !defined(MC_OS_WINDOWS)
+#include <sched.h>
+#endif
 
 typedef struct ring_header {
     /* header line: written once by mc_ring_init */
@@ -84,6 +94,14 @@ struct mc_ring {
     MC_ALIGNED(64) uint64_t cons_tail;
     uint64_t cons_head_cache;
     volatile uint64_t cons_wake_calls; /* consumer's wake syscalls (relaxed: read by stats) */
+    /* paced waiting (MC_RING_SPIN_PACED): the consumer's model of the producer's pace */
+    int64_t pace_last_ns;              /* when the last burst of records was seen to arrive */
+    int64_t pace_due_ns;               /* when it was due on the producer's schedule */
+    int64_t pace_period_ns;            /* smoothed interval between bursts; 0: not known */
+    int64_t pace_jitter_ns;            /* smoothed distance of arrivals from their due time */
+    int64_t pace_late_ns;              /* decaying maximum of how late a timed park woke */
+    uint32_t pace_agree;               /* arrivals on schedule (up to PACE_AGREE) */
+    uint32_t pace_misses;              /* arrivals in a row off the schedule */
 };
 
 static inline uint64_t align8(uint64_t n) { return (n + 7u) & ~(uint64_t)7u; }
@@ -738,6 +756,142 @@ MC_API mc_status mc_ring_release(mc_ring *r, uint32_t count)
     return MC_OK;
 }
 
+/* ---- paced waiting ---------------------------------------------------------------
+ * A consumer of a periodic producer (a 20 ms audio tick, a paced sender) that
+ * sleeps between records pays a wake-up per record: the futex wake, then the
+ * scheduler finding it a core (on a loaded machine, or a virtual CPU the host
+ * has to resume: tens of microseconds at the tail). With MC_RING_SPIN_PACED
+ * the consumer learns the producer's schedule from the arrivals it sees and
+ * is already awake when the next record is due: it parks with a timeout that
+ * ends a guard before the due time, then polls the head (no syscall on
+ * either side: the waiting word stays 0, so the producer makes none) until a
+ * while after it, and only then parks until woken (the event-count sleep;
+ * the producer's wake ends it, so a late record costs no more than before).
+ *
+ * The schedule: a producer on a clock publishes at base + k * period plus
+ * its own lateness (timer slack, scheduling): mostly a narrow band, now and
+ * then far off. So the model keeps the period (smoothed intervals) and the
+ * due time of the last burst, a low percentile of the arrivals' phase; the
+ * window covers the spread of the arrivals around it and, before it, the
+ * time a timed park has been seen to oversleep (the park asks for a 1 us
+ * timer slack). The window is at most a quarter of the period and 250 us;
+ * the polling costs what the window holds before the record comes (a few
+ * percent of a core at 1 kHz, well under one at 50 Hz), and nothing while
+ * the arrivals follow no steady pace. Arrivals within half a period of the
+ * last burst belong to it; a gap of a few whole periods (a producer that
+ * skipped some) keeps the schedule; three arrivals in a row off it start a
+ * new one. All of it is consumer-private state in the handle: the layout
+ * and the ordering contract in mediacore.h are unchanged. */
+#define PACE_MIN_PERIOD_NS 100000      /* below this a plain spin_ns serves better */
+#define PACE_MAX_WINDOW_NS 250000
+#define PACE_AGREE 3                   /* arrivals on schedule before the consumer polls */
+#define PACE_MARGIN_NS 5000
+#define PACE_YIELD_NS 2000             /* a poller offers its core this often */
+
+/* Polling must not keep the producer from running: on a machine with few
+ * cores and other work, the producer's wake-up may be queued behind the
+ * polling consumer on its core. A yield every PACE_YIELD_NS lets it in. */
+static void yield_cpu(void)
+{
+#if defined(MC_OS_WINDOWS)
+    SwitchToThread();
+#else
+    sched_yield();
+#endif
+}
+
+static void pace_restart(mc_ring *r, int64_t t, int64_t period)
+{
+    r->pace_due_ns = t;
+    r->pace_last_ns = t;
+    r->pace_period_ns = period;
+    r->pace_jitter_ns = period / 4; /* not trusted until arrivals agree */
+    r->pace_agree = 0;
+    r->pace_misses = 0;
+}
+
+static void pace_observe(mc_ring *r, int64_t t)
+{
+    int64_t period = r->pace_period_ns;
+    if (r->pace_last_ns == 0) {
+        pace_restart(r, t, 0);
+        return;
+    }
+    int64_t d = t - r->pace_last_ns;
+    if (period == 0) {
+        pace_restart(r, t, d);
+        return;
+    }
+    if (t - r->pace_due_ns < period / 2)
+        return; /* the same burst */
+    int64_t k = (t - r->pace_due_ns + period / 2) / period;
+    int64_t off = t - (r->pace_due_ns + k * period);
+    if (k > 8 || off > period / 4 || off < -period / 4) {
+        /* one arrival off the schedule is an outlier (a late wake-up, a
+         * stall); three in a row are a new pace, or a pause */
+        if (++r->pace_misses >= 3)
+            pace_restart(r, t, k == 1 ? d : period);
+        return;
+    }
+    r->pace_misses = 0;
+    int64_t kd = (t - r->pace_last_ns + period / 2) / period;
+    if (kd >= 1)
+        r->pace_period_ns = period + (d / kd - period) / 8;
+    r->pace_last_ns = t;
+    /* due time: a low percentile of the arrivals (back fast towards an early
+     * one, on slowly towards late ones), so that a rare early outlier does
+     * not move the window off the many */
+    r->pace_due_ns += k * period + (off < 0 ? off / 4 : off / 16);
+    int64_t abs_off = off < 0 ? -off : off;
+    r->pace_jitter_ns += (abs_off - r->pace_jitter_ns) / 4;
+    if (r->pace_agree < PACE_AGREE)
+        r->pace_agree++;
+}
+
+/* The polling window around the next due time after `now`: [*from, *to),
+ * or *to == 0 when the pace is not known well enough. */
+static void pace_window(mc_ring *r, int64_t now, int64_t *from, int64_t *to)
+{
+    int64_t period = r->pace_period_ns, jitter = r->pace_jitter_ns;
+    *from = *to = 0;
+    if (r->pace_agree < PACE_AGREE || period < PACE_MIN_PERIOD_NS || jitter * 8 > period)
+        return;
+    int64_t budget = period / 4 < PACE_MAX_WINDOW_NS ? period / 4 : PACE_MAX_WINDOW_NS;
+    int64_t before = r->pace_late_ns + 2 * jitter + PACE_MARGIN_NS;
+    if (before > budget / 2)
+        before = budget / 2;
+    int64_t after = 4 * jitter + PACE_MARGIN_NS;
+    if (after > budget - before)
+        after = budget - before;
+    int64_t due = r->pace_due_ns + period;
+    if (due + after <= now) {
+        int64_t k = (now - due) / period + 1; /* due times that passed without a record */
+        if (k > 8)
+            return;
+        due += k * period;
+    }
+    *from = due - before;
+    *to = due + after;
+}
+
+/* A timed park that should end on time: Linux lets a sleeping thread's timer
+ * fire up to its timer slack late (50 us by default), which would have to be
+ * polled through; the park asks for 1 us and puts the thread's slack back. */
+static mc_status park_until(mc_ring *r, uint32_t seq, int64_t timeout_ns)
+{
+#if defined(MC_OS_LINUX) && !defined(MC_WAIT_FALLBACK)
+    int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+    if (slack > 1000)
+        prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
+    mc_status s = mc_wait_u32(&r->hdr->data_seq, seq, timeout_ns, r->shared);
+    if (slack > 1000)
+        prctl(PR_SET_TIMERSLACK, (unsigned long)slack, 0, 0, 0);
+    return s;
+#else
+    return mc_wait_u32(&r->hdr->data_seq, seq, timeout_ns, r->shared);
+#endif
+}
+
 MC_API mc_status mc_ring_wait(mc_ring *r, int64_t timeout_ns, int64_t spin_ns)
 {
     if (!r)
@@ -755,7 +909,31 @@ MC_API mc_status mc_ring_wait(mc_ring *r, int64_t timeout_ns, int64_t spin_ns)
             mc_cpu_relax();
         } while (mc_now_ns() < spin_end);
     }
+    int paced = spin_ns == MC_RING_SPIN_PACED;
+    int64_t poll_from = 0, poll_to = 0;
+    if (paced)
+        pace_window(r, start, &poll_from, &poll_to);
     for (;;) {
+        if (poll_to) {
+            int64_t now = mc_now_ns();
+            if (now >= poll_from) {
+                int64_t end = poll_to < deadline ? poll_to : deadline;
+                int64_t yield_at = now + PACE_YIELD_NS;
+                poll_to = 0; /* one window per wait */
+                for (; now < end; now = mc_now_ns()) {
+                    if (mc_load_u64_acquire(&h->head) != r->cons_tail) {
+                        pace_observe(r, now);
+                        return MC_OK;
+                    }
+                    if (now >= yield_at) {
+                        yield_cpu();
+                        yield_at = now + PACE_YIELD_NS;
+                    } else {
+                        mc_cpu_relax();
+                    }
+                }
+            }
+        }
         /* Event count, consumer side: read the sequence, announce we are
          * going to sleep (seq_cst store), re-check head (seq_cst load, which
          * cannot pass that store), and sleep only if the sequence is still
@@ -764,6 +942,8 @@ MC_API mc_status mc_ring_wait(mc_ring *r, int64_t timeout_ns, int64_t spin_ns)
         mc_store_u32_seq_cst(&h->consumer_waiting, 1);
         if (mc_load_u64_seq_cst(&h->head) != r->cons_tail) {
             mc_store_u32_relaxed(&h->consumer_waiting, 0);
+            if (paced)
+                pace_observe(r, mc_now_ns());
             return MC_OK;
         }
         if (mc_load_u32_acquire(&h->closed)) {
@@ -775,11 +955,27 @@ MC_API mc_status mc_ring_wait(mc_ring *r, int64_t timeout_ns, int64_t spin_ns)
             mc_store_u32_relaxed(&h->consumer_waiting, 0);
             return MC_E_TIMEOUT;
         }
-        mc_status s = mc_wait_u32(&h->data_seq, seq, deadline == INT64_MAX ? -1 : deadline - now,
-                                  r->shared);
+        /* paced: wake a guard before the record is due (the producer's wake
+         * still ends the park earlier), and poll from there */
+        mc_status s;
+        if (poll_to && poll_from < deadline)
+            s = park_until(r, seq, poll_from - now);
+        else
+            s = mc_wait_u32(&h->data_seq, seq, deadline == INT64_MAX ? -1 : deadline - now,
+                            r->shared);
         if (s == MC_E_IO) {
             mc_store_u32_relaxed(&h->consumer_waiting, 0);
             return s;
+        }
+        if (poll_to) {
+            /* awake: no wake syscalls while polling */
+            mc_store_u32_relaxed(&h->consumer_waiting, 0);
+            if (s == MC_E_TIMEOUT) {
+                int64_t late = mc_now_ns() - poll_from;
+                r->pace_late_ns -= r->pace_late_ns / 16;
+                if (late > r->pace_late_ns)
+                    r->pace_late_ns = late;
+            }
         }
     }
 }

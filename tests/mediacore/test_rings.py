@@ -373,6 +373,36 @@ def test_blocked_consumer_is_woken_by_native_producer():
         assert all(0 <= lat < 1_000_000_000 for lat in latencies)
 
 
+def test_paced_wait_polls_for_a_clocked_producer_instead_of_being_woken():
+    """spin="paced": once the consumer has the producer's 2 ms schedule it is
+    awake when a record is due, so most records need no wake syscall; every
+    record still arrives, in order."""
+    n = 150
+    with Ring.create(1 << 12) as ring:
+        worker = ffi.new("mc_selftest **")
+        assert lib.mc_selftest_producer_start(ring._handle, n, 32, 2_000_000, 1, 0, worker) == 0
+        seqs = []
+        try:
+            while True:
+                ring.wait(timeout=5, spin="paced")
+                while (rec := ring.read()) is not None:
+                    seqs.append(struct.unpack_from("<Q", rec, 0)[0])
+        except RingClosed:
+            pass
+        lib.mc_selftest_join(worker[0], ffi.NULL)
+        assert seqs == list(range(n))
+        assert ring.stats().wake_calls < n // 2
+
+
+def test_paced_wait_times_out_and_rejects_unknown_modes():
+    with Ring.create(1 << 12) as ring:
+        t0 = time.monotonic()
+        assert ring.wait(timeout=0.05, spin="paced") is False
+        assert time.monotonic() - t0 >= 0.04
+        with pytest.raises(InvalidArgument):
+            ring.wait(timeout=0, spin="fast")
+
+
 # ---- processes ----------------------------------------------------------------
 
 
