@@ -63,7 +63,10 @@ native-tsan: | $(BUILD)
 # library, once: cached in ~/.cache/mediabot/win-deps (cold: a few minutes).
 #   native-win-compile  every native/src/*.c with mingw -Werror, both atomics
 #                       branches (MC_ATOMICS_INTERLOCKED = the MSVC branch), into
-#                       two static libraries of the whole core
+#                       two static libraries of the whole core; every
+#                       native/tests/support/*.c too (the testing module's
+#                       helpers; those the C tests link, TEST_SUPPORT_SRC, into
+#                       libmctesting)
 #   native-win-link     every native/tests/test_*.c linked against the core,
 #                       libcrypto and libopus (both branches); the cffi module
 #                       linked as an abi3 .pyd; imported DLLs checked
@@ -98,12 +101,13 @@ native-win-compile: win-deps | $(BUILD)
 	$(MINGW_AR) rcs $(WIN)/libmediacore.a $(WIN)/obj/*.o
 	$(MINGW_AR) rcs $(WIN)/libmediacore-il.a $(WIN)/obj-il/*.o
 	mkdir -p $(WIN)/support $(WIN)/support-il
-	set -e; for f in $(TEST_SUPPORT_SRC); do b=$$(basename $$f .c); \
+	set -e; for f in native/tests/support/*.c; do b=$$(basename $$f .c); \
 	    $(MINGW) $(WIN_CFLAGS) -c $$f -o $(WIN)/support/$$b.o; \
 	    $(MINGW) $(WIN_CFLAGS) -DMC_ATOMICS_INTERLOCKED -c $$f -o $(WIN)/support-il/$$b.o; done
-	$(MINGW_AR) rcs $(WIN)/libmctesting.a $(WIN)/support/*.o
-	$(MINGW_AR) rcs $(WIN)/libmctesting-il.a $(WIN)/support-il/*.o
-	@echo "native-win-compile: $$(ls native/src/*.c | wc -l) sources compile for Windows (both atomics branches)"
+	$(MINGW_AR) rcs $(WIN)/libmctesting.a $(TEST_SUPPORT_SRC:native/tests/support/%.c=$(WIN)/support/%.o)
+	$(MINGW_AR) rcs $(WIN)/libmctesting-il.a $(TEST_SUPPORT_SRC:native/tests/support/%.c=$(WIN)/support-il/%.o)
+	@echo "native-win-compile: $$(ls native/src/*.c | wc -l) sources and $$(ls native/tests/support/*.c | wc -l)\
+	 test/benchmark helpers compile for Windows (both atomics branches)"
 
 native-win-link: native-win-compile bootstrap
 	set -e; for t in $(WIN_TESTS); do \

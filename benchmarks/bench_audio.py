@@ -277,8 +277,9 @@ def _density_sender(port: int, n: int, seconds: float, packets: list[bytes], res
     stream per call, all from one UDP port, one packet per call every 20 ms on
     absolute deadlines. The packets are pre-encoded; rtp_pacer.c builds,
     protects (a context per call) and sends them in sendmmsg batches, so the
-    sender costs a few percent of a core and leaves the CPUs to the receiver."""
-    from mediacore._native import ffi, lib
+    sender costs a few percent of a core and leaves the CPUs to the receiver.
+    The generator is not in the shipped library: the testing module has it."""
+    from _mediacore_testing import ffi, lib
 
     keys = b"".join(bytes([i % 251 + 1]) * 30 for i in range(n))
     ssrcs = ffi.new("uint32_t[]", [10_000 + i for i in range(n)])

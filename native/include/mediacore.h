@@ -1856,49 +1856,6 @@ MC_API mc_status mc_audio_graph_send_dtmf(mc_audio_graph *graph, const char *ton
 MC_API mc_status mc_audio_graph_get_stats(mc_audio_graph *graph, mc_audio_graph_stats *out);
 /* @cdef-end */
 
-/* ------------------------------------------------------------------------
- * Paced RTP load generator (rtp_pacer.c), for benchmarks: `streams` RTP
- * streams sent to one host:port, one packet per stream every period_ns on
- * absolute deadlines, for `periods` periods. Packet k of every stream has
- * sequence number k, timestamp k * timestamp_step, payload k % payload_count
- * (payloads back to back, payload_lengths[i]); each stream is SRTP-protected
- * with its own master key || salt (keys: streams * key_length bytes) when
- * srtp_profile is not 0. Built, protected and sent in sendmmsg batches from
- * the calling thread; returns when done.
- * ---------------------------------------------------------------------- */
-
-/* @cdef-begin rtppacer */
-typedef struct mc_rtp_pacer_config {
-    const char *host;
-    uint16_t port;
-    uint8_t payload_type;
-    uint8_t reserved;
-    uint32_t streams;
-    const uint32_t *ssrcs;
-    int32_t srtp_profile;                /* 0: plain RTP */
-    const uint8_t *keys;
-    uint32_t key_length;
-    const uint8_t *payloads;
-    const uint32_t *payload_lengths;
-    uint32_t payload_count;
-    uint32_t timestamp_step;
-    int64_t period_ns;
-    uint64_t periods;
-} mc_rtp_pacer_config;
-
-typedef struct mc_rtp_pacer_result {
-    uint64_t packets;                    /* datagrams handed to the kernel */
-    uint64_t errors;                     /* protect failures and datagrams given up */
-    uint64_t retries;                    /* sendmmsg calls that sent nothing (buffer full) */
-    uint64_t late_periods;               /* periods started more than one period late */
-    int64_t elapsed_ns;
-    int64_t cpu_ns;                      /* thread CPU time of the sender */
-} mc_rtp_pacer_result;
-
-/* [control] Run the generator (blocks for periods * period_ns). */
-MC_API mc_status mc_rtp_pace(const mc_rtp_pacer_config *config, mc_rtp_pacer_result *out);
-/* @cdef-end */
-
 #ifdef __cplusplus
 }
 #endif

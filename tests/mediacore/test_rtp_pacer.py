@@ -1,13 +1,19 @@
-"""The paced RTP load generator of the benchmarks (rtp_pacer.c): what it puts
-on the wire, plain and SRTP-protected, and its argument checks."""
+"""The paced RTP load generator of the benchmarks
+(native/tests/support/rtp_pacer.c): what it puts on the wire, plain and
+SRTP-protected, and its argument checks; and that it, like the other test and
+benchmark helpers of native/tests/support, is in the testing module only, not
+in the shipped library."""
 
 from __future__ import annotations
 
+import re
 import socket
+from pathlib import Path
 
 import pytest
 
-from mediacore._native import ffi, lib
+import mediacore._native
+from _mediacore_testing import ffi, lib
 from mediacore.errors import InvalidArgument, check
 from mediacore.rtp import RtpPacket
 from mediacore.srtp import SrtpSession
@@ -78,3 +84,20 @@ def test_bad_arguments():
         check(lib.mc_rtp_pace(cfg, out), "pace")
     with pytest.raises(InvalidArgument):
         check(lib.mc_rtp_pace(ffi.NULL, out), "pace")
+
+
+def test_not_in_the_shipped_library():
+    """No function or type that testing.h declares reaches mediacore._native:
+    neither its cffi lib nor its ffi knows the name (the testing module does)."""
+    header = (Path(__file__).resolve().parents[2] / "native" / "tests" / "support"
+              / "testing.h").read_text()
+    functions = set(re.findall(r"^(?:mc_status|uint32_t)\s+(mc_\w+)\(", header, re.M))
+    types = set(re.findall(r"^typedef struct (mc_\w+)", header, re.M))
+    assert {"mc_rtp_pace", "mc_srtp_bench_unprotect", "mc_selftest_producer_start"} <= functions
+    assert {"mc_rtp_pacer_config", "mc_rtp_pacer_result"} <= types
+    shipped = mediacore._native
+    assert not [f for f in functions if hasattr(shipped.lib, f)]
+    for t in types:
+        with pytest.raises(shipped.ffi.error):
+            shipped.ffi.typeof(t + " *")
+    assert all(hasattr(lib, f) for f in functions)

@@ -1,7 +1,8 @@
 /*
  * testing.h — native helpers for tests and benchmarks, kept out of the
- * shipped library (mediacore._native): ring self-test workers, and loops in
- * C that benchmarks time without a cffi crossing per packet. They build into
+ * shipped library (mediacore._native): ring self-test workers, loops in C
+ * that benchmarks time without a cffi crossing per packet, and a paced RTP
+ * load generator. They build into
  * the C tests that need them (Makefile) and into the `_mediacore_testing`
  * cffi module (native/build.py), which includes mediacore._native's
  * declarations so that its handles (mc_ring *, ...) pass straight through.
@@ -101,6 +102,49 @@ mc_status mc_udp_sink_stop(mc_udp_sink *sink, uint64_t *datagrams, uint64_t *byt
 mc_status mc_udp_blast(const char *host, uint16_t port, const uint8_t *data,
                        const uint32_t *lengths, uint32_t n_datagrams, uint64_t count,
                        int64_t *elapsed_ns);
+/* @cdef-end */
+
+/* ------------------------------------------------------------------------
+ * Paced RTP load generator (rtp_pacer.c), for benchmarks (the audio density
+ * run): `streams` RTP streams sent to one host:port, one packet per stream
+ * every period_ns on absolute deadlines, for `periods` periods. Packet k of
+ * every stream has sequence number k, timestamp k * timestamp_step,
+ * payload k % payload_count (payloads back to back, payload_lengths[i]); each stream is
+ * SRTP-protected with its own master key || salt (keys: streams * key_length
+ * bytes) when srtp_profile is not 0. Built, protected and sent in sendmmsg
+ * batches from the calling thread; returns when done.
+ * ---------------------------------------------------------------------- */
+
+/* @cdef-begin rtppacer */
+typedef struct mc_rtp_pacer_config {
+    const char *host;
+    uint16_t port;
+    uint8_t payload_type;
+    uint8_t reserved;
+    uint32_t streams;
+    const uint32_t *ssrcs;
+    int32_t srtp_profile;                /* 0: plain RTP */
+    const uint8_t *keys;
+    uint32_t key_length;
+    const uint8_t *payloads;
+    const uint32_t *payload_lengths;
+    uint32_t payload_count;
+    uint32_t timestamp_step;
+    int64_t period_ns;
+    uint64_t periods;
+} mc_rtp_pacer_config;
+
+typedef struct mc_rtp_pacer_result {
+    uint64_t packets;                    /* datagrams handed to the kernel */
+    uint64_t errors;                     /* protect failures and datagrams given up */
+    uint64_t retries;                    /* sendmmsg calls that sent nothing (buffer full) */
+    uint64_t late_periods;               /* periods started more than one period late */
+    int64_t elapsed_ns;
+    int64_t cpu_ns;                      /* thread CPU time of the sender */
+} mc_rtp_pacer_result;
+
+/* [control] Run the generator (blocks for periods * period_ns). */
+mc_status mc_rtp_pace(const mc_rtp_pacer_config *config, mc_rtp_pacer_result *out);
 /* @cdef-end */
 
 #ifdef __cplusplus

@@ -1,10 +1,12 @@
 /*
- * rtp_pacer.c — a cheap, paced RTP load generator for benchmarks (the audio
- * density run): many streams, one packet per stream per period, built,
- * SRTP-protected and sent in sendmmsg batches from the calling thread on
- * absolute deadlines. It stands in for a Teams media relay sending hundreds
- * of calls from one port, at a small fraction of a core, so the receiving
- * side can be measured on a shared machine.
+ * rtp_pacer.c — mc_rtp_pace (contract in testing.h): a cheap, paced RTP load
+ * generator for benchmarks (the audio density run, benchmarks/bench_audio.py):
+ * many streams, one packet per stream per period, built, SRTP-protected and
+ * sent in sendmmsg batches from the calling thread on absolute deadlines. It
+ * stands in for a Teams media relay sending hundreds of calls from one port,
+ * at a small fraction of a core, so the receiving side can be measured on a
+ * shared machine. Not part of the shipped library: built into the
+ * _mediacore_testing module (native/build.py).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,7 @@
 #include "net.h"
 #include "rtp.h"
 #include "srtp.h"
+#include "testing.h"
 
 #define PACER_BATCH 64
 #define PACER_SLOT 1600
