@@ -274,6 +274,12 @@ bench-quick: build
 demo: build
 	$(PYTHON) -m bot demo
 
+# ---- soak: 20 calls per level set up and torn down for 30 minutes; RSS, fds,
+# threads, shared memory and child processes must stay flat (docs/soak.md)
+.PHONY: soak
+soak: build
+	$(PYTHON) -m tests.soak --duration 1800 --calls 20 --level both --warmup 300 --json build/soak.json
+
 clean:
 	rm -rf build mediacore/_native*.so mediacore/_native*.pyd
 
