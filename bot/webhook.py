@@ -152,9 +152,9 @@ class CallbackAuthenticator:
     async def _ensure(self, *, force: bool = False) -> None:
         now = self._clock()
         stale = self._fetched_at is None or now - self._fetched_at > self.refresh_interval_s
-        if force and not stale:
-            if self._last_forced is not None and now - self._last_forced < self.unknown_kid_refetch_interval_s:
-                return
+        if (force and not stale and self._last_forced is not None
+                and now - self._last_forced < self.unknown_kid_refetch_interval_s):
+            return
         if not (stale or force):
             return
         if self._inflight is None or self._inflight.done():

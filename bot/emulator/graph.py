@@ -231,10 +231,11 @@ class GraphRoutes:
             return web.Response(status=200)
         body = await _body(request)
         call = self._call(request)
-        if action in ACTION_PARAMETERS and action not in ("invite", "muteAll", "participantMute"):
-            v1, beta = ACTION_PARAMETERS[action]
-            if v1 or request.match_info["version"] == "beta":    # else: a beta-only action, refused below
-                check_parameters(action, body, request.match_info["version"])
+        version = request.match_info["version"]
+        # actions on the call itself; a beta-only one on v1.0 is refused below as an unknown segment
+        if action in ACTION_PARAMETERS and action not in ("invite", "muteAll", "participantMute") \
+                and (ACTION_PARAMETERS[action][0] or version == "beta"):
+            check_parameters(action, body, version)
         if action in ACTION_ROLES:
             _check_roles(request, ACTION_ROLES[action])
         accepted = {

@@ -4,10 +4,10 @@ the local-emulator one with every address and the msal settings a bot needs ther
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from bot.config import config_from_mapping
 
@@ -17,7 +17,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "signaling.md"
 def running_examples() -> list[dict]:
     text = DOC.read_text()
     section = text.split("## Running", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```toml\n(.*?)```", section, re.S)
+    blocks = re.findall(r"```toml\n(.*?)```", section, re.DOTALL)
     return [tomllib.loads(b) for b in blocks if "[bot]" in b]
 
 

@@ -12,9 +12,13 @@ import logging
 import aiohttp
 import pytest
 
-from bot.graph import models as m
-from bot.webhook import (MAX_JSON_DEPTH, CallbackAuthenticator, NotificationDispatcher, Rejections,
-                         WebhookServer)
+from bot.webhook import (
+    MAX_JSON_DEPTH,
+    CallbackAuthenticator,
+    NotificationDispatcher,
+    Rejections,
+    WebhookServer,
+)
 from tests.bot.conftest import EXAMPLES, example
 from tests.bot.keys import SigningKey, claims
 from tests.bot.test_webhook import APP_ID, BODY, KeyServer

@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.calls import Call
+from bot.graph import models as m
 from bot.graph.api import CallsApi
 from bot.graph.auth import StaticTokenProvider
 from bot.graph.client import GraphClient
-from bot.graph import models as m
 from bot.webhook import CallbackAuthenticator, WebhookServer
 from tests.bot.conftest import EXAMPLES
 from tests.bot.keys import SigningKey, claims

@@ -11,8 +11,12 @@ import json
 import aiohttp
 import pytest
 
-from bot.emulator import GraphEmulator, GraphError, ServiceOptions
-from bot.emulator.graph import ACTION_PARAMETERS, check_call_properties, check_parameters
+from bot.emulator import GraphEmulator, GraphError
+from bot.emulator.graph import (
+    ACTION_PARAMETERS,
+    check_call_properties,
+    check_parameters,
+)
 
 from .conftest import EXAMPLES, Graph, assert_shape, example
 from .test_graph import CALLS, create_p2p, with_callback
@@ -122,7 +126,7 @@ async def test_create_call_refuses_properties_the_call_resource_does_not_have(gr
 
 
 async def test_beta_call_properties_are_accepted_on_beta(graph, receiver):
-    status, _, call = await graph.post(CALLS, create_body(receiver, ringingTimeoutInSeconds=30), version="beta")
+    status, _, _ = await graph.post(CALLS, create_body(receiver, ringingTimeoutInSeconds=30), version="beta")
     assert status == 201
 
 
