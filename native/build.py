@@ -4,8 +4,8 @@ The declarations come from ``native/include/mediacore.h`` itself: every region
 between ``@cdef-begin`` and ``@cdef-end`` is plain C that cffi parses, so the
 binding cannot drift from the header. All ``native/src/*.c`` files are
 compiled into the extension, and nothing else: the helpers of tests and
-benchmarks (ring self-test workers, benchmark loops and baselines) live in
-``native/tests/support`` and build into a second module, ``_mediacore_testing``
+benchmarks (ring self-test workers, benchmark loops and baselines, the paced
+RTP load generator) live in ``native/tests/support`` and build into a second module, ``_mediacore_testing``
 (``testing_ffibuilder``), which is never installed: it includes the shipped
 module's declarations, so handles from ``mediacore._native`` pass to it.
 

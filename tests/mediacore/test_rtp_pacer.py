@@ -11,9 +11,9 @@ import socket
 from pathlib import Path
 
 import pytest
-
-import mediacore._native
 from _mediacore_testing import ffi, lib
+
+from mediacore import _native as shipped
 from mediacore.errors import InvalidArgument, check
 from mediacore.rtp import RtpPacket
 from mediacore.srtp import SrtpSession
@@ -91,11 +91,10 @@ def test_not_in_the_shipped_library():
     neither its cffi lib nor its ffi knows the name (the testing module does)."""
     header = (Path(__file__).resolve().parents[2] / "native" / "tests" / "support"
               / "testing.h").read_text()
-    functions = set(re.findall(r"^(?:mc_status|uint32_t)\s+(mc_\w+)\(", header, re.M))
-    types = set(re.findall(r"^typedef struct (mc_\w+)", header, re.M))
+    functions = set(re.findall(r"^(?:mc_status|uint32_t)\s+(mc_\w+)\(", header, re.MULTILINE))
+    types = set(re.findall(r"^typedef struct (mc_\w+)", header, re.MULTILINE))
     assert {"mc_rtp_pace", "mc_srtp_bench_unprotect", "mc_selftest_producer_start"} <= functions
     assert {"mc_rtp_pacer_config", "mc_rtp_pacer_result"} <= types
-    shipped = mediacore._native
     assert not [f for f in functions if hasattr(shipped.lib, f)]
     for t in types:
         with pytest.raises(shipped.ffi.error):
