@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -71,9 +71,17 @@ class MediaProvider(Protocol):
 
 def source_map(call: Call) -> list[Source]:
     """The call's media sources from its roster (the bot's own streams left out)."""
-    me = call.my_participant_id
+    return sources_of(call.participants, call.my_participant_id, call_id=call.id)
+
+
+def sources_of(participants: Iterable[m.Participant], me: str | None = None, *,
+               call_id: str | None = None) -> list[Source]:
+    """Media sources of ``participants`` (``me``, the bot's own participant,
+    left out). A camera or screen-sharing stream is active while its
+    direction sends (``sendOnly``/``sendReceive``): a camera that is off or a
+    screen nobody shares is listed as inactive, and is not subscribed."""
     out: list[Source] = []
-    for p in call.participants:
+    for p in participants:
         if p.id is None or (me is not None and p.id == me):
             continue
         name = p.display_name
@@ -84,12 +92,12 @@ def source_map(call: Call) -> list[Source]:
             try:
                 sid = int(ms.source_id)   # type: ignore[arg-type]
             except ValueError:
-                log.warning("call %s: participant %s has a non-numeric sourceId %r", call.id,
+                log.warning("call %s: participant %s has a non-numeric sourceId %r", call_id,
                             p.id, ms.source_id)
                 continue
             if not 0 <= sid <= 0xFFFFFFFF:
                 continue
-            active = kind != "screen" or (ms.direction or "") in ("sendOnly", "sendReceive")
+            active = kind == "audio" or (ms.direction or "") in ("sendOnly", "sendReceive")
             out.append(Source(sid, p.id, name, kind, active))
     return out
 

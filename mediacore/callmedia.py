@@ -454,7 +454,7 @@ class CallMedia:
         wants what; True when it changed (caller applies it outside the lock)."""
         subs: dict[int, tuple[int, int] | None] = {}
         for sid, s in self._sources.items():
-            if s.kind == "video":
+            if s.kind == "video" and s.active:
                 c = self._video.get(sid)
                 if c is not None and c.queues:
                     subs[sid] = c.size
