@@ -37,6 +37,7 @@ import av
 import numpy as np
 
 from .._native import ffi, lib
+from ..engine import ReceiveStream
 from ..errors import InvalidArgument, InvalidState, check
 from ..rings import Ring
 from .codecs import (
@@ -76,7 +77,7 @@ H264_PAYLOAD_TYPE = 96
 class Subscription:
     source_id: int
     preferred_resolution: tuple[int, int] | None
-    stream: object
+    stream: ReceiveStream
     depacketizer: H264Depacketizer
     frames_ring: Ring
     decoder: H264Decoder | None
@@ -128,6 +129,13 @@ class VideoSocket:
     def subscriptions(self) -> list[int]:
         with self._lock:
             return list(self._subs)
+
+    @property
+    def receive_streams(self) -> dict[int, ReceiveStream]:
+        """The engine receive stream of each subscription (source id -> stream):
+        its RTP statistics, key-frame requests, its ring."""
+        with self._lock:
+            return {sid: sub.stream for sid, sub in self._subs.items()}
 
     def subscribe(self, source_id: int, preferred_resolution: tuple[int, int] | None = None) -> None:
         """Start receiving ``source_id`` (its SSRC)."""

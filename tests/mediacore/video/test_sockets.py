@@ -400,9 +400,11 @@ def test_per_stream_stats_fps_bitrate_size_and_freezes_end_to_end():
             while len(got.frames) < 30 and time.monotonic() < deadline:
                 time.sleep(0.01)
             during = sock.stats(0x5151)
+            rtp = sock.receive_streams[0x5151].stats()   # the subscription's engine stream
             time.sleep(1.2)                              # stopped: an ongoing freeze
             after = sock.stats(0x5151)
     assert len(got.frames) == 30
+    assert rtp.packets >= 30 and rtp.lost == 0 and set(sock.receive_streams) == set()
     assert during.frames == 30 and during.key_frames >= 1 and during.decode_errors == 0
     assert (during.width, during.height) == (320, 180) and during.resolution_changes == 0
     assert during.freezes >= 1 and during.freeze_ms_total >= 1000
