@@ -606,6 +606,23 @@ class CallMedia:
     def processors(self) -> list[ProcessorRunner]:
         return list(self._runners)
 
+    def remove_processor(self, runner: ProcessorRunner, *, timeout_s: float = 30.0) -> Any:
+        """Stop one processor while the call goes on (a recorder told to stop
+        before the bot reports ``notRecording``); returns its result. It gets
+        nothing more from the call; video nobody else asks for is unsubscribed."""
+        with self._lock:
+            self._runners = [r for r in self._runners if r is not runner]
+            sizes = [r.processor.video for r in self._runners if r.processor.video is not None]
+            video = (max(w for w, _ in sizes), max(h for _, h in sizes)) if sizes else None
+            screen = any(r.processor.screen_share for r in self._runners)
+            changed = (video, screen) != (self._processor_video, self._processor_screen)
+            self._processor_video, self._processor_screen = video, screen
+            if changed:
+                changed = self._plan_video()
+        if changed:
+            self._apply_video()
+        return runner.stop(timeout_s)
+
     # ---- send ------------------------------------------------------------------------------
 
     def send_audio(self, pcm: np.ndarray | bytes) -> int:

@@ -42,6 +42,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import pickle
+import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -489,12 +490,26 @@ class ProcessRunner(ProcessorRunner):
                 return self.result
             self._stopped = True
         self._stop.set()
-        try:
-            self.result, self.errors = self._results.get(timeout=timeout)
-        except Exception:
-            log.error("processor %s: the worker process gave no result within %s s", self.name,
-                      timeout)
-            self._proc.kill()
+        deadline = time.monotonic() + timeout
+        while True:   # a worker that died (killed, crashed) gives no result: do not wait for one
+            try:
+                self.result, self.errors = self._results.get(timeout=0.2)
+                break
+            except queue.Empty:
+                if not self._proc.is_alive():
+                    try:       # it may have put its result just before it exited
+                        self.result, self.errors = self._results.get(timeout=0.5)
+                        break
+                    except queue.Empty:
+                        pass
+                    log.error("processor %s: the worker process died (exit code %s)", self.name,
+                              self._proc.exitcode)
+                    break
+                if time.monotonic() >= deadline:
+                    log.error("processor %s: the worker process gave no result within %s s",
+                              self.name, timeout)
+                    self._proc.kill()
+                    break
         self._proc.join(timeout)
         self._ring.close()
         return self.result

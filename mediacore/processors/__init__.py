@@ -4,6 +4,7 @@
 ``transcription``         each speaker's words (:class:`.transcription.Transcription`)
 ``video_analytics``       cameras and screen share (:class:`.video_analytics.VideoAnalytics`)
 ``events``                joins, leaves, DTMF, screen sharing (:class:`.events_log.EventLog`)
+``recorder``              audio, video and screen share to files (:class:`.recorder.Recorder`)
 ========================  ===================================================
 
 A processor spec is a built-in name or ``package.module:Class`` (a
@@ -25,6 +26,7 @@ BUILTIN = {
     "transcription": "mediacore.processors.transcription:Transcription",
     "video_analytics": "mediacore.processors.video_analytics:VideoAnalytics",
     "events": "mediacore.processors.events_log:EventLog",
+    "recorder": "mediacore.processors.recorder:Recorder",
 }
 
 
