@@ -9,7 +9,9 @@ conference's own source id), scripted DTMF as RFC 4733 telephone events on the
 presser's audio stream, and the video the bot subscribed to (SSRC = video
 source id; a sharer's screen as their video-based screen-sharing source),
 all pre-encoded (``simmedia``) and replayed; it receives the bot's audio
-(what the conference would play to the others).
+(what the conference would play to the others) and, for a scripted caller
+(``ConferenceHandler.play_for_call``), decodes and keeps it, so a test can hear
+what the bot played.
 
 Everything the conference knows about the bot comes over channels a deployment
 has (docs/media-config.md): the bot's media configuration document from the
@@ -31,6 +33,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from mediacore.audio.codecs import SAMPLE_RATE_HZ, AudioDecoder, Codec
 from mediacore.engine import Engine
 from mediacore.mediaconfig import MediaConfig, MediaConfigError
 from mediacore.subscriptions import APP_NAME, SubscriptionError, decode_subscriptions, newer
@@ -85,6 +90,8 @@ class ConferenceStats:
     keyframe_requests: int = 0
     intra_frames: int = 0
     bot_audio_packets: int = 0
+    #: RFC 4733 telephone-event packets among them (the bot pressing keys)
+    bot_dtmf_packets: int = 0
     layer_switches: int = 0
     #: MBVS APP packets applied, older or repeated ones skipped, malformed ones ignored, and
     #: APP packets of another name
@@ -127,7 +134,8 @@ class ConferenceMedia:
                  screen_ids: dict[str, int] | None = None,
                  lead_in_s: float = 0.0, start_ns: int | None = None,
                  mixer_source_id: int = MIXER_SOURCE_ID,
-                 payload_types: PayloadTypes | None = None, remote_rtcp_port: int = 0) -> None:
+                 payload_types: PayloadTypes | None = None, remote_rtcp_port: int = 0,
+                 record_bot_audio: bool = False) -> None:
         """``source_ids`` maps a participant's name to the (audio, video) media
         source ids the roster announced for them (they become the SSRCs);
         without it the ids prepared in ``media`` are used; ``screen_ids`` maps
@@ -138,7 +146,8 @@ class ConferenceMedia:
         None forwards every video source at its top layer (a plain test peer).
         ``start_ns``: the meeting's time zero (``time.monotonic_ns()``); a call
         that joins later starts at the meeting's current slot (default: now +
-        ``lead_in_s``). ``payload_types``: those of the bot's document."""
+        ``lead_in_s``). ``payload_types``: those of the bot's document.
+        ``record_bot_audio``: decode the bot's audio and keep it (:meth:`bot_audio`)."""
         self.media = media
         self.ssrc_offset = ssrc_offset
         ids = {pm.participant.name: (pm.audio_source_id, pm.video_source_id)
@@ -182,6 +191,12 @@ class ConferenceMedia:
         self._bot_rx = [self.session.add_receive_stream(ssrc, "audio", OPUS_CLOCK_RATE, direct=True,
                                                         ring_capacity=1 << 16)
                         for ssrc in bot_audio_ssrcs]
+        self._bot_decoder = AudioDecoder(Codec.OPUS, OPUS_CLOCK_RATE) if record_bot_audio else None
+        self._bot_chunks: list[tuple[int, np.ndarray]] = []   # (sample offset, 16 kHz PCM)
+        self._bot_first_ts: int | None = None
+        #: ``time.monotonic_ns()`` when the bot's first audio packet arrived (sample 0 of
+        #: :meth:`bot_audio`)
+        self.bot_audio_first_arrival_ns: int | None = None
         #: the meeting script's time zero (by default after ``lead_in_s``: the time a
         #: joining bot needs to learn the roster and open its receive streams)
         now = time.monotonic_ns()
@@ -320,7 +335,44 @@ class ConferenceMedia:
             elif ev.kind == "app":
                 self._on_app(ev)
         for rx in self._bot_rx:
-            self.stats.bot_audio_packets += len(rx.read_batch(256))
+            batch = rx.read_batch(256)
+            self.stats.bot_audio_packets += len(batch)
+            if len(batch):
+                self.stats.bot_dtmf_packets += int(np.count_nonzero(
+                    batch.payload_type == self.pt.telephone_event))
+            if self._bot_decoder is not None and len(batch):
+                self._keep_bot_audio(batch)
+
+    def _keep_bot_audio(self, batch) -> None:
+        """Decode the bot's Opus packets and place them on the timeline of their
+        RTP timestamps (48 kHz clock; the bot sends a frame every 20 ms, silence
+        included, so the timeline is the call's)."""
+        ts, pts, arrivals = batch.timestamp, batch.payload_type, batch.arrival_ns
+        for i, payload in enumerate(batch.payloads()):
+            if int(pts[i]) != self.pt.opus:
+                continue
+            if self._bot_first_ts is None:
+                self._bot_first_ts = int(ts[i])
+                self.bot_audio_first_arrival_ns = int(arrivals[i]) or time.monotonic_ns()
+            ticks = (int(ts[i]) - self._bot_first_ts) & 0xFFFFFFFF
+            if ticks >= 1 << 31:          # reordered before the first one: not kept
+                continue
+            try:
+                pcm = self._bot_decoder.decode(bytes(payload))
+            except Exception:             # a bad payload: counted by the decoder, skipped here
+                continue
+            self._bot_chunks.append((ticks * SAMPLE_RATE_HZ // OPUS_CLOCK_RATE, pcm))
+
+    def bot_audio(self) -> np.ndarray:
+        """What the bot sent, decoded (16 kHz mono int16) from its first packet on;
+        empty unless made with ``record_bot_audio``."""
+        chunks = list(self._bot_chunks)
+        if not chunks:
+            return np.zeros(0, np.int16)
+        out = np.zeros(max(o + len(p) for o, p in chunks), np.int16)
+        for offset, pcm in chunks:
+            out[offset:offset + len(pcm)] = pcm
+        return out
 
     def _on_app(self, ev) -> None:
         """An RTCP APP packet from the bot (already SRTCP-authenticated by the
@@ -463,9 +515,14 @@ class ConferenceHandler:
 
     A call into a scripted meeting (``meetings``, see ``bot.emulator.meeting``)
     plays that meeting's media from the meeting's time zero (set when the first
-    bot's call starts); other calls play ``media`` (when given) from their own
+    bot's call starts); a call given media of its own (:meth:`play_for_call`: a
+    scripted caller ringing the bot) plays that, and keeps what the bot sends
+    (:meth:`bot_audio`); other calls play ``media`` (when given) from their own
     start, matching participants by display name.
     """
+
+    #: how many ended calls' conferences are kept for :meth:`report` and :meth:`bot_audio`
+    keep_ended = 32
 
     def __init__(self, server: MediaServer | None, media: MeetingMedia | None = None, *,
                  loop: bool = False, lead_in_s: float = 1.0) -> None:
@@ -483,7 +540,41 @@ class ConferenceHandler:
         self.meetings: dict[str, object] = {}
         #: call id -> why its media configuration was refused
         self.refused: dict[str, str] = {}
+        #: call id -> the media of a scripted caller (``play_for_call``)
+        self.callers: dict[str, MeetingMedia] = {}
+        #: the conferences of ended calls, latest last
+        self.ended: dict[str, ConferenceMedia] = {}
         self.emulator = None
+
+    def play_for_call(self, call_id: str, media: MeetingMedia) -> None:
+        """``media`` (one scripted person: the caller) is what the call ``call_id``
+        plays once it is established, from ``lead_in_s`` after that; the bot's
+        audio in that call is decoded and kept."""
+        self.callers[call_id] = media
+
+    def conference(self, call_id: str) -> ConferenceMedia | None:
+        """The call's conference, running or ended (the last ``keep_ended``)."""
+        return self.conferences.get(call_id) or self.ended.get(call_id)
+
+    def report(self, call_id: str) -> dict | None:
+        """The conference's counters and, for a scripted caller, the timing of the
+        bot's audio: ``startS`` is ``time.monotonic()`` of the script's time zero,
+        ``botAudioStartS`` that of the first sample of :meth:`bot_audio`."""
+        conf = self.conference(call_id)
+        if conf is None:
+            return None
+        stats = {k: ({str(sid): v for sid, v in val.items()} if isinstance(val, dict) else val)
+                 for k, val in conf.stats.__dict__.items()}
+        first = conf.bot_audio_first_arrival_ns
+        return {"callId": call_id, "ended": conf.closed, "stats": stats,
+                "startS": conf.start_ns / 1e9,
+                "botAudioStartS": first / 1e9 if first is not None else None,
+                "botAudioSamples": len(conf.bot_audio())}
+
+    def bot_audio(self, call_id: str):
+        """What the bot sent in the call (16 kHz mono int16), or None."""
+        conf = self.conference(call_id)
+        return conf.bot_audio() if conf is not None else None
 
     def bind(self, emulator) -> None:
         """The emulator this handler serves (``GraphEmulator`` calls it): refused
@@ -537,7 +628,8 @@ class ConferenceHandler:
             self._refuse(call, str(exc))
             return
         scripted = self.meetings.get(call.meeting.id) if call.meeting is not None else None
-        media = scripted.media if scripted is not None else self.media
+        caller = self.callers.pop(call.id, None)
+        media = scripted.media if scripted is not None else caller or self.media
         if media is None:
             log.info("call %s: no simulated media (not in a scripted meeting)", call.id)
             return
@@ -563,14 +655,19 @@ class ConferenceHandler:
             loop=self.loop and scripted is None, send_video=wants_video, subscribed_video={},
             source_ids=source_ids, screen_ids=screen_ids, lead_in_s=self.lead_in_s,
             start_ns=start_ns, mixer_source_id=int(next_source_id()),
-            payload_types=PayloadTypes.of(bot_cfg))
+            payload_types=PayloadTypes.of(bot_cfg), record_bot_audio=caller is not None)
         self.conferences[call.id] = conf
         server.attach(call.id, conf)
         log.info("call %s: conference media to %s:%s from udp %s:%s", call.id, ep.address, ep.port,
                  *server.address)
 
     async def call_ended(self, call) -> None:
-        self.conferences.pop(call.id, None)
+        self.callers.pop(call.id, None)
+        conf = self.conferences.pop(call.id, None)
+        if conf is not None:
+            self.ended[call.id] = conf
+            while len(self.ended) > self.keep_ended:
+                self.ended.pop(next(iter(self.ended)))
         own = self._own_servers.pop(call.id, None)
         if own is not None:
             own.stop()

@@ -4,8 +4,11 @@ fault injection, and the record of what the emulator received and sent."""
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import secrets
+import wave
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -87,6 +90,8 @@ class ControlRoutes:
         r.add_get("/emulator/calls", self.list_calls)
         r.add_post("/emulator/calls/{call_id}/tones", self.tones)
         r.add_post("/emulator/calls/{call_id}/hang-up", self.hang_up)
+        r.add_get("/emulator/calls/{call_id}/media", self.call_media)
+        r.add_get("/emulator/calls/{call_id}/bot-audio", self.bot_audio)
         r.add_post("/emulator/faults", self.set_faults)
         r.add_get("/emulator/requests", self.list_requests)
         r.add_get("/emulator/notifications", self.list_notifications)
@@ -135,18 +140,80 @@ class ControlRoutes:
         return _json({"contentSharingSessionId": session_id})
 
     async def incoming_call(self, request: web.Request) -> web.Response:
+        """Ring the bot. With ``script`` (a meeting script with one participant, as
+        a file path or as the script's tables in JSON) the caller is that person:
+        once the call is established they speak and press keys (RFC 4733, in-band)
+        on the script's clock, which starts the emulator's lead-in after that."""
         body = await self._body(request)
+        display_name = body.get("displayName", "Caller")
+        media = None
+        if body.get("script") is not None:
+            display_name, media = await self._caller_media(body["script"])
         call = self.emu.incoming_call(
-            display_name=body.get("displayName", "Caller"), user_id=body.get("id"),
+            display_name=display_name, user_id=body.get("id"),
             phone=body.get("phone"), modalities=body.get("modalities") or ["audio"],
             meeting_id=body.get("meetingId"), app_id=body.get("appId"),
+            observed_participant_id=body.get("observedParticipantId"),
         )
+        if media is not None:
+            self._media_handler().play_for_call(call.id, media)
         return _json({"id": call.id, "state": call.state}, 201)
 
+    def _media_handler(self):
+        handler = self.emu.service.media_handler
+        if not hasattr(handler, "play_for_call"):
+            raise GraphError(400, "BadRequest", "this emulator has no media side to play a scripted caller")
+        return handler
+
+    async def _caller_media(self, script: Any):
+        from .script import ScriptError, load_script, parse_script
+        from .simmedia import prepare_meeting
+
+        self._media_handler()
+        try:
+            if isinstance(script, str):
+                parsed = load_script(script)
+            elif isinstance(script, dict):
+                parsed = parse_script(script)
+            else:
+                raise ScriptError("script: a file path or the script's tables")
+        except ScriptError as exc:
+            raise GraphError(400, "BadRequest", f"script: {exc}") from None
+        if len(parsed.participants) != 1:
+            raise GraphError(400, "BadRequest", "script: a caller's script has exactly one [[participant]]")
+        parsed = parsed.without_video()
+        media = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: prepare_meeting(parsed, video=False))
+        return parsed.participants[0].name, media
+
+    async def call_media(self, request: web.Request) -> web.Response:
+        report = self._media_handler().report(request.match_info["call_id"])
+        if report is None:
+            raise GraphError(404, "ItemNotFound", "no conference media for this call")
+        return _json(report)
+
+    async def bot_audio(self, request: web.Request) -> web.Response:
+        """What the bot sent in a scripted caller's call, decoded: a 16 kHz mono WAV."""
+        pcm = self._media_handler().bot_audio(request.match_info["call_id"])
+        if pcm is None:
+            raise GraphError(404, "ItemNotFound", "no conference media for this call")
+        buf = io.BytesIO()
+        with wave.open(buf, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(16000)
+            w.writeframes(pcm.tobytes())
+        return web.Response(body=buf.getvalue(), content_type="audio/wav")
+
     async def list_calls(self, request: web.Request) -> web.Response:
+        def status(c: Any) -> list[dict]:
+            return [{"status": s, "time": t} for s, t in c.recording_status]
+
         calls = [{"id": c.id, "state": c.state, "kind": c.kind, "direction": c.direction,
-                  "participants": len(c.participants)} for c in self.emu.service.calls.values()]
-        ended = [{"id": c.id, "state": c.state} for c in self.emu.service.ended.values()]
+                  "participants": len(c.participants), "recordingStatus": status(c)}
+                 for c in self.emu.service.calls.values()]
+        ended = [{"id": c.id, "state": c.state, "recordingStatus": status(c)}
+                 for c in self.emu.service.ended.values()]
         return _json({"active": calls, "ended": ended})
 
     async def tones(self, request: web.Request) -> web.Response:
