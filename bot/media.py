@@ -18,6 +18,7 @@ participant's ``mediaStreams[]`` entry with a ``sourceId`` — ``audio``,
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import Callable, Iterable, Sequence
@@ -112,6 +113,18 @@ class CallMediaProvider:
     call); ``output_dir``: each call's processors write under
     ``output_dir/<call id>``. ``on_media(call, media)`` (optional) is called
     once a call's media is bound, for a bot that reads streams itself.
+
+    Recording status: a processor with ``report_recording_status = True`` (the
+    built-in ``recorder``) is started only once the call is established and
+    Graph has accepted ``updateRecordingStatus`` ``recording``; it is not
+    started when Graph refuses. :meth:`stop_recording` stops it and then
+    reports ``notRecording`` — a bot calls it before it hangs up, because
+    "if your application begins recording any meeting, it must end the
+    recording prior to calling the updateRecordingStatus API to indicate that
+    the recording has ended"
+    (https://learn.microsoft.com/graph/api/call-updaterecordingstatus). A call
+    that ends under the recorder (the remote hung up) stops it with the call;
+    there is no call left to report to.
     """
 
     def __init__(self, host: MediaHost, processors: ProcessorFactory | None = None, *,
@@ -130,6 +143,9 @@ class CallMediaProvider:
         #: call id -> its processors' results, for the last ``keep_results`` calls
         self.results: dict[str, dict[str, Any]] = {}
         self.keep_results = 256
+        #: call id -> recorders waiting for the call to be established / running
+        self._pending_recorders: dict[str, list[Processor]] = {}
+        self._recording: dict[str, list[Any]] = {}
 
     def media_for(self, call: Call | str) -> CallMedia | None:
         """The media of a call (by :class:`Call` or call id)."""
@@ -155,6 +171,9 @@ class CallMediaProvider:
             media.output_dir = self.output_dir / _safe(call.id)
         media.update_sources(source_map(call))
         for processor in (self.processors(call) if self.processors else ()):
+            if getattr(processor, "report_recording_status", False):
+                self._pending_recorders.setdefault(call.id, []).append(processor)
+                continue
             try:
                 media.add_processor(processor)
             except Exception:
@@ -162,6 +181,46 @@ class CallMediaProvider:
                               type(processor).__name__)
         if self.on_media is not None:
             self.on_media(call, media)
+        if call.state == "established":
+            await self._start_recording(call)
+
+    async def _start_recording(self, call: Call) -> None:
+        """Report ``recording`` through Graph, then start the call's recorders."""
+        recorders = self._pending_recorders.pop(call.id, None)
+        media = self.host.get(call.id)
+        if not recorders or media is None or call.is_terminated:
+            return
+        try:
+            await call.update_recording_status("recording")
+        except Exception:
+            log.exception("call %s: updateRecordingStatus(recording) failed: not recording", call.id)
+            return
+        loop = asyncio.get_running_loop()
+        runners = self._recording.setdefault(call.id, [])
+        for processor in recorders:
+            try:   # a worker process takes a moment to start: off the event loop
+                runners.append(await loop.run_in_executor(None, media.add_processor, processor))
+            except Exception:
+                log.exception("call %s: recorder %s did not start", call.id,
+                              type(processor).__name__)
+        log.info("call %s: recording (%d recorder(s))", call.id, len(runners))
+
+    async def stop_recording(self, call: Call, *, status: str = "notRecording") -> dict[str, Any]:
+        """Stop the call's recorders (their files complete), then report
+        ``status`` (``notRecording``, or ``failed``) through Graph; returns the
+        recorders' results. Nothing is reported when nothing was recording."""
+        self._pending_recorders.pop(call.id, None)
+        runners = self._recording.pop(call.id, [])
+        media = self.host.get(call.id)
+        results: dict[str, Any] = {}
+        loop = asyncio.get_running_loop()
+        for runner in runners:
+            if media is not None:
+                results[runner.name] = await loop.run_in_executor(None, media.remove_processor,
+                                                                  runner)
+        if runners and not call.is_terminated:
+            await call.update_recording_status(status)
+        return results
 
     async def participants_changed(self, call: Call, change: RosterChange) -> None:
         media = self.host.get(call.id)
@@ -170,8 +229,13 @@ class CallMediaProvider:
 
     async def media_state_changed(self, call: Call, media_state: m.CallMediaState | None) -> None:
         log.info("call %s: media state %s", call.id, media_state.to_dict() if media_state else None)
+        if call.id in self._pending_recorders and call.state == "established":
+            await self._start_recording(call)
 
     async def call_ended(self, call: Call) -> None:
+        self._pending_recorders.pop(call.id, None)
+        if self._recording.pop(call.id, None):
+            log.info("call %s ended while recording: the recorders stop with it", call.id)
         media = self.host.get(call.id)
         if media is not None:
             self.results[call.id] = await media.aclose("call ended")

@@ -329,14 +329,27 @@ class GraphEmulator:
 
     def incoming_call(self, *, display_name: str = "Caller", user_id: str | None = None, phone: str | None = None,
                       modalities: list[str] | None = None, meeting_id: str | None = None,
-                      app_id: str | None = None) -> Call:
-        """Ring the bot: POSTs the ``created`` notification to the bot's registered webhook."""
+                      app_id: str | None = None, observed_participant_id: str | None = None) -> Call:
+        """Ring the bot: POSTs the ``created`` notification to the bot's registered webhook.
+        With ``observed_participant_id`` (a participant of the meeting ``meeting_id``) it is a
+        policy-based recording call: the recording bot is invited because that participant is
+        under a recording policy; the caller is that participant."""
         app = self.auth.apps[app_id or self.app.app_id]
-        source = identity("phone", phone) if phone else identity("user", user_id or new_id(), display_name,
-                                                                  app.tenant_id)
         meeting = self._meeting(meeting_id) if meeting_id else None
+        observed = None
+        if observed_participant_id is not None:
+            observed = meeting.participants.get(observed_participant_id) if meeting else None
+            if observed is None:
+                raise KeyError(f"participant {observed_participant_id} is not in meeting {meeting_id}")
+        if observed is not None:
+            source = observed.identity
+        elif phone:
+            source = identity("phone", phone)
+        else:
+            source = identity("user", user_id or new_id(), display_name, app.tenant_id)
         return self.service.incoming_call(app_id=app.app_id, tenant_id=app.tenant_id, source=source,
-                                          modalities=modalities or ["audio"], meeting=meeting)
+                                          modalities=modalities or ["audio"], meeting=meeting,
+                                          observed_participant_id=observed_participant_id)
 
     def press_tones(self, call_id: str, tones: list[str]) -> int:
         """A simulated participant presses DTMF keys (``"1"``, ``"#"`` or ``"tone1"``, ``"pound"``)."""

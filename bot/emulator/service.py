@@ -13,6 +13,7 @@ import logging
 import math
 import secrets
 import struct
+import time
 import urllib.parse
 import wave
 from dataclasses import dataclass, field
@@ -470,8 +471,13 @@ class CallsService:
         return meeting
 
     def incoming_call(self, *, app_id: str, tenant_id: str, source: dict, modalities: list[str],
-                      meeting: Meeting | None = None, callback_uri: str | None = None) -> Call:
-        """The platform rings the bot: a ``created`` notification to its registered webhook."""
+                      meeting: Meeting | None = None, callback_uri: str | None = None,
+                      observed_participant_id: str | None = None) -> Call:
+        """The platform rings the bot: a ``created`` notification to its registered webhook.
+        ``observed_participant_id``: a policy-based recording call for that participant (of
+        ``meeting``): the notification carries ``incomingContext`` (source and observed
+        participant) and ``applicationMetadata.botData.inviteReasons`` ["PolicyBasedRecording"],
+        as in the call-answer page's policy-based recording example."""
         app = self.apps.get(app_id)
         webhook = callback_uri or (app.webhook_url if app else None)
         if webhook:
@@ -495,6 +501,12 @@ class CallsService:
             caller = Participant(id=new_id(), identity=source, media_streams=[MediaStream("audio", next_source_id())])
             call.participants[caller.id] = caller  # type: ignore[index]
         call.targets[0]["id"] = call.my_participant_id
+        if observed_participant_id is not None:
+            call.incoming_extra = {
+                "incomingContext": {"@odata.type": "#microsoft.graph.incomingContext",
+                                    "sourceParticipantId": observed_participant_id,
+                                    "observedParticipantId": observed_participant_id},
+                "applicationMetadata": {"botData": {"inviteReasons": ["PolicyBasedRecording"]}}}
         self.calls[call.id] = call
         data = {
             "@odata.type": CALL_TYPE,
@@ -514,6 +526,7 @@ class CallsService:
         if call.chat_info is not None:
             data["chatInfo"] = call.chat_info
             data["meetingInfo"] = call.meeting_info
+        data.update(call.incoming_extra)
         self.notify(call, envelope("created", call.resource_url, data))
         self._answer_timers[call.id] = asyncio.get_running_loop().call_later(
             self.options.answer_timeout_s, self._unanswered, call.id)
@@ -697,6 +710,8 @@ class CallsService:
 
     def update_recording_status(self, call: Call, body: dict) -> Operation:
         _enum(_require(body, "status"), RECORDING_STATUSES, "status")
+        # what the platform shows the participants (the recording banner): kept for tests
+        call.recording_status.append((str(body["status"]), time.time()))
         return self._completed(call, "updateRecordingStatus", body, resultInfo=None)
 
     def subscribe_to_tone(self, call: Call, body: dict) -> Operation:

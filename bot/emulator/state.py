@@ -255,7 +255,9 @@ class Call:
     bot: Participant | None = None
     operations: dict[str, Operation] = field(default_factory=dict)
     roster_sequence: int = 0
-    incoming_extra: dict = field(default_factory=dict)
+    incoming_extra: dict = field(default_factory=dict)  # members of the 'created' notification
+    #: updateRecordingStatus requests, in order: (status, time.time())
+    recording_status: list[tuple[str, float]] = field(default_factory=list)
 
     @property
     def is_app_hosted(self) -> bool:
