@@ -43,13 +43,21 @@ from .webhook import CallbackAuthenticator, NotificationContext, WebhookServer
 
 log = logging.getLogger("bot.app")
 
-EVENTS = ("incoming_call", "call_established", "call_state_changed", "participants_changed",
-          "tone_received", "call_ended", "content_sharing_changed")
+EVENTS = (
+    "incoming_call",
+    "call_established",
+    "call_state_changed",
+    "participants_changed",
+    "tone_received",
+    "call_ended",
+    "content_sharing_changed",
+)
 
 
 @dataclass
 class Answer:
     """Answer the call. ``media_config`` overrides the media provider."""
+
     modalities: Sequence[str] | None = None
     media_config: m.MediaConfig | None = None
     callback_uri: str | None = None
@@ -72,35 +80,58 @@ Decision = Answer | Reject | Redirect
 
 
 class Bot:
-    def __init__(self, config: BotConfig, *, media: MediaProvider | None = None,
-                 graph: GraphClient | None = None,
-                 token_provider: TokenProvider | None = None,
-                 authenticator: CallbackAuthenticator | None | bool = True) -> None:
+    def __init__(
+        self,
+        config: BotConfig,
+        *,
+        media: MediaProvider | None = None,
+        graph: GraphClient | None = None,
+        token_provider: TokenProvider | None = None,
+        authenticator: CallbackAuthenticator | None | bool = True,
+    ) -> None:
         if media is not None and not isinstance(media, MediaProvider):
             raise TypeError(f"media must implement bot.media.MediaProvider, not {type(media).__name__}")
         self.config = config
         self.media = media
         self._handlers: dict[str, list[Callable[..., Awaitable[Any]]]] = collections.defaultdict(list)
         if graph is None:
-            graph = GraphClient(token_provider=token_provider or self._token_provider(),
-                                base_url=config.graph.base_url, beta_base_url=config.graph.beta_base_url,
-                                scenario_id=config.graph.scenario_id, timeout_s=config.graph.timeout_s,
-                                retry=RetryPolicy(max_retries=config.graph.max_retries,
-                                                  max_total_s=config.graph.max_retry_total_s))
+            graph = GraphClient(
+                token_provider=token_provider or self._token_provider(),
+                base_url=config.graph.base_url,
+                beta_base_url=config.graph.beta_base_url,
+                scenario_id=config.graph.scenario_id,
+                timeout_s=config.graph.timeout_s,
+                retry=RetryPolicy(
+                    max_retries=config.graph.max_retries, max_total_s=config.graph.max_retry_total_s
+                ),
+            )
         self.graph = graph
         self.api = CallsApi(graph)
         w = config.webhook
         if authenticator is True:
-            authenticator = (CallbackAuthenticator(app_id=config.app_id,
-                                                   openid_configuration_url=w.openid_configuration_url,
-                                                   issuers=w.issuers, leeway_s=w.leeway_s,
-                                                   refresh_interval_s=w.key_refresh_interval_s)
-                             if w.authenticate else None)
+            authenticator = (
+                CallbackAuthenticator(
+                    app_id=config.app_id,
+                    openid_configuration_url=w.openid_configuration_url,
+                    issuers=w.issuers,
+                    leeway_s=w.leeway_s,
+                    refresh_interval_s=w.key_refresh_interval_s,
+                )
+                if w.authenticate
+                else None
+            )
         elif authenticator is False:
             authenticator = None
-        self.webhook = WebhookServer(authenticator=authenticator, handler=self.handle_notification,
-                                     path=w.path, health_path=w.health_path, host=w.host, port=w.port,
-                                     max_body_bytes=w.max_body_bytes, health=self._health)
+        self.webhook = WebhookServer(
+            authenticator=authenticator,
+            handler=self.handle_notification,
+            path=w.path,
+            health_path=w.health_path,
+            host=w.host,
+            port=w.port,
+            max_body_bytes=w.max_body_bytes,
+            health=self._health,
+        )
         self.calls: dict[str, Call] = {}
         self._ended: collections.OrderedDict[str, None] = collections.OrderedDict()
         self.accepting = True
@@ -111,11 +142,16 @@ class Bot:
         g = self.config.graph
         if g.static_token:
             return StaticTokenProvider(g.static_token)
-        return MsalTokenProvider(app_id=self.config.app_id, tenant_id=self.config.tenant_id,
-                                 client_secret=g.client_secret, certificate_pem=g.certificate_pem,
-                                 certificate_thumbprint=g.certificate_thumbprint,
-                                 authority_host=g.authority_host, instance_discovery=g.instance_discovery,
-                                 ca_bundle=g.ca_bundle)
+        return MsalTokenProvider(
+            app_id=self.config.app_id,
+            tenant_id=self.config.tenant_id,
+            client_secret=g.client_secret,
+            certificate_pem=g.certificate_pem,
+            certificate_thumbprint=g.certificate_thumbprint,
+            authority_host=g.authority_host,
+            instance_discovery=g.instance_discovery,
+            ca_bundle=g.ca_bundle,
+        )
 
     # ---- handler registration ------------------------------------------------------------------
 
@@ -129,6 +165,7 @@ class Bot:
                 raise TypeError(f"handler for {event} must be an async function")
             self._handlers[event].append(fn)
             return fn
+
         return register
 
     async def _fire(self, event: str, *args: Any) -> list[Any]:
@@ -212,8 +249,9 @@ class Bot:
             decision: Decision | None = Reject("busy")
         else:
             try:
-                decision = await asyncio.wait_for(self.on_incoming_call(call),
-                                                  self.config.calls.incoming_decision_timeout_s)
+                decision = await asyncio.wait_for(
+                    self.on_incoming_call(call), self.config.calls.incoming_decision_timeout_s
+                )
             except asyncio.TimeoutError:
                 log.warning("call %s: incoming-call handler too slow; applying the default policy", call.id)
                 decision = None
@@ -226,16 +264,23 @@ class Bot:
             if isinstance(decision, Answer):
                 media_config = decision.media_config or await self.media_config(call)
                 await self._media_started(call, media_config)
-                await call.answer(media_config=media_config,
-                                  accepted_modalities=decision.modalities or self.config.calls.modalities,
-                                  callback_uri=decision.callback_uri or self.config.webhook.public_url,
-                                  call_options=decision.call_options or self._incoming_options(),
-                                  participant_capacity=decision.participant_capacity, wait=False)
+                await call.answer(
+                    media_config=media_config,
+                    accepted_modalities=decision.modalities or self.config.calls.modalities,
+                    callback_uri=decision.callback_uri or self.config.webhook.public_url,
+                    call_options=decision.call_options or self._incoming_options(),
+                    participant_capacity=decision.participant_capacity,
+                    wait=False,
+                )
             elif isinstance(decision, Reject):
                 await call.reject(decision.reason, wait=False)
             elif isinstance(decision, Redirect):
-                await call.redirect(decision.targets, timeout_s=decision.timeout_s,
-                                    callback_uri=self.config.webhook.public_url, wait=False)
+                await call.redirect(
+                    decision.targets,
+                    timeout_s=decision.timeout_s,
+                    callback_uri=self.config.webhook.public_url,
+                    wait=False,
+                )
             else:
                 raise TypeError(f"incoming-call handler returned {decision!r}")
         except Exception:
@@ -253,15 +298,19 @@ class Bot:
         c = self.config.calls
         if not (c.delta_roster or c.content_sharing_notifications):
             return None
-        return m.IncomingCallOptions(is_delta_roster_enabled=c.delta_roster or None,
-                                     is_content_sharing_notification_enabled=c.content_sharing_notifications or None)
+        return m.IncomingCallOptions(
+            is_delta_roster_enabled=c.delta_roster or None,
+            is_content_sharing_notification_enabled=c.content_sharing_notifications or None,
+        )
 
     def _outgoing_options(self) -> m.CallOptions | None:
         c = self.config.calls
         if not (c.delta_roster or c.content_sharing_notifications):
             return None
-        return m.OutgoingCallOptions(is_delta_roster_enabled=c.delta_roster or None,
-                                     is_content_sharing_notification_enabled=c.content_sharing_notifications or None)
+        return m.OutgoingCallOptions(
+            is_delta_roster_enabled=c.delta_roster or None,
+            is_content_sharing_notification_enabled=c.content_sharing_notifications or None,
+        )
 
     async def media_config(self, call: Call | None) -> m.MediaConfig:
         """appHostedMediaConfig from the media provider, else serviceHostedMediaConfig."""
@@ -290,13 +339,21 @@ class Bot:
 
     # ---- notifications -------------------------------------------------------------------------------
 
-    def _new_call(self, call_id: str, resource: m.Call | None, tenant_id: str | None,
-                  scenario_id: str | None = None) -> Call:
+    def _new_call(
+        self, call_id: str, resource: m.Call | None, tenant_id: str | None, scenario_id: str | None = None
+    ) -> Call:
         c = self.config.calls
-        call = Call(self.api, call_id, resource=resource, listener=self,
-                    operation_timeout_s=c.operation_timeout_s, keepalive_interval_s=c.keepalive_interval_s,
-                    roster_mode=c.roster, tenant_id=tenant_id,
-                    scenario_id=scenario_id or str(uuid.uuid4()))
+        call = Call(
+            self.api,
+            call_id,
+            resource=resource,
+            listener=self,
+            operation_timeout_s=c.operation_timeout_s,
+            keepalive_interval_s=c.keepalive_interval_s,
+            roster_mode=c.roster,
+            tenant_id=tenant_id,
+            scenario_id=scenario_id or str(uuid.uuid4()),
+        )
         self.calls[m.id_key(call_id)] = call
         return call
 
@@ -317,8 +374,9 @@ class Bot:
             resource = m.Call.parse(data.to_dict()) if incoming and data is not None else m.Call(id=call_id)
             resource.id = resource.id or call_id
             resource.state = None
-            call = self._new_call(call_id, resource, ctx.tenant_id if ctx else None,
-                                  ctx.scenario_id if ctx else None)
+            call = self._new_call(
+                call_id, resource, ctx.tenant_id if ctx else None, ctx.scenario_id if ctx else None
+            )
             await call.handle_notification(note)
             if incoming:
                 call.owned = True
@@ -370,12 +428,21 @@ class Bot:
         if not created.id:
             raise ValueError("create call answered without a call id")
         key = m.id_key(created.id)
-        call = self.calls.get(key)          # notifications may have raced the response
+        call = self.calls.get(key)  # notifications may have raced the response
         if call is None:
             call = self._new_call(created.id, None, body.tenant_id, scenario_id)
         call.owned = True
-        for attr in ("my_participant_id", "call_chain_id", "chat_info", "meeting_info", "direction",
-                     "tenant_id", "source", "targets", "subject"):
+        for attr in (
+            "my_participant_id",
+            "call_chain_id",
+            "chat_info",
+            "meeting_info",
+            "direction",
+            "tenant_id",
+            "source",
+            "targets",
+            "subject",
+        ):
             value = getattr(created, attr) or getattr(body, attr, None)
             if value is not None:
                 setattr(call.resource, attr, value)
@@ -385,20 +452,34 @@ class Bot:
         await self._media_started(call, body.media_config)
         return call
 
-    async def create_call(self, targets: Sequence[m.InvitationParticipantInfo | m.IdentitySet], *,
-                          modalities: Sequence[str] | None = None, subject: str | None = None,
-                          source: m.ParticipantInfo | None = None, tenant_id: str | None = None,
-                          media_config: m.MediaConfig | None = None, group: bool = False,
-                          wait: bool = True) -> Call:
+    async def create_call(
+        self,
+        targets: Sequence[m.InvitationParticipantInfo | m.IdentitySet],
+        *,
+        modalities: Sequence[str] | None = None,
+        subject: str | None = None,
+        source: m.ParticipantInfo | None = None,
+        tenant_id: str | None = None,
+        media_config: m.MediaConfig | None = None,
+        group: bool = False,
+        wait: bool = True,
+    ) -> Call:
         """Place a peer-to-peer call (one target) or a new group call (``group=True``, ≤5)."""
-        infos = [t if isinstance(t, m.InvitationParticipantInfo) else m.InvitationParticipantInfo(identity=t)
-                 for t in targets]
+        infos = [
+            t if isinstance(t, m.InvitationParticipantInfo) else m.InvitationParticipantInfo(identity=t)
+            for t in targets
+        ]
         if not infos or (not group and len(infos) != 1) or len(infos) > 5:
             raise ValueError("a P2P call has one target; a group call 1 to 5")
-        body = m.Call(targets=infos, requested_modalities=list(modalities or self.config.calls.modalities),
-                      media_config=media_config, subject=subject, tenant_id=tenant_id,
-                      source=source or (self._source() if group else None),
-                      direction="outgoing" if group else None)
+        body = m.Call(
+            targets=infos,
+            requested_modalities=list(modalities or self.config.calls.modalities),
+            media_config=media_config,
+            subject=subject,
+            tenant_id=tenant_id,
+            source=source or (self._source() if group else None),
+            direction="outgoing" if group else None,
+        )
         call = await self._create(body)
         if wait:
             await self._established(call)
@@ -407,13 +488,22 @@ class Bot:
     @staticmethod
     async def _established(call: Call) -> None:
         if await call.wait_for_state("established") != "established":
-            raise CallTerminated("the call ended before it was established",
-                                 result_info=call.result_info, call_id=call.id)
+            raise CallTerminated(
+                "the call ended before it was established", result_info=call.result_info, call_id=call.id
+            )
 
-    async def join_meeting(self, join_url: str | None = None, *, join_meeting_id: str | None = None,
-                           passcode: str | None = None, token: str | None = None,
-                           tenant_id: str | None = None, modalities: Sequence[str] | None = None,
-                           media_config: m.MediaConfig | None = None, wait: bool = True) -> Call:
+    async def join_meeting(
+        self,
+        join_url: str | None = None,
+        *,
+        join_meeting_id: str | None = None,
+        passcode: str | None = None,
+        token: str | None = None,
+        tenant_id: str | None = None,
+        modalities: Sequence[str] | None = None,
+        media_config: m.MediaConfig | None = None,
+        wait: bool = True,
+    ) -> Call:
         """Join a Teams meeting from its join URL, a join-meeting id (+passcode), or a token."""
         chat: m.ChatInfo | None = None
         if join_url:
@@ -425,9 +515,13 @@ class Bot:
             meeting = m.TokenMeetingInfo(token=token)
         else:
             raise ValueError("give join_url, join_meeting_id or token")
-        body = m.Call(requested_modalities=list(modalities or self.config.calls.modalities),
-                      media_config=media_config, chat_info=chat, meeting_info=meeting,
-                      tenant_id=tenant_id or self.config.tenant_id)
+        body = m.Call(
+            requested_modalities=list(modalities or self.config.calls.modalities),
+            media_config=media_config,
+            chat_info=chat,
+            meeting_info=meeting,
+            tenant_id=tenant_id or self.config.tenant_id,
+        )
         call = await self._create(body)
         if wait:
             await self._established(call)
@@ -457,7 +551,8 @@ class Bot:
             log.info("shutting down: hanging up %d call(s)", len(active))
             results = await asyncio.gather(
                 *(c.hang_up(timeout_s=self.config.calls.shutdown_timeout_s) for c in active),
-                return_exceptions=True)
+                return_exceptions=True,
+            )
             for c, r in zip(active, results):
                 if isinstance(r, Exception):
                     log.warning("hang-up of %s failed: %r", c.id, r)
@@ -478,7 +573,7 @@ class Bot:
             try:
                 loop.add_signal_handler(sig, stop.set)
                 installed.append(sig)
-            except (NotImplementedError, RuntimeError):   # Windows: KeyboardInterrupt instead
+            except (NotImplementedError, RuntimeError):  # Windows: KeyboardInterrupt instead
                 pass
         await self.start()
         try:

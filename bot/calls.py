@@ -32,10 +32,23 @@ KEEPALIVE_INTERVAL_S = 15 * 60.0
 EARLY_STATES = frozenset({"incoming", "ringing", "establishing"})
 ACTIVE_STATES = frozenset({"established", "hold", "transferring", "transferAccepted", "redirecting"})
 TRANSITIONS: dict[str | None, frozenset[str]] = {
-    None: frozenset({"incoming", "establishing", "ringing", "established", "hold", "transferring",
-                     "transferAccepted", "redirecting", "terminating", "terminated"}),
-    "incoming": frozenset({"establishing", "ringing", "established", "redirecting", "terminating",
-                           "terminated"}),
+    None: frozenset(
+        {
+            "incoming",
+            "establishing",
+            "ringing",
+            "established",
+            "hold",
+            "transferring",
+            "transferAccepted",
+            "redirecting",
+            "terminating",
+            "terminated",
+        }
+    ),
+    "incoming": frozenset(
+        {"establishing", "ringing", "established", "redirecting", "terminating", "terminated"}
+    ),
     "ringing": frozenset({"establishing", "established", "terminating", "terminated"}),
     "establishing": frozenset({"ringing", "established", "terminating", "terminated"}),
     "established": frozenset({"hold", "transferring", "redirecting", "terminating", "terminated"}),
@@ -51,7 +64,7 @@ TRANSITIONS: dict[str | None, frozenset[str]] = {
 class Transition:
     CHANGED = "changed"
     SAME = "same"
-    STALE = "stale"        # an earlier state arriving late (establishing after established)
+    STALE = "stale"  # an earlier state arriving late (establishing after established)
     INVALID = "invalid"
 
 
@@ -93,6 +106,7 @@ class CallStateMachine:
 
 # ---- tones ---------------------------------------------------------------------------------------
 
+
 class ToneSequencer:
     """Delivers a call's tone notifications once each, in ``toneInfo.sequenceId`` order.
 
@@ -107,7 +121,7 @@ class ToneSequencer:
     def __init__(self, deliver: Callable[[m.ToneInfo], None], *, gap_wait_s: float = 0.5) -> None:
         self._deliver = deliver
         self.gap_wait_s = gap_wait_s
-        self.last: int | None = None          # the highest sequence id delivered
+        self.last: int | None = None  # the highest sequence id delivered
         self._pending: dict[int, m.ToneInfo] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._delivered: collections.deque[int] = collections.deque(maxlen=256)
@@ -160,8 +174,12 @@ class ToneSequencer:
             expected = 1 if self.last is None else self.last + 1
             first = min(self._pending)
             self.gaps_skipped += first - expected
-            log.info("tone sequenceIds %d..%d never arrived; delivering the %d tone(s) after them",
-                     expected, first - 1, len(self._pending))
+            log.info(
+                "tone sequenceIds %d..%d never arrived; delivering the %d tone(s) after them",
+                expected,
+                first - 1,
+                len(self._pending),
+            )
         for seq in sorted(self._pending):
             self._emit(self._pending.pop(seq))
 
@@ -172,6 +190,7 @@ class ToneSequencer:
 
 
 # ---- the call object ---------------------------------------------------------------------------
+
 
 class CallListener(Protocol):
     async def call_state_changed(self, call: Call, old: str | None, new: str) -> None: ...
@@ -185,21 +204,34 @@ def _context() -> str:
     return str(uuid.uuid4())
 
 
-def _participants_info(targets: Iterable[m.InvitationParticipantInfo | m.IdentitySet]) -> list[m.InvitationParticipantInfo]:
+def _participants_info(
+    targets: Iterable[m.InvitationParticipantInfo | m.IdentitySet],
+) -> list[m.InvitationParticipantInfo]:
     out = []
     for t in targets:
-        out.append(t if isinstance(t, m.InvitationParticipantInfo) else m.InvitationParticipantInfo(identity=t))
+        out.append(
+            t if isinstance(t, m.InvitationParticipantInfo) else m.InvitationParticipantInfo(identity=t)
+        )
     return out
 
 
 class Call:
     """One call leg of the bot. Created by the ``Bot`` (incoming or outgoing)."""
 
-    def __init__(self, api: CallsApi, call_id: str, *, resource: m.Call | None = None,
-                 listener: CallListener | None = None, operation_timeout_s: float | None = 300.0,
-                 keepalive_interval_s: float | None = KEEPALIVE_INTERVAL_S, roster_mode: str = "auto",
-                 tenant_id: str | None = None, scenario_id: str | None = None,
-                 tone_gap_wait_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        api: CallsApi,
+        call_id: str,
+        *,
+        resource: m.Call | None = None,
+        listener: CallListener | None = None,
+        operation_timeout_s: float | None = 300.0,
+        keepalive_interval_s: float | None = KEEPALIVE_INTERVAL_S,
+        roster_mode: str = "auto",
+        tenant_id: str | None = None,
+        scenario_id: str | None = None,
+        tone_gap_wait_s: float = 0.5,
+    ) -> None:
         self.scenario_id = scenario_id
         self.api = api.for_scenario(scenario_id) if scenario_id else api
         self.id = call_id
@@ -269,7 +301,9 @@ class Call:
             return
         if self._events is None:
             self._events = asyncio.Queue()
-            self._event_task = asyncio.get_running_loop().create_task(self._event_loop(), name=f"events:{self.id}")
+            self._event_task = asyncio.get_running_loop().create_task(
+                self._event_loop(), name=f"events:{self.id}"
+            )
         self._events.put_nowait((name, args))
 
     async def _event_loop(self) -> None:
@@ -285,7 +319,7 @@ class Call:
             finally:
                 self._events.task_done()
             if name == "call_ended":
-                return      # nothing follows the end of a call
+                return  # nothing follows the end of a call
 
     async def drain_events(self) -> None:
         if self._events is not None:
@@ -360,6 +394,7 @@ class Call:
     def _refresh_roster_soon(self, delays_s: Sequence[float] = (0.0, 1.0, 3.0, 10.0)) -> None:
         """Re-read the roster a few times in the background: after an escalation the roster
         may lag the operation's completion, and no notification will tell us when it settles."""
+
         async def refresh() -> None:
             for delay in delays_s:
                 await asyncio.sleep(delay)
@@ -394,7 +429,9 @@ class Call:
     def _on_operation(self, note: m.CommsNotification) -> None:
         op = note.resource_data if isinstance(note.resource_data, m.CommsOperation) else None
         if op is None:
-            op = m.CommsOperation(id=note.operation_id, status="completed" if note.change_type == "deleted" else None)
+            op = m.CommsOperation(
+                id=note.operation_id, status="completed" if note.change_type == "deleted" else None
+            )
         if op.id is None and note.operation_id:
             op.id = note.operation_id
         if note.change_type != "deleted" and not op.is_final:
@@ -419,7 +456,7 @@ class Call:
         self._state_waiters = [(s, f) for s, f in self._state_waiters if not f.done()]
 
     def _finish(self) -> None:
-        self.tones.flush()      # tones still waiting for a gap come before the end of the call
+        self.tones.flush()  # tones still waiting for a gap come before the end of the call
         self._terminated.set()
         for task in list(self._background):
             task.cancel()
@@ -474,8 +511,9 @@ class Call:
         self._state_waiters.append((wanted, fut))
         return await asyncio.wait_for(fut, timeout if timeout is not None else self.operation_timeout_s)
 
-    async def _operation(self, send: Callable[[str], Awaitable[m.CommsOperation | None]],
-                         client_context: str | None, what: str) -> m.CommsOperation:
+    async def _operation(
+        self, send: Callable[[str], Awaitable[m.CommsOperation | None]], client_context: str | None, what: str
+    ) -> m.CommsOperation:
         """Send an action and wait for its commsOperation to finish (resources/commsoperation)."""
         self._require_alive(what)
         ctx = client_context or _context()
@@ -484,7 +522,7 @@ class Call:
         self._ops_by_context[ctx] = fut
         try:
             op = await send(ctx)
-            if op is None:   # 200 without a body: nothing to wait for
+            if op is None:  # 200 without a body: nothing to wait for
                 return m.CommsOperation(client_context=ctx, status="completed")
             if not op.is_final:
                 early = None
@@ -505,9 +543,11 @@ class Call:
             for key, f in list(self._ops_by_id.items()):
                 if f is fut:
                     del self._ops_by_id[key]
-        if op.status == "failed" or (isinstance(op.result_info, m.ResultInfo)
-                                     and isinstance(op.result_info.code, int)
-                                     and op.result_info.code >= 400):
+        if op.status == "failed" or (
+            isinstance(op.result_info, m.ResultInfo)
+            and isinstance(op.result_info.code, int)
+            and op.result_info.code >= 400
+        ):
             raise OperationFailed(f"{what} failed", operation=op, result_info=op.result_info, call_id=self.id)
         return op
 
@@ -523,62 +563,98 @@ class Call:
 
     # ---- incoming-call actions ---------------------------------------------------------------
 
-    async def answer(self, *, media_config: m.MediaConfig | None = None,
-                     accepted_modalities: Sequence[str] = ("audio",), callback_uri: str | None = None,
-                     call_options: m.CallOptions | None = None, participant_capacity: int | None = None,
-                     wait: bool = True) -> None:
+    async def answer(
+        self,
+        *,
+        media_config: m.MediaConfig | None = None,
+        accepted_modalities: Sequence[str] = ("audio",),
+        callback_uri: str | None = None,
+        call_options: m.CallOptions | None = None,
+        participant_capacity: int | None = None,
+        wait: bool = True,
+    ) -> None:
         """Answer an incoming call; with ``wait`` return once it is established."""
         if self.state not in ("incoming", None):
             raise InvalidCallState(f"cannot answer a call in state {self.state}")
-        body = m.AnswerRequest(callback_uri=callback_uri, accepted_modalities=list(accepted_modalities),
-                               media_config=media_config or m.ServiceHostedMediaConfig(),
-                               call_options=call_options, participant_capacity=participant_capacity)
+        body = m.AnswerRequest(
+            callback_uri=callback_uri,
+            accepted_modalities=list(accepted_modalities),
+            media_config=media_config or m.ServiceHostedMediaConfig(),
+            call_options=call_options,
+            participant_capacity=participant_capacity,
+        )
         await self.api.answer(self.id, body)
         if wait:
             state = await self.wait_for_state("established")
             if state != "established":
-                raise CallTerminated("call ended before it was established",
-                                     result_info=self.result_info, call_id=self.id)
+                raise CallTerminated(
+                    "call ended before it was established", result_info=self.result_info, call_id=self.id
+                )
 
-    async def reject(self, reason: str = "none", *, callback_uri: str | None = None, wait: bool = True) -> None:
+    async def reject(
+        self, reason: str = "none", *, callback_uri: str | None = None, wait: bool = True
+    ) -> None:
         if self.state not in ("incoming", None):
             raise InvalidCallState(f"cannot reject a call in state {self.state}")
-        await self.api.reject(self.id, m.RejectRequest(reason=m.RejectReason.canonical(reason),
-                                                       callback_uri=callback_uri))
+        await self.api.reject(
+            self.id, m.RejectRequest(reason=m.RejectReason.canonical(reason), callback_uri=callback_uri)
+        )
         await self._until(("terminated",), "reject", wait)
 
-    async def redirect(self, targets: Sequence[m.InvitationParticipantInfo | m.IdentitySet], *,
-                       timeout_s: int | None = None, callback_uri: str | None = None,
-                       mask_callee: bool | None = None, mask_caller: bool | None = None,
-                       routing_policies: Sequence[str] | None = None, wait: bool = True) -> None:
+    async def redirect(
+        self,
+        targets: Sequence[m.InvitationParticipantInfo | m.IdentitySet],
+        *,
+        timeout_s: int | None = None,
+        callback_uri: str | None = None,
+        mask_callee: bool | None = None,
+        mask_caller: bool | None = None,
+        routing_policies: Sequence[str] | None = None,
+        wait: bool = True,
+    ) -> None:
         if self.state not in ("incoming", None):
             raise InvalidCallState(f"cannot redirect a call in state {self.state}")
         if timeout_s is not None and not 15 <= timeout_s <= 90:
             raise ValueError("redirect timeout must be 15-90 s")
-        body = m.RedirectRequest(targets=_participants_info(targets), timeout=timeout_s,
-                                 callback_uri=callback_uri, mask_callee=mask_callee,
-                                 mask_caller=mask_caller,
-                                 routing_policies=list(routing_policies) if routing_policies else None)
+        body = m.RedirectRequest(
+            targets=_participants_info(targets),
+            timeout=timeout_s,
+            callback_uri=callback_uri,
+            mask_callee=mask_callee,
+            mask_caller=mask_caller,
+            routing_policies=list(routing_policies) if routing_policies else None,
+        )
         await self.api.redirect(self.id, body)
         await self._until(("terminated",), "redirect", wait)
 
     # ---- established-call actions ---------------------------------------------------------------
 
-    async def transfer(self, target: m.InvitationParticipantInfo | m.IdentitySet, *,
-                       transferee: m.ParticipantInfo | None = None, client_context: str | None = None,
-                       wait: bool = True) -> None:
+    async def transfer(
+        self,
+        target: m.InvitationParticipantInfo | m.IdentitySet,
+        *,
+        transferee: m.ParticipantInfo | None = None,
+        client_context: str | None = None,
+        wait: bool = True,
+    ) -> None:
         """Blind transfer, or consultative with ``target.replaces_call_id``. With ``wait``,
         returns when the call ended by the transfer; raises OperationFailed when the call
         comes back to ``established`` with a failure resultInfo."""
         self._require_alive("transfer")
-        tgt = target if isinstance(target, m.InvitationParticipantInfo) else m.InvitationParticipantInfo(identity=target)
+        tgt = (
+            target
+            if isinstance(target, m.InvitationParticipantInfo)
+            else m.InvitationParticipantInfo(identity=target)
+        )
         self.result_info = None
         loop = asyncio.get_running_loop()
         outcome: asyncio.Future[None] = loop.create_future()
         self._transfer_outcome = outcome if wait else None
         try:
-            await self.api.transfer(self.id, m.TransferRequest(transfer_target=tgt, transferee=transferee,
-                                                               client_context=client_context))
+            await self.api.transfer(
+                self.id,
+                m.TransferRequest(transfer_target=tgt, transferee=transferee, client_context=client_context),
+            )
             if wait:
                 await asyncio.wait_for(outcome, self.operation_timeout_s)
         finally:
@@ -595,7 +671,9 @@ class Call:
         if self.is_terminated:
             fut.set_result(None)
         elif self.state == "established" and isinstance(data.result_info, m.ResultInfo):
-            fut.set_exception(OperationFailed("transfer failed", result_info=data.result_info, call_id=self.id))
+            fut.set_exception(
+                OperationFailed("transfer failed", result_info=data.result_info, call_id=self.id)
+            )
 
     async def hang_up(self, *, wait: bool = True, timeout_s: float | None = 30.0) -> None:
         """DELETE the call (only the bot's leg in a group call)."""
@@ -626,7 +704,8 @@ class Call:
     def _start_keepalive(self) -> None:
         if self.keepalive_interval_s and self._keepalive_task is None:
             self._keepalive_task = asyncio.get_running_loop().create_task(
-                self._keepalive_loop(self.keepalive_interval_s), name=f"keepalive:{self.id}")
+                self._keepalive_loop(self.keepalive_interval_s), name=f"keepalive:{self.id}"
+            )
 
     async def _keepalive_loop(self, interval_s: float) -> None:
         while not self.is_terminated:
@@ -639,21 +718,32 @@ class Call:
                 log.exception("call %s: keepAlive failed; retrying at the next interval", self.id)
 
     async def mute(self, *, client_context: str | None = None) -> m.CommsOperation:
-        return await self._operation(lambda ctx: self.api.mute(self.id, m.ClientContextRequest(client_context=ctx)),
-                                     client_context, "mute")
+        return await self._operation(
+            lambda ctx: self.api.mute(self.id, m.ClientContextRequest(client_context=ctx)),
+            client_context,
+            "mute",
+        )
 
     async def unmute(self, *, client_context: str | None = None) -> m.CommsOperation:
-        return await self._operation(lambda ctx: self.api.unmute(self.id, m.ClientContextRequest(client_context=ctx)),
-                                     client_context, "unmute")
+        return await self._operation(
+            lambda ctx: self.api.unmute(self.id, m.ClientContextRequest(client_context=ctx)),
+            client_context,
+            "unmute",
+        )
 
-    async def update_recording_status(self, status: str, *, client_context: str | None = None) -> m.CommsOperation:
+    async def update_recording_status(
+        self, status: str, *, client_context: str | None = None
+    ) -> m.CommsOperation:
         canonical = m.RecordingStatus.canonical(status)
         if canonical not in ("notRecording", "recording", "failed"):
             raise ValueError("recording status must be notRecording, recording or failed")
         return await self._operation(
             lambda ctx: self.api.update_recording_status(
-                self.id, m.UpdateRecordingStatusRequest(client_context=ctx, status=canonical)),
-            client_context, "updateRecordingStatus")
+                self.id, m.UpdateRecordingStatusRequest(client_context=ctx, status=canonical)
+            ),
+            client_context,
+            "updateRecordingStatus",
+        )
 
     async def change_screen_sharing_role(self, role: str) -> None:
         canonical = m.ScreenSharingRole.canonical(role)
@@ -671,42 +761,64 @@ class Call:
             raise TypeError("metadata is a string (a blob of data)")
         self._require_alive("updateMetadata")
         return await self.api.update_metadata(
-            self.id, m.UpdateMetadataRequest(metadata=metadata, client_context=client_context or _context()))
+            self.id, m.UpdateMetadataRequest(metadata=metadata, client_context=client_context or _context())
+        )
 
     # ---- media operations (service-hosted media) -----------------------------------------------
 
-    async def play_prompt(self, prompts: Sequence[m.MediaPrompt | str], *, loop: bool | None = None,
-                          client_context: str | None = None) -> m.CommsOperation:
+    async def play_prompt(
+        self,
+        prompts: Sequence[m.MediaPrompt | str],
+        *,
+        loop: bool | None = None,
+        client_context: str | None = None,
+    ) -> m.CommsOperation:
         items = [p if isinstance(p, m.MediaPrompt) else m.MediaPrompt.of_uri(p) for p in prompts]
         if not 1 <= len(items) <= 20:
             raise ValueError("playPrompt takes 1 to 20 prompts")
         return await self._operation(
-            lambda ctx: self.api.play_prompt(self.id, m.PlayPromptRequest(prompts=items, loop=loop, client_context=ctx)),
-            client_context, "playPrompt")
+            lambda ctx: self.api.play_prompt(
+                self.id, m.PlayPromptRequest(prompts=items, loop=loop, client_context=ctx)
+            ),
+            client_context,
+            "playPrompt",
+        )
 
-    async def record_response(self, *, prompts: Sequence[m.MediaPrompt | str] = (),
-                              barge_in_allowed: bool | None = None,
-                              initial_silence_timeout_s: int | None = None,
-                              max_silence_timeout_s: int | None = None,
-                              max_record_duration_s: int | None = None, play_beep: bool | None = None,
-                              stop_tones: Sequence[str] | None = None,
-                              client_context: str | None = None) -> m.RecordOperation:
+    async def record_response(
+        self,
+        *,
+        prompts: Sequence[m.MediaPrompt | str] = (),
+        barge_in_allowed: bool | None = None,
+        initial_silence_timeout_s: int | None = None,
+        max_silence_timeout_s: int | None = None,
+        max_record_duration_s: int | None = None,
+        play_beep: bool | None = None,
+        stop_tones: Sequence[str] | None = None,
+        client_context: str | None = None,
+    ) -> m.RecordOperation:
         items = [p if isinstance(p, m.MediaPrompt) else m.MediaPrompt.of_uri(p) for p in prompts]
         if len(items) > 1:
             raise ValueError("recordResponse takes at most one prompt")
-        for name, v in (("initial_silence_timeout_s", initial_silence_timeout_s),
-                        ("max_silence_timeout_s", max_silence_timeout_s),
-                        ("max_record_duration_s", max_record_duration_s)):
+        for name, v in (
+            ("initial_silence_timeout_s", initial_silence_timeout_s),
+            ("max_silence_timeout_s", max_silence_timeout_s),
+            ("max_record_duration_s", max_record_duration_s),
+        ):
             if v is not None and not 1 <= v <= 120:
                 raise ValueError(f"{name} must be 1-120")
         body = lambda ctx: m.RecordResponseRequest(  # noqa: E731
-            prompts=items or None, barge_in_allowed=barge_in_allowed,
+            prompts=items or None,
+            barge_in_allowed=barge_in_allowed,
             initial_silence_timeout_in_seconds=initial_silence_timeout_s,
             max_silence_timeout_in_seconds=max_silence_timeout_s,
-            max_record_duration_in_seconds=max_record_duration_s, play_beep=play_beep,
-            stop_tones=list(stop_tones) if stop_tones else None, client_context=ctx)
-        op = await self._operation(lambda ctx: self.api.record_response(self.id, body(ctx)),
-                                   client_context, "recordResponse")
+            max_record_duration_in_seconds=max_record_duration_s,
+            play_beep=play_beep,
+            stop_tones=list(stop_tones) if stop_tones else None,
+            client_context=ctx,
+        )
+        op = await self._operation(
+            lambda ctx: self.api.record_response(self.id, body(ctx)), client_context, "recordResponse"
+        )
         if not isinstance(op, m.RecordOperation):
             op = m.RecordOperation.parse(op.to_dict())  # type: ignore[assignment]
         return op  # type: ignore[return-value]
@@ -741,23 +853,38 @@ class Call:
     async def subscribe_to_tone(self, *, client_context: str | None = None) -> m.CommsOperation:
         return await self._operation(
             lambda ctx: self.api.subscribe_to_tone(self.id, m.ClientContextRequest(client_context=ctx)),
-            client_context, "subscribeToTone")
+            client_context,
+            "subscribeToTone",
+        )
 
     async def cancel_media_processing(self, *, client_context: str | None = None) -> m.CommsOperation:
         return await self._operation(
             lambda ctx: self.api.cancel_media_processing(self.id, m.ClientContextRequest(client_context=ctx)),
-            client_context, "cancelMediaProcessing")
+            client_context,
+            "cancelMediaProcessing",
+        )
 
-    async def send_dtmf_tones(self, tones: Sequence[str], *, delay_between_tones_ms: int | None = None,
-                              client_context: str | None = None) -> m.CommsOperation:
+    async def send_dtmf_tones(
+        self,
+        tones: Sequence[str],
+        *,
+        delay_between_tones_ms: int | None = None,
+        client_context: str | None = None,
+    ) -> m.CommsOperation:
         canon = [m.Tone.canonical(_TONE_ALIASES.get(t, t)) for t in tones]
         bad = [t for t in canon if t not in m.Tone.values]
         if bad:
             raise ValueError(f"unknown DTMF tones {bad}")
         return await self._operation(
-            lambda ctx: self.api.send_dtmf_tones(self.id, m.SendDtmfTonesRequest(
-                tones=canon, delay_between_tones_ms=delay_between_tones_ms, client_context=ctx)),
-            client_context, "sendDtmfTones")
+            lambda ctx: self.api.send_dtmf_tones(
+                self.id,
+                m.SendDtmfTonesRequest(
+                    tones=canon, delay_between_tones_ms=delay_between_tones_ms, client_context=ctx
+                ),
+            ),
+            client_context,
+            "sendDtmfTones",
+        )
 
     # ---- participants --------------------------------------------------------------------------
 
@@ -771,8 +898,9 @@ class Call:
         """Re-read the call with ``GET`` and apply it as an update (state, myParticipantId …);
         used to adopt a call this process did not create (after a restart or a hand-over)."""
         current = await self.api.get_call(self.id)
-        note = m.CommsNotification(change_type="updated", resource_url=f"/communications/calls/{self.id}",
-                                   resource_data=current)
+        note = m.CommsNotification(
+            change_type="updated", resource_url=f"/communications/calls/{self.id}", resource_data=current
+        )
         self._on_call_resource(note)
         return current
 
@@ -784,8 +912,12 @@ class Call:
             self._emit("participants_changed", change)
         return change
 
-    async def invite(self, participants: Sequence[m.InvitationParticipantInfo | m.IdentitySet], *,
-                     client_context: str | None = None) -> m.CommsOperation:
+    async def invite(
+        self,
+        participants: Sequence[m.InvitationParticipantInfo | m.IdentitySet],
+        *,
+        client_context: str | None = None,
+    ) -> m.CommsOperation:
         """Invite into this group call. With ``replaces_call_id`` on the first participant this
         escalates that P2P call into this one; the roster is then refreshed by GET, because
         roster notifications may not follow an escalation."""
@@ -793,24 +925,39 @@ class Call:
         if not 1 <= len(infos) <= 5:
             raise ValueError("invite takes 1 to 5 participants")
         op = await self._operation(
-            lambda ctx: self.api.invite(self.id, m.InviteParticipantsRequest(participants=infos, client_context=ctx)),
-            client_context, "invite")
+            lambda ctx: self.api.invite(
+                self.id, m.InviteParticipantsRequest(participants=infos, client_context=ctx)
+            ),
+            client_context,
+            "invite",
+        )
         if any(i.replaces_call_id for i in infos):
             self.escalated = True
             self._refresh_roster_soon()
         return op
 
-    async def mute_participant(self, participant_id: str, *, client_context: str | None = None) -> m.CommsOperation:
+    async def mute_participant(
+        self, participant_id: str, *, client_context: str | None = None
+    ) -> m.CommsOperation:
         return await self._operation(
-            lambda ctx: self.api.mute_participant(self.id, participant_id, m.ClientContextRequest(client_context=ctx)),
-            client_context, "mute participant")
+            lambda ctx: self.api.mute_participant(
+                self.id, participant_id, m.ClientContextRequest(client_context=ctx)
+            ),
+            client_context,
+            "mute participant",
+        )
 
-    async def mute_all(self, participant_ids: Sequence[str] = ("",), *,
-                       client_context: str | None = None) -> m.CommsOperation:
+    async def mute_all(
+        self, participant_ids: Sequence[str] = ("",), *, client_context: str | None = None
+    ) -> m.CommsOperation:
         """Beta, deprecated: mute every participant (the documented body lists ``[""]``)."""
         return await self._operation(
-            lambda ctx: self.api.mute_all(self.id, m.MuteAllRequest(participants=list(participant_ids), client_context=ctx)),
-            client_context, "muteAll")
+            lambda ctx: self.api.mute_all(
+                self.id, m.MuteAllRequest(participants=list(participant_ids), client_context=ctx)
+            ),
+            client_context,
+            "muteAll",
+        )
 
     async def delete_participant(self, participant_id: str) -> None:
         self._require_alive("remove a participant")
@@ -824,5 +971,14 @@ class Call:
 
 _TONE_ALIASES = {str(d): f"tone{d}" for d in range(10)} | {"*": "star", "#": "pound"}
 
-__all__ = ["Call", "CallStateMachine", "Roster", "RosterChange", "ToneSequencer", "Transition", "TRANSITIONS",
-           "KEEPALIVE_INTERVAL_S", "CallListener"]
+__all__ = [
+    "Call",
+    "CallStateMachine",
+    "Roster",
+    "RosterChange",
+    "ToneSequencer",
+    "Transition",
+    "TRANSITIONS",
+    "KEEPALIVE_INTERVAL_S",
+    "CallListener",
+]

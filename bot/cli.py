@@ -27,47 +27,62 @@ def _run(config_path: str, log_level: str | None, check: bool = False) -> int:
         plan = None
         if config.media is not None:
             from .media import media_plan
+
             plan = media_plan(config)
     except ConfigError as exc:
         print(f"mediabot: config error: {exc}", file=sys.stderr)
         return 2
     if check:
-        media = "service-hosted media" if plan is None else \
-            f"app-hosted media, {len(plan.factories)} processor(s) per call"
+        media = (
+            "service-hosted media"
+            if plan is None
+            else f"app-hosted media, {len(plan.factories)} processor(s) per call"
+        )
         control = f"control API at {config.control.path}" if config.control.enabled else "no control API"
         print(f"{config_path}: ok ({media}; {control})")
         return 0
-    logging.basicConfig(level=log_level or config.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=log_level or config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     provider = None
     if plan is not None:
         s = config.media
         assert s is not None
         try:
             provider = plan.open()
-        except Exception as exc:   # OSError / MediacoreError from binding, ValueError from the host
-            print(f"mediabot: cannot open the media port udp {s.bind_address}:{s.port}: {exc}", file=sys.stderr)
+        except Exception as exc:  # OSError / MediacoreError from binding, ValueError from the host
+            print(
+                f"mediabot: cannot open the media port udp {s.bind_address}:{s.port}: {exc}", file=sys.stderr
+            )
             return 1
         logging.getLogger("bot.cli").info(
             "app-hosted media on udp %s:%d (public %s:%d), %d processor(s) per call%s",
-            s.bind_address, provider.host.port, provider.host.public_address, provider.host.public_port,
-            len(plan.factories), f", output under {plan.output_dir}" if plan.output_dir else "")
+            s.bind_address,
+            provider.host.port,
+            provider.host.public_address,
+            provider.host.public_port,
+            len(plan.factories),
+            f", output under {plan.output_dir}" if plan.output_dir else "",
+        )
     try:
         bot = Bot(config, media=provider)
         if config.control.enabled:
             from .control import ControlApi
+
             assert config.control.token is not None
             ControlApi(bot, token=config.control.token, path=config.control.path).install()
         try:
             asyncio.run(bot.run())
-        except KeyboardInterrupt:   # Windows: no signal handlers on the loop
+        except KeyboardInterrupt:  # Windows: no signal handlers on the loop
             pass
         except OSError as exc:
-            print(f"mediabot: cannot serve the webhook on {config.webhook.host}:{config.webhook.port}: {exc}",
-                  file=sys.stderr)
+            print(
+                f"mediabot: cannot serve the webhook on {config.webhook.host}:{config.webhook.port}: {exc}",
+                file=sys.stderr,
+            )
             return 1
     finally:
-        if provider is not None:   # calls not hung up (on_shutdown = "keep"): their processors stop here
+        if provider is not None:  # calls not hung up (on_shutdown = "keep"): their processors stop here
             provider.close()
             provider.host.close()
     return 0
@@ -78,13 +93,22 @@ def _run(config_path: str, log_level: str | None, check: bool = False) -> int:
 
 def _add_target_arguments(p: argparse.ArgumentParser) -> None:
     where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--config", metavar="FILE",
-                       help="the bot's configuration: its listener ([webhook] host, port) and [control]")
-    where.add_argument("--bot", metavar="URL",
-                       help="the control API's URL, e.g. http://127.0.0.1:9441/control (no path: /control)")
-    p.add_argument("--token-env", metavar="NAME",
-                   help="environment variable holding the bearer token (default: [control] token_env "
-                        f"of --config, else {DEFAULT_TOKEN_ENV})")
+    where.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the bot's configuration: its listener ([webhook] host, port) and [control]",
+    )
+    where.add_argument(
+        "--bot",
+        metavar="URL",
+        help="the control API's URL, e.g. http://127.0.0.1:9441/control (no path: /control)",
+    )
+    p.add_argument(
+        "--token-env",
+        metavar="NAME",
+        help="environment variable holding the bearer token (default: [control] token_env "
+        f"of --config, else {DEFAULT_TOKEN_ENV})",
+    )
 
 
 def _client(args: argparse.Namespace):
@@ -133,7 +157,9 @@ def _control_command(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps(calls, indent=2))
             for c in calls if not args.json else ():
-                names = ", ".join(p.get("displayName") or p.get("id") or "?" for p in c.get("participants", []))
+                names = ", ".join(
+                    p.get("displayName") or p.get("id") or "?" for p in c.get("participants", [])
+                )
                 print(f"{c['id']}\t{c.get('state')}\t{c.get('direction') or '-'}\t{names}")
         else:
             answer = client.hang_up(args.call_id)
@@ -151,7 +177,9 @@ def _add_control_parsers(sub) -> None:
     join.add_argument("--passcode", help="the meeting's passcode (with --meeting-id)")
     _add_target_arguments(join)
     calls = sub.add_parser("calls", help="list a running bot's calls (id, state, direction, participants)")
-    calls.add_argument("--json", action="store_true", help="print the control API's JSON (with media statistics)")
+    calls.add_argument(
+        "--json", action="store_true", help="print the control API's JSON (with media statistics)"
+    )
     _add_target_arguments(calls)
     hangup = sub.add_parser("hangup", help="ask a running bot to hang up a call")
     hangup.add_argument("call_id", metavar="ID")
@@ -169,8 +197,11 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run the bot: serve the calling webhook and handle calls")
     run.add_argument("--config", required=True, metavar="FILE", help="TOML configuration file")
     run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default=None)
-    run.add_argument("--check", action="store_true",
-                     help="check the configuration (with the environment it names) and exit: 0 ok, 2 not")
+    run.add_argument(
+        "--check",
+        action="store_true",
+        help="check the configuration (with the environment it names) and exit: 0 ok, 2 not",
+    )
     args = parser.parse_args(argv)
     if args.command == "run":
         return _run(args.config, args.log_level, args.check)

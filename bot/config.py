@@ -122,7 +122,7 @@ class CallSettings:
     delta_roster: bool = False
     content_sharing_notifications: bool = False
     shutdown_timeout_s: float = 20.0
-    on_shutdown: str = "hang_up"            # hang_up | keep (another instance adopts the calls)
+    on_shutdown: str = "hang_up"  # hang_up | keep (another instance adopts the calls)
     adopt_unknown_calls: bool = True
 
 
@@ -134,20 +134,22 @@ def _default_audio_workers() -> int:
 class MediaSettings:
     """``[media]``: app-hosted media on this host (bot/media.py makes the
     :class:`mediacore.MediaHost` and the provider from it). Absent: service-hosted media."""
+
     bind_address: str = "0.0.0.0"
-    port: int = 8445                       # UDP; 0 = any
-    public_address: str | None = None      # what remotes send to; required when bound to 0.0.0.0 / ::
-    public_port: int | None = None         # default: the bound port
+    port: int = 8445  # UDP; 0 = any
+    public_address: str | None = None  # what remotes send to; required when bound to 0.0.0.0 / ::
+    public_port: int | None = None  # default: the bound port
     srtp_profile: str = "AES_CM_128_HMAC_SHA1_80"
     audio_workers: int = field(default_factory=_default_audio_workers)
-    mixed: bool = False                    # also mix every speaker (processors with audio="mixed")
-    video: bool = True                     # offer to receive cameras
-    screen_share: bool = True              # offer to receive video-based screen sharing
+    mixed: bool = False  # also mix every speaker (processors with audio="mixed")
+    video: bool = True  # offer to receive cameras
+    screen_share: bool = True  # offer to receive video-based screen sharing
 
 
 @dataclass
 class ProcessorSettings:
     """One ``[[processors]]`` table: ``name`` and its options (every other key)."""
+
     name: str
     options: dict[str, Any] = field(default_factory=dict)
     #: "FILE: [[processors]][N]", how messages name this entry (N counts from 1)
@@ -157,12 +159,14 @@ class ProcessorSettings:
 @dataclass
 class OutputSettings:
     """``[output]``: ``dir`` holds one folder per call (its processors' files)."""
+
     dir: Path | None = None
 
 
 @dataclass
 class ControlSettings:
     """``[control]``: the operator API on the webhook listener (bot/control.py)."""
+
     token_env: str | None = None
     path: str = "/control"
     #: resolved from the environment variable token_env names (never read from TOML)
@@ -193,14 +197,19 @@ _TYPES = {"str": str, "int": int, "float": (int, float), "bool": bool}
 
 
 def _fill(obj: Any, table: Mapping[str, Any], section: str, src: str) -> None:
-    known = {f.name: f for f in fields(obj) if f.name not in ("client_secret", "certificate_pem", "static_token")}
+    known = {
+        f.name: f for f in fields(obj) if f.name not in ("client_secret", "certificate_pem", "static_token")
+    }
     for key, value in table.items():
         if key in _SECRET_KEYS:
-            raise ConfigError(f"{src}: [{section}] {key}: secrets do not belong in the config file; "
-                              f"put it in the environment variable named by {section}.{key}_env")
+            raise ConfigError(
+                f"{src}: [{section}] {key}: secrets do not belong in the config file; "
+                f"put it in the environment variable named by {section}.{key}_env"
+            )
         if key not in known:
-            raise ConfigError(f"{src}: [{section}] unknown setting {key!r} "
-                              f"(known: {', '.join(sorted(known))})")
+            raise ConfigError(
+                f"{src}: [{section}] unknown setting {key!r} (known: {', '.join(sorted(known))})"
+            )
         f = known[key]
         ftype = str(f.type)
         ok = True
@@ -235,22 +244,29 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
     return config_from_mapping(data, env=env, source=src, base_dir=Path(path).resolve().parent)
 
 
-def config_from_mapping(data: Mapping[str, Any], *, env: Mapping[str, str], source: str = "<config>",
-                        base_dir: Path | None = None) -> BotConfig:
+def config_from_mapping(
+    data: Mapping[str, Any], *, env: Mapping[str, str], source: str = "<config>", base_dir: Path | None = None
+) -> BotConfig:
     unknown = set(data) - {"bot", "graph", "webhook", "calls", *_MEDIA_SECTIONS}
     if unknown:
-        raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)} "
-                          f"(known: bot, graph, webhook, calls, {', '.join(_MEDIA_SECTIONS)})")
+        raise ConfigError(
+            f"{source}: unknown section(s) {sorted(unknown)} "
+            f"(known: bot, graph, webhook, calls, {', '.join(_MEDIA_SECTIONS)})"
+        )
     bot = data.get("bot", {})
     if not isinstance(bot, dict):
         raise ConfigError(f"{source}: [bot] must be a table")
     for key in ("app_id", "tenant_id"):
         if not isinstance(bot.get(key), str) or not bot.get(key):
-            raise ConfigError(f"{source}: [bot] {key} is required (the bot's "
-                              f"{'Microsoft App ID' if key == 'app_id' else 'Entra tenant id'})")
+            raise ConfigError(
+                f"{source}: [bot] {key} is required (the bot's "
+                f"{'Microsoft App ID' if key == 'app_id' else 'Entra tenant id'})"
+            )
     extra = set(bot) - {"app_id", "tenant_id", "log_level"}
     if extra:
-        raise ConfigError(f"{source}: [bot] unknown setting(s) {sorted(extra)} (known: app_id, log_level, tenant_id)")
+        raise ConfigError(
+            f"{source}: [bot] unknown setting(s) {sorted(extra)} (known: app_id, log_level, tenant_id)"
+        )
     cfg = BotConfig(app_id=bot["app_id"], tenant_id=bot["tenant_id"], source=source)
     if "log_level" in bot:
         if bot["log_level"] not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -268,13 +284,18 @@ def config_from_mapping(data: Mapping[str, Any], *, env: Mapping[str, str], sour
 
 def _check(cfg: BotConfig, env: Mapping[str, str], base_dir: Path) -> None:
     src, g, w, c = cfg.source, cfg.graph, cfg.webhook, cfg.calls
-    for name, url in (("graph.base_url", g.base_url), ("graph.authority_host", g.authority_host),
-                      ("webhook.openid_configuration_url", w.openid_configuration_url)):
+    for name, url in (
+        ("graph.base_url", g.base_url),
+        ("graph.authority_host", g.authority_host),
+        ("webhook.openid_configuration_url", w.openid_configuration_url),
+    ):
         if not url.startswith(("https://", "http://")):
             raise ConfigError(f"{src}: {name} must be an http(s) URL, not {url!r}")
     if not g.authority_host.startswith("https://"):
-        raise ConfigError(f"{src}: graph.authority_host must be an https URL (msal accepts no other), "
-                          f"not {g.authority_host!r}")
+        raise ConfigError(
+            f"{src}: graph.authority_host must be an https URL (msal accepts no other), "
+            f"not {g.authority_host!r}"
+        )
     if g.ca_bundle is not None:
         ca = Path(g.ca_bundle)
         ca = ca if ca.is_absolute() else base_dir / ca
@@ -282,10 +303,13 @@ def _check(cfg: BotConfig, env: Mapping[str, str], base_dir: Path) -> None:
             raise ConfigError(f"{src}: graph.ca_bundle {str(ca)!r} is not a readable file")
         g.ca_bundle = str(ca)
     if w.public_url is not None and not (
-            w.public_url.startswith("https://")
-            or w.public_url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]"))):
-        raise ConfigError(f"{src}: webhook.public_url must be https (Graph requires it for callbackUri; "
-                          "plain http only to a loopback address, for the local emulator)")
+        w.public_url.startswith("https://")
+        or w.public_url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]"))
+    ):
+        raise ConfigError(
+            f"{src}: webhook.public_url must be https (Graph requires it for callbackUri; "
+            "plain http only to a loopback address, for the local emulator)"
+        )
     if not 0 <= w.port <= 65535:
         raise ConfigError(f"{src}: webhook.port must be 0-65535")
     if w.max_body_bytes < 1024:
@@ -293,7 +317,7 @@ def _check(cfg: BotConfig, env: Mapping[str, str], base_dir: Path) -> None:
     if c.incoming not in ("answer", "reject", "redirect"):
         raise ConfigError(f"{src}: calls.incoming must be answer, reject or redirect, not {c.incoming!r}")
     if c.incoming == "redirect" and not c.redirect_to:
-        raise ConfigError(f"{src}: calls.incoming = \"redirect\" needs calls.redirect_to (user ids)")
+        raise ConfigError(f'{src}: calls.incoming = "redirect" needs calls.redirect_to (user ids)')
     if c.reject_reason.lower() not in ("none", "busy", "forbidden"):
         raise ConfigError(f"{src}: calls.reject_reason must be none, busy or forbidden")
     if c.on_shutdown not in ("hang_up", "keep"):
@@ -302,10 +326,14 @@ def _check(cfg: BotConfig, env: Mapping[str, str], base_dir: Path) -> None:
         raise ConfigError(f"{src}: calls.roster must be auto, full or partial")
     bad = [x for x in c.modalities if x not in ("audio", "video", "videoBasedScreenSharing")]
     if bad or not c.modalities:
-        raise ConfigError(f"{src}: calls.modalities must be a non-empty subset of audio, video, videoBasedScreenSharing")
+        raise ConfigError(
+            f"{src}: calls.modalities must be a non-empty subset of audio, video, videoBasedScreenSharing"
+        )
     if c.keepalive_interval_s <= 0 or c.keepalive_interval_s > 45 * 60:
-        raise ConfigError(f"{src}: calls.keepalive_interval_s must be in (0, 2700]: calls without a keepAlive "
-                          "for 45 minutes are ended")
+        raise ConfigError(
+            f"{src}: calls.keepalive_interval_s must be in (0, 2700]: calls without a keepAlive "
+            "for 45 minutes are ended"
+        )
     # credentials
     if g.token_env:
         token = env.get(g.token_env)
@@ -330,9 +358,11 @@ def _check(cfg: BotConfig, env: Mapping[str, str], base_dir: Path) -> None:
         return
     secret = env.get(g.client_secret_env)
     if not secret:
-        raise ConfigError(f"{src}: no Graph credentials: set the environment variable {g.client_secret_env} "
-                          "to the app's client secret, or configure graph.certificate_path + "
-                          "graph.certificate_thumbprint, or graph.token_env")
+        raise ConfigError(
+            f"{src}: no Graph credentials: set the environment variable {g.client_secret_env} "
+            "to the app's client secret, or configure graph.certificate_path + "
+            "graph.certificate_thumbprint, or graph.token_env"
+        )
     g.client_secret = secret
 
 
@@ -363,8 +393,10 @@ def _typed(table: Mapping[str, Any], key: str, kind: type, src: str, section: st
 def _known(table: Mapping[str, Any], known: tuple[str, ...], src: str, section: str) -> None:
     for key in table:
         if key in _SECRET_KEYS:
-            raise ConfigError(f"{_where(src, section, key)} secrets do not belong in the config file; "
-                              f"put it in the environment variable named by {section}.{key}_env")
+            raise ConfigError(
+                f"{_where(src, section, key)} secrets do not belong in the config file; "
+                f"put it in the environment variable named by {section}.{key}_env"
+            )
         if key not in known:
             raise ConfigError(f"{_where(src, section, key)} unknown setting (known: {', '.join(known)})")
 
@@ -380,15 +412,25 @@ def _numeric_ip(value: str, src: str, key: str) -> ipaddress.IPv4Address | ipadd
     try:
         return ipaddress.ip_address(value)
     except ValueError:
-        raise ConfigError(f"{_where(src, 'media', key)} must be a numeric IPv4 or IPv6 address "
-                          f"(no DNS on the media path), got {value!r}") from None
+        raise ConfigError(
+            f"{_where(src, 'media', key)} must be a numeric IPv4 or IPv6 address "
+            f"(no DNS on the media path), got {value!r}"
+        ) from None
 
 
 def _media(table: Mapping[str, Any], src: str) -> MediaSettings:
     ms = MediaSettings()
-    kinds = {"bind_address": str, "port": int, "public_address": str, "public_port": int,
-             "srtp_profile": str, "audio_workers": int, "mixed": bool, "video": bool,
-             "screen_share": bool}
+    kinds = {
+        "bind_address": str,
+        "port": int,
+        "public_address": str,
+        "public_port": int,
+        "srtp_profile": str,
+        "audio_workers": int,
+        "mixed": bool,
+        "video": bool,
+        "screen_share": bool,
+    }
     _known(table, tuple(kinds), src, "media")
     for key, kind in kinds.items():
         if key in table:
@@ -404,25 +446,33 @@ def _media(table: Mapping[str, Any], src: str) -> MediaSettings:
     bind = _numeric_ip(ms.bind_address, src, "bind_address")
     if ms.public_address is None:
         if bind.is_unspecified:
-            raise ConfigError(f"{_where(src, 'media', 'public_address')} required when bind_address is "
-                              f"{ms.bind_address}: the numeric address remotes send media to "
-                              "(the host's public IP)")
+            raise ConfigError(
+                f"{_where(src, 'media', 'public_address')} required when bind_address is "
+                f"{ms.bind_address}: the numeric address remotes send media to "
+                "(the host's public IP)"
+            )
     elif _numeric_ip(ms.public_address, src, "public_address").is_unspecified:
-        raise ConfigError(f"{_where(src, 'media', 'public_address')} must be an address remotes can "
-                          f"send to, not {ms.public_address}")
+        raise ConfigError(
+            f"{_where(src, 'media', 'public_address')} must be an address remotes can "
+            f"send to, not {ms.public_address}"
+        )
     return ms
 
 
 def _processors(value: Any, src: str) -> list[ProcessorSettings]:
     if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
-        raise ConfigError(f"{src}: [[processors]]: must be an array of tables (one [[processors]] "
-                          f"per processor), got {value!r}")
+        raise ConfigError(
+            f"{src}: [[processors]]: must be an array of tables (one [[processors]] "
+            f"per processor), got {value!r}"
+        )
     out = []
     for i, table in enumerate(value, 1):
         section = f"[[processors]][{i}]"
         if "name" not in table:
-            raise ConfigError(f"{_where(src, section, 'name')} required: a built-in processor "
-                              "(transcription, video_analytics, events) or package.module:Class")
+            raise ConfigError(
+                f"{_where(src, section, 'name')} required: a built-in processor "
+                "(transcription, video_analytics, events) or package.module:Class"
+            )
         name = _typed(table, "name", str, src, section)
         if not name.strip():
             raise ConfigError(f"{_where(src, section, 'name')} must not be empty")
@@ -434,8 +484,9 @@ def _processors(value: Any, src: str) -> list[ProcessorSettings]:
 def _output(table: Mapping[str, Any], src: str, base_dir: Path) -> OutputSettings:
     _known(table, ("dir",), src, "output")
     if "dir" not in table:
-        raise ConfigError(f"{_where(src, 'output', 'dir')} required: the folder that holds one "
-                          "folder per call")
+        raise ConfigError(
+            f"{_where(src, 'output', 'dir')} required: the folder that holds one folder per call"
+        )
     raw = _typed(table, "dir", str, src, "output")
     if not raw.strip():
         raise ConfigError(f"{_where(src, 'output', 'dir')} must not be empty")
@@ -446,8 +497,9 @@ def _output(table: Mapping[str, Any], src: str, base_dir: Path) -> OutputSetting
     return OutputSettings(folder)
 
 
-def _control(table: Mapping[str, Any], src: str, env: Mapping[str, str] | None,
-             webhook: WebhookSettings) -> ControlSettings:
+def _control(
+    table: Mapping[str, Any], src: str, env: Mapping[str, str] | None, webhook: WebhookSettings
+) -> ControlSettings:
     """``[control]``; with ``env`` None the token is not looked up (the client side)."""
     cs = ControlSettings()
     _known(table, ("token_env", "path"), src, "control")
@@ -455,10 +507,14 @@ def _control(table: Mapping[str, Any], src: str, env: Mapping[str, str] | None,
         path = _typed(table, "path", str, src, "control")
         cs.path = "/" + path.strip().strip("/")
         if cs.path == "/" or not path.startswith("/") or any(c in cs.path for c in "{}?#% "):
-            raise ConfigError(f"{_where(src, 'control', 'path')} must be a path like \"/control\", "
-                              f"got {path!r}")
+            raise ConfigError(
+                f'{_where(src, "control", "path")} must be a path like "/control", got {path!r}'
+            )
     hook = "/" + webhook.path.strip("/")
-    for taken, what in ((hook, "webhook.path"), ("/" + webhook.health_path.strip("/"), "webhook.health_path")):
+    for taken, what in (
+        (hook, "webhook.path"),
+        ("/" + webhook.health_path.strip("/"), "webhook.health_path"),
+    ):
         if cs.path == taken or cs.path.startswith(taken.rstrip("/") + "/") or taken.startswith(cs.path + "/"):
             raise ConfigError(f"{_where(src, 'control', 'path')} {cs.path!r} overlaps {what} {taken!r}")
     if "token_env" in table:
@@ -470,19 +526,22 @@ def _control(table: Mapping[str, Any], src: str, env: Mapping[str, str] | None,
             return cs
         token = env.get(name)
         if not token:
-            raise ConfigError(f"{_where(src, 'control', 'token_env')} names {name}, which is not set "
-                              "(it holds the control API's bearer token)")
+            raise ConfigError(
+                f"{_where(src, 'control', 'token_env')} names {name}, which is not set "
+                "(it holds the control API's bearer token)"
+            )
         token = token.strip()
         if len(token) < MIN_CONTROL_TOKEN_LENGTH or any(c.isspace() for c in token):
-            raise ConfigError(f"{_where(src, 'control', 'token_env')} ${name} must hold at least "
-                              f"{MIN_CONTROL_TOKEN_LENGTH} characters without spaces (e.g. from "
-                              "python -c \"import secrets; print(secrets.token_urlsafe(32))\")")
+            raise ConfigError(
+                f"{_where(src, 'control', 'token_env')} ${name} must hold at least "
+                f"{MIN_CONTROL_TOKEN_LENGTH} characters without spaces (e.g. from "
+                'python -c "import secrets; print(secrets.token_urlsafe(32))")'
+            )
         cs.token_env, cs.token = name, token
     return cs
 
 
-def _media_sections(cfg: BotConfig, data: Mapping[str, Any], env: Mapping[str, str],
-                    base_dir: Path) -> None:
+def _media_sections(cfg: BotConfig, data: Mapping[str, Any], env: Mapping[str, str], base_dir: Path) -> None:
     src = cfg.source
     media = _table(data, "media", src)
     if media is not None:
@@ -490,14 +549,16 @@ def _media_sections(cfg: BotConfig, data: Mapping[str, Any], env: Mapping[str, s
     if "processors" in data:
         cfg.processors = _processors(data["processors"], src)
         if cfg.processors and cfg.media is None:
-            raise ConfigError(f"{src}: [[processors]]: processors need app-hosted media: add a [media] "
-                              "section")
+            raise ConfigError(
+                f"{src}: [[processors]]: processors need app-hosted media: add a [media] section"
+            )
     output = _table(data, "output", src)
     if output is not None:
         cfg.output = _output(output, src, base_dir)
         if cfg.media is None:
-            raise ConfigError(f"{src}: [output] dir: per-call output needs app-hosted media: add a "
-                              "[media] section")
+            raise ConfigError(
+                f"{src}: [output] dir: per-call output needs app-hosted media: add a [media] section"
+            )
     control = _table(data, "control", src)
     if control is not None:
         cfg.control = _control(control, src, env, cfg.webhook)

@@ -100,7 +100,7 @@ def jsonable(obj: Any) -> Any:
         return None
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
-    if hasattr(obj, "item"):          # numpy scalars
+    if hasattr(obj, "item"):  # numpy scalars
         return jsonable(obj.item())
     return str(obj)
 
@@ -109,8 +109,9 @@ class ControlApi:
     """The control routes of one :class:`~bot.app.Bot`; :meth:`install` adds them to the
     webhook's aiohttp application (before the bot starts)."""
 
-    def __init__(self, bot: Bot, *, token: str, path: str = "/control",
-                 refusals_interval_s: float = 60.0) -> None:
+    def __init__(
+        self, bot: Bot, *, token: str, path: str = "/control", refusals_interval_s: float = 60.0
+    ) -> None:
         if not token:
             raise ValueError("the control API needs a bearer token")
         self.bot = bot
@@ -129,13 +130,22 @@ class ControlApi:
 
     # ---- answers -------------------------------------------------------------------------------
 
-    def _error(self, request: web.Request, status: int, code: str, message: str, *,
-               log_kind: str | None = None, **extra: Any) -> web.Response:
+    def _error(
+        self,
+        request: web.Request,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        log_kind: str | None = None,
+        **extra: Any,
+    ) -> web.Response:
         if log_kind is not None:
             self.refusals.record(status, log_kind, message, request.remote)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return web.json_response({"error": {"code": code, "message": message, **extra}}, status=status,
-                                 headers=headers)
+        return web.json_response(
+            {"error": {"code": code, "message": message, **extra}}, status=status, headers=headers
+        )
 
     def authorized(self, header: str | None) -> bool:
         """``Authorization: Bearer <token>`` with the configured token (constant time)."""
@@ -144,8 +154,9 @@ class ControlApi:
             return False
         return hmac.compare_digest(_digest(given.strip()), self._token)
 
-    def _guard(self, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-               ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    def _guard(
+        self, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def guarded(request: web.Request) -> web.StreamResponse:
             header = request.headers.get("Authorization")
             if not self.authorized(header):
@@ -155,9 +166,10 @@ class ControlApi:
                 return await handler(request)
             except web.HTTPException:
                 raise
-            except Exception as exc:    # a bug, not an input: logged with its traceback
+            except Exception as exc:  # a bug, not an input: logged with its traceback
                 log.exception("control %s %s failed", request.method, request.path)
                 return self._error(request, 500, "internalError", f"{type(exc).__name__}: {exc}")
+
         guarded.__name__ = handler.__name__
         return guarded
 
@@ -166,10 +178,18 @@ class ControlApi:
 
     def describe(self, call: Call) -> dict[str, Any]:
         me = call.my_participant_id
-        people = [{"id": p.id, "displayName": p.display_name} for p in call.participants
-                  if p.id is not None and p.id != me]
-        return {"id": call.id, "state": call.state, "direction": call.resource.direction,
-                "participants": people, "media": self._media(call)}
+        people = [
+            {"id": p.id, "displayName": p.display_name}
+            for p in call.participants
+            if p.id is not None and p.id != me
+        ]
+        return {
+            "id": call.id,
+            "state": call.state,
+            "direction": call.resource.direction,
+            "participants": people,
+            "media": self._media(call),
+        }
 
     def _media(self, call: Call) -> dict[str, Any] | None:
         media_for = getattr(self.bot.media, "media_for", None)
@@ -180,7 +200,7 @@ class ControlApi:
             return None
         try:
             return jsonable(media.stats())
-        except Exception as exc:      # e.g. closing under us
+        except Exception as exc:  # e.g. closing under us
             log.debug("call %s: no media statistics: %r", call.id, exc)
             return None
 
@@ -197,12 +217,14 @@ class ControlApi:
 
     async def _join(self, request: web.Request) -> web.Response:
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-            return self._error(request, 413, "tooLarge", f"body larger than {MAX_BODY_BYTES} bytes",
-                               log_kind="size")
-        raw = await request.read()     # bounded by the application's client_max_size too
+            return self._error(
+                request, 413, "tooLarge", f"body larger than {MAX_BODY_BYTES} bytes", log_kind="size"
+            )
+        raw = await request.read()  # bounded by the application's client_max_size too
         if len(raw) > MAX_BODY_BYTES:
-            return self._error(request, 413, "tooLarge", f"body larger than {MAX_BODY_BYTES} bytes",
-                               log_kind="size")
+            return self._error(
+                request, 413, "tooLarge", f"body larger than {MAX_BODY_BYTES} bytes", log_kind="size"
+            )
         try:
             body = json.loads(raw)
         except (ValueError, RecursionError) as exc:
@@ -214,20 +236,34 @@ class ControlApi:
             return self._error(request, 503, "shuttingDown", "the bot is shutting down")
         # a join Graph refuses releases the media made for it (Bot: media_unused)
         try:
-            call = await self.bot.join_meeting(body.get("joinUrl"), join_meeting_id=body.get("joinMeetingId"),
-                                               passcode=body.get("passcode"), tenant_id=body.get("tenantId"),
-                                               wait=False)
+            call = await self.bot.join_meeting(
+                body.get("joinUrl"),
+                join_meeting_id=body.get("joinMeetingId"),
+                passcode=body.get("passcode"),
+                tenant_id=body.get("tenantId"),
+                wait=False,
+            )
         except BaseException as exc:
             if isinstance(exc, m.JoinUrlError):
                 return self._error(request, 400, "badRequest", str(exc), log_kind="body")
             if isinstance(exc, GraphError):
                 log.warning("control join refused by Graph: %s", exc)
-                return self._error(request, 502, exc.code or "graphError", exc.message, graphStatus=exc.status,
-                                   requestId=exc.request_id, clientRequestId=exc.client_request_id)
+                return self._error(
+                    request,
+                    502,
+                    exc.code or "graphError",
+                    exc.message,
+                    graphStatus=exc.status,
+                    requestId=exc.request_id,
+                    clientRequestId=exc.client_request_id,
+                )
             raise
         log.info("control: joined call %s (%s)", call.id, call.state)
-        return web.json_response({"id": call.id, "state": call.state}, status=201,
-                                 headers={"Location": f"{self.path}/calls/{call.id}"})
+        return web.json_response(
+            {"id": call.id, "state": call.state},
+            status=201,
+            headers={"Location": f"{self.path}/calls/{call.id}"},
+        )
 
     async def _hang_up(self, request: web.Request) -> web.Response:
         call = self._call(request.match_info["call_id"])
@@ -237,8 +273,15 @@ class ControlApi:
             await call.hang_up(wait=False)
         except GraphError as exc:
             log.warning("control hang-up of %s refused by Graph: %s", call.id, exc)
-            return self._error(request, 502, exc.code or "graphError", exc.message, graphStatus=exc.status,
-                               requestId=exc.request_id, clientRequestId=exc.client_request_id)
+            return self._error(
+                request,
+                502,
+                exc.code or "graphError",
+                exc.message,
+                graphStatus=exc.status,
+                requestId=exc.request_id,
+                clientRequestId=exc.client_request_id,
+            )
         log.info("control: hanging up call %s", call.id)
         return web.json_response({"id": call.id, "state": call.state}, status=202)
 
@@ -246,7 +289,7 @@ class ControlApi:
 def _join_problem(body: Any) -> str | None:
     """Why a join request's body is unusable (None: it is fine)."""
     if not isinstance(body, dict):
-        return "body must be a JSON object: {\"joinUrl\": ...} or {\"joinMeetingId\": ..., \"passcode\": ...}"
+        return 'body must be a JSON object: {"joinUrl": ...} or {"joinMeetingId": ..., "passcode": ...}'
     unknown = sorted(k for k in body if k not in JOIN_FIELDS)
     if unknown:
         return f"unknown field(s) {', '.join(map(repr, unknown))} (known: {', '.join(JOIN_FIELDS)})"
@@ -271,8 +314,9 @@ class ControlError(Exception):
     """The bot answered an error (``status``, ``code``, ``message``) or could not be reached
     (``status`` None)."""
 
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
-                 body: Any = None) -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, code: str | None = None, body: Any = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.body = status, code, body
 
@@ -287,10 +331,16 @@ class ControlClient:
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base_url + path, data=data, method=method,
-                                     headers={"Authorization": f"Bearer {self.token}",
-                                              "Accept": "application/json",
-                                              **({"Content-Type": "application/json"} if data else {})})
+        req = urllib.request.Request(
+            self.base_url + path,
+            data=data,
+            method=method,
+            headers={
+                "Authorization": f"Bearer {self.token}",
+                "Accept": "application/json",
+                **({"Content-Type": "application/json"} if data else {}),
+            },
+        )
         try:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
                 raw = resp.read()
@@ -302,15 +352,20 @@ class ControlClient:
                 code, message = error.get("code"), error.get("message")
             except (ValueError, KeyError, TypeError, AttributeError):
                 answer, code, message = raw.decode(errors="replace"), None, exc.reason
-            raise ControlError(f"{exc.code} {code or ''}: {message}".replace("  ", " "),
-                               status=exc.code, code=code, body=answer) from None
+            raise ControlError(
+                f"{exc.code} {code or ''}: {message}".replace("  ", " "),
+                status=exc.code,
+                code=code,
+                body=answer,
+            ) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise ControlError(f"cannot reach the bot at {self.base_url}: {reason}") from None
         return json.loads(raw) if raw else None
 
-    def join(self, join_url: str | None = None, *, join_meeting_id: str | None = None,
-             passcode: str | None = None) -> dict[str, Any]:
+    def join(
+        self, join_url: str | None = None, *, join_meeting_id: str | None = None, passcode: str | None = None
+    ) -> dict[str, Any]:
         body: dict[str, str] = {}
         if join_url:
             body["joinUrl"] = join_url

@@ -61,7 +61,12 @@ class Roster:
         if p.id:
             return m.id_key(p.id)
         # invite roster entries may have id null: key by identity until the id is known
-        ident = p.info.identity.primary() if isinstance(p.info, (m.ParticipantInfo, m.InvitationParticipantInfo)) and isinstance(p.info.identity, m.IdentitySet) else None
+        ident = (
+            p.info.identity.primary()
+            if isinstance(p.info, (m.ParticipantInfo, m.InvitationParticipantInfo))
+            and isinstance(p.info.identity, m.IdentitySet)
+            else None
+        )
         if ident and ident[1].id:
             return f"identity:{ident[0]}:{ident[1].id.lower()}"
         self._anonymous += 1
@@ -75,7 +80,9 @@ class Roster:
                 return RosterChange()
             if seq is not None:
                 self.sequence_number = seq
-            return self._upsert([p for p in data.participants or [] if isinstance(p, m.Participant)], full=False)
+            return self._upsert(
+                [p for p in data.participants or [] if isinstance(p, m.Participant)], full=False
+            )
         if isinstance(data, m.Participant):
             data = [data]
         if not isinstance(data, list):
@@ -91,8 +98,10 @@ class Roster:
             return total
         parts = [p for p in data if isinstance(p, m.Participant)]
         full = self.mode == "full" or (
-            self.mode == "auto" and my_participant_id is not None
-            and any(p.id and m.id_key(p.id) == m.id_key(my_participant_id) for p in parts))
+            self.mode == "auto"
+            and my_participant_id is not None
+            and any(p.id and m.id_key(p.id) == m.id_key(my_participant_id) for p in parts)
+        )
         return self._upsert(parts, full=full)
 
     def replace_all(self, parts: Sequence[m.Participant]) -> RosterChange:
@@ -129,7 +138,9 @@ class Roster:
 
     def _identity_key(self, p: m.Participant) -> str | None:
         info = p.info
-        if isinstance(info, (m.ParticipantInfo, m.InvitationParticipantInfo)) and isinstance(info.identity, m.IdentitySet):
+        if isinstance(info, (m.ParticipantInfo, m.InvitationParticipantInfo)) and isinstance(
+            info.identity, m.IdentitySet
+        ):
             ident = info.identity.primary()
             if ident and ident[1].id:
                 return f"identity:{ident[0]}:{ident[1].id.lower()}"

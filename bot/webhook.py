@@ -80,13 +80,21 @@ class CallbackAuthenticator:
     callback).
     """
 
-    def __init__(self, *, app_id: str, openid_configuration_url: str = DEFAULT_OPENID_CONFIGURATION_URL,
-                 issuers: Iterable[str] = DEFAULT_ISSUERS, leeway_s: float = 60.0,
-                 algorithms: Iterable[str] = ("RS256",), refresh_interval_s: float = 7200.0,
-                 unknown_kid_refetch_interval_s: float = 60.0,
-                 fetch_backoff_s: float = 1.0, fetch_backoff_max_s: float = 60.0,
-                 session: aiohttp.ClientSession | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        app_id: str,
+        openid_configuration_url: str = DEFAULT_OPENID_CONFIGURATION_URL,
+        issuers: Iterable[str] = DEFAULT_ISSUERS,
+        leeway_s: float = 60.0,
+        algorithms: Iterable[str] = ("RS256",),
+        refresh_interval_s: float = 7200.0,
+        unknown_kid_refetch_interval_s: float = 60.0,
+        fetch_backoff_s: float = 1.0,
+        fetch_backoff_max_s: float = 60.0,
+        session: aiohttp.ClientSession | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if not app_id:
             raise ValueError("app_id is required to validate the callback audience")
         self.app_id = app_id
@@ -106,7 +114,7 @@ class CallbackAuthenticator:
         self.fetch_backoff_s = fetch_backoff_s
         self.fetch_backoff_max_s = fetch_backoff_max_s
         self._failures = 0
-        self._retry_at: float | None = None      # no fetch before this (after failures)
+        self._retry_at: float | None = None  # no fetch before this (after failures)
         self.fetch_count = 0
         self.fetch_attempts = 0
 
@@ -135,7 +143,11 @@ class CallbackAuthenticator:
             try:
                 key = jwt.PyJWK(entry)
             except (jwt.PyJWKError, jwt.InvalidKeyError, KeyError, TypeError, ValueError) as exc:
-                log.warning("skipping unusable JWKS entry %s: %r", entry.get("kid") if isinstance(entry, dict) else i, exc)
+                log.warning(
+                    "skipping unusable JWKS entry %s: %r",
+                    entry.get("kid") if isinstance(entry, dict) else i,
+                    exc,
+                )
                 continue
             keys[entry.get("kid") or entry.get("x5t") or f"#{i}"] = key
         self._keys = keys
@@ -152,8 +164,12 @@ class CallbackAuthenticator:
     async def _ensure(self, *, force: bool = False) -> None:
         now = self._clock()
         stale = self._fetched_at is None or now - self._fetched_at > self.refresh_interval_s
-        if (force and not stale and self._last_forced is not None
-                and now - self._last_forced < self.unknown_kid_refetch_interval_s):
+        if (
+            force
+            and not stale
+            and self._last_forced is not None
+            and now - self._last_forced < self.unknown_kid_refetch_interval_s
+        ):
             return
         if not (stale or force):
             return
@@ -161,8 +177,9 @@ class CallbackAuthenticator:
             if self._retry_at is not None and now < self._retry_at:
                 if not self._keys:
                     raise SigningKeysUnavailable(
-                        f"no signing keys; the last fetch failed, next attempt in {self._retry_at - now:.1f} s")
-                return      # keep using the keys held until the back-off has passed
+                        f"no signing keys; the last fetch failed, next attempt in {self._retry_at - now:.1f} s"
+                    )
+                return  # keep using the keys held until the back-off has passed
             if force:
                 self._last_forced = now
             self._inflight = asyncio.get_running_loop().create_task(self._fetch_once(), name="callback-keys")
@@ -183,9 +200,14 @@ class CallbackAuthenticator:
                 # keep the keys; retry the refresh after the back-off, not on every callback
                 delay = max(delay, min(60.0, self.refresh_interval_s))
             self._retry_at = self._clock() + delay
-            log.error("cannot fetch the callback signing keys (%d failure(s) in a row; next attempt in %.1f s, "
-                      "%s): %s", self._failures, delay,
-                      "keeping the previous keys" if self._keys else "callbacks are answered 503", exc)
+            log.error(
+                "cannot fetch the callback signing keys (%d failure(s) in a row; next attempt in %.1f s, "
+                "%s): %s",
+                self._failures,
+                delay,
+                "keeping the previous keys" if self._keys else "callbacks are answered 503",
+                exc,
+            )
         else:
             self._failures = 0
             self._retry_at = None
@@ -216,17 +238,24 @@ class CallbackAuthenticator:
         last: Exception | None = None
         for key in candidates:
             try:
-                claims = jwt.decode(token, key=key.key, algorithms=self.algorithms,
-                                    audience=self.app_id, issuer=self.issuers, leeway=self.leeway_s,
-                                    options={"require": ["exp", "iss", "aud"]})
+                claims = jwt.decode(
+                    token,
+                    key=key.key,
+                    algorithms=self.algorithms,
+                    audience=self.app_id,
+                    issuer=self.issuers,
+                    leeway=self.leeway_s,
+                    options={"require": ["exp", "iss", "aud"]},
+                )
             except jwt.InvalidSignatureError as exc:
                 last = exc
                 continue
             except jwt.PyJWTError as exc:
                 raise CallbackAuthError(f"invalid JWT: {exc}") from exc
             if tenant_of(claims) is None:
-                raise CallbackAuthError("JWT has no tenant claim (tid or "
-                                        "http://schemas.microsoft.com/identity/claims/tenantid)")
+                raise CallbackAuthError(
+                    "JWT has no tenant claim (tid or http://schemas.microsoft.com/identity/claims/tenantid)"
+                )
             return claims
         raise CallbackAuthError(f"invalid JWT signature: {last}")
 
@@ -285,7 +314,8 @@ class NotificationDispatcher:
         if queue is None:
             queue = self._queues[call_key] = asyncio.Queue()
             self._workers[call_key] = asyncio.get_running_loop().create_task(
-                self._work(call_key, queue), name=f"notifications:{note.call_id}")
+                self._work(call_key, queue), name=f"notifications:{note.call_id}"
+            )
         queue.put_nowait((note, ctx))
         return True
 
@@ -301,8 +331,12 @@ class NotificationDispatcher:
                     self.processed += 1
                 except Exception:
                     self.handler_errors += 1
-                    log.exception("notification handler failed for call %s (%s %s)",
-                                  note.call_id, note.change_type, note.url)
+                    log.exception(
+                        "notification handler failed for call %s (%s %s)",
+                        note.call_id,
+                        note.change_type,
+                        note.url,
+                    )
                 finally:
                     queue.task_done()
                 if note.kind == "call" and note.change_type == "deleted" and queue.empty():
@@ -340,8 +374,13 @@ class Rejections:
     bad callbacks therefore costs a few warnings a minute, not one per request.
     """
 
-    def __init__(self, logger: logging.Logger = log, *, interval_s: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        logger: logging.Logger = log,
+        *,
+        interval_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.log = logger
         self.interval_s = interval_s
         self._clock = clock
@@ -353,8 +392,17 @@ class Rejections:
     def total(self) -> int:
         return sum(self.counts.values())
 
-    def record(self, status: int, kind: str, reason: str, *, call_id: str | None = None,
-               remote: str | None = None, level: int = logging.WARNING, exc_info: Any = None) -> None:
+    def record(
+        self,
+        status: int,
+        kind: str,
+        reason: str,
+        *,
+        call_id: str | None = None,
+        remote: str | None = None,
+        level: int = logging.WARNING,
+        exc_info: Any = None,
+    ) -> None:
         key = f"{status} {kind}"
         self.counts[key] += 1
         now = self._clock()
@@ -364,12 +412,28 @@ class Rejections:
             self._loud_at[key] = now
             quiet = self._quiet.pop(key, 0)
             more = f" ({quiet} more like it at DEBUG since the last report)" if quiet else ""
-            self.log.log(level, "callback answered %d (%s) from %s%s: %s%s", status, kind, remote, where,
-                         reason, more, exc_info=exc_info)
+            self.log.log(
+                level,
+                "callback answered %d (%s) from %s%s: %s%s",
+                status,
+                kind,
+                remote,
+                where,
+                reason,
+                more,
+                exc_info=exc_info,
+            )
         else:
             self._quiet[key] += 1
-            self.log.debug("callback answered %d (%s) from %s%s: %s", status, kind, remote, where, reason,
-                           exc_info=exc_info)
+            self.log.debug(
+                "callback answered %d (%s) from %s%s: %s",
+                status,
+                kind,
+                remote,
+                where,
+                reason,
+                exc_info=exc_info,
+            )
 
 
 class WebhookServer:
@@ -378,11 +442,19 @@ class WebhookServer:
     ``authenticator=None`` disables authentication — only for local tooling; ``run`` refuses it.
     """
 
-    def __init__(self, *, authenticator: CallbackAuthenticator | None, handler: Handler,
-                 path: str = "/api/calls", health_path: str = "/health", host: str = "0.0.0.0",
-                 port: int = 8080, max_body_bytes: int = 1 << 20,
-                 dispatcher: NotificationDispatcher | None = None,
-                 health: Callable[[], dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        authenticator: CallbackAuthenticator | None,
+        handler: Handler,
+        path: str = "/api/calls",
+        health_path: str = "/health",
+        host: str = "0.0.0.0",
+        port: int = 8080,
+        max_body_bytes: int = 1 << 20,
+        dispatcher: NotificationDispatcher | None = None,
+        health: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self.authenticator = authenticator
         self.dispatcher = dispatcher or NotificationDispatcher(handler)
         self.path = "/" + path.strip("/")
@@ -422,9 +494,13 @@ class WebhookServer:
             await self.authenticator.close()
 
     async def _on_health(self, request: web.Request) -> web.Response:
-        body = {"status": "ok", "active_calls": self.dispatcher.active_calls,
-                "accepted": self.accepted, "rejected": self.rejected,
-                "rejections": dict(self.rejections.counts)}
+        body = {
+            "status": "ok",
+            "active_calls": self.dispatcher.active_calls,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "rejections": dict(self.rejections.counts),
+        }
         if self._health is not None:
             body.update(self._health())
         return web.json_response(body)
@@ -434,16 +510,32 @@ class WebhookServer:
             return await self._receive(request)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:   # a bug, not an input: still one record, and no aiohttp traceback
-            return self._answer(request, 500, "internal", f"unexpected {type(exc).__name__}: {exc}",
-                                level=logging.ERROR, exc_info=True)
+        except Exception as exc:  # a bug, not an input: still one record, and no aiohttp traceback
+            return self._answer(
+                request,
+                500,
+                "internal",
+                f"unexpected {type(exc).__name__}: {exc}",
+                level=logging.ERROR,
+                exc_info=True,
+            )
 
-    def _answer(self, request: web.Request, status: int, kind: str, reason: str, *,
-                call_id: str | None = None, level: int = logging.WARNING, exc_info: Any = None,
-                headers: dict[str, str] | None = None) -> web.Response:
+    def _answer(
+        self,
+        request: web.Request,
+        status: int,
+        kind: str,
+        reason: str,
+        *,
+        call_id: str | None = None,
+        level: int = logging.WARNING,
+        exc_info: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> web.Response:
         """A refusal (or the legacy 204): counted and logged once; 400 and 413 say why in the body."""
-        self.rejections.record(status, kind, reason, call_id=call_id, remote=request.remote, level=level,
-                               exc_info=exc_info)
+        self.rejections.record(
+            status, kind, reason, call_id=call_id, remote=request.remote, level=level, exc_info=exc_info
+        )
         text = reason if status in (400, 413) else None
         return web.Response(status=status, text=text, headers=headers)
 
@@ -456,9 +548,10 @@ class WebhookServer:
                 return self._answer(request, 401, "auth", str(exc), headers={"WWW-Authenticate": "Bearer"})
             except SigningKeysUnavailable as exc:
                 retry = max(1, round(self.authenticator.retry_after_s()))
-                return self._answer(request, 503, "keys", str(exc), level=logging.ERROR,
-                                    headers={"Retry-After": str(retry)})
-        too_large = (f"body larger than webhook.max_body_bytes ({self.max_body_bytes})")
+                return self._answer(
+                    request, 503, "keys", str(exc), level=logging.ERROR, headers={"Retry-After": str(retry)}
+                )
+        too_large = f"body larger than webhook.max_body_bytes ({self.max_body_bytes})"
         if request.content_length is not None and request.content_length > self.max_body_bytes:
             return self._answer(request, 413, "size", f"{too_large}: Content-Length {request.content_length}")
         try:
@@ -469,7 +562,7 @@ class WebhookServer:
             body = json.loads(raw)
         except RecursionError:
             return self._answer(request, 400, "json", "body is not JSON we can read: nested too deeply")
-        except ValueError as exc:   # includes bad UTF-8 (UnicodeDecodeError)
+        except ValueError as exc:  # includes bad UTF-8 (UnicodeDecodeError)
             return self._answer(request, 400, "json", f"body is not JSON: {exc}")
         if m.json_depth(body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
             return self._answer(request, 400, "shape", f"body nested deeper than {MAX_JSON_DEPTH} levels")
@@ -480,29 +573,40 @@ class WebhookServer:
                 # legacy (Skype) format: 204 asks the platform to resend in Graph format (Teams
                 # "incoming call notifications" page, "Protocol determination")
                 legacy_id = body.get("id") if isinstance(body.get("id"), str) else None
-                return self._answer(request, 204, "legacy", "legacy (Skype) format: asking for the Graph format",
-                                    call_id=legacy_id, level=logging.INFO)
+                return self._answer(
+                    request,
+                    204,
+                    "legacy",
+                    "legacy (Skype) format: asking for the Graph format",
+                    call_id=legacy_id,
+                    level=logging.INFO,
+                )
             return self._answer(request, 400, "shape", "not a commsNotifications body (no 'value' array)")
         for i, item in enumerate(body["value"]):
             if not isinstance(item, dict):
                 return self._answer(request, 400, "shape", f"$.value[{i}] is not an object")
         try:
             notes = m.CommsNotifications.parse(body)
-        except Exception as exc:   # parsing is tolerant; this is a last line of defence
-            return self._answer(request, 400, "shape", f"cannot parse the notifications: {exc!r}",
-                                exc_info=True)
+        except Exception as exc:  # parsing is tolerant; this is a last line of defence
+            return self._answer(
+                request, 400, "shape", f"cannot parse the notifications: {exc!r}", exc_info=True
+            )
         items = notes.value if isinstance(notes.value, list) else []
         for i, note in enumerate(items):
             if not isinstance(note, m.CommsNotification):
-                return self._answer(request, 400, "shape",
-                                    f"$.value[{i}] is not a commsNotification ({type(note).__name__})")
+                return self._answer(
+                    request, 400, "shape", f"$.value[{i}] is not a commsNotification ({type(note).__name__})"
+                )
             problems = note.shape_errors(f"$.value[{i}]")
             if problems:
                 return self._answer(request, 400, "shape", problems[0], call_id=note.call_id)
         ctx = NotificationContext(
             tenant_id=tenant_of(claims),
-            scenario_id=request.headers.get("Scenario-ID") or request.headers.get("X-Microsoft-Skype-Chain-ID"),
-            claims=claims, path=request.path)
+            scenario_id=request.headers.get("Scenario-ID")
+            or request.headers.get("X-Microsoft-Skype-Chain-ID"),
+            claims=claims,
+            path=request.path,
+        )
         for note in items:
             self.dispatcher.submit(note, ctx)
         self.accepted += 1

@@ -41,9 +41,17 @@ if TYPE_CHECKING:  # the same names, for type checkers (at run time they load la
     from .audio.frames import AudioEvent, AudioFrame
     from .callmedia import CallMedia, CallStats, Source, StreamStats, read_audio_file, tone
     from .engine import Engine, EngineStats, ReceiveStats, SendStats, Session
-    from .events import (CallEnded, DominantSpeakerChanged, DtmfReceived, FramesDropped,
-                         MediaEvent, ParticipantJoined, ParticipantLeft, ScreenShareStarted,
-                         ScreenShareStopped)
+    from .events import (
+        CallEnded,
+        DominantSpeakerChanged,
+        DtmfReceived,
+        FramesDropped,
+        MediaEvent,
+        ParticipantJoined,
+        ParticipantLeft,
+        ScreenShareStarted,
+        ScreenShareStopped,
+    )
     from .host import MediaHost
     from .mediaconfig import MediaConfig, MediaConfigError
     from .processor import AudioBatch, Processor, ProcessorContext, ProcessorRunner
@@ -102,7 +110,47 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-__all__ = sorted([
-    "AuthenticationFailed", "BadSegment", "Malformed", "MediacoreError", "RecordTooLarge",
-    "Ring", "RingClosed", "RingEmpty", "RingFull", "RingStats", "check", *_LAZY,
-])
+__all__ = [
+    "AudioBatch",
+    "AudioEvent",
+    "AudioFrame",
+    "AuthenticationFailed",
+    "BadSegment",
+    "CallEnded",
+    "CallMedia",
+    "CallStats",
+    "DominantSpeakerChanged",
+    "DtmfReceived",
+    "Engine",
+    "EngineStats",
+    "FrameQueue",
+    "FramesDropped",
+    "Malformed",
+    "MediaConfig",
+    "MediaConfigError",
+    "MediaEvent",
+    "MediaHost",
+    "MediacoreError",
+    "ParticipantJoined",
+    "ParticipantLeft",
+    "Processor",
+    "ProcessorContext",
+    "ProcessorRunner",
+    "ReceiveStats",
+    "RecordTooLarge",
+    "Ring",
+    "RingClosed",
+    "RingEmpty",
+    "RingFull",
+    "RingStats",
+    "ScreenShareStarted",
+    "ScreenShareStopped",
+    "SendStats",
+    "Session",
+    "Source",
+    "StreamStats",
+    "VideoFrame",
+    "check",
+    "read_audio_file",
+    "tone",
+]

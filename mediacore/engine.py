@@ -25,8 +25,8 @@ import base64
 import operator
 import secrets
 import threading
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -51,29 +51,32 @@ __all__ = [
 ]
 
 #: Layout of the header of every receive-ring record (``mc_rtp_record``).
-RTP_RECORD_DTYPE = np.dtype([
-    ("arrival_ns", "<i8"),
-    ("ssrc", "<u4"),
-    ("timestamp", "<u4"),
-    ("sequence_number", "<u2"),
-    ("payload_type", "u1"),
-    ("marker", "u1"),
-    ("flags", "<u2"),
-    ("lost_before", "<u2"),
-])
+RTP_RECORD_DTYPE = np.dtype(
+    [
+        ("arrival_ns", "<i8"),
+        ("ssrc", "<u4"),
+        ("timestamp", "<u4"),
+        ("sequence_number", "<u2"),
+        ("payload_type", "u1"),
+        ("marker", "u1"),
+        ("flags", "<u2"),
+        ("lost_before", "<u2"),
+    ]
+)
 assert RTP_RECORD_DTYPE.itemsize == lib.MC_RTP_RECORD_SIZE
 
 #: Layout of an event record (``mc_engine_event``).
-EVENT_DTYPE = np.dtype([
-    ("time_ns", "<i8"),
-    ("kind", "<u4"),
-    ("ssrc", "<u4"),
-    ("sender_ssrc", "<u4"),
-    ("count", "<u4"),
-])
+EVENT_DTYPE = np.dtype(
+    [
+        ("time_ns", "<i8"),
+        ("kind", "<u4"),
+        ("ssrc", "<u4"),
+        ("sender_ssrc", "<u4"),
+        ("count", "<u4"),
+    ]
+)
 
-_SEND_HEADER = np.dtype([("timestamp", "<u4"), ("marker", "u1"), ("payload_type", "u1"),
-                         ("flags", "<u2")])
+_SEND_HEADER = np.dtype([("timestamp", "<u4"), ("marker", "u1"), ("payload_type", "u1"), ("flags", "<u2")])
 assert _SEND_HEADER.itemsize == lib.MC_SEND_RECORD_SIZE
 
 #: SRTP profiles by their RFC 4568 / RFC 7714 names, with master key + salt
@@ -86,10 +89,12 @@ SRTP_KEY_LENGTHS = {
     "AEAD_AES_128_GCM": 28,
     "AEAD_AES_256_GCM": 44,
 }
-for _name, _const in (("AES_CM_128_HMAC_SHA1_80", "MC_SRTP_AES_CM_128_HMAC_SHA1_80"),
-                      ("AES_CM_128_HMAC_SHA1_32", "MC_SRTP_AES_CM_128_HMAC_SHA1_32"),
-                      ("AEAD_AES_128_GCM", "MC_SRTP_AEAD_AES_128_GCM"),
-                      ("AEAD_AES_256_GCM", "MC_SRTP_AEAD_AES_256_GCM")):
+for _name, _const in (
+    ("AES_CM_128_HMAC_SHA1_80", "MC_SRTP_AES_CM_128_HMAC_SHA1_80"),
+    ("AES_CM_128_HMAC_SHA1_32", "MC_SRTP_AES_CM_128_HMAC_SHA1_32"),
+    ("AEAD_AES_128_GCM", "MC_SRTP_AEAD_AES_128_GCM"),
+    ("AEAD_AES_256_GCM", "MC_SRTP_AEAD_AES_256_GCM"),
+):
     if hasattr(lib, _const):
         SRTP_PROFILES[_name] = getattr(lib, _const)
 
@@ -135,8 +140,9 @@ def _payload_type_set(payload_types) -> list[int]:
     words = [0, 0, 0, 0]
     pts = list(payload_types)
     if not pts:
-        raise InvalidArgument("payload_types is empty: the stream would accept nothing "
-                              "(pass None to accept every payload type)")
+        raise InvalidArgument(
+            "payload_types is empty: the stream would accept nothing (pass None to accept every payload type)"
+        )
     for pt in pts:
         try:
             pt = operator.index(pt)
@@ -208,10 +214,22 @@ class EngineStats:
     #: ``datagrams_in``); ``auth_failures``, ``replays`` and ``malformed`` are
     #: totals over RTP and RTCP (``malformed`` also counts ``not_rtp`` and
     #: bad padding).
-    DATAGRAM_FATES = ("not_rtp", "rtp_in", "rtcp_accepted", "unknown_ssrc", "unknown_source",
-                      "rtp_auth_failures", "rtcp_auth_failures", "rtp_replays", "rtcp_replays",
-                      "rtp_malformed", "rtcp_malformed", "rtp_bad_padding", "rtcp_bad_padding",
-                      "payload_type_mismatch")
+    DATAGRAM_FATES = (
+        "not_rtp",
+        "rtp_in",
+        "rtcp_accepted",
+        "unknown_ssrc",
+        "unknown_source",
+        "rtp_auth_failures",
+        "rtcp_auth_failures",
+        "rtp_replays",
+        "rtcp_replays",
+        "rtp_malformed",
+        "rtcp_malformed",
+        "rtp_bad_padding",
+        "rtcp_bad_padding",
+        "payload_type_mismatch",
+    )
 
     def datagram_fates(self) -> int:
         """Sum of :attr:`DATAGRAM_FATES`: equals ``datagrams_in``."""
@@ -234,8 +252,19 @@ class ReceiveStats:
     of more than 3000, RFC 3550 A.1) or, for now, ``buffered``. Packets of
     other payload types are not accepted: ``payload_type_mismatch``."""
 
-    FATES = ("delivered", "ring_full", "duplicates", "late", "early", "overflow", "shrunk",
-             "reset", "too_large", "probation", "buffered")
+    FATES = (
+        "delivered",
+        "ring_full",
+        "duplicates",
+        "late",
+        "early",
+        "overflow",
+        "shrunk",
+        "reset",
+        "too_large",
+        "probation",
+        "buffered",
+    )
 
     packets: int
     bytes: int
@@ -316,8 +345,9 @@ class PacketBatch:
 
     __slots__ = ("headers", "_buf", "_payload_offsets", "_payload_lengths")
 
-    def __init__(self, headers: np.ndarray, buf: np.ndarray, payload_offsets: np.ndarray,
-                 payload_lengths: np.ndarray) -> None:
+    def __init__(
+        self, headers: np.ndarray, buf: np.ndarray, payload_offsets: np.ndarray, payload_lengths: np.ndarray
+    ) -> None:
         self.headers = headers
         self._buf = buf
         self._payload_offsets = payload_offsets
@@ -362,12 +392,12 @@ class PacketBatch:
 
     def payload(self, i: int) -> memoryview:
         o = int(self._payload_offsets[i])
-        return memoryview(self._buf[o:o + int(self._payload_lengths[i])])
+        return memoryview(self._buf[o : o + int(self._payload_lengths[i])])
 
     def payloads(self) -> Iterator[memoryview]:
         base = memoryview(self._buf)
         for o, n in zip(self._payload_offsets.tolist(), self._payload_lengths.tolist()):
-            yield base[o:o + n]
+            yield base[o : o + n]
 
 
 _HDR = lib.MC_RTP_RECORD_SIZE
@@ -381,8 +411,19 @@ class _RecordReader:
     back to back into a reused buffer, so a batch costs one native call and
     a few array copies, whatever its size."""
 
-    __slots__ = ("ring", "_cap", "_headers", "_c_headers", "_offsets", "_c_offsets",
-                 "_lengths", "_c_lengths", "_buf", "_c_buf", "_count")
+    __slots__ = (
+        "ring",
+        "_cap",
+        "_headers",
+        "_c_headers",
+        "_offsets",
+        "_c_offsets",
+        "_lengths",
+        "_c_lengths",
+        "_buf",
+        "_c_buf",
+        "_count",
+    )
 
     def __init__(self, ring: Ring) -> None:
         self.ring = ring
@@ -390,7 +431,7 @@ class _RecordReader:
         size = max(1 << 16, ring.capacity)
         raw = np.empty(size + 64, dtype=np.uint8)
         start = (-raw.ctypes.data) % 64
-        self._buf = raw[start:start + size]
+        self._buf = raw[start : start + size]
         self._c_buf = ffi.from_buffer(self._buf)
         self._count = ffi.new("uint32_t *")
 
@@ -412,16 +453,26 @@ class _RecordReader:
         ring = self.ring
         h = ring._h()
         while True:
-            status = lib.mc_engine_read_records(h, self._c_headers, self._c_buf, len(self._buf),
-                                                self._c_offsets, self._c_lengths, max_records,
-                                                self._count)
+            status = lib.mc_engine_read_records(
+                h,
+                self._c_headers,
+                self._c_buf,
+                len(self._buf),
+                self._c_offsets,
+                self._c_lengths,
+                max_records,
+                self._count,
+            )
             if status == 0:
                 n = self._count[0]
                 # headers and lengths are copied out (the arrays are reused);
                 # payload views point into the buffer until the next read
-                return PacketBatch(self._headers[:n].copy(), self._buf,
-                                   self._offsets[:n].astype(np.int64),
-                                   self._lengths[:n].astype(np.int64))
+                return PacketBatch(
+                    self._headers[:n].copy(),
+                    self._buf,
+                    self._offsets[:n].astype(np.int64),
+                    self._lengths[:n].astype(np.int64),
+                )
             if status == lib.MC_E_EMPTY:
                 if timeout == 0 or not ring.wait(timeout):
                     return PacketBatch(_EMPTY_HEADERS, self._buf, _EMPTY_I64, _EMPTY_I64)
@@ -432,15 +483,19 @@ class _RecordReader:
 # ---- streams -----------------------------------------------------------------------------
 
 
-_KEYFRAME_METHODS = {"pli": lib.MC_KEYFRAME_PLI, "fir": lib.MC_KEYFRAME_FIR,
-                     "pli+fir": lib.MC_KEYFRAME_PLI | lib.MC_KEYFRAME_FIR}
+_KEYFRAME_METHODS = {
+    "pli": lib.MC_KEYFRAME_PLI,
+    "fir": lib.MC_KEYFRAME_FIR,
+    "pli+fir": lib.MC_KEYFRAME_PLI | lib.MC_KEYFRAME_FIR,
+}
 
 
 class ReceiveStream:
     """One remote source (SSRC) of a session; its packets arrive in :attr:`ring`."""
 
-    def __init__(self, session: Session, ssrc: int, media: str, clock_rate: int,
-                 ring: Ring, owns_ring: bool) -> None:
+    def __init__(
+        self, session: Session, ssrc: int, media: str, clock_rate: int, ring: Ring, owns_ring: bool
+    ) -> None:
         self.session = session
         self.ssrc = ssrc
         self.media = media
@@ -480,8 +535,10 @@ class ReceiveStream:
             raise InvalidArgument(f"method must be one of {sorted(_KEYFRAME_METHODS)}") from None
         eng = self.session.engine
         with eng._lock:
-            check(lib.mc_engine_request_keyframe_methods(eng._h(), self.session.id, self.ssrc,
-                                                         methods), "request key frame")
+            check(
+                lib.mc_engine_request_keyframe_methods(eng._h(), self.session.id, self.ssrc, methods),
+                "request key frame",
+            )
 
     def close(self) -> None:
         if self._closed:
@@ -497,8 +554,9 @@ class SendStream:
     thread adds the RTP header (sequence number, timestamp + offset, SSRC),
     protects and sends them."""
 
-    def __init__(self, session: Session, ssrc: int, payload_type: int, media: str,
-                 clock_rate: int, ring: Ring) -> None:
+    def __init__(
+        self, session: Session, ssrc: int, payload_type: int, media: str, clock_rate: int, ring: Ring
+    ) -> None:
         self.session = session
         self.ssrc = ssrc
         self.payload_type = payload_type
@@ -508,8 +566,14 @@ class SendStream:
         self._closed = False
         self._hdr = np.zeros(1, _SEND_HEADER)
 
-    def send(self, payload, timestamp: int, marker: bool = False,
-             payload_type: int | None = None, wake: bool = True) -> bool:
+    def send(
+        self,
+        payload,
+        timestamp: int,
+        marker: bool = False,
+        payload_type: int | None = None,
+        wake: bool = True,
+    ) -> bool:
         """Queue one packet. ``timestamp`` is in RTP clock units from the stream
         start. Returns False if the send ring was full (the packet is dropped
         and counted)."""
@@ -553,8 +617,14 @@ class SendStream:
 class Session:
     """One media session: a remote address, SRTP keys per direction, streams."""
 
-    def __init__(self, engine: Engine, session_id: int, events: Ring | None,
-                 srtp_profile: str | None, receive_only: bool = False) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        session_id: int,
+        events: Ring | None,
+        srtp_profile: str | None,
+        receive_only: bool = False,
+    ) -> None:
         self.engine = engine
         self.id = session_id
         self.srtp_profile = srtp_profile
@@ -574,13 +644,26 @@ class Session:
     def send_streams(self) -> dict[int, SendStream]:
         return dict(self._send)
 
-    def add_receive_stream(self, ssrc: int, media: str = "audio", clock_rate: int | None = None,
-                           *, direct: bool = False, nack: bool = False, pli: bool = False,
-                           frame_ms: int = 20, jitter_min_ms: int = 0, jitter_max_ms: int = 0,
-                           reorder_wait_ms: int = 0, ring: Ring | None = None,
-                           ring_capacity: int = 1 << 20, ring_rewind: int = 0,
-                           audio_level_id: int = 0, wake_per_frame: bool = False,
-                           payload_types: Iterable[int] | None = _MEDIA_DEFAULT) -> ReceiveStream:
+    def add_receive_stream(
+        self,
+        ssrc: int,
+        media: str = "audio",
+        clock_rate: int | None = None,
+        *,
+        direct: bool = False,
+        nack: bool = False,
+        pli: bool = False,
+        frame_ms: int = 20,
+        jitter_min_ms: int = 0,
+        jitter_max_ms: int = 0,
+        reorder_wait_ms: int = 0,
+        ring: Ring | None = None,
+        ring_capacity: int = 1 << 20,
+        ring_rewind: int = 0,
+        audio_level_id: int = 0,
+        wake_per_frame: bool = False,
+        payload_types: Iterable[int] | None = _MEDIA_DEFAULT,
+    ) -> ReceiveStream:
         """Receive the remote source ``ssrc``. Audio goes through the adaptive
         jitter buffer (one record per ``frame_ms``), video through the reorder
         buffer (NACK / PLI when enabled); ``direct=True`` delivers in arrival
@@ -613,10 +696,13 @@ class Session:
         cfg.ssrc = ssrc & 0xFFFFFFFF
         cfg.media = MEDIA[media]
         cfg.clock_rate = clock_rate
-        cfg.flags = ((lib.MC_RECV_DIRECT if direct else 0) | (lib.MC_RECV_NACK if nack else 0)
-                     | (lib.MC_RECV_PLI if pli else 0)
-                     | (lib.MC_RECV_WAKE_PER_FRAME if wake_per_frame else 0)
-                     | (lib.MC_RECV_ANY_PAYLOAD_TYPE if pt_words is None else 0))
+        cfg.flags = (
+            (lib.MC_RECV_DIRECT if direct else 0)
+            | (lib.MC_RECV_NACK if nack else 0)
+            | (lib.MC_RECV_PLI if pli else 0)
+            | (lib.MC_RECV_WAKE_PER_FRAME if wake_per_frame else 0)
+            | (lib.MC_RECV_ANY_PAYLOAD_TYPE if pt_words is None else 0)
+        )
         if pt_words is not None:
             for i, w in enumerate(pt_words):
                 cfg.payload_types[i] = w
@@ -631,8 +717,7 @@ class Session:
         eng = self.engine
         try:
             with eng._lock:
-                check(lib.mc_engine_add_recv_stream(eng._h(), self.id, cfg),
-                      f"add receive stream {ssrc}")
+                check(lib.mc_engine_add_recv_stream(eng._h(), self.id, cfg), f"add receive stream {ssrc}")
         except BaseException:
             if owns:
                 ring.close()
@@ -641,10 +726,19 @@ class Session:
         self._recv[cfg.ssrc] = stream
         return stream
 
-    def add_send_stream(self, ssrc: int, payload_type: int, media: str = "audio",
-                        clock_rate: int | None = None, *, initial_sequence: int | None = None,
-                        timestamp_offset: int | None = None, history: int = 0,
-                        ring_capacity: int = 1 << 20, audio_level_id: int = 0) -> SendStream:
+    def add_send_stream(
+        self,
+        ssrc: int,
+        payload_type: int,
+        media: str = "audio",
+        clock_rate: int | None = None,
+        *,
+        initial_sequence: int | None = None,
+        timestamp_offset: int | None = None,
+        history: int = 0,
+        ring_capacity: int = 1 << 20,
+        audio_level_id: int = 0,
+    ) -> SendStream:
         """Send as ``ssrc``. The initial sequence number and timestamp offset are
         random unless given (RFC 3550 5.1). ``history`` packets are kept for
         retransmission on NACK. ``audio_level_id`` (1..255): write the RFC 6464
@@ -664,8 +758,9 @@ class Session:
         cfg.clock_rate = clock_rate
         cfg.payload_type = payload_type
         cfg.initial_sequence = 0x10000 if initial_sequence is None else initial_sequence & 0xFFFF
-        cfg.timestamp_offset = (secrets.randbits(32) if timestamp_offset is None
-                                else timestamp_offset & 0xFFFFFFFF)
+        cfg.timestamp_offset = (
+            secrets.randbits(32) if timestamp_offset is None else timestamp_offset & 0xFFFFFFFF
+        )
         cfg.history = history
         if not 0 <= audio_level_id <= 255:
             raise InvalidArgument("audio_level_id must be 0..255")
@@ -674,8 +769,7 @@ class Session:
         eng = self.engine
         try:
             with eng._lock:
-                check(lib.mc_engine_add_send_stream(eng._h(), self.id, cfg),
-                      f"add send stream {ssrc}")
+                check(lib.mc_engine_add_send_stream(eng._h(), self.id, cfg), f"add send stream {ssrc}")
         except BaseException:
             ring.close()
             raise
@@ -686,8 +780,7 @@ class Session:
     def set_remote(self, host: str, port: int, rtcp_port: int = 0) -> None:
         eng = self.engine
         with eng._lock:
-            check(lib.mc_engine_set_remote(eng._h(), self.id, host.encode(), port, rtcp_port),
-                  "set remote")
+            check(lib.mc_engine_set_remote(eng._h(), self.id, host.encode(), port, rtcp_port), "set remote")
 
     def events(self, max_events: int = 256) -> list[EngineEvent]:
         """Events since the last call (key-frame requests, NACKs, BYE...)."""
@@ -704,12 +797,21 @@ class Session:
                 # (layout: mc_engine_app_event in mediacore.h)
                 app = np.frombuffer(view, _APP_HEADER, count=1, offset=EVENT_DTYPE.itemsize)[0]
                 start = lib.MC_ENGINE_APP_EVENT_SIZE
-                extra = dict(name=bytes(view[EVENT_DTYPE.itemsize:EVENT_DTYPE.itemsize + 4]),
-                             subtype=int(app["subtype"]),
-                             data=bytes(view[start:start + int(ev["count"])]))
-            out.append(EngineEvent(kind=EVENT_KINDS.get(kind, str(kind)),
-                                   ssrc=int(ev["ssrc"]), sender_ssrc=int(ev["sender_ssrc"]),
-                                   count=int(ev["count"]), time_ns=int(ev["time_ns"]), **extra))
+                extra = dict(
+                    name=bytes(view[EVENT_DTYPE.itemsize : EVENT_DTYPE.itemsize + 4]),
+                    subtype=int(app["subtype"]),
+                    data=bytes(view[start : start + int(ev["count"])]),
+                )
+            out.append(
+                EngineEvent(
+                    kind=EVENT_KINDS.get(kind, str(kind)),
+                    ssrc=int(ev["ssrc"]),
+                    sender_ssrc=int(ev["sender_ssrc"]),
+                    count=int(ev["count"]),
+                    time_ns=int(ev["time_ns"]),
+                    **extra,
+                )
+            )
         return out
 
     def send_app(self, ssrc: int, name: bytes, data: bytes, subtype: int = 0) -> None:
@@ -728,19 +830,22 @@ class Session:
         if not 0 <= subtype <= 31:
             raise InvalidArgument(f"APP subtype must be 0..31, got {subtype}")
         if len(data) % 4:
-            raise InvalidArgument(
-                f"APP data must be a multiple of 4 bytes (RFC 3550 6.7), got {len(data)}")
+            raise InvalidArgument(f"APP data must be a multiple of 4 bytes (RFC 3550 6.7), got {len(data)}")
         if len(data) > APP_MAX_DATA:
             raise InvalidArgument(f"APP data must be at most {APP_MAX_DATA} bytes, got {len(data)}")
         if self.receive_only:
             raise InvalidState("cannot send APP: the session is receive-only (no tx_key)")
         eng = self.engine
         with eng._lock:
-            st = lib.mc_engine_send_rtcp_app(eng._h(), self.id, ssrc & 0xFFFFFFFF, name, subtype,
-                                             data, len(data))
+            st = lib.mc_engine_send_rtcp_app(
+                eng._h(), self.id, ssrc & 0xFFFFFFFF, name, subtype, data, len(data)
+            )
         if st == lib.MC_E_STATE:
-            raise InvalidState("cannot send APP: no remote address known yet "
-                               "(Session.set_remote, or a latch on the first packet)", st)
+            raise InvalidState(
+                "cannot send APP: no remote address known yet "
+                "(Session.set_remote, or a latch on the first packet)",
+                st,
+            )
         check(st, "send APP")
 
     def _recv_stats(self, ssrc: int) -> ReceiveStats:
@@ -762,16 +867,16 @@ class Session:
         eng = self.engine
         if eng._handle is not None and not self._closed:
             with eng._lock:
-                check(lib.mc_engine_remove_recv_stream(eng._h(), self.id, stream.ssrc),
-                      "remove receive stream")
+                check(
+                    lib.mc_engine_remove_recv_stream(eng._h(), self.id, stream.ssrc), "remove receive stream"
+                )
 
     def _remove_send(self, stream: SendStream) -> None:
         self._send.pop(stream.ssrc, None)
         eng = self.engine
         if eng._handle is not None and not self._closed:
             with eng._lock:
-                check(lib.mc_engine_remove_send_stream(eng._h(), self.id, stream.ssrc),
-                      "remove send stream")
+                check(lib.mc_engine_remove_send_stream(eng._h(), self.id, stream.ssrc), "remove send stream")
 
     def close(self) -> None:
         """Remove the session and its streams from the engine (the engine
@@ -810,9 +915,17 @@ class Engine:
     :meth:`poll` only (benchmarks, deterministic tests).
     """
 
-    def __init__(self, bind_host: str = "0.0.0.0", bind_port: int = 0, *,
-                 rcvbuf_bytes: int = 0, sndbuf_bytes: int = 0, rtcp_interval_ms: int = 1000,
-                 start: bool = True, thread: bool = True) -> None:
+    def __init__(
+        self,
+        bind_host: str = "0.0.0.0",
+        bind_port: int = 0,
+        *,
+        rcvbuf_bytes: int = 0,
+        sndbuf_bytes: int = 0,
+        rtcp_interval_ms: int = 1000,
+        start: bool = True,
+        thread: bool = True,
+    ) -> None:
         self._lock = threading.RLock()
         self._handle = None
         self._sessions: dict[int, Session] = {}
@@ -856,12 +969,21 @@ class Engine:
         """Tell the I/O thread that send rings have new records."""
         lib.mc_engine_wake(self._h())
 
-    def add_session(self, remote: tuple[str, int] | None = None, *,
-                    srtp_profile: str | None = None, tx_key: bytes | str | None = None,
-                    rx_key: bytes | str | None = None, replay_window: int = 128,
-                    remote_rtcp_port: int = 0, strict_source: bool = False,
-                    latch: bool = False, cname: str | None = None,
-                    srtcp_tag_32: bool = False, event_capacity: int = 1 << 16) -> Session:
+    def add_session(
+        self,
+        remote: tuple[str, int] | None = None,
+        *,
+        srtp_profile: str | None = None,
+        tx_key: bytes | str | None = None,
+        rx_key: bytes | str | None = None,
+        replay_window: int = 128,
+        remote_rtcp_port: int = 0,
+        strict_source: bool = False,
+        latch: bool = False,
+        cname: str | None = None,
+        srtcp_tag_32: bool = False,
+        event_capacity: int = 1 << 16,
+    ) -> Session:
         """A new session. ``remote`` is where we send (None: learn it from the
         first authentic packet when ``latch``). ``tx_key`` protects what we
         send, ``rx_key`` what the remote sends: raw master key || salt bytes
@@ -876,21 +998,25 @@ class Engine:
         if srtp_profile is not None:
             if srtp_profile not in SRTP_KEY_LENGTHS:
                 raise InvalidArgument(
-                    f"unknown SRTP profile {srtp_profile!r}; known: {sorted(SRTP_KEY_LENGTHS)}")
+                    f"unknown SRTP profile {srtp_profile!r}; known: {sorted(SRTP_KEY_LENGTHS)}"
+                )
             if srtp_profile not in SRTP_PROFILES:
                 raise InvalidArgument(f"SRTP profile {srtp_profile!r} is not built in")
             profile = SRTP_PROFILES[srtp_profile]
             need = SRTP_KEY_LENGTHS[srtp_profile]
             if rx_key is None:
-                raise InvalidArgument(f"{srtp_profile} needs rx_key (what the remote protects "
-                                      f"with); tx_key may be None for a receive-only session")
+                raise InvalidArgument(
+                    f"{srtp_profile} needs rx_key (what the remote protects "
+                    f"with); tx_key may be None for a receive-only session"
+                )
             for label, k in (("tx_key", tx_key), ("rx_key", rx_key)):
                 if label == "tx_key" and k is None:
                     continue
                 if len(_key_bytes(k)) != need:
                     raise InvalidArgument(
                         f"{label} for {srtp_profile} must be {need} bytes of master key || salt, "
-                        f"got {len(_key_bytes(k))}")
+                        f"got {len(_key_bytes(k))}"
+                    )
         txk, rxk = _key_bytes(tx_key), _key_bytes(rx_key)
         events = Ring.create(event_capacity, policy="drop")
         keep = []
@@ -909,9 +1035,11 @@ class Engine:
         cfg.rx_key = rxb
         cfg.rx_key_length = len(rxk)
         cfg.replay_window = replay_window
-        cfg.flags = ((lib.MC_SESSION_STRICT_SOURCE if strict_source else 0)
-                     | (lib.MC_SESSION_LATCH if latch else 0)
-                     | (lib.MC_SESSION_SRTCP_TAG_32 if srtcp_tag_32 else 0))
+        cfg.flags = (
+            (lib.MC_SESSION_STRICT_SOURCE if strict_source else 0)
+            | (lib.MC_SESSION_LATCH if latch else 0)
+            | (lib.MC_SESSION_SRTCP_TAG_32 if srtcp_tag_32 else 0)
+        )
         if cname:
             c = ffi.new("char[]", cname.encode())
             keep.append(c)
@@ -924,8 +1052,7 @@ class Engine:
         except BaseException:
             events.close()
             raise
-        s = Session(self, int(out[0]), events, srtp_profile,
-                    receive_only=profile != 0 and not txk)
+        s = Session(self, int(out[0]), events, srtp_profile, receive_only=profile != 0 and not txk)
         self._sessions[s.id] = s
         return s
 
@@ -935,8 +1062,13 @@ class Engine:
             check(lib.mc_engine_get_stats(self._h(), raw), "engine stats")
         return _stats_from(EngineStats, raw)
 
-    def inject(self, datagrams: Sequence[bytes], from_addr: tuple[str, int] = ("127.0.0.1", 9),
-               now_ns: int = 0, step_ns: int = 0) -> None:
+    def inject(
+        self,
+        datagrams: Sequence[bytes],
+        from_addr: tuple[str, int] = ("127.0.0.1", 9),
+        now_ns: int = 0,
+        step_ns: int = 0,
+    ) -> None:
         """Run the receive path on ``datagrams`` as if received from
         ``from_addr`` (only while the I/O thread is not running). With
         ``step_ns`` datagram i arrives at ``now_ns + i * step_ns`` and the
@@ -945,13 +1077,28 @@ class Engine:
         blob = b"".join(datagrams)
         self.inject_prepared(blob, lengths, from_addr, now_ns, step_ns)
 
-    def inject_prepared(self, blob: bytes, lengths: np.ndarray,
-                        from_addr: tuple[str, int] = ("127.0.0.1", 9), now_ns: int = 0,
-                        step_ns: int = 0) -> None:
+    def inject_prepared(
+        self,
+        blob: bytes,
+        lengths: np.ndarray,
+        from_addr: tuple[str, int] = ("127.0.0.1", 9),
+        now_ns: int = 0,
+        step_ns: int = 0,
+    ) -> None:
         with self._lock:
-            check(lib.mc_engine_inject_batch(
-                self._h(), ffi.from_buffer(blob), ffi.from_buffer("uint32_t[]", lengths),
-                len(lengths), from_addr[0].encode(), from_addr[1], now_ns, step_ns), "inject")
+            check(
+                lib.mc_engine_inject_batch(
+                    self._h(),
+                    ffi.from_buffer(blob),
+                    ffi.from_buffer("uint32_t[]", lengths),
+                    len(lengths),
+                    from_addr[0].encode(),
+                    from_addr[1],
+                    now_ns,
+                    step_ns,
+                ),
+                "inject",
+            )
 
     def poll(self, now_ns: int = 0) -> None:
         """One pass of timers and sending (only while the I/O thread is not running)."""

@@ -80,5 +80,14 @@ class CallEnded(MediaEvent):
     reason: str
 
 
-__all__ = ["CallEnded", "DominantSpeakerChanged", "DtmfReceived", "FramesDropped", "MediaEvent",
-           "ParticipantJoined", "ParticipantLeft", "ScreenShareStarted", "ScreenShareStopped"]
+__all__ = [
+    "CallEnded",
+    "DominantSpeakerChanged",
+    "DtmfReceived",
+    "FramesDropped",
+    "MediaEvent",
+    "ParticipantJoined",
+    "ParticipantLeft",
+    "ScreenShareStarted",
+    "ScreenShareStopped",
+]

@@ -49,13 +49,32 @@ SRTP_KEY_LENGTHS = {
     "AEAD_AES_256_GCM": 44,
 }
 DEFAULT_CODECS = {
-    "audio": [{"payloadType": 111, "name": "opus", "clockRate": 48000, "channels": 2,
-               "fmtp": "minptime=10;useinbandfec=1"},
-              {"payloadType": 0, "name": "PCMU", "clockRate": 8000, "channels": 1}],
-    "video": [{"payloadType": 96, "name": "H264", "clockRate": 90000,
-               "fmtp": "packetization-mode=1;profile-level-id=42e01f"}],
-    "vbss": [{"payloadType": 97, "name": "H264", "clockRate": 90000,
-              "fmtp": "packetization-mode=1;profile-level-id=42e01f"}],
+    "audio": [
+        {
+            "payloadType": 111,
+            "name": "opus",
+            "clockRate": 48000,
+            "channels": 2,
+            "fmtp": "minptime=10;useinbandfec=1",
+        },
+        {"payloadType": 0, "name": "PCMU", "clockRate": 8000, "channels": 1},
+    ],
+    "video": [
+        {
+            "payloadType": 96,
+            "name": "H264",
+            "clockRate": 90000,
+            "fmtp": "packetization-mode=1;profile-level-id=42e01f",
+        }
+    ],
+    "vbss": [
+        {
+            "payloadType": 97,
+            "name": "H264",
+            "clockRate": 90000,
+            "fmtp": "packetization-mode=1;profile-level-id=42e01f",
+        }
+    ],
 }
 #: RFC 6464 client-to-mixer audio level (RFC 8285 header extension)
 AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
@@ -74,8 +93,9 @@ class MediaConfigError(ValueError):
 # ---- checking helpers -------------------------------------------------------------------
 
 
-def _get(obj: dict, key: str, path: str, kind: type | tuple, required: bool = True,
-         default: Any = None) -> Any:
+def _get(
+    obj: dict, key: str, path: str, kind: type | tuple, required: bool = True, default: Any = None
+) -> Any:
     if key not in obj or obj[key] is None:
         if required:
             raise MediaConfigError(f"{path}.{key}" if path else key, "is required")
@@ -85,8 +105,7 @@ def _get(obj: dict, key: str, path: str, kind: type | tuple, required: bool = Tr
         raise MediaConfigError(f"{path}.{key}" if path else key, "must be an integer")
     if not isinstance(v, kind):
         names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
-        raise MediaConfigError(f"{path}.{key}" if path else key,
-                               f"must be {names}, not {type(v).__name__}")
+        raise MediaConfigError(f"{path}.{key}" if path else key, f"must be {names}, not {type(v).__name__}")
     return v
 
 
@@ -108,8 +127,12 @@ class Codec:
     fmtp: str = ""
 
     def to_json(self) -> dict:
-        d: dict[str, Any] = {"payloadType": self.payload_type, "name": self.name,
-                             "clockRate": self.clock_rate, "channels": self.channels}
+        d: dict[str, Any] = {
+            "payloadType": self.payload_type,
+            "name": self.name,
+            "clockRate": self.clock_rate,
+            "channels": self.channels,
+        }
         if self.fmtp:
             d["fmtp"] = self.fmtp
         return d
@@ -120,9 +143,11 @@ class Codec:
             raise MediaConfigError(path, "must be an object")
         pt = _range(_get(d, "payloadType", path, int), 0, 127, f"{path}.payloadType")
         if 64 <= pt <= 95:
-            raise MediaConfigError(f"{path}.payloadType",
-                                   f"{pt} collides with RTCP packet types under rtcp-mux "
-                                   "(RFC 5761 4); use 96..127 for dynamic types")
+            raise MediaConfigError(
+                f"{path}.payloadType",
+                f"{pt} collides with RTCP packet types under rtcp-mux "
+                "(RFC 5761 4); use 96..127 for dynamic types",
+            )
         name = _get(d, "name", path, str)
         if not name:
             raise MediaConfigError(f"{path}.name", "must not be empty")
@@ -158,10 +183,10 @@ class HeaderExtension:
 
 @dataclass(frozen=True)
 class MediaSection:
-    kind: str                 # audio | video | vbss
-    direction: str            # of this side: sendrecv | sendonly | recvonly | inactive
-    ssrcs: tuple[int, ...]    # SSRCs this side sends from
-    source_id: int            # media source id (Graph's sourceId / MSI) of this side's stream
+    kind: str  # audio | video | vbss
+    direction: str  # of this side: sendrecv | sendonly | recvonly | inactive
+    ssrcs: tuple[int, ...]  # SSRCs this side sends from
+    source_id: int  # media source id (Graph's sourceId / MSI) of this side's stream
     codecs: tuple[Codec, ...]
     extmap: tuple[HeaderExtension, ...] = ()  # header extensions, with this side's send ids
 
@@ -181,8 +206,13 @@ class MediaSection:
         return self.direction in ("sendrecv", "recvonly")
 
     def to_json(self) -> dict:
-        d = {"kind": self.kind, "direction": self.direction, "ssrcs": list(self.ssrcs),
-             "sourceId": self.source_id, "codecs": [c.to_json() for c in self.codecs]}
+        d = {
+            "kind": self.kind,
+            "direction": self.direction,
+            "ssrcs": list(self.ssrcs),
+            "sourceId": self.source_id,
+            "codecs": [c.to_json() for c in self.codecs],
+        }
         if self.extmap:
             d["extmap"] = [e.to_json() for e in self.extmap]
         return d
@@ -196,8 +226,9 @@ class MediaSection:
             raise MediaConfigError(f"{path}.kind", f"must be one of {', '.join(KINDS)}, not {kind!r}")
         direction = _get(d, "direction", path, str, False, "sendrecv")
         if direction not in DIRECTIONS:
-            raise MediaConfigError(f"{path}.direction",
-                                   f"must be one of {', '.join(DIRECTIONS)}, not {direction!r}")
+            raise MediaConfigError(
+                f"{path}.direction", f"must be one of {', '.join(DIRECTIONS)}, not {direction!r}"
+            )
         ssrcs = _get(d, "ssrcs", path, list, False, [])
         for i, s in enumerate(ssrcs):
             if isinstance(s, bool) or not isinstance(s, int):
@@ -216,8 +247,7 @@ class MediaSection:
         if len(set(pts)) != len(pts):
             raise MediaConfigError(f"{path}.codecs", "payload types must be unique")
         ext_raw = _get(d, "extmap", path, list, False, [])
-        extmap = tuple(HeaderExtension.from_json(e, f"{path}.extmap[{i}]")
-                       for i, e in enumerate(ext_raw))
+        extmap = tuple(HeaderExtension.from_json(e, f"{path}.extmap[{i}]") for i, e in enumerate(ext_raw))
         if len({e.id for e in extmap}) != len(extmap):
             raise MediaConfigError(f"{path}.extmap", "extension ids must be unique")
         if len({e.uri for e in extmap}) != len(extmap):
@@ -257,13 +287,16 @@ class SrtpParams:
             raise MediaConfigError(path, "must be an object")
         profile = _get(d, "profile", path, str)
         if profile not in SRTP_KEY_LENGTHS:
-            raise MediaConfigError(f"{path}.profile", f"unknown SRTP profile {profile!r}; "
-                                   f"supported: {', '.join(SRTP_KEY_LENGTHS)}")
+            raise MediaConfigError(
+                f"{path}.profile",
+                f"unknown SRTP profile {profile!r}; supported: {', '.join(SRTP_KEY_LENGTHS)}",
+            )
         key = cls._key(d, "key", profile, path, required=True)
         receive_key = cls._key(d, "receiveKey", profile, path, required=False)
         if receive_key is not None and receive_key == key:
-            raise MediaConfigError(f"{path}.receiveKey", "must differ from key: each direction "
-                                   "has its own master key")
+            raise MediaConfigError(
+                f"{path}.receiveKey", "must differ from key: each direction has its own master key"
+            )
         return cls(profile, key, receive_key)
 
     @staticmethod
@@ -276,13 +309,14 @@ class SrtpParams:
         except ValueError:
             raise MediaConfigError(f"{path}.{name}", "is not valid base64") from None
         if len(raw) != SRTP_KEY_LENGTHS[profile]:
-            raise MediaConfigError(f"{path}.{name}", f"{profile} needs {SRTP_KEY_LENGTHS[profile]} "
-                                   f"bytes of master key || salt, got {len(raw)}")
+            raise MediaConfigError(
+                f"{path}.{name}",
+                f"{profile} needs {SRTP_KEY_LENGTHS[profile]} bytes of master key || salt, got {len(raw)}",
+            )
         return key
 
     @classmethod
-    def generate(cls, profile: str = "AES_CM_128_HMAC_SHA1_80", *,
-                 receive_key: bool = False) -> SrtpParams:
+    def generate(cls, profile: str = "AES_CM_128_HMAC_SHA1_80", *, receive_key: bool = False) -> SrtpParams:
         if profile not in SRTP_KEY_LENGTHS:
             raise MediaConfigError("srtp.profile", f"unknown SRTP profile {profile!r}")
 
@@ -308,14 +342,16 @@ class Endpoint:
     @classmethod
     def from_json(cls, d: Any, path: str) -> Endpoint:
         import ipaddress
+
         if not isinstance(d, dict):
             raise MediaConfigError(path, "must be an object")
         address = _get(d, "address", path, str)
         try:
             ipaddress.ip_address(address)
         except ValueError:
-            raise MediaConfigError(f"{path}.address",
-                                   f"must be a numeric IPv4 or IPv6 address, not {address!r}") from None
+            raise MediaConfigError(
+                f"{path}.address", f"must be a numeric IPv4 or IPv6 address, not {address!r}"
+            ) from None
         port = _range(_get(d, "port", path, int), 1, 65535, f"{path}.port")
         mux = _get(d, "rtcpMux", path, bool, False, True)
         rtcp_port = _range(_get(d, "rtcpPort", path, int, False, 0), 0, 65535, f"{path}.rtcpPort")
@@ -360,9 +396,10 @@ class MediaConfig:
             raise MediaConfigError("", "a media configuration must be a JSON object")
         version = _get(d, "mediaConfigVersion", "", int)
         if version != SCHEMA_VERSION:
-            raise MediaConfigError("mediaConfigVersion",
-                                   f"version {version} is not supported (this build reads "
-                                   f"{SCHEMA_VERSION})")
+            raise MediaConfigError(
+                "mediaConfigVersion",
+                f"version {version} is not supported (this build reads {SCHEMA_VERSION})",
+            )
         role = _get(d, "role", "", str)
         if role not in ROLES:
             raise MediaConfigError("role", f"must be one of {', '.join(ROLES)}, not {role!r}")
@@ -389,8 +426,7 @@ class MediaConfig:
         for i, m in enumerate(media):
             for s in m.ssrcs:
                 if s in seen:
-                    raise MediaConfigError(f"media[{i}].ssrcs",
-                                           f"SSRC {s} is also used by {seen[s]}")
+                    raise MediaConfigError(f"media[{i}].ssrcs", f"SSRC {s} is also used by {seen[s]}")
                 seen[s] = f"media[{i}]"
         # one session: payload types must identify one codec across sections
         pts: dict[int, tuple[str, Codec]] = {}
@@ -398,9 +434,10 @@ class MediaConfig:
             for c in m.codecs:
                 prev = pts.get(c.payload_type)
                 if prev and not prev[1].matches(c):
-                    raise MediaConfigError(f"media[{i}].codecs",
-                                           f"payload type {c.payload_type} means {c.name} here "
-                                           f"but {prev[1].name} in {prev[0]}")
+                    raise MediaConfigError(
+                        f"media[{i}].codecs",
+                        f"payload type {c.payload_type} means {c.name} here but {prev[1].name} in {prev[0]}",
+                    )
                 pts[c.payload_type] = (f"media[{i}]", c)
         return cls(role, sid, endpoint, srtp, media, call_id, fmt, version)
 
@@ -415,11 +452,20 @@ class MediaConfig:
     # ---- construction ----------------------------------------------------------------------
 
     @classmethod
-    def generate(cls, address: str, port: int, *, role: str = "bot",
-                 kinds: tuple[str, ...] = ("audio",), srtp_profile: str | None =
-                 "AES_CM_128_HMAC_SHA1_80", call_id: str | None = None,
-                 direction: str = "sendrecv", source_ids: dict[str, int] | None = None,
-                 media_session_id: str | None = None, receive_key: bool = False) -> MediaConfig:
+    def generate(
+        cls,
+        address: str,
+        port: int,
+        *,
+        role: str = "bot",
+        kinds: tuple[str, ...] = ("audio",),
+        srtp_profile: str | None = "AES_CM_128_HMAC_SHA1_80",
+        call_id: str | None = None,
+        direction: str = "sendrecv",
+        source_ids: dict[str, int] | None = None,
+        media_session_id: str | None = None,
+        receive_key: bool = False,
+    ) -> MediaConfig:
         """A fresh document for this side: random SSRCs, media source ids and
         SRTP key; default codecs (Opus/PCMU, H.264). The answering side passes
         the offerer's ``media_session_id``. ``receive_key`` also draws the key
@@ -438,14 +484,18 @@ class MediaConfig:
             if kind not in KINDS:
                 raise MediaConfigError("media.kind", f"unknown kind {kind!r}")
             codecs = tuple(Codec.from_json(c, f"{kind}.codecs") for c in DEFAULT_CODECS[kind])
-            extmap = tuple(HeaderExtension.from_json(e, f"{kind}.extmap")
-                           for e in DEFAULT_EXTMAP[kind])
+            extmap = tuple(HeaderExtension.from_json(e, f"{kind}.extmap") for e in DEFAULT_EXTMAP[kind])
             sid = (source_ids or {}).get(kind, secrets.randbits(31))
             ssrcs = (new_ssrc(),) if direction in ("sendrecv", "sendonly") else ()
             media.append(MediaSection(kind, direction, ssrcs, sid, codecs, extmap))
-        cfg = cls(role, media_session_id or str(uuid.uuid4()), Endpoint(address, port),
-                  SrtpParams.generate(srtp_profile, receive_key=receive_key) if srtp_profile else None, tuple(media),
-                  call_id)
+        cfg = cls(
+            role,
+            media_session_id or str(uuid.uuid4()),
+            Endpoint(address, port),
+            SrtpParams.generate(srtp_profile, receive_key=receive_key) if srtp_profile else None,
+            tuple(media),
+            call_id,
+        )
         return cls.from_json(cfg.to_json())  # validated like any received document
 
     def section(self, kind: str) -> MediaSection | None:
@@ -461,12 +511,12 @@ class MediaConfig:
 @dataclass(frozen=True)
 class StreamPlan:
     kind: str
-    send_ssrcs: tuple[int, ...]    # local SSRCs to send from
-    recv_ssrcs: tuple[int, ...]    # remote SSRCs to receive
-    send_codec: Codec | None       # payload type we send (the remote's number for it)
+    send_ssrcs: tuple[int, ...]  # local SSRCs to send from
+    recv_ssrcs: tuple[int, ...]  # remote SSRCs to receive
+    send_codec: Codec | None  # payload type we send (the remote's number for it)
     recv_codecs: tuple[Codec, ...]  # what the remote may send us
-    send_audio_level_id: int = 0   # RFC 6464 extension id we write (0: not negotiated)
-    recv_audio_level_id: int = 0   # RFC 6464 extension id the remote writes (0: none)
+    send_audio_level_id: int = 0  # RFC 6464 extension id we write (0: not negotiated)
+    recv_audio_level_id: int = 0  # RFC 6464 extension id the remote writes (0: none)
 
 
 def negotiate(local: MediaConfig, remote: MediaConfig) -> list[StreamPlan]:
@@ -475,14 +525,17 @@ def negotiate(local: MediaConfig, remote: MediaConfig) -> list[StreamPlan]:
     if local.role == remote.role:
         raise MediaConfigError("role", f"both documents have role {local.role!r}")
     if local.media_session_id != remote.media_session_id:
-        raise MediaConfigError("mpMediaSessionId",
-                               f"documents belong to different sessions ({local.media_session_id} "
-                               f"here, {remote.media_session_id} at the remote)")
+        raise MediaConfigError(
+            "mpMediaSessionId",
+            f"documents belong to different sessions ({local.media_session_id} "
+            f"here, {remote.media_session_id} at the remote)",
+        )
     if (local.srtp is None) != (remote.srtp is None):
         raise MediaConfigError("srtp", "one side uses SRTP and the other does not")
     if local.srtp and remote.srtp and local.srtp.profile != remote.srtp.profile:
-        raise MediaConfigError("srtp.profile", f"profiles differ: {local.srtp.profile} here, "
-                               f"{remote.srtp.profile} at the remote")
+        raise MediaConfigError(
+            "srtp.profile", f"profiles differ: {local.srtp.profile} here, {remote.srtp.profile} at the remote"
+        )
     plans = []
     for m in local.media:
         r = remote.section(m.kind)
@@ -490,18 +543,27 @@ def negotiate(local: MediaConfig, remote: MediaConfig) -> list[StreamPlan]:
             continue
         common = [rc for rc in r.codecs if any(rc.matches(lc) for lc in m.codecs)]
         if not common:
-            raise MediaConfigError(f"media[{m.kind}].codecs",
-                                   f"no codec in common for {m.kind}: here "
-                                   f"{[c.name for c in m.codecs]}, remote {[c.name for c in r.codecs]}")
+            raise MediaConfigError(
+                f"media[{m.kind}].codecs",
+                f"no codec in common for {m.kind}: here "
+                f"{[c.name for c in m.codecs]}, remote {[c.name for c in r.codecs]}",
+            )
         send = m.sends and r.receives
         recv = m.receives and r.sends
         # an extension is used in a direction when both sides list its uri; the
         # sender's id is on the wire (each document names the ids it sends with)
         level_both = bool(m.extension_id(AUDIO_LEVEL_URI) and r.extension_id(AUDIO_LEVEL_URI))
-        plans.append(StreamPlan(m.kind, m.ssrcs if send else (), r.ssrcs if recv else (),
-                                common[0] if send else None, tuple(common),
-                                m.extension_id(AUDIO_LEVEL_URI) if send and level_both else 0,
-                                r.extension_id(AUDIO_LEVEL_URI) if recv and level_both else 0))
+        plans.append(
+            StreamPlan(
+                m.kind,
+                m.ssrcs if send else (),
+                r.ssrcs if recv else (),
+                common[0] if send else None,
+                tuple(common),
+                m.extension_id(AUDIO_LEVEL_URI) if send and level_both else 0,
+                r.extension_id(AUDIO_LEVEL_URI) if recv and level_both else 0,
+            )
+        )
     if not plans:
         raise MediaConfigError("media", "no media kind in common")
     return plans
@@ -513,14 +575,21 @@ class SessionBinding:
 
     session: Any
     plans: list[StreamPlan]
-    send_streams: dict[int, Any] = field(default_factory=dict)     # local SSRC -> SendStream
+    send_streams: dict[int, Any] = field(default_factory=dict)  # local SSRC -> SendStream
     receive_streams: dict[int, Any] = field(default_factory=dict)  # remote SSRC -> ReceiveStream
-    source_ids: dict[int, int] = field(default_factory=dict)       # remote SSRC -> sourceId
+    source_ids: dict[int, int] = field(default_factory=dict)  # remote SSRC -> sourceId
 
 
-def configure_session(engine, local: MediaConfig, remote: MediaConfig, *,
-                      direct: bool = False, nack: bool = True, pli: bool = True,
-                      history: int = 512) -> SessionBinding:
+def configure_session(
+    engine,
+    local: MediaConfig,
+    remote: MediaConfig,
+    *,
+    direct: bool = False,
+    nack: bool = True,
+    pli: bool = True,
+    history: int = 512,
+) -> SessionBinding:
     """Add a session to ``engine`` from our document and the remote's: send to
     the remote endpoint with our key, receive with theirs, one send stream per
     local SSRC and one receive stream per remote SSRC of each common kind."""
@@ -529,8 +598,7 @@ def configure_session(engine, local: MediaConfig, remote: MediaConfig, *,
     rtcp_port = 0 if ep.rtcp_mux else (ep.rtcp_port or ep.port + 1)
     kw = {}
     if local.srtp and remote.srtp:
-        kw = dict(srtp_profile=local.srtp.profile, tx_key=local.srtp.key_bytes,
-                  rx_key=remote.srtp.key_bytes)
+        kw = dict(srtp_profile=local.srtp.profile, tx_key=local.srtp.key_bytes, rx_key=remote.srtp.key_bytes)
     session = engine.add_session((ep.address, ep.port), remote_rtcp_port=rtcp_port, **kw)
     b = SessionBinding(session, plans)
     try:
@@ -540,16 +608,25 @@ def configure_session(engine, local: MediaConfig, remote: MediaConfig, *,
             for ssrc in p.send_ssrcs:
                 assert p.send_codec is not None
                 b.send_streams[ssrc] = session.add_send_stream(
-                    ssrc, p.send_codec.payload_type, media, p.send_codec.clock_rate,
+                    ssrc,
+                    p.send_codec.payload_type,
+                    media,
+                    p.send_codec.clock_rate,
                     history=history if media == "video" else 0,
-                    audio_level_id=p.send_audio_level_id if media == "audio" else 0)
+                    audio_level_id=p.send_audio_level_id if media == "audio" else 0,
+                )
             for ssrc in p.recv_ssrcs:
                 rate = p.recv_codecs[0].clock_rate
                 b.receive_streams[ssrc] = session.add_receive_stream(
-                    ssrc, media, rate, direct=direct, nack=nack and media == "video",
+                    ssrc,
+                    media,
+                    rate,
+                    direct=direct,
+                    nack=nack and media == "video",
                     pli=pli and media == "video",
                     audio_level_id=p.recv_audio_level_id if media == "audio" else 0,
-                    payload_types=[c.payload_type for c in p.recv_codecs])
+                    payload_types=[c.payload_type for c in p.recv_codecs],
+                )
                 if rsec is not None:
                     b.source_ids[ssrc] = rsec.source_id
     except BaseException:

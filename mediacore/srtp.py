@@ -63,16 +63,13 @@ def parse_profile(profile: str | int) -> int:
     try:
         return PROFILES[name]
     except KeyError:
-        raise ValueError(
-            f"unknown SRTP crypto-suite {profile!r}; supported: {', '.join(PROFILES)}"
-        ) from None
+        raise ValueError(f"unknown SRTP crypto-suite {profile!r}; supported: {', '.join(PROFILES)}") from None
 
 
 def key_salt_length(profile: str | int) -> int:
     """Bytes of master key || master salt the profile needs (30, 28 or 44)."""
     out = ffi.new("uint32_t *")
-    check(lib.mc_srtp_profile_info(parse_profile(profile), 0, out, ffi.NULL, ffi.NULL),
-          "srtp profile")
+    check(lib.mc_srtp_profile_info(parse_profile(profile), 0, out, ffi.NULL, ffi.NULL), "srtp profile")
     return out[0]
 
 
@@ -86,7 +83,7 @@ def parse_inline_key(key_params: str, profile: str | int) -> bytes:
     text = key_params.strip()
     if not text.startswith("inline:"):
         raise ValueError(f"SDES key-params must start with 'inline:': {key_params!r}")
-    parts = text[len("inline:"):].split("|")
+    parts = text[len("inline:") :].split("|")
     b64 = parts[0]
     for extra in parts[1:]:
         if ":" in extra:
@@ -167,8 +164,10 @@ class SrtpSession:
                 f"master key || salt, got {len(key)}"
             )
         out = ffi.new("mc_srtp **")
-        check(lib.mc_srtp_create(self.profile, key, len(key), replay_window, max_streams, flags,
-                                 out), "srtp create")
+        check(
+            lib.mc_srtp_create(self.profile, key, len(key), replay_window, max_streams, flags, out),
+            "srtp create",
+        )
         self._ctx = ffi.gc(out[0], lib.mc_srtp_free)
         self._out_length = ffi.new("size_t *")
         self._buffer = ffi.new("uint8_t[]", 2048)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 ODATA_TYPE = "@odata.type"
 NAMESPACE = "microsoft.graph."
@@ -33,7 +33,7 @@ def type_key(odata_type: str) -> str:
     """Normalise an ``@odata.type`` value for comparison: ``#Microsoft.Graph.Call`` -> ``call``."""
     key = odata_type.strip().lstrip("#").lower()
     if key.startswith(NAMESPACE):
-        key = key[len(NAMESPACE):]
+        key = key[len(NAMESPACE) :]
     return key
 
 
@@ -49,6 +49,7 @@ def _camel(name: str) -> str:
 
 
 # ---- codecs ----------------------------------------------------------------------------
+
 
 class Codec:
     #: what a member of this codec holds after parsing, for shape_errors() messages
@@ -206,8 +207,9 @@ BOOL = Bool()
 RAW = Raw()
 
 
-def member(codec: Codec = STR, *, json: str | None = None, aliases: tuple[str, ...] = (),
-           default: Any = None) -> Any:
+def member(
+    codec: Codec = STR, *, json: str | None = None, aliases: tuple[str, ...] = (), default: Any = None
+) -> Any:
     """Declare a model member. ``json`` defaults to the camelCase of the attribute name."""
     meta = {"codec": codec, "json": json, "aliases": aliases}
     if isinstance(default, (list, dict)):
@@ -227,8 +229,12 @@ class GraphObject:
     _present: tuple[str, ...] | None = dataclasses.field(default=None, init=False, repr=False)
     _raw_type: str | None = dataclasses.field(default=None, init=False, repr=False)
 
-    _members: ClassVar[dict[str, tuple[str, Codec]]]   # json name -> (attribute, codec)
-    _aliases: ClassVar[dict[str, str]]                   # alias -> canonical json name
+    _members: ClassVar[dict[str, tuple[str, Codec]]]  # json name -> (attribute, codec)
+    _aliases: ClassVar[dict[str, str]]  # alias -> canonical json name
+
+    if TYPE_CHECKING:  # every model is a keyword-only dataclass of member() fields (models.model)
+
+        def __init__(self, **members: Any) -> None: ...
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -327,7 +333,7 @@ class GraphObject:
 
     def _type_out(self) -> str | None:
         if self._raw_type is not None and lookup_type(self._raw_type) is None:
-            return self._raw_type        # a type we do not know: keep it verbatim
+            return self._raw_type  # a type we do not know: keep it verbatim
         return self.odata_type or self._raw_type
 
     def to_dict(self) -> dict[str, Any]:
@@ -367,8 +373,15 @@ class GraphObject:
 def _json_type(value: Any) -> str:
     if isinstance(value, GraphObject):
         return "object"
-    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "number",
-            float: "number", type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        dict: "object",
+        list: "array",
+        str: "string",
+        bool: "boolean",
+        int: "number",
+        float: "number",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 def json_depth(value: Any, limit: int) -> int:

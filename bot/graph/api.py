@@ -19,18 +19,46 @@ CALLS = "communications/calls"
 
 # Parameters only the beta reference pages have: Graph v1.0 refuses a request carrying them.
 BETA_ONLY_PARAMETERS = {
-    "playPrompt": ("loop",),                                           # call-playprompt
-    "redirect": ("maskCallee", "maskCaller", "targetDisposition"),     # call-redirect
+    "playPrompt": ("loop",),  # call-playprompt
+    "redirect": ("maskCallee", "maskCaller", "targetDisposition"),  # call-redirect
 }
 # Properties of a call that only the beta call resource has (resources/call, beta); on v1.0 Graph
 # refuses a new call carrying them, as it refuses any property the call resource does not have.
-CALL_PROPERTIES_V1 = frozenset({
-    "@odata.type", "callbackUri", "callChainId", "callOptions", "callRoutes", "chatInfo", "direction", "id",
-    "incomingContext", "mediaConfig", "mediaState", "meetingInfo", "myParticipantId", "requestedModalities",
-    "resultInfo", "source", "state", "subject", "targets", "tenantId", "toneInfo", "transcription"})
-CALL_PROPERTIES_BETA = CALL_PROPERTIES_V1 | {"activeModalities", "answeredBy", "meetingCapability",
-                                             "ringingTimeoutInSeconds", "routingPolicies", "terminationReason",
-                                             "replacesContext"}
+CALL_PROPERTIES_V1 = frozenset(
+    {
+        "@odata.type",
+        "callbackUri",
+        "callChainId",
+        "callOptions",
+        "callRoutes",
+        "chatInfo",
+        "direction",
+        "id",
+        "incomingContext",
+        "mediaConfig",
+        "mediaState",
+        "meetingInfo",
+        "myParticipantId",
+        "requestedModalities",
+        "resultInfo",
+        "source",
+        "state",
+        "subject",
+        "targets",
+        "tenantId",
+        "toneInfo",
+        "transcription",
+    }
+)
+CALL_PROPERTIES_BETA = CALL_PROPERTIES_V1 | {
+    "activeModalities",
+    "answeredBy",
+    "meetingCapability",
+    "ringingTimeoutInSeconds",
+    "routingPolicies",
+    "terminationReason",
+    "replacesContext",
+}
 # modality values (resources/call requestedModalities; call-answer acceptedModalities)
 REQUESTED_MODALITIES = ("unknown", "audio", "video", "videoBasedScreenSharing", "data")
 ACCEPTED_MODALITIES = ("audio", "video", "videoBasedScreenSharing")
@@ -71,15 +99,19 @@ def check_modalities(values: object, allowed: Iterable[str], what: str) -> None:
 
 def check_media_config(config: object) -> None:
     if not isinstance(config, (m.AppHostedMediaConfig, m.ServiceHostedMediaConfig)):
-        raise ValueError("mediaConfig must be an AppHostedMediaConfig or a ServiceHostedMediaConfig "
-                         "(Graph needs its @odata.type)")
+        raise ValueError(
+            "mediaConfig must be an AppHostedMediaConfig or a ServiceHostedMediaConfig "
+            "(Graph needs its @odata.type)"
+        )
 
 
 def _q(value: str) -> str:
     return urllib.parse.quote(value, safe="")
 
 
-def _operation(resp: GraphResponse, default: type[m.CommsOperation] = m.CommsOperation) -> m.CommsOperation | None:
+def _operation(
+    resp: GraphResponse, default: type[m.CommsOperation] = m.CommsOperation
+) -> m.CommsOperation | None:
     """The commsOperation of a 200 answer; None for an empty body (then the operation is
     reported only by notification, or not at all)."""
     if isinstance(resp.body, dict):
@@ -108,7 +140,9 @@ class CallsApi:
     @property
     def beta(self) -> bool:
         """Whether requests go to the beta API (``graph.base_url`` ending in ``/beta``)."""
-        return urllib.parse.urlsplit(self.client.base_url).path.rstrip("/").rsplit("/", 1)[-1].lower() == "beta"
+        return (
+            urllib.parse.urlsplit(self.client.base_url).path.rstrip("/").rsplit("/", 1)[-1].lower() == "beta"
+        )
 
     @staticmethod
     def _payload(body: m.GraphObject) -> dict:
@@ -124,8 +158,10 @@ class CallsApi:
             return
         present = [k for k in BETA_ONLY_PARAMETERS.get(action, ()) if body.get(k) is not None]
         if present:
-            raise ValueError(f"{action}: {', '.join(present)} exist(s) only in the beta API and Graph v1.0 refuses "
-                             "the request; leave it out, or use the beta API (graph.base_url = …/beta)")
+            raise ValueError(
+                f"{action}: {', '.join(present)} exist(s) only in the beta API and Graph v1.0 refuses "
+                "the request; leave it out, or use the beta API (graph.base_url = …/beta)"
+            )
 
     async def _post(self, path: str, body: object = None, **kw: object) -> GraphResponse:
         return await self.client.post(path, body, scenario_id=self.scenario_id, **kw)  # type: ignore[arg-type]
@@ -150,7 +186,9 @@ class CallsApi:
         unknown = [k for k in data if k not in allowed and not k.startswith("@odata.")]
         if unknown:
             where = "the call resource" if self.beta else "the v1.0 call resource (some are beta-only)"
-            raise ValueError(f"a new call with properties {unknown} that {where} does not have: Graph refuses it")
+            raise ValueError(
+                f"a new call with properties {unknown} that {where} does not have: Graph refuses it"
+            )
         resp = await self.client.post(CALLS, data, scenario_id=scenario_id or self.scenario_id)
         created = m.Call.parse(resp.body if isinstance(resp.body, dict) else {})
         if created.id is None and resp.location:
@@ -194,8 +232,9 @@ class CallsApi:
         resp = await self._post(self._call(call_id, "unmute"), self._payload(body))
         return _operation(resp, m.UnmuteParticipantOperation)
 
-    async def update_recording_status(self, call_id: str,
-                                      body: m.UpdateRecordingStatusRequest) -> m.CommsOperation | None:
+    async def update_recording_status(
+        self, call_id: str, body: m.UpdateRecordingStatusRequest
+    ) -> m.CommsOperation | None:
         resp = await self._post(self._call(call_id, "updateRecordingStatus"), self._payload(body))
         return _operation(resp, m.UpdateRecordingStatusOperation)
 
@@ -216,8 +255,9 @@ class CallsApi:
         resp = await self._post(self._call(call_id, "subscribeToTone"), self._payload(body))
         return _operation(resp, m.SubscribeToToneOperation)
 
-    async def cancel_media_processing(self, call_id: str,
-                                      body: m.ClientContextRequest) -> m.CommsOperation | None:
+    async def cancel_media_processing(
+        self, call_id: str, body: m.ClientContextRequest
+    ) -> m.CommsOperation | None:
         resp = await self._post(self._call(call_id, "cancelMediaProcessing"), self._payload(body))
         return _operation(resp, m.CancelMediaProcessingOperation)
 
@@ -243,17 +283,20 @@ class CallsApi:
         resp = await self._post(self._call(call_id, "participants", "invite"), self._payload(body))
         return _operation(resp, m.InviteParticipantsOperation)
 
-    async def mute_participant(self, call_id: str, participant_id: str,
-                               body: m.ClientContextRequest) -> m.CommsOperation | None:
-        resp = await self._post(self._call(call_id, "participants", _q(participant_id), "mute"),
-                                      self._payload(body))
+    async def mute_participant(
+        self, call_id: str, participant_id: str, body: m.ClientContextRequest
+    ) -> m.CommsOperation | None:
+        resp = await self._post(
+            self._call(call_id, "participants", _q(participant_id), "mute"), self._payload(body)
+        )
         return _operation(resp, m.MuteParticipantOperation)
 
     async def mute_all(self, call_id: str, body: m.MuteAllRequest) -> m.CommsOperation | None:
         """Beta only, deprecated
         (https://learn.microsoft.com/graph/api/participant-muteall?view=graph-rest-beta)."""
-        resp = await self._post(self._call(call_id, "participants", "muteAll"), self._payload(body),
-                                      beta=True)
+        resp = await self._post(
+            self._call(call_id, "participants", "muteAll"), self._payload(body), beta=True
+        )
         return _operation(resp)
 
     async def update_metadata(self, call_id: str, body: m.UpdateMetadataRequest) -> m.CommsOperation:
@@ -273,7 +316,9 @@ class CallsApi:
 
     # ---- recordings -------------------------------------------------------------------------
 
-    def download_recording(self, recording_location: str, recording_access_token: str) -> AsyncIterator[bytes]:
+    def download_recording(
+        self, recording_location: str, recording_access_token: str
+    ) -> AsyncIterator[bytes]:
         """Chunks of a recordResponse recording (``GET recordingLocation`` with its token)."""
         return self.client.stream(recording_location, bearer=recording_access_token)
 

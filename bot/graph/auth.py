@@ -18,9 +18,9 @@ from typing import Any
 
 import msal
 import requests  # msal's HTTP client; imported here so no import (and no
+
 #                  compile) happens in the executor thread, which trips a CPython 3.11 bug
 #                  ("AST constructor recursion depth mismatch") under concurrent compiles
-
 from .errors import TokenError
 
 log = logging.getLogger("bot.graph.auth")
@@ -35,8 +35,13 @@ class TokenProvider:
     loop's default executor) and returns ``(access_token, expires_in_s)``.
     """
 
-    def __init__(self, *, refresh_margin_s: float = 300.0, executor: Executor | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        refresh_margin_s: float = 300.0,
+        executor: Executor | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.refresh_margin_s = refresh_margin_s
         self._executor = executor
         self._clock = clock
@@ -92,9 +97,11 @@ class StaticTokenProvider(TokenProvider):
         if self.expires_at_epoch is not None:
             left = self.expires_at_epoch - time.time()
             if left <= 0:
-                log.error("the fixed Graph token expired %.0f s ago and cannot be refreshed: Graph will "
-                          "answer 401; configure msal (client secret or certificate) instead of graph.token_env",
-                          -left)
+                log.error(
+                    "the fixed Graph token expired %.0f s ago and cannot be refreshed: Graph will "
+                    "answer 401; configure msal (client secret or certificate) instead of graph.token_env",
+                    -left,
+                )
             return self._static, max(left, 1.0)
         return self._static, 3600.0
 
@@ -124,12 +131,21 @@ class MsalTokenProvider(TokenProvider):
     ``certificate_thumbprint`` its SHA-1 thumbprint, as msal expects.
     """
 
-    def __init__(self, *, app_id: str, tenant_id: str, client_secret: str | None = None,
-                 certificate_pem: str | None = None, certificate_thumbprint: str | None = None,
-                 authority_host: str = "https://login.microsoftonline.com",
-                 instance_discovery: bool = True, ca_bundle: str | None = None,
-                 scopes: Sequence[str] = (GRAPH_SCOPE,), msal_options: dict[str, Any] | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        app_id: str,
+        tenant_id: str,
+        client_secret: str | None = None,
+        certificate_pem: str | None = None,
+        certificate_thumbprint: str | None = None,
+        authority_host: str = "https://login.microsoftonline.com",
+        instance_discovery: bool = True,
+        ca_bundle: str | None = None,
+        scopes: Sequence[str] = (GRAPH_SCOPE,),
+        msal_options: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if bool(client_secret) == bool(certificate_pem):
             raise ValueError("give exactly one of client_secret or certificate_pem")
@@ -164,11 +180,16 @@ class MsalTokenProvider(TokenProvider):
     def acquire_blocking(self) -> tuple[str, float]:
         if self._app is None:
             self._app = msal.ConfidentialClientApplication(
-                self.app_id, client_credential=self._credential, authority=self.authority,
-                **self._msal_options)
+                self.app_id,
+                client_credential=self._credential,
+                authority=self.authority,
+                **self._msal_options,
+            )
         result = self._app.acquire_token_for_client(scopes=self.scopes)
         if "access_token" not in result:
-            raise TokenError(f"token request for app {self.app_id} failed: "
-                             f"{result.get('error')}: {result.get('error_description')}")
+            raise TokenError(
+                f"token request for app {self.app_id} failed: "
+                f"{result.get('error')}: {result.get('error_description')}"
+            )
         log.debug("token acquired for app %s (source %s)", self.app_id, result.get("token_source"))
         return result["access_token"], float(result.get("expires_in", 3600))

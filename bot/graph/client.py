@@ -55,7 +55,7 @@ class RetryPolicy:
 
     def backoff_s(self, attempt: int, rng: Callable[[], float]) -> float:
         """Full-jitter exponential backoff for retry number ``attempt`` (0-based)."""
-        ceiling = min(self.max_delay_s, self.base_delay_s * (2 ** attempt))
+        ceiling = min(self.max_delay_s, self.base_delay_s * (2**attempt))
         return ceiling * rng()
 
 
@@ -74,7 +74,7 @@ def parse_retry_after(value: str | None, *, now_epoch: float | None = None) -> f
         if when is None:
             return None
         seconds = when.timestamp() - (time.time() if now_epoch is None else now_epoch)
-    if seconds != seconds or seconds < 0:   # NaN or past
+    if seconds != seconds or seconds < 0:  # NaN or past
         return 0.0
     return seconds
 
@@ -83,7 +83,7 @@ def parse_retry_after(value: str | None, *, now_epoch: float | None = None) -> f
 class GraphResponse:
     status: int
     headers: Mapping[str, str]
-    body: Any                      # parsed JSON, raw bytes for non-JSON, or None when empty
+    body: Any  # parsed JSON, raw bytes for non-JSON, or None when empty
     request_id: str | None
     client_request_id: str
     attempts: int = 1
@@ -102,16 +102,26 @@ class _Attempt:
 class GraphClient:
     """Authenticated Graph HTTP client. Use as ``async with GraphClient(...) as graph:``."""
 
-    def __init__(self, *, token_provider: TokenProvider | None, base_url: str = GRAPH_V1,
-                 beta_base_url: str | None = None, session: aiohttp.ClientSession | None = None,
-                 retry: RetryPolicy | None = None, scenario_id: str | None = None,
-                 timeout_s: float = 30.0, clock: Clock | None = None,
-                 rng: Callable[[], float] = random.random, user_agent: str = "mediabot/0.1",
-                 on_request: Callable[[dict[str, Any]], Awaitable[None] | None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        token_provider: TokenProvider | None,
+        base_url: str = GRAPH_V1,
+        beta_base_url: str | None = None,
+        session: aiohttp.ClientSession | None = None,
+        retry: RetryPolicy | None = None,
+        scenario_id: str | None = None,
+        timeout_s: float = 30.0,
+        clock: Clock | None = None,
+        rng: Callable[[], float] = random.random,
+        user_agent: str = "mediabot/0.1",
+        on_request: Callable[[dict[str, Any]], Awaitable[None] | None] | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         if beta_base_url is None:
-            beta_base_url = (self.base_url[: -len("/v1.0")] + "/beta"
-                             if self.base_url.endswith("/v1.0") else self.base_url)
+            beta_base_url = (
+                self.base_url[: -len("/v1.0")] + "/beta" if self.base_url.endswith("/v1.0") else self.base_url
+            )
         self.beta_base_url = beta_base_url.rstrip("/")
         self.token_provider = token_provider
         self.retry = retry or RetryPolicy()
@@ -160,9 +170,18 @@ class GraphClient:
     async def delete(self, path: str, **kw: Any) -> GraphResponse:
         return await self.request("DELETE", path, **kw)
 
-    async def request(self, method: str, path: str, *, json_body: Any = None, beta: bool = False,
-                      scenario_id: str | None = None, bearer: str | None = None,
-                      headers: Mapping[str, str] | None = None, raw: bool = False) -> GraphResponse:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        beta: bool = False,
+        scenario_id: str | None = None,
+        bearer: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        raw: bool = False,
+    ) -> GraphResponse:
         """Send one logical request (with retries). ``bearer`` overrides the Graph token
         (used to fetch recordings with their ``recordingAccessToken``)."""
         url = self.url(path, beta=beta)
@@ -173,8 +192,12 @@ class GraphClient:
         refreshed_token = False
         while True:
             crid = str(uuid.uuid4())
-            hdrs = {"client-request-id": crid, "return-client-request-id": "true",
-                    "User-Agent": self.user_agent, "Accept": "application/json"}
+            hdrs = {
+                "client-request-id": crid,
+                "return-client-request-id": "true",
+                "User-Agent": self.user_agent,
+                "Accept": "application/json",
+            }
             sid = scenario_id or self.scenario_id
             if sid:
                 hdrs["scenario-id"] = sid
@@ -199,21 +222,43 @@ class GraphClient:
                         retries += 1
                         await self.clock.sleep(delay)
                         continue
-                raise GraphConnectionError(f"{type(exc).__name__}: {exc}", method=method, url=url,
-                                           client_request_id=crid) from exc
+                raise GraphConnectionError(
+                    f"{type(exc).__name__}: {exc}", method=method, url=url, client_request_id=crid
+                ) from exc
             request_id = rheaders.get("request-id")
-            log.debug("graph %s %s -> %d client-request-id=%s request-id=%s scenario-id=%s %.1f ms",
-                      method, url, status, crid, request_id, sid, (self.clock.now() - t0) * 1e3)
+            log.debug(
+                "graph %s %s -> %d client-request-id=%s request-id=%s scenario-id=%s %.1f ms",
+                method,
+                url,
+                status,
+                crid,
+                request_id,
+                sid,
+                (self.clock.now() - t0) * 1e3,
+            )
             if self._on_request is not None:
-                res = self._on_request({"method": method, "url": url, "status": status,
-                                        "client_request_id": crid, "request_id": request_id})
+                res = self._on_request(
+                    {
+                        "method": method,
+                        "url": url,
+                        "status": status,
+                        "client_request_id": crid,
+                        "request_id": request_id,
+                    }
+                )
                 if asyncio.iscoroutine(res):
                     await res
             if 200 <= status < 300:
-                return GraphResponse(status, rheaders, self._decode(rheaders, body_bytes, raw),
-                                     request_id, crid, retries + 1, self.clock.now() - start)
-            if (status == 401 and bearer is None and self.token_provider is not None
-                    and not refreshed_token):
+                return GraphResponse(
+                    status,
+                    rheaders,
+                    self._decode(rheaders, body_bytes, raw),
+                    request_id,
+                    crid,
+                    retries + 1,
+                    self.clock.now() - start,
+                )
+            if status == 401 and bearer is None and self.token_provider is not None and not refreshed_token:
                 refreshed_token = True
                 self.token_provider.invalidate()
                 log.info("graph %s %s -> 401, refreshing the token once", method, url)
@@ -222,13 +267,27 @@ class GraphClient:
             if status in policy.statuses and retries < policy.max_retries:
                 delay = retry_after if retry_after is not None else policy.backoff_s(retries, self.rng)
                 if self.clock.now() - start + delay <= policy.max_total_s:
-                    log.info("graph %s %s -> %d, retry %d in %.3f s (request-id=%s)", method, url,
-                             status, retries + 1, delay, request_id)
+                    log.info(
+                        "graph %s %s -> %d, retry %d in %.3f s (request-id=%s)",
+                        method,
+                        url,
+                        status,
+                        retries + 1,
+                        delay,
+                        request_id,
+                    )
                     retries += 1
                     await self.clock.sleep(delay)
                     continue
-            err = error_from_response(status, rheaders, body_bytes, method=method, url=url,
-                                      retry_after_s=retry_after, client_request_id=crid)
+            err = error_from_response(
+                status,
+                rheaders,
+                body_bytes,
+                method=method,
+                url=url,
+                retry_after_s=retry_after,
+                client_request_id=crid,
+            )
             log.warning("graph %s %s failed: %s", method, url, err)
             raise err
 
@@ -249,19 +308,27 @@ class GraphClient:
     async def stream(self, url: str, *, bearer: str, chunk_size: int = 65536):
         """GET ``url`` with a bearer token and yield body chunks (recording downloads)."""
         crid = str(uuid.uuid4())
-        hdrs = {"Authorization": f"Bearer {bearer}", "client-request-id": crid,
-                "User-Agent": self.user_agent}
+        hdrs = {"Authorization": f"Bearer {bearer}", "client-request-id": crid, "User-Agent": self.user_agent}
         try:
             async with self.session.get(url, headers=hdrs) as resp:
                 if resp.status >= 300:
                     body = await resp.read()
-                    raise error_from_response(resp.status, resp.headers, body, method="GET", url=url,
-                                              client_request_id=crid)
+                    raise error_from_response(
+                        resp.status, resp.headers, body, method="GET", url=url, client_request_id=crid
+                    )
                 async for chunk in resp.content.iter_chunked(chunk_size):
                     yield chunk
         except aiohttp.ClientError as exc:
             raise GraphConnectionError(str(exc), method="GET", url=url, client_request_id=crid) from exc
 
 
-__all__ = ["GraphClient", "GraphResponse", "RetryPolicy", "Clock", "parse_retry_after",
-           "GRAPH_V1", "GRAPH_BETA", "GraphError"]
+__all__ = [
+    "GraphClient",
+    "GraphResponse",
+    "RetryPolicy",
+    "Clock",
+    "parse_retry_after",
+    "GRAPH_V1",
+    "GRAPH_BETA",
+    "GraphError",
+]

@@ -15,10 +15,20 @@ from typing import Any
 class GraphError(Exception):
     """A Graph request failed. Carries the Graph error code, message and request ids."""
 
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
-                 request_id: str | None = None, client_request_id: str | None = None,
-                 date: str | None = None, body: Any = None, method: str | None = None,
-                 url: str | None = None, retry_after_s: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        client_request_id: str | None = None,
+        date: str | None = None,
+        body: Any = None,
+        method: str | None = None,
+        url: str | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
         self.status = status
         self.code = code
         self.message = message
@@ -33,8 +43,10 @@ class GraphError(Exception):
 
     def __str__(self) -> str:
         where = f"{self.method} {self.url} " if self.method else ""
-        return (f"{where}-> {self.status} {self.code or ''}: {self.message} "
-                f"(request-id {self.request_id}, client-request-id {self.client_request_id})")
+        return (
+            f"{where}-> {self.status} {self.code or ''}: {self.message} "
+            f"(request-id {self.request_id}, client-request-id {self.client_request_id})"
+        )
 
 
 class GraphBadRequest(GraphError, ValueError):
@@ -87,8 +99,9 @@ class OperationFailed(Exception):
     ``result_info`` is the operation's resultInfo (code, subcode, message).
     """
 
-    def __init__(self, message: str, *, operation: Any = None, result_info: Any = None,
-                 call_id: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, operation: Any = None, result_info: Any = None, call_id: str | None = None
+    ) -> None:
         self.operation = operation
         self.result_info = result_info
         self.call_id = call_id
@@ -105,15 +118,27 @@ class InvalidCallState(RuntimeError):
 
 
 _BY_STATUS: dict[int, type[GraphError]] = {
-    400: GraphBadRequest, 401: GraphUnauthorized, 403: GraphForbidden, 404: GraphNotFound,
-    409: GraphConflict, 429: GraphThrottled, 503: GraphServiceUnavailable, 504: GraphGatewayTimeout,
+    400: GraphBadRequest,
+    401: GraphUnauthorized,
+    403: GraphForbidden,
+    404: GraphNotFound,
+    409: GraphConflict,
+    429: GraphThrottled,
+    503: GraphServiceUnavailable,
+    504: GraphGatewayTimeout,
 }
 
 
-def error_from_response(status: int, headers: Mapping[str, str], body: bytes, *,
-                        method: str | None = None, url: str | None = None,
-                        retry_after_s: float | None = None,
-                        client_request_id: str | None = None) -> GraphError:
+def error_from_response(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    method: str | None = None,
+    url: str | None = None,
+    retry_after_s: float | None = None,
+    client_request_id: str | None = None,
+) -> GraphError:
     """Build the typed exception for a non-2xx Graph answer."""
     parsed: Any = None
     code = message = date = None
@@ -134,7 +159,15 @@ def error_from_response(status: int, headers: Mapping[str, str], body: bytes, *,
             if message is None and isinstance(inner.get("message"), str):
                 message = inner["message"]
     cls = _BY_STATUS.get(status) or (GraphServerError if status >= 500 else GraphError)
-    return cls(message or f"HTTP {status}", status=status, code=code,
-               request_id=request_id or inner_request_id,
-               client_request_id=headers.get("client-request-id") or client_request_id, date=date, body=parsed,
-               method=method, url=url, retry_after_s=retry_after_s)
+    return cls(
+        message or f"HTTP {status}",
+        status=status,
+        code=code,
+        request_id=request_id or inner_request_id,
+        client_request_id=headers.get("client-request-id") or client_request_id,
+        date=date,
+        body=parsed,
+        method=method,
+        url=url,
+        retry_after_s=retry_after_s,
+    )

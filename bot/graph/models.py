@@ -21,27 +21,99 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
-from ._base import (BOOL, INT, RAW, STR, Enum, GraphObject, List, Model, OneOrMany, json_depth,
-                    member, parse, registered_types, type_key)
+from ._base import (
+    BOOL,
+    INT,
+    RAW,
+    STR,
+    Enum,
+    GraphObject,
+    List,
+    Model,
+    OneOrMany,
+    json_depth,
+    member,
+    parse,
+    registered_types,
+    type_key,
+)
 
 __all__ = [
-    "parse", "registered_types", "type_key", "GraphObject", "id_key", "json_depth",
-    "CallState", "CallDirection", "Modality", "OperationStatus", "Tone", "ChangeType",
-    "RejectReason", "RecordingStatus", "ScreenSharingRole", "EndpointType", "MediaDirection",
-    "Identity", "IdentitySet", "ParticipantInfo", "InvitationParticipantInfo", "ResultInfo",
-    "MediaInfo", "MediaPrompt", "ServiceHostedMediaConfig", "AppHostedMediaConfig", "MediaConfig",
-    "ChatInfo", "MeetingInfo", "OrganizerMeetingInfo", "TokenMeetingInfo", "JoinMeetingIdMeetingInfo",
-    "ToneInfo", "CallMediaState", "CallTranscriptionInfo", "IncomingContext", "CallRoute",
-    "CallOptions", "OutgoingCallOptions", "IncomingCallOptions", "MediaStream", "RecordingInfo",
-    "Participant", "DeltaParticipants", "ContentSharingSession", "Call",
-    "CommsOperation", "PlayPromptOperation", "RecordOperation", "SubscribeToToneOperation",
-    "CancelMediaProcessingOperation", "MuteParticipantOperation", "UnmuteParticipantOperation",
-    "UpdateRecordingStatusOperation", "InviteParticipantsOperation", "SendDtmfTonesOperation",
-    "CommsNotification", "CommsNotifications", "ParticipantCollection",
-    "AnswerRequest", "RejectRequest", "RedirectRequest", "TransferRequest", "ClientContextRequest",
-    "UpdateRecordingStatusRequest", "ChangeScreenSharingRoleRequest", "InviteParticipantsRequest",
-    "MuteAllRequest", "PlayPromptRequest", "RecordResponseRequest", "SendDtmfTonesRequest",
-    "UpdateMetadataRequest", "GraphErrorBody", "parse_join_url", "JoinUrlError",
+    "parse",
+    "registered_types",
+    "type_key",
+    "GraphObject",
+    "id_key",
+    "json_depth",
+    "CallState",
+    "CallDirection",
+    "Modality",
+    "OperationStatus",
+    "Tone",
+    "ChangeType",
+    "RejectReason",
+    "RecordingStatus",
+    "ScreenSharingRole",
+    "EndpointType",
+    "MediaDirection",
+    "Identity",
+    "IdentitySet",
+    "ParticipantInfo",
+    "InvitationParticipantInfo",
+    "ResultInfo",
+    "MediaInfo",
+    "MediaPrompt",
+    "ServiceHostedMediaConfig",
+    "AppHostedMediaConfig",
+    "MediaConfig",
+    "ChatInfo",
+    "MeetingInfo",
+    "OrganizerMeetingInfo",
+    "TokenMeetingInfo",
+    "JoinMeetingIdMeetingInfo",
+    "ToneInfo",
+    "CallMediaState",
+    "CallTranscriptionInfo",
+    "IncomingContext",
+    "CallRoute",
+    "CallOptions",
+    "OutgoingCallOptions",
+    "IncomingCallOptions",
+    "MediaStream",
+    "RecordingInfo",
+    "Participant",
+    "DeltaParticipants",
+    "ContentSharingSession",
+    "Call",
+    "CommsOperation",
+    "PlayPromptOperation",
+    "RecordOperation",
+    "SubscribeToToneOperation",
+    "CancelMediaProcessingOperation",
+    "MuteParticipantOperation",
+    "UnmuteParticipantOperation",
+    "UpdateRecordingStatusOperation",
+    "InviteParticipantsOperation",
+    "SendDtmfTonesOperation",
+    "CommsNotification",
+    "CommsNotifications",
+    "ParticipantCollection",
+    "AnswerRequest",
+    "RejectRequest",
+    "RedirectRequest",
+    "TransferRequest",
+    "ClientContextRequest",
+    "UpdateRecordingStatusRequest",
+    "ChangeScreenSharingRoleRequest",
+    "InviteParticipantsRequest",
+    "MuteAllRequest",
+    "PlayPromptRequest",
+    "RecordResponseRequest",
+    "SendDtmfTonesRequest",
+    "UpdateMetadataRequest",
+    "GraphErrorBody",
+    "parse_join_url",
+    "JoinUrlError",
 ]
 
 model = dataclass(kw_only=True, eq=False)
@@ -56,32 +128,74 @@ def id_key(value: str | None) -> str:
 
 # ---- enums (canonical spellings from the docs) ------------------------------------------
 
-CallState = Enum("incoming", "establishing", "ringing", "established", "hold", "transferring",
-                 "transferAccepted", "redirecting", "terminating", "terminated", "unknownFutureValue")
+CallState = Enum(
+    "incoming",
+    "establishing",
+    "ringing",
+    "established",
+    "hold",
+    "transferring",
+    "transferAccepted",
+    "redirecting",
+    "terminating",
+    "terminated",
+    "unknownFutureValue",
+)
 CallDirection = Enum("incoming", "outgoing")
-Modality = Enum("unknown", "audio", "video", "videoBasedScreenSharing", "data", "screenSharing",
-                "unknownFutureValue")
+Modality = Enum(
+    "unknown", "audio", "video", "videoBasedScreenSharing", "data", "screenSharing", "unknownFutureValue"
+)
 OperationStatus = Enum("notStarted", "running", "completed", "failed")
-Tone = Enum("tone0", "tone1", "tone2", "tone3", "tone4", "tone5", "tone6", "tone7", "tone8",
-            "tone9", "star", "pound", "a", "b", "c", "d", "flash")
+Tone = Enum(
+    "tone0",
+    "tone1",
+    "tone2",
+    "tone3",
+    "tone4",
+    "tone5",
+    "tone6",
+    "tone7",
+    "tone8",
+    "tone9",
+    "star",
+    "pound",
+    "a",
+    "b",
+    "c",
+    "d",
+    "flash",
+)
 ChangeType = Enum("created", "updated", "deleted")
 RejectReason = Enum("none", "busy", "forbidden", "unknownFutureValue")
 RecordingStatus = Enum("unknown", "notRecording", "recording", "failed", "unknownFutureValue")
 ScreenSharingRole = Enum("viewer", "sharer")
-EndpointType = Enum("default", "voicemail", "skypeForBusiness", "skypeForBusinessVoipPhone",
-                    "unknownFutureValue")
+EndpointType = Enum(
+    "default", "voicemail", "skypeForBusiness", "skypeForBusinessVoipPhone", "unknownFutureValue"
+)
 MediaDirection = Enum("inactive", "sendOnly", "receiveOnly", "sendReceive")
 MediaState = Enum("active", "inactive", "unknownFutureValue")
 RoutingType = Enum("forwarded", "lookup", "selfFork", "unknownFutureValue")
 TranscriptionState = Enum("notStarted", "active", "inactive", "unknownFutureValue")
-CompletionReason = Enum("unknown", "completedSuccessfully", "mediaOperationCanceled",
-                        "operationCanceled", "stopToneDetected", "maxRecordDurationReached",
-                        "initialSilenceTimeout", "maxSilenceTimeout", "playPromptFailed",
-                        "playBeepFailed", "mediaReceiveTimeout", "unspecifiedError", "none",
-                        "unknownFutureValue")
+CompletionReason = Enum(
+    "unknown",
+    "completedSuccessfully",
+    "mediaOperationCanceled",
+    "operationCanceled",
+    "stopToneDetected",
+    "maxRecordDurationReached",
+    "initialSilenceTimeout",
+    "maxSilenceTimeout",
+    "playPromptFailed",
+    "playBeepFailed",
+    "mediaReceiveTimeout",
+    "unspecifiedError",
+    "none",
+    "unknownFutureValue",
+)
 
 
 # ---- identities ---------------------------------------------------------------------------
+
 
 @model
 class Identity(GraphObject):
@@ -109,8 +223,16 @@ class IdentitySet(GraphObject):
 
     def primary(self) -> tuple[str, Identity] | None:
         """The first identity set on this object, as ``(kind, identity)``."""
-        for kind in ("user", "application", "applicationInstance", "phone", "guest",
-                     "encrypted", "onPremises", "device"):
+        for kind in (
+            "user",
+            "application",
+            "applicationInstance",
+            "phone",
+            "guest",
+            "encrypted",
+            "onPremises",
+            "device",
+        ):
             attr = self._schema()[0][kind][0]
             ident = getattr(self, attr)
             if isinstance(ident, Identity):
@@ -163,6 +285,7 @@ class ResultInfo(GraphObject):
     """``{code, subcode, message}``; ``subCode`` and string codes are accepted: documented bodies
     carry both (tests/fixtures/graph/README.md,
     https://learn.microsoft.com/graph/api/resources/resultinfo)."""
+
     odata_type = "#microsoft.graph.resultInfo"
     code: int | None = member(INT)
     subcode: int | None = member(INT, aliases=("subCode",))
@@ -177,6 +300,7 @@ class ResultInfo(GraphObject):
 
 
 # ---- media ---------------------------------------------------------------------------------
+
 
 @model
 class MediaInfo(GraphObject):
@@ -262,6 +386,7 @@ class CallRoute(GraphObject):
 
 # ---- meetings -----------------------------------------------------------------------------
 
+
 @model
 class ChatInfo(GraphObject):
     odata_type = "#microsoft.graph.chatInfo"
@@ -315,6 +440,7 @@ class IncomingCallOptions(CallOptions):
 
 # ---- participants -------------------------------------------------------------------------
 
+
 @model
 class RecordingInfo(GraphObject):
     odata_type = "#microsoft.graph.recordingInfo"
@@ -338,7 +464,11 @@ class Participant(GraphObject):
 
     @property
     def display_name(self) -> str | None:
-        ident = self.info.identity.primary() if self.info and isinstance(self.info.identity, IdentitySet) else None
+        ident = (
+            self.info.identity.primary()
+            if self.info and isinstance(self.info.identity, IdentitySet)
+            else None
+        )
         return ident[1].display_name if ident else None
 
 
@@ -359,10 +489,12 @@ class ContentSharingSession(GraphObject):
 @model
 class ParticipantCollection(GraphObject):
     """Body of ``GET …/participants``: ``{value: [participant], @odata.context}``."""
+
     value: list[Participant] | None = member(List(Model(Participant)))
 
 
 # ---- call ---------------------------------------------------------------------------------
+
 
 @model
 class Call(GraphObject):
@@ -399,6 +531,7 @@ class Call(GraphObject):
 
 
 # ---- operations (https://learn.microsoft.com/graph/api/resources/commsoperation) ----
+
 
 @model
 class CommsOperation(GraphObject):
@@ -494,8 +627,12 @@ class CommsNotification(GraphObject):
             return typed
         # untyped (early beta payloads): infer the class from the URL
         kind = self.kind
-        cls = {"call": Call, "participants": Participant, "operation": CommsOperation,
-               "contentSharing": ContentSharingSession}.get(kind)
+        cls = {
+            "call": Call,
+            "participants": Participant,
+            "operation": CommsOperation,
+            "contentSharing": ContentSharingSession,
+        }.get(kind)
         return cls._parse_as(value) if cls else value
 
     @property
@@ -589,6 +726,7 @@ class CommsNotifications(GraphObject):
 
 # ---- action request bodies (one Graph page per action, tests/fixtures/graph/README.md) ----------
 
+
 @model
 class AnswerRequest(GraphObject):
     callback_uri: str | None = member()
@@ -625,6 +763,7 @@ class TransferRequest(GraphObject):
 @model
 class ClientContextRequest(GraphObject):
     """Body of mute, unmute, subscribeToTone, cancelMediaProcessing and participant mute."""
+
     client_context: str | None = member()
 
 
@@ -680,6 +819,7 @@ class SendDtmfTonesRequest(GraphObject):
 @model
 class UpdateMetadataRequest(GraphObject):
     """Beta: the bot's own participant metadata blob (shown in the roster)."""
+
     metadata: str | None = member()
     client_context: str | None = member()
 
@@ -687,11 +827,13 @@ class UpdateMetadataRequest(GraphObject):
 @model
 class GraphErrorBody(GraphObject):
     """``{"error": {"code", "message", "innerError": {"request-id", "date"}}}``."""
+
     error: Any = member(RAW)
 
 
 # ---- Teams join URLs (the join-meeting examples of
 # https://learn.microsoft.com/graph/api/application-post-calls) -------------------------------
+
 
 class JoinUrlError(ValueError):
     pass
@@ -736,9 +878,9 @@ def parse_join_url(join_url: str) -> tuple[ChatInfo | None, MeetingInfo, str | N
     tenant_id, organizer_id = ctx.get("tid"), ctx.get("oid")
     if not tenant_id or not organizer_id:
         raise JoinUrlError(f"join URL context lacks Tid/Oid: {raw_context!r}")
-    chat = ChatInfo(thread_id=thread_id, message_id=message_id,
-                    reply_chain_message_id=ctx.get("messageid"))
+    chat = ChatInfo(thread_id=thread_id, message_id=message_id, reply_chain_message_id=ctx.get("messageid"))
     meeting = OrganizerMeetingInfo(
         organizer=IdentitySet(user=Identity(id=organizer_id, tenant_id=tenant_id)),
-        allow_conversation_without_host=True)
+        allow_conversation_without_host=True,
+    )
     return chat, meeting, tenant_id

@@ -78,17 +78,27 @@ class AudioDecoder:
     def decode(self, payload: bytes) -> np.ndarray:
         """One payload to a new int16 array (raises on a bad payload; the
         decoder stays usable and counts it)."""
-        check(lib.mc_audio_decode(self._h, payload, len(payload), self._cbuf, MAX_FRAME_SAMPLES,
-                                  self._n), "audio decode")
+        check(
+            lib.mc_audio_decode(self._h, payload, len(payload), self._cbuf, MAX_FRAME_SAMPLES, self._n),
+            "audio decode",
+        )
         return self._buf[: self._n[0]].copy()
 
     def decode_into(self, payload: bytes, out: np.ndarray) -> np.ndarray:
         """Decode into ``out`` (contiguous int16, long enough) without
         allocating; returns the view of the samples written."""
         n = self._n
-        check(lib.mc_audio_decode(self._h, payload, len(payload),
-                                  ffi.from_buffer("int16_t[]", out, require_writable=True),
-                                  len(out), n), "audio decode")
+        check(
+            lib.mc_audio_decode(
+                self._h,
+                payload,
+                len(payload),
+                ffi.from_buffer("int16_t[]", out, require_writable=True),
+                len(out),
+                n,
+            ),
+            "audio decode",
+        )
         return out[: n[0]]
 
     def conceal(self, samples: int = FRAME_SAMPLES) -> np.ndarray:
@@ -100,13 +110,14 @@ class AudioDecoder:
         """Rebuild the lost frame before ``next_payload`` from its in-band FEC.
         Returns (pcm, recovered); recovered is False when it carried none
         (pcm is then concealment)."""
-        check(lib.mc_audio_decode_fec(self._h, next_payload, len(next_payload), samples,
-                                      self._cbuf, self._n), "audio FEC")
+        check(
+            lib.mc_audio_decode_fec(self._h, next_payload, len(next_payload), samples, self._cbuf, self._n),
+            "audio FEC",
+        )
         return self._buf[:samples].copy(), bool(self._n[0])
 
     def payload_samples(self, payload: bytes) -> int:
-        check(lib.mc_audio_payload_samples(self._h, payload, len(payload), self._n),
-              "payload samples")
+        check(lib.mc_audio_payload_samples(self._h, payload, len(payload), self._n), "payload samples")
         return int(self._n[0])
 
     def stats(self) -> DecoderStats:
@@ -118,10 +129,18 @@ class AudioDecoder:
 class AudioEncoder:
     """Encode 16 kHz mono int16 frames to RTP payloads."""
 
-    def __init__(self, codec: Codec | int, clock_rate_hz: int = 0, *,
-                 application: OpusApplication | str = OpusApplication.VOIP,
-                 bitrate_bps: int = 0, complexity: int = 10, inband_fec: bool = False,
-                 dtx: bool = False, packet_loss_pct: int = 0) -> None:
+    def __init__(
+        self,
+        codec: Codec | int,
+        clock_rate_hz: int = 0,
+        *,
+        application: OpusApplication | str = OpusApplication.VOIP,
+        bitrate_bps: int = 0,
+        complexity: int = 10,
+        inband_fec: bool = False,
+        dtx: bool = False,
+        packet_loss_pct: int = 0,
+    ) -> None:
         self.codec = Codec(codec)
         self._cfg = ffi.new("mc_audio_encoder_config *")
         self._cfg.codec = int(codec)
@@ -143,9 +162,16 @@ class AudioEncoder:
         self._cfg.dtx = int(bool(dtx))
         self._cfg.packet_loss_pct = packet_loss_pct
 
-    def configure(self, *, application: OpusApplication | str = OpusApplication.VOIP,
-                  bitrate_bps: int = 0, complexity: int = 10, inband_fec: bool = False,
-                  dtx: bool = False, packet_loss_pct: int = 0) -> None:
+    def configure(
+        self,
+        *,
+        application: OpusApplication | str = OpusApplication.VOIP,
+        bitrate_bps: int = 0,
+        complexity: int = 10,
+        inband_fec: bool = False,
+        dtx: bool = False,
+        packet_loss_pct: int = 0,
+    ) -> None:
         """Change the Opus settings of a running encoder."""
         self._fill(application, bitrate_bps, complexity, inband_fec, dtx, packet_loss_pct)
         check(lib.mc_audio_encoder_configure(self._h, self._cfg), "encoder configure")
@@ -154,8 +180,12 @@ class AudioEncoder:
         """One frame (int16 array or native-order bytes) to a payload. With
         DTX, a payload of <= 2 bytes means nothing worth sending."""
         samples = _pcm_in(pcm)
-        check(lib.mc_audio_encode(self._h, ffi.from_buffer("int16_t[]", samples), len(samples),
-                                  self._out, 4096, self._n), "audio encode")
+        check(
+            lib.mc_audio_encode(
+                self._h, ffi.from_buffer("int16_t[]", samples), len(samples), self._out, 4096, self._n
+            ),
+            "audio encode",
+        )
         return bytes(ffi.buffer(self._out, self._n[0]))
 
     def ticks(self, samples: int = FRAME_SAMPLES) -> int:
@@ -197,11 +227,19 @@ class Resampler:
             raise ValueError("down-sampling takes an even number of samples")
         pos = 0
         for start in range(0, len(samples), _RESAMPLE_CHUNK):  # state carries: chunks join exactly
-            chunk = samples[start:start + _RESAMPLE_CHUNK]
+            chunk = samples[start : start + _RESAMPLE_CHUNK]
             dst = out[pos:]
-            check(lib.mc_resample(self._h, ffi.from_buffer("int16_t[]", chunk), len(chunk),
-                                  ffi.from_buffer("int16_t[]", dst), len(dst), self._n),
-                  "resample")
+            check(
+                lib.mc_resample(
+                    self._h,
+                    ffi.from_buffer("int16_t[]", chunk),
+                    len(chunk),
+                    ffi.from_buffer("int16_t[]", dst),
+                    len(dst),
+                    self._n,
+                ),
+                "resample",
+            )
             pos += self._n[0]
         return out
 
@@ -210,16 +248,19 @@ def g711_encode(pcm, law: Codec = Codec.PCMU) -> bytes:
     """8 kHz int16 samples to G.711 codes (no resampling)."""
     samples = _pcm_in(pcm)
     out = bytearray(len(samples))
-    check(lib.mc_g711_encode(int(law), ffi.from_buffer("int16_t[]", samples), len(samples),
-                             ffi.from_buffer(out)), "G.711 encode")
+    check(
+        lib.mc_g711_encode(
+            int(law), ffi.from_buffer("int16_t[]", samples), len(samples), ffi.from_buffer(out)
+        ),
+        "G.711 encode",
+    )
     return bytes(out)
 
 
 def g711_decode(codes: bytes, law: Codec = Codec.PCMU) -> np.ndarray:
     """G.711 codes to 8 kHz int16 samples (no resampling)."""
     out = np.empty(len(codes), dtype=np.int16)
-    check(lib.mc_g711_decode(int(law), codes, len(codes), ffi.from_buffer("int16_t[]", out)),
-          "G.711 decode")
+    check(lib.mc_g711_decode(int(law), codes, len(codes), ffi.from_buffer("int16_t[]", out)), "G.711 decode")
     return out
 
 
@@ -241,7 +282,7 @@ def payload_types_from(codecs) -> tuple[dict[int, tuple[Codec, int]], int]:
         except ValueError:
             continue
         if codec is Codec.OPUS and c.clock_rate != 48000:
-            continue                                # RFC 7587: always 48000
+            continue  # RFC 7587: always 48000
         if codec in (Codec.PCMU, Codec.PCMA) and c.clock_rate != 8000:
             continue
         if codec is Codec.L16 and c.clock_rate not in (8000, 16000):

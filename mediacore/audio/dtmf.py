@@ -30,8 +30,10 @@ class TelephoneEvent:
         return cls(ev.event, bool(ev.end), ev.volume, ev.duration)
 
     def __bytes__(self) -> bytes:
-        ev = ffi.new("mc_dtmf_event *", {"event": self.event, "end": int(self.end),
-                                         "volume": self.volume, "duration": self.duration})
+        ev = ffi.new(
+            "mc_dtmf_event *",
+            {"event": self.event, "end": int(self.end), "volume": self.volume, "duration": self.duration},
+        )
         out = ffi.new("uint8_t[4]")
         check(lib.mc_dtmf_build(ev, out, 4), "telephone-event build")
         return bytes(out)
@@ -57,8 +59,7 @@ class DtmfPacket:
 
 
 def _digit(d) -> DtmfDigit:
-    return DtmfDigit(chr(d.digit), d.event, bool(d.end), d.duration_ticks, d.rtp_timestamp,
-                     d.volume)
+    return DtmfDigit(chr(d.digit), d.event, bool(d.end), d.duration_ticks, d.rtp_timestamp, d.volume)
 
 
 class DtmfReceiver:
@@ -71,8 +72,18 @@ class DtmfReceiver:
 
     def push(self, payload: bytes, rtp_timestamp: int, marker: bool = False) -> list[DtmfDigit]:
         """Feed one telephone-event payload; returns the digit events it completes."""
-        check(lib.mc_dtmf_receiver_push(self._h, payload, len(payload), rtp_timestamp & 0xFFFFFFFF,
-                                        int(marker), self._out, self._count), "DTMF push")
+        check(
+            lib.mc_dtmf_receiver_push(
+                self._h,
+                payload,
+                len(payload),
+                rtp_timestamp & 0xFFFFFFFF,
+                int(marker),
+                self._out,
+                self._count,
+            ),
+            "DTMF push",
+        )
         return [_digit(self._out[i]) for i in range(self._count[0])]
 
     def flush(self) -> list[DtmfDigit]:
@@ -83,8 +94,12 @@ class DtmfReceiver:
     def stats(self) -> dict[str, int]:
         st = ffi.new("mc_dtmf_receiver_stats *")
         check(lib.mc_dtmf_receiver_get_stats(self._h, st), "DTMF stats")
-        return {"packets": st.packets, "digits": st.digits, "duplicates": st.duplicates,
-                "malformed": st.malformed}
+        return {
+            "packets": st.packets,
+            "digits": st.digits,
+            "duplicates": st.duplicates,
+            "malformed": st.malformed,
+        }
 
 
 class DtmfSender:
@@ -99,16 +114,22 @@ class DtmfSender:
 
     def start(self, tones: str, tone_ms: int = 100, gap_ms: int = 100, volume: int = 10) -> None:
         """Queue ``tones`` (0-9, *, #, A-D); each lasts ``tone_ms`` then ``gap_ms`` of pause."""
-        check(lib.mc_dtmf_sender_start(self._h, tones.encode("ascii"), tone_ms, gap_ms, volume),
-              f"DTMF start {tones!r}")
+        check(
+            lib.mc_dtmf_sender_start(self._h, tones.encode("ascii"), tone_ms, gap_ms, volume),
+            f"DTMF start {tones!r}",
+        )
 
     def tick(self, rtp_timestamp: int) -> tuple[list[DtmfPacket], bool]:
         """One packet interval: the packets to send now, and whether a tone
         occupies it (the audio stream must not send media then)."""
-        check(lib.mc_dtmf_sender_tick(self._h, rtp_timestamp & 0xFFFFFFFF, self._out, self._u,
-                                      self._u + 1), "DTMF tick")
-        packets = [DtmfPacket(bytes(self._out[i].payload), self._out[i].rtp_timestamp,
-                              bool(self._out[i].marker)) for i in range(self._u[0])]
+        check(
+            lib.mc_dtmf_sender_tick(self._h, rtp_timestamp & 0xFFFFFFFF, self._out, self._u, self._u + 1),
+            "DTMF tick",
+        )
+        packets = [
+            DtmfPacket(bytes(self._out[i].payload), self._out[i].rtp_timestamp, bool(self._out[i].marker))
+            for i in range(self._u[0])
+        ]
         return packets, bool(self._u[1])
 
     @property

@@ -14,31 +14,39 @@ import numpy as np
 
 from .._native import lib
 
-FRAME_HEADER_DTYPE = np.dtype([
-    ("timestamp_100ns", "<i8"),
-    ("arrival_100ns", "<i8"),
-    ("sequence", "<u8"),
-    ("source_id", "<u4"),
-    ("rtp_timestamp", "<u4"),
-    ("flags", "<u2"),
-    ("active_count", "<u2"),
-    ("samples", "<u2"),
-    ("level", "<u2"),
-    ("active_speakers", "<u4", (lib.MC_AUDIO_MAX_ACTIVE,)),
-    ("tag", "<u4"),
-    ("reserved", "<u4"),
-])
+FRAME_HEADER_DTYPE = np.dtype(
+    [
+        ("timestamp_100ns", "<i8"),
+        ("arrival_100ns", "<i8"),
+        ("sequence", "<u8"),
+        ("source_id", "<u4"),
+        ("rtp_timestamp", "<u4"),
+        ("flags", "<u2"),
+        ("active_count", "<u2"),
+        ("samples", "<u2"),
+        ("level", "<u2"),
+        ("active_speakers", "<u4", (lib.MC_AUDIO_MAX_ACTIVE,)),
+        ("tag", "<u4"),
+        ("reserved", "<u4"),
+    ]
+)
 assert FRAME_HEADER_DTYPE.itemsize == lib.MC_AUDIO_FRAME_HEADER_SIZE
 
 #: One whole ring record: header + PCM.
-FRAME_RECORD_DTYPE = np.dtype([("header", FRAME_HEADER_DTYPE),
-                               ("pcm", "<i2", (lib.MC_AUDIO_FRAME_SAMPLES,))])
+FRAME_RECORD_DTYPE = np.dtype([("header", FRAME_HEADER_DTYPE), ("pcm", "<i2", (lib.MC_AUDIO_FRAME_SAMPLES,))])
 FRAME_RECORD_BYTES = FRAME_RECORD_DTYPE.itemsize
 
-EVENT_DTYPE = np.dtype([
-    ("timestamp_100ns", "<i8"), ("kind", "<u4"), ("source_id", "<u4"), ("value", "<u4"),
-    ("duration", "<u4"), ("end", "<u4"), ("tag", "<u4"),
-])
+EVENT_DTYPE = np.dtype(
+    [
+        ("timestamp_100ns", "<i8"),
+        ("kind", "<u4"),
+        ("source_id", "<u4"),
+        ("value", "<u4"),
+        ("duration", "<u4"),
+        ("end", "<u4"),
+        ("tag", "<u4"),
+    ]
+)
 assert EVENT_DTYPE.itemsize == 32
 
 MIXED = lib.MC_RECORD_AUDIO_MIXED
@@ -70,9 +78,15 @@ class AudioFrame:
 
     __slots__ = ("_rec", "kind", "participant_id", "display_name", "call_id")
 
-    def __init__(self, record: np.ndarray, kind: str, participant_id: str | None = None,
-                 display_name: str | None = None, call_id: str | None = None) -> None:
-        self._rec = record           # 0-d structured array of FRAME_RECORD_DTYPE (owned copy)
+    def __init__(
+        self,
+        record: np.ndarray,
+        kind: str,
+        participant_id: str | None = None,
+        display_name: str | None = None,
+        call_id: str | None = None,
+    ) -> None:
+        self._rec = record  # 0-d structured array of FRAME_RECORD_DTYPE (owned copy)
         self.kind = kind
         #: who spoke (unmixed frames of a call whose source map names the
         #: source); None for mixed frames and unknown sources
@@ -152,10 +166,12 @@ class AudioFrame:
         return [int(x) for x in self._h("active_speakers")[:n]]
 
     def __repr__(self) -> str:
-        return (f"<AudioFrame {self.kind} {self.display_name or self.participant_id or '-'} "
-                f"source={self.source_id} seq={self.sequence} "
-                f"t={self.timestamp_100ns} silence={self.is_silence} "
-                f"speakers={self.active_speakers}>")
+        return (
+            f"<AudioFrame {self.kind} {self.display_name or self.participant_id or '-'} "
+            f"source={self.source_id} seq={self.sequence} "
+            f"t={self.timestamp_100ns} silence={self.is_silence} "
+            f"speakers={self.active_speakers}>"
+        )
 
 
 @dataclass(frozen=True)
@@ -179,6 +195,12 @@ class AudioEvent:
     @classmethod
     def from_bytes(cls, data) -> AudioEvent:
         e = np.frombuffer(bytes(data), EVENT_DTYPE, count=1)[0]
-        return cls(int(e["timestamp_100ns"]), _EVENT_KINDS.get(int(e["kind"]), "unknown"),
-                   int(e["source_id"]), int(e["value"]), int(e["duration"]), bool(e["end"]),
-                   int(e["tag"]))
+        return cls(
+            int(e["timestamp_100ns"]),
+            _EVENT_KINDS.get(int(e["kind"]), "unknown"),
+            int(e["source_id"]),
+            int(e["value"]),
+            int(e["duration"]),
+            bool(e["end"]),
+            int(e["tag"]),
+        )

@@ -43,8 +43,8 @@ class GraphStats:
     send_dtx_skipped: int
     send_dtmf_packets: int
     send_dropped: int
-    level_ext_frames: int      # source frames whose activity came from RFC 6464 levels
-    level_ext_malformed: int   # records whose audio-level extension was garbage (ignored)
+    level_ext_frames: int  # source frames whose activity came from RFC 6464 levels
+    level_ext_malformed: int  # records whose audio-level extension was garbage (ignored)
     sources: int
     send_state: int
     dominant_source: int
@@ -62,7 +62,8 @@ class AudioWorker:
         queue behind one deadline."""
         out = ffi.new("mc_audio_worker **")
         flags = (0 if thread else lib.MC_AUDIO_WORKER_NO_THREAD) | (
-            lib.MC_AUDIO_WORKER_STAGGER if stagger else 0)
+            lib.MC_AUDIO_WORKER_STAGGER if stagger else 0
+        )
         check(lib.mc_audio_worker_new(flags, out), "audio worker")
         self._h = out[0]
         self._lock = threading.Lock()
@@ -123,18 +124,36 @@ def _codec_pair(spec) -> tuple[int, int]:
 class AudioGraph:
     """Low-level handle on one native graph. Rings passed in must outlive it."""
 
-    def __init__(self, worker: AudioWorker, *, input: Ring | None = None,
-                 payload_types: dict | None = None, telephone_event_pt: int = -1,
-                 output: Ring | None = None, mixed: bool = True, unmixed: bool = False,
-                 events: bool = True, prebuffer_frames: int = 0,
-                 activity_threshold_dbov: int = 0, hangover_ms: int = 0,
-                 source_timeout_ms: int = 0, send_pcm: Ring | None = None,
-                 send_out: Ring | None = None, engine=None, send_codec: Codec | str = "opus",
-                 send_clock_rate_hz: int = 0, send_payload_type: int = 111,
-                 send_telephone_event_pt: int = -1, bitrate_bps: int = 0,
-                 application: OpusApplication | str = OpusApplication.VOIP,
-                 inband_fec: bool = True, dtx: bool = False, packet_loss_pct: int = 10,
-                 low_water_frames: int = 0, tag: int = 0) -> None:
+    def __init__(
+        self,
+        worker: AudioWorker,
+        *,
+        input: Ring | None = None,
+        payload_types: dict | None = None,
+        telephone_event_pt: int = -1,
+        output: Ring | None = None,
+        mixed: bool = True,
+        unmixed: bool = False,
+        events: bool = True,
+        prebuffer_frames: int = 0,
+        activity_threshold_dbov: int = 0,
+        hangover_ms: int = 0,
+        source_timeout_ms: int = 0,
+        send_pcm: Ring | None = None,
+        send_out: Ring | None = None,
+        engine=None,
+        send_codec: Codec | str = "opus",
+        send_clock_rate_hz: int = 0,
+        send_payload_type: int = 111,
+        send_telephone_event_pt: int = -1,
+        bitrate_bps: int = 0,
+        application: OpusApplication | str = OpusApplication.VOIP,
+        inband_fec: bool = True,
+        dtx: bool = False,
+        packet_loss_pct: int = 10,
+        low_water_frames: int = 0,
+        tag: int = 0,
+    ) -> None:
         cfg = ffi.new("mc_audio_graph_config *")
         cfg.tag = tag
         self._keep = [input, output, send_pcm, send_out]
@@ -183,10 +202,11 @@ class AudioGraph:
         self.worker = worker
         worker._graphs.add(self)
 
-    def send_dtmf(self, tones: str, tone_ms: int = 100, gap_ms: int = 100,
-                  volume: int = 10) -> None:
-        check(lib.mc_audio_graph_send_dtmf(self._h, tones.encode("ascii"), tone_ms, gap_ms,
-                                           volume), f"send DTMF {tones!r}")
+    def send_dtmf(self, tones: str, tone_ms: int = 100, gap_ms: int = 100, volume: int = 10) -> None:
+        check(
+            lib.mc_audio_graph_send_dtmf(self._h, tones.encode("ascii"), tone_ms, gap_ms, volume),
+            f"send DTMF {tones!r}",
+        )
 
     def stats(self) -> GraphStats:
         st = ffi.new("mc_audio_graph_stats *")

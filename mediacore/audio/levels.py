@@ -15,8 +15,7 @@ def level_dbov(pcm) -> float:
     """RMS level of int16 PCM in dBov (-127 for digital silence)."""
     samples = _pcm_in(pcm)
     out = ffi.new("float *")
-    check(lib.mc_audio_level_dbov(ffi.from_buffer("int16_t[]", samples), len(samples), out),
-          "audio level")
+    check(lib.mc_audio_level_dbov(ffi.from_buffer("int16_t[]", samples), len(samples), out), "audio level")
     return float(out[0])
 
 
@@ -24,8 +23,7 @@ def rfc6464_level(pcm) -> int:
     """The RFC 6464 level (0..127, = -dBov) of int16 PCM."""
     samples = _pcm_in(pcm)
     out = ffi.new("uint8_t *")
-    check(lib.mc_audio_level_rfc6464(ffi.from_buffer("int16_t[]", samples), len(samples), out),
-          "audio level")
+    check(lib.mc_audio_level_rfc6464(ffi.from_buffer("int16_t[]", samples), len(samples), out), "audio level")
     return int(out[0])
 
 

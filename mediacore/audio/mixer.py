@@ -54,8 +54,7 @@ def mix(frames: np.ndarray | Sequence[np.ndarray], out: np.ndarray | None = None
         # rows may be a strided view: pass the first row's address (frames
         # stays referenced for the duration of the call)
         base = ffi.cast("const int16_t *", frames.ctypes.data) if count else ffi.NULL
-        check(lib.mc_mix_i16_strided(base, count, samples, stride,
-                                     ffi.from_buffer("int16_t[]", out)), "mix")
+        check(lib.mc_mix_i16_strided(base, count, samples, stride, ffi.from_buffer("int16_t[]", out)), "mix")
         return out
     arrays = list(frames)
     if not arrays:

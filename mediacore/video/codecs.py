@@ -20,9 +20,9 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Callable, Iterable, Sequence
 
 import av
 import numpy as np
@@ -87,8 +87,9 @@ def fit_size(width: int, height: int, layer: VideoLayer) -> tuple[int, int]:
     return w, h
 
 
-def pick_layer(max_width: int, max_height: int, max_fps: float = 30.0,
-               ladder: Sequence[VideoLayer] = SEND_LADDER) -> VideoLayer:
+def pick_layer(
+    max_width: int, max_height: int, max_fps: float = 30.0, ladder: Sequence[VideoLayer] = SEND_LADDER
+) -> VideoLayer:
     """The best layer of ``ladder`` within the limits (the last one if none fits)."""
     for layer in ladder:
         if layer.width <= max_width and layer.height <= max_height and layer.fps <= max_fps:
@@ -110,17 +111,17 @@ class VideoStreamStats:
     frames: int
     key_frames: int
     bytes: int
-    fps: float                   # over the last second
-    bitrate_bps: float           # over the last second
+    fps: float  # over the last second
+    bitrate_bps: float  # over the last second
     width: int
     height: int
-    freezes: int                 # gaps of more than freeze_threshold between frames
+    freezes: int  # gaps of more than freeze_threshold between frames
     freeze_ms_total: float
     decode_errors: int
-    frames_skipped: int          # not decoded while waiting for a key frame after an error
+    frames_skipped: int  # not decoded while waiting for a key frame after an error
     resolution_changes: int
-    plis_sent: int = 0           # key-frame requests on the wire (receive sockets: from the
-    firs_sent: int = 0           # engine's stream counters), RFC 4585 PLI / RFC 5104 FIR
+    plis_sent: int = 0  # key-frame requests on the wire (receive sockets: from the
+    firs_sent: int = 0  # engine's stream counters), RFC 4585 PLI / RFC 5104 FIR
 
 
 class VideoStatsCounter:
@@ -137,11 +138,12 @@ class VideoStatsCounter:
         self.resolution_changes = 0
         self.width = self.height = 0
         self._last_ns: int | None = None
-        self._window: list[tuple[int, int]] = []   # (time_ns, bytes)
+        self._window: list[tuple[int, int]] = []  # (time_ns, bytes)
         self._lock = threading.Lock()
 
-    def on_frame(self, size_bytes: int, width: int = 0, height: int = 0, key: bool = False,
-                 now_ns: int | None = None) -> None:
+    def on_frame(
+        self, size_bytes: int, width: int = 0, height: int = 0, key: bool = False, now_ns: int | None = None
+    ) -> None:
         now = self._clock() if now_ns is None else now_ns
         with self._lock:
             if self._last_ns is not None and now - self._last_ns > self.freeze_threshold_ns:
@@ -166,13 +168,22 @@ class VideoStatsCounter:
             recent = [e for e in self._window if e[0] > now - 1_000_000_000]
             freezes, freeze_ns = self.freezes, self.freeze_ns_total
             if self._last_ns is not None and now - self._last_ns > self.freeze_threshold_ns:
-                freezes += 1          # an ongoing freeze counts too
+                freezes += 1  # an ongoing freeze counts too
                 freeze_ns += now - self._last_ns
             return VideoStreamStats(
-                self.frames, self.key_frames, self.bytes, float(len(recent)),
-                8.0 * sum(b for _, b in recent), self.width, self.height, freezes,
-                freeze_ns / 1e6, self.decode_errors, self.frames_skipped,
-                self.resolution_changes)
+                self.frames,
+                self.key_frames,
+                self.bytes,
+                float(len(recent)),
+                8.0 * sum(b for _, b in recent),
+                self.width,
+                self.height,
+                freezes,
+                freeze_ns / 1e6,
+                self.decode_errors,
+                self.frames_skipped,
+                self.resolution_changes,
+            )
 
 
 # ---- decoder ---------------------------------------------------------------
@@ -187,9 +198,15 @@ class H264Decoder:
     until the next key frame; ``needs_key_frame`` tells the owner to ask for one.
     """
 
-    def __init__(self, *, thread_count: int = 1, source_id: int = 0, socket_id: int = 0,
-                 stats: VideoStatsCounter | None = None,
-                 converter: FrameConverter | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        thread_count: int = 1,
+        source_id: int = 0,
+        socket_id: int = 0,
+        stats: VideoStatsCounter | None = None,
+        converter: FrameConverter | None = None,
+    ) -> None:
         self.thread_count = thread_count
         self.source_id = source_id
         self.socket_id = socket_id
@@ -224,7 +241,7 @@ class H264Decoder:
                 return []
             self.needs_key_frame = False
         if flags & FRAME_RESYNC and self.stats.frames:
-            self._codec = self._open()   # the chain restarted: no stale references
+            self._codec = self._open()  # the chain restarted: no stale references
         try:
             pictures = self._codec.decode(av.Packet(data))
         except av.error.FFmpegError as exc:
@@ -235,8 +252,9 @@ class H264Decoder:
         out = []
         for picture in pictures:
             self.stats.on_frame(len(data), picture.width, picture.height, key)
-            out.append(DecodedVideoFrame(picture, ts, self.source_id, self.socket_id, key,
-                                         arrival, self.converter))
+            out.append(
+                DecodedVideoFrame(picture, ts, self.source_id, self.socket_id, key, arrival, self.converter)
+            )
         return out
 
     def flush(self) -> list[DecodedVideoFrame]:
@@ -244,8 +262,10 @@ class H264Decoder:
             pictures = self._codec.decode(None)
         except av.error.FFmpegError:
             return []
-        return [DecodedVideoFrame(p, 0, self.source_id, self.socket_id, False, 0, self.converter)
-                for p in pictures]
+        return [
+            DecodedVideoFrame(p, 0, self.source_id, self.socket_id, False, 0, self.converter)
+            for p in pictures
+        ]
 
 
 def _has_idr(data) -> bool:
@@ -263,8 +283,14 @@ class DecodeWorker:
     go to ``on_frame`` (called on the worker thread). PyAV releases the GIL
     while decoding, so workers of different streams run in parallel."""
 
-    def __init__(self, on_frame: Callable[[DecodedVideoFrame], None], *, max_queue: int = 64,
-                 decoder: H264Decoder | None = None, name: str = "video-decode") -> None:
+    def __init__(
+        self,
+        on_frame: Callable[[DecodedVideoFrame], None],
+        *,
+        max_queue: int = 64,
+        decoder: H264Decoder | None = None,
+        name: str = "video-decode",
+    ) -> None:
         self.decoder = decoder or H264Decoder()
         self.on_frame = on_frame
         self.dropped = 0
@@ -313,10 +339,17 @@ class H264Encoder:
     Bitrate changes reopen the encoder at the next frame, which is then an IDR.
     """
 
-    def __init__(self, layer: VideoLayer = SEND_LADDER[1], *, bitrate: int | None = None,
-                 profile: str = "baseline", preset: str = "ultrafast",
-                 key_frame_interval_s: float = 2.0, thread_count: int = 1,
-                 input_size: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        layer: VideoLayer = SEND_LADDER[1],
+        *,
+        bitrate: int | None = None,
+        profile: str = "baseline",
+        preset: str = "ultrafast",
+        key_frame_interval_s: float = 2.0,
+        thread_count: int = 1,
+        input_size: tuple[int, int] | None = None,
+    ) -> None:
         if profile not in ("baseline", "main"):
             raise ValueError("profile must be 'baseline' (constrained) or 'main'")
         self.layer = layer
@@ -374,15 +407,16 @@ class H264Encoder:
     def set_bitrate(self, bitrate: int) -> None:
         if bitrate != self.bitrate:
             self.bitrate = bitrate
-            self._codec = None   # reopened at the next frame
+            self._codec = None  # reopened at the next frame
 
     def set_layer(self, layer: VideoLayer) -> None:
         if layer != self.layer:
             self.layer = layer
             self._codec = None
 
-    def encode(self, frame: av.VideoFrame | np.ndarray, *, now_ns: int | None = None,
-               format: str = "rgb24") -> list[EncodedVideoFrame]:
+    def encode(
+        self, frame: av.VideoFrame | np.ndarray, *, now_ns: int | None = None, format: str = "rgb24"
+    ) -> list[EncodedVideoFrame]:
         """Encode one input frame (numpy arrays are taken as ``format``).
         Returns the access units (Annex-B, SPS/PPS before every IDR) with
         90 kHz RTP timestamps, or [] when the frame was dropped for pacing."""
@@ -400,19 +434,22 @@ class H264Encoder:
         target = fit_size(frame.width, frame.height, self.layer)
         if self._codec is None or target != self._size:
             self._open(target)
-        picture = self._converter.reformat(frame, width=target[0], height=target[1],
-                                           format="yuv420p")
+        picture = self._converter.reformat(frame, width=target[0], height=target[1], format="yuv420p")
         pts = now * VIDEO_CLOCK_HZ // 1_000_000_000
         if pts <= self._pts:
             pts = self._pts + 1
         self._pts = pts
         picture.pts = pts
         picture.time_base = Fraction(1, VIDEO_CLOCK_HZ)
-        if not self._force_key and self._last_key_pts is not None and \
-                pts - self._last_key_pts >= self.key_frame_interval_s * VIDEO_CLOCK_HZ:
+        if (
+            not self._force_key
+            and self._last_key_pts is not None
+            and pts - self._last_key_pts >= self.key_frame_interval_s * VIDEO_CLOCK_HZ
+        ):
             self._force_key = True
-        picture.pict_type = av.video.frame.PictureType.I if self._force_key else \
-            av.video.frame.PictureType.NONE
+        picture.pict_type = (
+            av.video.frame.PictureType.I if self._force_key else av.video.frame.PictureType.NONE
+        )
         self._force_key = False
         out = []
         for packet in self._codec.encode(picture):
@@ -450,8 +487,9 @@ class SimulcastEncoder:
             if layer is None or lay == layer:
                 enc.request_key_frame()
 
-    def encode(self, frame: av.VideoFrame | np.ndarray, *, now_ns: int | None = None,
-               format: str = "rgb24") -> dict[VideoLayer, list[EncodedVideoFrame]]:
+    def encode(
+        self, frame: av.VideoFrame | np.ndarray, *, now_ns: int | None = None, format: str = "rgb24"
+    ) -> dict[VideoLayer, list[EncodedVideoFrame]]:
         now = time.monotonic_ns() if now_ns is None else now_ns
         if isinstance(frame, np.ndarray):
             frame = av.VideoFrame.from_ndarray(frame, format=format)

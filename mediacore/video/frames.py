@@ -28,7 +28,7 @@ FORMATS = ("yuv420p", "nv12", "rgb24", "bgr24", "gray")
 def plane_view(plane, width: int, height: int, bytes_per_pixel: int = 1) -> np.ndarray:
     """A (height, width[, bpp]) numpy view of a PyAV plane, without copying."""
     rows = np.frombuffer(plane, dtype=np.uint8).reshape(height, plane.line_size)
-    view = rows[:, :width * bytes_per_pixel]
+    view = rows[:, : width * bytes_per_pixel]
     return view.reshape(height, width, bytes_per_pixel) if bytes_per_pixel > 1 else view
 
 
@@ -67,12 +67,18 @@ class FrameConverter:
         self._reformatter = VideoReformatter()
         self.pool = pool or BufferPool()
 
-    def reformat(self, frame: av.VideoFrame, width: int | None = None, height: int | None = None,
-                 format: str | None = None) -> av.VideoFrame:
+    def reformat(
+        self,
+        frame: av.VideoFrame,
+        width: int | None = None,
+        height: int | None = None,
+        format: str | None = None,
+    ) -> av.VideoFrame:
         return self._reformatter.reformat(frame, width=width, height=height, format=format)
 
-    def to_ndarray(self, frame: av.VideoFrame, format: str = "yuv420p",
-                   out: np.ndarray | None = None) -> np.ndarray:
+    def to_ndarray(
+        self, frame: av.VideoFrame, format: str = "yuv420p", out: np.ndarray | None = None
+    ) -> np.ndarray:
         if format not in FORMATS:
             raise ValueError(f"format must be one of {FORMATS}, not {format!r}")
         w, h = frame.width, frame.height
@@ -86,9 +92,10 @@ class FrameConverter:
                 cw, ch = w // 2, h // 2
                 flat = dst.reshape(-1)
                 y_end = w * h
-                flat[y_end:y_end + cw * ch].reshape(ch, cw)[:] = plane_view(frame.planes[1], cw, ch)
-                flat[y_end + cw * ch:y_end + 2 * cw * ch].reshape(ch, cw)[:] = \
-                    plane_view(frame.planes[2], cw, ch)
+                flat[y_end : y_end + cw * ch].reshape(ch, cw)[:] = plane_view(frame.planes[1], cw, ch)
+                flat[y_end + cw * ch : y_end + 2 * cw * ch].reshape(ch, cw)[:] = plane_view(
+                    frame.planes[2], cw, ch
+                )
             return dst
         converted = self._reformatter.reformat(frame, format=format)
         if format in ("rgb24", "bgr24"):
@@ -146,8 +153,11 @@ class DecodedVideoFrame:
         if f.format.name != "yuv420p":
             f = self._converter().reformat(f, format="yuv420p")
         w, h = f.width, f.height
-        return (plane_view(f.planes[0], w, h), plane_view(f.planes[1], w // 2, h // 2),
-                plane_view(f.planes[2], w // 2, h // 2))
+        return (
+            plane_view(f.planes[0], w, h),
+            plane_view(f.planes[1], w // 2, h // 2),
+            plane_view(f.planes[2], w // 2, h // 2),
+        )
 
     def to_ndarray(self, format: str = "yuv420p", out: np.ndarray | None = None) -> np.ndarray:
         """``yuv420p``/``nv12``: (h*3/2, w) packed; ``rgb24``/``bgr24``: (h, w, 3);

@@ -14,8 +14,8 @@ key frame, or the next frame of an unbroken chain that started at one.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Sequence
 
 import numpy as np
 
@@ -33,8 +33,12 @@ RECORD_TYPE = lib.MC_H264_RECORD_TYPE
 DEFAULT_MAX_PAYLOAD = lib.MC_H264_DEFAULT_MAX_PAYLOAD
 DEFAULT_MAX_FRAME = lib.MC_H264_DEFAULT_MAX_FRAME
 
-_METHOD_NAMES = {0: None, lib.MC_KEYFRAME_PLI: "pli", lib.MC_KEYFRAME_FIR: "fir",
-                 lib.MC_KEYFRAME_PLI | lib.MC_KEYFRAME_FIR: "pli+fir"}
+_METHOD_NAMES = {
+    0: None,
+    lib.MC_KEYFRAME_PLI: "pli",
+    lib.MC_KEYFRAME_FIR: "fir",
+    lib.MC_KEYFRAME_PLI | lib.MC_KEYFRAME_FIR: "pli+fir",
+}
 
 # mc_h264_frame_header, little-endian as on every supported host
 _HEADER = struct.Struct("<IIIIHHIqq")
@@ -65,7 +69,7 @@ class EncodedVideoFrame:
         """Parse a depacketizer record (header + Annex-B). With ``copy=False``
         ``data`` is a view into ``record`` (valid as long as it is)."""
         ts, flags, length, ssrc, first, last, packets, t0, t1 = _HEADER.unpack_from(record)
-        body = memoryview(record)[HEADER_SIZE:HEADER_SIZE + length]
+        body = memoryview(record)[HEADER_SIZE : HEADER_SIZE + length]
         return cls(bytes(body) if copy else body, ts, flags, ssrc, first, last, packets, t0, t1)
 
 
@@ -86,7 +90,7 @@ def frames_from_batch(batch, *, copy: bool = False) -> list[EncodedVideoFrame]:
     for off, n, kind in zip(batch.offsets.tolist(), batch.lengths.tolist(), batch.types.tolist()):
         if kind != RECORD_TYPE or n < HEADER_SIZE:
             continue
-        body = base[off + HEADER_SIZE:off + n]
+        body = base[off + HEADER_SIZE : off + n]
         append(frame(body.tobytes() if copy else body, *unpack(base, off)))
     return out
 
@@ -166,8 +170,14 @@ class H264Depacketizer:
     :meth:`push` returns the frames.
     """
 
-    def __init__(self, *, ring: Ring | None = None, max_frame_bytes: int = DEFAULT_MAX_FRAME,
-                 ssrc: int = 0, in_place: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        ring: Ring | None = None,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME,
+        ssrc: int = 0,
+        in_place: bool = True,
+    ) -> None:
         out = ffi.new("mc_h264_depacketizer **")
         check(lib.mc_h264_depacketizer_new(max_frame_bytes, ssrc, out), "create depacketizer")
         self._handle = ffi.gc(out[0], lib.mc_h264_depacketizer_free)
@@ -180,8 +190,10 @@ class H264Depacketizer:
             # 8-byte aligned: numpy allocations are 16-aligned
             self._buffer = np.empty(HEADER_SIZE + max_frame_bytes, dtype=np.uint8)
             self._buffer_ptr = ffi.from_buffer("uint8_t[]", self._buffer)
-            check(lib.mc_h264_depacketizer_set_buffer(
-                self._handle, self._buffer_ptr, len(self._buffer)), "set buffer")
+            check(
+                lib.mc_h264_depacketizer_set_buffer(self._handle, self._buffer_ptr, len(self._buffer)),
+                "set buffer",
+            )
         self._consumed = ffi.new("uint32_t *")
         self._frames = ffi.new("uint32_t *")
         self._header = ffi.new("mc_h264_frame_header *")
@@ -218,13 +230,20 @@ class H264Depacketizer:
         out: list[EncodedVideoFrame] = []
         done = 0
         while done < count:
-            check(lib.mc_h264_depacketizer_push(self._handle, arr + done, count - done,
-                                                self._consumed, self._frames), "push")
+            check(
+                lib.mc_h264_depacketizer_push(
+                    self._handle, arr + done, count - done, self._consumed, self._frames
+                ),
+                "push",
+            )
             done += self._consumed[0]
             if self._buffer is not None:
                 while lib.mc_h264_depacketizer_take_frame(self._handle, self._header) == lib.MC_OK:
-                    out.append(EncodedVideoFrame.from_record(
-                        memoryview(self._buffer)[:HEADER_SIZE + self._header.length]))
+                    out.append(
+                        EncodedVideoFrame.from_record(
+                            memoryview(self._buffer)[: HEADER_SIZE + self._header.length]
+                        )
+                    )
             elif self._consumed[0] == 0:  # pragma: no cover - ring mode consumes all
                 break
         return out
@@ -240,12 +259,17 @@ class H264Depacketizer:
         """Ring mode: depacketize up to ``max_records`` engine receive records
         straight from ``rtp_ring`` (one native call, GIL released); returns
         (records consumed, frames handed out)."""
-        check(lib.mc_h264_depacketizer_drain_ring(self._handle, rtp_ring._handle, max_records,
-                                                  self._consumed, self._frames), "drain")
+        check(
+            lib.mc_h264_depacketizer_drain_ring(
+                self._handle, rtp_ring._handle, max_records, self._consumed, self._frames
+            ),
+            "drain",
+        )
         return self._consumed[0], self._frames[0]
 
-    def drain_frames(self, rtp_ring: Ring, max_records: int = 1024, *,
-                     copy: bool = False) -> list[EncodedVideoFrame]:
+    def drain_frames(
+        self, rtp_ring: Ring, max_records: int = 1024, *, copy: bool = False
+    ) -> list[EncodedVideoFrame]:
         """Ring mode, a receive worker's turn in one native call (GIL
         released): release the frames the previous call returned, depacketize
         up to ``max_records`` records of ``rtp_ring``, and return the frames
@@ -267,8 +291,14 @@ class H264Depacketizer:
             self._input_ring = rtp_ring
             self._views = (self._ring_view, memoryview(rtp_ring._data))
         status = lib.mc_h264_depacketizer_drain_frames(
-            self._handle, rtp_ring._handle, max_records, self._refs_c, MAX_FRAMES_PER_DRAIN,
-            self._frames, ffi.NULL)
+            self._handle,
+            rtp_ring._handle,
+            max_records,
+            self._refs_c,
+            MAX_FRAMES_PER_DRAIN,
+            self._frames,
+            ffi.NULL,
+        )
         if status:
             check(status, "drain frames")
         n = self._frames[0]
@@ -276,13 +306,16 @@ class H264Depacketizer:
             return []
         views = self._views
         frame = EncodedVideoFrame
-        refs = _iter_refs(self._refs_view[:n * _REF_SIZE])
+        refs = _iter_refs(self._refs_view[: n * _REF_SIZE])
         if copy:
-            return [frame(views[src][off:end].tobytes(), ts, flags, ssrc, first, last, packets,
-                          t0, t1)
-                    for ts, flags, ssrc, first, last, packets, off, t0, t1, end, src in refs]
-        return [frame(views[src][off:end], ts, flags, ssrc, first, last, packets, t0, t1)
-                for ts, flags, ssrc, first, last, packets, off, t0, t1, end, src in refs]
+            return [
+                frame(views[src][off:end].tobytes(), ts, flags, ssrc, first, last, packets, t0, t1)
+                for ts, flags, ssrc, first, last, packets, off, t0, t1, end, src in refs
+            ]
+        return [
+            frame(views[src][off:end], ts, flags, ssrc, first, last, packets, t0, t1)
+            for ts, flags, ssrc, first, last, packets, off, t0, t1, end, src in refs
+        ]
 
     def release_frames(self) -> None:
         """Release the frames the last :meth:`drain_frames` returned."""
@@ -303,8 +336,12 @@ class H264Depacketizer:
 
     def set_key_frame_timing(self, timeout_s: float = 0.0, max_interval_s: float = 0.0) -> None:
         """The policy's first timeout and its backoff cap (0: defaults 0.5 s, 2 s)."""
-        check(lib.mc_h264_depacketizer_set_key_frame_timing(
-            self._handle, int(timeout_s * 1e9), int(max_interval_s * 1e9)), "key-frame timing")
+        check(
+            lib.mc_h264_depacketizer_set_key_frame_timing(
+                self._handle, int(timeout_s * 1e9), int(max_interval_s * 1e9)
+            ),
+            "key-frame timing",
+        )
 
     def take_key_frame_request(self) -> bool:
         """True once per loss: time to send a PLI (or FIR)."""
@@ -339,13 +376,25 @@ class H264Packetizer:
     :class:`~mediacore.engine.SendStream`'s ring.
     """
 
-    def __init__(self, *, max_payload: int = DEFAULT_MAX_PAYLOAD, ssrc: int = 0,
-                 payload_type: int = 96, first_sequence: int = 0, rtp_header: bool = True,
-                 header: str | None = None, tail_room: int = 0, max_packets: int = 4096) -> None:
+    def __init__(
+        self,
+        *,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        ssrc: int = 0,
+        payload_type: int = 96,
+        first_sequence: int = 0,
+        rtp_header: bool = True,
+        header: str | None = None,
+        tail_room: int = 0,
+        max_packets: int = 4096,
+    ) -> None:
         if header is None:
             header = "rtp" if rtp_header else "none"
-        modes = {"none": lib.MC_H264_HEADER_NONE, "rtp": lib.MC_H264_HEADER_RTP,
-                 "send_record": lib.MC_H264_HEADER_SEND_RECORD}
+        modes = {
+            "none": lib.MC_H264_HEADER_NONE,
+            "rtp": lib.MC_H264_HEADER_RTP,
+            "send_record": lib.MC_H264_HEADER_SEND_RECORD,
+        }
         if header not in modes:
             raise InvalidArgument(f"header must be one of {sorted(modes)}")
         config = ffi.new("mc_h264_packetizer_config *")
@@ -370,25 +419,49 @@ class H264Packetizer:
         self._out = np.empty(size, dtype=np.uint8)
         self._out_ptr = ffi.from_buffer("uint8_t[]", self._out)
 
-    def packetize(self, access_unit: bytes | memoryview | np.ndarray,
-                  rtp_timestamp: int) -> list[bytes]:
+    def packetize(self, access_unit: bytes | memoryview | np.ndarray, rtp_timestamp: int) -> list[bytes]:
         """Packets for one Annex-B access unit (copied out as bytes)."""
         src = ffi.from_buffer(access_unit)
-        check(lib.mc_h264_packetize(self._handle, src, len(src), rtp_timestamp & 0xFFFFFFFF,
-                                    self._out_ptr, len(self._out), self._offsets, self._lengths,
-                                    self._max_packets, self._count), "packetize")
+        check(
+            lib.mc_h264_packetize(
+                self._handle,
+                src,
+                len(src),
+                rtp_timestamp & 0xFFFFFFFF,
+                self._out_ptr,
+                len(self._out),
+                self._offsets,
+                self._lengths,
+                self._max_packets,
+                self._count,
+            ),
+            "packetize",
+        )
         n = self._count[0]
         buf = self._out
-        return [buf[self._offsets[i]:self._offsets[i] + self._lengths[i]].tobytes()
-                for i in range(n)]
+        return [buf[self._offsets[i] : self._offsets[i] + self._lengths[i]].tobytes() for i in range(n)]
 
-    def packetize_to_ring(self, access_unit: bytes | memoryview | np.ndarray,
-                          rtp_timestamp: int, ring: Ring, record_type: int = 1) -> int:
+    def packetize_to_ring(
+        self,
+        access_unit: bytes | memoryview | np.ndarray,
+        rtp_timestamp: int,
+        ring: Ring,
+        record_type: int = 1,
+    ) -> int:
         """Write each packet as one record of ``ring`` (in place); returns the count."""
         src = ffi.from_buffer(access_unit)
-        check(lib.mc_h264_packetize_to_ring(self._handle, src, len(src),
-                                            rtp_timestamp & 0xFFFFFFFF, ring._handle,
-                                            record_type, self._count), "packetize to ring")
+        check(
+            lib.mc_h264_packetize_to_ring(
+                self._handle,
+                src,
+                len(src),
+                rtp_timestamp & 0xFFFFFFFF,
+                ring._handle,
+                record_type,
+                self._count,
+            ),
+            "packetize to ring",
+        )
         return self._count[0]
 
     def stats(self) -> PacketizerStats:
@@ -409,7 +482,7 @@ def split_annexb(data: bytes | memoryview) -> list[bytes]:
     while i >= 0:
         start = i + 3
         j = b.find(b"\x00\x00\x01", start)
-        unit = b[start:j if j >= 0 else len(b)].rstrip(b"\x00")
+        unit = b[start : j if j >= 0 else len(b)].rstrip(b"\x00")
         if unit:
             units.append(unit)
         i = j
@@ -426,14 +499,19 @@ def parse_rtp(packet: bytes, arrival_ns: int = 0) -> RtpPayload:
     if packet[0] & 0x10:
         if len(packet) < off + 4:
             raise InvalidArgument("truncated RTP extension")
-        off += 4 + 4 * int.from_bytes(packet[off + 2:off + 4], "big")
+        off += 4 + 4 * int.from_bytes(packet[off + 2 : off + 4], "big")
     end = len(packet)
     if packet[0] & 0x20:
         end -= packet[-1]
     if off > end:
         raise InvalidArgument("truncated RTP packet")
-    return RtpPayload(packet[off:end], int.from_bytes(packet[2:4], "big"),
-                      int.from_bytes(packet[4:8], "big"), bool(packet[1] & 0x80), arrival_ns)
+    return RtpPayload(
+        packet[off:end],
+        int.from_bytes(packet[2:4], "big"),
+        int.from_bytes(packet[4:8], "big"),
+        bool(packet[1] & 0x80),
+        arrival_ns,
+    )
 
 
 __all__ = [

@@ -30,8 +30,8 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import av
 import numpy as np
@@ -100,11 +100,20 @@ class VideoSocket:
 
     ladder = SEND_LADDER
 
-    def __init__(self, session, on_frame: Callable, *, mode: str = "decoded",
-                 max_subscriptions: int = 32, socket_id: int = 0,
-                 max_frame_bytes: int = DEFAULT_MAX_FRAME, key_frame_timeout_s: float = 0.5,
-                 key_frame_max_interval_s: float = 2.0, reorder_wait_ms: int = 0,
-                 decoder_threads: int = 1) -> None:
+    def __init__(
+        self,
+        session,
+        on_frame: Callable,
+        *,
+        mode: str = "decoded",
+        max_subscriptions: int = 32,
+        socket_id: int = 0,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME,
+        key_frame_timeout_s: float = 0.5,
+        key_frame_max_interval_s: float = 2.0,
+        reorder_wait_ms: int = 0,
+        decoder_threads: int = 1,
+    ) -> None:
         if mode not in MODES:
             raise InvalidArgument(f"mode must be one of {MODES}, not {mode!r}")
         if max_subscriptions < 1:
@@ -148,25 +157,37 @@ class VideoSocket:
             if len(self._subs) >= self.max_subscriptions:
                 raise InvalidState(f"at most {self.max_subscriptions} subscriptions on this socket")
             stream = self.session.add_receive_stream(
-                source_id, media="video", clock_rate=90000, nack=True,
-                reorder_wait_ms=self.reorder_wait_ms, ring_capacity=RTP_RING_BYTES,
-                ring_rewind=RING_REWIND_ROOM, wake_per_frame=True)
+                source_id,
+                media="video",
+                clock_rate=90000,
+                nack=True,
+                reorder_wait_ms=self.reorder_wait_ms,
+                ring_capacity=RTP_RING_BYTES,
+                ring_rewind=RING_REWIND_ROOM,
+                wake_per_frame=True,
+            )
             frames_ring = Ring.create(frame_ring_bytes(self.max_frame_bytes))
             frames_ring.set_rewind(frame_ring_rewind_room(self.max_frame_bytes))
-            depacketizer = H264Depacketizer(ring=frames_ring, max_frame_bytes=self.max_frame_bytes,
-                                            ssrc=source_id)
-            depacketizer.set_key_frame_timing(self.key_frame_timeout_s,
-                                              self.key_frame_max_interval_s)
+            depacketizer = H264Depacketizer(
+                ring=frames_ring, max_frame_bytes=self.max_frame_bytes, ssrc=source_id
+            )
+            depacketizer.set_key_frame_timing(self.key_frame_timeout_s, self.key_frame_max_interval_s)
             stats = VideoStatsCounter()
             decoder = None
             if self.mode == "decoded":
-                decoder = H264Decoder(thread_count=self.decoder_threads, source_id=source_id,
-                                      socket_id=self.socket_id, stats=stats)
+                decoder = H264Decoder(
+                    thread_count=self.decoder_threads,
+                    source_id=source_id,
+                    socket_id=self.socket_id,
+                    stats=stats,
+                )
             stop = threading.Event()
-            sub = Subscription(source_id, preferred_resolution, stream, depacketizer, frames_ring,
-                               decoder, stats, None, stop)  # type: ignore[arg-type]
-            sub.thread = threading.Thread(target=self._run, args=(sub,), daemon=True,
-                                          name=f"video-rx-{source_id:08x}")
+            sub = Subscription(
+                source_id, preferred_resolution, stream, depacketizer, frames_ring, decoder, stats, None, stop
+            )  # type: ignore[arg-type]
+            sub.thread = threading.Thread(
+                target=self._run, args=(sub,), daemon=True, name=f"video-rx-{source_id:08x}"
+            )
             self._subs[source_id] = sub
             sub.thread.start()
 
@@ -180,7 +201,7 @@ class VideoSocket:
         sub.stop.set()
         sub.thread.join(5)
         sub.stream.close()
-        sub.depacketizer.close()   # cancels a frame in progress: needs the ring's handle
+        sub.depacketizer.close()  # cancels a frame in progress: needs the ring's handle
         sub.frames_ring.close()
 
     def request_key_frame(self, source_id: int, method: str = "auto") -> None:
@@ -232,7 +253,7 @@ class VideoSocket:
         sub.firs_requested += "fir" in method
 
     def _key_frame_request(self, sub: Subscription, now: int) -> None:
-        if now - sub.rtt_checked_ns > 1_000_000_000:     # RTT (from RTCP) once a second
+        if now - sub.rtt_checked_ns > 1_000_000_000:  # RTT (from RTCP) once a second
             sub.rtt_checked_ns = now
             try:
                 rtt_ms = sub.stream.stats().rtt_ms
@@ -253,7 +274,7 @@ class VideoSocket:
         depacketizer = sub.depacketizer
         while not sub.stop.is_set():
             try:
-                rtp_ring.wait(timeout=0.05)          # native wait, GIL released
+                rtp_ring.wait(timeout=0.05)  # native wait, GIL released
             except Exception:
                 if sub.stop.is_set():
                     return
@@ -280,13 +301,17 @@ class VideoSocket:
                 return
             for frame in sub.decoder.decode(unit):
                 if sub.preferred_resolution:
-                    w, h = fit_size(frame.width, frame.height,
-                                    VideoLayer(*sub.preferred_resolution, 30))
+                    w, h = fit_size(frame.width, frame.height, VideoLayer(*sub.preferred_resolution, 30))
                     if (w, h) != (frame.width, frame.height):
                         frame = DecodedVideoFrame(
-                            sub.decoder.converter.reformat(frame.frame, w, h), frame.rtp_timestamp,
-                            frame.source_id, frame.socket_id, frame.key_frame, frame.arrival_ns,
-                            sub.decoder.converter)
+                            sub.decoder.converter.reformat(frame.frame, w, h),
+                            frame.rtp_timestamp,
+                            frame.source_id,
+                            frame.socket_id,
+                            frame.key_frame,
+                            frame.arrival_ns,
+                            sub.decoder.converter,
+                        )
                 self.on_frame(frame)
             if sub.decoder.needs_key_frame and not unit.key_frame:
                 sub.depacketizer.request_key_frame()  # the decoder failed: start a new chain
@@ -328,20 +353,41 @@ class VideoSendSocket:
 
     ladder = SEND_LADDER
 
-    def __init__(self, session, ssrc: int, *, payload_type: int = H264_PAYLOAD_TYPE,
-                 layer: VideoLayer | None = None, bitrate: int | None = None,
-                 profile: str = "baseline", preset: str = "ultrafast",
-                 key_frame_interval_s: float = 2.0, max_payload: int = 1200,
-                 history: int = 512, ring_capacity: int = 1 << 23,
-                 timestamp_offset: int | None = None) -> None:
+    def __init__(
+        self,
+        session,
+        ssrc: int,
+        *,
+        payload_type: int = H264_PAYLOAD_TYPE,
+        layer: VideoLayer | None = None,
+        bitrate: int | None = None,
+        profile: str = "baseline",
+        preset: str = "ultrafast",
+        key_frame_interval_s: float = 2.0,
+        max_payload: int = 1200,
+        history: int = 512,
+        ring_capacity: int = 1 << 23,
+        timestamp_offset: int | None = None,
+    ) -> None:
         self.session = session
         self.ssrc = ssrc
         self.layer = layer or self.ladder[1 if self.ladder is SEND_LADDER else 0]
-        self.stream = session.add_send_stream(ssrc, payload_type, media="video", clock_rate=90000,
-                                              history=history, ring_capacity=ring_capacity,
-                                              timestamp_offset=timestamp_offset)
-        self.encoder = H264Encoder(self.layer, bitrate=bitrate, profile=profile, preset=preset,
-                                   key_frame_interval_s=key_frame_interval_s)
+        self.stream = session.add_send_stream(
+            ssrc,
+            payload_type,
+            media="video",
+            clock_rate=90000,
+            history=history,
+            ring_capacity=ring_capacity,
+            timestamp_offset=timestamp_offset,
+        )
+        self.encoder = H264Encoder(
+            self.layer,
+            bitrate=bitrate,
+            profile=profile,
+            preset=preset,
+            key_frame_interval_s=key_frame_interval_s,
+        )
         self.packetizer = H264Packetizer(max_payload=max_payload, header="send_record")
         self.key_frame_requests = 0
         self._t0_ns: int | None = None
@@ -369,8 +415,9 @@ class VideoSendSocket:
             self.request_key_frame()
         return n
 
-    def send_frame(self, frame: av.VideoFrame | np.ndarray, *, now_ns: int | None = None,
-                   format: str = "rgb24") -> list[EncodedVideoFrame]:
+    def send_frame(
+        self, frame: av.VideoFrame | np.ndarray, *, now_ns: int | None = None, format: str = "rgb24"
+    ) -> list[EncodedVideoFrame]:
         """Encode and send one frame; returns the access units sent ([] if
         paced out), their ``rtp_timestamp`` set to what goes on the wire
         (before the stream's timestamp offset)."""
@@ -392,9 +439,18 @@ class VideoSendSocket:
 
     def _send(self, data, rtp_timestamp: int) -> int:
         src = ffi.from_buffer(data)
-        check(lib.mc_h264_packetize_to_ring(self.packetizer._handle, src, len(src),
-                                            rtp_timestamp & 0xFFFFFFFF, self.stream.ring._h(),
-                                            1, self._count), "packetize")
+        check(
+            lib.mc_h264_packetize_to_ring(
+                self.packetizer._handle,
+                src,
+                len(src),
+                rtp_timestamp & 0xFFFFFFFF,
+                self.stream.ring._h(),
+                1,
+                self._count,
+            ),
+            "packetize",
+        )
         self.session.engine.wake()
         return self._count[0]
 
@@ -416,11 +472,13 @@ class SimulcastSendSocket:
         if not 1 <= len(layers) <= self.MAX_LAYERS:
             raise InvalidArgument(f"simulcast takes 1 to {self.MAX_LAYERS} layers")
         self.session = session
-        self.layers = {ssrc: VideoSendSocket(session, ssrc, layer=layer, **options)
-                       for ssrc, layer in layers.items()}
+        self.layers = {
+            ssrc: VideoSendSocket(session, ssrc, layer=layer, **options) for ssrc, layer in layers.items()
+        }
 
-    def send_frame(self, frame: av.VideoFrame | np.ndarray, *, now_ns: int | None = None,
-                   format: str = "rgb24") -> dict[int, list[EncodedVideoFrame]]:
+    def send_frame(
+        self, frame: av.VideoFrame | np.ndarray, *, now_ns: int | None = None, format: str = "rgb24"
+    ) -> dict[int, list[EncodedVideoFrame]]:
         now = time.monotonic_ns() if now_ns is None else now_ns
         if isinstance(frame, np.ndarray):
             frame = av.VideoFrame.from_ndarray(frame, format=format)
@@ -474,5 +532,4 @@ def _pow2(n: int) -> int:
     return p
 
 
-__all__ = ["SimulcastSendSocket", "VbssSendSocket", "VbssSocket", "VideoSendSocket",
-           "VideoSocket"]
+__all__ = ["SimulcastSendSocket", "VbssSendSocket", "VbssSocket", "VideoSendSocket", "VideoSocket"]
