@@ -14,7 +14,9 @@ speakers come in the script's order at the script's times (±0.6 s: voice
 activity with a 300 ms hangover on the receive side's clock); the status
 order (``recording`` before the first file byte, ``notRecording`` after the
 last). A second test kills the recorder's worker process (``kill -9``) mid
-meeting: what it wrote up to about a second before plays."""
+meeting: what it wrote up to about a second before plays. A third runs the
+recorder as a configured processor of ``mediabot run`` and stops that with
+SIGTERM mid-meeting: every file is complete."""
 
 from __future__ import annotations
 
@@ -227,3 +229,76 @@ async def test_killing_the_recorder_worker_leaves_playable_files(tmp_path):
             assert killed_at - 1.5 <= d <= killed_at + 1.5, (f, d, killed_at)
     mixed = decode(folder / "mixed.ogg")
     assert len(mixed) >= (killed_at - 1.5) * 16000
+
+
+async def test_sigterm_of_mediabot_run_leaves_complete_recordings(tmp_path):
+    """The recorder as a configured processor of ``mediabot run``: SIGTERM mid-meeting hangs
+    the call up, its media closes, the recorder's worker finishes every file."""
+    script = tmp_path / "meeting.toml"
+    script.write_text(SCRIPT)
+    emu = await start_emulator(tmp_path, "--script", str(script), "--lead-in", "2")
+    text = emu.config.read_text().replace("[media]", "[media]\nmixed = true", 1)
+    emu.config.write_text(text + """
+[calls]
+modalities = ["audio", "video", "videoBasedScreenSharing"]
+
+[[processors]]
+name = "recorder"
+audio_format = "wav"
+video_size = [320, 180]
+
+[output]
+dir = "out"
+""")
+    log = tmp_path / "bot.log"
+    bot = None
+    try:
+        with open(log, "wb") as f:
+            bot = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot", "run", "--config", str(emu.config), env=emu.env,
+                cwd=tmp_path, stdout=asyncio.subprocess.DEVNULL, stderr=f)
+        health = emu.info["webhook"].replace("/api/calls", "/health")
+
+        def healthy() -> bool:
+            try:
+                with urllib.request.urlopen(health, timeout=1):
+                    return True
+            except OSError:
+                return False
+
+        await until(healthy, 60, "the bot's webhook", bot, log)
+        meeting = emu.info["meetings"][0]
+        ring = await emu.control_json("POST", "/incoming-call", {
+            "meetingId": meeting["id"],
+            "observedParticipantId": meeting["participants"]["Alice"]["id"],
+            "modalities": ["audio", "video", "videoBasedScreenSharing"]})
+        folder = tmp_path / "out" / ring["id"]
+
+        def recorded(t: float) -> bool:
+            try:
+                return json.loads((folder / "index.json").read_text())["duration_s"] >= t
+            except (OSError, ValueError):
+                return False
+
+        await until(lambda: recorded(6.0), 90, "six seconds of recording", bot, log)
+        assert await stop(bot) == 0, log.read_text()[-4000:]
+        calls = await emu.control_json("GET", "/calls")
+        record = next(c for c in calls["ended"] + calls["active"] if c["id"] == ring["id"])
+    finally:
+        if bot is not None:
+            await stop(bot)
+        await stop(emu.proc)
+    index = json.loads((folder / "index.json").read_text())
+    assert index["complete"], index
+    # recording was reported before the first byte (notRecording needs a hang-up hook in
+    # Bot.stop: docs/recording.md)
+    assert record["recordingStatus"][0]["status"] == "recording"
+    assert record["recordingStatus"][0]["time"] < index["started_unix"]
+    audio = [f for f in index["files"] if f["kind"] in ("mixed", "audio")]
+    assert {f["display_name"] for f in audio} == {None, "Alice", "Bob", "Carol"}
+    for f in index["files"]:
+        probe = ffprobe(folder / f["file"])
+        assert int(probe["streams"][0]["nb_read_frames"]) > 0, f
+        if f in audio:
+            assert probe["streams"][0]["codec_name"] == "pcm_s16le"
+            assert abs(float(probe["format"]["duration"]) - index["duration_s"]) <= 0.1, f
