@@ -57,8 +57,15 @@ import numpy as np
 
 from ..audio.codecs import FRAME_100NS, FRAME_SAMPLES, SAMPLE_RATE_HZ, AudioEncoder, Codec
 from ..audio.frames import FLAG_SILENCE, MIXED
-from ..events import (CallEnded, DominantSpeakerChanged, MediaEvent, ParticipantJoined,
-                      ParticipantLeft, ScreenShareStarted, ScreenShareStopped)
+from ..events import (
+    CallEnded,
+    DominantSpeakerChanged,
+    MediaEvent,
+    ParticipantJoined,
+    ParticipantLeft,
+    ScreenShareStarted,
+    ScreenShareStopped,
+)
 from ..processor import AudioBatch, Processor, ProcessorContext
 from ..video.frames import DecodedVideoFrame
 
@@ -342,7 +349,7 @@ class Recorder(Processor):
         if not 1 <= int(fps) <= 60:
             raise ValueError(f"fps must be between 1 and 60, not {fps!r}")
         self.audio_format = audio_format
-        self.video = size if video else None            # type: ignore[assignment]
+        self.video = size if video else None
         self.screen_share = bool(screen_share)
         self.fps = int(fps)
         self.mode = mode

@@ -19,7 +19,7 @@ from mediacore.audio.codecs import AudioEncoder, Codec
 from mediacore.processors import processor_factory
 from mediacore.processors.recorder import OggOpusWriter, Recorder, ogg_crc
 
-from .test_callmedia import ALICE, BOB, Remote, wait_for
+from .test_callmedia import ALICE, BOB, Remote
 
 
 def crc_reference(data: bytes) -> int:
