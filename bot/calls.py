@@ -452,7 +452,7 @@ class Call:
     def _resolve_state_waiters(self) -> None:
         for states, fut in list(self._state_waiters):
             if not fut.done() and (self.state in states or self.state == "terminated"):
-                fut.set_result(self.state)  # type: ignore[arg-type]
+                fut.set_result(self.state)
         self._state_waiters = [(s, f) for s, f in self._state_waiters if not f.done()]
 
     def _finish(self) -> None:
@@ -462,10 +462,15 @@ class Call:
             task.cancel()
         if self._keepalive_task is not None:
             self._keepalive_task.cancel()
-        err_args = dict(result_info=self.result_info, call_id=self.id)
         for fut in [*self._ops_by_id.values(), *self._ops_by_context.values()]:
             if not fut.done():
-                fut.set_exception(CallTerminated("call ended before the operation completed", **err_args))
+                fut.set_exception(
+                    CallTerminated(
+                        "call ended before the operation completed",
+                        result_info=self.result_info,
+                        call_id=self.id,
+                    )
+                )
         self._ops_by_id.clear()
         self._ops_by_context.clear()
         self._resolve_state_waiters()
@@ -820,8 +825,8 @@ class Call:
             lambda ctx: self.api.record_response(self.id, body(ctx)), client_context, "recordResponse"
         )
         if not isinstance(op, m.RecordOperation):
-            op = m.RecordOperation.parse(op.to_dict())  # type: ignore[assignment]
-        return op  # type: ignore[return-value]
+            op = m.RecordOperation.parse(op.to_dict())
+        return op
 
     async def download_recording(self, op: m.RecordOperation, destination: Any = None) -> bytes | int:
         """Fetch a recordResponse recording with its ``recordingAccessToken``.

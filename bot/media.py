@@ -75,8 +75,9 @@ def source_map(call: Call) -> list[Source]:
     return sources_of(call.participants, call.my_participant_id, call_id=call.id)
 
 
-def sources_of(participants: Iterable[m.Participant], me: str | None = None, *,
-               call_id: str | None = None) -> list[Source]:
+def sources_of(
+    participants: Iterable[m.Participant], me: str | None = None, *, call_id: str | None = None
+) -> list[Source]:
     """Media sources of ``participants`` (``me``, the bot's own participant,
     left out). A camera or screen-sharing stream is active while its
     direction sends (``sendOnly``/``sendReceive``): a camera that is off or a
@@ -91,10 +92,11 @@ def sources_of(participants: Iterable[m.Participant], me: str | None = None, *,
             if kind is None or ms.source_id in (None, ""):
                 continue
             try:
-                sid = int(ms.source_id)   # type: ignore[arg-type]
+                sid = int(ms.source_id)
             except ValueError:
-                log.warning("call %s: participant %s has a non-numeric sourceId %r", call_id,
-                            p.id, ms.source_id)
+                log.warning(
+                    "call %s: participant %s has a non-numeric sourceId %r", call_id, p.id, ms.source_id
+                )
                 continue
             if not 0 <= sid <= 0xFFFFFFFF:
                 continue
@@ -127,10 +129,18 @@ class CallMediaProvider:
     there is no call left to report to.
     """
 
-    def __init__(self, host: MediaHost, processors: ProcessorFactory | None = None, *,
-                 output_dir: str | Path | None = None, mixed: bool = False,
-                 video: bool = True, screen_share: bool = True, send_video: bool = False,
-                 on_media: Callable[[Call, CallMedia], Any] | None = None) -> None:
+    def __init__(
+        self,
+        host: MediaHost,
+        processors: ProcessorFactory | None = None,
+        *,
+        output_dir: str | Path | None = None,
+        mixed: bool = False,
+        video: bool = True,
+        screen_share: bool = True,
+        send_video: bool = False,
+        on_media: Callable[[Call, CallMedia], Any] | None = None,
+    ) -> None:
         self.host = host
         self.processors = processors
         self.output_dir = Path(output_dir) if output_dir is not None else None
@@ -153,9 +163,13 @@ class CallMediaProvider:
         return self.host.get(call_id)
 
     async def media_config(self, call: Call | None) -> str:
-        media = self.host.create_call(call.id if call is not None else None, mixed=self.mixed,
-                                      video=self.video, screen_share=self.screen_share,
-                                      send_video=self.send_video)
+        media = self.host.create_call(
+            call.id if call is not None else None,
+            mixed=self.mixed,
+            video=self.video,
+            screen_share=self.screen_share,
+            send_video=self.send_video,
+        )
         blob = media.config_blob()
         self._by_blob[blob] = media
         return blob
@@ -170,15 +184,14 @@ class CallMediaProvider:
         if self.output_dir is not None:
             media.output_dir = self.output_dir / _safe(call.id)
         media.update_sources(source_map(call))
-        for processor in (self.processors(call) if self.processors else ()):
+        for processor in self.processors(call) if self.processors else ():
             if getattr(processor, "report_recording_status", False):
                 self._pending_recorders.setdefault(call.id, []).append(processor)
                 continue
             try:
                 media.add_processor(processor)
             except Exception:
-                log.exception("call %s: processor %s did not start", call.id,
-                              type(processor).__name__)
+                log.exception("call %s: processor %s did not start", call.id, type(processor).__name__)
         if self.on_media is not None:
             self.on_media(call, media)
         if call.state == "established":
@@ -198,11 +211,10 @@ class CallMediaProvider:
         loop = asyncio.get_running_loop()
         runners = self._recording.setdefault(call.id, [])
         for processor in recorders:
-            try:   # a worker process takes a moment to start: off the event loop
+            try:  # a worker process takes a moment to start: off the event loop
                 runners.append(await loop.run_in_executor(None, media.add_processor, processor))
             except Exception:
-                log.exception("call %s: recorder %s did not start", call.id,
-                              type(processor).__name__)
+                log.exception("call %s: recorder %s did not start", call.id, type(processor).__name__)
         log.info("call %s: recording (%d recorder(s))", call.id, len(runners))
 
     async def stop_recording(self, call: Call, *, status: str = "notRecording") -> dict[str, Any]:
@@ -216,8 +228,7 @@ class CallMediaProvider:
         loop = asyncio.get_running_loop()
         for runner in runners:
             if media is not None:
-                results[runner.name] = await loop.run_in_executor(None, media.remove_processor,
-                                                                  runner)
+                results[runner.name] = await loop.run_in_executor(None, media.remove_processor, runner)
         if runners and not call.is_terminated:
             await call.update_recording_status(status)
         return results
@@ -248,7 +259,7 @@ class CallMediaProvider:
             await media.aclose("never started")
 
     def close(self) -> None:
-        for media in self._by_blob.values():   # made for calls that never started
+        for media in self._by_blob.values():  # made for calls that never started
             media.close("never started")
         self._by_blob.clear()
 
@@ -278,15 +289,25 @@ class MediaPlan:
         """The :class:`MediaHost` (binds ``[media] bind_address:port``) and the provider on it.
         Raises ``OSError`` / :class:`mediacore.MediacoreError` when the port cannot be had."""
         s = self.settings
-        host = MediaHost(s.bind_address, s.port, public_address=s.public_address,
-                         public_port=s.public_port, srtp_profile=s.srtp_profile,
-                         audio_workers=s.audio_workers)
+        host = MediaHost(
+            s.bind_address,
+            s.port,
+            public_address=s.public_address,
+            public_port=s.public_port,
+            srtp_profile=s.srtp_profile,
+            audio_workers=s.audio_workers,
+        )
         try:
             if self.output_dir is not None:
                 self.output_dir.mkdir(parents=True, exist_ok=True)
-            return CallMediaProvider(host, self.processors if self.factories else None,
-                                     output_dir=self.output_dir, mixed=s.mixed, video=s.video,
-                                     screen_share=s.screen_share)
+            return CallMediaProvider(
+                host,
+                self.processors if self.factories else None,
+                output_dir=self.output_dir,
+                mixed=s.mixed,
+                video=s.video,
+                screen_share=s.screen_share,
+            )
         except BaseException:
             host.close()
             raise
@@ -305,8 +326,10 @@ def media_plan(config: BotConfig) -> MediaPlan | None:
 
     s = config.media
     if s.srtp_profile not in SRTP_KEY_LENGTHS:
-        raise ConfigError(f"{config.source}: [media] srtp_profile: unknown SRTP profile "
-                          f"{s.srtp_profile!r} (known: {', '.join(SRTP_KEY_LENGTHS)})")
+        raise ConfigError(
+            f"{config.source}: [media] srtp_profile: unknown SRTP profile "
+            f"{s.srtp_profile!r} (known: {', '.join(SRTP_KEY_LENGTHS)})"
+        )
     factories = []
     for entry in config.processors:
         try:
@@ -315,12 +338,17 @@ def media_plan(config: BotConfig) -> MediaPlan | None:
             raise ConfigError(f"{entry.where} name: {e}") from None
         params = inspect.signature(cls).parameters
         if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-            allowed = [n for n, p in params.items()
-                       if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+            allowed = [
+                n
+                for n, p in params.items()
+                if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+            ]
             for key in entry.options:
                 if key not in allowed:
-                    raise ConfigError(f"{entry.where} {key}: not an option of processor {entry.name!r} "
-                                      f"(options: {', '.join(allowed) or 'none'})")
+                    raise ConfigError(
+                        f"{entry.where} {key}: not an option of processor {entry.name!r} "
+                        f"(options: {', '.join(allowed) or 'none'})"
+                    )
         try:
             make = processor_factory(entry.name, entry.options)
         except ProcessorSpecError as e:
@@ -331,8 +359,9 @@ def media_plan(config: BotConfig) -> MediaPlan | None:
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise ConfigError(f"{config.source}: [output] dir: cannot create {str(out)!r}: "
-                              f"{e.strerror or e}") from None
+            raise ConfigError(
+                f"{config.source}: [output] dir: cannot create {str(out)!r}: {e.strerror or e}"
+            ) from None
     elif factories:
         log.warning("%s: [[processors]] without [output] dir: their files are not written", config.source)
     return MediaPlan(s, factories, out)

@@ -392,10 +392,10 @@ class PacketBatch:
 
     def payload(self, i: int) -> memoryview:
         o = int(self._payload_offsets[i])
-        return memoryview(self._buf[o : o + int(self._payload_lengths[i])])
+        return self._buf[o : o + int(self._payload_lengths[i])].data
 
     def payloads(self) -> Iterator[memoryview]:
-        base = memoryview(self._buf)
+        base = self._buf.data
         for o, n in zip(self._payload_offsets.tolist(), self._payload_lengths.tolist()):
             yield base[o : o + n]
 
@@ -662,7 +662,7 @@ class Session:
         ring_rewind: int = 0,
         audio_level_id: int = 0,
         wake_per_frame: bool = False,
-        payload_types: Iterable[int] | None = _MEDIA_DEFAULT,
+        payload_types: Iterable[int] | None | _MediaDefault = _MEDIA_DEFAULT,
     ) -> ReceiveStream:
         """Receive the remote source ``ssrc``. Audio goes through the adaptive
         jitter buffer (one record per ``frame_ms``), video through the reorder
@@ -791,17 +791,15 @@ class Session:
         for view in rb:
             ev = np.frombuffer(view, EVENT_DTYPE, count=1)[0]
             kind = int(ev["kind"])
-            extra = {}
+            name, subtype, data = b"", 0, b""
             if kind == lib.MC_EVENT_APP:
                 # variable-length record: header, name, subtype, then the data
                 # (layout: mc_engine_app_event in mediacore.h)
                 app = np.frombuffer(view, _APP_HEADER, count=1, offset=EVENT_DTYPE.itemsize)[0]
                 start = lib.MC_ENGINE_APP_EVENT_SIZE
-                extra = dict(
-                    name=bytes(view[EVENT_DTYPE.itemsize : EVENT_DTYPE.itemsize + 4]),
-                    subtype=int(app["subtype"]),
-                    data=bytes(view[start : start + int(ev["count"])]),
-                )
+                name = bytes(view[EVENT_DTYPE.itemsize : EVENT_DTYPE.itemsize + 4])
+                subtype = int(app["subtype"])
+                data = bytes(view[start : start + int(ev["count"])])
             out.append(
                 EngineEvent(
                     kind=EVENT_KINDS.get(kind, str(kind)),
@@ -809,7 +807,9 @@ class Session:
                     sender_ssrc=int(ev["sender_ssrc"]),
                     count=int(ev["count"]),
                     time_ns=int(ev["time_ns"]),
-                    **extra,
+                    name=name,
+                    subtype=subtype,
+                    data=data,
                 )
             )
         return out
@@ -889,10 +889,10 @@ class Session:
                 check(lib.mc_engine_remove_session(eng._h(), self.id), "remove session")
         self._closed = True
         eng._sessions.pop(self.id, None)
-        for s in list(self._recv.values()):
-            s.close()
-        for s in list(self._send.values()):
-            s.close()
+        for rs in list(self._recv.values()):
+            rs.close()
+        for ss in list(self._send.values()):
+            ss.close()
         if self._events is not None:
             self._events.close()
             self._events = None

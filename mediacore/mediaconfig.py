@@ -292,6 +292,7 @@ class SrtpParams:
                 f"unknown SRTP profile {profile!r}; supported: {', '.join(SRTP_KEY_LENGTHS)}",
             )
         key = cls._key(d, "key", profile, path, required=True)
+        assert key is not None  # required
         receive_key = cls._key(d, "receiveKey", profile, path, required=False)
         if receive_key is not None and receive_key == key:
             raise MediaConfigError(

@@ -154,7 +154,7 @@ def header_extensions(data: bytes) -> list[tuple[int, bytes]]:
     h = _view(data)
     cursor, eid = ffi.new("uint32_t*"), ffi.new("uint8_t*")
     off, ln = ffi.new("uint32_t*"), ffi.new("uint32_t*")
-    out = []
+    out: list[tuple[int, bytes]] = []
     while True:
         st = lib.mc_rtp_ext_next(data, h, cursor, eid, off, ln)
         if st == lib.MC_E_NOT_FOUND:
@@ -373,7 +373,7 @@ def parse_packet(pt: int, count: int, d: bytes):
         check(lib.mc_rtcp_parse_rr(d, len(d), a, blocks, 31, n), "RTCP RR")
         return a[0], _blocks_out(blocks, min(n[0], 31))
     if pt == lib.MC_RTCP_SDES:
-        items = []
+        items: list[tuple[int, int, bytes]] = []
         cursor, t = ffi.new("uint32_t*"), ffi.new("uint8_t*")
         off, ln = ffi.new("uint32_t*"), ffi.new("uint32_t*")
         while True:

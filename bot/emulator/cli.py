@@ -157,7 +157,7 @@ def _service_options(args: argparse.Namespace):
     options = ServiceOptions(time_scale=args.time_scale)
     names = {f.name for f in dataclasses.fields(ServiceOptions)}
     if "allow_http_callbacks" in names:
-        options.allow_http_callbacks = args.allow_http_callbacks  # type: ignore[attr-defined]
+        options.allow_http_callbacks = args.allow_http_callbacks
     elif args.allow_http_callbacks:
         log.debug("ServiceOptions has no plain-http switch: http callbacks are delivered anyway")
     return options

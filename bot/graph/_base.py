@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 ODATA_TYPE = "@odata.type"
 NAMESPACE = "microsoft.graph."
@@ -217,6 +217,9 @@ def member(
     return dataclasses.field(default=default, metadata=meta)
 
 
+_G = TypeVar("_G", bound="GraphObject")
+
+
 @dataclasses.dataclass(kw_only=True, eq=False)
 class GraphObject:
     """Base of every Graph object. Subclasses are dataclasses with ``member()`` fields."""
@@ -260,12 +263,14 @@ class GraphObject:
     # ---- parsing ----------------------------------------------------------------------
 
     @classmethod
-    def parse(cls, data: dict[str, Any]) -> GraphObject:
-        """Parse a JSON object. A registered ``@odata.type`` selects the class."""
+    def parse(cls: type[_G], data: dict[str, Any]) -> _G:
+        """Parse a JSON object. A registered ``@odata.type`` selects the class
+        (typed as ``cls``: the documented payloads of an endpoint carry its
+        type or a subtype of it)."""
         if not isinstance(data, dict):
             raise TypeError(f"{cls.__name__}.parse expects a JSON object, got {type(data).__name__}")
         target = lookup_type(data.get(ODATA_TYPE)) or cls
-        return target._parse_as(data)
+        return target._parse_as(data)  # type: ignore[return-value]
 
     @classmethod
     def _parse_as(cls, data: dict[str, Any]) -> GraphObject:

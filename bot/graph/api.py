@@ -120,7 +120,7 @@ def _operation(
             op = default.parse(resp.body)
         if op.id is None and resp.location:
             op.id = resp.location.rstrip("/").rsplit("/", 1)[-1]
-        return op  # type: ignore[return-value]
+        return op
     if resp.location and "/operations/" in resp.location:
         return default(id=resp.location.rstrip("/").rsplit("/", 1)[-1], status="running")
     return None
@@ -164,7 +164,7 @@ class CallsApi:
             )
 
     async def _post(self, path: str, body: object = None, **kw: object) -> GraphResponse:
-        return await self.client.post(path, body, scenario_id=self.scenario_id, **kw)  # type: ignore[arg-type]
+        return await self.client.post(path, body, scenario_id=self.scenario_id, **kw)
 
     async def _get(self, path: str) -> GraphResponse:
         return await self.client.get(path, scenario_id=self.scenario_id)
@@ -193,11 +193,11 @@ class CallsApi:
         created = m.Call.parse(resp.body if isinstance(resp.body, dict) else {})
         if created.id is None and resp.location:
             created.id = resp.location.rstrip("/").rsplit("/", 1)[-1]
-        return created  # type: ignore[return-value]
+        return created
 
     async def get_call(self, call_id: str) -> m.Call:
         resp = await self._get(self._call(call_id))
-        return m.Call.parse(resp.body)  # type: ignore[return-value]
+        return m.Call.parse(resp.body)
 
     async def delete_call(self, call_id: str) -> None:
         await self._delete(self._call(call_id))
@@ -274,7 +274,7 @@ class CallsApi:
 
     async def get_participant(self, call_id: str, participant_id: str) -> m.Participant:
         resp = await self._get(self._call(call_id, "participants", _q(participant_id)))
-        return m.Participant.parse(resp.body)  # type: ignore[return-value]
+        return m.Participant.parse(resp.body)
 
     async def delete_participant(self, call_id: str, participant_id: str) -> None:
         await self._delete(self._call(call_id, "participants", _q(participant_id)))

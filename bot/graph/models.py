@@ -720,7 +720,7 @@ class CommsNotifications(GraphObject):
     value: list[CommsNotification] | None = member(List(Model(CommsNotification)))
 
     @classmethod
-    def parse(cls, data: dict[str, Any]) -> CommsNotifications:  # type: ignore[override]
+    def parse(cls, data: dict[str, Any]) -> CommsNotifications:
         return cls._parse_as(data)  # type: ignore[return-value]
 
 

@@ -19,7 +19,7 @@ from ..processor import Processor, ProcessorContext
 from ..video.frames import DecodedVideoFrame
 
 try:  # optional extra: mediabot[faces]
-    import cv2  # type: ignore[import-not-found]
+    import cv2
 except Exception:  # pragma: no cover - absence is a supported configuration
     cv2 = None
 

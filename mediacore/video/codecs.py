@@ -362,7 +362,7 @@ class H264Encoder:
         self.frames_dropped = 0
         self._converter = FrameConverter()
         self._size: tuple[int, int] | None = None
-        self._codec = None
+        self._codec: av.video.codeccontext.VideoCodecContext | None = None
         self._force_key = True
         self._next_due_ns: int | None = None
         self._pts = 0
@@ -451,17 +451,16 @@ class H264Encoder:
             av.video.frame.PictureType.I if self._force_key else av.video.frame.PictureType.NONE
         )
         self._force_key = False
-        out = []
-        for packet in self._codec.encode(picture):
-            out.append(self._unit(packet))
-        return out
+        assert self._codec is not None  # opened above for this size
+        return [self._unit(packet) for packet in self._codec.encode(picture)]
 
     def _unit(self, packet) -> EncodedVideoFrame:
         data = bytes(packet)
         key = bool(packet.is_keyframe)
         if key:
             self._last_key_pts = packet.pts
-        self.stats.on_frame(len(data), self._size[0], self._size[1], key)
+        w, h = self._size or (0, 0)
+        self.stats.on_frame(len(data), w, h, key)
         return EncodedVideoFrame(data, int(packet.pts) & 0xFFFFFFFF, FRAME_KEY if key else 0)
 
     def flush(self) -> list[EncodedVideoFrame]:

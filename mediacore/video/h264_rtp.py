@@ -85,7 +85,7 @@ def frames_from_batch(batch, *, copy: bool = False) -> list[EncodedVideoFrame]:
     base = memoryview(batch._base)
     unpack = _HEADER_NO_LENGTH.unpack_from
     frame = EncodedVideoFrame
-    out = []
+    out: list[EncodedVideoFrame] = []
     append = out.append
     for off, n, kind in zip(batch.offsets.tolist(), batch.lengths.tolist(), batch.types.tolist()):
         if kind != RECORD_TYPE or n < HEADER_SIZE:
@@ -183,7 +183,7 @@ class H264Depacketizer:
         self._handle = ffi.gc(out[0], lib.mc_h264_depacketizer_free)
         check(lib.mc_h264_depacketizer_set_in_place(self._handle, int(in_place)), "in place")
         self.ring = ring
-        self._buffer = None
+        self._buffer: np.ndarray | None = None
         if ring is not None:
             check(lib.mc_h264_depacketizer_set_ring(self._handle, ring._handle), "set ring")
         else:
@@ -240,9 +240,7 @@ class H264Depacketizer:
             if self._buffer is not None:
                 while lib.mc_h264_depacketizer_take_frame(self._handle, self._header) == lib.MC_OK:
                     out.append(
-                        EncodedVideoFrame.from_record(
-                            memoryview(self._buffer)[: HEADER_SIZE + self._header.length]
-                        )
+                        EncodedVideoFrame.from_record(self._buffer.data[: HEADER_SIZE + self._header.length])
                     )
             elif self._consumed[0] == 0:  # pragma: no cover - ring mode consumes all
                 break
@@ -284,12 +282,12 @@ class H264Depacketizer:
             self._refs = bytearray(_FRAME_REF.size * MAX_FRAMES_PER_DRAIN)
             self._refs_c = ffi.from_buffer("mc_h264_frame_ref[]", self._refs)
             self._refs_view = memoryview(self._refs)
-            self._ring_view = memoryview(self.ring._data)
+            self._ring_view = self.ring._data.data
         if self._input_ring is not rtp_ring:
             # frames assembled in place lie in the input ring: views of both
             # (output first, by MC_H264_FRAME_SOURCE_*)
             self._input_ring = rtp_ring
-            self._views = (self._ring_view, memoryview(rtp_ring._data))
+            self._views = (self._ring_view, rtp_ring._data.data)
         status = lib.mc_h264_depacketizer_drain_frames(
             self._handle,
             rtp_ring._handle,

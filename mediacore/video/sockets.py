@@ -82,7 +82,7 @@ class Subscription:
     frames_ring: Ring
     decoder: H264Decoder | None
     stats: VideoStatsCounter
-    thread: threading.Thread
+    thread: threading.Thread | None
     stop: threading.Event
     plis_requested: int = 0
     firs_requested: int = 0
@@ -184,7 +184,7 @@ class VideoSocket:
             stop = threading.Event()
             sub = Subscription(
                 source_id, preferred_resolution, stream, depacketizer, frames_ring, decoder, stats, None, stop
-            )  # type: ignore[arg-type]
+            )
             sub.thread = threading.Thread(
                 target=self._run, args=(sub,), daemon=True, name=f"video-rx-{source_id:08x}"
             )
@@ -199,7 +199,8 @@ class VideoSocket:
 
     def _stop(self, sub: Subscription) -> None:
         sub.stop.set()
-        sub.thread.join(5)
+        if sub.thread is not None:
+            sub.thread.join(5)
         sub.stream.close()
         sub.depacketizer.close()  # cancels a frame in progress: needs the ring's handle
         sub.frames_ring.close()
