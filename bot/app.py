@@ -321,6 +321,13 @@ class Bot:
             raise TypeError("the media provider must return the media config blob as a string")
         return m.AppHostedMediaConfig(blob=blob)
 
+    async def _media_hanging_up(self, call: Call) -> None:
+        assert self.media is not None
+        try:
+            await asyncio.wait_for(self.media.hanging_up(call), self.config.calls.shutdown_timeout_s)
+        except Exception:
+            log.exception("call %s: the media provider failed before the hang-up", call.id)
+
     async def _media_unused(self, media_config: m.MediaConfig | None) -> None:
         if self.media is None or not isinstance(media_config, m.AppHostedMediaConfig):
             return
@@ -549,6 +556,8 @@ class Bot:
             log.info("shutting down: leaving %d call(s) to be adopted by another instance", len(active))
         elif active:
             log.info("shutting down: hanging up %d call(s)", len(active))
+            if self.media is not None:   # e.g. recorders report notRecording while they can
+                await asyncio.gather(*(self._media_hanging_up(c) for c in active))
             results = await asyncio.gather(
                 *(c.hang_up(timeout_s=self.config.calls.shutdown_timeout_s) for c in active),
                 return_exceptions=True,

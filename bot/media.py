@@ -64,6 +64,12 @@ class MediaProvider(Protocol):
         """The call is over: release its media."""
         ...
 
+    async def hanging_up(self, call: Call) -> None:
+        """The bot is about to hang ``call`` up (it is shutting down): finish
+        what must be said while the call is still up (a recorder reports
+        ``notRecording``)."""
+        ...
+
     async def media_unused(self, blob: str) -> None:
         """The request that carried ``blob`` failed (Graph refused it, or it was
         never sent): release what :meth:`media_config` made for it."""
@@ -252,6 +258,10 @@ class CallMediaProvider:
             self.results[call.id] = await media.aclose("call ended")
             while len(self.results) > self.keep_results:
                 self.results.pop(next(iter(self.results)))
+
+    async def hanging_up(self, call: Call) -> None:
+        if self._recording.get(call.id):
+            await self.stop_recording(call)
 
     async def media_unused(self, blob: str) -> None:
         media = self._by_blob.pop(blob, None)

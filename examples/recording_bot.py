@@ -28,14 +28,6 @@ from mediacore import MediaHost
 from mediacore.processors.recorder import Recorder
 
 
-class RecordingBot(Bot):
-    async def stop(self) -> None:
-        # shutting down: end every recording (and report it) before the calls are hung up
-        await asyncio.gather(*(self.media.stop_recording(c) for c in list(self.calls.values())
-                               if not c.is_terminated), return_exceptions=True)
-        await super().stop()
-
-
 async def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True)
@@ -51,7 +43,7 @@ async def main() -> None:
     media = CallMediaProvider(
         host, lambda call: [Recorder(audio_format="wav" if args.wav else "ogg")],
         output_dir=args.out, mixed=True)
-    bot = RecordingBot(config, media=media)
+    bot = Bot(config, media=media)
 
     def observed(call) -> str | None:
         ctx = call.resource.incoming_context

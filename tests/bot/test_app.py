@@ -49,6 +49,9 @@ class RecordingMedia:
     async def media_unused(self, blob: str) -> None:
         self.calls.append(("unused", blob))
 
+    async def hanging_up(self, call) -> None:
+        self.calls.append(("hanging_up", call.id))
+
 
 class Platform:
     """Plays Microsoft's side: signs and POSTs notifications, answers Graph requests."""
@@ -177,6 +180,10 @@ async def test_incoming_call_answered_established_roster_tone_prompt_and_shutdow
     await bot.stop()                      # graceful: hangs up and waits for terminated
     assert g.sent(f"/communications/calls/{INCOMING_ID}", method="DELETE")
     assert events[-1] == ("ended", 0) and bot.calls == {}
+    # the media provider heard of the call, its roster, the hang-up to come and the end, in order
+    media_calls = [kind for kind, _ in platform.media.calls]
+    assert media_calls[0] == "started" and "roster" in media_calls
+    assert media_calls.index("hanging_up") < media_calls.index("ended")
     assert events.index("established") < events.index(("roster", 2))
 
 
