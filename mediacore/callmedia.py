@@ -198,7 +198,10 @@ class CallMedia:
             on_frames=self._on_frames, on_event=self._on_audio_event,
             send_out=self.audio_send.ring, engine=engine,
             send_queue_frames=max(50, send_queue_ms // 20),
-            send_telephone_event_pt=TELEPHONE_EVENT_PAYLOAD_TYPE)
+            send_telephone_event_pt=TELEPHONE_EVENT_PAYLOAD_TYPE,
+            # a new speaker's first frame plays on the tick after its first
+            # packet, not a frame later; the look-ahead follows in silence
+            start_frames=1)
         if send_video:
             from .video.sockets import VideoSendSocket
 

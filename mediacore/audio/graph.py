@@ -136,6 +136,7 @@ class AudioGraph:
         unmixed: bool = False,
         events: bool = True,
         prebuffer_frames: int = 0,
+        start_frames: int = 0,
         activity_threshold_dbov: int = 0,
         hangover_ms: int = 0,
         source_timeout_ms: int = 0,
@@ -173,6 +174,7 @@ class AudioGraph:
         cfg.unmixed = out_h if unmixed else ffi.NULL
         cfg.events = out_h if events else ffi.NULL
         cfg.prebuffer_frames = prebuffer_frames
+        cfg.start_frames = start_frames
         cfg.activity_threshold_dbov = activity_threshold_dbov
         cfg.hangover_ms = hangover_ms
         cfg.source_timeout_ms = source_timeout_ms

@@ -1789,6 +1789,12 @@ typedef struct mc_audio_graph_config {
     uint32_t low_water_frames;           /* 0: no low-water events */
     uint32_t tag;                        /* copied into every frame and event: lets many graphs of
                                             one worker share one output ring (one consumer) */
+    uint32_t start_frames;               /* a new source plays once this many records are queued
+                                            (1..prebuffer_frames; 0: prebuffer_frames): its first
+                                            frame a tick or more sooner; the look-ahead it lacks
+                                            is built later by one stretched frame (an underrun)
+                                            while it is silent or before a lost slot, or by the
+                                            first underrun */
 } mc_audio_graph_config;
 
 typedef struct mc_audio_graph_stats {

@@ -72,6 +72,8 @@ typedef struct source {
     int active;
     uint64_t sequence;
     uint32_t debt;             /* frames of delay underruns added, not yet taken back */
+    uint32_t owed;             /* look-ahead frames a fast start has yet to build */
+    uint64_t played;           /* frames played */
     mc_dtmf_receiver *dtmf;
 } source;
 
@@ -350,6 +352,20 @@ static void conceal_into_carry(mc_audio_graph *g, source *s, uint32_t samples)
     g->stats.concealed++;
 }
 
+/* One concealed frame that consumes no queued record: the source's delay
+ * (its look-ahead) grows by a frame. Counted as an underrun (the frames
+ * behind it play after it, none is dropped). */
+static void stretch(mc_audio_graph *g, source *s)
+{
+    g->stats.underruns++;
+    s->debt++;
+    if (s->owed)
+        s->owed--;
+    if (s->carry_len == 0)
+        s->carry_rtp += (uint32_t)((uint64_t)MC_AUDIO_FRAME_SAMPLES * s->dec_clock / MC_AUDIO_RATE_HZ);
+    conceal_into_carry(g, s, MC_AUDIO_FRAME_SAMPLES - s->carry_len);
+}
+
 /* Refill the carry buffer to at least one frame from the source's queue. */
 static void refill(mc_audio_graph *g, source *s)
 {
@@ -361,11 +377,7 @@ static void refill(mc_audio_graph *g, source *s)
              * source's delay grows by one frame instead of a frame being
              * dropped. A slot that never comes is filled from the gap when
              * a later record arrives (enqueue). */
-            g->stats.underruns++;
-            s->debt++;
-            if (s->carry_len == 0)
-                s->carry_rtp += (uint32_t)((uint64_t)MC_AUDIO_FRAME_SAMPLES * s->dec_clock / MC_AUDIO_RATE_HZ);
-            conceal_into_carry(g, s, MC_AUDIO_FRAME_SAMPLES - s->carry_len);
+            stretch(g, s);
             return;
         }
         slot *q = &s->queue[s->q_head];
@@ -504,6 +516,8 @@ static void receive_tick(mc_audio_graph *g, int64_t now_ns)
     uint32_t prebuffer = g->cfg.prebuffer_frames ? g->cfg.prebuffer_frames : 2;
     if (prebuffer > QUEUE_SLOTS)
         prebuffer = QUEUE_SLOTS;
+    uint32_t start = g->cfg.start_frames && g->cfg.start_frames < prebuffer ? g->cfg.start_frames
+                                                                              : prebuffer;
 
     drain_input(g, now_ns);
 
@@ -517,8 +531,10 @@ static void receive_tick(mc_audio_graph *g, int64_t now_ns)
             continue;
         }
         i++;
-        if (!s->playing && s->q_count >= prebuffer)
+        if (!s->playing && s->q_count >= start) {
             s->playing = 1;
+            s->owed = s->q_count < prebuffer ? prebuffer - s->q_count : 0;
+        }
         if (!s->playing)
             continue;
         if (s->debt && s->q_count > prebuffer + SHRINK_MARGIN && !s->active &&
@@ -534,7 +550,15 @@ static void receive_tick(mc_audio_graph *g, int64_t now_ns)
         s->frame_flags = 0;
         if (s->ext_age < EXT_LEVEL_HOLD)
             s->ext_age++;
+        /* a fast start (start_frames) played the first frame before the
+         * look-ahead was there: build it with one stretched frame where that
+         * is not heard (the source is silent) or where it pays (the next
+         * slot is lost and its FEC rides in the packet after it) */
+        if (s->owed && s->played && s->carry_len == 0 && s->q_count < prebuffer &&
+            (!s->active || (s->q_count && s->queue[s->q_head].lost)))
+            stretch(g, s);
         take_frame(g, s);
+        s->played++;
         mc_audio_level_dbov(s->frame, MC_AUDIO_FRAME_SAMPLES, &s->level_db);
         float speech_db = s->level_db;
         int voice = s->level_db > threshold;

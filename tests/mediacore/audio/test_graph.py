@@ -401,3 +401,34 @@ def test_a_worker_behind_leaves_records_in_the_input_ring_instead_of_dropping(ri
     assert st.input_waits > 0
     assert st.records_in == 60 and st.decoded == 60
     assert [f.rtp_timestamp // 960 for f in frames if not f.concealed] == list(range(60))
+
+
+@pytest.mark.parametrize("start_frames", [0, 1])
+def test_fast_start_plays_the_first_frame_a_tick_sooner(rig_factory, start_frames):
+    """start_frames=1: a new source's first frame plays on the tick after its
+    first record instead of waiting for the look-ahead (prebuffer 2); the
+    look-ahead is then built by one stretched frame while the source is
+    silent, so afterwards a lost slot is rebuilt from the next packet's FEC
+    as with the default start. No record is dropped either way."""
+    rig = rig_factory(unmixed=True, mixed=False, start_frames=start_frames)
+    enc = AudioEncoder(Codec.OPUS, bitrate_bps=24000, inband_fec=True, packet_loss_pct=20)
+    rng = np.random.default_rng(3)
+    quiet = rng.normal(0, 3, 60 * 320).astype(np.int16)
+    loud = tone(440.0, 1.2, 8000)
+    first_frame_tick = None
+    lost = {40, 50}
+    for k in range(60):
+        pcm = quiet[k * 320:(k + 1) * 320] if k < 20 else loud[(k - 20) * 320:(k - 19) * 320]
+        payload = enc.encode(pcm)
+        rig.feed(rtp_record(7, k, k * 960, payload, lost=k in lost))
+        rig.tick()
+        frames, _ = rig.drain()
+        if frames and first_frame_tick is None:
+            first_frame_tick = k
+    underruns = rig.graph.stats().underruns
+    rig.tick()                                           # the look-ahead record
+    st = rig.graph.stats()
+    assert first_frame_tick == (0 if start_frames else 1)
+    assert underruns == (1 if start_frames else 0)       # the look-ahead, built in silence
+    assert st.late == 0 and st.decoded == 60 - len(lost)
+    assert st.fec_recovered == len(lost)                 # the look-ahead was there for both
