@@ -379,7 +379,7 @@ class EmulatorAuth:
         try:
             claims = jwt.decode(
                 assertion,
-                cert.public_key(),
+                cert.public_key(),  # type: ignore[arg-type]  # an RSA key: app certificates are RSA here
                 algorithms=["RS256", "PS256"],
                 audience=token_url,
                 options={"require": ["exp", "aud", "iss", "sub"]},

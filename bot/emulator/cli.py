@@ -206,7 +206,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event, out=sys.stdout) -
             meetings.append({"id": meeting.id, "joinWebUrl": meeting.join_web_url,
                              "joinMeetingId": meeting.join_meeting_id,
                              "participants": {p.display_name: p.id for p in people}})
-        written = write_bot_config(args.bot_config, emu, webhook) if args.bot_config else None
+        written = write_bot_config(args.bot_config, emu, webhook or DEFAULT_WEBHOOK) if args.bot_config else None
         join_url = meetings[0]["joinWebUrl"] if meetings else None
         info = {
             "join_url": join_url,

@@ -76,8 +76,9 @@ class ScriptedMeeting:
             p = pm.participant
             person = new_person(self.meeting, p.name, tenant_id=self.meeting.tenant_id,
                                 video=pm.video is not None)
-            video = person.stream("video")
-            self.source_ids[p.name] = (int(person.stream("audio").source_id),
+            video, audio = person.stream("video"), person.stream("audio")
+            assert audio is not None   # new_person gives everyone a microphone
+            self.source_ids[p.name] = (int(audio.source_id),
                                        int(video.source_id) if video is not None else None)
             if pm.screen is not None:
                 stream = MediaStream("videoBasedScreenSharing", self.meeting.next_source_id(), "inactive")

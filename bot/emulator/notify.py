@@ -175,7 +175,7 @@ class Notifier:
         self._changed = asyncio.Condition()
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else None, limit=0)
+        connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else True, limit=0)
         self._session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=10))
 
     async def stop(self) -> None:

@@ -242,7 +242,7 @@ class ControlRoutes:
         return _json([{"callId": d.call_id, "url": d.url, "status": d.status, "error": d.error,
                        "duplicate": d.duplicate, "body": d.body} for d in self.emu.deliveries])
 
-    async def recording(self, request: web.Request) -> web.Response:
+    async def recording(self, request: web.Request) -> web.StreamResponse:
         entry = self.emu.service.recordings.get(request.match_info["operation_id"])
         if entry is None:
             raise GraphError(404, "ItemNotFound", "recording not found (recordings are discarded with the call)")

@@ -17,7 +17,7 @@ import time
 import urllib.parse
 import wave
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Protocol
+from typing import Any, Awaitable, Coroutine, Protocol
 
 from .auth import AppRegistration
 from .notify import Notifier, envelope
@@ -208,8 +208,8 @@ class CallsService:
         self._keepalive_timers: dict[str, asyncio.TimerHandle] = {}
 
     # -- plumbing ------------------------------------------------------------------------------
-    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task:
+        task: asyncio.Task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
@@ -780,7 +780,7 @@ class CallsService:
         if not invited:
             op.result_info = result_info(408, 0, "The invited participant did not answer.")
         quirk = self.options.invite_multiple_quirk and len(people) > 1
-        final = {"@odata.type": op.odata_type,
+        final: dict[str, Any] = {"@odata.type": op.odata_type,
                  "participants": [{"@odata.type": INVITATION_INFO_TYPE, "identity": p.get("identity")} for p in people],
                  "status": op.status, "clientContext": op.client_context, "id": None if quirk else op.id}
         if op.result_info is not None:

@@ -179,8 +179,8 @@ def encode_video(p: Participant, duration_s: float, bitrate_bps: int = 400_000, 
     regular = _x264(width, height, fps, gop, bitrate_bps)
     intra = _x264(width, height, fps, 1, bitrate_bps * 3)
     pk = H264Packetizer(max_payload=MAX_RTP_PAYLOAD, rtp_header=False)
-    frames: list[EncodedFrame] = []
-    intras: list[EncodedFrame] = []
+    frames: list[EncodedFrame | None] = []
+    intras: list[EncodedFrame | None] = []
     h = height
     for i in range(n):
         t = i / fps
