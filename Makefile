@@ -34,6 +34,13 @@ build: bootstrap
 
 test: build native-check pytest
 
+# lint: ruff (lint rules and the formatter's check) and mypy over the two packages
+.PHONY: lint
+lint: bootstrap
+	$(PYTHON) -m ruff check bot mediacore
+	$(PYTHON) -m ruff format --check bot mediacore
+	$(PYTHON) -m mypy
+
 pytest: build
 	$(PYTHON) -m pytest -q
 
