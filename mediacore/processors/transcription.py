@@ -362,7 +362,8 @@ class SpeechTranscriber:
 
     Call :meth:`push` with each speaker's frames (from unmixed audio); final
     segments go to ``on_segment`` and partial ones (every
-    ``partial_interval_ms`` of an open utterance; 0: none) to ``on_partial``,
+    ``partial_interval_ms`` of an open utterance, when a worker is idle: a
+    partial never delays a final result; 0: none) to ``on_partial``,
     both called on a result thread; finals are also kept in :attr:`segments`.
     ``close()`` flushes open utterances and waits.
 
@@ -403,6 +404,8 @@ class SpeechTranscriber:
         self._utt: dict[str, int] = {}
         self._since_partial: dict[str, int] = {}
         self._busy: set[str] = set()
+        self._workers = workers
+        self._inflight = 0             # jobs submitted and not yet delivered
         self.segments: list[TranscriptSegment] = []
         self.partials: list[TranscriptSegment] = []
         self.results: queue.Queue[TranscriptSegment] = queue.Queue()
@@ -422,7 +425,7 @@ class SpeechTranscriber:
         elif self._partial_frames and seg.open:
             n = self._since_partial.get(key, 0) + 1
             self._since_partial[key] = n
-            if n >= self._partial_frames and key not in self._busy:
+            if n >= self._partial_frames and key not in self._busy and self._inflight < self._workers:
                 current = seg.current()
                 if current is not None:
                     self._since_partial[key] = 0
@@ -430,6 +433,7 @@ class SpeechTranscriber:
 
     def _submit(self, key: str, u: Utterance, final: bool) -> None:
         with self._lock:
+            self._inflight += 1
             number = self._utt.get(key, 0)
             if final:
                 self._utt[key] = number + 1
@@ -448,10 +452,11 @@ class SpeechTranscriber:
         self._pending.append(fut)
 
     def _deliver(self, key: str, number: int, u: Utterance, final: bool, fut: Future) -> None:
-        if not final:
-            with self._lock:
+        with self._lock:
+            self._inflight -= 1
+            if not final:
                 self._busy.discard(key)
-                stale = self._utt.get(key, 0) != number   # the utterance ended meanwhile
+            stale = self._utt.get(key, 0) != number   # (a partial) the utterance ended meanwhile
         r = fut.result()
         if r is None or not r.text or (not final and stale):
             return
