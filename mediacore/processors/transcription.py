@@ -32,10 +32,11 @@ import multiprocessing
 import os
 import queue
 import threading
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -559,7 +560,7 @@ class Transcription(Processor):
         self.captions = captions
         self.engine = engine
         self.engine_options = dict(engine_options or {})
-        self.segmenter_options = dict(pre_padding_ms=pre_padding_ms, post_padding_ms=post_padding_ms,
+        self.segmenter_options: dict[str, Any] = dict(pre_padding_ms=pre_padding_ms, post_padding_ms=post_padding_ms,
                                       silence_ms=silence_ms, min_speech_ms=min_speech_ms,
                                       min_rms=min_rms, threshold_ratio=threshold_ratio)
         SpeechSegmenter(**self.segmenter_options)          # check the values now

@@ -89,7 +89,7 @@ async def test_captions_bot_writes_each_speakers_captions_and_posts_only_join_an
         assert abs((end - start) - (s1 - s0)) < 0.3, (p.name, end - start, s1 - s0)
     assert found == sorted(found)
     printed = out.read_text()
-    for start, end, speaker, text in found:
+    for _, _, speaker, text in found:
         assert f"{speaker}: {text}" in printed
     lines = [x for x in (folder / "transcript.jsonl").read_text().splitlines() if x.strip()]
     assert len(lines) == 2

@@ -18,9 +18,16 @@ from mediacore.audio.codecs import FRAME_100NS
 from mediacore.audio.frames import FRAME_RECORD_DTYPE, AudioFrame
 from mediacore.processor import ProcessorContext
 from mediacore.processors import ProcessorSpecError, processor_factory
-from mediacore.processors.transcription import (Recognition, SpeechSegmenter, SpeechTranscriber,
-                                                 Transcriber, Transcription, Vosk, make_transcriber,
-                                                 webvtt)
+from mediacore.processors.transcription import (
+    Recognition,
+    SpeechSegmenter,
+    SpeechTranscriber,
+    Transcriber,
+    Transcription,
+    Vosk,
+    make_transcriber,
+    webvtt,
+)
 
 
 class CountingEngine(Transcriber):
@@ -63,7 +70,7 @@ def test_segmenter_keeps_the_padding_around_the_speech_and_times_the_speech_itse
 def test_segmenter_thresholds_decide_what_is_speech():
     pcm = speech(1.0, 0.5, 2.5) // 40                       # a quiet voice: RMS ~140
     loud_only = SpeechSegmenter(min_rms=500)
-    assert not [u for f, ts in frames_of(pcm) if loud_only.push(f, ts)] and loud_only.flush() is None
+    assert not [u for f, ts in frames_of(pcm) if (u := loud_only.push(f, ts))] and loud_only.flush() is None
     default = SpeechSegmenter()
     assert len([u for f, ts in frames_of(pcm) if (u := default.push(f, ts))]) == 1
     with pytest.raises(ValueError):
