@@ -160,8 +160,11 @@ class PocketSphinx(Transcriber):
         hyp = d.hyp()
         if hyp is None or not hyp.hypstr:
             return Recognition("", 0.0)
-        probs = [min(1.0, max(0.0, float(s.prob))) for s in d.seg()
-                 if s.word not in ("<s>", "</s>", "<sil>") and not s.word.startswith("[")]
+        probs = [
+            min(1.0, max(0.0, float(s.prob)))
+            for s in d.seg()
+            if s.word not in ("<s>", "</s>", "<sil>") and not s.word.startswith("[")
+        ]
         return Recognition(hyp.hypstr, sum(probs) / len(probs) if probs else 0.0)
 
     def decode(self, pcm: np.ndarray) -> str:
@@ -217,8 +220,12 @@ class Vosk(Transcriber):
 ENGINES = {"pocketsphinx": PocketSphinx, "vosk": Vosk}
 
 
-def make_transcriber(engine: str = "pocketsphinx", options: Mapping[str, Any] | None = None, *,
-                     grammar: Iterable[str] | None = None) -> Transcriber:
+def make_transcriber(
+    engine: str = "pocketsphinx",
+    options: Mapping[str, Any] | None = None,
+    *,
+    grammar: Iterable[str] | None = None,
+) -> Transcriber:
     """An engine by name (``pocketsphinx``, ``vosk``) or ``package.module:Class``
     (a :class:`Transcriber`), made with ``options`` (and the grammar, for an
     engine whose constructor takes ``grammar_sentences``)."""
@@ -226,8 +233,9 @@ def make_transcriber(engine: str = "pocketsphinx", options: Mapping[str, Any] | 
     if cls is None:
         module, sep, name = engine.partition(":")
         if not sep:
-            raise ValueError(f"unknown transcription engine {engine!r}: use "
-                             f"{', '.join(ENGINES)} or package.module:Class")
+            raise ValueError(
+                f"unknown transcription engine {engine!r}: use {', '.join(ENGINES)} or package.module:Class"
+            )
         cls = getattr(importlib.import_module(module), name, None)
         if not (isinstance(cls, type) and issubclass(cls, Transcriber)):
             raise ValueError(f"engine {engine!r} is not a mediacore Transcriber class")
@@ -252,9 +260,17 @@ class SpeechSegmenter:
     words); its start and end are those of the speech itself.
     """
 
-    def __init__(self, *, min_rms: float = 120.0, threshold_ratio: float = 4.0,
-                 min_speech_ms: int = 40, silence_ms: int = 500, pre_padding_ms: int = 200,
-                 post_padding_ms: int = 100, max_ms: int = 30_000) -> None:
+    def __init__(
+        self,
+        *,
+        min_rms: float = 120.0,
+        threshold_ratio: float = 4.0,
+        min_speech_ms: int = 40,
+        silence_ms: int = 500,
+        pre_padding_ms: int = 200,
+        post_padding_ms: int = 100,
+        max_ms: int = 30_000,
+    ) -> None:
         if min(min_speech_ms, silence_ms, max_ms) < FRAME_MS or min(pre_padding_ms, post_padding_ms) < 0:
             raise ValueError("segmenter times must be at least one frame (20 ms); paddings >= 0")
         self.min_rms, self.ratio = float(min_rms), float(threshold_ratio)
@@ -266,7 +282,7 @@ class SpeechSegmenter:
         self.noise_rms = 30.0
         self._pre: list[tuple[int, np.ndarray]] = []
         self._frames: list[np.ndarray] = []
-        self._lead = 0                 # padding frames at the head of _frames
+        self._lead = 0  # padding frames at the head of _frames
         self._start: int | None = None  # timestamp of the first speech frame
         self._speech_run = 0
         self._silence_run = 0
@@ -286,8 +302,11 @@ class SpeechSegmenter:
         only while they speak, so a gap in the timestamps longer than the
         silence that closes an utterance ends the open one, like that much
         silence would."""
-        if (self._start is not None and self._last_ts
-                and timestamp_100ns - self._last_ts >= self.hangover_frames * FRAME_100NS):
+        if (
+            self._start is not None
+            and self._last_ts
+            and timestamp_100ns - self._last_ts >= self.hangover_frames * FRAME_100NS
+        ):
             done = self._close(gap=True)
             self._pre = [(timestamp_100ns, pcm)]
             self._speech_run = 0
@@ -322,8 +341,7 @@ class SpeechSegmenter:
         if self._start is None:
             return None
         speech = len(self._frames) - self._lead - self._silence_run
-        return Utterance(self._start, self._start + speech * FRAME_100NS,
-                         np.concatenate(self._frames))
+        return Utterance(self._start, self._start + speech * FRAME_100NS, np.concatenate(self._frames))
 
     def flush(self) -> Utterance | None:
         return self._close() if self._start is not None else None
@@ -334,7 +352,7 @@ class SpeechSegmenter:
         speech = len(self._frames) - self._lead - trailing
         keep = len(self._frames) - max(0, trailing - self.post_frames)
         pcm = np.concatenate(self._frames[:keep])
-        if gap and self.post_frames:   # the speaker's stream stopped: pad with silence
+        if gap and self.post_frames:  # the speaker's stream stopped: pad with silence
             pcm = np.concatenate([pcm, np.zeros(self.post_frames * len(self._frames[0]), np.int16)])
         u = Utterance(self._start, self._start + speech * FRAME_100NS, pcm)
         self._start, self._frames, self._lead = None, [], 0
@@ -374,26 +392,37 @@ class SpeechTranscriber:
     that hands frames over); ``processes=False`` uses threads instead.
     """
 
-    def __init__(self, on_segment: Callable[[TranscriptSegment], None] | None = None, *,
-                 workers: int = 1, grammar_sentences: Iterable[str] | None = None,
-                 segmenter_factory: Callable[[], SpeechSegmenter] = SpeechSegmenter,
-                 processes: bool = True, transcriber: Transcriber | None = None,
-                 partial_interval_ms: int = 0,
-                 on_partial: Callable[[TranscriptSegment], None] | None = None) -> None:
+    def __init__(
+        self,
+        on_segment: Callable[[TranscriptSegment], None] | None = None,
+        *,
+        workers: int = 1,
+        grammar_sentences: Iterable[str] | None = None,
+        segmenter_factory: Callable[[], SpeechSegmenter] = SpeechSegmenter,
+        processes: bool = True,
+        transcriber: Transcriber | None = None,
+        partial_interval_ms: int = 0,
+        on_partial: Callable[[TranscriptSegment], None] | None = None,
+    ) -> None:
         self._engine = transcriber if transcriber is not None else PocketSphinx(grammar_sentences)
         self._pool: Executor
         if processes:
-            self._pool = ProcessPoolExecutor(max_workers=workers,
-                                             mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_worker_init, initargs=(self._engine,))
+            self._pool = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_init,
+                initargs=(self._engine,),
+            )
             # start the workers and load the model now, not at the first utterance
-            self._warm = [self._pool.submit(_worker_run, True, np.zeros(1600, np.int16))
-                          for _ in range(workers)]
+            self._warm = [
+                self._pool.submit(_worker_run, True, np.zeros(1600, np.int16)) for _ in range(workers)
+            ]
         else:
             self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="transcribe")
         self._processes = processes
-        self._partial_frames = (partial_interval_ms // FRAME_MS
-                                if partial_interval_ms > 0 and self._engine.partials else 0)
+        self._partial_frames = (
+            partial_interval_ms // FRAME_MS if partial_interval_ms > 0 and self._engine.partials else 0
+        )
         self._segmenters: dict[str, SpeechSegmenter] = {}
         self._names: dict[str, tuple[str, str | None]] = {}
         self._factory = segmenter_factory
@@ -406,13 +435,14 @@ class SpeechTranscriber:
         self._since_partial: dict[str, int] = {}
         self._busy: set[str] = set()
         self._workers = workers
-        self._inflight = 0             # jobs submitted and not yet delivered
+        self._inflight = 0  # jobs submitted and not yet delivered
         self.segments: list[TranscriptSegment] = []
         self.partials: list[TranscriptSegment] = []
         self.results: queue.Queue[TranscriptSegment] = queue.Queue()
 
-    def push(self, speaker: str, pcm: np.ndarray, timestamp_100ns: int, *,
-             participant_id: str | None = None) -> None:
+    def push(
+        self, speaker: str, pcm: np.ndarray, timestamp_100ns: int, *, participant_id: str | None = None
+    ) -> None:
         """One frame of ``speaker`` (their display name); ``participant_id``,
         when given, keeps two people with one name apart."""
         key = participant_id or speaker
@@ -445,6 +475,7 @@ class SpeechTranscriber:
             fut = self._pool.submit(_worker_run, final, u.pcm)
             fut.add_done_callback(lambda f: self._deliver(key, number, u, final, f))
         else:
+
             def run() -> Recognition | None:
                 return self._engine.transcribe(u.pcm) if final else self._engine.partial(u.pcm)
 
@@ -457,7 +488,7 @@ class SpeechTranscriber:
             self._inflight -= 1
             if not final:
                 self._busy.discard(key)
-            stale = self._utt.get(key, 0) != number   # (a partial) the utterance ended meanwhile
+            stale = self._utt.get(key, 0) != number  # (a partial) the utterance ended meanwhile
         r = fut.result()
         if r is None or not r.text or (not final and stale):
             return
@@ -508,8 +539,12 @@ def webvtt(cues: Iterable[tuple[float, float, str, str]]) -> str:
     out = ["WEBVTT", ""]
     for i, (start, end, speaker, text) in enumerate(sorted(cues, key=lambda c: (c[0], c[1])), 1):
         end = max(end, start + 0.001)
-        out += [str(i), f"{vtt_time(start)} --> {vtt_time(end)}",
-                f"<v {_vtt_escape(speaker)}>{_vtt_escape(text)}", ""]
+        out += [
+            str(i),
+            f"{vtt_time(start)} --> {vtt_time(end)}",
+            f"<v {_vtt_escape(speaker)}>{_vtt_escape(text)}",
+            "",
+        ]
     return "\n".join(out)
 
 
@@ -544,12 +579,22 @@ class Transcription(Processor):
     audio = "unmixed"
     mode = "thread"
 
-    def __init__(self, workers: int = 1, grammar: Iterable[str] | None = None,
-                 file: str = "transcript.jsonl", captions: str = "captions.vtt",
-                 engine: str = "pocketsphinx", engine_options: Mapping[str, Any] | None = None,
-                 pre_padding_ms: int = 200, post_padding_ms: int = 100, silence_ms: int = 500,
-                 min_speech_ms: int = 40, min_rms: float = 120.0, threshold_ratio: float = 4.0,
-                 partial_interval_ms: int = 1000) -> None:
+    def __init__(
+        self,
+        workers: int = 1,
+        grammar: Iterable[str] | None = None,
+        file: str = "transcript.jsonl",
+        captions: str = "captions.vtt",
+        engine: str = "pocketsphinx",
+        engine_options: Mapping[str, Any] | None = None,
+        pre_padding_ms: int = 200,
+        post_padding_ms: int = 100,
+        silence_ms: int = 500,
+        min_speech_ms: int = 40,
+        min_rms: float = 120.0,
+        threshold_ratio: float = 4.0,
+        partial_interval_ms: int = 1000,
+    ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         if partial_interval_ms < 0:
@@ -560,11 +605,16 @@ class Transcription(Processor):
         self.captions = captions
         self.engine = engine
         self.engine_options = dict(engine_options or {})
-        self.segmenter_options: dict[str, Any] = dict(pre_padding_ms=pre_padding_ms, post_padding_ms=post_padding_ms,
-                                      silence_ms=silence_ms, min_speech_ms=min_speech_ms,
-                                      min_rms=min_rms, threshold_ratio=threshold_ratio)
-        SpeechSegmenter(**self.segmenter_options)          # check the values now
-        make_transcriber(engine, self.engine_options, grammar=self.grammar)   # and the engine's
+        self.segmenter_options: dict[str, Any] = dict(
+            pre_padding_ms=pre_padding_ms,
+            post_padding_ms=post_padding_ms,
+            silence_ms=silence_ms,
+            min_speech_ms=min_speech_ms,
+            min_rms=min_rms,
+            threshold_ratio=threshold_ratio,
+        )
+        SpeechSegmenter(**self.segmenter_options)  # check the values now
+        make_transcriber(engine, self.engine_options, grammar=self.grammar)  # and the engine's
         self.partial_interval_ms = partial_interval_ms
         self.on_segment: list[Callable[[TranscriptSegment], None]] = []
         self.on_partial: list[Callable[[TranscriptSegment], None]] = []
@@ -576,7 +626,7 @@ class Transcription(Processor):
         self.epoch_100ns = 0
         self._lock = threading.Lock()
 
-    def __getstate__(self) -> dict[str, Any]:   # picklable for process mode (no handlers)
+    def __getstate__(self) -> dict[str, Any]:  # picklable for process mode (no handlers)
         d = dict(self.__dict__)
         d["on_segment"], d["on_partial"], d["_lock"], d["_engine"], d["_out"] = [], [], None, None, None
         return d
@@ -589,10 +639,13 @@ class Transcription(Processor):
         self.epoch_100ns = ctx.epoch_100ns
         options = self.segmenter_options
         self._engine = SpeechTranscriber(
-            self._final, workers=self.workers,
+            self._final,
+            workers=self.workers,
             transcriber=make_transcriber(self.engine, self.engine_options, grammar=self.grammar),
             segmenter_factory=lambda: SpeechSegmenter(**options),
-            partial_interval_ms=self.partial_interval_ms, on_partial=self._partial)
+            partial_interval_ms=self.partial_interval_ms,
+            on_partial=self._partial,
+        )
         if ctx.output_dir is not None:
             ctx.output_dir.mkdir(parents=True, exist_ok=True)
             if self.file:
@@ -605,28 +658,41 @@ class Transcription(Processor):
         if frame.kind != "unmixed" or self._engine is None:
             return
         speaker = frame.display_name or frame.participant_id or str(frame.source_id)
-        self._engine.push(speaker, frame.pcm, frame.timestamp_100ns,
-                          participant_id=frame.participant_id or None)
+        self._engine.push(
+            speaker, frame.pcm, frame.timestamp_100ns, participant_id=frame.participant_id or None
+        )
 
     def _seconds(self, t_100ns: int) -> float:
         return round((t_100ns - self.epoch_100ns) / 1e7, 2)
 
     def _line(self, s: TranscriptSegment) -> None:
         if self._out is not None:
-            self._out.write(json.dumps({
-                "participant_id": s.participant_id, "speaker": s.speaker,
-                "start": self._seconds(s.start_100ns), "end": self._seconds(s.end_100ns),
-                "text": s.text, "confidence": round(s.confidence, 3), "final": s.final}) + "\n")
+            self._out.write(
+                json.dumps(
+                    {
+                        "participant_id": s.participant_id,
+                        "speaker": s.speaker,
+                        "start": self._seconds(s.start_100ns),
+                        "end": self._seconds(s.end_100ns),
+                        "text": s.text,
+                        "confidence": round(s.confidence, 3),
+                        "final": s.final,
+                    }
+                )
+                + "\n"
+            )
             self._out.flush()
 
     def _write_vtt(self) -> None:
         if self._vtt is None:
             return
-        text = webvtt((self._seconds(s.start_100ns), self._seconds(s.end_100ns), s.speaker, s.text)
-                      for s in self.segments)
+        text = webvtt(
+            (self._seconds(s.start_100ns), self._seconds(s.end_100ns), s.speaker, s.text)
+            for s in self.segments
+        )
         tmp = self._vtt.with_name(self._vtt.name + ".tmp")
         tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, self._vtt)       # readers never see half a file
+        os.replace(tmp, self._vtt)  # readers never see half a file
 
     def _final(self, s: TranscriptSegment) -> None:
         with self._lock:
