@@ -51,7 +51,13 @@ struct mc_audio_encoder {
     mc_audio_encoder_config config;
     struct OpusEncoder *opus;
     mc_resampler *down;
+    int idle; /* idle send path: silence goes out canned; reset the encoder before its next frame */
 };
+
+/* One 20 ms Opus frame of digital silence: TOC config 31 (CELT-only,
+ * fullband, 20 ms, mono, one frame) and the two bytes of a CELT frame with
+ * its silence flag set (RFC 6716 4.3: a decoder outputs zeros). */
+static const uint8_t OPUS_SILENCE_20MS[3] = {0xF8, 0xFF, 0xFE};
 
 static uint32_t default_clock(uint32_t codec)
 {
@@ -421,13 +427,46 @@ MC_API mc_status mc_audio_encoder_ticks(mc_audio_encoder *enc, uint32_t samples,
     return MC_OK;
 }
 
+mc_status mc_audio_encode_silence(mc_audio_encoder *enc, uint32_t samples, uint8_t *out,
+                                  uint32_t out_size, uint32_t *length)
+{
+    if (!enc || !out || !length)
+        return MC_E_INVAL;
+    if (enc->opus && samples == MC_AUDIO_FRAME_SAMPLES && !enc->config.dtx && enc->idle) {
+        if (out_size < sizeof OPUS_SILENCE_20MS)
+            return MC_E_BUFFER;
+        memcpy(out, OPUS_SILENCE_20MS, sizeof OPUS_SILENCE_20MS);
+        *length = sizeof OPUS_SILENCE_20MS;
+        enc->idle = 1;
+        return MC_OK;
+    }
+    int16_t zeros[MC_AUDIO_MAX_FRAME_SAMPLES];
+    if (samples == 0 || samples > MC_AUDIO_MAX_FRAME_SAMPLES)
+        return MC_E_INVAL;
+    memset(zeros, 0, samples * sizeof(int16_t));
+    mc_status st = mc_audio_encode(enc, zeros, samples, out, out_size, length);
+    /* the first silent frame is the encoder's own: it carries the end of the
+     * last PCM out of the encoder's look-ahead; canned frames follow */
+    if (st == MC_OK && enc->opus && samples == MC_AUDIO_FRAME_SAMPLES && !enc->config.dtx)
+        enc->idle = 1;
+    return st;
+}
+
 MC_API mc_status mc_audio_encode(mc_audio_encoder *enc, const int16_t *pcm, uint32_t samples,
                                  uint8_t *out, uint32_t out_size, uint32_t *length)
 {
     if (!enc || !pcm || !out || !length || samples == 0 || samples > MC_AUDIO_MAX_FRAME_SAMPLES)
         return MC_E_INVAL;
-    if (enc->opus)
+    if (enc->opus) {
+        if (enc->idle) {
+            /* its look-ahead still holds what preceded the pause: not to be replayed */
+            enc->idle = 0;
+            mc_status st = mc_opus_encoder_reset(enc->opus);
+            if (st != MC_OK)
+                return st;
+        }
         return mc_opus_encode_frame(enc->opus, pcm, samples, out, out_size, length);
+    }
     const int16_t *lin = pcm;
     int16_t narrow[MC_AUDIO_MAX_FRAME_SAMPLES / 2];
     uint32_t n = samples;

@@ -711,7 +711,10 @@ static void send_tick(mc_audio_graph *g, int64_t now_ns)
                                       ((uint16_t)level << MC_RECORD_LEVEL_SHIFT));
     uint8_t out[MC_OPUS_MAX_PACKET];
     uint32_t n = 0;
-    if (mc_audio_encode(g->enc, pcm, MC_AUDIO_FRAME_SAMPLES, out, sizeof out, &n) == MC_OK) {
+    mc_status est = have ? mc_audio_encode(g->enc, pcm, MC_AUDIO_FRAME_SAMPLES, out, sizeof out, &n)
+                         : mc_audio_encode_silence(g->enc, MC_AUDIO_FRAME_SAMPLES, out, sizeof out,
+                                                   &n);
+    if (est == MC_OK) {
         if (g->cfg.send_codec.dtx && n <= 2) {
             g->stats.send_dtx_skipped++;
             g->send_marker = 1;

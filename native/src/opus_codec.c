@@ -175,6 +175,12 @@ mc_status mc_opus_encoder_create(const mc_audio_encoder_config *c, OpusEncoder *
     return MC_OK;
 }
 
+mc_status mc_opus_encoder_reset(OpusEncoder *enc)
+{
+    int err = opus_encoder_ctl(enc, OPUS_RESET_STATE);
+    return err == OPUS_OK ? MC_OK : from_opus(err);
+}
+
 void mc_opus_encoder_destroy(OpusEncoder *enc)
 {
     if (enc)

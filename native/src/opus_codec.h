@@ -29,6 +29,8 @@ int mc_opus_packet_has_lbrr(const uint8_t *payload, uint32_t length);
 
 mc_status mc_opus_encoder_create(const mc_audio_encoder_config *config, struct OpusEncoder **out);
 mc_status mc_opus_encoder_apply(struct OpusEncoder *enc, const mc_audio_encoder_config *config);
+/* Forget the signal seen so far (its look-ahead and predictors), keeping the settings. */
+mc_status mc_opus_encoder_reset(struct OpusEncoder *enc);
 void mc_opus_encoder_destroy(struct OpusEncoder *enc);
 mc_status mc_opus_encode_frame(struct OpusEncoder *enc, const int16_t *pcm, uint32_t samples,
                                uint8_t *out, uint32_t out_size, uint32_t *length);

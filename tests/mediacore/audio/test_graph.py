@@ -432,3 +432,36 @@ def test_fast_start_plays_the_first_frame_a_tick_sooner(rig_factory, start_frame
     assert underruns == (1 if start_frames else 0)       # the look-ahead, built in silence
     assert st.late == 0 and st.decoded == 60 - len(lost)
     assert st.fec_recovered == len(lost)                 # the look-ahead was there for both
+
+
+def test_idle_send_path_sends_canned_opus_silence_and_resumes_clean(rig_factory):
+    """With nothing queued the graph sends a 3-byte Opus silence frame per tick
+    without running the encoder (encoding zeros costs as much as speech); the
+    encoder is reset before the next PCM, so speech after a pause starts clean."""
+    rig = rig_factory(mixed=False, send=True, send_payload_type=111, dtx=False)
+    pcm = tone(440, 0.4, 8000)
+    for k in range(10):
+        rig.send_pcm.write(pcm[k * 320:(k + 1) * 320])
+    for _ in range(20):                      # 10 frames of tone, then 10 idle ticks
+        rig.tick()
+    for k in range(10, 20):
+        rig.send_pcm.write(pcm[k * 320:(k + 1) * 320])
+    for _ in range(10):
+        rig.tick()
+    out = []
+    while (rec := rig.send_out.read()) is not None:
+        out.append(rec[8:])
+    assert len(out) == 30
+    # the first idle tick is the encoder's own frame: it flushes the tone's end
+    # out of the encoder's look-ahead; canned frames follow
+    assert out[10] != b"\xf8\xff\xfe"
+    assert all(p == b"\xf8\xff\xfe" for p in out[11:20])
+    assert all(len(p) > 3 for p in out[:10] + out[20:])
+    dec = AudioDecoder(Codec.OPUS)
+    got = [dec.decode(p).astype(np.float64) for p in out]
+    assert max(np.abs(g).max() for g in got[12:20]) == 0
+    resumed = np.concatenate(got[22:30])
+    peak_hz = np.argmax(np.abs(np.fft.rfft(resumed))) * 16000 / len(resumed)
+    assert abs(peak_hz - 440) < 10
+    st = rig.graph.stats()
+    assert st.send_silence == 10 and st.send_frames == 20 and st.send_packets == 30
