@@ -367,11 +367,18 @@ def _process_main(processor: Processor, ctx: ProcessorContext, ring_name: str, r
         errors += 1
         log.exception("processor %s: on_start failed", type(processor).__name__)
     ready.set()
+    # a media process that is killed (SIGKILL, a crash) never sets ``stop``: without
+    # this check the worker would poll its ring forever and keep its segment alive
+    parent = multiprocessing.parent_process()
+    orphaned = False
     try:
         while True:
             stopping = stop.is_set()      # after a stop, drain what is queued, then leave
             try:
                 if not stopping and not ring.wait(0.1):
+                    if parent is not None and not parent.is_alive():
+                        orphaned = True
+                        break
                     continue
                 batch = ring.read_batch(64)
             except RingClosed:
@@ -401,7 +408,8 @@ def _process_main(processor: Processor, ctx: ProcessorContext, ring_name: str, r
         except Exception:
             errors += 1
             log.exception("processor %s: on_stop failed", type(processor).__name__)
-        results.put((result, errors))
+        if not orphaned:                  # nobody would read it
+            results.put((result, errors))
         ring.close()
 
 
