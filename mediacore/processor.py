@@ -455,11 +455,20 @@ class ProcessRunner(ProcessorRunner):
                                       self._results),
                                 name=f"processor-{self.name}")
         self._proc.start()
-        if not ready.wait(start_timeout_s):
-            self._proc.kill()
-            self._ring.close()
-            raise TimeoutError(f"processor {self.name}: the worker process did not start "
-                               f"within {start_timeout_s} s")
+        deadline = time.monotonic() + start_timeout_s
+        while not ready.wait(0.1):
+            # a worker that dies before it is ready (its import failed, a main module
+            # without the __main__ guard) is not waited for until the timeout
+            died = not self._proc.is_alive()
+            if died or time.monotonic() > deadline:
+                self._proc.kill()
+                self._proc.join(5)
+                self._ring.close()
+                if died:
+                    raise RuntimeError(f"processor {self.name}: the worker process exited "
+                                       f"(code {self._proc.exitcode}) before it started")
+                raise TimeoutError(f"processor {self.name}: the worker process did not start "
+                                   f"within {start_timeout_s} s")
         self._lock = threading.Lock()   # one producer at a time on the ring
         self._stopped = False
 

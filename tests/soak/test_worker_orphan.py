@@ -57,3 +57,32 @@ def test_worker_processes_leave_when_their_media_process_is_killed():
             proc.kill()
             proc.wait(5)
         proc.stdout.close()
+
+
+DEAD_ON_ARRIVAL = """
+import time
+from mediacore import MediaHost, Processor
+
+class OnlyHere(Processor):      # in -c's __main__: a spawned worker cannot unpickle it
+    mode = "process"
+
+host = MediaHost("127.0.0.1", 0, audio_workers=1)
+media = host.create_call("doa")
+t0 = time.monotonic()
+try:
+    media.add_processor(OnlyHere())
+except RuntimeError as e:
+    print("refused after", round(time.monotonic() - t0, 1), "s:", e, flush=True)
+media.close()
+host.close()
+"""
+
+
+def test_a_worker_that_dies_at_start_is_not_waited_for():
+    """add_processor raises as soon as the worker process has exited, not after the
+    60 s start timeout (a worker that cannot import or unpickle its processor)."""
+    out = subprocess.run([sys.executable, "-c", DEAD_ON_ARRIVAL], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert "refused after" in out.stdout, out.stdout + out.stderr
+    assert "exited (code 1) before it started" in out.stdout
+    assert float(out.stdout.split("refused after")[1].split()[0]) < 45   # < the 60 s timeout
