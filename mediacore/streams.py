@@ -16,17 +16,23 @@ from __future__ import annotations
 import asyncio
 import collections
 import threading
-from collections.abc import AsyncIterator, Iterator
-from typing import Any, Callable, Generic, TypeVar
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 POLICIES = ("drop_oldest", "latest", "block")
 
 
 class FrameQueue(Generic[T]):
-    def __init__(self, maxsize: int = 100, policy: str = "drop_oldest", *, name: str = "",
-                 block_timeout_s: float = 1.0,
-                 on_close: Callable[[FrameQueue[T]], None] | None = None) -> None:
+    def __init__(
+        self,
+        maxsize: int = 100,
+        policy: str = "drop_oldest",
+        *,
+        name: str = "",
+        block_timeout_s: float = 1.0,
+        on_close: Callable[[FrameQueue[T]], None] | None = None,
+    ) -> None:
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}")
         if maxsize < 1:
@@ -53,8 +59,9 @@ class FrameQueue(Generic[T]):
             if self._closed:
                 return False
             if len(self._queue) >= self.maxsize and self.policy == "block":
-                self._cond.wait_for(lambda: len(self._queue) < self.maxsize or self._closed,
-                                    self.block_timeout_s)
+                self._cond.wait_for(
+                    lambda: len(self._queue) < self.maxsize or self._closed, self.block_timeout_s
+                )
                 if self._closed:
                     return False
             if len(self._queue) >= self.maxsize:

@@ -83,11 +83,30 @@ class _Emulator:
     """``mediabot emulator`` as a child process."""
 
     def __init__(self, script_path: Path, bot_config: Path, webhook: str, video: bool) -> None:
-        cmd = [sys.executable, "-m", "bot", "emulator", "--script", str(script_path),
-               "--port", "0", "--tls-port", "0", "--media-port", "0",
-               "--bot-config", str(bot_config), "--webhook", webhook,
-               "--allow-http-callbacks", "--lead-in", str(LEAD_IN_S), "--json",
-               "--log-level", "WARNING"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "bot",
+            "emulator",
+            "--script",
+            str(script_path),
+            "--port",
+            "0",
+            "--tls-port",
+            "0",
+            "--media-port",
+            "0",
+            "--bot-config",
+            str(bot_config),
+            "--webhook",
+            webhook,
+            "--allow-http-callbacks",
+            "--lead-in",
+            str(LEAD_IN_S),
+            "--json",
+            "--log-level",
+            "WARNING",
+        ]
         if not video:
             cmd.append("--no-video")
         self.stderr = tempfile.TemporaryFile()
@@ -97,12 +116,12 @@ class _Emulator:
     async def started(self) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         assert self.proc.stdout is not None
-        line = await asyncio.wait_for(loop.run_in_executor(None, self.proc.stdout.readline),
-                                      EMULATOR_START_TIMEOUT_S)
+        line = await asyncio.wait_for(
+            loop.run_in_executor(None, self.proc.stdout.readline), EMULATOR_START_TIMEOUT_S
+        )
         if not line:
             self.proc.wait(5)
-            raise RuntimeError(f"the emulator did not start (exit {self.proc.returncode}): "
-                               f"{self.errors()}")
+            raise RuntimeError(f"the emulator did not start (exit {self.proc.returncode}): {self.errors()}")
         self.info = json.loads(line)
         return self.info
 
@@ -164,36 +183,46 @@ def _demo_processors(grammar: list[str] | None, video: bool, view: LiveView) -> 
                     self.speaking[name] = now
 
     transcription = Transcription(workers=2, grammar=grammar)
-    transcription.on_segment.append(
-        lambda s: view.line(f"transcript  {s.speaker}: {s.text}"))
+    transcription.on_segment.append(lambda s: view.line(f"transcript  {s.speaker}: {s.text}"))
     analytics = VideoAnalytics(size=VIDEO_PREFERRED, screen_share=True) if video else None
     return MeetingClock(), transcription, analytics, EventLog()
 
 
-def run_demo(script: MeetingScript, *, video: bool = True, report_path: str | None = None,
-             live: bool = True, grammar: bool = False, out: TextIO = sys.stdout) -> dict:
+def run_demo(
+    script: MeetingScript,
+    *,
+    video: bool = True,
+    report_path: str | None = None,
+    live: bool = True,
+    grammar: bool = False,
+    out: TextIO = sys.stdout,
+) -> dict:
     """Run the whole demo meeting (blocking) and return its report."""
-    return asyncio.run(_run_demo(script, video=video, report_path=report_path, live=live,
-                                 grammar=grammar, out=out))
+    return asyncio.run(
+        _run_demo(script, video=video, report_path=report_path, live=live, grammar=grammar, out=out)
+    )
 
 
-async def _run_demo(script: MeetingScript, *, video: bool, report_path: str | None, live: bool,
-                    grammar: bool, out: TextIO) -> dict:
-    from mediacore import MediaHost
-
+async def _run_demo(
+    script: MeetingScript, *, video: bool, report_path: str | None, live: bool, grammar: bool, out: TextIO
+) -> dict:
     from bot.app import Bot
     from bot.config import load_config
     from bot.media import CallMediaProvider
+    from mediacore import MediaHost
 
     view = LiveView(out, live)
     errors: list[str] = []
     if not video:
         script = script.without_video()
-    view.line(f"meeting {script.title!r}: {', '.join(p.name for p in script.participants)}; "
-              f"{script.duration_s:.0f} s")
+    view.line(
+        f"meeting {script.title!r}: {', '.join(p.name for p in script.participants)}; "
+        f"{script.duration_s:.0f} s"
+    )
     sentences = [u.text for p in script.participants for u in p.say if u.text]
     clock, transcription, analytics, events_log = _demo_processors(
-        sentences if grammar else None, video, view)
+        sentences if grammar else None, video, view
+    )
     report: dict[str, Any] = {}
     tmp = tempfile.TemporaryDirectory(prefix="mediabot-demo-")
     work = Path(tmp.name)
@@ -205,16 +234,23 @@ async def _run_demo(script: MeetingScript, *, video: bool, report_path: str | No
     host = bot = provider = media = call = None
     try:
         info = await emulator.started()
-        view.line(f"emulator (pid {emulator.proc.pid}): Graph at {info['graph_url']}, media on udp "
-                  f"{info['media']['address']}:{info['media']['port']}; participants' speech and "
-                  f"video prepared in {time.monotonic() - t:.1f} s")
+        view.line(
+            f"emulator (pid {emulator.proc.pid}): Graph at {info['graph_url']}, media on udp "
+            f"{info['media']['address']}:{info['media']['port']}; participants' speech and "
+            f"video prepared in {time.monotonic() - t:.1f} s"
+        )
         env = {**os.environ, **_read_env_file(work / "bot.toml.env")}
         config = load_config(work / "bot.toml", env=env)
         host = MediaHost("127.0.0.1", srtp_profile=SRTP_PROFILE, latency=True)
         bound: dict[str, Any] = {}
         processors = [p for p in (clock, transcription, analytics, events_log) if p is not None]
-        provider = CallMediaProvider(host, lambda call: processors, video=video, screen_share=video,
-                                     on_media=lambda call, m: bound.update(media=m))
+        provider = CallMediaProvider(
+            host,
+            lambda call: processors,
+            video=video,
+            screen_share=video,
+            on_media=lambda call, m: bound.update(media=m),
+        )
         bot = Bot(config, media=provider)
         await bot.start()
         view.line(f"bot: webhook on {webhook}, media on udp 127.0.0.1:{host.port}")
@@ -223,8 +259,7 @@ async def _run_demo(script: MeetingScript, *, video: bool, report_path: str | No
         media = bound.get("media")
         if media is None:
             raise RuntimeError("the bot's call has no media")
-        view.line(f"bot joined the meeting in {1000 * (time.monotonic() - t_join):.0f} ms "
-                  f"(call {call.id})")
+        view.line(f"bot joined the meeting in {1000 * (time.monotonic() - t_join):.0f} ms (call {call.id})")
         follow = asyncio.create_task(_follow_events(media, view, clock))
         last = 0.0
         deadline = time.monotonic() + script.duration_s + LEAD_IN_S + 30
@@ -267,8 +302,13 @@ async def _run_demo(script: MeetingScript, *, video: bool, report_path: str | No
 
 async def _follow_events(media, view: LiveView, clock) -> None:
     """Roster, screen-sharing and DTMF lines from the call's media events."""
-    from mediacore import (DtmfReceived, ParticipantJoined, ParticipantLeft, ScreenShareStarted,
-                           ScreenShareStopped)
+    from mediacore import (
+        DtmfReceived,
+        ParticipantJoined,
+        ParticipantLeft,
+        ScreenShareStarted,
+        ScreenShareStopped,
+    )
 
     async for ev in media.events():
         if isinstance(ev, ParticipantJoined):
@@ -284,15 +324,15 @@ async def _follow_events(media, view: LiveView, clock) -> None:
 
 
 def _status(call, clock, analytics) -> str:
-    names = sorted(p.display_name or "?" for p in call.participants
-                   if p.id != call.my_participant_id)
+    names = sorted(p.display_name or "?" for p in call.participants if p.id != call.my_participant_id)
     now = time.monotonic()
     speaking = sorted(n for n, ts in list(clock.speaking.items()) if now - ts < 0.5)
     vid = ""
     streams = analytics.analyzer.streams if analytics is not None and analytics.analyzer else {}
     if streams:
-        vid = " | video: " + ", ".join(f"{n} {st.width}x{st.height}@{st.fps:.0f}"
-                                       for n, st in sorted(list(streams.items())))
+        vid = " | video: " + ", ".join(
+            f"{n} {st.width}x{st.height}@{st.fps:.0f}" for n, st in sorted(list(streams.items()))
+        )
     return f"roster: {', '.join(names) or '-'} | speaking: {', '.join(speaking) or '-'}{vid}"
 
 
@@ -311,9 +351,12 @@ def _collect(script, call, media, provider, host, clock, errors: list[str]) -> d
         source = media.sources.get(st.source_id)
         name = source.display_name if source is not None else str(st.source_id)
         kind = {"audio": "audio", "video": "video", "screen": "vbss"}[st.kind]
-        media_stats[f"{name}/{kind}"] = {"ssrc": st.source_id, "packets": st.rtp.packets,
-                                         "lost": st.rtp.lost,
-                                         "jitter_ms": round(st.rtp.jitter_ms, 3)}
+        media_stats[f"{name}/{kind}"] = {
+            "ssrc": st.source_id,
+            "packets": st.rtp.packets,
+            "lost": st.rtp.lost,
+            "jitter_ms": round(st.rtp.jitter_ms, 3),
+        }
     video = results.get("VideoAnalytics") or {}
     events = results.get("EventLog") or []
     segments = results.get("Transcription") or []
@@ -336,29 +379,49 @@ def _collect(script, call, media, provider, host, clock, errors: list[str]) -> d
         "call_id": call.id,
         "duration_s": script.duration_s,
         "participants": joined,
-        "transcript": [{"speaker": s.speaker, "start": at(s.start_100ns), "end": at(s.end_100ns),
-                        "text": s.text} for s in sorted(segments, key=lambda s: s.start_100ns)],
+        "transcript": [
+            {"speaker": s.speaker, "start": at(s.start_100ns), "end": at(s.end_100ns), "text": s.text}
+            for s in sorted(segments, key=lambda s: s.start_100ns)
+        ],
         "video": {n: _video_entry(v) for n, v in video.items() if not n.endswith("/screen")},
-        "screen_share": {n[:-len("/screen")]: _video_entry(v) for n, v in video.items()
-                         if n.endswith("/screen")},
+        "screen_share": {
+            n[: -len("/screen")]: _video_entry(v) for n, v in video.items() if n.endswith("/screen")
+        },
         "media": media_stats,
         "audio_frames": dict(clock.frames),
         "concealed_frames": dict(clock.concealed),
-        "latency_ms": {"p50": lat["p50"], "p99": lat["p99"], "max": lat["max"],
-                       "playout_delay": lat["playout_delay_ms"]},
-        "dtmf": [{"speaker": e["display_name"], "digit": e["digit"],
-                  "at": round(e["at"] - (epoch - media.epoch_100ns) / 1e7, 2)}
-                 for e in events if e["event"] == "DtmfReceived"],
-        "audio_path": {"decoded": audio.decoded, "concealed": audio.concealed,
-                       "fec_recovered": audio.fec_recovered, "late": audio.late,
-                       "decode_errors": audio.decode_errors,
-                       "output_dropped": audio.output_dropped} if audio is not None else {},
+        "latency_ms": {
+            "p50": lat["p50"],
+            "p99": lat["p99"],
+            "max": lat["max"],
+            "playout_delay": lat["playout_delay_ms"],
+        },
+        "dtmf": [
+            {
+                "speaker": e["display_name"],
+                "digit": e["digit"],
+                "at": round(e["at"] - (epoch - media.epoch_100ns) / 1e7, 2),
+            }
+            for e in events
+            if e["event"] == "DtmfReceived"
+        ],
+        "audio_path": {
+            "decoded": audio.decoded,
+            "concealed": audio.concealed,
+            "fec_recovered": audio.fec_recovered,
+            "late": audio.late,
+            "decode_errors": audio.decode_errors,
+            "output_dropped": audio.output_dropped,
+        }
+        if audio is not None
+        else {},
     }
 
 
 def _video_entry(v: dict) -> dict:
-    return {k: v.get(k) for k in ("frames", "fps", "width", "height", "motion_frames",
-                                  "scene_changes", "faces")}
+    return {
+        k: v.get(k) for k in ("frames", "fps", "width", "height", "motion_frames", "scene_changes", "faces")
+    }
 
 
 def _summary(r: dict, out: TextIO) -> None:
@@ -370,8 +433,10 @@ def _summary(r: dict, out: TextIO) -> None:
     if r.get("video"):
         out.write("video:\n")
         for n, v in r["video"].items():
-            out.write(f"  {n}: {v['frames']} frames, {v['width']}x{v['height']} @ {v['fps']} fps, "
-                      f"motion in {v['motion_frames']} frames\n")
+            out.write(
+                f"  {n}: {v['frames']} frames, {v['width']}x{v['height']} @ {v['fps']} fps, "
+                f"motion in {v['motion_frames']} frames\n"
+            )
     if r.get("screen_share"):
         out.write("screen sharing:\n")
         for n, v in r["screen_share"].items():
@@ -381,11 +446,14 @@ def _summary(r: dict, out: TextIO) -> None:
         for n, m in r["media"].items():
             out.write(f"  {n}: {m['packets']} packets, {m['lost']} lost, jitter {m['jitter_ms']} ms\n")
     if r.get("dtmf"):
-        out.write("DTMF: " + ", ".join(f"{d['speaker']} {d['digit']} ({d['at']:.1f} s)"
-                                       for d in r["dtmf"]) + "\n")
+        out.write(
+            "DTMF: " + ", ".join(f"{d['speaker']} {d['digit']} ({d['at']:.1f} s)" for d in r["dtmf"]) + "\n"
+        )
     lat = r.get("latency_ms", {})
     if lat.get("p50") is not None:
-        out.write(f"wire-to-processor latency of audio frames beyond the jitter-buffer delay: "
-                  f"p50 {lat['p50']:.3f} ms, p99 {lat['p99']:.3f} ms (buffered before playout: "
-                  f"p50 {lat['playout_delay']['p50']:.1f} ms)\n")
+        out.write(
+            f"wire-to-processor latency of audio frames beyond the jitter-buffer delay: "
+            f"p50 {lat['p50']:.3f} ms, p99 {lat['p99']:.3f} ms (buffered before playout: "
+            f"p50 {lat['playout_delay']['p50']:.1f} ms)\n"
+        )
     out.write(f"errors: {r['errors'] or 'none'}\n")

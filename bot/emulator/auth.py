@@ -78,7 +78,7 @@ class SigningKey:
     kid: str
 
     @classmethod
-    def shared(cls, common_name: str) -> "SigningKey":
+    def shared(cls, common_name: str) -> SigningKey:
         """One key per name and process: RSA generation costs ~0.1-0.5 s, and emulators are many in
         a test run. ``generate`` makes a fresh one (key rotation)."""
         key = _SHARED_KEYS.get(common_name)
@@ -87,7 +87,7 @@ class SigningKey:
         return key
 
     @classmethod
-    def generate(cls, common_name: str) -> "SigningKey":
+    def generate(cls, common_name: str) -> SigningKey:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         cert = _self_signed_cert(key, common_name)
         der = cert.public_bytes(serialization.Encoding.DER)
@@ -148,7 +148,7 @@ class TlsMaterial:
     directory: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="mediabot-emulator-tls-"))
 
     @classmethod
-    def generate(cls) -> "TlsMaterial":
+    def generate(cls) -> TlsMaterial:
         now = dt.datetime.now(dt.timezone.utc)
         ca_key = ec.generate_private_key(ec.SECP256R1())
         ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mediabot emulator CA")])
@@ -163,9 +163,15 @@ class TlsMaterial:
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(
                 x509.KeyUsage(
-                    digital_signature=True, content_commitment=False, key_encipherment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                    crl_sign=True, encipher_only=False, decipher_only=False,
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
                 ),
                 critical=True,
             )
@@ -310,7 +316,9 @@ class EmulatorAuth:
     def aad_jwks(self) -> dict:
         return {"keys": [self.aad_key.jwk()]}
 
-    def issue_access_token(self, app_id: str, tenant_id: str, issuer_base: str = "https://login.microsoftonline.com") -> str:
+    def issue_access_token(
+        self, app_id: str, tenant_id: str, issuer_base: str = "https://login.microsoftonline.com"
+    ) -> str:
         app = self.apps.get(app_id)
         roles = list(app.roles) if app else list(DEFAULT_APP_ROLES)
         now = int(time.time())
@@ -356,10 +364,15 @@ class EmulatorAuth:
         app = self.apps.get(client_id)
         if app is None:
             raise TokenError("unauthorized_client", f"application {client_id!r} is not registered")
-        if tenant not in (app.tenant_id, "common", "organizations") and tenant.lower() != app.tenant_id.lower():
+        if (
+            tenant not in (app.tenant_id, "common", "organizations")
+            and tenant.lower() != app.tenant_id.lower()
+        ):
             raise TokenError("invalid_request", f"tenant {tenant!r} does not hold application {client_id!r}")
         if "client_secret" in form:
-            if app.client_secret is None or not secrets.compare_digest(form["client_secret"], app.client_secret):
+            if app.client_secret is None or not secrets.compare_digest(
+                form["client_secret"], app.client_secret
+            ):
                 raise TokenError("invalid_client", "invalid client secret")
         elif form.get("client_assertion_type") == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
             self._check_client_assertion(app, form.get("client_assertion", ""), token_url)

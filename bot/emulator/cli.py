@@ -33,51 +33,88 @@ SECRET_ENV = "MEDIABOT_CLIENT_SECRET"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--script", metavar="FILE",
-                   help="meeting script (TOML, docs: bot/emulator/script.py); default: the built-in "
-                        "three-person meeting, unless --meeting is given")
-    p.add_argument("--meeting", action="append", default=[], metavar="NAME[,NAME...]",
-                   help="also create a plain meeting (no media) with these simulated people (repeatable)")
+    p.add_argument(
+        "--script",
+        metavar="FILE",
+        help="meeting script (TOML, docs: bot/emulator/script.py); default: the built-in "
+        "three-person meeting, unless --meeting is given",
+    )
+    p.add_argument(
+        "--meeting",
+        action="append",
+        default=[],
+        metavar="NAME[,NAME...]",
+        help="also create a plain meeting (no media) with these simulated people (repeatable)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to serve HTTP and media on")
-    p.add_argument("--port", type=int, default=9440, help="HTTP port (Graph, callbacks' keys, control API); 0 = any")
+    p.add_argument(
+        "--port", type=int, default=9440, help="HTTP port (Graph, callbacks' keys, control API); 0 = any"
+    )
     p.add_argument("--tls-port", type=int, default=9445, help="HTTPS port (the msal authority); 0 = any")
     p.add_argument("--media-port", type=int, default=0, help="UDP port of the conference media; 0 = any")
-    p.add_argument("--webhook", metavar="URL",
-                   help="the bot's calling webhook (incoming calls go there); default with --bot-config: "
-                        f"the public_url written there ({DEFAULT_WEBHOOK})")
-    p.add_argument("--bot-config", metavar="PATH",
-                   help="write a bot configuration (TOML) that trusts this emulator, PATH.env with the "
-                        "client secret and PATH.ca.pem with the TLS CA")
-    p.add_argument("--allow-http-callbacks", action="store_true",
-                   help="deliver notifications to plain-http callback URLs (a loopback bot; Graph "
-                        "itself requires https)")
-    p.add_argument("--end-after-script", action=argparse.BooleanOptionalAction, default=True,
-                   help="end the calls when the script ends, as Graph does when a meeting ends "
-                        "(terminated, 200/5001); default on")
-    p.add_argument("--lead-in", type=float, default=1.0, metavar="S",
-                   help="the script's time zero is this long after the first bot's call starts (default 1 s)")
+    p.add_argument(
+        "--webhook",
+        metavar="URL",
+        help="the bot's calling webhook (incoming calls go there); default with --bot-config: "
+        f"the public_url written there ({DEFAULT_WEBHOOK})",
+    )
+    p.add_argument(
+        "--bot-config",
+        metavar="PATH",
+        help="write a bot configuration (TOML) that trusts this emulator, PATH.env with the "
+        "client secret and PATH.ca.pem with the TLS CA",
+    )
+    p.add_argument(
+        "--allow-http-callbacks",
+        action="store_true",
+        help="deliver notifications to plain-http callback URLs (a loopback bot; Graph "
+        "itself requires https)",
+    )
+    p.add_argument(
+        "--end-after-script",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="end the calls when the script ends, as Graph does when a meeting ends "
+        "(terminated, 200/5001); default on",
+    )
+    p.add_argument(
+        "--lead-in",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="the script's time zero is this long after the first bot's call starts (default 1 s)",
+    )
     p.add_argument("--no-video", action="store_true", help="the scripted people send audio only")
     p.add_argument("--json", action="store_true", help="print one JSON line with every address instead")
     p.add_argument("--app-id")
     p.add_argument("--tenant-id")
     p.add_argument("--client-secret")
     p.add_argument("--no-auth", action="store_true", help="accept Graph requests without an access token")
-    p.add_argument("--time-scale", type=float, default=0.1,
-                   help="emulator seconds per documented second (prompts, records, DTMF operations)")
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        default=0.1,
+        help="emulator seconds per documented second (prompts, records, DTMF operations)",
+    )
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default="INFO")
 
 
 def add_parser(sub) -> None:
     """Register ``mediabot emulator`` on the ``mediabot`` command's subparsers."""
-    p = sub.add_parser("emulator", help="run the local Teams emulator (Graph + media) as a process",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "emulator",
+        help="run the local Teams emulator (Graph + media) as a process",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(p)
     p.set_defaults(handler=run_command)
 
 
 def build_parser(prog: str = "python -m bot.emulator") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_arguments(p)
     return p
 
@@ -102,36 +139,38 @@ def bot_config_text(emu, webhook_url: str, ca_path: str) -> str:
     port = u.port or (443 if u.scheme == "https" else 80)
 
     def s(v: str) -> str:
-        return json.dumps(v)   # a TOML basic string
+        return json.dumps(v)  # a TOML basic string
 
-    return "\n".join([
-        "# Written by `mediabot emulator`: a bot configuration that trusts the local emulator.",
-        "# The client secret is in the .env file beside this one (load it into the environment).",
-        "",
-        "[bot]",
-        f"app_id = {s(emu.app_id)}",
-        f"tenant_id = {s(emu.tenant_id)}",
-        "",
-        "[graph]",
-        f"base_url = {s(emu.graph_url)}",
-        f"beta_base_url = {s(emu.beta_url)}",
-        f"authority_host = {s(emu.tls_base_url)}",
-        "instance_discovery = false",
-        f"ca_bundle = {s(ca_path)}",
-        f"client_secret_env = {s(SECRET_ENV)}",
-        "",
-        "[webhook]",
-        f"openid_configuration_url = {s(emu.openid_configuration_url)}",
-        f"host = {s(u.hostname or '127.0.0.1')}",
-        f"port = {port}",
-        f"path = {s(u.path or '/api/calls')}",
-        f"public_url = {s(webhook_url)}",
-        "",
-        "[media]                      # app-hosted media on loopback (the emulator's conference sends here)",
-        'bind_address = "127.0.0.1"',
-        "port = 0                     # any free UDP port",
-        "",
-    ])
+    return "\n".join(
+        [
+            "# Written by `mediabot emulator`: a bot configuration that trusts the local emulator.",
+            "# The client secret is in the .env file beside this one (load it into the environment).",
+            "",
+            "[bot]",
+            f"app_id = {s(emu.app_id)}",
+            f"tenant_id = {s(emu.tenant_id)}",
+            "",
+            "[graph]",
+            f"base_url = {s(emu.graph_url)}",
+            f"beta_base_url = {s(emu.beta_url)}",
+            f"authority_host = {s(emu.tls_base_url)}",
+            "instance_discovery = false",
+            f"ca_bundle = {s(ca_path)}",
+            f"client_secret_env = {s(SECRET_ENV)}",
+            "",
+            "[webhook]",
+            f"openid_configuration_url = {s(emu.openid_configuration_url)}",
+            f"host = {s(u.hostname or '127.0.0.1')}",
+            f"port = {port}",
+            f"path = {s(u.path or '/api/calls')}",
+            f"public_url = {s(webhook_url)}",
+            "",
+            "[media]                      # app-hosted media on loopback (the emulator's conference sends here)",
+            'bind_address = "127.0.0.1"',
+            "port = 0                     # any free UDP port",
+            "",
+        ]
+    )
 
 
 def write_bot_config(path: str, emu, webhook_url: str) -> dict[str, str]:
@@ -180,33 +219,54 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event, out=sys.stdout) -
     try:
         media = MediaServer(args.host, args.media_port)
     except Exception as exc:  # the engine reports the bind error
-        print(f"mediabot emulator: cannot open the media port {args.host}:{args.media_port}: {exc}",
-              file=sys.stderr)
+        print(
+            f"mediabot emulator: cannot open the media port {args.host}:{args.media_port}: {exc}",
+            file=sys.stderr,
+        )
         return 1
     media.start()
     handler = ConferenceHandler(media, lead_in_s=args.lead_in)
-    emu = GraphEmulator(host=args.host, port=args.port, tls_port=args.tls_port, require_auth=not args.no_auth,
-                        options=_service_options(args), media_handler=handler, app_id=args.app_id,
-                        tenant_id=args.tenant_id, client_secret=args.client_secret, webhook_url=webhook)
+    emu = GraphEmulator(
+        host=args.host,
+        port=args.port,
+        tls_port=args.tls_port,
+        require_auth=not args.no_auth,
+        options=_service_options(args),
+        media_handler=handler,
+        app_id=args.app_id,
+        tenant_id=args.tenant_id,
+        client_secret=args.client_secret,
+        webhook_url=webhook,
+    )
     scripted = None
     try:
         try:
             await emu.start()
         except OSError as exc:
-            print(f"mediabot emulator: cannot serve on {args.host}:{args.port}/{args.tls_port}: {exc}",
-                  file=sys.stderr)
+            print(
+                f"mediabot emulator: cannot serve on {args.host}:{args.port}/{args.tls_port}: {exc}",
+                file=sys.stderr,
+            )
             return 1
         if script is not None:
-            scripted = await ScriptedMeeting.prepare(emu, handler, script, video=not args.no_video,
-                                                     end_after_script=args.end_after_script)
+            scripted = await ScriptedMeeting.prepare(
+                emu, handler, script, video=not args.no_video, end_after_script=args.end_after_script
+            )
         meetings = [scripted.describe()] if scripted is not None else []
         for names in args.meeting:
             meeting = emu.create_meeting()
             people = [emu.add_participant(meeting.id, n.strip()) for n in names.split(",") if n.strip()]
-            meetings.append({"id": meeting.id, "joinWebUrl": meeting.join_web_url,
-                             "joinMeetingId": meeting.join_meeting_id,
-                             "participants": {p.display_name: p.id for p in people}})
-        written = write_bot_config(args.bot_config, emu, webhook or DEFAULT_WEBHOOK) if args.bot_config else None
+            meetings.append(
+                {
+                    "id": meeting.id,
+                    "joinWebUrl": meeting.join_web_url,
+                    "joinMeetingId": meeting.join_meeting_id,
+                    "participants": {p.display_name: p.id for p in people},
+                }
+            )
+        written = (
+            write_bot_config(args.bot_config, emu, webhook or DEFAULT_WEBHOOK) if args.bot_config else None
+        )
         join_url = meetings[0]["joinWebUrl"] if meetings else None
         info = {
             "join_url": join_url,
@@ -231,8 +291,9 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event, out=sys.stdout) -
             print(json.dumps(info), file=out, flush=True)
         else:
             print(join_url or "(no meeting)", file=out, flush=True)
-            log.info("Graph %s, media udp %s:%s, control %s", emu.graph_url, *media.address,
-                     info["control_url"])
+            log.info(
+                "Graph %s, media udp %s:%s, control %s", emu.graph_url, *media.address, info["control_url"]
+            )
             if written:
                 log.info("bot configuration: %s (secret in %s)", written["config"], written["env"])
             if webhook:
@@ -247,15 +308,18 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event, out=sys.stdout) -
         media.stop()
 
 
-def main(argv: list[str] | None = None, *, prog: str = "python -m bot.emulator", json_output: bool = False) -> int:
+def main(
+    argv: list[str] | None = None, *, prog: str = "python -m bot.emulator", json_output: bool = False
+) -> int:
     args = build_parser(prog).parse_args(argv)
     args.json = args.json or json_output
     return run_command(args)
 
 
 def run_command(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

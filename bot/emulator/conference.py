@@ -32,6 +32,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,10 +41,22 @@ from mediacore.engine import Engine
 from mediacore.mediaconfig import MediaConfig, MediaConfigError
 from mediacore.subscriptions import APP_NAME, SubscriptionError, decode_subscriptions, newer
 
-from .simmedia import (H264_CLOCK_RATE, H264_PAYLOAD_TYPE, MIXER_SOURCE_ID, OPUS_CLOCK_RATE,
-                       OPUS_PAYLOAD_TYPE, OPUS_TICKS_PER_FRAME, TELEPHONE_EVENT_PAYLOAD_TYPE,
-                       EncodedVideo, MeetingMedia, ParticipantMedia)
+from .simmedia import (
+    H264_CLOCK_RATE,
+    H264_PAYLOAD_TYPE,
+    MIXER_SOURCE_ID,
+    OPUS_CLOCK_RATE,
+    OPUS_PAYLOAD_TYPE,
+    OPUS_TICKS_PER_FRAME,
+    TELEPHONE_EVENT_PAYLOAD_TYPE,
+    EncodedVideo,
+    MeetingMedia,
+    ParticipantMedia,
+)
 from .state import next_source_id
+
+if TYPE_CHECKING:
+    from .meeting import ScriptedMeeting
 
 log = logging.getLogger(__name__)
 SLOT_NS = 20_000_000
@@ -68,6 +81,7 @@ class PayloadTypes:
         """From a bot's :class:`~mediacore.mediaconfig.MediaConfig`: opus and
         telephone-event of its audio section, H264 of its video section (and of
         its vbss section, else the video one's); defaults where it has none."""
+
         def pt(kind: str, name: str, default: int) -> int:
             section = doc.section(kind)
             for c in section.codecs if section is not None else ():
@@ -76,9 +90,12 @@ class PayloadTypes:
             return default
 
         video = pt("video", "h264", H264_PAYLOAD_TYPE)
-        return cls(pt("audio", "opus", OPUS_PAYLOAD_TYPE),
-                   pt("audio", "telephone-event", TELEPHONE_EVENT_PAYLOAD_TYPE),
-                   video, pt("vbss", "h264", video))
+        return cls(
+            pt("audio", "opus", OPUS_PAYLOAD_TYPE),
+            pt("audio", "telephone-event", TELEPHONE_EVENT_PAYLOAD_TYPE),
+            video,
+            pt("vbss", "h264", video),
+        )
 
 
 @dataclass
@@ -111,8 +128,8 @@ class _VideoSender:
         self.pm = pm
         self.stream = stream
         self.source_id = source_id
-        self.kind = kind                 # "video" | "vbss"
-        self.layer: EncodedVideo | None = None   # None: not subscribed
+        self.kind = kind  # "video" | "vbss"
+        self.layer: EncodedVideo | None = None  # None: not subscribed
         self.preferred: tuple[int, int] | None = None
         self.next_frame = 0
         self.intra_until_key = False
@@ -125,17 +142,30 @@ class _VideoSender:
 class ConferenceMedia:
     """Media of one emulated call (see module doc). Driven by :meth:`tick`."""
 
-    def __init__(self, engine: Engine, media: MeetingMedia, remote: tuple[str, int], *,
-                 srtp_profile: str | None, tx_key: bytes | str | None, rx_key: bytes | str | None,
-                 bot_audio_ssrcs: tuple[int, ...] = (), loop: bool = False,
-                 send_video: bool = True, subscribed_video: Subscriptions | None = None,
-                 ssrc_offset: int = 0, send_mixed: bool = True,
-                 source_ids: dict[str, tuple[int, int | None]] | None = None,
-                 screen_ids: dict[str, int] | None = None,
-                 lead_in_s: float = 0.0, start_ns: int | None = None,
-                 mixer_source_id: int = MIXER_SOURCE_ID,
-                 payload_types: PayloadTypes | None = None, remote_rtcp_port: int = 0,
-                 record_bot_audio: bool = False) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        media: MeetingMedia,
+        remote: tuple[str, int],
+        *,
+        srtp_profile: str | None,
+        tx_key: bytes | str | None,
+        rx_key: bytes | str | None,
+        bot_audio_ssrcs: tuple[int, ...] = (),
+        loop: bool = False,
+        send_video: bool = True,
+        subscribed_video: Subscriptions | None = None,
+        ssrc_offset: int = 0,
+        send_mixed: bool = True,
+        source_ids: dict[str, tuple[int, int | None]] | None = None,
+        screen_ids: dict[str, int] | None = None,
+        lead_in_s: float = 0.0,
+        start_ns: int | None = None,
+        mixer_source_id: int = MIXER_SOURCE_ID,
+        payload_types: PayloadTypes | None = None,
+        remote_rtcp_port: int = 0,
+        record_bot_audio: bool = False,
+    ) -> None:
         """``source_ids`` maps a participant's name to the (audio, video) media
         source ids the roster announced for them (they become the SSRCs);
         without it the ids prepared in ``media`` are used; ``screen_ids`` maps
@@ -150,8 +180,7 @@ class ConferenceMedia:
         ``record_bot_audio``: decode the bot's audio and keep it (:meth:`bot_audio`)."""
         self.media = media
         self.ssrc_offset = ssrc_offset
-        ids = {pm.participant.name: (pm.audio_source_id, pm.video_source_id)
-               for pm in media.participants}
+        ids = {pm.participant.name: (pm.audio_source_id, pm.video_source_id) for pm in media.participants}
         ids.update(source_ids or {})
         self.source_ids = ids
         self.screen_ids = dict(screen_ids or {})
@@ -160,20 +189,22 @@ class ConferenceMedia:
         self.pt = payload_types or PayloadTypes()
         self.mixer_source_id = mixer_source_id
         self._app_version: int | None = None
-        self.session = engine.add_session(remote, srtp_profile=srtp_profile, tx_key=tx_key,
-                                          rx_key=rx_key, remote_rtcp_port=remote_rtcp_port)
+        self.session = engine.add_session(
+            remote, srtp_profile=srtp_profile, tx_key=tx_key, rx_key=rx_key, remote_rtcp_port=remote_rtcp_port
+        )
         self._audio = []
         for pm in media.participants:
             audio_id = ids[pm.participant.name][0]
-            s = self.session.add_send_stream(audio_id + ssrc_offset, self.pt.opus,
-                                             "audio", OPUS_CLOCK_RATE, ring_capacity=1 << 16)
+            s = self.session.add_send_stream(
+                audio_id + ssrc_offset, self.pt.opus, "audio", OPUS_CLOCK_RATE, ring_capacity=1 << 16
+            )
             self._audio.append((pm, s))
         self._mixed = None
         if send_mixed:
-            self._mixed = self.session.add_send_stream(mixer_source_id + ssrc_offset,
-                                                       self.pt.opus, "audio", OPUS_CLOCK_RATE,
-                                                       ring_capacity=1 << 16)
-        self._video: dict[int, _VideoSender] = {}     # by SSRC (source id + offset)
+            self._mixed = self.session.add_send_stream(
+                mixer_source_id + ssrc_offset, self.pt.opus, "audio", OPUS_CLOCK_RATE, ring_capacity=1 << 16
+            )
+        self._video: dict[int, _VideoSender] = {}  # by SSRC (source id + offset)
         if send_video:
             for pm in media.participants:
                 video_id = ids[pm.participant.name][1]
@@ -188,11 +219,14 @@ class ConferenceMedia:
         self._subscribe_all = subscribed_video is None
         if subscribed_video is not None:
             self._pending_subs = dict(subscribed_video)
-        self._bot_rx = [self.session.add_receive_stream(ssrc, "audio", OPUS_CLOCK_RATE, direct=True,
-                                                        ring_capacity=1 << 16)
-                        for ssrc in bot_audio_ssrcs]
+        self._bot_rx = [
+            self.session.add_receive_stream(
+                ssrc, "audio", OPUS_CLOCK_RATE, direct=True, ring_capacity=1 << 16
+            )
+            for ssrc in bot_audio_ssrcs
+        ]
         self._bot_decoder = AudioDecoder(Codec.OPUS, OPUS_CLOCK_RATE) if record_bot_audio else None
-        self._bot_chunks: list[tuple[int, np.ndarray]] = []   # (sample offset, 16 kHz PCM)
+        self._bot_chunks: list[tuple[int, np.ndarray]] = []  # (sample offset, 16 kHz PCM)
         self._bot_first_ts: int | None = None
         #: ``time.monotonic_ns()`` when the bot's first audio packet arrived (sample 0 of
         #: :meth:`bot_audio`)
@@ -207,8 +241,9 @@ class ConferenceMedia:
 
     def _add_video(self, pm: ParticipantMedia, source_id: int, kind: str) -> None:
         pt = self.pt.vbss if kind == "vbss" else self.pt.video
-        s = self.session.add_send_stream(source_id + self.ssrc_offset, pt, "video",
-                                         H264_CLOCK_RATE, history=512, ring_capacity=1 << 20)
+        s = self.session.add_send_stream(
+            source_id + self.ssrc_offset, pt, "video", H264_CLOCK_RATE, history=512, ring_capacity=1 << 20
+        )
         self._video[source_id + self.ssrc_offset] = _VideoSender(pm, s, source_id, kind)
 
     # ---- subscriptions ------------------------------------------------------
@@ -253,26 +288,31 @@ class ConferenceMedia:
         """Send everything due by ``now_ns`` (called every 20 ms by the server)."""
         slots = self.media.slots
         if now_ns < self.start_ns:
-            self._handle_events()       # subscriptions sent during the lead-in
+            self._handle_events()  # subscriptions sent during the lead-in
             return
         due = (now_ns - self.start_ns) // SLOT_NS + 1
         while self._slot < due:
             k = self._slot % slots if self.loop else self._slot
             if k >= slots:
                 break
-            base = (self._slot - k) * OPUS_TICKS_PER_FRAME   # later loops of a looping meeting
+            base = (self._slot - k) * OPUS_TICKS_PER_FRAME  # later loops of a looping meeting
             ts = self._slot * OPUS_TICKS_PER_FRAME
             for pm, stream in self._audio:
                 for ev in pm.dtmf.get(k, ()):
-                    stream.send(ev.payload, base + ev.rtp_timestamp, marker=ev.marker,
-                                payload_type=self.pt.telephone_event, wake=False)
+                    stream.send(
+                        ev.payload,
+                        base + ev.rtp_timestamp,
+                        marker=ev.marker,
+                        payload_type=self.pt.telephone_event,
+                        wake=False,
+                    )
                     self.stats.dtmf_packets += 1
                 payload = pm.audio[k]
                 if payload is not None:
                     stream.send(payload, ts, wake=False)
                     self.stats.audio_packets += 1
             mixed = self.media.mixed_audio[k] if self._mixed is not None else None
-            if mixed is not None:
+            if mixed is not None and self._mixed is not None:
                 self._mixed.send(mixed, ts, wake=False)
             self._slot += 1
         elapsed_s = (now_ns - self.start_ns) / 1e9
@@ -285,6 +325,7 @@ class ConferenceMedia:
 
     def _send_video(self, vs: _VideoSender, elapsed_s: float) -> None:
         video = vs.layer
+        assert video is not None  # subscribed (the caller checks)
         n = len(video.frames)
         period = n / video.fps
         if vs.kind == "vbss":
@@ -294,7 +335,7 @@ class ConferenceMedia:
                 vs.was_live = False
                 vs.next_frame = int(elapsed_s * video.fps) + 1
                 return
-            if not vs.was_live:              # a share starts: with an intra frame
+            if not vs.was_live:  # a share starts: with an intra frame
                 vs.was_live = True
                 vs.intra_until_key = True
         if self.loop:
@@ -306,13 +347,15 @@ class ConferenceMedia:
             if not self.loop and vs.next_frame >= n:
                 break
             regular = video.frames[i]
-            if regular is None:              # outside the content's encoded windows
+            if regular is None:  # outside the content's encoded windows
                 vs.next_frame += 1
                 vs.intra_until_key = True
                 continue
             if vs.intra_until_key and regular.key:
                 vs.intra_until_key = False
             frame = video.intra[i] if vs.intra_until_key else regular
+            if frame is None:  # no intra encoding of this frame: the regular one
+                frame = regular
             if vs.intra_until_key:
                 self.stats.intra_frames += 1
             # continuous RTP time across loops
@@ -322,8 +365,7 @@ class ConferenceMedia:
                 vs.stream.send(payload, ts, marker=(j == last), wake=False)
             self.stats.video_frames += 1
             self.stats.video_packets += len(frame.payloads)
-            self.stats.frames_by_source[vs.source_id] = (
-                self.stats.frames_by_source.get(vs.source_id, 0) + 1)
+            self.stats.frames_by_source[vs.source_id] = self.stats.frames_by_source.get(vs.source_id, 0) + 1
             self.stats.size_by_source[vs.source_id] = (video.width, video.height)
             vs.next_frame += 1
 
@@ -338,8 +380,9 @@ class ConferenceMedia:
             batch = rx.read_batch(256)
             self.stats.bot_audio_packets += len(batch)
             if len(batch):
-                self.stats.bot_dtmf_packets += int(np.count_nonzero(
-                    batch.payload_type == self.pt.telephone_event))
+                self.stats.bot_dtmf_packets += int(
+                    np.count_nonzero(batch.payload_type == self.pt.telephone_event)
+                )
             if self._bot_decoder is not None and len(batch):
                 self._keep_bot_audio(batch)
 
@@ -348,6 +391,8 @@ class ConferenceMedia:
         RTP timestamps (48 kHz clock; the bot sends a frame every 20 ms, silence
         included, so the timeline is the call's)."""
         ts, pts, arrivals = batch.timestamp, batch.payload_type, batch.arrival_ns
+        decoder = self._bot_decoder
+        assert decoder is not None  # kept only when recording the bot's audio
         for i, payload in enumerate(batch.payloads()):
             if int(pts[i]) != self.pt.opus:
                 continue
@@ -355,11 +400,11 @@ class ConferenceMedia:
                 self._bot_first_ts = int(ts[i])
                 self.bot_audio_first_arrival_ns = int(arrivals[i]) or time.monotonic_ns()
             ticks = (int(ts[i]) - self._bot_first_ts) & 0xFFFFFFFF
-            if ticks >= 1 << 31:          # reordered before the first one: not kept
+            if ticks >= 1 << 31:  # reordered before the first one: not kept
                 continue
             try:
-                pcm = self._bot_decoder.decode(bytes(payload))
-            except Exception:             # a bad payload: counted by the decoder, skipped here
+                pcm = decoder.decode(bytes(payload))
+            except Exception:  # a bad payload: counted by the decoder, skipped here
                 continue
             self._bot_chunks.append((ticks * SAMPLE_RATE_HZ // OPUS_CLOCK_RATE, pcm))
 
@@ -371,7 +416,7 @@ class ConferenceMedia:
             return np.zeros(0, np.int16)
         out = np.zeros(max(o + len(p) for o, p in chunks), np.int16)
         for offset, pcm in chunks:
-            out[offset:offset + len(pcm)] = pcm
+            out[offset : offset + len(pcm)] = pcm
         return out
 
     def _on_app(self, ev) -> None:
@@ -473,11 +518,14 @@ class MediaServer:
         self.stop()
 
 
-
 #: How the emulator ends a call whose media cannot start: the documented call end reason for
 #: the bot's media (https://learn.microsoft.com/graph/api/call-delete, "Call end reason codes").
-MEDIA_FAILURE = (500, 1005, "Server encountered connectivity error with Bot's media. "
-                            "Please check media connectivity between Bot and Microsoft.")
+MEDIA_FAILURE = (
+    500,
+    1005,
+    "Server encountered connectivity error with Bot's media. "
+    "Please check media connectivity between Bot and Microsoft.",
+)
 
 
 class MediaRefused(ValueError):
@@ -494,9 +542,11 @@ def conference_keys(doc: MediaConfig) -> tuple[bytes | None, bytes | None]:
         return None, None
     receive = doc.srtp.receive_key_bytes
     if receive is None:
-        raise MediaRefused("srtp.receiveKey is missing: the conference has no key to protect its "
-                           "media with (the emulator sends no answer document; see "
-                           "docs/media-config.md)")
+        raise MediaRefused(
+            "srtp.receiveKey is missing: the conference has no key to protect its "
+            "media with (the emulator sends no answer document; see "
+            "docs/media-config.md)"
+        )
     return receive, doc.srtp.key_bytes
 
 
@@ -524,8 +574,14 @@ class ConferenceHandler:
     #: how many ended calls' conferences are kept for :meth:`report` and :meth:`bot_audio`
     keep_ended = 32
 
-    def __init__(self, server: MediaServer | None, media: MeetingMedia | None = None, *,
-                 loop: bool = False, lead_in_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        server: MediaServer | None,
+        media: MeetingMedia | None = None,
+        *,
+        loop: bool = False,
+        lead_in_s: float = 1.0,
+    ) -> None:
         """``server=None`` gives every call a media server of its own (its own
         UDP port, as calls land on different media processors in Teams).
         ``lead_in_s``: how long after a call starts its meeting's time zero is
@@ -537,7 +593,7 @@ class ConferenceHandler:
         self.lead_in_s = lead_in_s
         self.conferences: dict[str, ConferenceMedia] = {}
         #: scripted meetings by Graph meeting id (``ScriptedMeeting`` registers itself)
-        self.meetings: dict[str, object] = {}
+        self.meetings: dict[str, ScriptedMeeting] = {}
         #: call id -> why its media configuration was refused
         self.refused: dict[str, str] = {}
         #: call id -> the media of a scripted caller (``play_for_call``)
@@ -563,13 +619,19 @@ class ConferenceHandler:
         conf = self.conference(call_id)
         if conf is None:
             return None
-        stats = {k: ({str(sid): v for sid, v in val.items()} if isinstance(val, dict) else val)
-                 for k, val in conf.stats.__dict__.items()}
+        stats = {
+            k: ({str(sid): v for sid, v in val.items()} if isinstance(val, dict) else val)
+            for k, val in conf.stats.__dict__.items()
+        }
         first = conf.bot_audio_first_arrival_ns
-        return {"callId": call_id, "ended": conf.closed, "stats": stats,
-                "startS": conf.start_ns / 1e9,
-                "botAudioStartS": first / 1e9 if first is not None else None,
-                "botAudioSamples": len(conf.bot_audio())}
+        return {
+            "callId": call_id,
+            "ended": conf.closed,
+            "stats": stats,
+            "startS": conf.start_ns / 1e9,
+            "botAudioStartS": first / 1e9 if first is not None else None,
+            "botAudioSamples": len(conf.bot_audio()),
+        }
 
     def bot_audio(self, call_id: str):
         """What the bot sent in the call (16 kHz mono int16), or None."""
@@ -593,8 +655,10 @@ class ConferenceHandler:
             audio = p.stream("audio")
             video = p.stream("video")
             if p.display_name and audio is not None:
-                ids[p.display_name] = (int(audio.source_id),
-                                       int(video.source_id) if video is not None else None)
+                ids[p.display_name] = (
+                    int(audio.source_id),
+                    int(video.source_id) if video is not None else None,
+                )
         return ids
 
     def _screen_ids(self, call) -> dict[str, int]:
@@ -607,8 +671,14 @@ class ConferenceHandler:
 
     def _refuse(self, call, why: str) -> None:
         code, subcode, message = MEDIA_FAILURE
-        log.error("call %s: the bot's media configuration is refused: %s; the emulator ends the "
-                  "call as a media failure (%s/%s)", call.id, why, code, subcode)
+        log.error(
+            "call %s: the bot's media configuration is refused: %s; the emulator ends the "
+            "call as a media failure (%s/%s)",
+            call.id,
+            why,
+            code,
+            subcode,
+        )
         self.refused[call.id] = why
         if self.emulator is not None:
             self.emulator.service.end_by_remote(call, message, code=code, subcode=subcode)
@@ -645,21 +715,34 @@ class ConferenceHandler:
             source_ids, screen_ids = self._source_ids(call), self._screen_ids(call)
         ep = bot_cfg.endpoint
         audio = bot_cfg.section("audio")
-        wants_video = any(s is not None and s.receives
-                          for s in (bot_cfg.section("video"), bot_cfg.section("vbss")))
+        wants_video = any(
+            s is not None and s.receives for s in (bot_cfg.section("video"), bot_cfg.section("vbss"))
+        )
         conf = ConferenceMedia(
-            server.engine, media, (ep.address, ep.port),
+            server.engine,
+            media,
+            (ep.address, ep.port),
             remote_rtcp_port=0 if ep.rtcp_mux else (ep.rtcp_port or ep.port + 1),
-            srtp_profile=bot_cfg.srtp.profile if bot_cfg.srtp else None, tx_key=tx_key, rx_key=rx_key,
+            srtp_profile=bot_cfg.srtp.profile if bot_cfg.srtp else None,
+            tx_key=tx_key,
+            rx_key=rx_key,
             bot_audio_ssrcs=tuple(audio.ssrcs) if audio is not None and audio.sends else (),
-            loop=self.loop and scripted is None, send_video=wants_video, subscribed_video={},
-            source_ids=source_ids, screen_ids=screen_ids, lead_in_s=self.lead_in_s,
-            start_ns=start_ns, mixer_source_id=int(next_source_id()),
-            payload_types=PayloadTypes.of(bot_cfg), record_bot_audio=caller is not None)
+            loop=self.loop and scripted is None,
+            send_video=wants_video,
+            subscribed_video={},
+            source_ids=source_ids,
+            screen_ids=screen_ids,
+            lead_in_s=self.lead_in_s,
+            start_ns=start_ns,
+            mixer_source_id=int(next_source_id()),
+            payload_types=PayloadTypes.of(bot_cfg),
+            record_bot_audio=caller is not None,
+        )
         self.conferences[call.id] = conf
         server.attach(call.id, conf)
-        log.info("call %s: conference media to %s:%s from udp %s:%s", call.id, ep.address, ep.port,
-                 *server.address)
+        log.info(
+            "call %s: conference media to %s:%s from udp %s:%s", call.id, ep.address, ep.port, *server.address
+        )
 
     async def call_ended(self, call) -> None:
         self.callers.pop(call.id, None)

@@ -52,8 +52,9 @@ _GLYPHS: dict[str, tuple[str, ...]] = {
 }
 
 GLYPH_W, GLYPH_H = 5, 7
-_BITMAPS = {c: np.array([[ch == "#" for ch in row] for row in rows], dtype=bool)
-            for c, rows in _GLYPHS.items()}
+_BITMAPS = {
+    c: np.array([[ch == "#" for ch in row] for row in rows], dtype=bool) for c, rows in _GLYPHS.items()
+}
 
 
 def text_mask(text: str, scale: int = 1) -> np.ndarray:

@@ -32,7 +32,11 @@ ACTION_ROLES = {
     "transfer": ("Calls.Initiate.All",),
     "invite": ("Calls.InitiateGroupCall.All",),
     # call-updatemetadata (beta) lists these three (spelled "Calls.JoinGroupCallsasGuest.All" ...)
-    "updateMetadata": ("Calls.JoinGroupCallAsGuest.All", "Calls.JoinGroupCall.All", "Calls.InitiateGroupCall.All"),
+    "updateMetadata": (
+        "Calls.JoinGroupCallAsGuest.All",
+        "Calls.JoinGroupCall.All",
+        "Calls.InitiateGroupCall.All",
+    ),
 }
 
 
@@ -43,21 +47,41 @@ ACTION_ROLES = {
 _CTX = {"clientContext": "string"}
 ACTION_PARAMETERS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     # call-answer
-    "answer": ({"callbackUri": "string", "acceptedModalities": "array", "callOptions": "object",
-                "mediaConfig": "object", "participantCapacity": "int"}, {}),
+    "answer": (
+        {
+            "callbackUri": "string",
+            "acceptedModalities": "array",
+            "callOptions": "object",
+            "mediaConfig": "object",
+            "participantCapacity": "int",
+        },
+        {},
+    ),
     # call-reject
     "reject": ({"reason": "string", "callbackUri": "string"}, {}),
     # call-redirect; routingPolicies appears in the v1.0 page's simultaneous-ring example
-    "redirect": ({"targets": "array", "timeout": "int", "callbackUri": "string", "routingPolicies": "array"},
-                 {"targetDisposition": "string", "maskCallee": "boolean", "maskCaller": "boolean"}),
+    "redirect": (
+        {"targets": "array", "timeout": "int", "callbackUri": "string", "routingPolicies": "array"},
+        {"targetDisposition": "string", "maskCallee": "boolean", "maskCaller": "boolean"},
+    ),
     # call-transfer (clientContext in the PSTN examples)
     "transfer": ({"transferTarget": "object", "transferee": "object", **_CTX}, {}),
     # call-playprompt: loop is beta only
     "playPrompt": ({"prompts": "array", **_CTX}, {"loop": "boolean"}),
     # call-record
-    "recordResponse": ({"prompts": "array", "bargeInAllowed": "boolean", "initialSilenceTimeoutInSeconds": "int",
-                        "maxSilenceTimeoutInSeconds": "int", "maxRecordDurationInSeconds": "int",
-                        "playBeep": "boolean", "stopTones": "array", **_CTX}, {}),
+    "recordResponse": (
+        {
+            "prompts": "array",
+            "bargeInAllowed": "boolean",
+            "initialSilenceTimeoutInSeconds": "int",
+            "maxSilenceTimeoutInSeconds": "int",
+            "maxRecordDurationInSeconds": "int",
+            "playBeep": "boolean",
+            "stopTones": "array",
+            **_CTX,
+        },
+        {},
+    ),
     "subscribeToTone": (dict(_CTX), {}),
     "cancelMediaProcessing": (dict(_CTX), {}),
     "mute": (dict(_CTX), {}),
@@ -74,15 +98,38 @@ ACTION_PARAMETERS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
 # Properties of the call resource (resources/call, v1.0), and those only the beta resource has:
 # a new call with any other property is refused, as OData refuses unknown properties.
 CALL_PROPERTIES: tuple[dict[str, str], dict[str, str]] = (
-    {"callbackUri": "string", "callChainId": "string", "callOptions": "object", "callRoutes": "array",
-     "chatInfo": "object", "direction": "string", "id": "string", "incomingContext": "object",
-     "mediaConfig": "object", "mediaState": "object", "meetingInfo": "object", "myParticipantId": "string",
-     "requestedModalities": "array", "resultInfo": "object", "source": "object", "state": "string",
-     "subject": "string", "targets": "array", "tenantId": "string", "toneInfo": "object",
-     "transcription": "object"},
-    {"activeModalities": "array", "answeredBy": "object", "meetingCapability": "object",
-     "ringingTimeoutInSeconds": "int", "routingPolicies": "array", "terminationReason": "string",
-     "replacesContext": "string"},
+    {
+        "callbackUri": "string",
+        "callChainId": "string",
+        "callOptions": "object",
+        "callRoutes": "array",
+        "chatInfo": "object",
+        "direction": "string",
+        "id": "string",
+        "incomingContext": "object",
+        "mediaConfig": "object",
+        "mediaState": "object",
+        "meetingInfo": "object",
+        "myParticipantId": "string",
+        "requestedModalities": "array",
+        "resultInfo": "object",
+        "source": "object",
+        "state": "string",
+        "subject": "string",
+        "targets": "array",
+        "tenantId": "string",
+        "toneInfo": "object",
+        "transcription": "object",
+    },
+    {
+        "activeModalities": "array",
+        "answeredBy": "object",
+        "meetingCapability": "object",
+        "ringingTimeoutInSeconds": "int",
+        "routingPolicies": "array",
+        "terminationReason": "string",
+        "replacesContext": "string",
+    },
 )
 
 _JSON_TYPES = {"string": (str,), "boolean": (bool,), "array": (list,), "object": (dict,)}
@@ -107,11 +154,19 @@ def check_parameters(action: str, body: dict, version: str) -> None:
             continue
         if key not in allowed:
             hint = " (a beta parameter: use /beta)" if key in beta else ""
-            raise GraphError(400, "BadRequest", f"The parameter '{key}' in the request payload is not a valid "
-                                                f"parameter for the operation '{name}'.{hint}")
+            raise GraphError(
+                400,
+                "BadRequest",
+                f"The parameter '{key}' in the request payload is not a valid "
+                f"parameter for the operation '{name}'.{hint}",
+            )
         if not _fits(value, allowed[key]):
-            raise GraphError(400, "BadRequest", f"The parameter '{key}' of the operation '{name}' must be "
-                                                f"of type {allowed[key]}, not {type(value).__name__}.")
+            raise GraphError(
+                400,
+                "BadRequest",
+                f"The parameter '{key}' of the operation '{name}' must be "
+                f"of type {allowed[key]}, not {type(value).__name__}.",
+            )
 
 
 def check_call_properties(body: dict, version: str) -> None:
@@ -122,12 +177,20 @@ def check_call_properties(body: dict, version: str) -> None:
         if key.startswith("@odata."):
             continue
         if key not in allowed:
-            raise GraphError(400, "BadRequest", f"The property '{key}' does not exist on type 'microsoft.graph.call'. "
-                                                "Make sure to only use property names that are defined by the type "
-                                                "or mark the type as open type.")
+            raise GraphError(
+                400,
+                "BadRequest",
+                f"The property '{key}' does not exist on type 'microsoft.graph.call'. "
+                "Make sure to only use property names that are defined by the type "
+                "or mark the type as open type.",
+            )
         if not _fits(value, allowed[key]):
-            raise GraphError(400, "BadRequest", f"The property '{key}' of 'microsoft.graph.call' must be of type "
-                                                f"{allowed[key]}, not {type(value).__name__}.")
+            raise GraphError(
+                400,
+                "BadRequest",
+                f"The property '{key}' of 'microsoft.graph.call' must be of type "
+                f"{allowed[key]}, not {type(value).__name__}.",
+            )
 
 
 def api_root(request: web.Request) -> str:
@@ -135,7 +198,9 @@ def api_root(request: web.Request) -> str:
 
 
 def _json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(status=status, text=json.dumps(body), content_type="application/json", headers=headers)
+    return web.Response(
+        status=status, text=json.dumps(body), content_type="application/json", headers=headers
+    )
 
 
 async def _body(request: web.Request) -> dict:
@@ -158,11 +223,13 @@ def _check_roles(request: web.Request, needed: tuple[str, ...]) -> None:
     if claims is None:
         return  # authentication switched off
     if not set(needed) & set(claims.get("roles", [])):
-        raise GraphError(403, "Forbidden", f"the application needs one of the permissions {', '.join(needed)}")
+        raise GraphError(
+            403, "Forbidden", f"the application needs one of the permissions {', '.join(needed)}"
+        )
 
 
 class GraphRoutes:
-    def __init__(self, emulator: "GraphEmulator") -> None:
+    def __init__(self, emulator: GraphEmulator) -> None:
         self.emu = emulator
         self.service = emulator.service
 
@@ -172,8 +239,10 @@ class GraphRoutes:
         r.add_get(ROOT + "/{call_id}", self.get_call)
         r.add_delete(ROOT + "/{call_id}", self.delete_call)
         r.add_get(ROOT + "/{call_id}/participants", self.list_participants)
-        r.add_post(ROOT + "/{call_id}/participants/{action:(?:microsoft\\.graph\\.)?(?:invite|muteAll)}",
-                   self.participants_action)
+        r.add_post(
+            ROOT + "/{call_id}/participants/{action:(?:microsoft\\.graph\\.)?(?:invite|muteAll)}",
+            self.participants_action,
+        )
         r.add_get(ROOT + "/{call_id}/participants/{participant_id}", self.get_participant)
         r.add_delete(ROOT + "/{call_id}/participants/{participant_id}", self.delete_participant)
         r.add_post(ROOT + "/{call_id}/participants/{participant_id}/{action}", self.participant_action)
@@ -208,8 +277,9 @@ class GraphRoutes:
         else:
             kind = "p2p"
         _check_roles(request, CREATE_ROLES[kind])
-        call = self.service.create_call(body, app_id=app_id, tenant_id=tenant_id,
-                                        scenario_id=request.headers.get("scenario-id"))
+        call = self.service.create_call(
+            body, app_id=app_id, tenant_id=tenant_id, scenario_id=request.headers.get("scenario-id")
+        )
         location = f"{api_root(request)}/communications/calls/{call.id}"
         return _json_response(call.to_graph(api_root(request)), 201, {"Location": location})
 
@@ -224,7 +294,7 @@ class GraphRoutes:
     async def call_action(self, request: web.Request) -> web.Response:
         action = request.match_info["action"]
         if action.startswith(NAMESPACE):
-            action = action[len(NAMESPACE):]
+            action = action[len(NAMESPACE) :]
         svc = self.service
         if action == "keepAlive":
             svc.keep_alive(request.match_info["call_id"])
@@ -233,8 +303,11 @@ class GraphRoutes:
         call = self._call(request)
         version = request.match_info["version"]
         # actions on the call itself; a beta-only one on v1.0 is refused below as an unknown segment
-        if action in ACTION_PARAMETERS and action not in ("invite", "muteAll", "participantMute") \
-                and (ACTION_PARAMETERS[action][0] or version == "beta"):
+        if (
+            action in ACTION_PARAMETERS
+            and action not in ("invite", "muteAll", "participantMute")
+            and (ACTION_PARAMETERS[action][0] or version == "beta")
+        ):
             check_parameters(action, body, version)
         if action in ACTION_ROLES:
             _check_roles(request, ACTION_ROLES[action])
@@ -269,7 +342,8 @@ class GraphRoutes:
 
     async def get_operation(self, request: web.Request) -> web.Response:
         call = self.service.calls.get(request.match_info["call_id"]) or self.service.ended.get(
-            request.match_info["call_id"])
+            request.match_info["call_id"]
+        )
         if call is None:
             raise GraphError(404, "ItemNotFound", "call not found")
         op = find_operation(call, request.match_info["operation_id"])
@@ -279,15 +353,17 @@ class GraphRoutes:
     async def list_participants(self, request: web.Request) -> web.Response:
         call = self._call(request)
         context = f"{api_root(request)}/$metadata#communications/calls('{call.id}')/participants"
-        return _json_response({"value": [p.to_graph() for p in call.roster() if p.id is not None],
-                               "@odata.context": context})
+        return _json_response(
+            {"value": [p.to_graph() for p in call.roster() if p.id is not None], "@odata.context": context}
+        )
 
     async def get_participant(self, request: web.Request) -> web.Response:
         call = self._call(request)
         person = self.service._participant(call, request.match_info["participant_id"])
         body = person.to_graph()
-        body["@odata.context"] = (f"{api_root(request)}/$metadata#communications/calls('{call.id}')"
-                                  "/participants/$entity")
+        body["@odata.context"] = (
+            f"{api_root(request)}/$metadata#communications/calls('{call.id}')/participants/$entity"
+        )
         return _json_response(body)
 
     async def delete_participant(self, request: web.Request) -> web.Response:

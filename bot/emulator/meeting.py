@@ -34,7 +34,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .scenario import new_person
 from .script import MeetingScript
@@ -54,9 +55,17 @@ MEETING_ENDED = (200, 5001, "The conversation has ended.")
 class ScriptedMeeting:
     """One meeting of the emulator that follows a script (see the module doc)."""
 
-    def __init__(self, emulator: GraphEmulator, handler: ConferenceHandler, script: MeetingScript,
-                 media: MeetingMedia, *, end_after_script: bool = True, tail_s: float = 0.5,
-                 on_event: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        emulator: GraphEmulator,
+        handler: ConferenceHandler,
+        script: MeetingScript,
+        media: MeetingMedia,
+        *,
+        end_after_script: bool = True,
+        tail_s: float = 0.5,
+        on_event: Callable[[str], None] | None = None,
+    ) -> None:
         """``tail_s``: how long after the script's end the calls are ended (the
         last packets' way through the bot's jitter buffers). ``on_event``:
         called with a line for every roster event (the demo's live view)."""
@@ -74,12 +83,15 @@ class ScriptedMeeting:
         self.screen_ids: dict[str, int] = {}
         for pm in media.participants:
             p = pm.participant
-            person = new_person(self.meeting, p.name, tenant_id=self.meeting.tenant_id,
-                                video=pm.video is not None)
+            person = new_person(
+                self.meeting, p.name, tenant_id=self.meeting.tenant_id, video=pm.video is not None
+            )
             video, audio = person.stream("video"), person.stream("audio")
-            assert audio is not None   # new_person gives everyone a microphone
-            self.source_ids[p.name] = (int(audio.source_id),
-                                       int(video.source_id) if video is not None else None)
+            assert audio is not None  # new_person gives everyone a microphone
+            self.source_ids[p.name] = (
+                int(audio.source_id),
+                int(video.source_id) if video is not None else None,
+            )
             if pm.screen is not None:
                 stream = MediaStream("videoBasedScreenSharing", self.meeting.next_source_id(), "inactive")
                 person.media_streams.append(stream)
@@ -87,18 +99,26 @@ class ScriptedMeeting:
             self.people[p.name] = person
         #: the script's time zero on ``time.monotonic_ns()``; None until a bot joins
         self.start_ns: int | None = None
-        self.runs = 0            # how many times the script has started
+        self.runs = 0  # how many times the script has started
         self._task: asyncio.Task | None = None
         self._join_initial()
         handler.meetings[self.meeting.id] = self
 
     @classmethod
-    async def prepare(cls, emulator: GraphEmulator, handler: ConferenceHandler, script: MeetingScript, *,
-                      video: bool = True, **kw) -> ScriptedMeeting:
+    async def prepare(
+        cls,
+        emulator: GraphEmulator,
+        handler: ConferenceHandler,
+        script: MeetingScript,
+        *,
+        video: bool = True,
+        **kw,
+    ) -> ScriptedMeeting:
         """Encode the script's media (off the event loop: seconds of espeak-ng and
         x264 for the default meeting) and host the meeting."""
         media = await asyncio.get_running_loop().run_in_executor(
-            None, lambda: prepare_meeting(script, video=video))
+            None, lambda: prepare_meeting(script, video=video)
+        )
         return cls(emulator, handler, script, media, **kw)
 
     @property
@@ -107,12 +127,22 @@ class ScriptedMeeting:
 
     def describe(self) -> dict:
         """The meeting's addresses and people (the emulator process prints this)."""
-        return {"id": self.meeting.id, "title": self.script.title, "joinWebUrl": self.meeting.join_web_url,
-                "joinMeetingId": self.meeting.join_meeting_id, "durationS": self.script.duration_s,
-                "participants": {name: {"id": p.id, "audioSourceId": self.source_ids[name][0],
-                                        "videoSourceId": self.source_ids[name][1],
-                                        "screenSharingSourceId": self.screen_ids.get(name)}
-                                 for name, p in self.people.items()}}
+        return {
+            "id": self.meeting.id,
+            "title": self.script.title,
+            "joinWebUrl": self.meeting.join_web_url,
+            "joinMeetingId": self.meeting.join_meeting_id,
+            "durationS": self.script.duration_s,
+            "participants": {
+                name: {
+                    "id": p.id,
+                    "audioSourceId": self.source_ids[name][0],
+                    "videoSourceId": self.source_ids[name][1],
+                    "screenSharingSourceId": self.screen_ids.get(name),
+                }
+                for name, p in self.people.items()
+            },
+        }
 
     def _join_initial(self) -> None:
         for p in self.script.participants:
@@ -134,21 +164,35 @@ class ScriptedMeeting:
             self.start_ns = time.monotonic_ns() + int(lead_in_s * 1e9)
             self.runs += 1
             self._task = asyncio.get_running_loop().create_task(self._run(self.start_ns))
-            self._line(f"starts (run {self.runs}): {len(self.script.participants)} people, "
-                       f"{self.script.duration_s:g} s")
+            self._line(
+                f"starts (run {self.runs}): {len(self.script.participants)} people, "
+                f"{self.script.duration_s:g} s"
+            )
         return self.start_ns
 
     def _events(self) -> list[tuple[float, int, str, str, str | None]]:
         video = bool(self.screen_ids)
-        events = ([(p.join_s, 0, "join", p.name, None) for p in self.script.participants if p.join_s > 0]
-                  + [(p.leave_s, 1, "leave", p.name, None) for p in self.script.participants
-                     if p.leave_s is not None]
-                  + [(sh.start_s, 2, "share", p.name, None) for p in self.script.participants
-                     for sh in p.screen_share if video and p.name in self.screen_ids]
-                  + [(sh.end_s, 3, "unshare", p.name, None) for p in self.script.participants
-                     for sh in p.screen_share if video and p.name in self.screen_ids]
-                  + [(d.at_s, 4, "dtmf", p.name, d.digits) for p in self.script.participants
-                     for d in p.dtmf])
+        events = (
+            [(p.join_s, 0, "join", p.name, None) for p in self.script.participants if p.join_s > 0]
+            + [
+                (p.leave_s, 1, "leave", p.name, None)
+                for p in self.script.participants
+                if p.leave_s is not None
+            ]
+            + [
+                (sh.start_s, 2, "share", p.name, None)
+                for p in self.script.participants
+                for sh in p.screen_share
+                if video and p.name in self.screen_ids
+            ]
+            + [
+                (sh.end_s, 3, "unshare", p.name, None)
+                for p in self.script.participants
+                for sh in p.screen_share
+                if video and p.name in self.screen_ids
+            ]
+            + [(d.at_s, 4, "dtmf", p.name, d.digits) for p in self.script.participants for d in p.dtmf]
+        )
         return sorted((e for e in events if e[0] < self.script.duration_s), key=lambda e: (e[0], e[1]))
 
     async def _sleep_until(self, start_ns: int, at_s: float) -> None:
@@ -172,7 +216,7 @@ class ScriptedMeeting:
                 if person.id in meeting.participants:
                     self.emu.share_screen(meeting.id, person.id, what == "share")
                     self._line(f"{name} {'started' if what == 'share' else 'stopped'} sharing their screen")
-            else:   # in-band only (RFC 4733 on their audio stream, in the conference's media)
+            else:  # in-band only (RFC 4733 on their audio stream, in the conference's media)
                 self._line(f"{name} pressed {digits}")
         await self._sleep_until(start_ns, self.script.duration_s + self.tail_s)
         self._line("the script has ended")

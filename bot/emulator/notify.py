@@ -11,8 +11,9 @@ import random
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import aiohttp
 
@@ -26,8 +27,14 @@ NOTIFICATION_TYPE = "#microsoft.graph.commsNotification"
 ENUM_MEMBERS = frozenset({"state", "status", "direction", "mediaType", "completionReason", "recordingStatus"})
 
 
-def envelope(change_type: str, resource_url: str, resource_data: Any = None, *,
-             callback_uri: str | None = None, legacy_resource: bool = False) -> dict:
+def envelope(
+    change_type: str,
+    resource_url: str,
+    resource_data: Any = None,
+    *,
+    callback_uri: str | None = None,
+    legacy_resource: bool = False,
+) -> dict:
     """One ``commsNotifications`` body carrying exactly one notification, as every example does."""
     item: dict[str, Any] = {"@odata.type": NOTIFICATION_TYPE, "changeType": change_type}
     if legacy_resource:
@@ -52,8 +59,9 @@ def legacy_body(body: dict) -> dict | None:
     participants = []
     source = data.get("source") or {}
     if source.get("identity"):
-        participants.append({"identity": source["identity"], "languageId": source.get("languageId"),
-                             "originator": True})
+        participants.append(
+            {"identity": source["identity"], "languageId": source.get("languageId"), "originator": True}
+        )
     for target in data.get("targets") or []:
         participants.append({"identity": target.get("identity"), "originator": False})
     return {
@@ -128,8 +136,11 @@ class Delivery:
     def notification(self) -> dict:
         """The (Graph-format) notification item; for a legacy body, a stand-in with its state."""
         if self.legacy:
-            return {"changeType": "legacy", "resourceUrl": f"/communications/calls/{self.body.get('id')}",
-                    "resourceData": {"legacyState": self.body.get("callState")}}
+            return {
+                "changeType": "legacy",
+                "resourceUrl": f"/communications/calls/{self.body.get('id')}",
+                "resourceData": {"legacyState": self.body.get("callState")},
+            }
         return self.body["value"][0]
 
     @property
@@ -191,8 +202,16 @@ class Notifier:
         self.faults = faults
         self._random = random.Random(faults.seed)
 
-    def enqueue(self, call_id: str, body: dict, *, app_id: str, tenant_id: str,
-                scenario_id: str | None = None, chain_id: str | None = None) -> None:
+    def enqueue(
+        self,
+        call_id: str,
+        body: dict,
+        *,
+        app_id: str,
+        tenant_id: str,
+        scenario_id: str | None = None,
+        chain_id: str | None = None,
+    ) -> None:
         self._sequence += 1
         pending = _Pending(call_id, body, self._sequence, app_id, tenant_id, scenario_id, chain_id)
         queue = self._queues.get(call_id)
@@ -207,6 +226,7 @@ class Notifier:
 
     async def drain(self, timeout_s: float = 10.0) -> None:
         """Wait until every queued notification has been attempted."""
+
         async def _join() -> None:
             for queue in list(self._queues.values()):
                 await queue.join()
@@ -215,6 +235,7 @@ class Notifier:
 
     async def wait_for(self, predicate: Callable[[Delivery], bool], timeout_s: float = 5.0) -> Delivery:
         """The first delivery (past or future) that satisfies ``predicate``."""
+
         async def _wait() -> Delivery:
             async with self._changed:
                 while True:
@@ -260,8 +281,9 @@ class Notifier:
             await asyncio.sleep(self.faults.delay_s)
         body = pending.body
         if self.faults.pascal_odata_type or self.faults.enum_case:
-            body = apply_quirks(body, pascal_odata_type=self.faults.pascal_odata_type,
-                                enum_case=self.faults.enum_case)
+            body = apply_quirks(
+                body, pascal_odata_type=self.faults.pascal_odata_type, enum_case=self.faults.enum_case
+            )
         data = json.dumps(body).encode()
         legacy = legacy_body(body) if self.faults.legacy_first else None
         if legacy is not None:
@@ -270,7 +292,9 @@ class Notifier:
                 return
         await self._post(pending, body, duplicate, data)
 
-    async def _post(self, pending: _Pending, body: dict, duplicate: bool, data: bytes | None = None) -> int | None:
+    async def _post(
+        self, pending: _Pending, body: dict, duplicate: bool, data: bytes | None = None
+    ) -> int | None:
         """POST one body (following 302s, retrying connection errors); returns the last status."""
         assert self._session is not None, "Notifier not started"
         data = data if data is not None else json.dumps(body).encode()
@@ -279,8 +303,18 @@ class Notifier:
         while True:
             url = self._resolve_url(pending.call_id)
             if url is None:
-                await self._record(Delivery(pending.call_id, "", copy.deepcopy(body), {}, None,
-                                            "no callbackUri", pending.sequence, duplicate))
+                await self._record(
+                    Delivery(
+                        pending.call_id,
+                        "",
+                        copy.deepcopy(body),
+                        {},
+                        None,
+                        "no callbackUri",
+                        pending.sequence,
+                        duplicate,
+                    )
+                )
                 return None
             headers = {
                 "Content-Type": "application/json",
@@ -301,8 +335,18 @@ class Notifier:
                     await resp.read()
             except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
                 error = f"{type(exc).__name__}: {exc}"
-            await self._record(Delivery(pending.call_id, url, copy.deepcopy(body), headers, status, error,
-                                        pending.sequence, duplicate))
+            await self._record(
+                Delivery(
+                    pending.call_id,
+                    url,
+                    copy.deepcopy(body),
+                    headers,
+                    status,
+                    error,
+                    pending.sequence,
+                    duplicate,
+                )
+            )
             if status == 302 and location and redirects < 3:
                 # Region/instance redirect: later notifications of this call go to Location too.
                 redirects += 1
@@ -310,7 +354,7 @@ class Notifier:
                 continue
             if error is not None and attempt < self._retries:
                 attempt += 1
-                await asyncio.sleep(0.05 * 2 ** attempt)
+                await asyncio.sleep(0.05 * 2**attempt)
                 continue
             return status
 

@@ -16,14 +16,20 @@ from aiohttp import web
 
 from .notify import NotificationFaults
 from .service import GraphError
-from .state import Meeting, MediaStream, Participant, identity, new_id, next_source_id
+from .state import MediaStream, Meeting, Participant, identity, new_id, next_source_id
 
 if TYPE_CHECKING:
     from .server import GraphEmulator
 
 
-def new_meeting(tenant_id: str, *, organizer_id: str | None = None, subject: str | None = None,
-                join_meeting_id: str | None = None, passcode: str | None = None) -> Meeting:
+def new_meeting(
+    tenant_id: str,
+    *,
+    organizer_id: str | None = None,
+    subject: str | None = None,
+    join_meeting_id: str | None = None,
+    passcode: str | None = None,
+) -> Meeting:
     meeting_id = new_id()
     return Meeting(
         id=meeting_id,
@@ -37,8 +43,15 @@ def new_meeting(tenant_id: str, *, organizer_id: str | None = None, subject: str
     )
 
 
-def new_person(meeting: Meeting | None, display_name: str, *, user_id: str | None = None,
-               tenant_id: str | None = None, video: bool = False, muted: bool = False) -> Participant:
+def new_person(
+    meeting: Meeting | None,
+    display_name: str,
+    *,
+    user_id: str | None = None,
+    tenant_id: str | None = None,
+    video: bool = False,
+    muted: bool = False,
+) -> Participant:
     def source_id() -> str:
         return meeting.next_source_id() if meeting is not None else next_source_id()
 
@@ -74,7 +87,7 @@ def _json(body: Any, status: int = 200) -> web.Response:
 
 
 class ControlRoutes:
-    def __init__(self, emulator: "GraphEmulator") -> None:
+    def __init__(self, emulator: GraphEmulator) -> None:
         self.emu = emulator
 
     def add_to(self, app: web.Application) -> None:
@@ -83,9 +96,13 @@ class ControlRoutes:
         r.add_get("/emulator/meetings/{meeting_id}", self.get_meeting)
         r.add_post("/emulator/meetings/{meeting_id}/participants", self.add_participant)
         r.add_delete("/emulator/meetings/{meeting_id}/participants/{participant_id}", self.remove_participant)
-        r.add_post("/emulator/meetings/{meeting_id}/participants/{participant_id}/mute", self.mute_participant)
-        r.add_post("/emulator/meetings/{meeting_id}/participants/{participant_id}/screen-sharing",
-                   self.screen_sharing)
+        r.add_post(
+            "/emulator/meetings/{meeting_id}/participants/{participant_id}/mute", self.mute_participant
+        )
+        r.add_post(
+            "/emulator/meetings/{meeting_id}/participants/{participant_id}/screen-sharing",
+            self.screen_sharing,
+        )
         r.add_post("/emulator/incoming-call", self.incoming_call)
         r.add_get("/emulator/calls", self.list_calls)
         r.add_post("/emulator/calls/{call_id}/tones", self.tones)
@@ -109,8 +126,12 @@ class ControlRoutes:
 
     async def create_meeting(self, request: web.Request) -> web.Response:
         body = await self._body(request)
-        meeting = self.emu.create_meeting(subject=body.get("subject"), join_meeting_id=body.get("joinMeetingId"),
-                                          passcode=body.get("passcode"), organizer_id=body.get("organizerId"))
+        meeting = self.emu.create_meeting(
+            subject=body.get("subject"),
+            join_meeting_id=body.get("joinMeetingId"),
+            passcode=body.get("passcode"),
+            organizer_id=body.get("organizerId"),
+        )
         return _json(meeting_description(meeting), 201)
 
     async def get_meeting(self, request: web.Request) -> web.Response:
@@ -118,9 +139,13 @@ class ControlRoutes:
 
     async def add_participant(self, request: web.Request) -> web.Response:
         body = await self._body(request)
-        person = self.emu.add_participant(self._meeting(request).id, body.get("displayName", "Participant"),
-                                          user_id=body.get("id"), video=bool(body.get("video")),
-                                          muted=bool(body.get("isMuted")))
+        person = self.emu.add_participant(
+            self._meeting(request).id,
+            body.get("displayName", "Participant"),
+            user_id=body.get("id"),
+            video=bool(body.get("video")),
+            muted=bool(body.get("isMuted")),
+        )
         return _json(person.to_graph(), 201)
 
     async def remove_participant(self, request: web.Request) -> web.Response:
@@ -129,14 +154,16 @@ class ControlRoutes:
 
     async def mute_participant(self, request: web.Request) -> web.Response:
         body = await self._body(request)
-        self.emu.service.set_muted(self._meeting(request), request.match_info["participant_id"],
-                                   bool(body.get("isMuted", True)))
+        self.emu.service.set_muted(
+            self._meeting(request), request.match_info["participant_id"], bool(body.get("isMuted", True))
+        )
         return web.Response(status=204)
 
     async def screen_sharing(self, request: web.Request) -> web.Response:
         body = await self._body(request)
-        session_id = self.emu.share_screen(self._meeting(request).id, request.match_info["participant_id"],
-                                           bool(body.get("sharing", True)))
+        session_id = self.emu.share_screen(
+            self._meeting(request).id, request.match_info["participant_id"], bool(body.get("sharing", True))
+        )
         return _json({"contentSharingSessionId": session_id})
 
     async def incoming_call(self, request: web.Request) -> web.Response:
@@ -150,9 +177,12 @@ class ControlRoutes:
         if body.get("script") is not None:
             display_name, media = await self._caller_media(body["script"])
         call = self.emu.incoming_call(
-            display_name=display_name, user_id=body.get("id"),
-            phone=body.get("phone"), modalities=body.get("modalities") or ["audio"],
-            meeting_id=body.get("meetingId"), app_id=body.get("appId"),
+            display_name=display_name,
+            user_id=body.get("id"),
+            phone=body.get("phone"),
+            modalities=body.get("modalities") or ["audio"],
+            meeting_id=body.get("meetingId"),
+            app_id=body.get("appId"),
             observed_participant_id=body.get("observedParticipantId"),
         )
         if media is not None:
@@ -183,7 +213,8 @@ class ControlRoutes:
             raise GraphError(400, "BadRequest", "script: a caller's script has exactly one [[participant]]")
         parsed = parsed.without_video()
         media = await asyncio.get_running_loop().run_in_executor(
-            None, lambda: prepare_meeting(parsed, video=False))
+            None, lambda: prepare_meeting(parsed, video=False)
+        )
         return parsed.participants[0].name, media
 
     async def call_media(self, request: web.Request) -> web.Response:
@@ -209,11 +240,21 @@ class ControlRoutes:
         def status(c: Any) -> list[dict]:
             return [{"status": s, "time": t} for s, t in c.recording_status]
 
-        calls = [{"id": c.id, "state": c.state, "kind": c.kind, "direction": c.direction,
-                  "participants": len(c.participants), "recordingStatus": status(c)}
-                 for c in self.emu.service.calls.values()]
-        ended = [{"id": c.id, "state": c.state, "recordingStatus": status(c)}
-                 for c in self.emu.service.ended.values()]
+        calls = [
+            {
+                "id": c.id,
+                "state": c.state,
+                "kind": c.kind,
+                "direction": c.direction,
+                "participants": len(c.participants),
+                "recordingStatus": status(c),
+            }
+            for c in self.emu.service.calls.values()
+        ]
+        ended = [
+            {"id": c.id, "state": c.state, "recordingStatus": status(c)}
+            for c in self.emu.service.ended.values()
+        ]
         return _json({"active": calls, "ended": ended})
 
     async def tones(self, request: web.Request) -> web.Response:
@@ -228,24 +269,46 @@ class ControlRoutes:
     async def set_faults(self, request: web.Request) -> web.Response:
         body = await self._body(request)
         for rule in body.get("http") or []:
-            self.emu.fail_requests(rule["status"], count=rule.get("count", 1), retry_after=rule.get("retryAfter"),
-                                   path=rule.get("path"), method=rule.get("method"))
+            self.emu.fail_requests(
+                rule["status"],
+                count=rule.get("count", 1),
+                retry_after=rule.get("retryAfter"),
+                path=rule.get("path"),
+                method=rule.get("method"),
+            )
         if "notifications" in body:
             self.emu.notification_faults = NotificationFaults(**body["notifications"])
-        return _json({"http": [asdict(f) for f in self.emu.http_faults],
-                      "notifications": asdict(self.emu.notification_faults)})
+        return _json(
+            {
+                "http": [asdict(f) for f in self.emu.http_faults],
+                "notifications": asdict(self.emu.notification_faults),
+            }
+        )
 
     async def list_requests(self, request: web.Request) -> web.Response:
         return _json([asdict(r) for r in self.emu.requests])
 
     async def list_notifications(self, request: web.Request) -> web.Response:
-        return _json([{"callId": d.call_id, "url": d.url, "status": d.status, "error": d.error,
-                       "duplicate": d.duplicate, "body": d.body} for d in self.emu.deliveries])
+        return _json(
+            [
+                {
+                    "callId": d.call_id,
+                    "url": d.url,
+                    "status": d.status,
+                    "error": d.error,
+                    "duplicate": d.duplicate,
+                    "body": d.body,
+                }
+                for d in self.emu.deliveries
+            ]
+        )
 
     async def recording(self, request: web.Request) -> web.StreamResponse:
         entry = self.emu.service.recordings.get(request.match_info["operation_id"])
         if entry is None:
-            raise GraphError(404, "ItemNotFound", "recording not found (recordings are discarded with the call)")
+            raise GraphError(
+                404, "ItemNotFound", "recording not found (recordings are discarded with the call)"
+            )
         token, audio = entry
         supplied = request.headers.get("Authorization", "")
         if not secrets.compare_digest(supplied, f"Bearer {token}"):
@@ -254,6 +317,6 @@ class ControlRoutes:
         response.enable_chunked_encoding()
         await response.prepare(request)
         for offset in range(0, len(audio), 16384):
-            await response.write(audio[offset:offset + 16384])
+            await response.write(audio[offset : offset + 16384])
         await response.write_eof()
         return response

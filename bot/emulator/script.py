@@ -112,14 +112,22 @@ class MeetingScript:
         for p in self.participants:
             if p.join_s >= duration_s:
                 continue
-            shares = tuple(ScreenShare(sh.start_s, min(sh.end_s, duration_s))
-                           for sh in p.screen_share if sh.start_s < duration_s)
-            ps.append(Participant(**{
-                **p.__dict__,
-                "leave_s": p.leave_s if p.leave_s is not None and p.leave_s < duration_s else None,
-                "say": tuple(u for u in p.say if u.at_s < duration_s),
-                "dtmf": tuple(d for d in p.dtmf if d.at_s < duration_s),
-                "screen_share": shares}))
+            shares = tuple(
+                ScreenShare(sh.start_s, min(sh.end_s, duration_s))
+                for sh in p.screen_share
+                if sh.start_s < duration_s
+            )
+            ps.append(
+                Participant(
+                    **{
+                        **p.__dict__,
+                        "leave_s": p.leave_s if p.leave_s is not None and p.leave_s < duration_s else None,
+                        "say": tuple(u for u in p.say if u.at_s < duration_s),
+                        "dtmf": tuple(d for d in p.dtmf if d.at_s < duration_s),
+                        "screen_share": shares,
+                    }
+                )
+            )
         return MeetingScript(self.title, duration_s, tuple(ps), self.source)
 
     def without_video(self) -> MeetingScript:
@@ -130,8 +138,7 @@ class MeetingScript:
 _REQUIRED = object()
 
 
-def _num(d: dict, key: str, where: str, default: object = _REQUIRED, *,
-         minimum: float = 0.0) -> float:
+def _num(d: dict, key: str, where: str, default: object = _REQUIRED, *, minimum: float = 0.0) -> float:
     v = d.get(key, default)
     if v is _REQUIRED:
         raise ScriptError(f"{where}.{key}: required")
@@ -145,8 +152,19 @@ def _num(d: dict, key: str, where: str, default: object = _REQUIRED, *,
 def _participant(d: dict, where: str, base: Path, duration: float) -> Participant:
     if not isinstance(d, dict):
         raise ScriptError(f"{where}: expected a table")
-    unknown = set(d) - {"name", "voice", "video", "width", "height", "fps", "join_s", "leave_s",
-                        "say", "dtmf", "screen_share"}
+    unknown = set(d) - {
+        "name",
+        "voice",
+        "video",
+        "width",
+        "height",
+        "fps",
+        "join_s",
+        "leave_s",
+        "say",
+        "dtmf",
+        "screen_share",
+    }
     if unknown:
         raise ScriptError(f"{where}: unknown key(s) {sorted(unknown)}")
     name = d.get("name")
@@ -154,7 +172,7 @@ def _participant(d: dict, where: str, base: Path, duration: float) -> Participan
         raise ScriptError(f"{where}.name: required, a non-empty string")
     video = d.get("video", "pattern")
     if not isinstance(video, str):
-        raise ScriptError(f"{where}.video: expected \"pattern\", \"none\" or a file path")
+        raise ScriptError(f'{where}.video: expected "pattern", "none" or a file path')
     if video not in ("pattern", "none"):
         path = (base / video) if not Path(video).is_absolute() else Path(video)
         if not path.exists():
@@ -202,9 +220,19 @@ def _participant(d: dict, where: str, base: Path, duration: float) -> Participan
         if end <= start:
             raise ScriptError(f"{w}: end_s must be after start_s")
         shares.append(ScreenShare(start, end))
-    return Participant(name.strip(), str(d.get("voice", "en-us")), video, width, height, fps,
-                       join_s, leave_s, tuple(sorted(say, key=lambda u: u.at_s)), tuple(dtmf),
-                       tuple(shares))
+    return Participant(
+        name.strip(),
+        str(d.get("voice", "en-us")),
+        video,
+        width,
+        height,
+        fps,
+        join_s,
+        leave_s,
+        tuple(sorted(say, key=lambda u: u.at_s)),
+        tuple(dtmf),
+        tuple(shares),
+    )
 
 
 def parse_script(data: dict, source: Path | None = None) -> MeetingScript:
@@ -240,16 +268,23 @@ def dump_script(script: MeetingScript) -> str:
     script (file paths absolute, so the text can live anywhere)."""
 
     def s(v: object) -> str:
-        return json.dumps(str(v))   # a TOML basic string
+        return json.dumps(str(v))  # a TOML basic string
 
     def n(v: float) -> str:
         return repr(float(v))
 
     lines = ["[meeting]", f"title = {s(script.title)}", f"duration_s = {n(script.duration_s)}", ""]
     for p in script.participants:
-        lines += ["[[participant]]", f"name = {s(p.name)}", f"voice = {s(p.voice)}",
-                  f"video = {s(p.video)}", f"width = {p.width}", f"height = {p.height}",
-                  f"fps = {n(p.fps)}", f"join_s = {n(p.join_s)}"]
+        lines += [
+            "[[participant]]",
+            f"name = {s(p.name)}",
+            f"voice = {s(p.voice)}",
+            f"video = {s(p.video)}",
+            f"width = {p.width}",
+            f"height = {p.height}",
+            f"fps = {n(p.fps)}",
+            f"join_s = {n(p.join_s)}",
+        ]
         if p.leave_s is not None:
             lines.append(f"leave_s = {n(p.leave_s)}")
         says = []
@@ -261,9 +296,13 @@ def dump_script(script: MeetingScript) -> str:
                 parts.append(f"wav = {s(Path(u.wav).resolve())}")
             says.append("{ " + ", ".join(parts) + " }")
         lines.append(f"say = [{', '.join(says)}]")
-        lines.append("dtmf = [" + ", ".join(f"{{ at_s = {n(d.at_s)}, digits = {s(d.digits)} }}"
-                                            for d in p.dtmf) + "]")
-        lines.append("screen_share = [" + ", ".join(
-            f"{{ start_s = {n(sh.start_s)}, end_s = {n(sh.end_s)} }}" for sh in p.screen_share) + "]")
+        lines.append(
+            "dtmf = [" + ", ".join(f"{{ at_s = {n(d.at_s)}, digits = {s(d.digits)} }}" for d in p.dtmf) + "]"
+        )
+        lines.append(
+            "screen_share = ["
+            + ", ".join(f"{{ start_s = {n(sh.start_s)}, end_s = {n(sh.end_s)} }}" for sh in p.screen_share)
+            + "]"
+        )
         lines.append("")
     return "\n".join(lines)

@@ -18,8 +18,9 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -67,17 +68,25 @@ class HttpFault:
         return self.path is None or re.search(self.path, request.path) is not None
 
 
-def graph_error_body(code: str, message: str, request_id: str, client_request_id: str | None,
-                     status: int) -> dict:
+def graph_error_body(
+    code: str, message: str, request_id: str, client_request_id: str | None, status: int
+) -> dict:
     date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
     inner: dict[str, Any] = {"request-id": request_id, "date": date}
     if client_request_id:
         inner["client-request-id"] = client_request_id
     if status == 429:
         # The documented throttling body (https://learn.microsoft.com/graph/throttling).
-        inner = {"code": "429", "date": date, "message": "Please retry after", "request-id": request_id,
-                 "status": "429"}
-        return {"error": {"code": "TooManyRequests", "innerError": inner, "message": TOO_MANY_REQUESTS_MESSAGE}}
+        inner = {
+            "code": "429",
+            "date": date,
+            "message": "Please retry after",
+            "request-id": request_id,
+            "status": "429",
+        }
+        return {
+            "error": {"code": "TooManyRequests", "innerError": inner, "message": TOO_MANY_REQUESTS_MESSAGE}
+        }
     return {"error": {"code": code, "message": message, "innerError": inner}}
 
 
@@ -107,14 +116,23 @@ class GraphEmulator:
         self._tls_enabled = tls
         self.require_auth = require_auth
         self.auth = EmulatorAuth()
-        self.app = self.auth.register_app(AppRegistration(
-            app_id=app_id or str(uuid.uuid4()), tenant_id=tenant_id or str(uuid.uuid4()),
-            client_secret=client_secret or uuid.uuid4().hex, webhook_url=webhook_url, display_name="mediabot",
-        ))
+        self.app = self.auth.register_app(
+            AppRegistration(
+                app_id=app_id or str(uuid.uuid4()),
+                tenant_id=tenant_id or str(uuid.uuid4()),
+                client_secret=client_secret or uuid.uuid4().hex,
+                webhook_url=webhook_url,
+                display_name="mediabot",
+            )
+        )
         self.tls: TlsMaterial | None = None
-        self.notifier = Notifier(sign=self._sign_callback, resolve_url=self._callback_url,
-                                 on_redirect=self._redirect_callback, faults=notification_faults,
-                                 ssl_context=callback_ssl)
+        self.notifier = Notifier(
+            sign=self._sign_callback,
+            resolve_url=self._callback_url,
+            on_redirect=self._redirect_callback,
+            faults=notification_faults,
+            ssl_context=callback_ssl,
+        )
         self.service = CallsService(self.notifier, self.auth.apps, options or ServiceOptions(), media_handler)
         bind = getattr(media_handler, "bind", None)
         if bind is not None:  # a media side that ends calls (ConferenceHandler: refused media)
@@ -130,7 +148,7 @@ class GraphEmulator:
         self.tls_port = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
-    async def start(self) -> "GraphEmulator":
+    async def start(self) -> GraphEmulator:
         app = web.Application(middlewares=[self._middleware], client_max_size=4 * 1024 * 1024)
         LoginRoutes(self).add_to(app)
         ControlRoutes(self).add_to(app)
@@ -142,7 +160,9 @@ class GraphEmulator:
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         if self._tls_enabled:
             self.tls = await asyncio.get_running_loop().run_in_executor(None, TlsMaterial.generate)
-            tls_site = web.TCPSite(self._runner, self.host, self._tls_port, ssl_context=self.tls.server_context())
+            tls_site = web.TCPSite(
+                self._runner, self.host, self._tls_port, ssl_context=self.tls.server_context()
+            )
             await tls_site.start()
             self.tls_port = tls_site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.service.public_base = self.base_url
@@ -161,7 +181,7 @@ class GraphEmulator:
         if self.tls is not None:
             self.tls.cleanup()
 
-    async def __aenter__(self) -> "GraphEmulator":
+    async def __aenter__(self) -> GraphEmulator:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -255,16 +275,28 @@ class GraphEmulator:
         return {"authority": self.authority, "instance_discovery": False, "http_client": session}
 
     # -- bots, tokens, faults ------------------------------------------------------------------
-    def register_bot(self, *, webhook_url: str | None = None, app_id: str | None = None,
-                     tenant_id: str | None = None, client_secret: str | None = None,
-                     certificate_pem: bytes | None = None, roles: tuple[str, ...] | None = None,
-                     display_name: str = "mediabot") -> AppRegistration:
+    def register_bot(
+        self,
+        *,
+        webhook_url: str | None = None,
+        app_id: str | None = None,
+        tenant_id: str | None = None,
+        client_secret: str | None = None,
+        certificate_pem: bytes | None = None,
+        roles: tuple[str, ...] | None = None,
+        display_name: str = "mediabot",
+    ) -> AppRegistration:
         """Register (or update) a bot application; without ``app_id`` updates the default one."""
         current = self.auth.apps.get(app_id or self.app.app_id)
         if current is None:
-            current = self.auth.register_app(AppRegistration(
-                app_id=app_id or str(uuid.uuid4()), tenant_id=tenant_id or self.app.tenant_id,
-                client_secret=client_secret, display_name=display_name))
+            current = self.auth.register_app(
+                AppRegistration(
+                    app_id=app_id or str(uuid.uuid4()),
+                    tenant_id=tenant_id or self.app.tenant_id,
+                    client_secret=client_secret,
+                    display_name=display_name,
+                )
+            )
         if webhook_url is not None:
             current.webhook_url = webhook_url
         if client_secret is not None:
@@ -279,10 +311,22 @@ class GraphEmulator:
         app = self.auth.apps[app_id or self.app.app_id]
         return self.auth.issue_access_token(app.app_id, app.tenant_id)
 
-    def fail_requests(self, status: int, *, count: int = 1, retry_after: float | str | None = None,
-                      path: str | None = None, method: str | None = None) -> HttpFault:
-        fault = HttpFault(status=status, count=count, retry_after=None if retry_after is None else str(retry_after),
-                          path=path, method=method)
+    def fail_requests(
+        self,
+        status: int,
+        *,
+        count: int = 1,
+        retry_after: float | str | None = None,
+        path: str | None = None,
+        method: str | None = None,
+    ) -> HttpFault:
+        fault = HttpFault(
+            status=status,
+            count=count,
+            retry_after=None if retry_after is None else str(retry_after),
+            path=path,
+            method=method,
+        )
         self.http_faults.append(fault)
         return fault
 
@@ -299,21 +343,40 @@ class GraphEmulator:
         return self.notifier.deliveries
 
     # -- scenarios -----------------------------------------------------------------------------
-    def create_meeting(self, *, subject: str | None = None, join_meeting_id: str | None = None,
-                       passcode: str | None = None, organizer_id: str | None = None) -> Meeting:
-        meeting = new_meeting(self.app.tenant_id, organizer_id=organizer_id, subject=subject,
-                              join_meeting_id=join_meeting_id, passcode=passcode)
+    def create_meeting(
+        self,
+        *,
+        subject: str | None = None,
+        join_meeting_id: str | None = None,
+        passcode: str | None = None,
+        organizer_id: str | None = None,
+    ) -> Meeting:
+        meeting = new_meeting(
+            self.app.tenant_id,
+            organizer_id=organizer_id,
+            subject=subject,
+            join_meeting_id=join_meeting_id,
+            passcode=passcode,
+        )
         self.service.meetings[meeting.id] = meeting
         return meeting
 
     def meeting_by_thread(self, thread_id: str) -> Meeting | None:
         return next((m for m in self.service.meetings.values() if m.thread_id == thread_id), None)
 
-    def add_participant(self, meeting_id: str, display_name: str, *, user_id: str | None = None,
-                        video: bool = False, muted: bool = False) -> Participant:
+    def add_participant(
+        self,
+        meeting_id: str,
+        display_name: str,
+        *,
+        user_id: str | None = None,
+        video: bool = False,
+        muted: bool = False,
+    ) -> Participant:
         meeting = self._meeting(meeting_id)
-        person = new_person(meeting, display_name, user_id=user_id, tenant_id=meeting.tenant_id, video=video,
-                            muted=muted)
+        person = new_person(
+            meeting, display_name, user_id=user_id, tenant_id=meeting.tenant_id, video=video, muted=muted
+        )
         self.service.join_meeting(meeting, person)
         return person
 
@@ -327,9 +390,17 @@ class GraphEmulator:
     def set_participant_muted(self, meeting_id: str, participant_id: str, muted: bool) -> None:
         self.service.set_muted(self._meeting(meeting_id), participant_id, muted)
 
-    def incoming_call(self, *, display_name: str = "Caller", user_id: str | None = None, phone: str | None = None,
-                      modalities: list[str] | None = None, meeting_id: str | None = None,
-                      app_id: str | None = None, observed_participant_id: str | None = None) -> Call:
+    def incoming_call(
+        self,
+        *,
+        display_name: str = "Caller",
+        user_id: str | None = None,
+        phone: str | None = None,
+        modalities: list[str] | None = None,
+        meeting_id: str | None = None,
+        app_id: str | None = None,
+        observed_participant_id: str | None = None,
+    ) -> Call:
         """Ring the bot: POSTs the ``created`` notification to the bot's registered webhook.
         With ``observed_participant_id`` (a participant of the meeting ``meeting_id``) it is a
         policy-based recording call: the recording bot is invited because that participant is
@@ -347,9 +418,14 @@ class GraphEmulator:
             source = identity("phone", phone)
         else:
             source = identity("user", user_id or new_id(), display_name, app.tenant_id)
-        return self.service.incoming_call(app_id=app.app_id, tenant_id=app.tenant_id, source=source,
-                                          modalities=modalities or ["audio"], meeting=meeting,
-                                          observed_participant_id=observed_participant_id)
+        return self.service.incoming_call(
+            app_id=app.app_id,
+            tenant_id=app.tenant_id,
+            source=source,
+            modalities=modalities or ["audio"],
+            meeting=meeting,
+            observed_participant_id=observed_participant_id,
+        )
 
     def press_tones(self, call_id: str, tones: list[str]) -> int:
         """A simulated participant presses DTMF keys (``"1"``, ``"#"`` or ``"tone1"``, ``"pound"``)."""
@@ -369,18 +445,24 @@ class GraphEmulator:
         """Wait for every running sequence and queued notification (media operations excepted)."""
         await self.service.settle(timeout_s)
 
-    async def wait_for_notification(self, predicate: Callable[[Delivery], bool], timeout_s: float = 5.0) -> Delivery:
+    async def wait_for_notification(
+        self, predicate: Callable[[Delivery], bool], timeout_s: float = 5.0
+    ) -> Delivery:
         return await self.notifier.wait_for(predicate, timeout_s)
 
     async def wait_for_state(self, call_id: str, state: str, timeout_s: float = 5.0) -> Delivery:
         """The delivered notification that put the call into ``state`` (``terminated`` = deleted)."""
+
         def matches(d: Delivery) -> bool:
             item = d.notification
             data = item.get("resourceData")
             if d.call_id != call_id or not isinstance(data, dict) or not d.delivered:
                 return False
-            if state == "terminated" and item.get("changeType") == "deleted" and "/operations/" not in item.get(
-                    "resourceUrl", ""):
+            if (
+                state == "terminated"
+                and item.get("changeType") == "deleted"
+                and "/operations/" not in item.get("resourceUrl", "")
+            ):
                 return True
             return str(data.get("state", "")).lower() == state.lower()
 
@@ -418,42 +500,73 @@ class GraphEmulator:
         is_graph = GRAPH_PATH.match(request.path) is not None
         extra_headers: dict[str, str] = {}
         try:
-            fault = next((f for f in self.http_faults if f.matches(request)), None) if is_graph or \
-                request.path.endswith("/token") else None
+            fault = (
+                next((f for f in self.http_faults if f.matches(request)), None)
+                if is_graph or request.path.endswith("/token")
+                else None
+            )
             if fault is not None:
                 fault.count -= 1
                 if fault.retry_after is not None:
                     extra_headers["Retry-After"] = fault.retry_after
-                raise GraphError(fault.status, {429: "TooManyRequests", 503: "ServiceUnavailable",
-                                                504: "GatewayTimeout"}.get(fault.status, "InternalServerError"),
-                                 "Injected fault.")
+                raise GraphError(
+                    fault.status,
+                    {429: "TooManyRequests", 503: "ServiceUnavailable", 504: "GatewayTimeout"}.get(
+                        fault.status, "InternalServerError"
+                    ),
+                    "Injected fault.",
+                )
             if is_graph and self.require_auth:
                 request[TOKEN_CLAIMS] = self._authenticate(request)
             response = await handler(request)
         except GraphError as exc:
             extra_headers.update(exc.headers)
             response = web.Response(
-                status=exc.status, content_type="application/json",
-                text=json.dumps(graph_error_body(exc.code, exc.message, request_id, client_request_id, exc.status)))
+                status=exc.status,
+                content_type="application/json",
+                text=json.dumps(
+                    graph_error_body(exc.code, exc.message, request_id, client_request_id, exc.status)
+                ),
+            )
         except web.HTTPException as exc:
             if not is_graph:
                 raise
             code = {404: "ItemNotFound", 405: "MethodNotAllowed"}.get(exc.status, "BadRequest")
             response = web.Response(
-                status=exc.status, content_type="application/json",
-                text=json.dumps(graph_error_body(code, exc.reason, request_id, client_request_id, exc.status)))
+                status=exc.status,
+                content_type="application/json",
+                text=json.dumps(
+                    graph_error_body(code, exc.reason, request_id, client_request_id, exc.status)
+                ),
+            )
         response.headers.update(extra_headers)
         response.headers["request-id"] = request_id
         response.headers["client-request-id"] = client_request_id or request_id
         if is_graph:
             response.headers["x-ms-ags-diagnostic"] = json.dumps(
-                {"ServerInfo": {"DataCenter": "Local Emulator", "Slice": "E", "Ring": "0",
-                                "ScaleUnit": "000", "RoleInstance": "emulator"}})
+                {
+                    "ServerInfo": {
+                        "DataCenter": "Local Emulator",
+                        "Slice": "E",
+                        "Ring": "0",
+                        "ScaleUnit": "000",
+                        "RoleInstance": "emulator",
+                    }
+                }
+            )
         if scenario_id:
             response.headers["scenario-id"] = scenario_id
-        self.requests.append(RecordedRequest(
-            method=request.method, path=request.path, query=request.query_string,
-            headers=dict(request.headers), body=body, status=response.status, request_id=request_id))
+        self.requests.append(
+            RecordedRequest(
+                method=request.method,
+                path=request.path,
+                query=request.query_string,
+                headers=dict(request.headers),
+                body=body,
+                status=response.status,
+                request_id=request_id,
+            )
+        )
         return response
 
     def _authenticate(self, request: web.Request) -> dict:

@@ -16,8 +16,9 @@ import struct
 import time
 import urllib.parse
 import wave
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Coroutine, Protocol
+from typing import Any, Protocol
 
 from .auth import AppRegistration
 from .notify import Notifier, envelope
@@ -30,8 +31,8 @@ from .state import (
     TONE_KEYS,
     TONES,
     Call,
-    Meeting,
     MediaStream,
+    Meeting,
     Operation,
     Participant,
     compact_id,
@@ -74,7 +75,9 @@ class MediaHandler(Protocol):
     async def call_ended(self, call: Call) -> None: ...
 
 
-def result_info(code: Any, subcode: int | None, message: str | None, *, subcode_name: str = "subcode") -> dict:
+def result_info(
+    code: Any, subcode: int | None, message: str | None, *, subcode_name: str = "subcode"
+) -> dict:
     body: dict[str, Any] = {"@odata.type": RESULT_INFO_TYPE, "code": code}
     if subcode is not None:
         body[subcode_name] = subcode
@@ -119,8 +122,10 @@ def check_callback_uri(url: Any, name: str, *, allow_http_loopback: bool) -> str
         return url
     if parts.scheme.lower() == "http" and allow_http_loopback and _is_loopback(parts.hostname):
         return url
-    hint = (" (plain http only to a loopback address, with ServiceOptions(allow_http_callbacks=True) / "
-            "--allow-http-callbacks)")
+    hint = (
+        " (plain http only to a loopback address, with ServiceOptions(allow_http_callbacks=True) / "
+        "--allow-http-callbacks)"
+    )
     raise GraphError(400, "BadRequest", f"{name} must be an https URL, not {url!r}{hint}")
 
 
@@ -129,9 +134,15 @@ def check_media_config(value: Any) -> dict:
     if not isinstance(value, dict):
         raise GraphError(400, "BadRequest", "mediaConfig must be an object")
     odata = value.get("@odata.type")
-    if not isinstance(odata, str) or odata.lower().lstrip("#") not in {t.lower().lstrip("#") for t in MEDIA_CONFIG_TYPES}:
-        raise GraphError(400, "BadRequest", "mediaConfig needs an @odata.type of #microsoft.graph.appHostedMediaConfig "
-                                            f"or #microsoft.graph.serviceHostedMediaConfig, got {odata!r}")
+    if not isinstance(odata, str) or odata.lower().lstrip("#") not in {
+        t.lower().lstrip("#") for t in MEDIA_CONFIG_TYPES
+    }:
+        raise GraphError(
+            400,
+            "BadRequest",
+            "mediaConfig needs an @odata.type of #microsoft.graph.appHostedMediaConfig "
+            f"or #microsoft.graph.serviceHostedMediaConfig, got {odata!r}",
+        )
     return value
 
 
@@ -190,8 +201,13 @@ class _MediaQueue:
 class CallsService:
     """Every call the emulator knows, and what happens to it."""
 
-    def __init__(self, notifier: Notifier, apps: dict[str, AppRegistration], options: ServiceOptions,
-                 media_handler: MediaHandler | None = None) -> None:
+    def __init__(
+        self,
+        notifier: Notifier,
+        apps: dict[str, AppRegistration],
+        options: ServiceOptions,
+        media_handler: MediaHandler | None = None,
+    ) -> None:
         self.notifier = notifier
         self.apps = apps
         self.options = options
@@ -228,6 +244,7 @@ class CallsService:
 
     async def settle(self, timeout_s: float = 10.0) -> None:
         """Wait until background sequences have run and every notification has been attempted."""
+
         async def _settle() -> None:
             while True:
                 current = [t for t in self._tasks if not t.done() and t not in self._media_tasks()]
@@ -261,8 +278,14 @@ class CallsService:
         app = self.apps.get(call.app_id)
         # tid: the tenant the bot's app lives in (and its calls are authorised for).
         tenant_id = app.tenant_id if app is not None else call.tenant_id
-        self.notifier.enqueue(call.id, body, app_id=call.app_id, tenant_id=tenant_id,
-                              scenario_id=call.scenario_id, chain_id=call.call_chain_id)
+        self.notifier.enqueue(
+            call.id,
+            body,
+            app_id=call.app_id,
+            tenant_id=tenant_id,
+            scenario_id=call.scenario_id,
+            chain_id=call.call_chain_id,
+        )
 
     def get_call(self, call_id: str) -> Call:
         call = self.calls.get(call_id)
@@ -282,7 +305,7 @@ class CallsService:
         data: dict[str, Any] = {"@odata.type": CALL_TYPE}
         if etag:
             data["@odata.id"] = call.resource_url
-            data["@odata.etag"] = 'W/"%d"' % (call.roster_sequence + 5445)
+            data["@odata.etag"] = f'W/"{call.roster_sequence + 5445}"'
         data["state"] = state
         if call.direction == "outgoing":
             data["direction"] = call.direction
@@ -291,7 +314,9 @@ class CallsService:
             data["meetingInfo"] = call.meeting_info
         data.update(extra)
         data["id"] = call.id
-        self.notify(call, envelope("updated", call.resource_url, data, callback_uri=self._item_callback(call)))
+        self.notify(
+            call, envelope("updated", call.resource_url, data, callback_uri=self._item_callback(call))
+        )
 
     def _item_callback(self, call: Call) -> str | None:
         # Notifications of outgoing calls carry the callbackUri next to resourceUrl (createCall.*,
@@ -321,7 +346,8 @@ class CallsService:
         if timer is not None:
             timer.cancel()
         self._keepalive_timers[call.id] = asyncio.get_running_loop().call_later(
-            self.options.keepalive_timeout_s, self._keepalive_expired, call.id)
+            self.options.keepalive_timeout_s, self._keepalive_expired, call.id
+        )
 
     def _keepalive_expired(self, call_id: str) -> None:
         self._keepalive_timers.pop(call_id, None)
@@ -343,8 +369,15 @@ class CallsService:
             self.send_roster(call, call.roster())
 
     # -- roster --------------------------------------------------------------------------------
-    def send_roster(self, call: Call, changed: list[Participant], removed: list[Participant] | None = None,
-                    *, resource_suffix: str = "/participants", legacy_resource: bool = False) -> None:
+    def send_roster(
+        self,
+        call: Call,
+        changed: list[Participant],
+        removed: list[Participant] | None = None,
+        *,
+        resource_suffix: str = "/participants",
+        legacy_resource: bool = False,
+    ) -> None:
         if not call.has_roster or call.id not in self.calls:
             return
         call.roster_sequence += 1
@@ -354,19 +387,28 @@ class CallsService:
                 gone = p.to_graph()
                 gone["removedState"] = {"@odata.type": "#microsoft.graph.removedState", "reason": "left"}
                 people.append(gone)
-            data: Any = [{
-                "@odata.type": "#microsoft.graph.deltaParticipants",
-                "sequenceNumber": call.roster_sequence,
-                "participants": people,
-            }]
+            data: Any = [
+                {
+                    "@odata.type": "#microsoft.graph.deltaParticipants",
+                    "sequenceNumber": call.roster_sequence,
+                    "participants": people,
+                }
+            ]
         else:
             data = [p.to_graph() for p in (call.roster() if removed else changed)]
-        self.notify(call, envelope("updated", call.resource_url + resource_suffix, data,
-                                   callback_uri=self._item_callback(call), legacy_resource=legacy_resource))
+        self.notify(
+            call,
+            envelope(
+                "updated",
+                call.resource_url + resource_suffix,
+                data,
+                callback_uri=self._item_callback(call),
+                legacy_resource=legacy_resource,
+            ),
+        )
 
     def _bot_participant(self, call: Call, app: AppRegistration | None) -> Participant:
-        streams = [MediaStream("audio", next_source_id(),
-                               label="main-audio")]
+        streams = [MediaStream("audio", next_source_id(), label="main-audio")]
         if "video" in call.requested_modalities and call.meeting is not None:
             streams.append(MediaStream("video", call.meeting.next_source_id(), "receiveOnly"))
         return Participant(
@@ -377,8 +419,14 @@ class CallsService:
             is_bot=True,
         )
 
-    def _simulated(self, identity_set: dict, source_id: str, *, info_type: str = PARTICIPANT_INFO_TYPE,
-                   video_source_id: str | None = None) -> Participant:
+    def _simulated(
+        self,
+        identity_set: dict,
+        source_id: str,
+        *,
+        info_type: str = PARTICIPANT_INFO_TYPE,
+        video_source_id: str | None = None,
+    ) -> Participant:
         streams = [MediaStream("audio", source_id)]
         if video_source_id is not None:
             streams.append(MediaStream("video", video_source_id, "sendOnly"))
@@ -401,24 +449,43 @@ class CallsService:
             self._callback(callback_uri, "callbackUri")
         else:
             self._callback(app.webhook_url, "the bot's registered calling webhook")  # type: ignore[union-attr]
-        modalities = check_modalities(body.get("requestedModalities"), REQUESTED_MODALITIES, "requestedModalities")
+        modalities = check_modalities(
+            body.get("requestedModalities"), REQUESTED_MODALITIES, "requestedModalities"
+        )
         if not all(isinstance(t, dict) for t in targets):
             raise GraphError(400, "BadRequest", "targets must hold invitationParticipantInfo objects")
         tenant = body.get("tenantId") or tenant_id
-        targets = [{**t, **{k: t.get(k) for k in ("endpointType", "region", "replacesCallId", "languageId")}}
-                   for t in targets]
+        targets = [
+            {**t, **{k: t.get(k) for k in ("endpointType", "region", "replacesCallId", "languageId")}}
+            for t in targets
+        ]
         source = body.get("source")
         if source is not None:
-            source = {**source, **{k: source.get(k) for k in ("countryCode", "endpointType", "region", "languageId")}}
+            source = {
+                **source,
+                **{k: source.get(k) for k in ("countryCode", "endpointType", "region", "languageId")},
+            }
         call = Call(
-            id=new_id(), app_id=app_id, tenant_id=tenant, direction="outgoing", callback_uri=callback_uri,
-            source=source or {
+            id=new_id(),
+            app_id=app_id,
+            tenant_id=tenant,
+            direction="outgoing",
+            callback_uri=callback_uri,
+            source=source
+            or {
                 "@odata.type": PARTICIPANT_INFO_TYPE,
                 "identity": identity("application", app_id, app.display_name if app else None),
-                "countryCode": None, "endpointType": None, "region": None, "languageId": None,
+                "countryCode": None,
+                "endpointType": None,
+                "region": None,
+                "languageId": None,
             },
-            targets=targets, requested_modalities=modalities, media_config=media_config,
-            subject=body.get("subject"), call_options=body.get("callOptions"), scenario_id=scenario_id,
+            targets=targets,
+            requested_modalities=modalities,
+            media_config=media_config,
+            subject=body.get("subject"),
+            call_options=body.get("callOptions"),
+            scenario_id=scenario_id,
         )
         if meeting_info is not None or chat_info is not None:
             meeting = self._find_meeting(meeting_info, chat_info, tenant)
@@ -464,15 +531,27 @@ class CallsService:
         if not chat_info or not chat_info.get("threadId"):
             raise GraphError(400, "BadRequest", "chatInfo.threadId is required with organizerMeetingInfo")
         organizer = identity_key((meeting_info or {}).get("organizer"))
-        meeting = Meeting(id=new_id(), thread_id=chat_info["threadId"],
-                          message_id=str(chat_info.get("messageId") or "0"),
-                          organizer_id=organizer[1] if organizer else new_id(), tenant_id=tenant_id)
+        meeting = Meeting(
+            id=new_id(),
+            thread_id=chat_info["threadId"],
+            message_id=str(chat_info.get("messageId") or "0"),
+            organizer_id=organizer[1] if organizer else new_id(),
+            tenant_id=tenant_id,
+        )
         self.meetings[meeting.id] = meeting
         return meeting
 
-    def incoming_call(self, *, app_id: str, tenant_id: str, source: dict, modalities: list[str],
-                      meeting: Meeting | None = None, callback_uri: str | None = None,
-                      observed_participant_id: str | None = None) -> Call:
+    def incoming_call(
+        self,
+        *,
+        app_id: str,
+        tenant_id: str,
+        source: dict,
+        modalities: list[str],
+        meeting: Meeting | None = None,
+        callback_uri: str | None = None,
+        observed_participant_id: str | None = None,
+    ) -> Call:
         """The platform rings the bot: a ``created`` notification to its registered webhook.
         ``observed_participant_id``: a policy-based recording call for that participant (of
         ``meeting``): the notification carries ``incomingContext`` (source and observed
@@ -483,13 +562,29 @@ class CallsService:
         if webhook:
             self._callback(webhook, "the bot's registered calling webhook")
         call = Call(
-            id=new_id(), app_id=app_id, tenant_id=tenant_id, direction="incoming", callback_uri=callback_uri,
-            source={"@odata.type": PARTICIPANT_INFO_TYPE, "identity": source, "region": "amer",
-                    "languageId": "en-US"},
-            targets=[{"@odata.type": INVITATION_INFO_TYPE,
-                      "identity": identity("application", app_id, app.display_name if app else None),
-                      "endpointType": "default", "region": None, "languageId": None}],
-            requested_modalities=modalities, media_config=None, state="incoming",
+            id=new_id(),
+            app_id=app_id,
+            tenant_id=tenant_id,
+            direction="incoming",
+            callback_uri=callback_uri,
+            source={
+                "@odata.type": PARTICIPANT_INFO_TYPE,
+                "identity": source,
+                "region": "amer",
+                "languageId": "en-US",
+            },
+            targets=[
+                {
+                    "@odata.type": INVITATION_INFO_TYPE,
+                    "identity": identity("application", app_id, app.display_name if app else None),
+                    "endpointType": "default",
+                    "region": None,
+                    "languageId": None,
+                }
+            ],
+            requested_modalities=modalities,
+            media_config=None,
+            state="incoming",
         )
         if meeting is not None:
             call.kind = "meeting"
@@ -498,15 +593,20 @@ class CallsService:
             call.meeting_info = meeting.organizer_meeting_info()
             call.participants = dict(meeting.participants)
         else:
-            caller = Participant(id=new_id(), identity=source, media_streams=[MediaStream("audio", next_source_id())])
+            caller = Participant(
+                id=new_id(), identity=source, media_streams=[MediaStream("audio", next_source_id())]
+            )
             call.participants[caller.id] = caller  # type: ignore[index]
         call.targets[0]["id"] = call.my_participant_id
         if observed_participant_id is not None:
             call.incoming_extra = {
-                "incomingContext": {"@odata.type": "#microsoft.graph.incomingContext",
-                                    "sourceParticipantId": observed_participant_id,
-                                    "observedParticipantId": observed_participant_id},
-                "applicationMetadata": {"botData": {"inviteReasons": ["PolicyBasedRecording"]}}}
+                "incomingContext": {
+                    "@odata.type": "#microsoft.graph.incomingContext",
+                    "sourceParticipantId": observed_participant_id,
+                    "observedParticipantId": observed_participant_id,
+                },
+                "applicationMetadata": {"botData": {"inviteReasons": ["PolicyBasedRecording"]}},
+            }
         self.calls[call.id] = call
         data = {
             "@odata.type": CALL_TYPE,
@@ -529,7 +629,8 @@ class CallsService:
         data.update(call.incoming_extra)
         self.notify(call, envelope("created", call.resource_url, data))
         self._answer_timers[call.id] = asyncio.get_running_loop().call_later(
-            self.options.answer_timeout_s, self._unanswered, call.id)
+            self.options.answer_timeout_s, self._unanswered, call.id
+        )
         return call
 
     def _unanswered(self, call_id: str) -> None:
@@ -537,20 +638,30 @@ class CallsService:
         call = self.calls.get(call_id)
         if call is not None and call.state == "incoming":
             call.result_info = result_info(408, 0, "The call was not answered in time.")
-            self._end(call, {"@odata.type": CALL_TYPE, "state": "terminated", "resultInfo": call.result_info,
-                             "id": call.id})
+            self._end(
+                call,
+                {
+                    "@odata.type": CALL_TYPE,
+                    "state": "terminated",
+                    "resultInfo": call.result_info,
+                    "id": call.id,
+                },
+            )
 
     def _require_incoming(self, call: Call, action: str) -> None:
         if call.state != "incoming":
-            raise GraphError(400, "BadRequest", f"{action} is only valid for an incoming call (state {call.state})")
+            raise GraphError(
+                400, "BadRequest", f"{action} is only valid for an incoming call (state {call.state})"
+            )
         timer = self._answer_timers.pop(call.id, None)
         if timer is not None:
             timer.cancel()
 
     # -- answer / reject / redirect ------------------------------------------------------------
     def answer(self, call: Call, body: dict) -> None:
-        modalities = check_modalities(_require(body, "acceptedModalities"), ACCEPTED_MODALITIES,
-                                      "acceptedModalities")
+        modalities = check_modalities(
+            _require(body, "acceptedModalities"), ACCEPTED_MODALITIES, "acceptedModalities"
+        )
         media_config = check_media_config(_require(body, "mediaConfig"))
         if body.get("callbackUri") is not None:
             self._callback(body["callbackUri"], "callbackUri")
@@ -612,12 +723,20 @@ class CallsService:
             return
         self._cancel_media(call, notify=True)
         call.state = "terminating"
-        self.notify(call, envelope("updated", call.resource_url, {"@odata.type": CALL_TYPE, "state": "terminating"}))
+        self.notify(
+            call, envelope("updated", call.resource_url, {"@odata.type": CALL_TYPE, "state": "terminating"})
+        )
         call.result_info = result_info("0", None, None)
         self._end(call, {"@odata.type": CALL_TYPE, "state": "terminated", "resultInfo": call.result_info})
 
-    def end_by_remote(self, call: Call, message: str = "The call was ended by the remote party.", *,
-                      code: Any = 0, subcode: int | None = 0) -> None:
+    def end_by_remote(
+        self,
+        call: Call,
+        message: str = "The call was ended by the remote party.",
+        *,
+        code: Any = 0,
+        subcode: int | None = 0,
+    ) -> None:
         """The other side hangs up (or the meeting ends): ``terminated`` (deleted) with a resultInfo.
         By default 0/0 with this message (the emulator's own); the media side passes the documented
         call end reason codes (https://learn.microsoft.com/graph/api/call-delete, "Call end reason
@@ -636,7 +755,9 @@ class CallsService:
         if call.state != "established":
             raise GraphError(400, "BadRequest", f"transfer needs an established call (state {call.state})")
         if call.kind != "p2p" and not body.get("transferee"):
-            raise GraphError(400, "BadRequest", "transferee is required when transferring out of a group call")
+            raise GraphError(
+                400, "BadRequest", "transferee is required when transferring out of a group call"
+            )
         self.spawn(self._transfer(call, target))
 
     async def _transfer(self, call: Call, target: dict) -> None:
@@ -646,14 +767,17 @@ class CallsService:
         await self._sleep_doc(1.0)
         key = identity_key(target.get("identity"))
         if key is not None and key[1] in {i.lower() for i in self.options.unreachable_ids}:
-            call.result_info = result_info(500, 7700 if consultative else 7000, "Transfer target did not answer.",
-                                           subcode_name="subCode")
+            call.result_info = result_info(
+                500, 7700 if consultative else 7000, "Transfer target did not answer.", subcode_name="subCode"
+            )
             self._state_update(call, "established", resultInfo=call.result_info)
             return
         self._state_update(call, "transferAccepted")
         await self._sleep_doc(1.0)
         if consultative:
-            self._end(call, {"@odata.type": CALL_TYPE, "state": "terminated", "terminationReason": "AppTransferred"})
+            self._end(
+                call, {"@odata.type": CALL_TYPE, "state": "terminated", "terminationReason": "AppTransferred"}
+            )
             other = self.calls.get(str(replaces))
             if other is not None:
                 await self._hang_up(other)
@@ -663,8 +787,14 @@ class CallsService:
 
     # -- operations that complete at once ------------------------------------------------------
     def _completed(self, call: Call, kind: str, body: dict, **extra: Any) -> Operation:
-        op = Operation(kind=kind, call_id=call.id, client_context=body.get("clientContext"), status="completed",
-                       extra=extra, request=body)
+        op = Operation(
+            kind=kind,
+            call_id=call.id,
+            client_context=body.get("clientContext"),
+            status="completed",
+            extra=extra,
+            request=body,
+        )
         call.operations[op.id] = op
         return op
 
@@ -688,8 +818,11 @@ class CallsService:
     def mute_all(self, call: Call, body: dict) -> Operation:
         op = self._completed(call, "muteAll", body)
         ids = {str(i).lower() for i in body.get("participants") or [] if i}
-        changed = [p for p in call.participants.values()
-                   if (not ids or (p.id or "").lower() in ids) and not p.is_muted]
+        changed = [
+            p
+            for p in call.participants.values()
+            if (not ids or (p.id or "").lower() in ids) and not p.is_muted
+        ]
         for person in changed:
             person.is_muted = True
         if changed:
@@ -728,8 +861,7 @@ class CallsService:
             return
         stream = bot.stream("videoBasedScreenSharing")
         if stream is None:
-            stream = MediaStream("videoBasedScreenSharing",
-                                 next_source_id(), "receiveOnly")
+            stream = MediaStream("videoBasedScreenSharing", next_source_id(), "receiveOnly")
             bot.media_streams.append(stream)
         stream.direction = "sendOnly" if role == "sharer" else "receiveOnly"
         stream.label = "applicationsharing-video" if role == "sharer" else None
@@ -762,10 +894,22 @@ class CallsService:
             raise GraphError(400, "BadRequest", "invite takes at most 5 participants")
         echoed = []
         for p in people:
-            echoed.append({"endpointType": p.get("endpointType"), "id": p.get("participantId"),
-                           "replacesCallId": p.get("replacesCallId"), "identity": p.get("identity")})
-        op = Operation(kind="invite", call_id=call.id, client_context=body.get("clientContext"), status="Running",
-                       extra={"participants": echoed}, request=body)
+            echoed.append(
+                {
+                    "endpointType": p.get("endpointType"),
+                    "id": p.get("participantId"),
+                    "replacesCallId": p.get("replacesCallId"),
+                    "identity": p.get("identity"),
+                }
+            )
+        op = Operation(
+            kind="invite",
+            call_id=call.id,
+            client_context=body.get("clientContext"),
+            status="Running",
+            extra={"participants": echoed},
+            request=body,
+        )
         call.operations[op.id] = op
         self.spawn(self._invite(call, op, people))
         return op
@@ -780,9 +924,15 @@ class CallsService:
         if not invited:
             op.result_info = result_info(408, 0, "The invited participant did not answer.")
         quirk = self.options.invite_multiple_quirk and len(people) > 1
-        final: dict[str, Any] = {"@odata.type": op.odata_type,
-                 "participants": [{"@odata.type": INVITATION_INFO_TYPE, "identity": p.get("identity")} for p in people],
-                 "status": op.status, "clientContext": op.client_context, "id": None if quirk else op.id}
+        final: dict[str, Any] = {
+            "@odata.type": op.odata_type,
+            "participants": [
+                {"@odata.type": INVITATION_INFO_TYPE, "identity": p.get("identity")} for p in people
+            ],
+            "status": op.status,
+            "clientContext": op.client_context,
+            "id": None if quirk else op.id,
+        }
         if op.result_info is not None:
             final["resultInfo"] = op.result_info
         op_url = f"{call.resource_url}/operations/participants" if quirk else op.resource_url()
@@ -841,7 +991,9 @@ class CallsService:
         if not isinstance(prompts, list) or not 1 <= len(prompts) <= 20:
             raise GraphError(400, "BadRequest", "prompts must hold 1 to 20 mediaPrompt")
         self._service_hosted_only(call, "playPrompt")
-        op = Operation(kind="playPrompt", call_id=call.id, client_context=body.get("clientContext"), request=body)
+        op = Operation(
+            kind="playPrompt", call_id=call.id, client_context=body.get("clientContext"), request=body
+        )
         call.operations[op.id] = op
         self._enqueue_media(call, op)
         return op
@@ -850,12 +1002,21 @@ class CallsService:
         self._service_hosted_only(call, "recordResponse")
         if len(body.get("prompts") or []) > 1:
             raise GraphError(400, "BadRequest", "recordResponse takes at most one prompt")
-        for name in ("initialSilenceTimeoutInSeconds", "maxSilenceTimeoutInSeconds", "maxRecordDurationInSeconds"):
+        for name in (
+            "initialSilenceTimeoutInSeconds",
+            "maxSilenceTimeoutInSeconds",
+            "maxRecordDurationInSeconds",
+        ):
             value = body.get(name)
             if value is not None and not (isinstance(value, int) and 1 <= value <= 120):
                 raise GraphError(400, "BadRequest", f"{name} must be 1-120")
-        op = Operation(kind="recordResponse", call_id=call.id, client_context=body.get("clientContext"),
-                       extra={"recordingLocation": None}, request=body)
+        op = Operation(
+            kind="recordResponse",
+            call_id=call.id,
+            client_context=body.get("clientContext"),
+            extra={"recordingLocation": None},
+            request=body,
+        )
         call.operations[op.id] = op
         self._enqueue_media(call, op, barge_in=bool(body.get("bargeInAllowed")))
         return op
@@ -866,7 +1027,9 @@ class CallsService:
             raise GraphError(400, "BadRequest", "tones must be a non-empty array")
         for tone in tones:
             _enum(tone, TONES, "tone")
-        op = Operation(kind="sendDtmfTones", call_id=call.id, client_context=body.get("clientContext"), request=body)
+        op = Operation(
+            kind="sendDtmfTones", call_id=call.id, client_context=body.get("clientContext"), request=body
+        )
         call.operations[op.id] = op
         self._enqueue_media(call, op)
         return op
@@ -893,7 +1056,9 @@ class CallsService:
             op.result_info = result_info(*RESULT_CANCELED)
             data = self._final(op)
             if op.kind == "recordResponse":
-                data.update(recordingLocation="", recordingAccessToken="", completionReason="operationCanceled")
+                data.update(
+                    recordingLocation="", recordingAccessToken="", completionReason="operationCanceled"
+                )
             elif op.kind == "sendDtmfTones":
                 data.pop("resultInfo", None)
                 data.update(status="completed", completionReason="mediaOperationCanceled")
@@ -972,8 +1137,14 @@ class CallsService:
                 continue
             call.tone_sequence += 1
             call.tone_info = {"@odata.type": TONE_INFO_TYPE, "sequenceId": call.tone_sequence, "tone": tone}
-            self.notify(call, envelope("updated", call.resource_url, {
-                "@odata.type": CALL_TYPE, "state": call.state, "toneInfo": call.tone_info}))
+            self.notify(
+                call,
+                envelope(
+                    "updated",
+                    call.resource_url,
+                    {"@odata.type": CALL_TYPE, "state": call.state, "toneInfo": call.tone_info},
+                ),
+            )
             sent += 1
         return sent
 
@@ -1020,10 +1191,18 @@ class CallsService:
             if (call.call_options or {}).get("isContentSharingNotificationEnabled"):
                 change = "created" if sharing else "deleted"
                 if call.direction == "outgoing":  # createCall.notification.contentSharing*.json
-                    self.notify(call, envelope(change, call.resource_url + "/contentsharingsessions", [
-                        {"@odata.type": "#microsoft.graph.contentSharingSession", "id": session_id}]))
+                    self.notify(
+                        call,
+                        envelope(
+                            change,
+                            call.resource_url + "/contentsharingsessions",
+                            [{"@odata.type": "#microsoft.graph.contentSharingSession", "id": session_id}],
+                        ),
+                    )
                 else:  # answer.appHosted.notification.contentSharing*.json
-                    self.notify(call, envelope(change, f"{call.resource_url}/contentsharingsessions/{session_id}"))
+                    self.notify(
+                        call, envelope(change, f"{call.resource_url}/contentsharingsessions/{session_id}")
+                    )
         if not sharing:
             meeting.sharing_session_id = None
         return session_id

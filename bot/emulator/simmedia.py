@@ -25,10 +25,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from mediacore.audio.codecs import FRAME_SAMPLES
-
 from bot.emulator.script import MeetingScript, Participant
 from bot.emulator.synth import SAMPLE_RATE, PatternVideo, audio_track
+from mediacore.audio.codecs import FRAME_SAMPLES
 
 OPUS_PAYLOAD_TYPE = 111
 OPUS_CLOCK_RATE = 48000
@@ -36,12 +35,12 @@ OPUS_TICKS_PER_FRAME = 960
 H264_PAYLOAD_TYPE = 96
 H264_CLOCK_RATE = 90000
 MAX_RTP_PAYLOAD = 1200
-AUDIO_SOURCE_BASE = 10000        # participant i: audio source id 10000 + 2i, video 10001 + 2i
-MIXER_SOURCE_ID = 9999           # the conference's mixed audio stream
+AUDIO_SOURCE_BASE = 10000  # participant i: audio source id 10000 + 2i, video 10001 + 2i
+MIXER_SOURCE_ID = 9999  # the conference's mixed audio stream
 TELEPHONE_EVENT_PAYLOAD_TYPE = 101
 SCREEN_SIZE = (1280, 720)
 SCREEN_FPS = 5.0
-MIN_LAYER_HEIGHT = 72            # no simulcast layer below this
+MIN_LAYER_HEIGHT = 72  # no simulcast layer below this
 
 
 @dataclass
@@ -59,7 +58,7 @@ class EncodedVideo:
     height: int
     fps: float
     frames: list[EncodedFrame | None]  # None: not encoded (outside a screen share)
-    intra: list[EncodedFrame | None]   # the same frames, every one an IDR
+    intra: list[EncodedFrame | None]  # the same frames, every one an IDR
 
     def frame_index_at(self, t_s: float) -> int:
         return int(t_s * self.fps)
@@ -80,10 +79,10 @@ class ParticipantMedia:
     index: int
     audio_source_id: int
     video_source_id: int | None
-    pcm: np.ndarray                    # the whole 16 kHz track (for checks)
-    audio: list[bytes | None]          # Opus payload per 20 ms slot; None = not sending
+    pcm: np.ndarray  # the whole 16 kHz track (for checks)
+    audio: list[bytes | None]  # Opus payload per 20 ms slot; None = not sending
     video: EncodedVideo | None = None  # the top layer (the scripted size)
-    layers: list[EncodedVideo] = field(default_factory=list)   # largest first
+    layers: list[EncodedVideo] = field(default_factory=list)  # largest first
     dtmf: dict[int, list[DtmfRtp]] = field(default_factory=dict)  # slot -> telephone events
     screen: EncodedVideo | None = None  # screen-share content (sent while sharing)
 
@@ -138,7 +137,7 @@ def encode_audio(pcm: np.ndarray, present: np.ndarray, bitrate_bps: int = 32000)
         if not present[k]:
             out.append(None)
             continue
-        out.append(enc.encode(pcm[k * FRAME_SAMPLES:(k + 1) * FRAME_SAMPLES]))
+        out.append(enc.encode(pcm[k * FRAME_SAMPLES : (k + 1) * FRAME_SAMPLES]))
     return out
 
 
@@ -152,17 +151,25 @@ def _x264(width: int, height: int, fps: float, gop: int, bitrate_bps: int):
     ctx.bit_rate = bitrate_bps
     ctx.thread_count = 1
     ctx.options = {
-        "preset": "ultrafast", "tune": "zerolatency", "profile": "baseline",
+        "preset": "ultrafast",
+        "tune": "zerolatency",
+        "profile": "baseline",
         # SPS/PPS in-band before every IDR, fixed GOP, no scene-cut IDRs
         "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:repeat-headers=1:bframes=0",
     }
     return ctx
 
 
-def encode_video(p: Participant, duration_s: float, bitrate_bps: int = 400_000, *,
-                 size: tuple[int, int] | None = None, fps: float | None = None,
-                 label: str | None = None,
-                 windows: list[tuple[float, float]] | None = None) -> EncodedVideo:
+def encode_video(
+    p: Participant,
+    duration_s: float,
+    bitrate_bps: int = 400_000,
+    *,
+    size: tuple[int, int] | None = None,
+    fps: float | None = None,
+    label: str | None = None,
+    windows: list[tuple[float, float]] | None = None,
+) -> EncodedVideo:
     """H.264 of the participant's test pattern (or ``label``'s) for the whole
     meeting, at ``size`` (default the scripted one), packetized. With
     ``windows`` only the frames inside them are encoded (the others are
@@ -226,8 +233,7 @@ def encode_dtmf(p: Participant, slots: int, audio: list[bytes | None]) -> dict[i
         while not tx.idle and k < slots:
             packets, active = tx.tick(k * OPUS_TICKS_PER_FRAME)
             if packets:
-                out.setdefault(k, []).extend(DtmfRtp(q.payload, q.rtp_timestamp, q.marker)
-                                             for q in packets)
+                out.setdefault(k, []).extend(DtmfRtp(q.payload, q.rtp_timestamp, q.marker) for q in packets)
             if active:
                 audio[k] = None
             k += 1
@@ -262,18 +268,48 @@ def prepare_meeting(script: MeetingScript, *, video: bool = True, seed: int = 0)
         mix += pcm
         here = presence(p, slots)
         audio_id, video_id = source_ids(i)
-        layers = ([encode_video(p, script.duration_s, size=sz,
-                                bitrate_bps=400_000 if sz == (p.width, p.height) else 150_000)
-                   for sz in layer_sizes(p)]
-                  if (video and p.has_video and p.video == "pattern") else [])
-        screen = (encode_video(p, script.duration_s, 300_000, size=SCREEN_SIZE, fps=SCREEN_FPS,
-                               label=f"{p.name} - slide",
-                               windows=[(sh.start_s, sh.end_s) for sh in p.screen_share])
-                  if video and p.screen_share else None)
+        layers = (
+            [
+                encode_video(
+                    p,
+                    script.duration_s,
+                    size=sz,
+                    bitrate_bps=400_000 if sz == (p.width, p.height) else 150_000,
+                )
+                for sz in layer_sizes(p)
+            ]
+            if (video and p.has_video and p.video == "pattern")
+            else []
+        )
+        screen = (
+            encode_video(
+                p,
+                script.duration_s,
+                300_000,
+                size=SCREEN_SIZE,
+                fps=SCREEN_FPS,
+                label=f"{p.name} - slide",
+                windows=[(sh.start_s, sh.end_s) for sh in p.screen_share],
+            )
+            if video and p.screen_share
+            else None
+        )
         audio = encode_audio(pcm, here)
         dtmf = encode_dtmf(p, slots, audio)
-        parts.append(ParticipantMedia(p, i, audio_id, video_id if layers else None, pcm, audio,
-                                      layers[0] if layers else None, layers, dtmf, screen))
+        parts.append(
+            ParticipantMedia(
+                p,
+                i,
+                audio_id,
+                video_id if layers else None,
+                pcm,
+                audio,
+                layers[0] if layers else None,
+                layers,
+                dtmf,
+                screen,
+            )
+        )
     mixed = np.clip(mix, -32768, 32767).astype(np.int16)
     anyone = np.zeros(slots, dtype=bool)
     for p in script.participants:
@@ -285,8 +321,21 @@ def prepare_meeting(script: MeetingScript, *, video: bool = True, seed: int = 0)
 
 
 __all__ = [
-    "AUDIO_SOURCE_BASE", "EncodedFrame", "EncodedVideo", "H264_CLOCK_RATE", "H264_PAYLOAD_TYPE",
-    "MIXER_SOURCE_ID", "MeetingMedia", "OPUS_CLOCK_RATE", "OPUS_PAYLOAD_TYPE",
-    "OPUS_TICKS_PER_FRAME", "ParticipantMedia", "SAMPLE_RATE", "TELEPHONE_EVENT_PAYLOAD_TYPE",
-    "DtmfRtp", "layer_sizes", "prepare_meeting", "source_ids",
+    "AUDIO_SOURCE_BASE",
+    "EncodedFrame",
+    "EncodedVideo",
+    "H264_CLOCK_RATE",
+    "H264_PAYLOAD_TYPE",
+    "MIXER_SOURCE_ID",
+    "MeetingMedia",
+    "OPUS_CLOCK_RATE",
+    "OPUS_PAYLOAD_TYPE",
+    "OPUS_TICKS_PER_FRAME",
+    "ParticipantMedia",
+    "SAMPLE_RATE",
+    "TELEPHONE_EVENT_PAYLOAD_TYPE",
+    "DtmfRtp",
+    "layer_sizes",
+    "prepare_meeting",
+    "source_ids",
 ]

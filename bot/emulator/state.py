@@ -5,6 +5,7 @@ documented)."""
 from __future__ import annotations
 
 import itertools
+import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,11 +35,35 @@ OPERATION_TYPES = {
     "updateMetadata": "#microsoft.graph.commsOperation",  # beta; no documented subtype
 }
 
-TONES = ("tone0", "tone1", "tone2", "tone3", "tone4", "tone5", "tone6", "tone7", "tone8", "tone9",
-         "star", "pound", "a", "b", "c", "d", "flash")
+TONES = (
+    "tone0",
+    "tone1",
+    "tone2",
+    "tone3",
+    "tone4",
+    "tone5",
+    "tone6",
+    "tone7",
+    "tone8",
+    "tone9",
+    "star",
+    "pound",
+    "a",
+    "b",
+    "c",
+    "d",
+    "flash",
+)
 # stopTones in recordResponse are written as keys ("#", "1", "*").
-TONE_KEYS = {**{str(i): f"tone{i}" for i in range(10)}, "*": "star", "#": "pound",
-             "A": "a", "B": "b", "C": "c", "D": "d"}
+TONE_KEYS = {
+    **{str(i): f"tone{i}" for i in range(10)},
+    "*": "star",
+    "#": "pound",
+    "A": "a",
+    "B": "b",
+    "C": "c",
+    "D": "d",
+}
 
 
 def new_id() -> str:
@@ -207,7 +232,7 @@ class Meeting:
         def q(text: str) -> str:  # Teams writes its escapes in lower case: 19%3ameeting_...%40thread.v2
             return re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), quote(text, safe=""))
 
-        context = '{"Tid":"%s","Oid":"%s"}' % (self.tenant_id, self.organizer_id)
+        context = json.dumps({"Tid": self.tenant_id, "Oid": self.organizer_id}, separators=(",", ":"))
         return f"https://teams.microsoft.com/l/meetup-join/{q(self.thread_id)}/{self.message_id}?context={q(context)}"
 
     def chat_info(self) -> dict:

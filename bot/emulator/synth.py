@@ -36,7 +36,8 @@ class SynthesisError(RuntimeError):
 
 def _cache_dir() -> Path:
     base = os.environ.get("MEDIABOT_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "mediabot")
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "mediabot"
+    )
     path = Path(base) / "speech"
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -46,16 +47,22 @@ def read_wav_16k(path: Path) -> np.ndarray:
     """A 16 kHz mono 16-bit WAV as int16 (other formats: convert with sox first)."""
     with wave.open(str(path), "rb") as w:
         if w.getframerate() != SAMPLE_RATE or w.getnchannels() != 1 or w.getsampwidth() != 2:
-            raise SynthesisError(f"{path}: need 16 kHz mono 16-bit PCM, got "
-                                 f"{w.getframerate()} Hz x{w.getnchannels()} {8 * w.getsampwidth()}-bit")
+            raise SynthesisError(
+                f"{path}: need 16 kHz mono 16-bit PCM, got "
+                f"{w.getframerate()} Hz x{w.getnchannels()} {8 * w.getsampwidth()}-bit"
+            )
         return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
 
 
 def to_16k_wav(src: Path, dst: Path) -> None:
     if not shutil.which("sox"):
         raise SynthesisError("sox is not installed (apt-get install sox)")
-    subprocess.run(["sox", "-D", str(src), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(dst)],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        ["sox", "-D", str(src), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(dst)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 def speech(text: str, voice: str = "en-us", words_per_minute: int = 150) -> np.ndarray:
@@ -67,8 +74,11 @@ def speech(text: str, voice: str = "en-us", words_per_minute: int = 150) -> np.n
             raise SynthesisError("espeak-ng is not installed (apt-get install espeak-ng)")
         with tempfile.TemporaryDirectory() as tmp:
             raw = Path(tmp) / "raw.wav"
-            r = subprocess.run(["espeak-ng", "-v", voice, "-s", str(words_per_minute), "-w", str(raw),
-                                text], capture_output=True, timeout=60)
+            r = subprocess.run(
+                ["espeak-ng", "-v", voice, "-s", str(words_per_minute), "-w", str(raw), text],
+                capture_output=True,
+                timeout=60,
+            )
             if r.returncode != 0 or not raw.exists():
                 raise SynthesisError(f"espeak-ng failed for voice {voice!r}: {r.stderr.decode().strip()}")
             out = Path(tmp) / "16k.wav"
@@ -141,22 +151,22 @@ class PatternVideo:
         pos = index * 6 % (2 * span)
         x0 = pos if pos < span else 2 * span - pos
         y0 = h - size - 4
-        y[y0:y0 + size, x0:x0 + size] = 235
+        y[y0 : y0 + size, x0 : x0 + size] = 235
         # the name, dark on a light plate
         lh, lw = self._label.shape
         lw = min(lw, w - 8)
-        plate = y[4:4 + lh + 4, 4:4 + lw + 4]
+        plate = y[4 : 4 + lh + 4, 4 : 4 + lw + 4]
         plate[:] = 225
-        y[6:6 + lh, 6:6 + lw][self._label[:, :lw]] = 16
+        y[6 : 6 + lh, 6 : 6 + lw][self._label[:, :lw]] = 16
         # frame counter, small, top right
         counter = text_mask(str(index % 10000), 1)
         ch, cw = counter.shape
         if cw + 8 < w and ch + 8 < h:
-            y[4:4 + ch, w - cw - 4:w - 4][counter] = 16
+            y[4 : 4 + ch, w - cw - 4 : w - 4][counter] = 16
         u_row, v_row = _hue_bars(w, index * 4)
         u = np.tile(u_row, (h // 2, 1))
         v = np.tile(v_row, (h // 2, 1))
         # neutral chroma under the name plate, so the name reads as black on white
-        u[2:(8 + lh) // 2 + 1, 2:(8 + lw) // 2 + 1] = 128
-        v[2:(8 + lh) // 2 + 1, 2:(8 + lw) // 2 + 1] = 128
+        u[2 : (8 + lh) // 2 + 1, 2 : (8 + lw) // 2 + 1] = 128
+        v[2 : (8 + lh) // 2 + 1, 2 : (8 + lw) // 2 + 1] = 128
         return y, u, v

@@ -38,8 +38,10 @@ def resolve(spec: str) -> type[Processor]:
     """The Processor class of a built-in name or ``package.module:Class``."""
     path = BUILTIN.get(spec, spec)
     if ":" not in path:
-        raise ProcessorSpecError(f"unknown processor {spec!r}: use a built-in name "
-                                 f"({', '.join(sorted(BUILTIN))}) or package.module:Class")
+        raise ProcessorSpecError(
+            f"unknown processor {spec!r}: use a built-in name "
+            f"({', '.join(sorted(BUILTIN))}) or package.module:Class"
+        )
     module_name, _, class_name = path.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -57,8 +59,7 @@ def resolve(spec: str) -> type[Processor]:
     return cls
 
 
-def processor_factory(spec: str, options: Mapping[str, Any] | None = None
-                      ) -> Callable[[], Processor]:
+def processor_factory(spec: str, options: Mapping[str, Any] | None = None) -> Callable[[], Processor]:
     """A function making fresh processors of ``spec`` with ``options``; the
     options are checked against the class's signature now, and one instance
     is made now to check their values."""

@@ -49,10 +49,11 @@ class EventLog(Processor):
     def on_event(self, event: MediaEvent) -> None:
         if isinstance(event, DominantSpeakerChanged) and not self.speakers:
             return
-        d: dict[str, Any] = {"event": type(event).__name__,
-                             "at": round((event.timestamp_100ns - self._epoch) / 1e7, 3)}
-        d.update({k: v for k, v in dataclasses.asdict(event).items()
-                  if k not in ("timestamp_100ns",)})
+        d: dict[str, Any] = {
+            "event": type(event).__name__,
+            "at": round((event.timestamp_100ns - self._epoch) / 1e7, 3),
+        }
+        d.update({k: v for k, v in dataclasses.asdict(event).items() if k not in ("timestamp_100ns",)})
         with self._lock:
             self.events.append(d)
             if self._out is not None:

@@ -93,8 +93,9 @@ def ogg_crc(data: bytes) -> int:
     return int(f"{crc:032b}"[::-1], 2)
 
 
-def ogg_page(serial: int, sequence: int, granule: int, packets: list[bytes], *,
-             bos: bool = False, eos: bool = False) -> bytes:
+def ogg_page(
+    serial: int, sequence: int, granule: int, packets: list[bytes], *, bos: bool = False, eos: bool = False
+) -> bytes:
     """One Ogg page holding whole ``packets`` (at most 255 lacing values)."""
     lacing = bytearray()
     for p in packets:
@@ -102,8 +103,9 @@ def ogg_page(serial: int, sequence: int, granule: int, packets: list[bytes], *,
     if len(lacing) > 255:
         raise ValueError("too many packets for one Ogg page")
     flags = (0x02 if bos else 0) | (0x04 if eos else 0)
-    header = struct.pack("<4sBBqIIIB", b"OggS", 0, flags, granule, serial, sequence, 0,
-                         len(lacing)) + bytes(lacing)
+    header = struct.pack("<4sBBqIIIB", b"OggS", 0, flags, granule, serial, sequence, 0, len(lacing)) + bytes(
+        lacing
+    )
     page = bytearray(header + b"".join(packets))
     struct.pack_into("<I", page, 22, ogg_crc(bytes(page)))
     return bytes(page)
@@ -114,8 +116,14 @@ class OggOpusWriter:
     at every :meth:`flush` (and when it is full), so a reader of a file cut
     anywhere gets every page written before (Ogg pages are self-delimiting)."""
 
-    def __init__(self, path: Path, *, input_rate: int = SAMPLE_RATE_HZ,
-                 pre_skip: int = OPUS_PRE_SKIP, vendor: str = "mediabot recorder") -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        input_rate: int = SAMPLE_RATE_HZ,
+        pre_skip: int = OPUS_PRE_SKIP,
+        vendor: str = "mediabot recorder",
+    ) -> None:
         self.path = path
         self._f: IO[bytes] = open(path, "wb")
         self.serial = zlib.crc32(path.name.encode()) & 0x7FFFFFFF
@@ -149,8 +157,7 @@ class OggOpusWriter:
     def _page(self, eos: bool = False) -> None:
         if not self._packets and not eos:
             return
-        self._write(ogg_page(self.serial, self._next_seq(), self._granule, self._packets,
-                             eos=eos))
+        self._write(ogg_page(self.serial, self._next_seq(), self._granule, self._packets, eos=eos))
         self._packets, self._lacing = [], 0
 
     def flush(self) -> None:
@@ -177,8 +184,22 @@ class WavWriter:
 
     def _header(self) -> bytes:
         rate, bits = SAMPLE_RATE_HZ, 16
-        return struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + self._bytes, b"WAVE", b"fmt ", 16,
-                           1, 1, rate, rate * bits // 8, bits // 8, bits, b"data", self._bytes)
+        return struct.pack(
+            "<4sI4s4sIHHIIHH4sI",
+            b"RIFF",
+            36 + self._bytes,
+            b"WAVE",
+            b"fmt ",
+            16,
+            1,
+            1,
+            rate,
+            rate * bits // 8,
+            bits // 8,
+            bits,
+            b"data",
+            self._bytes,
+        )
 
     def write_pcm(self, pcm: np.ndarray) -> None:
         data = np.ascontiguousarray(pcm, "<i2").tobytes()
@@ -205,17 +226,18 @@ class _AudioTrack:
     """One audio file on the call's timeline: slot ``i`` is the 20 ms from
     ``i * 20 ms`` after time zero; missing slots are written as silence."""
 
-    def __init__(self, path: Path, audio_format: str, bitrate_bps: int, complexity: int,
-                 silence_packet: bytes | None) -> None:
+    def __init__(
+        self, path: Path, audio_format: str, bitrate_bps: int, complexity: int, silence_packet: bytes | None
+    ) -> None:
         self.path = path
         self.next_slot = 0
-        self.frames = 0              # frames of received audio written (not silence)
+        self.frames = 0  # frames of received audio written (not silence)
         if audio_format == "ogg":
             self.ogg: OggOpusWriter | None = OggOpusWriter(path)
             self.wav: WavWriter | None = None
             self.encoder: AudioEncoder | None = AudioEncoder(
-                Codec.OPUS, 48000, application="voip", bitrate_bps=bitrate_bps,
-                complexity=complexity)
+                Codec.OPUS, 48000, application="voip", bitrate_bps=bitrate_bps, complexity=complexity
+            )
             self.silence = silence_packet
         else:
             self.ogg, self.wav, self.encoder, self.silence = None, WavWriter(path), None, None
@@ -227,27 +249,27 @@ class _AudioTrack:
             return
         if self.ogg is not None:
             for _ in range(n):
-                self.ogg.write(self.silence)          # type: ignore[arg-type]
+                self.ogg.write(self.silence)  # type: ignore[arg-type]
         else:
-            self.wav.write_pcm(np.zeros(n * FRAME_SAMPLES, np.int16))   # type: ignore[union-attr]
+            self.wav.write_pcm(np.zeros(n * FRAME_SAMPLES, np.int16))  # type: ignore[union-attr]
         self.next_slot = slot
 
     def write(self, slot: int, pcm: np.ndarray) -> None:
         if slot < self.next_slot:
-            return                   # a slot already written (never happens on one tick clock)
+            return  # a slot already written (never happens on one tick clock)
         self.fill_to(slot)
         if self.ogg is not None:
             self.ogg.write(self.encoder.encode(pcm))  # type: ignore[union-attr]
         else:
-            self.wav.write_pcm(pcm)                    # type: ignore[union-attr]
+            self.wav.write_pcm(pcm)  # type: ignore[union-attr]
         self.next_slot = slot + 1
         self.frames += 1
 
     def flush(self) -> None:
-        (self.ogg or self.wav).flush()                 # type: ignore[union-attr]
+        (self.ogg or self.wav).flush()  # type: ignore[union-attr]
 
     def close(self) -> None:
-        (self.ogg or self.wav).close()                 # type: ignore[union-attr]
+        (self.ogg or self.wav).close()  # type: ignore[union-attr]
 
 
 class _VideoTrack:
@@ -261,15 +283,25 @@ class _VideoTrack:
         self.path = path
         self.start_100ns = first.timestamp_100ns
         self.width, self.height = first.width & ~1, first.height & ~1
-        self.container = av.open(str(path), "w", format="mp4", container_options={
-            "movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"})
+        self.container = av.open(
+            str(path),
+            "w",
+            format="mp4",
+            container_options={
+                "movflags": "frag_keyframe+empty_moov+default_base_moof",
+                "flush_packets": "1",
+            },
+        )
         s = self.container.add_stream("libx264", rate=fps)
         s.width, s.height, s.pix_fmt = self.width, self.height, "yuv420p"
         s.time_base = Fraction(1, 90000)
         s.codec_context.time_base = Fraction(1, 90000)
         s.codec_context.gop_size = fps
-        s.codec_context.options = {"preset": "ultrafast", "tune": "zerolatency",
-                                   "x264-params": f"keyint={fps}:min-keyint={fps}:scenecut=0"}
+        s.codec_context.options = {
+            "preset": "ultrafast",
+            "tune": "zerolatency",
+            "x264-params": f"keyint={fps}:min-keyint={fps}:scenecut=0",
+        }
         self.stream = s
         self.frames = 0
         self._last_pts = -1
@@ -283,7 +315,7 @@ class _VideoTrack:
         if (f.width, f.height) != (self.width, self.height) or f.format.name != "yuv420p":
             f = f.reformat(self.width, self.height, "yuv420p")
         else:
-            f = f.reformat()       # a frame of its own: the decoder's may be reused
+            f = f.reformat()  # a frame of its own: the decoder's may be reused
         f.pts, f.time_base = pts, self.stream.time_base
         for packet in self.stream.encode(f):
             self.container.mux(packet)
@@ -301,8 +333,8 @@ class _VideoTrack:
 class _Person:
     participant_id: str
     display_name: str | None
-    presence: list[list[int | None]] = field(default_factory=list)   # [[joined, left], ...] 100 ns
-    speech: list[list[int]] = field(default_factory=list)            # [[start, end], ...] 100 ns
+    presence: list[list[int | None]] = field(default_factory=list)  # [[joined, left], ...] 100 ns
+    speech: list[list[int]] = field(default_factory=list)  # [[start, end], ...] 100 ns
     audio: _AudioTrack | None = None
     video: _VideoTrack | None = None
 
@@ -332,13 +364,21 @@ class Recorder(Processor):
     screen_share = False
     mode = "process"
 
-    def __init__(self, audio_format: str = "ogg", video: bool = True, screen_share: bool = True,
-                 video_size: tuple[int, int] | list[int] = (640, 360), fps: int = 15,
-                 mode: str = "process", flush_s: float = 1.0, bitrate_bps: int = 24000,
-                 complexity: int = 5, report_status: bool = True) -> None:
+    def __init__(
+        self,
+        audio_format: str = "ogg",
+        video: bool = True,
+        screen_share: bool = True,
+        video_size: tuple[int, int] | list[int] = (640, 360),
+        fps: int = 15,
+        mode: str = "process",
+        flush_s: float = 1.0,
+        bitrate_bps: int = 24000,
+        complexity: int = 5,
+        report_status: bool = True,
+    ) -> None:
         if audio_format not in FORMATS:
-            raise ValueError(f"audio_format must be one of {', '.join(FORMATS)}, "
-                             f"not {audio_format!r}")
+            raise ValueError(f"audio_format must be one of {', '.join(FORMATS)}, not {audio_format!r}")
         if mode not in ("process", "thread"):
             raise ValueError(f"mode must be process or thread, not {mode!r}")
         size = tuple(int(x) for x in video_size)
@@ -363,7 +403,7 @@ class Recorder(Processor):
     def _reset(self) -> None:
         self.dir: Path | None = None
         self.call_id = ""
-        self.t0: int | None = None             # time zero, 100 ns on the media clock
+        self.t0: int | None = None  # time zero, 100 ns on the media clock
         self.last_slot = -1
         self.mixed: _AudioTrack | None = None
         self.people: dict[str, _Person] = {}
@@ -377,10 +417,23 @@ class Recorder(Processor):
         self._stopped = False
 
     def __getstate__(self) -> dict[str, Any]:
-        d = dict(self.__dict__)                # only the options cross into a worker process
-        return {k: v for k, v in d.items() if k in (
-            "audio_format", "video", "screen_share", "fps", "mode", "flush_s", "bitrate_bps",
-            "complexity", "report_recording_status")}
+        d = dict(self.__dict__)  # only the options cross into a worker process
+        return {
+            k: v
+            for k, v in d.items()
+            if k
+            in (
+                "audio_format",
+                "video",
+                "screen_share",
+                "fps",
+                "mode",
+                "flush_s",
+                "bitrate_bps",
+                "complexity",
+                "report_recording_status",
+            )
+        }
 
     def __setstate__(self, d: dict[str, Any]) -> None:
         self.__dict__.update(d)
@@ -394,9 +447,14 @@ class Recorder(Processor):
         if self.dir is not None:
             self.dir.mkdir(parents=True, exist_ok=True)
         if self.audio_format == "ogg":
-            enc = AudioEncoder(Codec.OPUS, 48000, application="voip",
-                               bitrate_bps=self.bitrate_bps, complexity=self.complexity)
-            for _ in range(4):       # a settled encoder's packet for digital silence
+            enc = AudioEncoder(
+                Codec.OPUS,
+                48000,
+                application="voip",
+                bitrate_bps=self.bitrate_bps,
+                complexity=self.complexity,
+            )
+            for _ in range(4):  # a settled encoder's packet for digital silence
                 self._silence = enc.encode(_SILENCE)
         self._next_flush = time.monotonic() + self.flush_s
 
@@ -435,8 +493,7 @@ class Recorder(Processor):
             self.started_unix = time.time()
         ext = "ogg" if self.audio_format == "ogg" else "wav"
         path = self.dir / f"{name}.{ext}"
-        track = _AudioTrack(path, self.audio_format, self.bitrate_bps, self.complexity,
-                            self._silence)
+        track = _AudioTrack(path, self.audio_format, self.bitrate_bps, self.complexity, self._silence)
         return track
 
     def _person(self, pid: str, name: str | None) -> _Person:
@@ -516,8 +573,9 @@ class Recorder(Processor):
             entry[1].write(frame)
             return
         if p.video is None:
-            p.video = _VideoTrack(self.dir / f"video-{_safe(p.display_name, p.participant_id)}.mp4",
-                                  frame, self.fps)
+            p.video = _VideoTrack(
+                self.dir / f"video-{_safe(p.display_name, p.participant_id)}.mp4", frame, self.fps
+            )
             self._file(p.video.path, "video", p, frame.timestamp_100ns)
         p.video.write(frame)
 
@@ -535,15 +593,20 @@ class Recorder(Processor):
         elif isinstance(event, DominantSpeakerChanged):
             self.dominant.append((event.timestamp_100ns, event.participant_id))
         elif isinstance(event, (ScreenShareStarted, ScreenShareStopped, CallEnded)):
-            pass          # the screen file's frames say when; the end comes with on_stop
+            pass  # the screen file's frames say when; the end comes with on_stop
 
     # ---- the index --------------------------------------------------------------------------
 
     def _file(self, path: Path, kind: str, p: _Person | None, start_100ns: int) -> None:
-        self.files.append({"file": path.name, "kind": kind,
-                           "participant_id": p.participant_id if p else None,
-                           "display_name": p.display_name if p else None,
-                           "_start": start_100ns})
+        self.files.append(
+            {
+                "file": path.name,
+                "kind": kind,
+                "participant_id": p.participant_id if p else None,
+                "display_name": p.display_name if p else None,
+                "_start": start_100ns,
+            }
+        )
 
     def _s(self, t: int | None) -> float | None:
         if t is None:
@@ -557,26 +620,50 @@ class Recorder(Processor):
         for f in self.files:
             d = {k: v for k, v in f.items() if k != "_start"}
             d["start_s"] = 0.0 if f["kind"] in ("mixed", "audio") else self._s(f["_start"])
-            d["format"] = ("ogg-opus" if self.audio_format == "ogg" else "wav-pcm16") \
-                if f["kind"] in ("mixed", "audio") else "mp4-h264"
+            d["format"] = (
+                ("ogg-opus" if self.audio_format == "ogg" else "wav-pcm16")
+                if f["kind"] in ("mixed", "audio")
+                else "mp4-h264"
+            )
             files.append(d)
-        speakers = sorted(({"participant_id": p.participant_id, "display_name": p.display_name,
-                            "start_s": self._s(a), "end_s": self._s(b)}
-                           for p in self.people.values() for a, b in p.speech),
-                          key=lambda s: (s["start_s"], s["display_name"] or ""))
-        people = [{"participant_id": p.participant_id, "display_name": p.display_name,
-                   "presence": [{"joined_s": self._s(a), "left_s": self._s(b)}
-                                for a, b in p.presence],
-                   "audio": p.audio.path.name if p.audio else None,
-                   "video": p.video.path.name if p.video else None}
-                  for p in self.people.values()]
-        return {"call_id": self.call_id, "complete": complete, "audio_format": self.audio_format,
-                "sample_rate_hz": SAMPLE_RATE_HZ, "duration_s": round(duration, 3),
-                "time_zero_100ns": self.t0, "started_unix": self.started_unix,
-                "stopped_unix": self.stopped_unix, "pid": os.getpid(),
-                "files": files, "participants": people, "speakers": speakers,
-                "dominant_speaker": [{"at_s": self._s(t), "participant_id": pid}
-                                     for t, pid in self.dominant]}
+        speakers = sorted(
+            (
+                {
+                    "participant_id": p.participant_id,
+                    "display_name": p.display_name,
+                    "start_s": self._s(a),
+                    "end_s": self._s(b),
+                }
+                for p in self.people.values()
+                for a, b in p.speech
+            ),
+            key=lambda s: (s["start_s"], s["display_name"] or ""),
+        )
+        people = [
+            {
+                "participant_id": p.participant_id,
+                "display_name": p.display_name,
+                "presence": [{"joined_s": self._s(a), "left_s": self._s(b)} for a, b in p.presence],
+                "audio": p.audio.path.name if p.audio else None,
+                "video": p.video.path.name if p.video else None,
+            }
+            for p in self.people.values()
+        ]
+        return {
+            "call_id": self.call_id,
+            "complete": complete,
+            "audio_format": self.audio_format,
+            "sample_rate_hz": SAMPLE_RATE_HZ,
+            "duration_s": round(duration, 3),
+            "time_zero_100ns": self.t0,
+            "started_unix": self.started_unix,
+            "stopped_unix": self.stopped_unix,
+            "pid": os.getpid(),
+            "files": files,
+            "participants": people,
+            "speakers": speakers,
+            "dominant_speaker": [{"at_s": self._s(t), "participant_id": pid} for t, pid in self.dominant],
+        }
 
     def _write_index(self, index: dict[str, Any]) -> None:
         if self.dir is None:

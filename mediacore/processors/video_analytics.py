@@ -32,9 +32,9 @@ class StreamAnalytics:
     height: int = 0
     resolution_changes: int = 0
     scene_changes: int = 0
-    motion: float = 0.0              # mean |Δluma| of the last frame pair, 0..255
-    motion_frames: int = 0           # frames with visible motion
-    faces: int | None = None         # faces in the last analysed frame (None: no OpenCV)
+    motion: float = 0.0  # mean |Δluma| of the last frame pair, 0..255
+    motion_frames: int = 0  # frames with visible motion
+    faces: int | None = None  # faces in the last analysed frame (None: no OpenCV)
     first_ts_100ns: int | None = None
     last_ts_100ns: int | None = None
     _recent: deque = field(default_factory=lambda: deque(maxlen=64), repr=False)
@@ -55,16 +55,28 @@ class StreamAnalytics:
         return (self.frames - 1) * 1e7 / span if span > 0 else 0.0
 
     def summary(self) -> dict:
-        return {"frames": self.frames, "fps": round(self.mean_fps, 2), "width": self.width,
-                "height": self.height, "scene_changes": self.scene_changes,
-                "motion_frames": self.motion_frames, "faces": self.faces}
+        return {
+            "frames": self.frames,
+            "fps": round(self.mean_fps, 2),
+            "width": self.width,
+            "height": self.height,
+            "scene_changes": self.scene_changes,
+            "motion_frames": self.motion_frames,
+            "faces": self.faces,
+        }
 
 
 class VideoAnalyzer:
     """Feed luma planes with :meth:`push`; read :attr:`streams`."""
 
-    def __init__(self, *, scene_threshold: float = 40.0, motion_threshold: float = 1.0,
-                 face_every: int = 15, detect_faces: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        scene_threshold: float = 40.0,
+        motion_threshold: float = 1.0,
+        face_every: int = 15,
+        detect_faces: bool = True,
+    ) -> None:
         self.scene_threshold = scene_threshold
         self.motion_threshold = motion_threshold
         self.face_every = face_every
@@ -102,8 +114,7 @@ class VideoAnalyzer:
         self._prev[source] = small
         if self._cascade is not None and st.frames % self.face_every == 1:
             gray = cv2.equalizeHist(np.ascontiguousarray(luma))
-            found = self._cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5,
-                                                   minSize=(40, 40))
+            found = self._cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(40, 40))
             st.faces = len(found)
         return st
 
@@ -122,8 +133,13 @@ class VideoAnalytics(Processor):
     audio = None
     mode = "thread"
 
-    def __init__(self, size: tuple[int, int] | list[int] = (640, 360), screen_share: bool = True,
-                 faces: bool = True, file: str = "video.json") -> None:
+    def __init__(
+        self,
+        size: tuple[int, int] | list[int] = (640, 360),
+        screen_share: bool = True,
+        faces: bool = True,
+        file: str = "video.json",
+    ) -> None:
         if len(size) != 2 or min(size) <= 0:
             raise ValueError(f"size must be [width, height], not {size!r}")
         self.video = (int(size[0]), int(size[1]))
