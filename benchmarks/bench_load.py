@@ -16,6 +16,12 @@
   here).
 * load-density: the largest N (of a ladder) with no dropped frame, against
   the N of the latency goal (100).
+* load-cpu-vs-decode: the bot's whole CPU per received call-frame at N
+  receive-only calls (engine I/O, SRTP, audio workers, Python delivery of
+  every frame to an inline processor of its call, with its identity), against
+  libopus alone decoding one 20 ms frame of the same Opus packets to 16 kHz
+  (``AudioDecoder``), measured before and after the load run in the same
+  process (their median).
 """
 
 from __future__ import annotations
@@ -73,6 +79,59 @@ def _aiortc_style_ns_per_frame(frames: int = 1000) -> float:
     for data in packets[warm:]:
         receive(data)
     return (time.perf_counter_ns() - t0) / (len(packets) - warm)
+
+
+def _libopus_decode_ns_per_frame(duration_s: float, rounds: int = 3) -> float:
+    """CPU per 20 ms frame of libopus decoding to 16 kHz (``AudioDecoder``, one
+    decoder, as a graph keeps one per source) the packets the load emulator
+    sends; the best of ``rounds`` passes (thread CPU time)."""
+    from bot.demo.load import _load_script
+    from bot.emulator.simmedia import prepare_meeting
+    from mediacore.audio.codecs import AudioDecoder, Codec
+
+    media = prepare_meeting(_load_script(duration_s), video=False)
+    packets = [p for p in media.participants[0].audio if p is not None]
+    best = float("inf")
+    for _ in range(rounds):
+        dec = AudioDecoder(Codec.OPUS)
+        t0 = time.thread_time_ns()
+        for p in packets:
+            dec.decode(p)
+        best = min(best, (time.thread_time_ns() - t0) / len(packets))
+    return best
+
+
+LOAD_CALLS = 100 if QUICK else 300
+
+
+def test_load_cpu_vs_decode(benchmark):
+    duration = 6.0 if QUICK else 10.0
+
+    def run():
+        before = _libopus_decode_ns_per_frame(duration)
+        r = run_load_once(LOAD_CALLS, duration)
+        after = _libopus_decode_ns_per_frame(duration)
+        return r, before, after
+
+    r, before, after = benchmark.pedantic(run, rounds=1, iterations=1)
+    frames_per_s = r["frames_per_s_per_call"] * r["calls"]
+    per_frame = 1e3 * r["calls"] / max(1.0, frames_per_s)     # µs/s per call -> ns per frame
+    cpu_ns = r["cpu_us_per_call_per_s"] * per_frame
+    decode_ns = (before + after) / 2
+    record_comparison(
+        "load-cpu-vs-decode",
+        subject=f"bot: CPU per received call-frame, {LOAD_CALLS} receive-only SRTP Opus calls, "
+                "every frame to an inline processor of its call",
+        anchor="libopus decode of one 20 ms frame to 16 kHz (AudioDecoder, the same packets)",
+        subject_ns=cpu_ns, anchor_ns=decode_ns, calls=r["calls"], duration_s=r["duration_s"],
+        calls_per_core=round(1e9 / (50 * cpu_ns)), subject_over_anchor=round(cpu_ns / decode_ns, 2),
+        engine_io_ns=round(r["engine_io_us_per_call_per_s"] * per_frame),
+        audio_workers_ns=round(r["audio_worker_us_per_call_per_s"] * per_frame),
+        decode_rounds_ns=[round(before), round(after)],
+        frames_per_s_per_call=r["frames_per_s_per_call"], dropped_frames=r["dropped_frames"],
+        calls_without_media=r["calls_without_media"],
+        cpu_percent_of_one_core=r["cpu_percent_of_one_core"])
+    assert r["calls_without_media"] == 0
 
 
 def test_load(benchmark):

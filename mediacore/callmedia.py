@@ -308,9 +308,12 @@ class CallMedia:
         # call); everything that keeps frames gets one copy of the tick
         view = AudioBatch(frames, kinds, self.call_id, self._identity)
         owned: AudioBatch | None = None
+        # a call without the mix gets unmixed frames only (its graph writes no
+        # other): no per-frame selection for the processors of each kind
+        only_unmixed = not self.mixed
         for r in runners:
             want = r.processor.audio
-            if want is None:
+            if want is None or (only_unmixed and want == "mixed"):
                 continue
             batch = view
             if not r.inline:
@@ -318,7 +321,7 @@ class CallMedia:
                     owned = AudioBatch(np.array(frames), np.array(kinds), self.call_id,
                                        self._identity)
                 batch = owned
-            if want != "both":
+            if want != "both" and not only_unmixed:
                 sel = batch.kinds == (MIXED if want == "mixed" else UNMIXED)
                 if not sel.all():
                     if not sel.any():
@@ -692,6 +695,8 @@ class CallMedia:
     def _housekeeping(self) -> None:
         if self._closed:
             return
+        if self._video_send is None and not (self._subs or self._sub_version):
+            return        # nothing here acts on session events (latching, key-frame requests)
         resend = False
         try:
             events = self.session.events()

@@ -280,6 +280,7 @@ class ThreadRunner(ProcessorRunner):
                                                               name=f"{self.name} queue")
         self._reported_drops = 0
         self._last_drop_report = 0.0
+        self._last_drop_log = 0.0
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name=f"processor-{self.name}-{ctx.call_id[:8]}")
@@ -297,15 +298,24 @@ class ThreadRunner(ProcessorRunner):
     def _put(self, item: tuple[str, Any]) -> None:
         if not self._queue.put(item):
             now = time.monotonic()
-            if now - self._last_drop_report >= 1.0:
-                self._last_drop_report = now
-                n = self._queue.dropped - self._reported_drops
-                self._reported_drops = self._queue.dropped
-                log.warning("processor %s of call %s is behind: %d items dropped",
-                            self.name, self.ctx.call_id, n)
-                ev = FramesDropped(self.ctx.call_id, time.monotonic_ns() // 100,
-                                   f"processor:{self.name}", n)
-                self._queue.put(("e", ev))
+            if now - self._last_drop_log >= 1.0:
+                self._last_drop_log = now
+                log.warning("processor %s of call %s is behind: %d items dropped so far",
+                            self.name, self.ctx.call_id, self._queue.dropped)
+
+    def _report_drops(self, on_event: Any) -> None:
+        """On the processor's thread, before the item it takes next: a
+        :class:`FramesDropped` for what its queue dropped since the last one
+        (at most one a second). Made here rather than queued where the drop
+        happens: in a queue that is dropping its oldest items the report
+        itself would soon be dropped."""
+        n = self._queue.dropped - self._reported_drops
+        now = time.monotonic()
+        if n and now - self._last_drop_report >= 1.0:
+            self._last_drop_report = now
+            self._reported_drops += n
+            self._call(on_event, FramesDropped(self.ctx.call_id, time.monotonic_ns() // 100,
+                                               f"processor:{self.name}", n))
 
     @property
     def dropped(self) -> int:
@@ -325,6 +335,7 @@ class ThreadRunner(ProcessorRunner):
         handlers = {"a": p.on_audio_batch, "v": p.on_video, "e": p.on_event}
         try:
             for kind, item in self._queue:
+                self._report_drops(p.on_event)
                 self._call(handlers[kind], item)
         finally:
             try:

@@ -204,6 +204,10 @@ MC_API mc_status mc_ring_commit(mc_ring *ring, uint32_t type, uint32_t length);
  * later commit wakes it (or at its timeout). For producers that know a
  * batch is not finished (the packets of a video frame before its last). */
 MC_API mc_status mc_ring_commit_quiet(mc_ring *ring, uint32_t type, uint32_t length);
+/* [producer] Wake a consumer waiting in mc_ring_wait for what is published
+ * (after quiet commits): one wake for a batch of records. No syscall when
+ * nobody waits. */
+MC_API mc_status mc_ring_wake(mc_ring *ring);
 /* [producer] Grow the pending reservation to `length` bytes; its first
  * `keep` bytes are kept (moved with it if it has to move to the start of
  * the ring). *out is the reservation's (possibly new) address. MC_E_FULL

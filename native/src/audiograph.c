@@ -95,6 +95,8 @@ struct mc_audio_graph {
     int send_marker;
     uint32_t low_water_armed;
     uint32_t phase;            /* staggering worker: the 2 ms phase this graph ticks at */
+    int wake_engine;           /* this tick queued packets: the worker wakes the engine */
+    int wake_output;           /* this tick wrote frames: the worker wakes their reader */
     mc_audio_graph_stats stats;
 };
 
@@ -503,7 +505,9 @@ static void write_frame(mc_audio_graph *g, mc_ring *ring, uint32_t type,
         memcpy(pcm, srcs[0], MC_AUDIO_FRAME_BYTES);
     else
         mc_mix_kernel(srcs, nsrc, MC_AUDIO_FRAME_SAMPLES, pcm);
-    mc_ring_commit(ring, type, FRAME_RECORD);
+    /* quiet: the worker wakes the reader once for every graph of its tick */
+    mc_ring_commit_quiet(ring, type, FRAME_RECORD);
+    g->wake_output = 1;
 }
 
 static void receive_tick(mc_audio_graph *g, int64_t now_ns)
@@ -686,8 +690,8 @@ static void send_tick(mc_audio_graph *g, int64_t now_ns)
             }
             if (active) { /* tones replace audio for this tick (RFC 4733 §2.5.1.1) */
                 g->send_marker = 1;
-                if (sent && g->cfg.engine)
-                    mc_engine_wake(g->cfg.engine);
+                if (sent)
+                    g->wake_engine = 1;
                 return;
             }
         }
@@ -725,8 +729,8 @@ static void send_tick(mc_audio_graph *g, int64_t now_ns)
             sent = 1;
         }
     }
-    if (sent && g->cfg.engine)
-        mc_engine_wake(g->cfg.engine);
+    if (sent)
+        g->wake_engine = 1;
 }
 
 static void graph_tick(mc_audio_graph *g, int64_t now_ns)
@@ -753,6 +757,45 @@ MC_API mc_status mc_audio_worker_new(uint32_t flags, mc_audio_worker **out)
     return MC_OK;
 }
 
+/* The wake-ups of a tick, once its graphs are done: an engine woken per
+ * graph, or a reader per frame, would run (and go back to sleep) between the
+ * graphs of one tick, each time a syscall and a context switch; now the
+ * engine sends every packet of the tick in one pass and the reader takes
+ * every frame in one batch. Graphs usually share the engine and the output
+ * ring: a pointer already woken in this pass is skipped. */
+#define WAKE_SEEN 4
+static int woken(void **seen, uint32_t *n, void *p)
+{
+    for (uint32_t i = 0; i < *n; i++)
+        if (seen[i] == p)
+            return 1;
+    if (*n < WAKE_SEEN)
+        seen[(*n)++] = p;
+    return 0;
+}
+
+static void wake_after_tick(mc_audio_worker *w, int phase)
+{
+    void *engines[WAKE_SEEN], *rings[WAKE_SEEN];
+    uint32_t ne = 0, nr = 0;
+    for (mc_audio_graph *g = w->graphs; g; g = g->next) {
+        if (phase >= 0 && g->phase != (uint32_t)phase)
+            continue;
+        if (g->wake_engine) {
+            g->wake_engine = 0;
+            if (g->cfg.engine && !woken(engines, &ne, g->cfg.engine))
+                mc_engine_wake(g->cfg.engine);
+        }
+        if (g->wake_output) {
+            g->wake_output = 0;
+            if (g->cfg.mixed && !woken(rings, &nr, g->cfg.mixed))
+                mc_ring_wake(g->cfg.mixed);
+            if (g->cfg.unmixed && !woken(rings, &nr, g->cfg.unmixed))
+                mc_ring_wake(g->cfg.unmixed);
+        }
+    }
+}
+
 /* phase < 0: every graph; otherwise the graphs of that stagger phase. */
 static void run_tick(mc_audio_worker *w, int64_t now_ns, int phase)
 {
@@ -761,6 +804,7 @@ static void run_tick(mc_audio_worker *w, int64_t now_ns, int phase)
     for (mc_audio_graph *g = w->graphs; g; g = g->next)
         if (phase < 0 || g->phase == (uint32_t)phase)
             graph_tick(g, now_ns);
+    wake_after_tick(w, phase);
     mc_mutex_unlock(&w->lock);
     if (phase <= 0)
         mc_store_u64_relaxed(&w->ticks, mc_load_u64_relaxed(&w->ticks) + 1);

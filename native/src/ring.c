@@ -338,6 +338,24 @@ static void publish_records(mc_ring *r, uint64_t records, int wake)
 
 static void publish(mc_ring *r, uint64_t records) { publish_records(r, records, 1); }
 
+MC_API mc_status mc_ring_wake(mc_ring *r)
+{
+    if (!r)
+        return MC_E_INVAL;
+    ring_header *h = r->hdr;
+    /* The quiet commits stored head with release only; the event count needs
+     * head stored seq_cst before the waiting word is read (the consumer's
+     * seq_cst pair in mc_ring_wait), so it is stored again (the same value:
+     * the producer owns it) on the way to the wake. */
+    mc_store_u64_seq_cst(&h->head, r->prod_head);
+    if (mc_load_u32_seq_cst(&h->consumer_waiting)) {
+        mc_fetch_add_u32(&h->data_seq, 1);
+        mc_wake_u32(&h->data_seq, r->shared);
+        mc_store_u64_relaxed(&r->wake_calls, mc_load_u64_relaxed(&r->wake_calls) + 1);
+    }
+    return MC_OK;
+}
+
 MC_API mc_status mc_ring_write(mc_ring *r, uint32_t type, const void *data, uint32_t length)
 {
     if (MC_UNLIKELY(!r || (!data && length) || type == TYPE_PAD))
