@@ -771,6 +771,7 @@ class CallMedia:
         self.host.audio.remove_call(self.tag)
         for r in self._runners:
             results[r.name] = r.stop(timeout_s)
+            r.ctx.media = None  # stopped: no cycle back to this call's media
         for _, q in list(self._audio_queues):
             q.close()
         for q in list(self._event_queues) + list(self._screen_queues):
