@@ -293,7 +293,8 @@ class ThreadRunner(ProcessorRunner):
         self._put(("v", frame))
 
     def event(self, event: MediaEvent) -> None:
-        self._put(("e", event))
+        # the control lane: a burst of frames never pushes out a join, a leave or the end
+        self._queue.put(("e", event), control=True)
 
     def _put(self, item: tuple[str, Any]) -> None:
         if not self._queue.put(item):

@@ -8,6 +8,10 @@ not lose a frame; past the timeout the item is dropped and counted). Drops
 are counted. A consumer reads with :meth:`get` (blocking, from a thread),
 plain iteration (blocking) or ``async for`` (from one event loop); after
 :meth:`close` the reader gets what is queued, then the end of the stream.
+Control items (``put(item, control=True)``: a processor's events) go in a
+lane of their own that frames never push out, and are taken before frames
+(a join, a leave or the end of the call is not lost to a burst of audio);
+that lane is bounded too (``max_control``, its drops counted apart).
 Nothing here is unbounded.
 """
 
@@ -32,6 +36,7 @@ class FrameQueue(Generic[T]):
         name: str = "",
         block_timeout_s: float = 1.0,
         on_close: Callable[[FrameQueue[T]], None] | None = None,
+        max_control: int = 10_000,
     ) -> None:
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}")
@@ -43,7 +48,10 @@ class FrameQueue(Generic[T]):
         self.block_timeout_s = block_timeout_s
         self.dropped = 0
         self.delivered = 0
+        self.max_control = max_control
+        self.control_dropped = 0
         self._queue: collections.deque[T] = collections.deque()
+        self._control: collections.deque[T] = collections.deque()
         self._cond = threading.Condition()
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -52,9 +60,23 @@ class FrameQueue(Generic[T]):
 
     # ---- producer side (media threads) ---------------------------------------------------
 
-    def put(self, item: T) -> bool:
-        """Queue ``item``; False when it (or an older item) was dropped."""
+    def put(self, item: T, *, control: bool = False) -> bool:
+        """Queue ``item``; False when it (or an older item) was dropped.
+        ``control``: in the control lane (see the module documentation)."""
         ok = True
+        with self._cond:
+            if self._closed:
+                return False
+            if control:
+                if len(self._control) >= self.max_control:
+                    self._control.popleft()
+                    self.control_dropped += 1
+                    ok = False
+                self._control.append(item)
+                self._cond.notify_all()
+        if control:
+            self._wake_loop()
+            return ok
         with self._cond:
             if self._closed:
                 return False
@@ -92,7 +114,14 @@ class FrameQueue(Generic[T]):
         return self._closed
 
     def __len__(self) -> int:
-        return len(self._queue)
+        return len(self._control) + len(self._queue)
+
+    def _take(self) -> T:
+        """The next item, control lane first (the condition held, an item there)."""
+        self.delivered += 1
+        item = self._control.popleft() if self._control else self._queue.popleft()
+        self._cond.notify_all()
+        return item
 
     def _wake_loop(self) -> None:
         loop = self._loop
@@ -108,13 +137,10 @@ class FrameQueue(Generic[T]):
     def get(self, timeout: float | None = None) -> T | None:
         """The next item; None after ``timeout``; :class:`EOFError` at the end."""
         with self._cond:
-            if not self._queue and not self._closed:
+            if not self._queue and not self._control and not self._closed:
                 self._cond.wait(timeout)
-            if self._queue:
-                self.delivered += 1
-                item = self._queue.popleft()
-                self._cond.notify_all()
-                return item
+            if self._queue or self._control:
+                return self._take()
             if self._closed:
                 raise EOFError(f"{self.name or 'stream'} ended")
             return None
@@ -140,10 +166,8 @@ class FrameQueue(Generic[T]):
         self._loop = asyncio.get_running_loop()
         while True:
             with self._cond:
-                if self._queue:
-                    self.delivered += 1
-                    item = self._queue.popleft()
-                    self._cond.notify_all()
+                if self._queue or self._control:
+                    item = self._take()
                 elif self._closed:
                     return
                 else:
