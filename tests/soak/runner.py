@@ -39,6 +39,7 @@ least-squares slope per minute after the warm-up and checks it against
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import json
 import logging
@@ -72,14 +73,16 @@ SHM_PREFIXES = ("mc_", "mcproc-")
 THRESHOLDS = {
     #: RSS may not grow by more than this per minute of churn
     "rss_mib_per_min": 1.0,
-    #: open fds after the run: the baseline plus the asyncio default executor's
-    #: idle workers' nothing (threads hold no fds) and the bot level's kept-alive
-    #: HTTP connections to the emulator (msal's, Graph's: a few each)
+    #: the C heap in use (glibc's count: what is allocated and not freed) after
+    #: the run: the baseline plus what stays allocated once (codec tables, caches)
+    "heap_used_after_mib": 16,
+    #: open fds after the run: the baseline plus the bot level's kept-alive HTTP
+    #: connections (msal's and Graph's to the emulator: a few each)
     "fds_after": 8,
     #: threads after the run: the baseline plus the idle workers of the event
-    #: loops' default executors (``CallMedia.aclose`` runs there; a pool keeps
+    #: loop's default executor (``CallMedia.aclose`` runs there; the pool keeps
     #: at most min(32, cores + 4) threads and reuses them)
-    "threads_after": 6,
+    "threads_after": min(32, (os.cpu_count() or 1) + 4),
     #: shared-memory segments this process created still in /dev/shm, and
     #: segments it still has mapped, after the run
     "shm_after": 0,
@@ -98,6 +101,35 @@ def rss_kib() -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                                "usmblks", "fsmblks", "uordblks", "fordblks",
+                                                "keepcost")]
+
+
+def _mallinfo2() -> Any:
+    try:
+        fn = ctypes.CDLL(None).mallinfo2      # glibc >= 2.33
+    except (AttributeError, OSError):
+        return None
+    fn.restype = _Mallinfo2
+    return fn
+
+
+_MALLINFO2 = _mallinfo2()
+
+
+def heap_kib() -> tuple[int, int] | None:
+    """glibc's own account of the C heap (every arena, read-only): (bytes in use,
+    bytes free inside the arenas) in KiB. RSS that grows while "in use" stays
+    flat is memory freed but kept by the allocator (arenas, fragmentation), not
+    a leak; growing "in use" is something kept (docs/soak.md)."""
+    if _MALLINFO2 is None:
+        return None
+    mi = _MALLINFO2()
+    return (mi.uordblks + mi.hblkhd) // 1024, mi.fordblks // 1024
 
 
 def open_fds() -> int:
@@ -250,6 +282,9 @@ class Sampler:
             "os_threads": os_threads(), "shm": len(self.shm.alive()),
             "shm_mapped": len(shm_mapped()), "children": len(child_pids()),
         }
+        heap = heap_kib()
+        if heap is not None:
+            s["heap_used_kib"], s["heap_free_kib"] = heap
         for level, c in self.counts.items():
             s[f"{level}_started"], s[f"{level}_ended"] = c.started, c.ended
             s[f"{level}_failed"], s[f"{level}_active"] = c.failed, c.active
@@ -495,6 +530,14 @@ class MediaLevel:
         for t in self._threads:
             t.join(max(0.1, deadline - time.monotonic()))
         self._threads = [t for t in self._threads if t.is_alive()]
+
+    def internals(self) -> dict[str, int]:
+        """What should be empty once every call has ended: the host's calls, the
+        engine's sessions, the audio path's calls, the remote's sessions."""
+        assert self.host is not None and self.remote is not None
+        return {"host_calls": len(self.host.calls), "engine_sessions": len(self.host.engine.sessions),
+                "audio_path_calls": len(self.host.audio.calls),
+                "remote_sessions": len(self.remote.engine.sessions)}
 
     def close(self) -> None:
         if self.remote is not None:
@@ -817,6 +860,16 @@ class BotLevel:
             log.warning("soak: bot call %s lived %.1f s without audio: %r", call_id, lived, result)
         self.counts.end(by, silent=silent)
 
+    def internals(self) -> dict[str, int]:
+        """What should be empty once every call has ended: the bot's calls, the
+        host's calls, the engine's sessions, the audio path's calls, the media
+        made for requests not sent."""
+        assert self.host is not None
+        return {"bot_calls": len(self.bot.calls), "host_calls": len(self.host.calls),
+                "engine_sessions": len(self.host.engine.sessions),
+                "audio_path_calls": len(self.host.audio.calls),
+                "unsent_media": len(self.provider._by_blob)}
+
     def stop(self, timeout_s: float = 120.0) -> None:
         if self.loop is None or self._slots_done is None:
             return
@@ -855,27 +908,29 @@ def _figures(samples: list[dict[str, Any]], after_s: float) -> dict[str, Any]:
     warm = [s for s in samples if s["t"] >= after_s]
     ts = [s["t"] for s in warm]
     out: dict[str, Any] = {"samples": len(warm), "from_s": after_s}
-    for k in ("rss_kib", "fds", "threads", "os_threads", "shm", "shm_mapped", "children",
-              "emulator_rss_kib"):
+    for k in ("rss_kib", "heap_used_kib", "heap_free_kib", "fds", "threads", "os_threads", "shm",
+              "shm_mapped", "children", "emulator_rss_kib"):
         ys = [s[k] for s in warm if k in s]
         if len(ys) == len(ts):
             sl = slope_per_min(ts, ys)
             out[f"{k}_per_min"] = None if sl is None else round(sl, 4)
             out[f"{k}_min"], out[f"{k}_max"] = (min(ys), max(ys)) if ys else (None, None)
-    if out.get("rss_kib_per_min") is not None:
-        out["rss_mib_per_min"] = round(out["rss_kib_per_min"] / 1024, 4)
+    for k in ("rss", "heap_used", "heap_free"):
+        if out.get(f"{k}_kib_per_min") is not None:
+            out[f"{k}_mib_per_min"] = round(out[f"{k}_kib_per_min"] / 1024, 4)
     return out
 
 
 def _resources(shm: ShmTracker) -> dict[str, Any]:
-    return {"rss_kib": rss_kib(), "fds": open_fds(), "threads": threading.active_count(),
+    heap = heap_kib()
+    return {"rss_kib": rss_kib(), "heap_used_kib": heap[0] if heap else None, "fds": open_fds(), "threads": threading.active_count(),
             "os_threads": os_threads(), "shm": len(shm.alive()), "shm_mapped": len(shm_mapped()),
             "children": len(child_pids()), "fd_kinds": fd_kinds(),
             "thread_names": sorted(t.name for t in threading.enumerate())}
 
 
 def run_soak(duration_s: float, *, calls: int = 20, levels: tuple[str, ...] = ("media", "bot"),
-             warmup_s: float | None = None, settle_s: float = 30.0, seed: int = 1,
+             warmup_s: float | None = None, settle_s: float = 45.0, seed: int = 1,
              process_share: float = 0.05, life_s: tuple[float, float] = (1.0, 5.0),
              thresholds: dict[str, float] | None = None, interval_s: float = 1.0,
              progress: Any = None) -> dict[str, Any]:
@@ -932,6 +987,7 @@ def run_soak(duration_s: float, *, calls: int = 20, levels: tuple[str, ...] = ("
             after = _resources(shm)
         report["settled_in_s"] = round(settle_s - max(0.0, deadline - time.monotonic()), 1)
         report["after"] = after
+        report["internals"] = {r.name: r.internals() for r in runners}
         sampler.stop()
         report["slopes"] = _figures(sampler.samples, warmup_s)
         report["churn_s"] = churn_s
@@ -955,7 +1011,9 @@ def run_soak(duration_s: float, *, calls: int = 20, levels: tuple[str, ...] = ("
 
 
 def _within(after: dict[str, Any], base: dict[str, Any], th: dict[str, float]) -> bool:
-    return (after["fds"] - base["fds"] <= th["fds_after"]
+    heap_ok = after["heap_used_kib"] is None or \
+        after["heap_used_kib"] - base["heap_used_kib"] <= th["heap_used_after_mib"] * 1024
+    return (heap_ok and after["fds"] - base["fds"] <= th["fds_after"]
             and after["threads"] - base["threads"] <= th["threads_after"]
             and after["os_threads"] - base["os_threads"] <= th["threads_after"]
             and after["shm"] - base["shm"] <= th["shm_after"]
@@ -970,9 +1028,18 @@ def _checks(report: dict[str, Any], th: dict[str, float]) -> dict[str, dict[str,
         checks[f"{lv}_no_failed_calls"] = {"ok": c["failed"] == 0, "value": c["failed"]}
         checks[f"{lv}_every_call_ended"] = {"ok": c["ended"] == c["started"] and c["started"] > 0,
                                             "value": [c["started"], c["ended"]]}
+    for lv, found in report.get("internals", {}).items():
+        left = {k: v for k, v in found.items() if v}
+        checks[f"{lv}_nothing_left"] = {"ok": not left, "value": left or 0}
     rss = sl.get("rss_mib_per_min")
     checks["rss_slope"] = {"ok": rss is not None and rss < th["rss_mib_per_min"],
                            "value": rss, "limit": th["rss_mib_per_min"]}
+    if after.get("heap_used_kib") is not None:
+        d = (after["heap_used_kib"] - base["heap_used_kib"]) / 1024
+        checks["heap_used_back_to_baseline"] = {
+            "ok": d <= th["heap_used_after_mib"], "value": round(d, 2),
+            "limit": th["heap_used_after_mib"], "baseline": base["heap_used_kib"] // 1024,
+            "after": after["heap_used_kib"] // 1024}
     for k, limit in (("fds", th["fds_after"]), ("threads", th["threads_after"]),
                      ("os_threads", th["threads_after"]), ("shm", th["shm_after"]),
                      ("shm_mapped", th["shm_after"]), ("children", th["children_after"])):
@@ -992,7 +1059,7 @@ def summary(report: dict[str, Any]) -> str:
     sl = report.get("slopes", {})
     lines.append("  slopes/min after warm-up: " + ", ".join(
         f"{k.removesuffix('_per_min')} {v:+.3f}" for k, v in sl.items()
-        if k.endswith("_per_min") and v is not None and k != "rss_kib_per_min"))
+        if k.endswith("_per_min") and v is not None and "_kib_" not in k))
     for name, c in report.get("checks", {}).items():
         lines.append(f"  {'ok  ' if c['ok'] else 'FAIL'} {name}: {c['value']}"
                      + (f" (limit {c['limit']})" if "limit" in c else ""))
@@ -1010,8 +1077,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--level", choices=["media", "bot", "both"], default="both")
     p.add_argument("--warmup", type=float, default=None,
                    help="seconds left out of the slopes (default: a sixth of the run, 10-120 s)")
-    p.add_argument("--settle", type=float, default=30.0,
-                   help="seconds allowed after the last call for resources to return (default 30)")
+    p.add_argument("--settle", type=float, default=45.0,
+                   help="seconds allowed after the last call for resources to return (default 45: "
+                        "kept-alive HTTP connections close after 15 s idle)")
     p.add_argument("--process-share", type=float, default=0.05,
                    help="share of media-level calls with a worker-process processor (default 0.05)")
     p.add_argument("--seed", type=int, default=1)
@@ -1025,7 +1093,9 @@ def main(argv: list[str] | None = None) -> int:
     def progress(s: dict[str, Any]) -> None:
         calls = " ".join(f"{lv} {s.get(lv + '_started', 0)}/{s.get(lv + '_ended', 0)}"
                          f"/{s.get(lv + '_failed', 0)}" for lv in levels)
-        print(f"[{s['t']:7.0f} s] rss {s['rss_kib'] / 1024:.1f} MiB fds {s['fds']} threads "
+        heap = (f" heap {s['heap_used_kib'] / 1024:.1f}+{s['heap_free_kib'] / 1024:.1f} MiB"
+                if "heap_used_kib" in s else "")
+        print(f"[{s['t']:7.0f} s] rss {s['rss_kib'] / 1024:.1f} MiB{heap} fds {s['fds']} threads "
               f"{s['threads']}/{s['os_threads']} shm {s['shm']}/{s['shm_mapped']} children "
               f"{s['children']} calls started/ended/failed {calls}", file=sys.stderr, flush=True)
 
