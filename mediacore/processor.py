@@ -141,6 +141,10 @@ class Processor:
     video: tuple[int, int] | None = None
     #: the screen share while someone shares
     screen_share: bool = False
+    #: ``on_video`` gets the received H.264 access units (``ReceivedAccessUnit``
+    #: of mediacore.video.sockets, with identity) instead of decoded frames;
+    #: nothing is decoded for it
+    video_encoded: bool = False
     #: "thread", "inline" or "process"
     mode: str = "thread"
     #: the thread mode's queue, in milliseconds of audio
@@ -411,8 +415,8 @@ def _process_main(processor: Processor, ctx: ProcessorContext, ring_name: str, r
                         sources.update(obj)
                     elif kind == "event":
                         call(processor.on_event, obj)
-                    elif kind == "video":
-                        call(processor.on_video, _video_from_dict(obj))
+                    elif kind == "video":   # an access unit (video_encoded) comes as it is
+                        call(processor.on_video, _video_from_dict(obj) if isinstance(obj, dict) else obj)
     finally:
         result = None
         try:
@@ -498,7 +502,7 @@ class ProcessRunner(ProcessorRunner):
                 self._ring.write(data, _REC_AUDIO)
 
     def video(self, frame: DecodedVideoFrame) -> None:
-        self._pickled("video", _video_to_dict(frame))
+        self._pickled("video", _video_to_dict(frame) if isinstance(frame, DecodedVideoFrame) else frame)
 
     def event(self, event: MediaEvent) -> None:
         self._pickled("event", event)

@@ -8,7 +8,10 @@ worker thread that waits in native code (GIL released; the engine wakes it
 once per frame, not per packet), drains the stream's packets with one
 native call per turn, and either hands the access units on
 ("encoded" mode: no decode cost) or decodes them with PyAV ("decoded" mode)
-on that same thread. Key frames are asked for whenever the depacketizer lost
+on that same thread. A "decoded" socket can also hand each subscription's
+access units to ``on_encoded`` (``subscribe(..., encoded=True)``) and decode
+only while someone wants decoded frames (``decode=False``: a recorder that
+muxes the received H.264 as it is costs no decode). Key frames are asked for whenever the depacketizer lost
 sync (or the decoder failed): RTCP PLI at once, FIR (RFC 5104) if no key frame
 came within ``key_frame_timeout_s`` (or two RTTs, whichever is longer), then
 both again with doubling intervals up to ``key_frame_max_interval_s`` until
@@ -73,6 +76,40 @@ RING_REWIND_ROOM = 1 << 20
 H264_PAYLOAD_TYPE = 96
 
 
+@dataclass(slots=True)
+class ReceivedAccessUnit(EncodedVideoFrame):
+    """A received access unit with who sent it, as the call's media hands it
+    to processors that ask for encoded video (``Processor.video_encoded``)."""
+
+    #: sender time on the media clock (``time.monotonic_ns() // 100``), as
+    #: :attr:`DecodedVideoFrame.timestamp_100ns`
+    timestamp_100ns: int = 0
+    participant_id: str | None = None
+    display_name: str | None = None
+    #: "video" (a camera) or "screen" (video-based screen sharing)
+    kind: str = "video"
+    call_id: str | None = None
+
+    @property
+    def source_id(self) -> int:
+        return self.ssrc
+
+    @classmethod
+    def of(cls, unit: EncodedVideoFrame, **identity) -> ReceivedAccessUnit:
+        return cls(
+            unit.data,
+            unit.rtp_timestamp,
+            unit.flags,
+            unit.ssrc,
+            unit.first_sequence,
+            unit.last_sequence,
+            unit.packets,
+            unit.first_arrival_ns,
+            unit.last_arrival_ns,
+            **identity,
+        )
+
+
 @dataclass
 class Subscription:
     source_id: int
@@ -88,6 +125,10 @@ class Subscription:
     firs_requested: int = 0
     rtt_ns: int = -1
     rtt_checked_ns: int = 0
+    #: decode (a "decoded" socket): someone wants decoded frames of it
+    decode: bool = True
+    #: hand its access units to the socket's ``on_encoded``
+    encoded: bool = False
 
 
 class VideoSocket:
@@ -96,6 +137,9 @@ class VideoSocket:
     ``on_frame`` is called on the subscription's worker thread with an
     :class:`EncodedVideoFrame` ("encoded") or a :class:`DecodedVideoFrame`
     ("decoded"; scaled to fit the preferred resolution when one is given).
+    ``on_encoded`` (optional) is called on the same thread with the
+    :class:`EncodedVideoFrame` of each subscription made with
+    ``encoded=True``, before it is decoded (if it is at all).
     """
 
     ladder = SEND_LADDER
@@ -113,6 +157,7 @@ class VideoSocket:
         key_frame_max_interval_s: float = 2.0,
         reorder_wait_ms: int = 0,
         decoder_threads: int = 1,
+        on_encoded: Callable | None = None,
     ) -> None:
         if mode not in MODES:
             raise InvalidArgument(f"mode must be one of {MODES}, not {mode!r}")
@@ -120,6 +165,7 @@ class VideoSocket:
             raise InvalidArgument("max_subscriptions must be >= 1")
         self.session = session
         self.on_frame = on_frame
+        self.on_encoded = on_encoded
         self.mode = mode
         self.max_subscriptions = max_subscriptions
         self.socket_id = socket_id
@@ -146,13 +192,26 @@ class VideoSocket:
         with self._lock:
             return {sid: sub.stream for sid, sub in self._subs.items()}
 
-    def subscribe(self, source_id: int, preferred_resolution: tuple[int, int] | None = None) -> None:
-        """Start receiving ``source_id`` (its SSRC)."""
+    def subscribe(
+        self,
+        source_id: int,
+        preferred_resolution: tuple[int, int] | None = None,
+        *,
+        decode: bool | None = None,
+        encoded: bool = False,
+    ) -> None:
+        """Start receiving ``source_id`` (its SSRC), or change how: ``decode``
+        (a "decoded" socket; default True) decodes its frames for ``on_frame``,
+        ``encoded`` hands its access units to ``on_encoded``. Decoding turned
+        on mid-stream starts at the next key frame (asked for at once)."""
+        decode = self.mode == "decoded" and (True if decode is None else decode)
         with self._lock:
             if self._closed:
                 raise InvalidState("socket closed")
             if source_id in self._subs:
-                self._subs[source_id].preferred_resolution = preferred_resolution
+                sub = self._subs[source_id]
+                sub.preferred_resolution = preferred_resolution
+                sub.decode, sub.encoded = decode, encoded  # the worker follows at its next turn
                 return
             if len(self._subs) >= self.max_subscriptions:
                 raise InvalidState(f"at most {self.max_subscriptions} subscriptions on this socket")
@@ -173,23 +232,31 @@ class VideoSocket:
             )
             depacketizer.set_key_frame_timing(self.key_frame_timeout_s, self.key_frame_max_interval_s)
             stats = VideoStatsCounter()
-            decoder = None
-            if self.mode == "decoded":
-                decoder = H264Decoder(
-                    thread_count=self.decoder_threads,
-                    source_id=source_id,
-                    socket_id=self.socket_id,
-                    stats=stats,
-                )
+            decoder = self._decoder(source_id, stats) if decode else None
             stop = threading.Event()
             sub = Subscription(
                 source_id, preferred_resolution, stream, depacketizer, frames_ring, decoder, stats, None, stop
             )
+            sub.decode, sub.encoded = decode, encoded
             sub.thread = threading.Thread(
                 target=self._run, args=(sub,), daemon=True, name=f"video-rx-{source_id:08x}"
             )
             self._subs[source_id] = sub
             sub.thread.start()
+
+    def _decoder(self, source_id: int, stats: VideoStatsCounter) -> H264Decoder:
+        return H264Decoder(
+            thread_count=self.decoder_threads, source_id=source_id, socket_id=self.socket_id, stats=stats
+        )
+
+    def _follow_decode(self, sub: Subscription) -> None:
+        """On the worker: start or drop the decoder as ``sub.decode`` says."""
+        if sub.decode and sub.decoder is None:
+            sub.decoder = self._decoder(sub.source_id, sub.stats)
+            sub.decoder.needs_key_frame = True  # mid-stream: its chain starts at a key frame
+            sub.depacketizer.request_key_frame()
+        elif not sub.decode and sub.decoder is not None:
+            sub.decoder = None
 
     def unsubscribe(self, source_id: int) -> None:
         with self._lock:
@@ -284,8 +351,10 @@ class VideoSocket:
             # into the receive ring, where they were assembled in place, or
             # into the frame ring; copied for "encoded" mode, whose processor
             # may keep them)
-            units = depacketizer.drain_frames(rtp_ring, copy=self.mode == "encoded")
+            units = depacketizer.drain_frames(rtp_ring, copy=self.mode == "encoded" or sub.encoded)
             self._key_frame_request(sub, time.monotonic_ns())
+            if sub.decode != (sub.decoder is not None):
+                self._follow_decode(sub)
             for unit in units:
                 self._deliver(sub, unit)
             if units:
@@ -295,10 +364,16 @@ class VideoSocket:
                 depacketizer.release_frames()
 
     def _deliver(self, sub: Subscription, unit: EncodedVideoFrame) -> None:
+        if sub.encoded and self.on_encoded is not None:
+            try:
+                self.on_encoded(unit)
+            except Exception:
+                log.exception("encoded video frame processor failed (source %s)", sub.source_id)
         try:
             if sub.decoder is None:
                 sub.stats.on_frame(len(unit.data), key=unit.key_frame)
-                self.on_frame(unit)
+                if self.mode == "encoded":
+                    self.on_frame(unit)
                 return
             for frame in sub.decoder.decode(unit):
                 if sub.preferred_resolution:
@@ -533,4 +608,11 @@ def _pow2(n: int) -> int:
     return p
 
 
-__all__ = ["SimulcastSendSocket", "VbssSendSocket", "VbssSocket", "VideoSendSocket", "VideoSocket"]
+__all__ = [
+    "ReceivedAccessUnit",
+    "SimulcastSendSocket",
+    "VbssSendSocket",
+    "VbssSocket",
+    "VideoSendSocket",
+    "VideoSocket",
+]
