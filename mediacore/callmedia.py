@@ -181,6 +181,7 @@ class CallMedia:
         self._sub_version = 0
         self._sub_sent: tuple[int, float] = (-1, 0.0)   # (version, monotonic time)
         self._subs: dict[int, tuple[int, int] | None] = {}
+        self._sub_modes: dict[int, tuple[bool, bool]] = {}  # source id -> (decode, encoded)
         self._video_socket: Any = None
         self._screen_socket: Any = None
         self._video_send: Any = None
@@ -473,8 +474,25 @@ class CallMedia:
         for sid in [sid for sid in self._video if sid not in self._sources]:
             for q in self._video.pop(sid).queues:
                 q.close()
+        # decode a source only for someone who wants decoded frames (iterators,
+        # processors without video_encoded); access units for the others
+        procs = [r.processor for r in self._runners]
+        cam = (any(p.video is not None and not p.video_encoded for p in procs),
+               any(p.video is not None and p.video_encoded for p in procs))
+        scr = (bool(self._screen_queues) or any(p.screen_share and not p.video_encoded
+                                                for p in procs),
+               any(p.screen_share and p.video_encoded for p in procs))
+        modes = {}
+        for sid in subs:
+            if self._sources[sid].kind == "screen":
+                modes[sid] = scr
+            else:
+                c = self._video.get(sid)
+                modes[sid] = (cam[0] or bool(c is not None and c.queues), cam[1])
+        modes_changed = modes != self._sub_modes
+        self._sub_modes = modes
         if subs == self._subs:
-            return False
+            return modes_changed
         self._subs = subs
         self._sub_version = (self._sub_version + 1) & 0xFFFFFFFF
         return True
@@ -486,13 +504,16 @@ class CallMedia:
             if self._closed:
                 return
             subs = dict(self._subs)
+            modes = dict(self._sub_modes)
             kinds = {sid: self._sources[sid].kind for sid in subs if sid in self._sources}
             if any(k == "video" for k in kinds.values()) and self._video_socket is None:
                 self._video_socket = VideoSocket(self.session, self._on_video, reorder_wait_ms=100,
-                                                 max_subscriptions=1024)
+                                                 max_subscriptions=1024,
+                                                 on_encoded=self._on_video_encoded)
             if any(k == "screen" for k in kinds.values()) and self._screen_socket is None:
                 self._screen_socket = VbssSocket(self.session, self._on_video,
-                                                 reorder_wait_ms=100, max_subscriptions=64)
+                                                 reorder_wait_ms=100, max_subscriptions=64,
+                                                 on_encoded=self._on_video_encoded)
             for sock, kind in ((self._video_socket, "video"), (self._screen_socket, "screen")):
                 if sock is None:
                     continue
@@ -502,8 +523,8 @@ class CallMedia:
                         sock.unsubscribe(sid)
                         self._rtp_anchor.pop(sid, None)
                 for sid, size in want.items():
-                    if sid not in sock.subscriptions:
-                        sock.subscribe(sid, size)
+                    decode, encoded = modes.get(sid, (True, False))
+                    sock.subscribe(sid, size, decode=decode, encoded=encoded)  # new, or updated
         self.send_subscriptions()
 
     def send_subscriptions(self, *, force: bool = True) -> bool:
@@ -541,7 +562,7 @@ class CallMedia:
             for q in self._screen_queues:
                 q.put(frame)
             for r in self._runners:
-                if r.processor.screen_share:
+                if r.processor.screen_share and not r.processor.video_encoded:
                     r.video(frame)
             return
         c = self._video.get(frame.source_id)
@@ -549,8 +570,26 @@ class CallMedia:
             for q in c.queues:
                 q.put(frame)
         for r in self._runners:
-            if r.processor.video is not None:
+            if r.processor.video is not None and not r.processor.video_encoded:
                 r.video(frame)
+
+    def _on_video_encoded(self, unit: Any) -> None:
+        """A received camera or screen access unit, on its subscription's
+        thread, for the processors with ``video_encoded`` (before it is
+        decoded for the others, if it is at all)."""
+        from .video.sockets import ReceivedAccessUnit
+
+        ident = self._identity.get(unit.ssrc)
+        if ident is None:
+            return
+        t = self._media_time_100ns(unit.ssrc, unit.rtp_timestamp, unit.last_arrival_ns)
+        out = ReceivedAccessUnit.of(unit, timestamp_100ns=t, participant_id=ident[0],
+                                    display_name=ident[1], kind=ident[2], call_id=self.call_id)
+        screen = ident[2] == "screen"
+        for r in self._runners:
+            p = r.processor
+            if p.video_encoded and (p.screen_share if screen else p.video is not None):
+                r.video(out)
 
     def _media_time_100ns(self, source_id: int, rtp_ts: int, arrival_ns: int) -> int:
         """Sender time on the media clock: the stream's first frame's arrival
@@ -621,10 +660,8 @@ class CallMedia:
             sizes = [r.processor.video for r in self._runners if r.processor.video is not None]
             video = (max(w for w, _ in sizes), max(h for _, h in sizes)) if sizes else None
             screen = any(r.processor.screen_share for r in self._runners)
-            changed = (video, screen) != (self._processor_video, self._processor_screen)
             self._processor_video, self._processor_screen = video, screen
-            if changed:
-                changed = self._plan_video()
+            changed = self._plan_video()     # sizes, or who wants decoded / encoded frames
         if changed:
             self._apply_video()
         return runner.stop(timeout_s)
