@@ -5,6 +5,7 @@
 ``video_analytics``       cameras and screen share (:class:`.video_analytics.VideoAnalytics`)
 ``events``                joins, leaves, DTMF, screen sharing (:class:`.events_log.EventLog`)
 ``recorder``              audio, video and screen share to files (:class:`.recorder.Recorder`)
+``stream``                audio and events live over a WebSocket (:class:`.stream.StreamProcessor`)
 ========================  ===================================================
 
 A processor spec is a built-in name or ``package.module:Class`` (a
@@ -27,6 +28,7 @@ BUILTIN = {
     "video_analytics": "mediacore.processors.video_analytics:VideoAnalytics",
     "events": "mediacore.processors.events_log:EventLog",
     "recorder": "mediacore.processors.recorder:Recorder",
+    "stream": "mediacore.processors.stream:StreamProcessor",
 }
 
 
