@@ -28,9 +28,14 @@ mono PCM. The received Opus payloads are not passed through: the call's audio
 path decodes them natively before frames reach a processor, so the recorder
 re-encodes (docs/recording.md, "Passthrough").
 
-**Video** is re-encoded (libx264 through PyAV) from the decoded frames a
-processor gets; passing the received H.264 through needs the encoded access
-units, which a processor does not get (docs/recording.md).
+**Video** is passed through (``video_passthrough``, the default): the
+recorder asks for the received access units (``Processor.video_encoded``:
+nothing is decoded for it) and muxes them as they are into fragmented MP4
+(PyAV, no codec opened), the SPS/PPS of the first key frame as the track's
+``avcC``, the 90 kHz RTP timestamps as the pts. When the sender's parameter
+sets change (a simulcast layer of another size) the file ends and a new
+segment starts (``-2``, ``-3``... noted in the index with its size). With
+``video_passthrough = False`` the decoded frames are re-encoded (libx264).
 
 **Crashes.** Every ``flush_s`` (1 s) the open Ogg pages are completed and
 written, WAV headers rewritten with the sizes so far, and the index replaced
@@ -68,6 +73,7 @@ from ..events import (
 )
 from ..processor import AudioBatch, Processor, ProcessorContext
 from ..video.frames import DecodedVideoFrame
+from ..video.h264_rtp import EncodedVideoFrame
 
 FORMATS = ("ogg", "wav")
 #: Opus in Ogg counts granules at 48 kHz whatever the input rate (RFC 7845 section 4)
@@ -329,6 +335,162 @@ class _VideoTrack:
             self.container.close()
 
 
+# ---- H.264 passthrough (Annex-B access units, ITU-T H.264 7.3.2.1) -----------------------------
+
+
+def split_nals(data: bytes | memoryview) -> list[bytes]:
+    """The NAL units of an Annex-B access unit (3- or 4-byte start codes)."""
+    b = bytes(data)
+    out: list[bytes] = []
+    i = b.find(b"\x00\x00\x01")
+    while i >= 0:
+        start = i + 3
+        j = b.find(b"\x00\x00\x01", start)
+        end = len(b) if j < 0 else j
+        nal = b[start:end]
+        if j >= 0 and nal.endswith(b"\x00"):  # the next start code's fourth byte
+            nal = nal.rstrip(b"\x00")
+        if nal:
+            out.append(nal)
+        i = j
+    return out
+
+
+class _Bits:
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def u(self, n: int) -> int:
+        v = 0
+        for _ in range(n):
+            v = (v << 1) | ((self.data[self.pos >> 3] >> (7 - (self.pos & 7))) & 1)
+            self.pos += 1
+        return v
+
+    def ue(self) -> int:
+        zeros = 0
+        while self.u(1) == 0:
+            zeros += 1
+        return (1 << zeros) - 1 + self.u(zeros)
+
+    def se(self) -> int:
+        k = self.ue()
+        return (k + 1) // 2 if k & 1 else -(k // 2)
+
+
+_HIGH_PROFILES = (100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135)
+
+
+def sps_size(sps: bytes) -> tuple[int, int]:
+    """Display width and height from an SPS NAL unit (seq_parameter_set_data,
+    H.264 7.3.2.1.1, with the frame cropping of 7.4.2.1.1)."""
+    b = _Bits(sps[1:].replace(b"\x00\x00\x03", b"\x00\x00"))  # emulation prevention
+    profile = b.u(8)
+    b.u(16)  # constraint flags, level
+    b.ue()  # seq_parameter_set_id
+    chroma = 1
+    if profile in _HIGH_PROFILES:
+        chroma = b.ue()
+        if chroma == 3:
+            b.u(1)
+        b.ue(), b.ue(), b.u(1)  # bit depths, qpprime_y_zero_transform_bypass
+        if b.u(1):  # seq_scaling_matrix_present_flag
+            for i in range(12 if chroma == 3 else 8):
+                if b.u(1):
+                    last = nxt = 8
+                    for _ in range(16 if i < 6 else 64):
+                        if nxt:
+                            nxt = (last + b.se() + 256) % 256
+                        last = nxt or last
+    b.ue()  # log2_max_frame_num_minus4
+    poc = b.ue()
+    if poc == 0:
+        b.ue()
+    elif poc == 1:
+        b.u(1), b.se(), b.se()
+        for _ in range(b.ue()):
+            b.se()
+    b.ue(), b.u(1)  # max_num_ref_frames, gaps_in_frame_num_value_allowed_flag
+    width_mbs, height_units = b.ue() + 1, b.ue() + 1
+    frame_mbs_only = b.u(1)
+    if not frame_mbs_only:
+        b.u(1)
+    b.u(1)  # direct_8x8_inference_flag
+    width, height = width_mbs * 16, (2 - frame_mbs_only) * height_units * 16
+    if b.u(1):  # frame_cropping_flag
+        left, right, top, bottom = b.ue(), b.ue(), b.ue(), b.ue()
+        cx = 1 if chroma in (0, 3) else 2
+        cy = (2 - frame_mbs_only) * (2 if chroma == 1 else 1)
+        width -= cx * (left + right)
+        height -= cy * (top + bottom)
+    return width, height
+
+
+def parameter_sets(unit: EncodedVideoFrame) -> bytes | None:
+    """The SPS and PPS NAL units of a key frame, joined (None without an SPS)."""
+    nals = [n for n in split_nals(unit.data) if n[0] & 0x1F in (7, 8)]
+    if not any(n[0] & 0x1F == 7 for n in nals):
+        return None
+    return b"".join(b"\x00\x00\x00\x01" + n for n in nals)
+
+
+class _H264Track:
+    """One camera or screen share, the received access units muxed as they are
+    into fragmented MP4 (no codec opened): the first key frame's SPS/PPS
+    become the track's ``avcC`` (the muxer takes them from the first
+    packet), the pts are the RTP timestamps (90 kHz) from the first unit.
+    A fragment per key frame and at least one a second (``frag_duration``),
+    each written as it closes, so a file cut anywhere plays up to its last
+    whole fragment."""
+
+    def __init__(
+        self, path: Path, first: EncodedVideoFrame, params: bytes, start_100ns: int, base: str, segment: int
+    ) -> None:
+        import av
+
+        self.path = path
+        self.base, self.segment = base, segment  # file name without the segment; 1, 2, ...
+        self.params = params
+        sps = next(n for n in split_nals(params) if n[0] & 0x1F == 7)
+        self.width, self.height = sps_size(sps)
+        self.start_100ns = start_100ns
+        self.container = av.open(
+            str(path),
+            "w",
+            format="mp4",
+            container_options={
+                "movflags": "frag_keyframe+empty_moov+default_base_moof",
+                "frag_duration": "1000000",
+                "flush_packets": "1",
+            },
+        )
+        self.stream = self.container.add_mux_stream(
+            "h264", width=self.width, height=self.height, time_base=Fraction(1, 90000)
+        )
+        self.frames = 0
+        self._rtp0 = first.rtp_timestamp
+        self._last_pts = -1
+
+    def write(self, unit: EncodedVideoFrame) -> None:
+        import av
+
+        delta = (unit.rtp_timestamp - self._rtp0) & 0xFFFFFFFF
+        if delta >= 1 << 31:
+            delta -= 1 << 32
+        pts = max(delta, self._last_pts + 1)  # strictly increasing: every access unit is kept
+        self._last_pts = pts
+        packet = av.Packet(bytes(unit.data))
+        packet.stream = self.stream
+        packet.pts = packet.dts = pts
+        packet.time_base = Fraction(1, 90000)
+        packet.is_keyframe = unit.key_frame
+        self.container.mux(packet)
+        self.frames += 1
+
+    def close(self) -> None:
+        self.container.close()
+
+
 @dataclass
 class _Person:
     participant_id: str
@@ -336,7 +498,8 @@ class _Person:
     presence: list[list[int | None]] = field(default_factory=list)  # [[joined, left], ...] 100 ns
     speech: list[list[int]] = field(default_factory=list)  # [[start, end], ...] 100 ns
     audio: _AudioTrack | None = None
-    video: _VideoTrack | None = None
+    video: _VideoTrack | _H264Track | None = None
+    video_first: str | None = None  # the first video file (later segments: index "files")
 
 
 def _safe(name: str | None, pid: str) -> str:
@@ -352,7 +515,9 @@ class Recorder(Processor):
     Options (``[[processors]] name = "recorder"``): ``audio_format`` ("ogg"
     or "wav"), ``video`` (record cameras), ``screen_share``, ``video_size``
     ([width, height] subscribed), ``fps`` (the MP4 files' nominal rate and
-    key-frame interval), ``mode`` ("process" by default: a worker process;
+    key-frame interval of a re-encode), ``video_passthrough`` (True: the
+    received H.264 as it is; False: decoded and re-encoded), ``mode``
+    ("process" by default: a worker process;
     "thread"), ``flush_s``, ``bitrate_bps`` and ``complexity`` (Opus),
     ``report_status`` (the bot reports ``recording`` through Graph before it
     starts the recorder and ``notRecording`` after it stopped:
@@ -376,6 +541,7 @@ class Recorder(Processor):
         bitrate_bps: int = 24000,
         complexity: int = 5,
         report_status: bool = True,
+        video_passthrough: bool = True,
     ) -> None:
         if audio_format not in FORMATS:
             raise ValueError(f"audio_format must be one of {', '.join(FORMATS)}, not {audio_format!r}")
@@ -392,6 +558,8 @@ class Recorder(Processor):
         self.video = size if video else None
         self.screen_share = bool(screen_share)
         self.fps = int(fps)
+        #: the received access units, not decoded frames (Processor.video_encoded)
+        self.video_encoded = bool(video_passthrough)
         self.mode = mode
         self.flush_s = float(flush_s)
         self.bitrate_bps = int(bitrate_bps)
@@ -407,7 +575,7 @@ class Recorder(Processor):
         self.last_slot = -1
         self.mixed: _AudioTrack | None = None
         self.people: dict[str, _Person] = {}
-        self.screens: dict[int, tuple[_Person, _VideoTrack]] = {}
+        self.screens: dict[int, tuple[_Person, _VideoTrack | _H264Track]] = {}
         self.files: list[dict[str, Any]] = []
         self.dominant: list[tuple[int, str | None]] = []
         self.started_unix: float | None = None
@@ -432,6 +600,7 @@ class Recorder(Processor):
                 "bitrate_bps",
                 "complexity",
                 "report_recording_status",
+                "video_encoded",
             )
         }
 
@@ -557,8 +726,11 @@ class Recorder(Processor):
 
     # ---- video ------------------------------------------------------------------------------
 
-    def on_video(self, frame: DecodedVideoFrame) -> None:
+    def on_video(self, frame: Any) -> None:
         if self._stopped or self.dir is None or frame.participant_id is None:
+            return
+        if isinstance(frame, EncodedVideoFrame):
+            self._passthrough(frame)
             return
         p = self._person(frame.participant_id, frame.display_name)
         if frame.kind == "screen":
@@ -579,6 +751,42 @@ class Recorder(Processor):
             self._file(p.video.path, "video", p, frame.timestamp_100ns)
         p.video.write(frame)
 
+    def _passthrough(self, unit: Any) -> None:
+        """One received access unit (``ReceivedAccessUnit``: identity, sender time)."""
+        assert self.dir is not None
+        p = self._person(unit.participant_id, unit.display_name)
+        screen = unit.kind == "screen"
+        entry = self.screens.get(unit.source_id) if screen else None
+        track = entry[1] if entry is not None else (None if screen else p.video)
+        params = parameter_sets(unit) if unit.key_frame else None
+        if track is None or (params is not None and params != getattr(track, "params", params)):
+            if params is None:
+                return  # a file starts at a key frame with its parameter sets
+            base = f"{'screen' if screen else 'video'}-{_safe(p.display_name, p.participant_id)}"
+            if screen and track is None and any(e[1].path.stem == base for e in self.screens.values()):
+                base += f"-{unit.source_id}"
+            segment = 1
+            if isinstance(track, _H264Track):  # new parameter sets (a simulcast layer of another size)
+                segment, base = track.segment + 1, track.base
+                track.close()
+            name = base if segment == 1 else f"{base}-{segment}"
+            new = _H264Track(self.dir / f"{name}.mp4", unit, params, unit.timestamp_100ns, base, segment)
+            info = self._file(new.path, "screen" if screen else "video", p, unit.timestamp_100ns)
+            info.update(width=new.width, height=new.height, segment=segment)
+            if track is not None:
+                info["reason"] = (
+                    "size changed"
+                    if (track.width, track.height) != (new.width, new.height)
+                    else "new parameter sets"
+                )
+            if screen:
+                self.screens[unit.source_id] = (p, new)
+            else:
+                p.video = new
+                p.video_first = p.video_first or new.path.name
+            track = new
+        track.write(unit)
+
     # ---- events -----------------------------------------------------------------------------
 
     def on_event(self, event: MediaEvent) -> None:
@@ -597,16 +805,16 @@ class Recorder(Processor):
 
     # ---- the index --------------------------------------------------------------------------
 
-    def _file(self, path: Path, kind: str, p: _Person | None, start_100ns: int) -> None:
-        self.files.append(
-            {
-                "file": path.name,
-                "kind": kind,
-                "participant_id": p.participant_id if p else None,
-                "display_name": p.display_name if p else None,
-                "_start": start_100ns,
-            }
-        )
+    def _file(self, path: Path, kind: str, p: _Person | None, start_100ns: int) -> dict[str, Any]:
+        info = {
+            "file": path.name,
+            "kind": kind,
+            "participant_id": p.participant_id if p else None,
+            "display_name": p.display_name if p else None,
+            "_start": start_100ns,
+        }
+        self.files.append(info)
+        return info
 
     def _s(self, t: int | None) -> float | None:
         if t is None:
@@ -645,7 +853,7 @@ class Recorder(Processor):
                 "display_name": p.display_name,
                 "presence": [{"joined_s": self._s(a), "left_s": self._s(b)} for a, b in p.presence],
                 "audio": p.audio.path.name if p.audio else None,
-                "video": p.video.path.name if p.video else None,
+                "video": p.video_first or (p.video.path.name if p.video else None),
             }
             for p in self.people.values()
         ]
