@@ -123,3 +123,81 @@ def test_recorder_participants_per_core(benchmark):
         subject_rounds_ns=s_rounds, anchor_rounds_ns=a_rounds, load=os.getloadavg()[0])
     benchmark.extra_info.update(entry)
     assert entry["participants_per_core"] > 0
+
+
+# ---- video: passthrough against re-encode -------------------------------------------------------
+
+VIDEO_SECONDS = 4 if QUICK else 10
+VIDEO_SIZE = (640, 360)
+
+
+def camera_units(seconds: float, fps: int = 15) -> list:
+    """A camera's access units as a call delivers them to a recorder with
+    ``video_encoded`` (ReceivedAccessUnit: identity, sender time): libx264
+    (mediacore's sender settings) over a moving picture."""
+    from mediacore.video.codecs import H264Encoder, VideoLayer
+    from mediacore.video.sockets import ReceivedAccessUnit
+
+    w, h = VIDEO_SIZE
+    enc = H264Encoder(VideoLayer(w, h, fps), key_frame_interval_s=2.0)
+    units = []
+    t0 = time.monotonic_ns() // 100
+    for i in range(int(seconds * fps)):
+        img = np.zeros((h, w, 3), np.uint8)
+        img[:, (i * 8) % w:(i * 8) % w + 40] = 255
+        img[..., 1] = (i * 5) % 255
+        for u in enc.encode(img, now_ns=i * 1_000_000_000 // fps):
+            u.rtp_timestamp = i * 90000 // fps
+            units.append(ReceivedAccessUnit.of(u, timestamp_100ns=t0 + i * 10_000_000 // fps,
+                                               participant_id="p-carol", display_name="Carol",
+                                               kind="video", call_id="bench"))
+    return units
+
+
+def recorder_video_cpu_ns(units: list, out: Path, passthrough: bool) -> float:
+    """Process CPU ns per recorded frame (codec threads included): the
+    recorder muxing the access units as they are, or decoding them (as the
+    call's video socket does for a recorder without passthrough) and
+    re-encoding (libx264 ultrafast, as the recorder does)."""
+    from mediacore.video.codecs import H264Decoder
+
+    rec = Recorder(audio_format="wav", video_size=VIDEO_SIZE, mode="thread",
+                   video_passthrough=passthrough)
+    rec.on_start(ProcessorContext("bench", out))
+    decoder = None if passthrough else H264Decoder()
+    start = time.process_time_ns()
+    for u in units:
+        if decoder is None:
+            rec.on_video(u)
+            continue
+        for f in decoder.decode(u):
+            f.timestamp_100ns, f.participant_id, f.display_name = (
+                u.timestamp_100ns, u.participant_id, u.display_name)
+            rec.on_video(f)
+    rec.on_stop()
+    return (time.process_time_ns() - start) / len(units)
+
+
+def test_recorder_video_passthrough_vs_reencode(benchmark):
+    units = camera_units(VIDEO_SECONDS)
+
+    def run():
+        subject, anchor = [], []
+        for _ in range(1 if QUICK else 3):   # rounds in turns, medians
+            with tempfile.TemporaryDirectory() as d:
+                subject.append(recorder_video_cpu_ns(units, Path(d), True))
+            with tempfile.TemporaryDirectory() as d:
+                anchor.append(recorder_video_cpu_ns(units, Path(d), False))
+        return float(np.median(subject)), float(np.median(anchor)), subject, anchor
+
+    subject, anchor, s_rounds, a_rounds = benchmark.pedantic(run, rounds=1, iterations=1)
+    entry = record_comparison(
+        "recorder-video-per-frame-passthrough-vs-reencode",
+        subject="recorder: the received H.264 access units muxed as they are (fragmented MP4)",
+        anchor="recorder: the same units decoded (PyAV) and re-encoded (libx264 ultrafast)",
+        subject_ns=subject, anchor_ns=anchor, frames=len(units), size=list(VIDEO_SIZE), fps=15,
+        cameras_per_core=round(1e9 / (15 * subject), 1),
+        anchor_cameras_per_core=round(1e9 / (15 * anchor), 1),
+        subject_rounds_ns=s_rounds, anchor_rounds_ns=a_rounds, load=os.getloadavg()[0])
+    benchmark.extra_info.update(entry)
+    assert entry["ratio"] > 1
