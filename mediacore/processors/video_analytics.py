@@ -1,21 +1,31 @@
 """Video analytics per participant: frame rate, resolution, motion and scene
-changes, and faces when OpenCV (``opencv-python-headless<5``) is installed.
+changes, freezes, faces when OpenCV (``opencv-python-headless<5``) is
+installed, and JPEG snapshots on an interval.
 
 Works on the luma plane only (a numpy view of a decoded yuv420p/NV12 frame),
 downsampled by striding, so it costs a few tens of µs per frame whatever the
-resolution.
+resolution. Freezes are counted by the video sockets' own counter
+(:class:`~mediacore.video.codecs.VideoStatsCounter`) fed with the frames'
+media-clock timestamps. Snapshots are encoded with PyAV's ``mjpeg`` encoder
+(FFmpeg's, already a dependency): no image library is needed.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import time
 from collections import deque
 from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..events import MediaEvent, ParticipantLeft, ScreenShareStopped
 from ..processor import Processor, ProcessorContext
+from ..video.codecs import VideoStatsCounter
 from ..video.frames import DecodedVideoFrame
 
 try:  # optional extra: mediabot[faces]
@@ -119,15 +129,46 @@ class VideoAnalyzer:
         return st
 
 
+def encode_jpeg(frame: DecodedVideoFrame) -> bytes:
+    """One frame as a baseline JPEG (PyAV's ``mjpeg`` encoder, full-range
+    yuvj420p, the encoder's default quality)."""
+    import av
+
+    enc = av.CodecContext.create("mjpeg", "w")
+    enc.width, enc.height = frame.width - frame.width % 2, frame.height - frame.height % 2
+    enc.pix_fmt = "yuvj420p"
+    enc.time_base = Fraction(1, 25)
+    img = frame.frame.reformat(enc.width, enc.height, "yuvj420p")
+    img.pts = 0
+    data = b"".join(bytes(p) for p in enc.encode(img))
+    return data + b"".join(bytes(p) for p in enc.encode(None))
+
+
+def _safe(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", label.replace("/", "-")).strip("_")[:60] or "x"
+
+
 class VideoAnalytics(Processor):
     """Built-in processor ``video_analytics``: every participant's camera at
     ``size`` (default 640x360) and the screen share, analysed per stream
-    (frame rate, size, motion, scene changes, faces with OpenCV). Writes
-    ``video.json`` to the call's output folder at the end:
+    (frame rate, size, motion, scene changes, freezes, faces with OpenCV).
+    Writes ``video.json`` to the call's output folder at the end:
     ``{participant display name (screens: "<name>/screen"): {participant_id,
-    frames, fps, width, height, first, last, ...}}`` (``first``/``last``:
-    seconds since the call's media started). Options: ``size`` ([w, h]),
-    ``screen_share`` (bool), ``faces`` (bool), ``file``.
+    frames, fps, width, height, first, last, freezes, freeze_ms, snapshots,
+    ...}}`` (``first``/``last``: seconds since the call's media started).
+
+    **Freezes**: a gap of more than ``freeze_ms`` between two frames of a
+    stream, or between its last frame and the end (the processor's stop, the
+    participant's leave, the end of the screen share) while it is subscribed:
+    ``freezes`` counts them, ``freeze_ms`` is their total length.
+
+    **Snapshots**: every ``snapshot_interval_s`` (0: none) of a stream's
+    frames, its frame as a JPEG, ``snapshots/<name>-<t>.jpg`` in the call's
+    output folder (``<t>``: seconds since the call's media started, with
+    two decimals; ``<name>``: the stream's label, ``/`` as ``-``).
+
+    Options: ``size`` ([w, h]), ``screen_share`` (bool), ``faces`` (bool),
+    ``file``, ``freeze_ms``, ``snapshot_interval_s``.
     """
 
     audio = None
@@ -139,9 +180,23 @@ class VideoAnalytics(Processor):
         screen_share: bool = True,
         faces: bool = True,
         file: str = "video.json",
+        freeze_ms: int = 1000,
+        snapshot_interval_s: float = 0.0,
     ) -> None:
         if len(size) != 2 or min(size) <= 0:
             raise ValueError(f"size must be [width, height], not {size!r}")
+        if freeze_ms <= 0:
+            raise ValueError(f"freeze_ms must be > 0, not {freeze_ms!r}")
+        if snapshot_interval_s < 0:
+            raise ValueError(f"snapshot_interval_s must be >= 0, not {snapshot_interval_s!r}")
+        self.freeze_ms = int(freeze_ms)
+        self.snapshot_interval_s = float(snapshot_interval_s)
+        self._counters: dict[str, VideoStatsCounter] = {}
+        self._ended: dict[str, int] = {}  # label -> when its stream ended (100 ns)
+        self._labels: dict[str | None, set[str]] = {}  # participant id -> their labels
+        self._screen_sources: dict[int, str] = {}
+        self._next_snapshot: dict[str, int] = {}
+        self._snapshots: dict[str, list[str]] = {}
         self.video = (int(size[0]), int(size[1]))
         self.screen_share = bool(screen_share)
         self.faces = faces
@@ -160,15 +215,57 @@ class VideoAnalytics(Processor):
         name = frame.display_name or frame.participant_id or str(frame.source_id)
         label = f"{name}/screen" if frame.kind == "screen" else name
         self._ids[label] = frame.participant_id
-        self.analyzer.push(label, frame.planes()[0], frame.timestamp_100ns)
+        ts = frame.timestamp_100ns
+        self.analyzer.push(label, frame.planes()[0], ts)
+        counter = self._counters.get(label)
+        if counter is None:
+            counter = self._counters[label] = VideoStatsCounter(self.freeze_ms / 1000)
+            self._labels.setdefault(frame.participant_id, set()).add(label)
+        if frame.kind == "screen":
+            self._screen_sources[frame.source_id] = label
+        self._ended.pop(label, None)  # streaming (again)
+        counter.on_frame(0, frame.width, frame.height, frame.key_frame, now_ns=ts * 100)
+        if self.snapshot_interval_s > 0 and ts >= self._next_snapshot.get(label, ts):
+            self._next_snapshot[label] = ts + int(self.snapshot_interval_s * 1e7)
+            self._snapshot(label, frame)
+
+    def _snapshot(self, label: str, frame: DecodedVideoFrame) -> None:
+        ctx = self._ctx
+        if ctx is None or ctx.output_dir is None:
+            return
+        folder = Path(ctx.output_dir) / "snapshots"
+        folder.mkdir(parents=True, exist_ok=True)
+        t = (frame.timestamp_100ns - ctx.epoch_100ns) / 1e7
+        path = folder / f"{_safe(label)}-{t:.2f}.jpg"
+        tmp = path.with_suffix(".jpg.tmp")
+        tmp.write_bytes(encode_jpeg(frame))
+        tmp.replace(path)  # a reader never sees half a file
+        self._snapshots.setdefault(label, []).append(f"snapshots/{path.name}")
+
+    def on_event(self, event: MediaEvent) -> None:
+        # a stream that ended is not frozen: no more frames were due
+        if isinstance(event, ParticipantLeft):
+            for label in self._labels.get(event.participant_id, ()):
+                self._ended.setdefault(label, event.timestamp_100ns)
+        elif isinstance(event, ScreenShareStopped):
+            screen = self._screen_sources.get(event.source_id)
+            if screen is not None:
+                self._ended.setdefault(screen, event.timestamp_100ns)
 
     def summary(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         if self.analyzer is None:
             return out
         epoch = self._ctx.epoch_100ns if self._ctx else 0
+        now = time.monotonic_ns() // 100
         for label, st in sorted(self.analyzer.streams.items()):
             d = {"participant_id": self._ids.get(label), **st.summary()}
+            counter = self._counters.get(label)
+            if counter is not None:
+                stats = counter.snapshot(now_ns=self._ended.get(label, now) * 100)
+                d["freezes"] = stats.freezes
+                d["freeze_ms"] = round(stats.freeze_ms_total)
+            d["snapshots"] = list(self._snapshots.get(label, ()))
             if st.first_ts_100ns is not None and st.last_ts_100ns is not None:
                 d["first"] = round((st.first_ts_100ns - epoch) / 1e7, 2)
                 d["last"] = round((st.last_ts_100ns - epoch) / 1e7, 2)
