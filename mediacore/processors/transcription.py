@@ -30,7 +30,9 @@ import importlib
 import json
 import multiprocessing
 import os
+import pickle
 import queue
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -364,11 +366,66 @@ class SpeechSegmenter:
 
 
 _worker_engine: Transcriber | None = None
+#: how far below the media process the decoding workers run (POSIX nice steps):
+#: speech recognition is bulk work, the media threads are real time
+WORKER_NICE = 10
+
+
+def _lower_priority() -> None:
+    try:
+        if sys.platform == "win32":
+            import ctypes
+
+            below_normal = 0x4000  # BELOW_NORMAL_PRIORITY_CLASS
+            kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+            kernel32.SetPriorityClass(kernel32.GetCurrentProcess(), below_normal)
+        else:
+            os.nice(WORKER_NICE)
+    except OSError:
+        pass
 
 
 def _worker_init(engine: Transcriber) -> None:
     global _worker_engine
+    _lower_priority()
     _worker_engine = engine
+
+
+class _SharedPools:
+    """One decoding pool per engine configuration for the whole process, shared
+    by every call's transcriber: as many workers as cores less one (the media
+    threads keep a core), however many calls transcribe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pools: dict[bytes, tuple[ProcessPoolExecutor, int]] = {}
+
+    def acquire(self, engine: Transcriber, workers: int) -> tuple[bytes, ProcessPoolExecutor]:
+        key = pickle.dumps(engine)
+        with self._lock:
+            entry = self._pools.get(key)
+            if entry is None:
+                pool = ProcessPoolExecutor(
+                    max_workers=workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_worker_init,
+                    initargs=(engine,),
+                )
+                entry = (pool, 0)
+            self._pools[key] = (entry[0], entry[1] + 1)
+            return key, entry[0]
+
+    def release(self, key: bytes) -> None:
+        with self._lock:
+            pool, users = self._pools[key]
+            if users > 1:
+                self._pools[key] = (pool, users - 1)
+                return
+            del self._pools[key]
+        pool.shutdown(wait=True)
+
+
+_shared_pools = _SharedPools()
 
 
 def _worker_run(final: bool, pcm: np.ndarray) -> Recognition | None:
@@ -400,13 +457,19 @@ class SpeechTranscriber:
         grammar_sentences: Iterable[str] | None = None,
         segmenter_factory: Callable[[], SpeechSegmenter] = SpeechSegmenter,
         processes: bool = True,
+        shared: bool = False,
         transcriber: Transcriber | None = None,
         partial_interval_ms: int = 0,
         on_partial: Callable[[TranscriptSegment], None] | None = None,
     ) -> None:
         self._engine = transcriber if transcriber is not None else PocketSphinx(grammar_sentences)
         self._pool: Executor
-        if processes:
+        self._shared_key: bytes | None = None
+        if processes and shared:
+            workers = max(workers, (os.cpu_count() or 2) - 1)
+            self._shared_key, self._pool = _shared_pools.acquire(self._engine, workers)
+            self._warm = []
+        elif processes:
             self._pool = ProcessPoolExecutor(
                 max_workers=workers,
                 mp_context=multiprocessing.get_context("spawn"),
@@ -512,7 +575,11 @@ class SpeechTranscriber:
         self.flush()
         for f in list(self._pending):
             f.result(timeout=timeout)
-        self._pool.shutdown(wait=True)
+        if self._shared_key is not None:
+            _shared_pools.release(self._shared_key)
+            self._shared_key = None
+        else:
+            self._pool.shutdown(wait=True)
         with self._lock:
             return sorted(self.segments, key=lambda s: (s.start_100ns, s.speaker))
 
@@ -568,6 +635,10 @@ class Transcription(Processor):
     a :class:`Transcriber`) and ``engine_options`` (its keyword arguments, e.g.
     ``{model_path = "..."}`` for vosk); ``grammar`` (sentences to decode
     against instead of free speech); ``workers`` (engine processes);
+    ``shared_workers`` (default true: the engine processes are shared by every
+    call of the process, as many as cores less one, below the media threads'
+    priority, so ten calls transcribing do not start ten decoders that crowd
+    out the media path);
     voice-activity detection: ``pre_padding_ms``, ``post_padding_ms`` (audio
     kept before and after the speech), ``silence_ms`` (what ends an
     utterance), ``min_speech_ms``, ``min_rms`` and ``threshold_ratio`` (speech
@@ -594,6 +665,7 @@ class Transcription(Processor):
         min_rms: float = 120.0,
         threshold_ratio: float = 4.0,
         partial_interval_ms: int = 1000,
+        shared_workers: bool = True,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -616,6 +688,7 @@ class Transcription(Processor):
         SpeechSegmenter(**self.segmenter_options)  # check the values now
         make_transcriber(engine, self.engine_options, grammar=self.grammar)  # and the engine's
         self.partial_interval_ms = partial_interval_ms
+        self.shared_workers = shared_workers
         self.on_segment: list[Callable[[TranscriptSegment], None]] = []
         self.on_partial: list[Callable[[TranscriptSegment], None]] = []
         self.segments: list[TranscriptSegment] = []
@@ -641,6 +714,7 @@ class Transcription(Processor):
         self._engine = SpeechTranscriber(
             self._final,
             workers=self.workers,
+            shared=self.shared_workers,
             transcriber=make_transcriber(self.engine, self.engine_options, grammar=self.grammar),
             segmenter_factory=lambda: SpeechSegmenter(**options),
             partial_interval_ms=self.partial_interval_ms,
