@@ -41,7 +41,9 @@ packet (RFC 4961 symmetric RTP).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -143,7 +145,7 @@ class CallMedia:
     def __init__(self, host: MediaHost, call_id: str, tag: int, *, mixed: bool = False,
                  video: bool = True, screen_share: bool = True, send_video: bool = False,
                  output_dir: str | Path | None = None, send_queue_ms: int = 10_000,
-                 audio_queue_ms: int = 1000) -> None:
+                 audio_queue_ms: int = 1000, send_audio: bool = True) -> None:
         self.host = host
         self.call_id = call_id
         self.tag = tag
@@ -156,6 +158,14 @@ class CallMedia:
         self.config = MediaConfig.generate(host.public_address, host.public_port, role="bot",
                                            kinds=kinds, srtp_profile=host.srtp_profile,
                                            call_id=call_id, receive_key=True)
+        if not send_audio:
+            # a bot that only listens: its audio section is receive-only, without
+            # an SSRC, and it sends no audio (no encoder, no packets)
+            self.config = dataclasses.replace(self.config, media=tuple(
+                dataclasses.replace(m, direction="recvonly", ssrcs=()) if m.kind == "audio" else m
+                for m in self.config.media))
+        #: the SSRC the bot's RTCP APP packets (video subscriptions) go out under
+        self._app_ssrc = secrets.randbits(32) or 1
         srtp = self.config.srtp
         engine = host.engine
         self.session: Session = engine.add_session(
@@ -188,16 +198,19 @@ class CallMedia:
         self._playback: _Playback | None = None
         self._final_stats: CallStats | None = None
         audio = self.config.section("audio")
-        assert audio is not None and audio.ssrcs
-        self.audio_send = self.session.add_send_stream(audio.ssrcs[0], OPUS_PAYLOAD_TYPE, "audio",
-                                                       AUDIO_CLOCK_RATE)
+        assert audio is not None
+        self.audio_send = None
+        if audio.sends:
+            self.audio_send = self.session.add_send_stream(audio.ssrcs[0], OPUS_PAYLOAD_TYPE,
+                                                           "audio", AUDIO_CLOCK_RATE)
+            self._app_ssrc = self.audio_send.ssrc
         self.mixed = mixed
         self._call_audio = host.audio.add_call(
             tag, mixed=mixed, unmixed=True, events=True,
             payload_types={OPUS_PAYLOAD_TYPE: "opus"},
             telephone_event_pt=TELEPHONE_EVENT_PAYLOAD_TYPE, input_capacity=1 << 18,
             on_frames=self._on_frames, on_event=self._on_audio_event,
-            send_out=self.audio_send.ring, engine=engine,
+            send_out=self.audio_send.ring if self.audio_send else None, engine=engine,
             send_queue_frames=max(50, send_queue_ms // 20),
             send_telephone_event_pt=TELEPHONE_EVENT_PAYLOAD_TYPE,
             # a new speaker's first frame plays on the tick after its first
@@ -541,7 +554,7 @@ class CallMedia:
             return True            # nothing was ever subscribed
         data = encode_subscriptions(version, subs)
         try:
-            self.session.send_app(self.audio_send.ssrc, APP_NAME, data, APP_SUBTYPE)
+            self.session.send_app(self._app_ssrc, APP_NAME, data, APP_SUBTYPE)
         except MediacoreError:
             return False           # no remote yet
         with self._lock:
@@ -673,26 +686,28 @@ class CallMedia:
         padded with silence). Paced one 20 ms frame per tick by the native
         graph. Returns the frames queued (fewer when the queue is full:
         the rest is dropped and counted)."""
+        sender = self._sender()
         n = 0
         for f in _frames_of(pcm):
-            if not self._call_audio.send(f):
+            if not sender.send(f):
                 break
             n += 1
         return n
 
     def send_queue_frames(self) -> int:
         """Frames queued and not yet sent."""
-        return self._call_audio.send_queue_frames()
+        return self._sender().send_queue_frames()
 
     @property
     def send_state(self) -> str:
         """"active" while queued audio goes out, "inactive" while the graph
         sends silence for want of it."""
-        return self._call_audio.send_state
+        return self._sender().send_state
 
     def play(self, pcm: np.ndarray, *, loop: bool = False) -> _Playback:
         """Play ``pcm`` (16 kHz mono int16) into the call, fed as the send
         queue drains; replaces what is playing. ``wait()`` on the result."""
+        self._sender()
         self.stop_playback()
         pb = _Playback(self, _frames_of(pcm), loop)
         self._playback = pb
@@ -716,7 +731,7 @@ class CallMedia:
 
     def send_dtmf(self, digits: str, tone_ms: int = 100, gap_ms: int = 100) -> None:
         """Send key presses in-band (RFC 4733 telephone events)."""
-        self._call_audio.send_dtmf(digits, tone_ms, gap_ms)
+        self._sender().send_dtmf(digits, tone_ms, gap_ms)
 
     def send_video(self, frame: Any, *, format: str = "rgb24") -> int:
         """Encode and send one frame (PyAV ``VideoFrame`` or numpy array in
@@ -728,6 +743,12 @@ class CallMedia:
         return len(self._video_send.send_frame(frame, format=format))
 
     # ---- housekeeping (the host's thread, every 100 ms) --------------------------------
+
+    def _sender(self):
+        if self.audio_send is None:
+            raise ValueError("this call was created without an audio send path "
+                             "(create_call(send_audio=False))")
+        return self._call_audio
 
     def _housekeeping(self) -> None:
         if self._closed:
@@ -770,8 +791,9 @@ class CallMedia:
                 rtp = recv[sid].stats() if sid in recv else None
                 out.append(StreamStats(s.kind if s else "video", "receive", sid,
                                        s.participant_id if s else None, rtp, sock.stats(sid)))
-        out.append(StreamStats("audio", "send", self.audio_send.ssrc, None,
-                               self.audio_send.stats()))
+        if self.audio_send is not None:
+            out.append(StreamStats("audio", "send", self.audio_send.ssrc, None,
+                                   self.audio_send.stats()))
         if self._video_send is not None:
             out.append(StreamStats("video", "send", self._video_send.ssrc, None,
                                    self._video_send.stream.stats(), self._video_send.stats()))

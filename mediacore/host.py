@@ -110,7 +110,9 @@ class MediaHost:
         id only in the answer; :meth:`rename_call` then). ``mixed``: also
         mix every speaker (``mixed_audio()``, processors with ``audio="mixed"``).
         ``video`` / ``screen_share``: offer to receive them. ``send_video``: a
-        video send path (``send_video()``)."""
+        video send path (``send_video()``). ``send_audio=False``: a bot that
+        only listens (its document's audio is receive-only, without an SSRC;
+        no audio is encoded or sent, and the sending methods raise)."""
         if self._closed:
             raise RuntimeError("the media host is closed")
         call_id = call_id or str(uuid.uuid4())

@@ -8,7 +8,8 @@ SRTP AES_CM_128_HMAC_SHA1_80). The bot side is what a user's bot runs: a
 path: per call an audio graph — ordering, look-ahead, Opus decode to 16 kHz,
 concealment — on staggered audio-worker ticks) and a ``CallMedia`` per call
 whose source map names the caller, with a counting ``Processor`` (inline:
-it takes each tick's frames of its call as one batch).
+it takes each tick's frames of its call as one batch). The calls are
+receive-only (``send_audio=False``): the bot listens and sends no audio.
 
 Reported per run: call set-up time (the emulator's start of a call, on the
 host's monotonic clock, to the first frame in the bot's processor), frames
@@ -42,7 +43,7 @@ SSRC_STRIDE = 16
 CALLS_PER_WORKER = 200
 
 
-def _load_script(duration_s: float):
+def load_script(duration_s: float):
     from bot.emulator.script import MeetingScript, Participant, Utterance
 
     text = "the quick brown fox jumps over the lazy dog"  # ~3.5 s of speech every 5 s
@@ -60,7 +61,7 @@ def _load_script(duration_s: float):
     )
 
 
-def _emulator_main(conn, duration_s: float) -> None:
+def emulator_main(conn, duration_s: float) -> None:
     """Child process: the emulator's media side. It gets each call's media
     configuration document (what Graph carries in ``appHostedMediaConfig``)
     and the source offset of the call's speaker, and reads endpoint and keys
@@ -69,7 +70,7 @@ def _emulator_main(conn, duration_s: float) -> None:
     from bot.emulator.simmedia import prepare_meeting
     from mediacore import MediaConfig
 
-    media = prepare_meeting(_load_script(duration_s), video=False)
+    media = prepare_meeting(load_script(duration_s), video=False)
     with MediaServer("127.0.0.1") as server:
         conn.send(server.address)
         calls = conn.recv()  # [(media configuration blob, ssrc_offset)]
@@ -124,7 +125,7 @@ class LoadRun:
     priority: int = 0
 
 
-class _Counts:
+class FrameCounts:
     """Frames per call and the first frame's time, shared by the calls' processors."""
 
     def __init__(self, calls: int) -> None:
@@ -132,7 +133,7 @@ class _Counts:
         self.first_frame_ns = np.zeros(calls, dtype=np.int64)
 
 
-def _counting_processor(counts: _Counts, index: int):
+def counting_processor(counts: FrameCounts, index: int):
     """The load test's processor for call ``index`` (inline: counts each
     tick's batch on the media reader thread; the frames are not copied)."""
     from mediacore import Processor
@@ -186,7 +187,7 @@ def run_load_once(
 
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_emulator_main, args=(child, duration_s), daemon=True)
+    proc = ctx.Process(target=emulator_main, args=(child, duration_s), daemon=True)
     proc.start()
     parent.recv()  # the emulator's media address (it sends to each call's document endpoint)
     run = LoadRun(calls, duration_s)
@@ -209,14 +210,14 @@ def run_load_once(
         latency=True,
         socket_buffer_bytes=8 << 20,
     )
-    counts = _Counts(calls)
+    counts = FrameCounts(calls)
     run.workers = len(host.audio.lanes)
     spec, medias = [], []
     for i in range(calls):
         offset = (i + 1) * SSRC_STRIDE
-        media = host.create_call(f"load-{i}", video=False, screen_share=False)
+        media = host.create_call(f"load-{i}", video=False, screen_share=False, send_audio=False)
         media.update_sources([Source(AUDIO_SOURCE_BASE + offset, f"caller-{i}", "Caller", "audio")])
-        media.add_processor(_counting_processor(counts, i))
+        media.add_processor(counting_processor(counts, i))
         spec.append((media.config_blob(), offset))
         medias.append(media)
     parent.send(spec)

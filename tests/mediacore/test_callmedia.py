@@ -387,3 +387,48 @@ def test_video_follows_subscriptions_in_the_media_plane(host):
             t.join(5)
         media.close()
         remote.close()
+
+
+def test_a_receive_only_call_gets_every_frame_and_sends_no_audio(host):
+    """send_audio=False: the document's audio section is receive-only without
+    an SSRC, frames still reach processors with identities, and the call sends
+    no audio (the remote's receive stream for the bot stays empty)."""
+    media = host.create_call("call-listen", video=False, screen_share=False, send_audio=False)
+    doc = MediaConfig.from_blob(media.config_blob())
+    audio = doc.section("audio")
+    assert audio.direction == "recvonly" and audio.ssrcs == () and not audio.sends
+    got = []
+
+    class Listen(Processor):
+        mode = "inline"
+
+        def on_audio_batch(self, batch):
+            got.extend(f.participant_id for f in batch)
+
+    media.update_sources([Source(ALICE, "p-alice", "Alice", "audio")])
+    media.add_processor(Listen())
+    remote = Engine("127.0.0.1")
+    remote.start()
+    try:
+        session = remote.add_session((doc.endpoint.address, doc.endpoint.port),
+                                     srtp_profile=doc.srtp.profile,
+                                     tx_key=doc.srtp.receive_key_bytes, rx_key=doc.srtp.key_bytes)
+        stream = session.add_send_stream(ALICE, 111, "audio", 48000)
+        enc = AudioEncoder(Codec.OPUS)
+        t = np.arange(320)
+        for i in range(50):
+            pcm = (6000 * np.sin(2 * np.pi * 440 * (t + i * 320) / 16000)).astype(np.int16)
+            stream.send(enc.encode(pcm), i * 960)
+            time.sleep(0.02)
+        assert wait_for(lambda: len(got) >= 40)
+        assert set(got) == {"p-alice"}
+        with pytest.raises(ValueError, match="send_audio=False"):
+            media.send_audio(np.zeros(320, np.int16))
+        stats = media.stats()
+        assert all(s.direction == "receive" for s in stats.streams)
+        st = host.stats()
+        assert st.send_streams == 0
+        assert st.datagrams_out == st.rtcp_out          # RTCP receiver reports only, no RTP
+    finally:
+        media.close()
+        remote.close()
