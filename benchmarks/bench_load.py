@@ -30,8 +30,6 @@ import os
 import struct
 import time
 
-import pytest
-
 from benchmarks._report import QUICK, record_comparison
 from bot.demo.load import measure_setup, run_load_once
 
@@ -85,11 +83,11 @@ def _libopus_decode_ns_per_frame(duration_s: float, rounds: int = 3) -> float:
     """CPU per 20 ms frame of libopus decoding to 16 kHz (``AudioDecoder``, one
     decoder, as a graph keeps one per source) the packets the load emulator
     sends; the best of ``rounds`` passes (thread CPU time)."""
-    from bot.demo.load import _load_script
+    from bot.demo.load import load_script
     from bot.emulator.simmedia import prepare_meeting
     from mediacore.audio.codecs import AudioDecoder, Codec
 
-    media = prepare_meeting(_load_script(duration_s), video=False)
+    media = prepare_meeting(load_script(duration_s), video=False)
     packets = [p for p in media.participants[0].audio if p is not None]
     best = float("inf")
     for _ in range(rounds):

@@ -179,6 +179,9 @@ class CallMedia:
         self._identity: dict[int, SourceIdentity] = {}
         self._participants: dict[str, str | None] = {}
         self._runners: list[ProcessorRunner] = []
+        #: the audio entry of the call's one processor when that is all there is to
+        #: feed (inline, unmixed, no mix): the reader calls it directly
+        self._sole_inline: Any = None
         self._audio_queues: list[tuple[str | None, FrameQueue[AudioFrame]]] = []
         self._event_queues: list[FrameQueue[MediaEvent]] = []
         self._video: dict[int, _VideoConsumer] = {}          # camera / screen source id -> consumers
@@ -314,8 +317,14 @@ class CallMedia:
     # ---- audio receive (a reader thread of the host's audio path) ------------------------
 
     def _on_frames(self, frames: np.ndarray, kinds: np.ndarray, seen_ns: int) -> None:
-        runners = self._runners
         queues = self._audio_queues
+        # one inline processor of unmixed audio on a call without the mix (its
+        # graph writes unmixed frames only): the tick's frames go to it as they are
+        sole = self._sole_inline
+        if sole is not None and not queues:
+            sole(AudioBatch(frames, kinds, self.call_id, self._identity))
+            return
+        runners = self._runners
         if not runners and not queues:
             return
         # inline processors read the ring's memory in place (valid during the
@@ -645,6 +654,9 @@ class CallMedia:
             for pid, name in self._participants.items():
                 runner.event(ParticipantJoined(self.call_id, now, pid, name))
             self._runners = self._runners + [runner]
+            only = self._runners[0] if len(self._runners) == 1 else None
+            self._sole_inline = (only.audio if only is not None and only.inline and not self.mixed
+                                 and only.processor.audio in ("unmixed", "both") else None)
             changed = False
             if processor.video is not None:
                 cur = self._processor_video

@@ -247,12 +247,19 @@ class InlineRunner(ProcessorRunner):
         super().__init__(processor, ctx)
         self._lock = threading.Lock()   # audio, video and events come from different threads
         self._stopped = False
+        self._on_audio_batch = processor.on_audio_batch
         processor.on_start(ctx)
 
     def audio(self, batch: AudioBatch) -> None:
+        # once per call and tick on the media reader thread: no extra frame for _call
         with self._lock:
             if not self._stopped:
-                self._call(self.processor.on_audio_batch, batch)
+                try:
+                    self._on_audio_batch(batch)
+                except Exception:
+                    self.errors += 1
+                    self._log.exception("processor %s of call %s failed", self.name,
+                                        self.ctx.call_id)
 
     def video(self, frame: DecodedVideoFrame) -> None:
         with self._lock:

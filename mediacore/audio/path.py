@@ -380,8 +380,8 @@ class AudioPath:
             bounds = [0, len(tags)]
         else:
             bounds = [0, *(np.flatnonzero(tags[1:] != tags[:-1]) + 1).tolist(), len(tags)]
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            tag = int(tags[a])
+        run_tags = tags[bounds[:-1]].tolist()
+        for tag, a, b in zip(run_tags, bounds[:-1], bounds[1:]):
             call = calls.get(tag)
             if call is None:
                 continue
