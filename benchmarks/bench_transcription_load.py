@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._report import QUICK, record_comparison
-from bot.demo.load import SRTP_PROFILE, SSRC_STRIDE, _counting_processor, _Counts, _emulator_main
+from bot.demo.load import SRTP_PROFILE, SSRC_STRIDE, FrameCounts, counting_processor, emulator_main
 
 CALLS = 10
 DURATION_S = 8.0 if QUICK else 12.0
@@ -44,13 +44,13 @@ def media_latency(calls: int, duration_s: float, transcription: bool) -> dict:
 
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_emulator_main, args=(child, duration_s), daemon=True)
+    proc = ctx.Process(target=emulator_main, args=(child, duration_s), daemon=True)
     proc.start()
     parent.recv()
     host = MediaHost(
         "127.0.0.1", srtp_profile=SRTP_PROFILE, audio_workers=1, latency=True, socket_buffer_bytes=8 << 20
     )
-    counts = _Counts(calls)
+    counts = FrameCounts(calls)
     spec, medias, runners = [], [], []
     with tempfile.TemporaryDirectory() as out:
         try:
@@ -60,7 +60,7 @@ def media_latency(calls: int, duration_s: float, transcription: bool) -> dict:
                     f"tx-{i}", video=False, screen_share=False, output_dir=Path(out) / str(i)
                 )
                 media.update_sources([Source(AUDIO_SOURCE_BASE + offset, f"caller-{i}", "Caller", "audio")])
-                media.add_processor(_counting_processor(counts, i))
+                media.add_processor(counting_processor(counts, i))
                 if transcription:  # its worker processes start (and load the model) here
                     runners.append(media.add_processor(Transcription(workers=1)))
                 spec.append((media.config_blob(), offset))
