@@ -556,7 +556,7 @@ class Bot:
             log.info("shutting down: leaving %d call(s) to be adopted by another instance", len(active))
         elif active:
             log.info("shutting down: hanging up %d call(s)", len(active))
-            if self.media is not None:   # e.g. recorders report notRecording while they can
+            if self.media is not None:  # e.g. recorders report notRecording while they can
                 await asyncio.gather(*(self._media_hanging_up(c) for c in active))
             results = await asyncio.gather(
                 *(c.hang_up(timeout_s=self.config.calls.shutdown_timeout_s) for c in active),

@@ -58,11 +58,26 @@ from .audio.frames import MIXED, UNMIXED, AudioEvent, AudioFrame
 from .audio.graph import GraphStats
 from .engine import ReceiveStats, SendStats, Session
 from .errors import MediacoreError
-from .events import (CallEnded, DominantSpeakerChanged, DtmfReceived, MediaEvent,
-                     ParticipantJoined, ParticipantLeft, ScreenShareStarted, ScreenShareStopped)
+from .events import (
+    CallEnded,
+    DominantSpeakerChanged,
+    DtmfReceived,
+    MediaEvent,
+    ParticipantJoined,
+    ParticipantLeft,
+    ScreenShareStarted,
+    ScreenShareStopped,
+)
 from .mediaconfig import MediaConfig
-from .processor import AudioBatch, Processor, ProcessorContext, ProcessorRunner, ProcessRunner, \
-    SourceIdentity, start_runner
+from .processor import (
+    AudioBatch,
+    Processor,
+    ProcessorContext,
+    ProcessorRunner,
+    ProcessRunner,
+    SourceIdentity,
+    start_runner,
+)
 from .streams import FrameQueue
 from .subscriptions import APP_NAME, APP_SUBTYPE, encode_subscriptions
 from .video.codecs import VideoStreamStats
@@ -110,8 +125,8 @@ class Source:
 class StreamStats:
     """One receive or send stream's counters."""
 
-    kind: str                     # audio | video | screen
-    direction: str                # receive | send
+    kind: str  # audio | video | screen
+    direction: str  # receive | send
     source_id: int
     participant_id: str | None
     rtp: ReceiveStats | SendStats | None
@@ -142,10 +157,21 @@ class _VideoConsumer:
 class CallMedia:
     """The media of one call; made by :meth:`MediaHost.create_call`."""
 
-    def __init__(self, host: MediaHost, call_id: str, tag: int, *, mixed: bool = False,
-                 video: bool = True, screen_share: bool = True, send_video: bool = False,
-                 output_dir: str | Path | None = None, send_queue_ms: int = 10_000,
-                 audio_queue_ms: int = 1000, send_audio: bool = True) -> None:
+    def __init__(
+        self,
+        host: MediaHost,
+        call_id: str,
+        tag: int,
+        *,
+        mixed: bool = False,
+        video: bool = True,
+        screen_share: bool = True,
+        send_video: bool = False,
+        output_dir: str | Path | None = None,
+        send_queue_ms: int = 10_000,
+        audio_queue_ms: int = 1000,
+        send_audio: bool = True,
+    ) -> None:
         self.host = host
         self.call_id = call_id
         self.tag = tag
@@ -153,26 +179,38 @@ class CallMedia:
         self.audio_queue_ms = audio_queue_ms
         #: when this call's media started, on the media clock (100-ns units)
         self.epoch_100ns = _now_100ns()
-        kinds = ("audio",) + (("video",) if video or send_video else ()) + \
-            (("vbss",) if screen_share else ())
-        self.config = MediaConfig.generate(host.public_address, host.public_port, role="bot",
-                                           kinds=kinds, srtp_profile=host.srtp_profile,
-                                           call_id=call_id, receive_key=True)
+        kinds = ("audio",) + (("video",) if video or send_video else ()) + (("vbss",) if screen_share else ())
+        self.config = MediaConfig.generate(
+            host.public_address,
+            host.public_port,
+            role="bot",
+            kinds=kinds,
+            srtp_profile=host.srtp_profile,
+            call_id=call_id,
+            receive_key=True,
+        )
         if not send_audio:
             # a bot that only listens: its audio section is receive-only, without
             # an SSRC, and it sends no audio (no encoder, no packets)
-            self.config = dataclasses.replace(self.config, media=tuple(
-                dataclasses.replace(m, direction="recvonly", ssrcs=()) if m.kind == "audio" else m
-                for m in self.config.media))
+            self.config = dataclasses.replace(
+                self.config,
+                media=tuple(
+                    dataclasses.replace(m, direction="recvonly", ssrcs=()) if m.kind == "audio" else m
+                    for m in self.config.media
+                ),
+            )
         #: the SSRC the bot's RTCP APP packets (video subscriptions) go out under
         self._app_ssrc = secrets.randbits(32) or 1
         srtp = self.config.srtp
         engine = host.engine
         self.session: Session = engine.add_session(
-            None, srtp_profile=srtp.profile if srtp else None,
+            None,
+            srtp_profile=srtp.profile if srtp else None,
             tx_key=srtp.key_bytes if srtp else None,
-            rx_key=srtp.receive_key_bytes if srtp else None, latch=True,
-            cname=f"mediabot-{call_id[:16]}")
+            rx_key=srtp.receive_key_bytes if srtp else None,
+            latch=True,
+            cname=f"mediabot-{call_id[:16]}",
+        )
         self._lock = threading.RLock()
         self._closed = False
         self._sources: dict[int, Source] = {}
@@ -184,7 +222,7 @@ class CallMedia:
         self._sole_inline: Any = None
         self._audio_queues: list[tuple[str | None, FrameQueue[AudioFrame]]] = []
         self._event_queues: list[FrameQueue[MediaEvent]] = []
-        self._video: dict[int, _VideoConsumer] = {}          # camera / screen source id -> consumers
+        self._video: dict[int, _VideoConsumer] = {}  # camera / screen source id -> consumers
         self._screen_queues: list[FrameQueue[DecodedVideoFrame]] = []
         self._screen_size: tuple[int, int] | None = None
         self._processor_video: tuple[int, int] | None = None
@@ -192,7 +230,7 @@ class CallMedia:
         self._dominant: int = 0
         self._rtp_anchor: dict[int, tuple[int, int]] = {}
         self._sub_version = 0
-        self._sub_sent: tuple[int, float] = (-1, 0.0)   # (version, monotonic time)
+        self._sub_sent: tuple[int, float] = (-1, 0.0)  # (version, monotonic time)
         self._subs: dict[int, tuple[int, int] | None] = {}
         self._sub_modes: dict[int, tuple[bool, bool]] = {}  # source id -> (decode, encoded)
         self._video_socket: Any = None
@@ -204,28 +242,35 @@ class CallMedia:
         assert audio is not None
         self.audio_send = None
         if audio.sends:
-            self.audio_send = self.session.add_send_stream(audio.ssrcs[0], OPUS_PAYLOAD_TYPE,
-                                                           "audio", AUDIO_CLOCK_RATE)
+            self.audio_send = self.session.add_send_stream(
+                audio.ssrcs[0], OPUS_PAYLOAD_TYPE, "audio", AUDIO_CLOCK_RATE
+            )
             self._app_ssrc = self.audio_send.ssrc
         self.mixed = mixed
         self._call_audio = host.audio.add_call(
-            tag, mixed=mixed, unmixed=True, events=True,
+            tag,
+            mixed=mixed,
+            unmixed=True,
+            events=True,
             payload_types={OPUS_PAYLOAD_TYPE: "opus"},
-            telephone_event_pt=TELEPHONE_EVENT_PAYLOAD_TYPE, input_capacity=1 << 18,
-            on_frames=self._on_frames, on_event=self._on_audio_event,
-            send_out=self.audio_send.ring if self.audio_send else None, engine=engine,
+            telephone_event_pt=TELEPHONE_EVENT_PAYLOAD_TYPE,
+            input_capacity=1 << 18,
+            on_frames=self._on_frames,
+            on_event=self._on_audio_event,
+            send_out=self.audio_send.ring if self.audio_send else None,
+            engine=engine,
             send_queue_frames=max(50, send_queue_ms // 20),
             send_telephone_event_pt=TELEPHONE_EVENT_PAYLOAD_TYPE,
             # a new speaker's first frame plays on the tick after its first
             # packet, not a frame later; the look-ahead follows in silence
-            start_frames=1)
+            start_frames=1,
+        )
         if send_video:
             from .video.sockets import VideoSendSocket
 
             vsec = self.config.section("video")
             assert vsec is not None and vsec.ssrcs
-            self._video_send = VideoSendSocket(self.session, vsec.ssrcs[0],
-                                               payload_type=H264_PAYLOAD_TYPE)
+            self._video_send = VideoSendSocket(self.session, vsec.ssrcs[0], payload_type=H264_PAYLOAD_TYPE)
 
     # ---- the signaling side ----------------------------------------------------------------
 
@@ -269,26 +314,30 @@ class CallMedia:
                 if s.kind == "screen":
                     was = before is not None and before.kind == "screen" and before.active
                     if s.active and not was:
-                        events.append(ScreenShareStarted(self.call_id, now, s.participant_id,
-                                                         s.display_name, sid))
+                        events.append(
+                            ScreenShareStarted(self.call_id, now, s.participant_id, s.display_name, sid)
+                        )
                     elif was and not s.active:
-                        events.append(ScreenShareStopped(self.call_id, now, s.participant_id,
-                                                         s.display_name, sid))
+                        events.append(
+                            ScreenShareStopped(self.call_id, now, s.participant_id, s.display_name, sid)
+                        )
             for sid, before in old.items():
                 s = new.get(sid)
                 if s is None or s.kind != before.kind:
                     if before.kind == "audio":
                         self._call_audio.remove_source(sid)
                     if before.kind == "screen" and before.active and s is None:
-                        events.append(ScreenShareStopped(self.call_id, now, before.participant_id,
-                                                         before.display_name, sid))
+                        events.append(
+                            ScreenShareStopped(
+                                self.call_id, now, before.participant_id, before.display_name, sid
+                            )
+                        )
             for pid, name in old_people.items():
                 if pid not in people:
                     events.append(ParticipantLeft(self.call_id, now, pid, name))
             self._sources = new
             self._participants = people
-            self._identity = {sid: (s.participant_id, s.display_name, s.kind)
-                              for sid, s in new.items()}
+            self._identity = {sid: (s.participant_id, s.display_name, s.kind) for sid, s in new.items()}
             for r in self._runners:
                 if isinstance(r, ProcessRunner):
                     r.sources(self._identity)
@@ -341,21 +390,18 @@ class CallMedia:
             batch = view
             if not r.inline:
                 if owned is None:
-                    owned = AudioBatch(np.array(frames), np.array(kinds), self.call_id,
-                                       self._identity)
+                    owned = AudioBatch(np.array(frames), np.array(kinds), self.call_id, self._identity)
                 batch = owned
             if want != "both" and not only_unmixed:
                 sel = batch.kinds == (MIXED if want == "mixed" else UNMIXED)
                 if not sel.all():
                     if not sel.any():
                         continue
-                    batch = AudioBatch(batch.records[sel], batch.kinds[sel], self.call_id,
-                                       self._identity)
+                    batch = AudioBatch(batch.records[sel], batch.kinds[sel], self.call_id, self._identity)
             r.audio(batch)
         if queues:
             if owned is None:
-                owned = AudioBatch(np.array(frames), np.array(kinds), self.call_id,
-                                   self._identity)
+                owned = AudioBatch(np.array(frames), np.array(kinds), self.call_id, self._identity)
             for frame in owned:
                 for pid, q in queues:
                     if pid is None:
@@ -368,15 +414,29 @@ class CallMedia:
         ident = self._identity.get(ev.source_id)
         pid, name = (ident[0], ident[1]) if ident else (None, None)
         if ev.kind == "dtmf" and ev.end:
-            self._emit(DtmfReceived(self.call_id, ev.timestamp_100ns, pid, name, ev.digit,
-                                    ev.duration * 1000 // AUDIO_CLOCK_RATE))
+            self._emit(
+                DtmfReceived(
+                    self.call_id,
+                    ev.timestamp_100ns,
+                    pid,
+                    name,
+                    ev.digit,
+                    ev.duration * 1000 // AUDIO_CLOCK_RATE,
+                )
+            )
         elif ev.kind == "dominant_speaker":
             prev = self._identity.get(ev.value)
             self._dominant = ev.source_id
-            self._emit(DominantSpeakerChanged(self.call_id, ev.timestamp_100ns,
-                                              pid if ev.source_id else None,
-                                              name if ev.source_id else None, ev.source_id,
-                                              prev[0] if prev else None))
+            self._emit(
+                DominantSpeakerChanged(
+                    self.call_id,
+                    ev.timestamp_100ns,
+                    pid if ev.source_id else None,
+                    name if ev.source_id else None,
+                    ev.source_id,
+                    prev[0] if prev else None,
+                )
+            )
         elif ev.kind == "send_low_water" and self._playback is not None:
             self._playback.wake()
 
@@ -391,8 +451,9 @@ class CallMedia:
     def events(self, *, maxsize: int = 1000) -> FrameQueue[MediaEvent]:
         """Every media event of the call from now on (the participants already
         present first, as joins); ends with :class:`CallEnded`."""
-        q: FrameQueue[MediaEvent] = FrameQueue(maxsize, "drop_oldest", name="events",
-                                               on_close=self._forget_queue)
+        q: FrameQueue[MediaEvent] = FrameQueue(
+            maxsize, "drop_oldest", name="events", on_close=self._forget_queue
+        )
         now = _now_100ns()
         with self._lock:
             for pid, name in self._participants.items():
@@ -421,8 +482,9 @@ class CallMedia:
         """That participant's own audio (20 ms frames) from now on; ends when
         they leave or the call ends."""
         n = max(1, (queue_ms or self.audio_queue_ms) // 20)
-        q: FrameQueue[AudioFrame] = FrameQueue(n, "drop_oldest", name=f"audio:{participant_id}",
-                                               on_close=self._forget_queue)
+        q: FrameQueue[AudioFrame] = FrameQueue(
+            n, "drop_oldest", name=f"audio:{participant_id}", on_close=self._forget_queue
+        )
         with self._lock:
             if self._closed:
                 q.close()
@@ -434,25 +496,33 @@ class CallMedia:
         if not self.mixed:
             raise ValueError("this call was created without mixed audio (create_call(mixed=True))")
         n = max(1, (queue_ms or self.audio_queue_ms) // 20)
-        q: FrameQueue[AudioFrame] = FrameQueue(n, "drop_oldest", name="audio:mixed",
-                                               on_close=self._forget_queue)
+        q: FrameQueue[AudioFrame] = FrameQueue(
+            n, "drop_oldest", name="audio:mixed", on_close=self._forget_queue
+        )
         with self._lock:
             self._audio_queues = self._audio_queues + [(None, q)]
         return q
 
     # ---- video -----------------------------------------------------------------------------
 
-    def video(self, participant_id: str, size: tuple[int, int] | None = (1280, 720), *,
-              maxsize: int = 1) -> FrameQueue[DecodedVideoFrame]:
+    def video(
+        self, participant_id: str, size: tuple[int, int] | None = (1280, 720), *, maxsize: int = 1
+    ) -> FrameQueue[DecodedVideoFrame]:
         """That participant's camera, decoded, scaled to fit ``size`` (the
         remote sends the largest layer within it). Latest-only by default
         (``maxsize`` > 1: drop-oldest). Subscribed while the queue is open."""
         q: FrameQueue[DecodedVideoFrame] = FrameQueue(
-            maxsize, "latest" if maxsize == 1 else "drop_oldest",
-            name=f"video:{participant_id}", on_close=self._forget_queue)
+            maxsize,
+            "latest" if maxsize == 1 else "drop_oldest",
+            name=f"video:{participant_id}",
+            on_close=self._forget_queue,
+        )
         with self._lock:
-            cams = [sid for sid, s in self._sources.items()
-                    if s.participant_id == participant_id and s.kind == "video"]
+            cams = [
+                sid
+                for sid, s in self._sources.items()
+                if s.participant_id == participant_id and s.kind == "video"
+            ]
             if not cams:
                 raise KeyError(f"participant {participant_id!r} has no camera source in this call")
             c = self._video.setdefault(cams[0], _VideoConsumer(size))
@@ -463,13 +533,14 @@ class CallMedia:
             self._apply_video()
         return q
 
-    def screen_share(self, size: tuple[int, int] | None = None, *,
-                     maxsize: int = 1) -> FrameQueue[DecodedVideoFrame]:
+    def screen_share(
+        self, size: tuple[int, int] | None = None, *, maxsize: int = 1
+    ) -> FrameQueue[DecodedVideoFrame]:
         """Whoever shares their screen, decoded, while they share; the queue
         stays open across shares and ends with the call."""
         q: FrameQueue[DecodedVideoFrame] = FrameQueue(
-            maxsize, "latest" if maxsize == 1 else "drop_oldest", name="screen",
-            on_close=self._forget_queue)
+            maxsize, "latest" if maxsize == 1 else "drop_oldest", name="screen", on_close=self._forget_queue
+        )
         with self._lock:
             self._screen_queues = self._screen_queues + [q]
             self._screen_size = size
@@ -489,8 +560,7 @@ class CallMedia:
                     subs[sid] = c.size
                 elif self._processor_video is not None:
                     subs[sid] = self._processor_video
-            elif s.kind == "screen" and s.active and (self._screen_queues or
-                                                      self._processor_screen):
+            elif s.kind == "screen" and s.active and (self._screen_queues or self._processor_screen):
                 subs[sid] = self._screen_size
         # consumers of sources that left: end their streams
         for sid in [sid for sid in self._video if sid not in self._sources]:
@@ -499,11 +569,14 @@ class CallMedia:
         # decode a source only for someone who wants decoded frames (iterators,
         # processors without video_encoded); access units for the others
         procs = [r.processor for r in self._runners]
-        cam = (any(p.video is not None and not p.video_encoded for p in procs),
-               any(p.video is not None and p.video_encoded for p in procs))
-        scr = (bool(self._screen_queues) or any(p.screen_share and not p.video_encoded
-                                                for p in procs),
-               any(p.screen_share and p.video_encoded for p in procs))
+        cam = (
+            any(p.video is not None and not p.video_encoded for p in procs),
+            any(p.video is not None and p.video_encoded for p in procs),
+        )
+        scr = (
+            bool(self._screen_queues) or any(p.screen_share and not p.video_encoded for p in procs),
+            any(p.screen_share and p.video_encoded for p in procs),
+        )
         modes = {}
         for sid in subs:
             if self._sources[sid].kind == "screen":
@@ -529,13 +602,21 @@ class CallMedia:
             modes = dict(self._sub_modes)
             kinds = {sid: self._sources[sid].kind for sid in subs if sid in self._sources}
             if any(k == "video" for k in kinds.values()) and self._video_socket is None:
-                self._video_socket = VideoSocket(self.session, self._on_video, reorder_wait_ms=100,
-                                                 max_subscriptions=1024,
-                                                 on_encoded=self._on_video_encoded)
+                self._video_socket = VideoSocket(
+                    self.session,
+                    self._on_video,
+                    reorder_wait_ms=100,
+                    max_subscriptions=1024,
+                    on_encoded=self._on_video_encoded,
+                )
             if any(k == "screen" for k in kinds.values()) and self._screen_socket is None:
-                self._screen_socket = VbssSocket(self.session, self._on_video,
-                                                 reorder_wait_ms=100, max_subscriptions=64,
-                                                 on_encoded=self._on_video_encoded)
+                self._screen_socket = VbssSocket(
+                    self.session,
+                    self._on_video,
+                    reorder_wait_ms=100,
+                    max_subscriptions=64,
+                    on_encoded=self._on_video_encoded,
+                )
             for sock, kind in ((self._video_socket, "video"), (self._screen_socket, "screen")):
                 if sock is None:
                     continue
@@ -560,12 +641,12 @@ class CallMedia:
         if not force and version == last_version and now - last_t < SUBSCRIPTION_REPEAT_S:
             return True
         if version == 0 and not subs:
-            return True            # nothing was ever subscribed
+            return True  # nothing was ever subscribed
         data = encode_subscriptions(version, subs)
         try:
             self.session.send_app(self._app_ssrc, APP_NAME, data, APP_SUBTYPE)
         except MediacoreError:
-            return False           # no remote yet
+            return False  # no remote yet
         with self._lock:
             self._sub_sent = (version, now)
         return True
@@ -578,8 +659,7 @@ class CallMedia:
         frame.participant_id, frame.display_name = ident[0], ident[1]
         frame.kind = ident[2]
         frame.call_id = self.call_id
-        frame.timestamp_100ns = self._media_time_100ns(frame.source_id, frame.rtp_timestamp,
-                                                       frame.arrival_ns)
+        frame.timestamp_100ns = self._media_time_100ns(frame.source_id, frame.rtp_timestamp, frame.arrival_ns)
         if frame.kind == "screen":
             for q in self._screen_queues:
                 q.put(frame)
@@ -605,8 +685,14 @@ class CallMedia:
         if ident is None:
             return
         t = self._media_time_100ns(unit.ssrc, unit.rtp_timestamp, unit.last_arrival_ns)
-        out = ReceivedAccessUnit.of(unit, timestamp_100ns=t, participant_id=ident[0],
-                                    display_name=ident[1], kind=ident[2], call_id=self.call_id)
+        out = ReceivedAccessUnit.of(
+            unit,
+            timestamp_100ns=t,
+            participant_id=ident[0],
+            display_name=ident[1],
+            kind=ident[2],
+            call_id=self.call_id,
+        )
         screen = ident[2] == "screen"
         for r in self._runners:
             p = r.processor
@@ -619,8 +705,7 @@ class CallMedia:
         move them)."""
         anchor = self._rtp_anchor.get(source_id)
         if anchor is None:
-            anchor = self._rtp_anchor[source_id] = (rtp_ts, (arrival_ns or time.monotonic_ns())
-                                                    // 100)
+            anchor = self._rtp_anchor[source_id] = (rtp_ts, (arrival_ns or time.monotonic_ns()) // 100)
         delta = (rtp_ts - anchor[0]) & 0xFFFFFFFF
         if delta >= 1 << 31:
             delta -= 1 << 32
@@ -629,8 +714,11 @@ class CallMedia:
     def request_key_frame(self, participant_id: str) -> None:
         """Ask that participant's camera for a key frame (PLI, then FIR)."""
         with self._lock:
-            cams = [sid for sid, s in self._sources.items()
-                    if s.participant_id == participant_id and s.kind == "video"]
+            cams = [
+                sid
+                for sid, s in self._sources.items()
+                if s.participant_id == participant_id and s.kind == "video"
+            ]
             sock = self._video_socket
         if sock is None or not cams or cams[0] not in sock.subscriptions:
             raise KeyError(f"participant {participant_id!r}'s camera is not subscribed")
@@ -638,12 +726,12 @@ class CallMedia:
 
     # ---- processors ------------------------------------------------------------------------
 
-    def add_processor(self, processor: Processor, *, options: Mapping[str, Any] | None = None
-                      ) -> ProcessorRunner:
+    def add_processor(
+        self, processor: Processor, *, options: Mapping[str, Any] | None = None
+    ) -> ProcessorRunner:
         """Start ``processor`` on this call (its ``mode`` says where). It gets
         a :class:`ParticipantJoined` for everyone already present first."""
-        ctx = ProcessorContext(self.call_id, self.output_dir, dict(options or {}), self,
-                               self.epoch_100ns)
+        ctx = ProcessorContext(self.call_id, self.output_dir, dict(options or {}), self, self.epoch_100ns)
         if self.output_dir is not None:
             self.output_dir.mkdir(parents=True, exist_ok=True)
         runner = start_runner(processor, ctx)
@@ -655,13 +743,22 @@ class CallMedia:
                 runner.event(ParticipantJoined(self.call_id, now, pid, name))
             self._runners = self._runners + [runner]
             only = self._runners[0] if len(self._runners) == 1 else None
-            self._sole_inline = (only.audio if only is not None and only.inline and not self.mixed
-                                 and only.processor.audio in ("unmixed", "both") else None)
+            self._sole_inline = (
+                only.audio
+                if only is not None
+                and only.inline
+                and not self.mixed
+                and only.processor.audio in ("unmixed", "both")
+                else None
+            )
             changed = False
             if processor.video is not None:
                 cur = self._processor_video
-                self._processor_video = processor.video if cur is None else \
-                    (max(cur[0], processor.video[0]), max(cur[1], processor.video[1]))
+                self._processor_video = (
+                    processor.video
+                    if cur is None
+                    else (max(cur[0], processor.video[0]), max(cur[1], processor.video[1]))
+                )
                 changed = True
             if processor.screen_share:
                 self._processor_screen = True
@@ -686,7 +783,7 @@ class CallMedia:
             video = (max(w for w, _ in sizes), max(h for _, h in sizes)) if sizes else None
             screen = any(r.processor.screen_share for r in self._runners)
             self._processor_video, self._processor_screen = video, screen
-            changed = self._plan_video()     # sizes, or who wants decoded / encoded frames
+            changed = self._plan_video()  # sizes, or who wants decoded / encoded frames
         if changed:
             self._apply_video()
         return runner.stop(timeout_s)
@@ -712,7 +809,7 @@ class CallMedia:
 
     @property
     def send_state(self) -> str:
-        """"active" while queued audio goes out, "inactive" while the graph
+        """ "active" while queued audio goes out, "inactive" while the graph
         sends silence for want of it."""
         return self._sender().send_state
 
@@ -730,8 +827,9 @@ class CallMedia:
         """Play an audio file (anything PyAV/ffmpeg reads), resampled to 16 kHz mono."""
         return self.play(read_audio_file(path), loop=loop)
 
-    def play_tone(self, frequency_hz: float = 440.0, duration_ms: int = 500,
-                  level_dbfs: float = -12.0) -> _Playback:
+    def play_tone(
+        self, frequency_hz: float = 440.0, duration_ms: int = 500, level_dbfs: float = -12.0
+    ) -> _Playback:
         return self.play(tone(frequency_hz, duration_ms, level_dbfs))
 
     def stop_playback(self) -> None:
@@ -750,23 +848,23 @@ class CallMedia:
         ``format``); needs ``send_video=True`` at creation. Returns the
         access units sent (0 when paced out)."""
         if self._video_send is None:
-            raise ValueError("this call was created without a video send path "
-                             "(create_call(send_video=True))")
+            raise ValueError("this call was created without a video send path (create_call(send_video=True))")
         return len(self._video_send.send_frame(frame, format=format))
 
     # ---- housekeeping (the host's thread, every 100 ms) --------------------------------
 
     def _sender(self):
         if self.audio_send is None:
-            raise ValueError("this call was created without an audio send path "
-                             "(create_call(send_audio=False))")
+            raise ValueError(
+                "this call was created without an audio send path (create_call(send_audio=False))"
+            )
         return self._call_audio
 
     def _housekeeping(self) -> None:
         if self._closed:
             return
         if self._video_send is None and not (self._subs or self._sub_version):
-            return        # nothing here acts on session events (latching, key-frame requests)
+            return  # nothing here acts on session events (latching, key-frame requests)
         resend = False
         try:
             events = self.session.events()
@@ -793,32 +891,52 @@ class CallMedia:
         recv = self.session.receive_streams
         for sid, s in sources.items():
             if s.kind == "audio" and sid in recv:
-                out.append(StreamStats("audio", "receive", sid, s.participant_id,
-                                       recv[sid].stats()))
+                out.append(StreamStats("audio", "receive", sid, s.participant_id, recv[sid].stats()))
         for sock in (vsock, ssock):
             if sock is None:
                 continue
             for sid in sock.subscriptions:
-                s = sources.get(sid)
+                src = sources.get(sid)
                 rtp = recv[sid].stats() if sid in recv else None
-                out.append(StreamStats(s.kind if s else "video", "receive", sid,
-                                       s.participant_id if s else None, rtp, sock.stats(sid)))
+                out.append(
+                    StreamStats(
+                        src.kind if src else "video",
+                        "receive",
+                        sid,
+                        src.participant_id if src else None,
+                        rtp,
+                        sock.stats(sid),
+                    )
+                )
         if self.audio_send is not None:
-            out.append(StreamStats("audio", "send", self.audio_send.ssrc, None,
-                                   self.audio_send.stats()))
+            out.append(StreamStats("audio", "send", self.audio_send.ssrc, None, self.audio_send.stats()))
         if self._video_send is not None:
-            out.append(StreamStats("video", "send", self._video_send.ssrc, None,
-                                   self._video_send.stream.stats(), self._video_send.stats()))
+            out.append(
+                StreamStats(
+                    "video",
+                    "send",
+                    self._video_send.ssrc,
+                    None,
+                    self._video_send.stream.stats(),
+                    self._video_send.stats(),
+                )
+            )
         dropped: dict[str, int] = {}
-        for name, n in [(f"processor:{r.name}", r.dropped) for r in self._runners] + \
-                [(q.name, q.dropped) for _, q in self._audio_queues]:
+        for name, n in [(f"processor:{r.name}", r.dropped) for r in self._runners] + [
+            (q.name, q.dropped) for _, q in self._audio_queues
+        ]:
             key, i = name, 2
-            while key in dropped:         # two readers of the same stream
+            while key in dropped:  # two readers of the same stream
                 key, i = f"{name}#{i}", i + 1
             dropped[key] = n
-        return CallStats(self.call_id, tuple(out), self._call_audio.stats(),
-                         self._call_audio.input.stats().records_dropped, dropped,
-                         {r.name: r.errors for r in self._runners})
+        return CallStats(
+            self.call_id,
+            tuple(out),
+            self._call_audio.stats(),
+            self._call_audio.input.stats().records_dropped,
+            dropped,
+            {r.name: r.errors for r in self._runners},
+        )
 
     # ---- lifetime --------------------------------------------------------------------------
 
@@ -843,13 +961,15 @@ class CallMedia:
         for r in self._runners:
             results[r.name] = r.stop(timeout_s)
             r.ctx.media = None  # stopped: no cycle back to this call's media
-        for _, q in list(self._audio_queues):
-            q.close()
-        for q in list(self._event_queues) + list(self._screen_queues):
-            q.close()
+        for _, aq in list(self._audio_queues):
+            aq.close()
+        for eq in list(self._event_queues):
+            eq.close()
+        for vq in list(self._screen_queues):
+            vq.close()
         for c in list(self._video.values()):
-            for q in list(c.queues):
-                q.close()
+            for cq in list(c.queues):
+                cq.close()
         if self._video_send is not None:
             self._video_send.close()
         self.session.close()
@@ -878,19 +998,17 @@ class CallMedia:
 
 
 def _frames_of(pcm: np.ndarray | bytes) -> np.ndarray:
-    a = np.frombuffer(pcm, np.int16) if isinstance(pcm, (bytes, bytearray, memoryview)) else \
-        np.asarray(pcm)
+    a = np.frombuffer(pcm, np.int16) if isinstance(pcm, (bytes, bytearray, memoryview)) else np.asarray(pcm)
     if a.dtype != np.int16:
         raise ValueError(f"PCM must be int16 (16 kHz mono), not {a.dtype}")
     a = a.reshape(-1)
     n = -(-len(a) // FRAME_SAMPLES)
     out = np.zeros((n, FRAME_SAMPLES), np.int16)
-    out.reshape(-1)[:len(a)] = a
+    out.reshape(-1)[: len(a)] = a
     return out
 
 
-def tone(frequency_hz: float = 440.0, duration_ms: int = 500, level_dbfs: float = -12.0
-         ) -> np.ndarray:
+def tone(frequency_hz: float = 440.0, duration_ms: int = 500, level_dbfs: float = -12.0) -> np.ndarray:
     """A sine tone as 16 kHz int16 PCM (a generated prompt)."""
     n = SAMPLE_RATE_HZ * duration_ms // 1000
     amp = 32767 * 10 ** (level_dbfs / 20)
@@ -909,7 +1027,7 @@ def read_audio_file(path: str | Path) -> np.ndarray:
             raise ValueError(f"{path}: no audio stream")
         resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE_HZ)
         for frame in container.decode(stream):
-            for out in resampler.resample(frame):
+            for out in resampler.resample(frame):  # type: ignore[arg-type]  # an audio stream
                 chunks.append(out.to_ndarray().reshape(-1))
         for out in resampler.resample(None):
             chunks.append(out.to_ndarray().reshape(-1))
@@ -951,18 +1069,18 @@ class _Playback:
                     i = 0
                 room = self.AHEAD - m.send_queue_frames()
                 if room > 0:
-                    chunk = self.frames[i:i + room]
+                    chunk = self.frames[i : i + room]
                     n = m.send_audio(chunk)
                     i += n
                     self.sent += n
                 self._wake.wait(0.02)
                 self._wake.clear()
-            if not self._cancel.is_set():   # let the queued frames go out
+            if not self._cancel.is_set():  # let the queued frames go out
                 deadline = time.monotonic() + 0.02 * (self.AHEAD + 2)
                 while m.send_queue_frames() and time.monotonic() < deadline:
                     time.sleep(0.02)
         except MediacoreError:
-            pass                 # the call ended under us
+            pass  # the call ended under us
         finally:
             self._done.set()
 

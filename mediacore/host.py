@@ -52,28 +52,35 @@ class MediaHost:
     socket's receive and send buffers (bursts of hundreds of calls).
     """
 
-    def __init__(self, bind_address: str = "127.0.0.1", port: int = 0, *,
-                 public_address: str | None = None, public_port: int | None = None,
-                 srtp_profile: str | None = DEFAULT_SRTP_PROFILE,
-                 audio_workers: int | None = None, latency: bool = False,
-                 socket_buffer_bytes: int = 4 << 20) -> None:
+    def __init__(
+        self,
+        bind_address: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        public_address: str | None = None,
+        public_port: int | None = None,
+        srtp_profile: str | None = DEFAULT_SRTP_PROFILE,
+        audio_workers: int | None = None,
+        latency: bool = False,
+        socket_buffer_bytes: int = 4 << 20,
+    ) -> None:
         if srtp_profile is not None and srtp_profile not in SRTP_KEY_LENGTHS:
-            raise ValueError(f"unknown SRTP profile {srtp_profile!r}; "
-                             f"known: {', '.join(SRTP_KEY_LENGTHS)}")
+            raise ValueError(f"unknown SRTP profile {srtp_profile!r}; known: {', '.join(SRTP_KEY_LENGTHS)}")
         public = public_address or bind_address
         try:
             addr = ipaddress.ip_address(public)
         except ValueError:
-            raise ValueError(f"public address {public!r} must be a numeric IPv4 or IPv6 "
-                             "address") from None
+            raise ValueError(f"public address {public!r} must be a numeric IPv4 or IPv6 address") from None
         if addr.is_unspecified:
-            raise ValueError(f"bound to {bind_address}: give the public address remotes "
-                             "send to (public_address)")
+            raise ValueError(
+                f"bound to {bind_address}: give the public address remotes send to (public_address)"
+            )
         if audio_workers is not None and audio_workers < 1:
             raise ValueError("audio_workers must be at least 1")
         self.srtp_profile = srtp_profile
-        self.engine = Engine(bind_address, port, rcvbuf_bytes=socket_buffer_bytes,
-                             sndbuf_bytes=socket_buffer_bytes)
+        self.engine = Engine(
+            bind_address, port, rcvbuf_bytes=socket_buffer_bytes, sndbuf_bytes=socket_buffer_bytes
+        )
         try:
             self.public_address = public
             self.public_port = public_port or self.engine.port
@@ -88,8 +95,7 @@ class MediaHost:
         self._tags = itertools.count(1)
         self._stop = threading.Event()
         self._closed = False
-        self._thread = threading.Thread(target=self._housekeeping, daemon=True,
-                                        name="mediabot-housekeeping")
+        self._thread = threading.Thread(target=self._housekeeping, daemon=True, name="mediabot-housekeeping")
         self._thread.start()
 
     @property
@@ -102,9 +108,17 @@ class MediaHost:
         with self._lock:
             return dict(self._calls)
 
-    def create_call(self, call_id: str | None = None, *, mixed: bool = False,
-                    video: bool = True, screen_share: bool = True, send_video: bool = False,
-                    output_dir: str | Path | None = None, **options: Any) -> CallMedia:
+    def create_call(
+        self,
+        call_id: str | None = None,
+        *,
+        mixed: bool = False,
+        video: bool = True,
+        screen_share: bool = True,
+        send_video: bool = False,
+        output_dir: str | Path | None = None,
+        **options: Any,
+    ) -> CallMedia:
         """The media of a new call. ``call_id``: the signaling side's id (a
         random one when not known yet: a call placed by the bot gets Graph's
         id only in the answer; :meth:`rename_call` then). ``mixed``: also
@@ -120,8 +134,17 @@ class MediaHost:
             if call_id in self._calls:
                 raise ValueError(f"call {call_id} already has media")
             tag = next(self._tags)
-        media = CallMedia(self, call_id, tag, mixed=mixed, video=video, screen_share=screen_share,
-                          send_video=send_video, output_dir=output_dir, **options)
+        media = CallMedia(
+            self,
+            call_id,
+            tag,
+            mixed=mixed,
+            video=video,
+            screen_share=screen_share,
+            send_video=send_video,
+            output_dir=output_dir,
+            **options,
+        )
         with self._lock:
             self._calls[call_id] = media
         return media
@@ -150,7 +173,7 @@ class MediaHost:
             for media in self.calls.values():
                 try:
                     media._housekeeping()
-                except Exception:   # one call's trouble must not stop the others'
+                except Exception:  # one call's trouble must not stop the others'
                     log.exception("housekeeping of call %s failed", media.call_id)
 
     def close(self) -> None:

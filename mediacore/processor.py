@@ -58,6 +58,11 @@ from .events import FramesDropped, MediaEvent
 from .rings import Ring
 from .streams import FrameQueue
 from .video.frames import DecodedVideoFrame
+from .video.h264_rtp import EncodedVideoFrame
+
+#: what ``on_video`` gets: decoded frames, or the received access units
+#: (``EncodedVideoFrame`` subclass with identity) of a ``video_encoded`` processor
+VideoItem = DecodedVideoFrame | EncodedVideoFrame
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +99,9 @@ class AudioBatch:
 
     __slots__ = ("records", "kinds", "call_id", "_sources")
 
-    def __init__(self, records: np.ndarray, kinds: np.ndarray, call_id: str,
-                 sources: dict[int, SourceIdentity]) -> None:
+    def __init__(
+        self, records: np.ndarray, kinds: np.ndarray, call_id: str, sources: dict[int, SourceIdentity]
+    ) -> None:
         self.records = records
         self.kinds = kinds
         self.call_id = call_id
@@ -160,7 +166,7 @@ class Processor:
         for frame in batch:
             self.on_audio(frame)
 
-    def on_video(self, frame: DecodedVideoFrame) -> None:
+    def on_video(self, frame: Any) -> None:  # a VideoItem; subclasses narrow it
         pass
 
     def on_event(self, event: MediaEvent) -> None:
@@ -173,8 +179,7 @@ class Processor:
     def check(cls) -> None:
         """Raise ValueError when the class's declared spec is invalid."""
         if cls.mode not in MODES:
-            raise ValueError(f"{cls.__name__}.mode must be one of {', '.join(MODES)}, "
-                             f"not {cls.mode!r}")
+            raise ValueError(f"{cls.__name__}.mode must be one of {', '.join(MODES)}, not {cls.mode!r}")
         if cls.audio not in AUDIO_KINDS:
             raise ValueError(f"{cls.__name__}.audio must be one of {AUDIO_KINDS}, not {cls.audio!r}")
         if cls.video is not None and (len(cls.video) != 2 or min(cls.video) <= 0):
@@ -219,7 +224,7 @@ class ProcessorRunner:
     def audio(self, batch: AudioBatch) -> None:
         raise NotImplementedError
 
-    def video(self, frame: DecodedVideoFrame) -> None:
+    def video(self, frame: VideoItem) -> None:
         raise NotImplementedError
 
     def event(self, event: MediaEvent) -> None:
@@ -245,7 +250,7 @@ class InlineRunner(ProcessorRunner):
 
     def __init__(self, processor: Processor, ctx: ProcessorContext) -> None:
         super().__init__(processor, ctx)
-        self._lock = threading.Lock()   # audio, video and events come from different threads
+        self._lock = threading.Lock()  # audio, video and events come from different threads
         self._stopped = False
         self._on_audio_batch = processor.on_audio_batch
         processor.on_start(ctx)
@@ -258,10 +263,9 @@ class InlineRunner(ProcessorRunner):
                     self._on_audio_batch(batch)
                 except Exception:
                     self.errors += 1
-                    self._log.exception("processor %s of call %s failed", self.name,
-                                        self.ctx.call_id)
+                    self._log.exception("processor %s of call %s failed", self.name, self.ctx.call_id)
 
-    def video(self, frame: DecodedVideoFrame) -> None:
+    def video(self, frame: VideoItem) -> None:
         with self._lock:
             if not self._stopped:
                 self._call(self.processor.on_video, frame)
@@ -287,20 +291,22 @@ class ThreadRunner(ProcessorRunner):
     def __init__(self, processor: Processor, ctx: ProcessorContext) -> None:
         super().__init__(processor, ctx)
         ticks = max(1, processor.queue_ms // 20)
-        self._queue: FrameQueue[tuple[str, Any]] = FrameQueue(ticks + 16, "drop_oldest",
-                                                              name=f"{self.name} queue")
+        self._queue: FrameQueue[tuple[str, Any]] = FrameQueue(
+            ticks + 16, "drop_oldest", name=f"{self.name} queue"
+        )
         self._reported_drops = 0
         self._last_drop_report = 0.0
         self._last_drop_log = 0.0
         self._started = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name=f"processor-{self.name}-{ctx.call_id[:8]}")
+        self._thread = threading.Thread(
+            target=self._run, daemon=True, name=f"processor-{self.name}-{ctx.call_id[:8]}"
+        )
         self._thread.start()
 
     def audio(self, batch: AudioBatch) -> None:
         self._put(("a", batch))
 
-    def video(self, frame: DecodedVideoFrame) -> None:
+    def video(self, frame: VideoItem) -> None:
         self._put(("v", frame))
 
     def event(self, event: MediaEvent) -> None:
@@ -312,8 +318,12 @@ class ThreadRunner(ProcessorRunner):
             now = time.monotonic()
             if now - self._last_drop_log >= 1.0:
                 self._last_drop_log = now
-                log.warning("processor %s of call %s is behind: %d items dropped so far",
-                            self.name, self.ctx.call_id, self._queue.dropped)
+                log.warning(
+                    "processor %s of call %s is behind: %d items dropped so far",
+                    self.name,
+                    self.ctx.call_id,
+                    self._queue.dropped,
+                )
 
     def _report_drops(self, on_event: Any) -> None:
         """On the processor's thread, before the item it takes next: a
@@ -326,8 +336,10 @@ class ThreadRunner(ProcessorRunner):
         if n and now - self._last_drop_report >= 1.0:
             self._last_drop_report = now
             self._reported_drops += n
-            self._call(on_event, FramesDropped(self.ctx.call_id, time.monotonic_ns() // 100,
-                                               f"processor:{self.name}", n))
+            self._call(
+                on_event,
+                FramesDropped(self.ctx.call_id, time.monotonic_ns() // 100, f"processor:{self.name}", n),
+            )
 
     @property
     def dropped(self) -> int:
@@ -365,12 +377,13 @@ class ThreadRunner(ProcessorRunner):
 # ---- worker process ------------------------------------------------------------------------
 
 #: record types on a processor's shared ring
-_REC_AUDIO = 1      # raw FRAME_RECORD_DTYPE records, preceded by their kinds (u8 each)
-_REC_PICKLE = 2     # a pickled (kind, object): events, source maps, video frames
+_REC_AUDIO = 1  # raw FRAME_RECORD_DTYPE records, preceded by their kinds (u8 each)
+_REC_PICKLE = 2  # a pickled (kind, object): events, source maps, video frames
 
 
-def _process_main(processor: Processor, ctx: ProcessorContext, ring_name: str, ready: Any,
-                  stop: Any, results: Any) -> None:
+def _process_main(
+    processor: Processor, ctx: ProcessorContext, ring_name: str, ready: Any, stop: Any, results: Any
+) -> None:
     ring = Ring.attach(ring_name)
     errors = 0
     sources: dict[int, SourceIdentity] = {}
@@ -396,7 +409,7 @@ def _process_main(processor: Processor, ctx: ProcessorContext, ring_name: str, r
     orphaned = False
     try:
         while True:
-            stopping = stop.is_set()      # after a stop, drain what is queued, then leave
+            stopping = stop.is_set()  # after a stop, drain what is queued, then leave
             try:
                 if not stopping and not ring.wait(0.1):
                     if parent is not None and not parent.is_alive():
@@ -422,7 +435,7 @@ def _process_main(processor: Processor, ctx: ProcessorContext, ring_name: str, r
                         sources.update(obj)
                     elif kind == "event":
                         call(processor.on_event, obj)
-                    elif kind == "video":   # an access unit (video_encoded) comes as it is
+                    elif kind == "video":  # an access unit (video_encoded) comes as it is
                         call(processor.on_video, _video_from_dict(obj) if isinstance(obj, dict) else obj)
     finally:
         result = None
@@ -431,38 +444,67 @@ def _process_main(processor: Processor, ctx: ProcessorContext, ring_name: str, r
         except Exception:
             errors += 1
             log.exception("processor %s: on_stop failed", type(processor).__name__)
-        if not orphaned:                  # nobody would read it
+        if not orphaned:  # nobody would read it
             results.put((result, errors))
         ring.close()
 
 
 def _video_to_dict(frame: DecodedVideoFrame) -> dict[str, Any]:
     y, u, v = frame.planes()
-    return {"w": frame.width, "h": frame.height, "y": y.tobytes(), "u": u.tobytes(),
-            "v": v.tobytes(), "source_id": frame.source_id, "rtp_timestamp": frame.rtp_timestamp,
-            "key_frame": frame.key_frame, "arrival_ns": frame.arrival_ns,
-            "timestamp_100ns": frame.timestamp_100ns, "participant_id": frame.participant_id,
-            "display_name": frame.display_name, "kind": frame.kind, "call_id": frame.call_id}
+    return {
+        "w": frame.width,
+        "h": frame.height,
+        "y": y.tobytes(),
+        "u": u.tobytes(),
+        "v": v.tobytes(),
+        "source_id": frame.source_id,
+        "rtp_timestamp": frame.rtp_timestamp,
+        "key_frame": frame.key_frame,
+        "arrival_ns": frame.arrival_ns,
+        "timestamp_100ns": frame.timestamp_100ns,
+        "participant_id": frame.participant_id,
+        "display_name": frame.display_name,
+        "kind": frame.kind,
+        "call_id": frame.call_id,
+    }
 
 
 def _video_from_dict(d: dict[str, Any]) -> DecodedVideoFrame:
     import av
 
     w, h = d["w"], d["h"]
-    yuv = np.concatenate([np.frombuffer(d["y"], np.uint8), np.frombuffer(d["u"], np.uint8),
-                          np.frombuffer(d["v"], np.uint8)]).reshape(h * 3 // 2, w)
+    yuv = np.concatenate(
+        [np.frombuffer(d["y"], np.uint8), np.frombuffer(d["u"], np.uint8), np.frombuffer(d["v"], np.uint8)]
+    ).reshape(h * 3 // 2, w)
     frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
-    return DecodedVideoFrame(frame, d["rtp_timestamp"], d["source_id"], 0, d["key_frame"],
-                             d["arrival_ns"], None, d["timestamp_100ns"], d["participant_id"],
-                             d["display_name"], d["kind"], d["call_id"])
+    return DecodedVideoFrame(
+        frame,
+        d["rtp_timestamp"],
+        d["source_id"],
+        0,
+        d["key_frame"],
+        d["arrival_ns"],
+        None,
+        d["timestamp_100ns"],
+        d["participant_id"],
+        d["display_name"],
+        d["kind"],
+        d["call_id"],
+    )
 
 
 class ProcessRunner(ProcessorRunner):
     """The processor in a worker process, fed through a shared-memory ring
     (drop-newest when full, counted by the ring)."""
 
-    def __init__(self, processor: Processor, ctx: ProcessorContext, *,
-                 ring_bytes: int = 1 << 24, start_timeout_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        processor: Processor,
+        ctx: ProcessorContext,
+        *,
+        ring_bytes: int = 1 << 24,
+        start_timeout_s: float = 60.0,
+    ) -> None:
         super().__init__(processor, ctx)
         import secrets
 
@@ -471,12 +513,13 @@ class ProcessRunner(ProcessorRunner):
         self._stop = mp.Event()
         ready = mp.Event()
         self._results = mp.Queue()
-        child_ctx = ProcessorContext(ctx.call_id, ctx.output_dir, dict(ctx.options), None,
-                                     ctx.epoch_100ns)
-        self._proc = mp.Process(target=_process_main, daemon=True,
-                                args=(processor, child_ctx, self._ring.name, ready, self._stop,
-                                      self._results),
-                                name=f"processor-{self.name}")
+        child_ctx = ProcessorContext(ctx.call_id, ctx.output_dir, dict(ctx.options), None, ctx.epoch_100ns)
+        self._proc = mp.Process(
+            target=_process_main,
+            daemon=True,
+            args=(processor, child_ctx, self._ring.name, ready, self._stop, self._results),
+            name=f"processor-{self.name}",
+        )
         self._proc.start()
         deadline = time.monotonic() + start_timeout_s
         while not ready.wait(0.1):
@@ -488,11 +531,14 @@ class ProcessRunner(ProcessorRunner):
                 self._proc.join(5)
                 self._ring.close()
                 if died:
-                    raise RuntimeError(f"processor {self.name}: the worker process exited "
-                                       f"(code {self._proc.exitcode}) before it started")
-                raise TimeoutError(f"processor {self.name}: the worker process did not start "
-                                   f"within {start_timeout_s} s")
-        self._lock = threading.Lock()   # one producer at a time on the ring
+                    raise RuntimeError(
+                        f"processor {self.name}: the worker process exited "
+                        f"(code {self._proc.exitcode}) before it started"
+                    )
+                raise TimeoutError(
+                    f"processor {self.name}: the worker process did not start within {start_timeout_s} s"
+                )
+        self._lock = threading.Lock()  # one producer at a time on the ring
         self._stopped = False
 
     def sources(self, sources: dict[int, SourceIdentity]) -> None:
@@ -502,13 +548,13 @@ class ProcessRunner(ProcessorRunner):
         n = len(batch)
         head = np.zeros(8 + ((n + 7) & ~7), np.uint8)
         head[:4] = np.frombuffer(np.uint32(n).tobytes(), np.uint8)
-        head[8:8 + n] = batch.kinds.astype(np.uint8)
+        head[8 : 8 + n] = batch.kinds.astype(np.uint8)
         data = head.tobytes() + np.ascontiguousarray(batch.records).tobytes()
         with self._lock:
             if not self._stopped:
                 self._ring.write(data, _REC_AUDIO)
 
-    def video(self, frame: DecodedVideoFrame) -> None:
+    def video(self, frame: VideoItem) -> None:
         self._pickled("video", _video_to_dict(frame) if isinstance(frame, DecodedVideoFrame) else frame)
 
     def event(self, event: MediaEvent) -> None:
@@ -531,23 +577,25 @@ class ProcessRunner(ProcessorRunner):
             self._stopped = True
         self._stop.set()
         deadline = time.monotonic() + timeout
-        while True:   # a worker that died (killed, crashed) gives no result: do not wait for one
+        while True:  # a worker that died (killed, crashed) gives no result: do not wait for one
             try:
                 self.result, self.errors = self._results.get(timeout=0.2)
                 break
             except queue.Empty:
                 if not self._proc.is_alive():
-                    try:       # it may have put its result just before it exited
+                    try:  # it may have put its result just before it exited
                         self.result, self.errors = self._results.get(timeout=0.5)
                         break
                     except queue.Empty:
                         pass
-                    log.error("processor %s: the worker process died (exit code %s)", self.name,
-                              self._proc.exitcode)
+                    log.error(
+                        "processor %s: the worker process died (exit code %s)", self.name, self._proc.exitcode
+                    )
                     break
                 if time.monotonic() >= deadline:
-                    log.error("processor %s: the worker process gave no result within %s s",
-                              self.name, timeout)
+                    log.error(
+                        "processor %s: the worker process gave no result within %s s", self.name, timeout
+                    )
                     self._proc.kill()
                     break
         self._proc.join(timeout)

@@ -21,8 +21,8 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -32,7 +32,7 @@ from .errors import InvalidArgument, MediacoreError, RingFull, check
 try:  # Python < 3.13 registers attached segments with the resource tracker
     from multiprocessing import resource_tracker as _resource_tracker
 except ImportError:  # pragma: no cover
-    _resource_tracker = None
+    _resource_tracker = None  # type: ignore[assignment]
 from multiprocessing import shared_memory
 
 POLICIES = {"drop": lib.MC_RING_DROP_NEWEST, "report": 0}
@@ -71,12 +71,18 @@ class RecordBatch:
     point into the ring and become invalid after :meth:`release`.
     """
 
-    __slots__ = ("_ring", "_base", "offsets", "lengths", "types", "_zero_copy", "_released",
-                 "_uniform")
+    __slots__ = ("_ring", "_base", "offsets", "lengths", "types", "_zero_copy", "_released", "_uniform")
 
-    def __init__(self, ring: Ring | None, base: np.ndarray, offsets: np.ndarray,
-                 lengths: np.ndarray, types: np.ndarray, zero_copy: bool,
-                 uniform: bool = False) -> None:
+    def __init__(
+        self,
+        ring: Ring | None,
+        base: np.ndarray,
+        offsets: np.ndarray,
+        lengths: np.ndarray,
+        types: np.ndarray,
+        zero_copy: bool,
+        uniform: bool = False,
+    ) -> None:
         self._ring = ring
         self._base = base
         self.offsets = offsets
@@ -91,12 +97,12 @@ class RecordBatch:
 
     def __getitem__(self, i: int) -> memoryview:
         o = int(self.offsets[i])
-        return memoryview(self._base[o:o + int(self.lengths[i])])
+        return self._base[o : o + int(self.lengths[i])].data
 
     def __iter__(self) -> Iterator[memoryview]:
-        base = memoryview(self._base)
+        base = self._base.data
         for o, n in zip(self.offsets.tolist(), self.lengths.tolist()):
-            yield base[o:o + n]
+            yield base[o : o + n]
 
     def array(self, dtype: np.dtype | type = np.uint8) -> np.ndarray:
         """All records as one 2-D numpy view (n, length), without copying.
@@ -111,13 +117,21 @@ class RecordBatch:
             return np.empty((0, 0), dtype=dtype)
         length = int(self.lengths[0])
         stride = int(self.offsets[1] - self.offsets[0]) if n > 1 else (length + 15) & ~7
-        if n > 1 and not self._uniform and (
-                np.any(self.lengths != length) or np.any(np.diff(self.offsets) != stride)):
+        if (
+            n > 1
+            and not self._uniform
+            and (np.any(self.lengths != length) or np.any(np.diff(self.offsets) != stride))
+        ):
             raise ValueError("records differ in length or stride; peek(uniform=True) first")
         if length % dtype.itemsize or stride % dtype.itemsize:
             raise ValueError(f"record length {length} is not a multiple of {dtype}")
-        view = np.ndarray(shape=(n, length // dtype.itemsize), dtype=dtype, buffer=self._base,
-                          offset=int(self.offsets[0]), strides=(stride, dtype.itemsize))
+        view = np.ndarray(
+            shape=(n, length // dtype.itemsize),
+            dtype=dtype,
+            buffer=self._base,
+            offset=int(self.offsets[0]),
+            strides=(stride, dtype.itemsize),
+        )
         if self._zero_copy:
             view.flags.writeable = False
         return view
@@ -145,8 +159,16 @@ class Ring:
     waits with :meth:`wait_writable` and retries).
     """
 
-    def __init__(self, handle, *, name: str | None = None, shm=None, mem=None,
-                 owner: bool = False, native_owned: bool = False) -> None:
+    def __init__(
+        self,
+        handle,
+        *,
+        name: str | None = None,
+        shm=None,
+        mem=None,
+        owner: bool = False,
+        native_owned: bool = False,
+    ) -> None:
         self._handle = handle
         self._name = name
         self._shm = shm
@@ -169,8 +191,9 @@ class Ring:
     # ---- construction ----------------------------------------------------
 
     @classmethod
-    def create(cls, capacity: int, *, name: str | None = None, policy: str = "drop",
-               shared: bool | None = None) -> Ring:
+    def create(
+        cls, capacity: int, *, name: str | None = None, policy: str = "drop", shared: bool | None = None
+    ) -> Ring:
         """A new ring of ``capacity`` data bytes (a power of two).
 
         With ``name`` (or ``shared=True``, which picks a random name) the ring
@@ -207,9 +230,11 @@ class Ring:
         """Attach to a shared ring created elsewhere; :class:`BadSegment` if the
         segment is not a ring this version understands."""
         shm = _open_untracked(name)
-        mem = ffi.from_buffer(shm.buf)
+        buf = shm.buf
+        assert buf is not None  # just opened
+        mem = ffi.from_buffer(buf)
         out = ffi.new("mc_ring **")
-        status = lib.mc_ring_attach(mem, len(shm.buf), out)
+        status = lib.mc_ring_attach(mem, len(buf), out)
         if status < 0:
             ffi.release(mem)
             shm.close()
@@ -272,13 +297,19 @@ class Ring:
         and leaves the rest to the caller."""
         if not records:
             return 0
-        lengths = np.fromiter((len(memoryview(r).cast("B")) for r in records),
-                              dtype=np.uint32, count=len(records))
+        lengths = np.fromiter(
+            (len(memoryview(r).cast("B")) for r in records), dtype=np.uint32, count=len(records)
+        )
         blob = b"".join(memoryview(r).cast("B") for r in records)
         written = ffi.new("uint32_t *")
-        status = lib.mc_ring_write_batch(self._h(), type, ffi.from_buffer(blob),
-                                         ffi.from_buffer("uint32_t[]", lengths),
-                                         len(records), written)
+        status = lib.mc_ring_write_batch(
+            self._h(),
+            type,
+            ffi.from_buffer(blob),
+            ffi.from_buffer("uint32_t[]", lengths),
+            len(records),
+            written,
+        )
         if status < 0 and status != lib.MC_E_FULL:
             check(status, "ring write_batch")
         return int(written[0])
@@ -355,8 +386,7 @@ class Ring:
                 continue
             check(status, "ring read")
 
-    def read_batch(self, max_records: int = _DEFAULT_BATCH,
-                   timeout: float | None = 0.0) -> RecordBatch:
+    def read_batch(self, max_records: int = _DEFAULT_BATCH, timeout: float | None = 0.0) -> RecordBatch:
         """Copy up to ``max_records`` records with one native call. The batch's
         views point into a buffer reused by the next ``read_batch``."""
         h = self._h()
@@ -364,21 +394,25 @@ class Ring:
         buf = self._ensure_copy_buf(self._capacity)
         cbuf = ffi.from_buffer(buf)
         while True:
-            status = lib.mc_ring_read_batch(h, cbuf, len(buf), self._c_offsets, self._c_lengths,
-                                            self._c_types, max_records, self._count)
+            status = lib.mc_ring_read_batch(
+                h, cbuf, len(buf), self._c_offsets, self._c_lengths, self._c_types, max_records, self._count
+            )
             if status == 0:
                 n = int(self._count[0])
-                return RecordBatch(None, buf, self._offsets[:n], self._lengths[:n],
-                                   self._types[:n], zero_copy=False)
+                return RecordBatch(
+                    None, buf, self._offsets[:n], self._lengths[:n], self._types[:n], zero_copy=False
+                )
             if status == lib.MC_E_EMPTY:
                 if timeout == 0 or not self.wait(timeout):
-                    return RecordBatch(None, buf, self._offsets[:0], self._lengths[:0],
-                                       self._types[:0], zero_copy=False)
+                    return RecordBatch(
+                        None, buf, self._offsets[:0], self._lengths[:0], self._types[:0], zero_copy=False
+                    )
                 continue
             check(status, "ring read_batch")
 
-    def peek(self, max_records: int = _DEFAULT_BATCH, timeout: float | None = 0.0,
-             uniform: bool = False) -> RecordBatch:
+    def peek(
+        self, max_records: int = _DEFAULT_BATCH, timeout: float | None = 0.0, uniform: bool = False
+    ) -> RecordBatch:
         """Zero-copy: up to ``max_records`` records still in the ring. Release
         the batch (or use ``with``) to consume them. With ``uniform=True`` the
         batch stops before the first record of another length or at a
@@ -386,20 +420,28 @@ class Ring:
         h = self._h()
         self._alloc_batch(max_records)
         while True:
-            status = lib.mc_ring_peek(h, self._c_offsets, self._c_lengths, self._c_types,
-                                      max_records, self._count)
+            status = lib.mc_ring_peek(
+                h, self._c_offsets, self._c_lengths, self._c_types, max_records, self._count
+            )
             if status == 0:
                 n = int(self._count[0])
                 offsets, lengths = self._offsets[:n], self._lengths[:n]
                 if uniform and n > 1:
                     n = _uniform_prefix(offsets, lengths)
                     offsets, lengths = offsets[:n], lengths[:n]
-                return RecordBatch(self, self._data, offsets, lengths, self._types[:n],
-                                   zero_copy=True, uniform=uniform)
+                return RecordBatch(
+                    self, self._data, offsets, lengths, self._types[:n], zero_copy=True, uniform=uniform
+                )
             if status == lib.MC_E_EMPTY:
                 if timeout == 0 or not self.wait(timeout):
-                    return RecordBatch(self, self._data, self._offsets[:0], self._lengths[:0],
-                                       self._types[:0], zero_copy=True)
+                    return RecordBatch(
+                        self,
+                        self._data,
+                        self._offsets[:0],
+                        self._lengths[:0],
+                        self._types[:0],
+                        zero_copy=True,
+                    )
                 continue
             check(status, "ring peek")
 
@@ -429,12 +471,19 @@ class Ring:
     def stats(self) -> RingStats:
         st = self._raw_stats()
         return RingStats(
-            capacity=st.capacity, used_bytes=st.used_bytes,
-            records_written=st.records_written, records_read=st.records_read,
-            records_dropped=st.records_dropped, bytes_dropped=st.bytes_dropped,
-            records_refused=st.records_refused, wake_calls=st.wake_calls,
-            rewinds=st.rewinds, max_record=st.max_record,
-            policy=self._policy, closed=bool(st.closed))
+            capacity=st.capacity,
+            used_bytes=st.used_bytes,
+            records_written=st.records_written,
+            records_read=st.records_read,
+            records_dropped=st.records_dropped,
+            bytes_dropped=st.bytes_dropped,
+            records_refused=st.records_refused,
+            wake_calls=st.wake_calls,
+            rewinds=st.rewinds,
+            max_record=st.max_record,
+            policy=self._policy,
+            closed=bool(st.closed),
+        )
 
     def close(self) -> None:
         """Free this handle (both sides must have stopped). The creator of a
@@ -493,7 +542,7 @@ class Ring:
             # 64-byte aligned, with a deliberate offset against 4K aliasing
             raw = np.empty(size + 128, dtype=np.uint8)
             start = (-raw.ctypes.data) % 64 + 64
-            self._copy_buf = raw[start:start + size]
+            self._copy_buf = raw[start : start + size]
         return self._copy_buf
 
 

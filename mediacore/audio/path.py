@@ -88,14 +88,16 @@ class LatencyRecorder:
         if not chunks or not sum(len(c) for c in chunks):
             return {f"p{q}" if q < 100 else "max": None for q in qs}
         a = np.concatenate(chunks)
-        return {(f"p{q}" if q < 100 else "max"): round(float(np.percentile(a, q)) / 1e6, 4)
-                for q in qs}
+        return {(f"p{q}" if q < 100 else "max"): round(float(np.percentile(a, q)) / 1e6, 4) for q in qs}
 
     def summary(self) -> dict:
         with self._lock:
             beyond, playout = list(self._beyond), list(self._playout)
-        return {**self._pct(beyond), "samples": int(sum(len(c) for c in beyond)),
-                "playout_delay_ms": self._pct(playout)}
+        return {
+            **self._pct(beyond),
+            "samples": int(sum(len(c) for c in beyond)),
+            "playout_delay_ms": self._pct(playout),
+        }
 
 
 FrameHandler = Callable[[np.ndarray, np.ndarray, int], None]
@@ -113,7 +115,7 @@ class CallAudio:
     graph: AudioGraph
     worker_index: int
     final_stats: GraphStats | None = None
-    streams: dict = field(default_factory=dict)   # ssrc -> engine receive stream
+    streams: dict = field(default_factory=dict)  # ssrc -> engine receive stream
     on_frames: FrameHandler | None = None
     on_event: EventHandler | None = None
     send_pcm: Ring | None = None
@@ -157,7 +159,7 @@ class CallAudio:
         ring = self._send_ring()
         pcm = np.ascontiguousarray(pcm, dtype=np.int16).reshape(-1)
         n = len(pcm) // lib.MC_AUDIO_FRAME_SAMPLES
-        frames = pcm[:n * lib.MC_AUDIO_FRAME_SAMPLES].reshape(n, -1)
+        frames = pcm[: n * lib.MC_AUDIO_FRAME_SAMPLES].reshape(n, -1)
         sent = 0
         for f in frames:
             free = ring.capacity - ring.stats().used_bytes
@@ -179,7 +181,7 @@ class CallAudio:
 
     @property
     def send_state(self) -> str:
-        """"active" while frames written here go out, "inactive" while the
+        """ "active" while frames written here go out, "inactive" while the
         graph sends silence (or nothing, with DTX) for want of them."""
         return "active" if self.stats().send_state == lib.MC_AUDIO_SEND_ACTIVE else "inactive"
 
@@ -229,10 +231,15 @@ class AudioPath:
     and the other calls of the batch still get their frames.
     """
 
-    def __init__(self, on_frames: FrameHandler | None = None,
-                 on_event: EventHandler | None = None, *,
-                 workers: int | None = None, output_capacity: int = 1 << 22,
-                 latency: LatencyRecorder | None = None) -> None:
+    def __init__(
+        self,
+        on_frames: FrameHandler | None = None,
+        on_event: EventHandler | None = None,
+        *,
+        workers: int | None = None,
+        output_capacity: int = 1 << 22,
+        latency: LatencyRecorder | None = None,
+    ) -> None:
         self.on_frames = on_frames
         self.on_event = on_event
         self.latency = latency if latency is not None else LatencyRecorder()
@@ -244,21 +251,34 @@ class AudioPath:
         for i in range(n):
             w = AudioWorker(stagger=True)
             lane = _Lane(w, Ring.create(output_capacity, policy="drop"))
-            lane.thread = threading.Thread(target=self._read, args=(lane,), daemon=True,
-                                           name=f"audio-reader-{i}")
+            lane.thread = threading.Thread(
+                target=self._read, args=(lane,), daemon=True, name=f"audio-reader-{i}"
+            )
             self.lanes.append(lane)
         for lane in self.lanes:
             lane.worker.start()
+            assert lane.thread is not None
             lane.thread.start()
 
     # ---- calls ---------------------------------------------------------------
 
-    def add_call(self, tag: int, *, mixed: bool = False, unmixed: bool = True,
-                 events: bool = True, payload_types: dict | None = None,
-                 telephone_event_pt: int = -1, input_capacity: int = 1 << 16,
-                 on_frames: FrameHandler | None = None, on_event: EventHandler | None = None,
-                 send_out: Ring | None = None, engine=None, send_queue_frames: int = 500,
-                 **graph_options) -> CallAudio:
+    def add_call(
+        self,
+        tag: int,
+        *,
+        mixed: bool = False,
+        unmixed: bool = True,
+        events: bool = True,
+        payload_types: dict | None = None,
+        telephone_event_pt: int = -1,
+        input_capacity: int = 1 << 16,
+        on_frames: FrameHandler | None = None,
+        on_event: EventHandler | None = None,
+        send_out: Ring | None = None,
+        engine=None,
+        send_queue_frames: int = 500,
+        **graph_options,
+    ) -> CallAudio:
         """A graph for call ``tag`` on the least busy worker; give its
         ``input`` ring to the engine's receive streams of the call. Its frames
         go to ``on_frames`` / ``on_event`` (else the path's). With ``send_out``
@@ -280,15 +300,30 @@ class AudioPath:
             send_pcm = Ring.create(size, policy="drop")
             graph_options.update(send_pcm=send_pcm, send_out=send_out, engine=engine)
         # registered before its graph exists: the graph's first frames find their handlers
-        call = CallAudio(tag, inp, None, k, on_frames=on_frames,  # type: ignore[arg-type]
-                         on_event=on_event, send_pcm=send_pcm)
+        call = CallAudio(
+            tag,
+            inp,
+            None,  # type: ignore[arg-type]  # the graph, set right below
+            k,
+            on_frames=on_frames,
+            on_event=on_event,
+            send_pcm=send_pcm,
+        )
         with self._lock:
             self.calls[tag] = call
         try:
-            call.graph = AudioGraph(lane.worker, input=inp, payload_types=payload_types,
-                                    telephone_event_pt=telephone_event_pt, output=lane.output,
-                                    mixed=mixed, unmixed=unmixed, events=events, tag=tag,
-                                    **graph_options)
+            call.graph = AudioGraph(
+                lane.worker,
+                input=inp,
+                payload_types=payload_types,
+                telephone_event_pt=telephone_event_pt,
+                output=lane.output,
+                mixed=mixed,
+                unmixed=unmixed,
+                events=events,
+                tag=tag,
+                **graph_options,
+            )
         except BaseException:
             with self._lock:
                 del self.calls[tag]
