@@ -132,6 +132,19 @@ def heap_kib() -> tuple[int, int] | None:
     return (mi.uordblks + mi.hblkhd) // 1024, mi.fordblks // 1024
 
 
+def anon_huge_kib() -> int | None:
+    """Transparent huge pages in the RSS (/proc/self/smaps_rollup): large rings ask
+    for them (native/src/compat.c, ``mc_large_alloc``; docs/soak.md, "Findings")."""
+    try:
+        with open("/proc/self/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("AnonHugePages:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd")) - 1      # less listdir's own descriptor
 
@@ -285,6 +298,9 @@ class Sampler:
         heap = heap_kib()
         if heap is not None:
             s["heap_used_kib"], s["heap_free_kib"] = heap
+        huge = anon_huge_kib()
+        if huge is not None:
+            s["anon_huge_kib"] = huge
         for level, c in self.counts.items():
             s[f"{level}_started"], s[f"{level}_ended"] = c.started, c.ended
             s[f"{level}_failed"], s[f"{level}_active"] = c.failed, c.active
@@ -908,14 +924,14 @@ def _figures(samples: list[dict[str, Any]], after_s: float) -> dict[str, Any]:
     warm = [s for s in samples if s["t"] >= after_s]
     ts = [s["t"] for s in warm]
     out: dict[str, Any] = {"samples": len(warm), "from_s": after_s}
-    for k in ("rss_kib", "heap_used_kib", "heap_free_kib", "fds", "threads", "os_threads", "shm",
+    for k in ("rss_kib", "anon_huge_kib", "heap_used_kib", "heap_free_kib", "fds", "threads", "os_threads", "shm",
               "shm_mapped", "children", "emulator_rss_kib"):
         ys = [s[k] for s in warm if k in s]
         if len(ys) == len(ts):
             sl = slope_per_min(ts, ys)
             out[f"{k}_per_min"] = None if sl is None else round(sl, 4)
             out[f"{k}_min"], out[f"{k}_max"] = (min(ys), max(ys)) if ys else (None, None)
-    for k in ("rss", "heap_used", "heap_free"):
+    for k in ("rss", "anon_huge", "heap_used", "heap_free"):
         if out.get(f"{k}_kib_per_min") is not None:
             out[f"{k}_mib_per_min"] = round(out[f"{k}_kib_per_min"] / 1024, 4)
     return out
@@ -923,7 +939,8 @@ def _figures(samples: list[dict[str, Any]], after_s: float) -> dict[str, Any]:
 
 def _resources(shm: ShmTracker) -> dict[str, Any]:
     heap = heap_kib()
-    return {"rss_kib": rss_kib(), "heap_used_kib": heap[0] if heap else None, "fds": open_fds(), "threads": threading.active_count(),
+    return {"rss_kib": rss_kib(), "anon_huge_kib": anon_huge_kib(),
+            "heap_used_kib": heap[0] if heap else None, "fds": open_fds(), "threads": threading.active_count(),
             "os_threads": os_threads(), "shm": len(shm.alive()), "shm_mapped": len(shm_mapped()),
             "children": len(child_pids()), "fd_kinds": fd_kinds(),
             "thread_names": sorted(t.name for t in threading.enumerate())}
@@ -1093,7 +1110,8 @@ def main(argv: list[str] | None = None) -> int:
     def progress(s: dict[str, Any]) -> None:
         calls = " ".join(f"{lv} {s.get(lv + '_started', 0)}/{s.get(lv + '_ended', 0)}"
                          f"/{s.get(lv + '_failed', 0)}" for lv in levels)
-        heap = (f" heap {s['heap_used_kib'] / 1024:.1f}+{s['heap_free_kib'] / 1024:.1f} MiB"
+        heap = (f" (huge pages {s.get('anon_huge_kib', 0) / 1024:.0f}) heap "
+                f"{s['heap_used_kib'] / 1024:.1f}+{s['heap_free_kib'] / 1024:.1f} MiB"
                 if "heap_used_kib" in s else "")
         print(f"[{s['t']:7.0f} s] rss {s['rss_kib'] / 1024:.1f} MiB{heap} fds {s['fds']} threads "
               f"{s['threads']}/{s['os_threads']} shm {s['shm']}/{s['shm_mapped']} children "
