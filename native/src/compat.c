@@ -290,27 +290,47 @@ void *mc_aligned_alloc(size_t alignment, size_t size)
 #endif
 }
 
-void *mc_large_alloc(size_t prefix, size_t size, void **block)
+void *mc_large_alloc(size_t prefix, size_t size, mc_large_block *block)
 {
-    *block = NULL;
+    block->base = NULL;
+    block->length = 0;
     if (prefix > 4096)
         return NULL;
 #if defined(MC_OS_LINUX) && defined(MADV_HUGEPAGE)
     const size_t huge = (size_t)2 << 20;
     if (size >= huge) {
         size_t rounded = (size + huge - 1) & ~(huge - 1);
-        void *b = NULL;
-        if (posix_memalign(&b, huge, huge + rounded) == 0) {
-            uint8_t *area = (uint8_t *)b + huge;
+        /* room to put the area on a 2 MiB boundary with a page before it for the prefix */
+        size_t length = rounded + 2 * huge;
+        void *m = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m != MAP_FAILED) {
+            uintptr_t start = ((uintptr_t)m + 4096 + huge - 1) & ~(uintptr_t)(huge - 1);
+            uint8_t *area = (uint8_t *)start;
             (void)madvise(area, rounded, MADV_HUGEPAGE); /* a hint: 4 KiB pages if refused */
-            *block = b;
+            block->base = m;
+            block->length = length;
             return area - prefix;
         }
     }
 #endif
     void *p = mc_aligned_alloc(4096, prefix + size);
-    *block = p;
+    block->base = p;
     return p;
+}
+
+void mc_large_free(mc_large_block *block)
+{
+    if (!block->base)
+        return;
+#if defined(MC_OS_LINUX) && defined(MADV_HUGEPAGE)
+    if (block->length) {
+        (void)munmap(block->base, block->length);
+        block->base = NULL;
+        return;
+    }
+#endif
+    mc_aligned_free(block->base);
+    block->base = NULL;
 }
 
 void mc_aligned_free(void *p)

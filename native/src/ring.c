@@ -79,7 +79,7 @@ struct mc_ring {
     uint32_t max_record;
     uint32_t flags;
     int shared;
-    void *owned_memory;
+    mc_large_block owned_memory; /* base NULL: the caller's memory */
     /* producer-private state (own cache line) */
     MC_ALIGNED(64) uint64_t prod_head; /* head including unpublished records */
     uint64_t prod_tail_cache;
@@ -198,13 +198,13 @@ MC_API mc_status mc_ring_new(uint64_t capacity, uint32_t flags, mc_ring **out)
     if (!capacity_valid(capacity))
         return MC_E_BAD_SIZE;
     size_t size = mc_ring_memory_size(capacity);
-    void *block = NULL;
+    mc_large_block block;
     void *mem = mc_large_alloc(MC_RING_HEADER_SIZE, (size_t)capacity, &block);
     if (!mem)
         return MC_E_NOMEM;
     mc_status s = mc_ring_init(mem, size, capacity, flags, out);
     if (s != MC_OK) {
-        mc_aligned_free(block);
+        mc_large_free(&block);
         return s;
     }
     (*out)->owned_memory = block;
@@ -215,8 +215,7 @@ MC_API void mc_ring_free(mc_ring *ring)
 {
     if (!ring)
         return;
-    if (ring->owned_memory)
-        mc_aligned_free(ring->owned_memory);
+    mc_large_free(&ring->owned_memory);
     mc_aligned_free(ring);
 }
 
